@@ -1,0 +1,77 @@
+import { Value } from '@sinclair/typebox/value';
+import { parseDocument } from 'yaml';
+import { ConfigError, errorMessage } from '../errors.ts';
+import type { Host } from '../host/host.ts';
+import { readLocalText } from '../host/local.ts';
+import { AgentConfig } from './schema.ts';
+
+export const DEFAULT_CONFIG_PATH = '/etc/kubenode/agent.yaml';
+
+/** JSON pointer "/monitors/systemLog/0" → "monitors.systemLog[0]". */
+export function fieldPath(pointer: string): string {
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((part) => part.replaceAll('~1', '/').replaceAll('~0', '~'))
+    .reduce((acc, part) => (/^\d+$/.test(part) ? `${acc}[${part}]` : acc === '' ? part : `${acc}.${part}`), '');
+}
+
+/** Validates a parsed document against the schema, filling defaults; throws the first problem as a ConfigError. */
+export function validateConfig(file: string, raw: unknown): AgentConfig {
+  const doc = raw ?? {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new ConfigError(file, '', 'expected a YAML mapping at the top level');
+  }
+  const withDefaults = Value.Default(AgentConfig, structuredClone(doc));
+  const first = Value.Errors(AgentConfig, withDefaults).First();
+  if (first !== undefined) {
+    const field = fieldPath(first.path);
+    const unexpected = first.message.startsWith('Unexpected property');
+    const got = JSON.stringify(first.value) ?? 'nothing';
+    throw new ConfigError(file, field === '' ? '(top level)' : field, unexpected ? 'unknown key' : `expected ${describe(first.schema)}, got ${got.length > 60 ? `${got.slice(0, 60)}…` : got}`);
+  }
+  return withDefaults as AgentConfig;
+}
+
+function describe(schema: { type?: unknown; pattern?: unknown; description?: unknown; anyOf?: unknown }): string {
+  if (Array.isArray(schema.anyOf)) {
+    return `one of ${(schema.anyOf as { const?: unknown }[]).map((s) => JSON.stringify(s.const)).join(', ')}`;
+  }
+  const what = typeof schema.type === 'string' ? schema.type : 'a value';
+  if (typeof schema.pattern === 'string') return `${what} matching ${schema.pattern}`;
+  return what;
+}
+
+export function parseConfigText(file: string, text: string): AgentConfig {
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  const yamlError = doc.errors[0];
+  if (yamlError !== undefined) {
+    const pos = yamlError.linePos?.[0];
+    throw new ConfigError(file, '', `invalid YAML${pos === undefined ? '' : ` at line ${pos.line}, column ${pos.col}`}: ${yamlError.message.split('\n')[0]}`);
+  }
+  return validateConfig(file, doc.toJS());
+}
+
+/**
+ * Loads agent.yaml. An explicit --config path must exist; the default path may be
+ * absent, and then the embedded defaults apply. The file is read through the Host,
+ * so `--root` also replays a captured agent.yaml.
+ */
+export async function loadConfig(host: Host, explicitPath: string | undefined): Promise<{ config: AgentConfig; source: string }> {
+  if (explicitPath !== undefined) {
+    let text: string;
+    try {
+      text = await readLocalText(explicitPath);
+    } catch (err) {
+      throw new ConfigError(explicitPath, '', `cannot read: ${errorMessage(err)}`);
+    }
+    return { config: parseConfigText(explicitPath, text), source: explicitPath };
+  }
+  const text = await host.tryReadText(DEFAULT_CONFIG_PATH);
+  if (text === undefined) return { config: validateConfig('(defaults)', {}), source: '(embedded defaults)' };
+  return { config: parseConfigText(host.path(DEFAULT_CONFIG_PATH), text), source: host.path(DEFAULT_CONFIG_PATH) };
+}
+
+export function defaultConfig(): AgentConfig {
+  return validateConfig('(defaults)', {});
+}

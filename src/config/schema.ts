@@ -1,0 +1,91 @@
+import { Type, type Static, type TObject, type TProperties } from '@sinclair/typebox';
+import type { DetectorDefinition } from '../detectors/engine/types.ts';
+import { detectors } from '../detectors/index.ts';
+
+const DURATION_PATTERN = '^(0|([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$';
+export const Duration = (description: string, defaultValue: string) =>
+  Type.String({ pattern: DURATION_PATTERN, description, default: defaultValue });
+
+const RecoveryPattern = Type.Object(
+  {
+    condition: Type.String({ minLength: 1, description: 'Condition type this pattern clears' }),
+    pattern: Type.String({ minLength: 1, description: 'RE2-syntax regular expression, as NPD rules use' }),
+  },
+  { additionalProperties: false },
+);
+
+const Monitors = Type.Object(
+  {
+    systemLog: Type.Array(Type.String({ minLength: 1 }), {
+      default: ['builtin:kernel-monitor.json', 'builtin:readonly-monitor.json'],
+      description: 'NPD system-log-monitor files (builtin:NAME for an embedded one)',
+    }),
+    customPlugin: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description: 'NPD custom-plugin-monitor files',
+    }),
+    pluginWorkingDir: Type.String({
+      default: '/',
+      pattern: '^/',
+      description: "Host directory that relative plugin paths resolve against (NPD's working directory)",
+    }),
+    conditionExpiry: Type.Record(Type.String(), Type.String({ pattern: DURATION_PATTERN }), {
+      default: {},
+      description: 'Condition type -> how long a log-derived True condition holds without a new match',
+    }),
+    recoveryPatterns: Type.Array(RecoveryPattern, {
+      default: [],
+      description: 'Log lines that clear a log-derived condition',
+    }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+function detectorSchemas(): TObject {
+  const props: TProperties = {};
+  for (const [name, def] of Object.entries(detectors as Record<string, DetectorDefinition>)) {
+    props[name] = Type.Composite(
+      [
+        Type.Object({
+          enabled: Type.Boolean({ default: def.defaults.enabled }),
+          interval: Duration('Time between probes in the daemon', def.defaults.interval),
+          timeout: Duration('Deadline of one probe', def.defaults.timeout),
+        }),
+        def.configSchema,
+      ],
+      { additionalProperties: false, default: {}, description: def.description },
+    );
+  }
+  return Type.Object(props, { additionalProperties: false, default: {} });
+}
+
+export const AgentConfig = Type.Object(
+  {
+    nodeName: Type.String({ default: '', description: 'Node name; empty means the host name' }),
+    stateDir: Type.String({ default: '/var/lib/kubenode', pattern: '^/', description: 'Host directory for agent state' }),
+    listen: Type.String({
+      default: '127.0.0.1:9746',
+      pattern: '^(\\[[0-9a-fA-F:]+\\]|[0-9.]+|localhost):[0-9]{1,5}$',
+      description: 'Address of the metrics and health endpoint',
+    }),
+    logLevel: Type.Union(
+      [Type.Literal('trace'), Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')],
+      { default: 'info' },
+    ),
+    check: Type.Object(
+      { timeout: Duration('Deadline of the whole `check` command', '30s') },
+      { additionalProperties: false, default: {} },
+    ),
+    detection: Type.Object(
+      {
+        maxConcurrent: Type.Integer({ minimum: 1, maximum: 64, default: 4, description: 'Detectors probing at once' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    monitors: Monitors,
+    detectors: detectorSchemas(),
+  },
+  { additionalProperties: false },
+);
+
+export type AgentConfig = Static<typeof AgentConfig>;

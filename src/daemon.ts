@@ -1,0 +1,134 @@
+import type { Server } from 'node:http';
+import type { Logger } from 'pino';
+import { setup, type CommonOptions } from './cli/common.ts';
+import { buildInstances } from './detectors/engine/instances.ts';
+import type { ProbeOutcome } from './detectors/engine/run.ts';
+import { Scheduler } from './detectors/engine/scheduler.ts';
+import type { DetectorInstance } from './detectors/engine/types.ts';
+import { errorMessage } from './errors.ts';
+import type { Host } from './host/host.ts';
+import { ConditionStore } from './report/condition-store.ts';
+import { AgentMetrics } from './report/metrics.ts';
+import { startServer } from './report/server.ts';
+
+export interface DaemonOptions extends CommonOptions {
+  listen?: string;
+}
+
+interface Running {
+  scheduler: Scheduler;
+  instances: DetectorInstance[];
+}
+
+/** `kubenode-agent run`: detectors on their intervals, state in the state dir, metrics and health on loopback. */
+export class Daemon {
+  readonly #options: DaemonOptions;
+  readonly #log: Logger;
+  readonly #metrics = new AgentMetrics();
+  #host: Host | undefined;
+  #store: ConditionStore | undefined;
+  #server: Server | undefined;
+  #running: Running | undefined;
+  #stopping = false;
+  readonly #lastOutcome = new Map<string, { at: string; ok: boolean; error?: string }>();
+
+  constructor(options: DaemonOptions, log: Logger) {
+    this.#options = options;
+    this.#log = log;
+  }
+
+  /** Throws ConfigError when the configuration is bad: a daemon must not start half-configured. */
+  async start(): Promise<string> {
+    const s = await setup(this.#options);
+    const instances = await buildInstances(s.host, s.config, s.monitors);
+    this.#host = s.host;
+    const bootId = (await s.host.tryReadText('/proc/sys/kernel/random/boot_id'))?.trim() ?? 'unknown';
+    this.#store = new ConditionStore(s.host, s.config.stateDir, bootId, this.#log.child({ component: 'state' }));
+    await this.#store.load();
+    const { server, address } = await startServer(this.#options.listen ?? s.config.listen, this.#metrics.registry, {
+      healthy: () => ({
+        ok: !this.#stopping && this.#running !== undefined,
+        detail: { node: s.nodeName, detectors: Object.fromEntries(this.#lastOutcome) },
+      }),
+    });
+    this.#server = server;
+    this.#running = this.#startScheduler(instances, s.config.detection.maxConcurrent, s.nodeName);
+    this.#log.info({ node: s.nodeName, config: s.configSource, listen: address, detectors: instances.map((i) => i.name) }, 'Agent started');
+    return address;
+  }
+
+  /** SIGHUP: a new configuration replaces the old only when all of it loads. */
+  async reload(): Promise<boolean> {
+    if (this.#running === undefined || this.#stopping) return false;
+    let next: { instances: DetectorInstance[]; maxConcurrent: number; nodeName: string };
+    try {
+      const s = await setup(this.#options);
+      next = { instances: await buildInstances(s.host, s.config, s.monitors), maxConcurrent: s.config.detection.maxConcurrent, nodeName: s.nodeName };
+    } catch (err) {
+      this.#log.error({ err: errorMessage(err) }, 'Configuration reload refused; keeping the running configuration');
+      return false;
+    }
+    await this.#running.scheduler.stop();
+    this.#running = this.#startScheduler(next.instances, next.maxConcurrent, next.nodeName);
+    this.#log.info({ detectors: next.instances.map((i) => i.name) }, 'Configuration reloaded');
+    return true;
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    await this.#running?.scheduler.stop();
+    await this.#store?.flush();
+    await new Promise<void>((resolve) => {
+      if (this.#server === undefined) resolve();
+      else this.#server.close(() => resolve());
+      this.#server?.closeAllConnections();
+    });
+    this.#log.info({}, 'Agent stopped');
+  }
+
+  #startScheduler(instances: DetectorInstance[], maxConcurrent: number, nodeName: string): Running {
+    const host = this.#host as Host;
+    const store = this.#store as ConditionStore;
+    const logDerived = new Map(instances.map((i) => [i.name, i.logDerived]));
+    const scheduler = new Scheduler({
+      maxConcurrent,
+      clock: host.clock,
+      log: this.#log,
+      context: (instance) => ({
+        host,
+        log: this.#log.child({ detector: instance.name }),
+        nodeName,
+        mode: 'run',
+        previous: store.previous(instance.name),
+      }),
+      onOutcome: (detector, outcome, durationMs) => this.#onOutcome(detector, outcome, durationMs, logDerived.get(detector) ?? false),
+    });
+    scheduler.start(instances);
+    return { scheduler, instances };
+  }
+
+  #onOutcome(detector: string, outcome: ProbeOutcome, durationMs: number, logDerived: boolean): void {
+    const store = this.#store as ConditionStore;
+    this.#metrics.observeProbe(detector, durationMs, !outcome.ok);
+    this.#lastOutcome.set(detector, {
+      at: new Date((this.#host as Host).clock.now()).toISOString(),
+      ok: outcome.ok,
+      ...(outcome.ok ? {} : { error: outcome.error }),
+    });
+    if (!outcome.ok) {
+      this.#log.warn({ detector, err: outcome.error, durationMs: Math.round(durationMs) }, 'Detector failed');
+      return;
+    }
+    const { result } = outcome;
+    for (const event of result.events) {
+      this.#log[event.severity === 'warn' ? 'warn' : 'info']({ detector, reason: event.reason, message: event.message, at: new Date(event.timestamp).toISOString() }, 'Event');
+    }
+    this.#metrics.observeEvents(result.events);
+    for (const change of store.update(detector, result.conditions, logDerived)) {
+      this.#metrics.observeCondition(change.before, change.after);
+      const { type, status, reason, message } = change.after;
+      this.#log[status === 'True' ? 'warn' : 'info']({ detector, type, status, reason, message }, 'Condition');
+    }
+  }
+}

@@ -1,0 +1,125 @@
+import path from 'node:path';
+import type { AgentConfig } from '../../config/schema.ts';
+import { ConfigError, errorMessage } from '../../errors.ts';
+import type { Host } from '../../host/host.ts';
+import { readLocalText } from '../../host/local.ts';
+import { parseDuration } from '../../util/duration.ts';
+import { detectors } from '../index.ts';
+import kernelMonitor from '../npd/builtin/kernel-monitor.json' with { type: 'json' };
+import readonlyMonitor from '../npd/builtin/readonly-monitor.json' with { type: 'json' };
+import { parseCustomPluginMonitor, parseSystemLogMonitor } from '../npd/config.ts';
+import { createCustomPluginMonitor } from '../npd/custom-plugin-monitor.ts';
+import type { Recovery } from '../npd/log-rules.ts';
+import { compileRe2, PatternError } from '../npd/re2.ts';
+import { createSystemLogMonitor } from '../npd/system-log-monitor.ts';
+import type { DetectorDefinition, DetectorInstance } from './types.ts';
+
+// NPD's own files, shipped inside the binary so that a node without /etc/kubenode still gets them.
+const BUILTIN_MONITORS: Record<string, unknown> = {
+  'kernel-monitor.json': kernelMonitor,
+  'readonly-monitor.json': readonlyMonitor,
+};
+
+/** A monitor file: `builtin:NAME`, an absolute local path, or an absolute host path (read under --root). */
+export interface MonitorRef {
+  file: string;
+  from: 'local' | 'host';
+}
+
+async function readMonitor(host: Host, ref: MonitorRef): Promise<{ name: string; label: string; text: string }> {
+  if (ref.file.startsWith('builtin:')) {
+    const key = ref.file.slice('builtin:'.length);
+    const doc = BUILTIN_MONITORS[key];
+    if (doc === undefined) {
+      throw new ConfigError(ref.file, '', `no embedded monitor of that name; embedded: ${Object.keys(BUILTIN_MONITORS).map((k) => `builtin:${k}`).join(', ')}`);
+    }
+    return { name: path.basename(key, '.json'), label: ref.file, text: JSON.stringify(doc) };
+  }
+  const name = path.basename(ref.file, '.json');
+  try {
+    if (ref.from === 'local') return { name, label: ref.file, text: await readLocalText(ref.file) };
+    return { name, label: host.path(ref.file), text: await host.readText(ref.file) };
+  } catch (err) {
+    throw new ConfigError(ref.file, '', `cannot read monitor config: ${errorMessage(err)}`);
+  }
+}
+
+function recoveryFor(config: AgentConfig): Recovery {
+  const expiryMs: Record<string, number> = {};
+  for (const [type, text] of Object.entries(config.monitors.conditionExpiry)) expiryMs[type] = parseDuration(text) ?? 0;
+  const patterns = config.monitors.recoveryPatterns.map((p, i) => {
+    try {
+      return { condition: p.condition, regex: compileRe2(p.pattern) };
+    } catch (err) {
+      if (err instanceof PatternError) throw new ConfigError('agent.yaml', `monitors.recoveryPatterns[${i}].pattern`, err.message);
+      throw err;
+    }
+  });
+  return { expiryMs, patterns };
+}
+
+export interface InstanceOptions {
+  systemLog: MonitorRef[];
+  customPlugin: MonitorRef[];
+}
+
+/** Every enabled detector: the built-in ones, then one per NPD monitor file. Throws ConfigError on a bad file. */
+export async function buildInstances(host: Host, config: AgentConfig, options: InstanceOptions): Promise<DetectorInstance[]> {
+  const instances: DetectorInstance[] = [];
+  const taken = new Set<string>();
+  const add = (instance: DetectorInstance, label: string): void => {
+    if (taken.has(instance.name)) throw new ConfigError(label, '', `a detector named ${JSON.stringify(instance.name)} is already configured; monitor files must have distinct names`);
+    taken.add(instance.name);
+    instances.push(instance);
+  };
+
+  for (const [name, def] of Object.entries(detectors as Record<string, DetectorDefinition>)) {
+    const settings = (config.detectors as Record<string, { enabled: boolean; interval: string; timeout: string }>)[name];
+    if (settings === undefined || !settings.enabled) continue;
+    add(
+      {
+        name,
+        logDerived: false,
+        settings: {
+          enabled: true,
+          intervalMs: parseDuration(settings.interval) ?? 60_000,
+          timeoutMs: parseDuration(settings.timeout) ?? 10_000,
+        },
+        create: (ctx) => def.create(settings as never, ctx),
+      },
+      `detectors.${name}`,
+    );
+  }
+
+  const recovery = recoveryFor(config);
+  for (const ref of options.systemLog) {
+    const { name, label, text } = await readMonitor(host, ref);
+    const monitor = parseSystemLogMonitor(label, text);
+    add(
+      {
+        name,
+        logDerived: true,
+        // Log monitors follow their log in the daemon; the interval only paces expiry checks.
+        settings: { enabled: true, intervalMs: 60_000, timeoutMs: 20_000 },
+        create: (ctx) => createSystemLogMonitor(monitor, recovery, ctx),
+      },
+      label,
+    );
+  }
+  for (const ref of options.customPlugin) {
+    const { name, label, text } = await readMonitor(host, ref);
+    const monitor = parseCustomPluginMonitor(label, text);
+    const waves = Math.ceil(monitor.config.rules.length / monitor.concurrency);
+    const longest = Math.max(0, ...monitor.ruleTimeoutsMs);
+    add(
+      {
+        name,
+        logDerived: false,
+        settings: { enabled: true, intervalMs: monitor.invokeIntervalMs, timeoutMs: waves * longest + 5_000 },
+        create: (ctx) => createCustomPluginMonitor(monitor, config.monitors.pluginWorkingDir, ctx),
+      },
+      label,
+    );
+  }
+  return instances;
+}

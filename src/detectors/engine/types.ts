@@ -1,0 +1,51 @@
+import type { Static, TObject } from '@sinclair/typebox';
+import type { Logger } from 'pino';
+import type { Host } from '../../host/host.ts';
+import type { Condition, DetectorResult } from '../../types.ts';
+
+export type Mode = 'check' | 'run';
+
+export interface DetectorContext {
+  host: Host;
+  log: Logger;
+  nodeName: string;
+  mode: Mode;
+  /** This detector's conditions as last persisted; empty on a first start and in `check`. */
+  previous: Condition[];
+}
+
+export interface Detector {
+  /** One complete look at the host: the whole of `check`, and every interval of the daemon. */
+  probe(signal: AbortSignal): Promise<DetectorResult>;
+  /**
+   * Detectors that follow a stream (logs) implement watch() for the daemon instead of
+   * being probed on an interval: it emits each change and returns only when the signal aborts.
+   */
+  watch?(emit: (result: DetectorResult) => void, signal: AbortSignal): Promise<void>;
+}
+
+/** Settings every detector has, whatever its own schema adds. */
+export interface DetectorSettings {
+  enabled: boolean;
+  /** ms between probes in the daemon. */
+  intervalMs: number;
+  /** ms a single probe may take before it is abandoned as unknown. */
+  timeoutMs: number;
+}
+
+export interface DetectorDefinition<S extends TObject = TObject> {
+  description: string;
+  /** The detector's own settings in agent.yaml under detectors.<name>, with their defaults. */
+  configSchema: S;
+  defaults: { enabled: boolean; interval: string; timeout: string };
+  create(config: Static<S>, ctx: DetectorContext): Detector;
+}
+
+/** A detector ready to run: a built-in one, or one NPD monitor file. */
+export interface DetectorInstance {
+  name: string;
+  settings: DetectorSettings;
+  /** Its conditions come from logs of the current boot, so a reboot clears them. */
+  logDerived: boolean;
+  create(ctx: DetectorContext): Detector;
+}

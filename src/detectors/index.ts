@@ -1,0 +1,6 @@
+import type { DetectorDefinition } from './engine/types.ts';
+
+// One line per built-in detector; a test keeps this list and the folder's files in step.
+export const detectors = {} as const satisfies Record<string, DetectorDefinition>;
+
+export type DetectorName = keyof typeof detectors;

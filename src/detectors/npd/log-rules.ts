@@ -1,0 +1,168 @@
+import type { Condition, ProblemEvent } from '../../types.ts';
+import type { ParsedLogMonitor } from './config.ts';
+import { requiredLiteral } from './re2.ts';
+
+export interface LogLine {
+  /** Epoch ms. */
+  timestamp: number;
+  message: string;
+}
+
+export interface Recovery {
+  /** Condition type → ms a True condition holds without a new match before it clears. */
+  expiryMs: Record<string, number>;
+  patterns: { condition: string; regex: RegExp }[];
+}
+
+interface CompiledRule {
+  index: number;
+  type: 'temporary' | 'permanent';
+  condition: string | undefined;
+  reason: string;
+  suffix: string;
+  regex: RegExp;
+  /** Index into the literal table; -1 when the rule has no literal to prefilter on. */
+  literal: number;
+}
+
+export function defaultConditions(declared: readonly { type: string; reason: string; message: string }[], now: number): Condition[] {
+  return declared.map((c) => ({ type: c.type, status: 'False', reason: c.reason, message: c.message, transitionTime: now }));
+}
+
+/**
+ * NPD's system-log-monitor semantics (pkg/systemlogmonitor): each line is pushed into a
+ * buffer of the last bufferSize lines; a rule matches when its pattern matches the joined
+ * buffer up to its very end; the message is the matched lines. Temporary rules raise a
+ * warning event; permanent rules set their condition True and raise an event when the
+ * condition's status or reason changes.
+ */
+export class LogRuleEngine {
+  readonly #rules: CompiledRule[];
+  readonly #literals: string[];
+  readonly #lastSeen: number[];
+  readonly #bufferSize: number;
+  readonly #buffer: LogLine[] = [];
+  readonly #defaults: Map<string, { reason: string; message: string }>;
+  readonly #recovery: Recovery;
+  readonly #conditions: Map<string, Condition>;
+  /** Condition type → timestamp of the last line that set it. */
+  readonly #lastMatch = new Map<string, number>();
+  #lineNo = 0;
+
+  constructor(monitor: ParsedLogMonitor, recovery: Recovery, previous: readonly Condition[], now: number) {
+    this.#bufferSize = monitor.bufferSize;
+    this.#recovery = recovery;
+    const literals = new Map<string, number>();
+    this.#rules = monitor.config.rules.map((rule, index) => {
+      const literal = requiredLiteral(rule.pattern);
+      if (literal !== undefined && !literals.has(literal)) literals.set(literal, literals.size);
+      const literalIndex = literal === undefined ? -1 : (literals.get(literal) as number);
+      return {
+        index,
+        type: rule.type,
+        condition: rule.condition,
+        reason: rule.reason,
+        suffix: rule.patternGeneratedMessageSuffix ?? '',
+        regex: monitor.patterns[index] as RegExp,
+        literal: literalIndex,
+      };
+    });
+    this.#literals = [...literals.keys()];
+    this.#lastSeen = this.#literals.map(() => Number.NEGATIVE_INFINITY);
+    const declared = monitor.config.conditions ?? [];
+    this.#defaults = new Map(declared.map((c) => [c.type, { reason: c.reason, message: c.message }]));
+    this.#conditions = new Map(defaultConditions(declared, now).map((c) => [c.type, c]));
+    for (const prev of previous) {
+      if (this.#conditions.has(prev.type)) {
+        this.#conditions.set(prev.type, { ...prev });
+        if (prev.status === 'True') this.#lastMatch.set(prev.type, prev.transitionTime);
+      }
+    }
+  }
+
+  get conditions(): Condition[] {
+    return [...this.#conditions.values()].map((c) => ({ ...c }));
+  }
+
+  process(lines: readonly LogLine[]): ProblemEvent[] {
+    const events: ProblemEvent[] = [];
+    for (const line of lines) this.#processLine(line, events);
+    return events;
+  }
+
+  /** Clears True conditions whose expiry has passed; returns the change events. */
+  expire(now: number): ProblemEvent[] {
+    const events: ProblemEvent[] = [];
+    for (const [type, ms] of Object.entries(this.#recovery.expiryMs)) {
+      const cond = this.#conditions.get(type);
+      const last = this.#lastMatch.get(type);
+      if (cond?.status === 'True' && last !== undefined && ms > 0 && now - last >= ms) {
+        this.#reset(type, now, `no new match for ${Math.round(ms / 1000)}s`, events);
+      }
+    }
+    return events;
+  }
+
+  #processLine(line: LogLine, events: ProblemEvent[]): void {
+    const lineNo = this.#lineNo++;
+    this.#buffer.push(line);
+    if (this.#buffer.length > this.#bufferSize) this.#buffer.shift();
+    for (let i = 0; i < this.#literals.length; i++) {
+      if (line.message.includes(this.#literals[i] as string)) this.#lastSeen[i] = lineNo;
+    }
+    let joined: string | undefined;
+    for (const rule of this.#rules) {
+      if (rule.literal >= 0 && lineNo - (this.#lastSeen[rule.literal] as number) >= this.#bufferSize) continue;
+      joined ??= this.#buffer.map((l) => l.message).join('\n');
+      const m = rule.regex.exec(joined);
+      if (m === null) continue;
+      const matched = this.#linesFrom(m.index);
+      const message = matched.map((l) => l.message).join(' ') + rule.suffix;
+      const timestamp = (matched[0] as LogLine).timestamp;
+      if (rule.type === 'temporary') {
+        events.push({ severity: 'warn', reason: rule.reason, message, timestamp });
+      } else {
+        this.#setTrue(rule, message, timestamp, events);
+      }
+    }
+    for (const { condition, regex } of this.#recovery.patterns) {
+      if (this.#conditions.get(condition)?.status === 'True' && regex.test(line.message)) {
+        this.#reset(condition, line.timestamp, line.message, events);
+      }
+    }
+  }
+
+  #linesFrom(offset: number): LogLine[] {
+    let start = 0;
+    for (let i = 0, pos = 0; i < this.#buffer.length; i++) {
+      const len = (this.#buffer[i] as LogLine).message.length + 1;
+      if (offset < pos + len) {
+        start = i;
+        break;
+      }
+      pos += len;
+    }
+    return this.#buffer.slice(start);
+  }
+
+  #setTrue(rule: CompiledRule, message: string, timestamp: number, events: ProblemEvent[]): void {
+    const cond = this.#conditions.get(rule.condition as string);
+    if (cond === undefined) return;
+    this.#lastMatch.set(cond.type, timestamp);
+    if (cond.status !== 'True' || cond.reason !== rule.reason) {
+      cond.transitionTime = timestamp;
+      cond.message = message;
+      events.push({ severity: 'warn', reason: rule.reason, message, timestamp });
+    }
+    cond.status = 'True';
+    cond.reason = rule.reason;
+  }
+
+  #reset(type: string, timestamp: number, why: string, events: ProblemEvent[]): void {
+    const def = this.#defaults.get(type);
+    if (def === undefined) return;
+    this.#conditions.set(type, { type, status: 'False', reason: def.reason, message: def.message, transitionTime: timestamp });
+    this.#lastMatch.delete(type);
+    events.push({ severity: 'info', reason: def.reason, message: `${def.message} (recovered: ${why})`, timestamp });
+  }
+}

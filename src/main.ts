@@ -1,0 +1,49 @@
+import { Command, CommanderError } from 'commander';
+import { checkCommand } from './cli/check.ts';
+import { configCommand } from './cli/config.ts';
+import { runCommand } from './cli/run.ts';
+import { versionCommand } from './cli/version.ts';
+import { AgentError, errorMessage } from './errors.ts';
+import { version } from './version.ts';
+
+// Exit codes: 0 ok, 1 problem found, 2 unknown, 64 bad usage or configuration (EX_USAGE), 70 internal error.
+const EXIT_USAGE = 64;
+const EXIT_INTERNAL = 70;
+
+function exitWith(code: number): never {
+  process.exitCode = code;
+  // stdout may be a pipe with data still queued; exit once it has drained.
+  process.stdout.write('', () => process.exit(code));
+  return undefined as never;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command('kubenode-agent')
+    .description('Kubernetes node agent: desired-state installs, NPD-compatible detection, gated repair, triage')
+    .version(version, '-V, --version-flag', 'print the version number')
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(text) })
+    .showHelpAfterError(false);
+  program.addCommand(checkCommand(exitWith));
+  program.addCommand(runCommand());
+  program.addCommand(configCommand());
+  program.addCommand(versionCommand());
+  for (const cmd of program.commands) cmd.exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      exitWith(err.exitCode === 0 ? 0 : EXIT_USAGE);
+      return;
+    }
+    if (err instanceof AgentError && (err.code === 'CONFIG' || err.code === 'USAGE')) {
+      process.stderr.write(`kubenode-agent: ${err.message}\n`);
+      exitWith(EXIT_USAGE);
+      return;
+    }
+    process.stderr.write(`kubenode-agent: internal error: ${err instanceof Error ? (err.stack ?? err.message) : errorMessage(err)}\n`);
+    exitWith(EXIT_INTERNAL);
+  }
+}
+
+void main(process.argv);
