@@ -43,11 +43,10 @@ function describe(schema: { type?: unknown; pattern?: unknown; description?: unk
 }
 
 export function parseConfigText(file: string, text: string): AgentConfig {
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   const yamlError = doc.errors[0];
   if (yamlError !== undefined) {
-    const pos = yamlError.linePos?.[0];
-    throw new ConfigError(file, '', `invalid YAML${pos === undefined ? '' : ` at line ${pos.line}, column ${pos.col}`}: ${yamlError.message.split('\n')[0]}`);
+    throw new ConfigError(file, '', `invalid YAML: ${yamlError.message.split('\n')[0]?.replace(/:$/, '')}`);
   }
   return validateConfig(file, doc.toJS());
 }

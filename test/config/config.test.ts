@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ConfigError } from '../../src/errors.ts';
+import { defaultConfig, fieldPath, parseConfigText } from '../../src/config/load.ts';
+
+test('defaults come from the schema', () => {
+  const config = defaultConfig();
+  assert.equal(config.listen, '127.0.0.1:9746');
+  assert.equal(config.stateDir, '/var/lib/kubenode');
+  assert.equal(config.check.timeout, '30s');
+  assert.equal(config.detection.maxConcurrent, 4);
+  assert.deepEqual(config.monitors.customPlugin, []);
+});
+
+test('a partial file keeps the defaults of what it leaves out', () => {
+  const config = parseConfigText('a.yaml', 'detection:\n  maxConcurrent: 2\n');
+  assert.equal(config.detection.maxConcurrent, 2);
+  assert.equal(config.check.timeout, '30s');
+});
+
+const bad: [string, string, RegExp][] = [
+  ['unknown top-level key', 'colour: red\n', /^a\.yaml: colour: unknown key$/],
+  ['unknown nested key', 'check:\n  timeuot: 5s\n', /^a\.yaml: check\.timeuot: unknown key$/],
+  ['wrong type', 'detection:\n  maxConcurrent: many\n', /^a\.yaml: detection\.maxConcurrent: expected integer, got "many"$/],
+  ['out of range', 'detection:\n  maxConcurrent: 0\n', /^a\.yaml: detection\.maxConcurrent: expected integer, got 0$/],
+  ['bad duration', 'check:\n  timeout: soon\n', /^a\.yaml: check\.timeout: expected string matching .*, got "soon"$/],
+  ['array element', 'monitors:\n  systemLog: [a.json, 3]\n', /^a\.yaml: monitors\.systemLog\[1\]: expected string, got 3$/],
+  ['enum', 'logLevel: loud\n', /^a\.yaml: logLevel: expected one of "trace", "debug", "info", "warn", "error", got "loud"$/],
+  ['invalid YAML', 'check: [\n', /^a\.yaml: invalid YAML: .* at line 2, column 1$/],
+  ['duplicate key', 'logLevel: info\nlogLevel: warn\n', /^a\.yaml: invalid YAML/],
+  ['not a mapping', '- a\n- b\n', /^a\.yaml: expected a YAML mapping at the top level$/],
+];
+
+for (const [name, text, expected] of bad) {
+  test(`refused: ${name}`, () => {
+    assert.throws(() => parseConfigText('a.yaml', text), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, expected);
+      return true;
+    });
+  });
+}
+
+test('JSON pointers become field paths', () => {
+  assert.equal(fieldPath('/monitors/systemLog/0'), 'monitors.systemLog[0]');
+  assert.equal(fieldPath('/a~1b/c'), 'a/b.c');
+  assert.equal(fieldPath(''), '');
+});
