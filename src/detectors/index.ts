@@ -1,6 +1,9 @@
 import type { DetectorDefinition } from './engine/types.ts';
+import { containerRuntime } from './container-runtime.ts';
 
 // One line per built-in detector; a test keeps this list and the folder's files in step.
-export const detectors = {} as const satisfies Record<string, DetectorDefinition>;
+export const detectors = {
+  'container-runtime': containerRuntime,
+} as const satisfies Record<string, DetectorDefinition>;
 
 export type DetectorName = keyof typeof detectors;
