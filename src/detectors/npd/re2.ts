@@ -49,15 +49,9 @@ function foldRange(from: string, to: string): string {
   return `${from}-${to}`;
 }
 
-export interface Translated {
-  source: string;
-  unicode: boolean;
-}
-
 /** Translates an RE2 pattern into an equivalent JavaScript pattern without inline modifiers. */
-export function translateRe2(pattern: string): Translated {
+export function translateRe2(pattern: string): string {
   let out = '';
-  let unicode = false;
   const stack: Flags[] = [{ i: false, s: false }];
   const flags = (): Flags => stack[stack.length - 1] as Flags;
   let pos = 0;
@@ -77,27 +71,16 @@ export function translateRe2(pattern: string): Translated {
         if (inClass) fail('\\A inside a character class');
         return '^';
       case 'p':
-      case 'P': {
-        unicode = true;
-        if (pattern[pos] === '{') {
-          const end = pattern.indexOf('}', pos);
-          if (end < 0) fail('unterminated \\p{');
-          const name = pattern.slice(pos + 1, end);
-          pos = end + 1;
-          return `\\${next}{${name}}`;
-        }
-        const name = pattern[pos] ?? fail('\\p without a class name');
-        pos += 1;
-        return `\\${next}{${name}}`;
-      }
+      case 'P':
+        return fail('Unicode classes (\\p) are not supported: the linear-time engine cannot run them');
       case 'x':
         if (pattern[pos] === '{') {
           const end = pattern.indexOf('}', pos);
           if (end < 0) fail('unterminated \\x{');
-          unicode = true;
           const hex = pattern.slice(pos + 1, end);
           pos = end + 1;
-          return `\\u{${hex}}`;
+          if (!/^[0-9a-fA-F]{1,4}$/.test(hex)) fail('\\x{…} beyond U+FFFF is not supported');
+          return `\\u${hex.padStart(4, '0')}`;
         }
         pos += 2;
         return `\\x${pattern.slice(pos - 2, pos)}`;
@@ -106,8 +89,7 @@ export function translateRe2(pattern: string): Translated {
       default:
         if (/[1-9]/.test(next)) fail('backreferences are not RE2 syntax');
         if (/[A-Za-z]/.test(next)) return `\\${next}`;
-        // An escaped punctuation character is a literal; JavaScript's unicode mode rejects
-        // escapes of characters that are not syntax, so emit those bare.
+        // An escaped punctuation character is a literal; only syntax characters keep their backslash.
         return /[\\^$.|?*+()[\]{}/-]/.test(next) ? `\\${next}` : next;
     }
   };
@@ -237,7 +219,7 @@ export function translateRe2(pattern: string): Translated {
     pos += 1;
   }
   if (stack.length !== 1) fail('unbalanced (');
-  return { source: out, unicode };
+  return out;
 }
 
 /**
@@ -246,9 +228,9 @@ export function translateRe2(pattern: string): Translated {
  */
 export function compileRe2(pattern: string, options: { anchorEnd?: boolean } = {}): RegExp {
   enableLinearEngine();
-  const { source, unicode } = translateRe2(pattern);
+  const source = translateRe2(pattern);
   try {
-    return new RegExp(options.anchorEnd === true ? `${source}$` : source, unicode ? 'lu' : 'l');
+    return new RegExp(options.anchorEnd === true ? `${source}$` : source, 'l');
   } catch (err) {
     throw new PatternError(`invalid pattern ${JSON.stringify(pattern)}: ${(err as Error).message}`);
   }

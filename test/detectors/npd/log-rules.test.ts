@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { LogRuleEngine } from '../../../src/detectors/npd/log-rules.ts';
+import { compileRe2 } from '../../../src/detectors/npd/re2.ts';
+import { at, inlineMonitor } from './helpers.ts';
+
+const noRecovery = { expiryMs: {}, patterns: [] };
+
+const monitor = inlineMonitor({
+  plugin: 'kmsg',
+  source: 'test',
+  bufferSize: 3,
+  conditions: [{ type: 'Broken', reason: 'NotBroken', message: 'all good' }],
+  rules: [
+    { type: 'temporary', reason: 'Blip', pattern: 'blip \\d+' },
+    { type: 'permanent', condition: 'Broken', reason: 'BrokenA', pattern: 'broke A' },
+    { type: 'permanent', condition: 'Broken', reason: 'BrokenB', pattern: 'broke B' },
+    { type: 'temporary', reason: 'TwoLines', pattern: 'first half\\nsecond half' },
+  ],
+});
+
+test('conditions start at their declared defaults', () => {
+  const engine = new LogRuleEngine(monitor, noRecovery, [], 100);
+  assert.deepEqual(engine.conditions, [{ type: 'Broken', status: 'False', reason: 'NotBroken', message: 'all good', transitionTime: 100 }]);
+});
+
+test('a temporary rule raises one warning event per matching line and never a condition', () => {
+  const engine = new LogRuleEngine(monitor, noRecovery, [], 0);
+  const events = engine.process([at(1, 'blip 1'), at(2, 'nothing'), at(3, 'blip 2')]);
+  assert.deepEqual(events, [
+    { severity: 'warn', reason: 'Blip', message: 'blip 1', timestamp: 1 },
+    { severity: 'warn', reason: 'Blip', message: 'blip 2', timestamp: 3 },
+  ]);
+  assert.equal(engine.conditions[0]?.status, 'False');
+});
+
+test('the pattern must match up to the end of the newest line, as NPD appends \\z', () => {
+  const engine = new LogRuleEngine(monitor, noRecovery, [], 0);
+  assert.deepEqual(engine.process([at(1, 'blip 7 and more')]), []);
+});
+
+test('a permanent rule turns its condition True once; a repeat changes nothing; a new reason is a new transition', () => {
+  const engine = new LogRuleEngine(monitor, noRecovery, [], 0);
+  const first = engine.process([at(10, 'broke A')]);
+  assert.deepEqual(first, [{ severity: 'warn', reason: 'BrokenA', message: 'broke A', timestamp: 10 }]);
+  assert.deepEqual(engine.process([at(20, 'broke A')]), []);
+  assert.equal(engine.conditions[0]?.transitionTime, 10);
+  const second = engine.process([at(30, 'broke B')]);
+  assert.equal(second[0]?.reason, 'BrokenB');
+  assert.deepEqual([engine.conditions[0]?.reason, engine.conditions[0]?.transitionTime], ['BrokenB', 30]);
+});
+
+test('bufferSize lets a pattern span lines, and the message holds every matched line', () => {
+  const engine = new LogRuleEngine(monitor, noRecovery, [], 0);
+  const events = engine.process([at(1, 'first half'), at(2, 'second half')]);
+  assert.deepEqual(events, [{ severity: 'warn', reason: 'TwoLines', message: 'first half second half', timestamp: 1 }]);
+});
+
+test('lines that fell out of the buffer no longer take part in a match', () => {
+  const engine = new LogRuleEngine(monitor, noRecovery, [], 0);
+  const events = engine.process([at(1, 'first half'), at(2, 'x'), at(3, 'y'), at(4, 'second half')]);
+  assert.deepEqual(events, []);
+});
+
+test('a recovery pattern clears the condition with an info event', () => {
+  const recovery = { expiryMs: {}, patterns: [{ condition: 'Broken', regex: compileRe2('repaired') }] };
+  const engine = new LogRuleEngine(monitor, recovery, [], 0);
+  engine.process([at(1, 'broke A')]);
+  const events = engine.process([at(2, 'disk repaired')]);
+  assert.equal(events[0]?.severity, 'info');
+  assert.equal(events[0]?.reason, 'NotBroken');
+  assert.deepEqual([engine.conditions[0]?.status, engine.conditions[0]?.reason, engine.conditions[0]?.message], ['False', 'NotBroken', 'all good']);
+});
+
+test('an expiry clears a condition that has not been seen again in time', () => {
+  const engine = new LogRuleEngine(monitor, { expiryMs: { Broken: 60_000 }, patterns: [] }, [], 0);
+  engine.process([at(1_000, 'broke A')]);
+  assert.deepEqual(engine.expire(50_000), []);
+  engine.process([at(40_000, 'broke A')]);
+  assert.deepEqual(engine.expire(90_000), []);
+  const events = engine.expire(100_000);
+  assert.equal(events.length, 1);
+  assert.equal(engine.conditions[0]?.status, 'False');
+});
+
+test('state persisted before a restart is where the monitor starts', () => {
+  const previous = [{ type: 'Broken', status: 'True' as const, reason: 'BrokenA', message: 'broke A', transitionTime: 5 }];
+  const engine = new LogRuleEngine(monitor, noRecovery, previous, 1_000);
+  assert.deepEqual(engine.conditions, previous);
+  assert.deepEqual(engine.process([at(1_001, 'broke A')]), [], 'no second announcement after a restart');
+});
