@@ -1,9 +1,11 @@
 import type { DetectorDefinition } from './engine/types.ts';
 import { containerRuntime } from './container-runtime.ts';
+import { storage } from './storage.ts';
 
 // One line per built-in detector; a test keeps this list and the folder's files in step.
 export const detectors = {
   'container-runtime': containerRuntime,
+  storage,
 } as const satisfies Record<string, DetectorDefinition>;
 
 export type DetectorName = keyof typeof detectors;
