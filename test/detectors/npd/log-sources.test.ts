@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { after, test } from 'node:test';
+import { openLogSource } from '../../../src/detectors/npd/log-sources.ts';
+import { createSystemLogMonitor } from '../../../src/detectors/npd/system-log-monitor.ts';
+import { createHost } from '../../../src/host/host.ts';
+import { createLogger } from '../../../src/log.ts';
+import type { DetectorResult } from '../../../src/types.ts';
+import { TempRoot } from '../../helpers/host-root.ts';
+import { inlineMonitor, referenceMonitor } from './helpers.ts';
+
+const roots: TempRoot[] = [];
+after(() => roots.forEach((r) => r.remove()));
+const newRoot = (): TempRoot => {
+  const r = new TempRoot();
+  roots.push(r);
+  return r;
+};
+const signal = new AbortController().signal;
+
+/** "Nov  7 09:12:44" for a moment, as syslog writes it. */
+function syslogStamp(ms: number): string {
+  const d = new Date(ms);
+  const month = d.toLocaleString('en-US', { month: 'short' });
+  const pad = (n: number): string => String(n).padStart(2, '0');
+  return `${month} ${String(d.getDate()).padStart(2, ' ')} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+test("filelog: NPD's kernel-monitor-filelog.json on a kern.log, with its lookback", async () => {
+  const root = newRoot();
+  const now = Date.now();
+  // Lines from kernel-lines.json in Debian's rsyslog kern.log layout; stamps are rewritten to now so the lookback applies.
+  root.write(
+    '/var/log/kern.log',
+    [
+      `${syslogStamp(now - 3_600_000)} node-1 kernel: [ 2160.247120] INFO: task dmsetup:2507 blocked for more than 120 seconds.`,
+      `${syslogStamp(now - 60_000)} node-1 kernel: [34315.120624] INFO: task jbd2/sda1-8:161 blocked for more than 120 seconds.`,
+      `${syslogStamp(now - 30_000)} node-1 kernel: [34316.000000] "echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.`,
+      `${syslogStamp(now - 20_000)} node-1 kernel: [732240.608081] INFO: task docker:71063 blocked for more than 120 seconds.`,
+    ].join('\n'),
+  );
+  const monitor = referenceMonitor('kernel-monitor-filelog.json');
+  const detector = createSystemLogMonitor(monitor, { expiryMs: {}, patterns: [] }, { host: createHost({ root: root.dir }), log: createLogger('silent'), nodeName: 'n', mode: 'check', previous: [] });
+  const result = await detector.probe(signal);
+  assert.deepEqual(result.events.map((e) => e.reason), ['TaskHung', 'TaskHung', 'DockerHung'], 'the hour-old line is outside the 5m lookback');
+  assert.equal(result.conditions.find((c) => c.type === 'KernelDeadlock')?.status, 'True');
+});
+
+test('kmsg: dictionary lines belong to their record, an unterminated last record still counts in a one-shot read', async () => {
+  const root = newRoot();
+  root.write('/proc/uptime', '100.00 100.00\n');
+  root.write('/dev/kmsg', '3,1,99000000,-;EXT4-fs (dm-4): Remounting filesystem read-only\n SUBSYSTEM=block\n DEVICE=b253:4\n3,2,99500000,-;Buffer I/O error on dev sdb, logical block 0, lost async page write');
+  const source = await openLogSource(createHost({ root: root.dir }), referenceMonitor('readonly-monitor.json'));
+  const lines = await source.read(signal, true);
+  await source.close();
+  assert.deepEqual(lines.map((l) => l.message), ['EXT4-fs (dm-4): Remounting filesystem read-only', 'Buffer I/O error on dev sdb, logical block 0, lost async page write']);
+  const now = Date.now();
+  assert.ok(Math.abs(lines[0]!.timestamp - (now - 1000)) < 5000, 'a record 1 s before uptime is 1 s old');
+});
+
+test('kmsg in the daemon: a record appended later is picked up, an unfinished one waits for its newline', async () => {
+  const root = newRoot();
+  root.write('/proc/uptime', '100.00 100.00\n');
+  const kmsg = root.write('/dev/kmsg', '6,1,1000,-;Linux version 6.1.0\n');
+  const host = createHost({ root: root.dir });
+  const detector = createSystemLogMonitor(referenceMonitor('readonly-monitor.json'), { expiryMs: {}, patterns: [] }, { host, log: createLogger('silent'), nodeName: 'n', mode: 'run', previous: [] });
+  const controller = new AbortController();
+  const results: DetectorResult[] = [];
+  const watching = detector.watch!((r) => results.push(r), controller.signal);
+  await new Promise((r) => setTimeout(r, 400));
+  appendFileSync(kmsg, '3,2,99000000,-;EXT4-fs (dm-4): Remounting filesystem read-only\n3,3,99000001,-;EXT4-fs (sdb1): Remounting');
+  for (let i = 0; i < 40 && !results.some((r) => r.events.length > 0); i++) await new Promise((r) => setTimeout(r, 100));
+  controller.abort();
+  await watching;
+  const events = results.flatMap((r) => r.events);
+  assert.deepEqual(events.map((e) => e.message), ['EXT4-fs (dm-4): Remounting filesystem read-only']);
+  assert.equal(results.at(-1)?.conditions[0]?.status, 'True');
+});
+
+test('journald: real journalctl over a real journal, filtered by identifier and lookback', async () => {
+  const root = newRoot();
+  const now = Date.now() * 1000;
+  const entry = (usec: number, id: string, message: string): string =>
+    `__REALTIME_TIMESTAMP=${usec}\n__MONOTONIC_TIMESTAMP=${usec % 1_000_000_000}\n_BOOT_ID=6c1f2d0e4b1a4f449d6e0a8f3b2c1d00\nMESSAGE=${message}\nSYSLOG_IDENTIFIER=${id}\nPRIORITY=6\n\n`;
+  // systemd's own unit messages as systemd 252 prints them, written into a journal file by systemd-journal-remote.
+  const exported =
+    entry(now - 3_600_000_000, 'systemd', 'Started kubelet.service - kubelet: The Kubernetes Node Agent.') +
+    entry(now - 120_000_000, 'systemd', 'Started kubelet.service - kubelet: The Kubernetes Node Agent.') +
+    entry(now - 60_000_000, 'systemd', 'Starting containerd.service - containerd container runtime...') +
+    entry(now - 30_000_000, 'kernel', 'Started kubelet.service - kubelet: The Kubernetes Node Agent.');
+  const journal = root.path('/var/log/journal/0123456789abcdef0123456789abcdef/system.journal');
+  execFileSync('mkdir', ['-p', root.path('/var/log/journal/0123456789abcdef0123456789abcdef')]);
+  execFileSync('/lib/systemd/systemd-journal-remote', ['-o', journal, '-'], { input: exported, stdio: ['pipe', 'ignore', 'ignore'] });
+  root.script('/usr/bin/journalctl', 'exec /usr/bin/journalctl "$@"');
+  const monitor = referenceMonitor('systemd-monitor.json');
+  const detector = createSystemLogMonitor(monitor, { expiryMs: {}, patterns: [] }, { host: createHost({ root: root.dir }), log: createLogger('silent'), nodeName: 'n', mode: 'check', previous: [] });
+  const result = await detector.probe(signal);
+  assert.deepEqual(result.events.map((e) => e.reason), ['KubeletStart', 'ContainerdStart']);
+});
+
+test('journald without journalctl on the host is an error the engine reports as unknown', async () => {
+  const root = newRoot();
+  const monitor = inlineMonitor({ plugin: 'journald', pluginConfig: { source: 'dockerd' }, source: 'd', rules: [] });
+  const detector = createSystemLogMonitor(monitor, { expiryMs: {}, patterns: [] }, { host: createHost({ root: root.dir }), log: createLogger('silent'), nodeName: 'n', mode: 'check', previous: [] });
+  await assert.rejects(detector.probe(signal), /journalctl not found/);
+});
