@@ -1,4 +1,5 @@
 import type { DetectorDefinition } from './engine/types.ts';
+import { kubelet } from './kubelet.ts';
 import { containerRuntime } from './container-runtime.ts';
 import { storage } from './storage.ts';
 
@@ -6,6 +7,7 @@ import { storage } from './storage.ts';
 export const detectors = {
   'container-runtime': containerRuntime,
   storage,
+  kubelet,
 } as const satisfies Record<string, DetectorDefinition>;
 
 export type DetectorName = keyof typeof detectors;

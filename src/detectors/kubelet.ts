@@ -1,0 +1,214 @@
+import { X509Certificate } from 'node:crypto';
+import { Type } from '@sinclair/typebox';
+import type { Host } from '../host/host.ts';
+import { httpGet } from '../host/unix-http.ts';
+import type { DetectorResult, ProblemEvent } from '../types.ts';
+import { ConditionBook } from '../util/condition-book.ts';
+import { parseDuration } from '../util/duration.ts';
+import { Debounce } from './engine/window.ts';
+import type { DetectorDefinition } from './engine/types.ts';
+import { parseProcStat } from './container-runtime.ts';
+
+// Kubelet health: its /healthz on loopback with a deadline (debounced: failuresToTrip
+// consecutive failed looks; `check` takes them within its one probe, checkRetryInterval apart),
+// "PLEG is not healthy" in its journal, and the days left on its client certificate.
+// A node without a kubelet (no unit, no process, no cert, no state dir) is not a problem unless
+// `expected: true`.
+
+const UNHEALTHY = 'KubeletUnhealthy';
+const CERT = 'KubeletCertificateExpiring';
+const DURATION = '^(0|([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$';
+
+export const configSchema = Type.Object(
+  {
+    expected: Type.Union([Type.Literal('auto'), Type.Literal('true'), Type.Literal('false')], {
+      default: 'auto',
+      description: 'auto: check when a kubelet unit, process, certificate or state directory is present; true: its absence is a problem; false: never check',
+    }),
+    healthzUrl: Type.String({ pattern: '^http://', default: 'http://127.0.0.1:10248/healthz', description: "Kubelet's healthz endpoint (--healthz-port, loopback)" }),
+    deadline: Type.String({ pattern: DURATION, default: '3s', description: 'Deadline of one /healthz request' }),
+    failuresToTrip: Type.Integer({ minimum: 1, maximum: 20, default: 3, description: 'Consecutive failed /healthz looks before KubeletUnhealthy turns True' }),
+    successesToClear: Type.Integer({ minimum: 1, maximum: 20, default: 1 }),
+    checkRetryInterval: Type.String({ pattern: DURATION, default: '1s', description: 'Pause between the looks `check` takes in one probe' }),
+    unit: Type.String({ minLength: 1, default: 'kubelet', description: 'systemd unit whose journal is searched for PLEG messages' }),
+    plegWindow: Type.String({ pattern: DURATION, default: '5m', description: 'How far back the journal is searched' }),
+    plegMinCount: Type.Integer({ minimum: 1, default: 3, description: '"PLEG is not healthy" lines within plegWindow that turn the condition' }),
+    journalTimeout: Type.String({ pattern: DURATION, default: '10s' }),
+    clientCertPath: Type.String({ pattern: '^/', default: '/var/lib/kubelet/pki/kubelet-client-current.pem' }),
+    certWarnDays: Type.Number({ minimum: 0, default: 14, description: 'Days left on the client certificate below which KubeletCertificateExpiring turns True (rotation normally renews far earlier)' }),
+    disabledReasons: Type.Array(Type.String(), { default: [], description: 'Reasons never reported (kill switch for a false positive)' }),
+  },
+  { additionalProperties: false },
+);
+
+type Config = typeof configSchema.static;
+
+// ---- pure parsers ----
+
+export interface CertInfo {
+  subject: string;
+  notAfter: Date;
+  daysLeft: number;
+}
+
+/** The first CERTIFICATE block of a PEM file (kubelet-client-current.pem holds the cert and its key). */
+export function parseClientCert(pem: string, now: number): CertInfo | { error: string } {
+  const m = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem);
+  if (m === null) return { error: 'no CERTIFICATE block' };
+  try {
+    const cert = new X509Certificate(m[0]);
+    const notAfter = new Date(cert.validTo);
+    if (Number.isNaN(notAfter.getTime())) return { error: `unreadable notAfter ${cert.validTo}` };
+    return { subject: cert.subject.replace(/\n/g, ', '), notAfter, daysLeft: (notAfter.getTime() - now) / 86_400_000 };
+  } catch (err) {
+    return { error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/**
+ * "PLEG is not healthy" lines from `journalctl -o cat`. Kubelet's start-up line
+ * "PLEG is not healthy: pleg has yet to be successful" is normal while it starts and is not counted.
+ */
+export function plegLines(text: string): string[] {
+  return text.split('\n').filter((l) => l.includes('PLEG is not healthy') && !l.includes('pleg has yet to be successful'));
+}
+
+// ---- the detector ----
+
+const UNIT_FILES = ['/etc/systemd/system/kubelet.service', '/lib/systemd/system/kubelet.service', '/usr/lib/systemd/system/kubelet.service'];
+
+async function kubeletPresent(host: Host, config: Config): Promise<boolean> {
+  for (const p of [...UNIT_FILES, config.clientCertPath, '/var/lib/kubelet/config.yaml']) if (await host.exists(p)) return true;
+  try {
+    for (const e of await host.readDir('/proc')) {
+      if (!/^\d+$/.test(e)) continue;
+      const text = await host.tryReadText(`/proc/${e}/stat`).catch(() => undefined);
+      if (text !== undefined && parseProcStat(text)?.comm === 'kubelet') return true;
+    }
+  } catch {
+    // no /proc under the root
+  }
+  return false;
+}
+
+interface HealthLook {
+  ok: boolean;
+  message: string;
+}
+
+export const kubelet: DetectorDefinition<typeof configSchema> = {
+  description: 'Kubelet health: /healthz with a deadline, PLEG in its journal, client certificate expiry',
+  configSchema,
+  defaults: { enabled: true, interval: '30s', timeout: '25s' },
+  create(config: Config, ctx) {
+    const { host } = ctx;
+    const deadlineMs = parseDuration(config.deadline) ?? 3_000;
+    const retryMs = parseDuration(config.checkRetryInterval) ?? 1_000;
+    const plegWindowMs = parseDuration(config.plegWindow) ?? 300_000;
+    const journalTimeoutMs = parseDuration(config.journalTimeout) ?? 10_000;
+    const book = new ConditionBook(
+      [
+        { type: UNHEALTHY, okReason: 'KubeletIsHealthy', okMessage: 'kubelet is healthy' },
+        { type: CERT, okReason: 'KubeletClientCertValid', okMessage: 'kubelet client certificate is valid' },
+      ],
+      host.clock.now(),
+      ctx.previous,
+      config.disabledReasons,
+    );
+    const healthz = new Debounce(config.failuresToTrip, config.successesToClear, book.get(UNHEALTHY)?.reason === 'KubeletHealthzFailed');
+    let lastBad: HealthLook | undefined;
+
+    const lookHealthz = async (signal: AbortSignal): Promise<HealthLook> => {
+      const r = await httpGet({ url: config.healthzUrl }, { timeoutMs: deadlineMs, signal, maxBodyBytes: 4096 });
+      if (!r.ok) return { ok: false, message: `GET ${config.healthzUrl}: ${r.failure}: ${r.message}` };
+      if (r.statusCode !== 200) return { ok: false, message: `GET ${config.healthzUrl}: HTTP ${r.statusCode}: ${r.body.trim().replace(/\n/g, ' ').slice(0, 300)}` };
+      return { ok: true, message: '' };
+    };
+
+    return {
+      async probe(signal): Promise<DetectorResult> {
+        const events: ProblemEvent[] = [];
+        const unknown: string[] = [];
+        const now0 = host.clock.now();
+        if (config.expected === 'false') {
+          book.ok(UNHEALTHY, now0, 'kubelet not checked (expected: false)');
+          book.ok(CERT, now0, 'kubelet not checked (expected: false)');
+          return { conditions: book.list(), events };
+        }
+        const present = await kubeletPresent(host, config);
+
+        // /healthz, debounced.
+        let look = await lookHealthz(signal);
+        const observe = (l: HealthLook): boolean => {
+          const wasFailing = healthz.failures > 0;
+          const bad = healthz.observe(!l.ok);
+          if (!l.ok) {
+            lastBad = l;
+            if (!bad && !wasFailing && present) {
+              events.push({ severity: 'info', reason: 'KubeletHealthzFailed', message: `${l.message} (failure 1 of ${config.failuresToTrip})`, timestamp: host.clock.now() });
+            }
+          } else if (!bad) lastBad = undefined;
+          return bad;
+        };
+        let healthzBad = observe(look);
+        if (ctx.mode === 'check') {
+          for (let i = 1; i < config.failuresToTrip && !look.ok && !signal.aborted && present; i++) {
+            await host.clock.sleep(retryMs, signal);
+            look = await lookHealthz(signal);
+            healthzBad = observe(look);
+          }
+        }
+        // Not listening on a node without a kubelet is the expected state, not a failure.
+        const nothingThere = !present && !look.ok;
+
+        // PLEG in the journal.
+        let pleg: string[] = [];
+        if (present) {
+          const since = Math.floor((host.clock.now() - plegWindowMs) / 1000);
+          const r = await host.exec(['journalctl', '-u', config.unit, `--since=@${since}`, '-o', 'cat', '--no-pager', '-q'], { timeoutMs: journalTimeoutMs, signal });
+          if (r.notFound) unknown.push('journalctl not found: PLEG messages not read');
+          else if (r.timedOut) unknown.push(`journalctl -u ${config.unit} did not finish within ${journalTimeoutMs}ms`);
+          else if (r.exitCode !== 0) unknown.push(`journalctl -u ${config.unit} exited ${r.exitCode}: ${r.stderr.trim().slice(0, 200)}`);
+          else pleg = plegLines(r.stdout);
+        }
+
+        const now = host.clock.now();
+        if (config.expected === 'true' && !present && !look.ok) {
+          book.set(UNHEALTHY, 'True', 'KubeletNotRunning', `kubelet is expected but absent: no unit, process, certificate or state directory, and ${look.message}`, now);
+        } else if (healthzBad && !nothingThere && lastBad !== undefined && !book.isDisabled('KubeletHealthzFailed')) {
+          book.set(UNHEALTHY, 'True', 'KubeletHealthzFailed', `${lastBad.message} (${config.failuresToTrip} consecutive failures)`, now);
+        } else if (pleg.length >= config.plegMinCount && !book.isDisabled('PLEGNotHealthy')) {
+          book.set(UNHEALTHY, 'True', 'PLEGNotHealthy', `${pleg.length} "PLEG is not healthy" lines in the last ${config.plegWindow}; last: ${(pleg.at(-1) ?? '').trim().slice(0, 300)}`, now);
+        } else {
+          if (pleg.length > 0) {
+            events.push({ severity: 'info', reason: 'PLEGNotHealthy', message: `${pleg.length} "PLEG is not healthy" line(s) in the last ${config.plegWindow}, below ${config.plegMinCount}`, timestamp: now });
+          }
+          book.ok(UNHEALTHY, now, present ? 'kubelet is healthy' : 'no kubelet on this node (not expected)');
+        }
+
+        // Client certificate.
+        const pem = present ? await host.tryReadText(config.clientCertPath).catch((err: unknown) => {
+          unknown.push(`cannot read ${config.clientCertPath}: ${err instanceof Error ? err.message : String(err)}`);
+          return undefined;
+        }) : undefined;
+        if (pem === undefined) {
+          book.ok(CERT, now, present ? `no client certificate at ${config.clientCertPath}` : 'no kubelet on this node');
+        } else {
+          const cert = parseClientCert(pem, now);
+          if ('error' in cert) {
+            unknown.push(`${config.clientCertPath}: ${cert.error}`);
+            book.set(CERT, 'Unknown', 'KubeletClientCertUnreadable', `${config.clientCertPath}: ${cert.error}`, now);
+          } else if (cert.daysLeft <= 0) {
+            book.set(CERT, 'True', 'KubeletClientCertExpired', `client certificate ${cert.subject} expired ${cert.notAfter.toISOString()}`, now);
+          } else if (cert.daysLeft < config.certWarnDays) {
+            book.set(CERT, 'True', 'KubeletClientCertExpiring', `client certificate ${cert.subject} expires ${cert.notAfter.toISOString()} (${cert.daysLeft.toFixed(1)} days left, below ${config.certWarnDays})`, now);
+          } else {
+            book.ok(CERT, now, `client certificate expires ${cert.notAfter.toISOString()} (${Math.floor(cert.daysLeft)} days left)`);
+          }
+        }
+
+        return { conditions: book.list(), events: book.filterEvents(events), ...(unknown.length > 0 ? { unknown: unknown.join('; ') } : {}) };
+      },
+    };
+  },
+};
