@@ -45,6 +45,8 @@ export class Daemon {
     const bootId = (await s.host.tryReadText('/proc/sys/kernel/random/boot_id'))?.trim() ?? 'unknown';
     this.#store = new ConditionStore(s.host, s.config.stateDir, bootId, this.#log.child({ component: 'state' }));
     await this.#store.load();
+    // Gauges live in this process: restored conditions must show before any detector reports.
+    for (const condition of this.#store.all()) this.#metrics.observeCondition(undefined, condition);
     const { server, address } = await startServer(this.#options.listen ?? s.config.listen, this.#metrics.registry, {
       healthy: () => ({
         ok: !this.#stopping && this.#running !== undefined,

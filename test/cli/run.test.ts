@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { after, test } from 'node:test';
+import { detectors } from '../../src/detectors/index.ts';
+import { AGENT, REPO } from '../helpers/cli.ts';
+import { TempRoot } from '../helpers/host-root.ts';
+
+const roots: TempRoot[] = [];
+const children: ChildProcessWithoutNullStreams[] = [];
+after(() => {
+  children.forEach((c) => c.kill('SIGKILL'));
+  roots.forEach((r) => r.remove());
+});
+
+// Only the embedded NPD monitors, so that the daemon's behaviour, not the detectors', is under test.
+const CONFIG = [
+  'listen: 127.0.0.1:0',
+  'detectors:',
+  ...Object.keys(detectors).map((name) => `  ${name}: { enabled: false }`),
+  '',
+].join('\n');
+
+interface Agent {
+  child: ChildProcessWithoutNullStreams;
+  logs: Record<string, unknown>[];
+  base: string;
+  exited: Promise<number | null>;
+}
+
+async function startAgent(root: TempRoot, config: string): Promise<Agent> {
+  const child = spawn(process.execPath, [AGENT, 'run', '--root', root.dir, '--config', config], { cwd: REPO });
+  children.push(child);
+  const logs: Record<string, unknown>[] = [];
+  let buffered = '';
+  child.stdout.on('data', (d: Buffer) => {
+    buffered += d.toString();
+    const lines = buffered.split('\n');
+    buffered = lines.pop() ?? '';
+    for (const line of lines) logs.push(JSON.parse(line) as Record<string, unknown>);
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const started = await waitFor(() => logs.find((l) => l.msg === 'Agent started'), () => `no start: ${stderr}`);
+  return { child, logs, base: `http://${started.listen as string}`, exited };
+}
+
+async function waitFor<T>(probe: () => T | undefined | Promise<T | undefined>, why: () => string, ms = 15_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > until) throw new Error(`timed out waiting: ${why()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const metrics = async (agent: Agent): Promise<string> => (await fetch(`${agent.base}/metrics`)).text();
+
+function hostWithKmsg(): TempRoot {
+  const root = new TempRoot();
+  roots.push(root);
+  root.write('/proc/uptime', '100.00 100.00\n');
+  root.write('/proc/sys/kernel/random/boot_id', 'boot-1\n');
+  root.write('/proc/sys/kernel/hostname', 'node-run\n');
+  root.write('/dev/kmsg', '6,1,1000,-;Linux version 6.1.0\n');
+  return root;
+}
+
+test('the daemon serves health and metrics, turns a new kernel fault into a condition, and stops cleanly', async () => {
+  const root = hostWithKmsg();
+  const config = root.write('/agent.yaml', CONFIG);
+  const agent = await startAgent(root, config);
+
+  const health = await fetch(`${agent.base}/healthz`);
+  assert.equal(health.status, 200);
+  assert.equal(((await health.json()) as { status: string }).status, 'ok');
+  assert.match(await metrics(agent), /^kubenode_build_info\{version="[^"]+",commit="[^"]+",node_version="24\.\d+\.\d+"\} 1$/m);
+  await waitFor(async () => /^problem_gauge\{type="ReadonlyFilesystem",reason="FilesystemIsNotReadOnly"\} 0$/m.test(await metrics(agent)), () => 'initial gauge');
+
+  appendFileSync(root.path('/dev/kmsg'), '3,2,99000000,-;EXT4-fs (dm-4): Remounting filesystem read-only\n');
+  const text = await waitFor(async () => {
+    const m = await metrics(agent);
+    return /^problem_gauge\{type="ReadonlyFilesystem",reason="FilesystemIsReadOnly"\} 1$/m.test(m) ? m : undefined;
+  }, () => 'condition never turned');
+  assert.match(text, /^problem_gauge\{type="ReadonlyFilesystem",reason="FilesystemIsNotReadOnly"\} 0$/m);
+  assert.match(text, /^problem_counter\{reason="FilesystemIsReadOnly"\} 1$/m);
+  assert.ok(agent.logs.some((l) => l.msg === 'Condition' && l.type === 'ReadonlyFilesystem' && l.status === 'True' && l.level === 'warn'));
+
+  const state = JSON.parse(await waitFor(() => {
+    const text = readFileSync(root.path('/var/lib/kubenode/conditions.json'), 'utf8');
+    return text.includes('FilesystemIsReadOnly') ? text : undefined;
+  }, () => 'state never written')) as { detectors: Record<string, { conditions: { status: string }[] }> };
+  assert.equal(state.detectors['readonly-monitor']?.conditions[0]?.status, 'True');
+
+  agent.child.kill('SIGTERM');
+  assert.equal(await agent.exited, 0);
+  assert.ok(agent.logs.some((l) => l.msg === 'Agent stopped'));
+});
+
+test('a restart keeps the condition without announcing it again; a new boot clears it', async () => {
+  const root = hostWithKmsg();
+  const config = root.write('/agent.yaml', CONFIG);
+  appendFileSync(root.path('/dev/kmsg'), '3,2,99000000,-;EXT4-fs (dm-4): Remounting filesystem read-only\n');
+  const first = await startAgent(root, config);
+  await waitFor(async () => /problem_counter\{reason="FilesystemIsReadOnly"\} 1/.test(await metrics(first)), () => 'first run');
+  first.child.kill('SIGTERM');
+  await first.exited;
+
+  const second = await startAgent(root, config);
+  await waitFor(async () => /^problem_gauge\{type="ReadonlyFilesystem",reason="FilesystemIsReadOnly"\} 1$/m.test(await metrics(second)), () => 'restored condition');
+  assert.doesNotMatch(await metrics(second), /problem_counter\{reason="FilesystemIsReadOnly"\}/, 'no new problem was counted');
+  second.child.kill('SIGTERM');
+  await second.exited;
+
+  writeFileSync(root.path('/proc/sys/kernel/random/boot_id'), 'boot-2\n');
+  writeFileSync(root.path('/dev/kmsg'), '6,1,1000,-;Linux version 6.1.0\n');
+  const third = await startAgent(root, config);
+  await waitFor(async () => /^problem_gauge\{type="ReadonlyFilesystem",reason="FilesystemIsNotReadOnly"\} 0$/m.test(await metrics(third)), () => 'cleared after reboot');
+  assert.doesNotMatch(await metrics(third), /reason="FilesystemIsReadOnly"\} 1/);
+  third.child.kill('SIGTERM');
+  await third.exited;
+});
+
+test('SIGHUP reloads a good configuration and refuses a bad one, keeping the running one', async () => {
+  const root = hostWithKmsg();
+  const config = root.write('/agent.yaml', CONFIG);
+  const agent = await startAgent(root, config);
+
+  writeFileSync(config, `${CONFIG}bogus: true\n`);
+  agent.child.kill('SIGHUP');
+  const refused = await waitFor(() => agent.logs.find((l) => l.msg === 'Configuration reload refused; keeping the running configuration'), () => 'no refusal');
+  assert.match(String(refused.err), /bogus: unknown key/);
+  assert.equal((await fetch(`${agent.base}/healthz`)).status, 200);
+
+  writeFileSync(config, CONFIG.replace('detectors:', 'monitors:\n  systemLog: [builtin:readonly-monitor.json]\ndetectors:'));
+  agent.child.kill('SIGHUP');
+  const reloaded = await waitFor(() => agent.logs.find((l) => l.msg === 'Configuration reloaded'), () => 'no reload');
+  assert.deepEqual(reloaded.detectors, ['readonly-monitor']);
+
+  agent.child.kill('SIGTERM');
+  assert.equal(await agent.exited, 0);
+});
+
+test('a bad configuration at start is refused with exit 64', async () => {
+  const root = hostWithKmsg();
+  const config = root.write('/agent.yaml', 'listen: everywhere\n');
+  const child = spawn(process.execPath, [AGENT, 'run', '--root', root.dir, '--config', config], { cwd: REPO });
+  children.push(child);
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise((resolve) => child.on('exit', resolve));
+  assert.equal(code, 64);
+  assert.match(stderr, /listen: expected string matching/);
+});
