@@ -1,12 +1,14 @@
 import type { DetectorDefinition } from './engine/types.ts';
 import { kubelet } from './kubelet.ts';
 import { containerRuntime } from './container-runtime.ts';
+import { clock } from './clock.ts';
 import { pressure } from './pressure.ts';
 import { storage } from './storage.ts';
 
 // One line per built-in detector; a test keeps this list and the folder's files in step.
 export const detectors = {
   'container-runtime': containerRuntime,
+  clock,
   pressure,
   storage,
   kubelet,
