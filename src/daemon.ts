@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
-import { setup, type CommonOptions } from './cli/common.ts';
+import type { CommonOptions } from './cli/common.ts';
+import { setup } from './cli/setup.ts';
 import { buildInstances } from './detectors/engine/instances.ts';
 import type { ProbeOutcome } from './detectors/engine/run.ts';
 import { Scheduler } from './detectors/engine/scheduler.ts';

@@ -1,10 +1,8 @@
 import { Command } from 'commander';
-import { buildInstances } from '../detectors/engine/instances.ts';
-import { runOnce, type CheckEntry } from '../detectors/engine/run.ts';
+import type { CheckEntry } from '../detectors/engine/run.ts';
 import { UsageError } from '../errors.ts';
-import { createLogger } from '../log.ts';
 import { parseDuration } from '../util/duration.ts';
-import { addHostOptions, setup, type CommonOptions } from './common.ts';
+import { addHostOptions, type CommonOptions } from './common.ts';
 
 export interface CheckReport {
   node: string;
@@ -87,6 +85,12 @@ export function checkCommand(exit: (code: number) => void): Command {
   addHostOptions(cmd);
   return cmd.action(async (options: CheckOptions) => {
     const startedAt = new Date();
+    const [{ setup }, { buildInstances }, { runOnce }, { createLogger }] = await Promise.all([
+      import('./setup.ts'),
+      import('../detectors/engine/instances.ts'),
+      import('../detectors/engine/run.ts'),
+      import('../log.ts'),
+    ]);
     const timeoutText = options.timeout;
     const { host, config, nodeName, monitors } = await setup(options);
     const timeoutMs = parseDuration(timeoutText ?? config.check.timeout);

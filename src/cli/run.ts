@@ -1,6 +1,5 @@
 import { Command } from 'commander';
-import { Daemon, type DaemonOptions } from '../daemon.ts';
-import { createLogger } from '../log.ts';
+import type { DaemonOptions } from '../daemon.ts';
 import { addHostOptions } from './common.ts';
 
 interface RunOptions extends DaemonOptions {
@@ -14,6 +13,7 @@ export function runCommand(): Command {
     .option('--log-level <level>', 'trace, debug, info, warn or error (default: logLevel in the config)');
   addHostOptions(cmd);
   return cmd.action(async (options: RunOptions) => {
+    const [{ Daemon }, { createLogger }] = await Promise.all([import('../daemon.ts'), import('../log.ts')]);
     const log = createLogger((options.logLevel ?? 'info') as 'info');
     const daemon = new Daemon(options, log);
     await daemon.start();
