@@ -2,6 +2,7 @@ import type { DetectorDefinition } from './engine/types.ts';
 import { kubelet } from './kubelet.ts';
 import { containerRuntime } from './container-runtime.ts';
 import { clock } from './clock.ts';
+import { network } from './network.ts';
 import { pressure } from './pressure.ts';
 import { storage } from './storage.ts';
 
@@ -9,6 +10,7 @@ import { storage } from './storage.ts';
 export const detectors = {
   'container-runtime': containerRuntime,
   clock,
+  network,
   pressure,
   storage,
   kubelet,
