@@ -9,14 +9,19 @@ import { SEA_ARCHES } from '../../scripts/build-sea.ts';
 import { agentRunners, artifact, bundle, checkRoots, type Result } from './artifacts.ts';
 
 const roots = checkRoots();
-const cases: { name: string; args: string[]; json?: boolean }[] = [
+const caseList = (arch: string): { name: string; args: string[]; json?: boolean }[] => [
   { name: 'version', args: ['version'] },
   { name: 'version --json', args: ['version', '--json'] },
   { name: '--help', args: ['--help'] },
   { name: 'check --help', args: ['check', '--help'] },
   { name: 'config defaults', args: ['config', 'defaults'] },
   { name: 'unknown command', args: ['no-such-command'] },
-  ...roots.map((root) => ({ name: `check --json --root <${root.name}>`, args: ['check', '--json', '--root', root.dir], json: true })),
+  // Under qemu (seconds a run) one host is enough to show that the same code runs.
+  ...(arch === 'x64' ? roots : roots.slice(0, 1)).map((root) => ({
+    name: `check --json --root <${root.name}>`,
+    args: ['check', '--json', '--root', root.dir],
+    json: true,
+  })),
 ];
 
 function comparable(r: Result, json: boolean): unknown {
@@ -37,7 +42,7 @@ for (const arch of SEA_ARCHES) {
   describe(`linux-${arch} binary${arch === 'x64' ? '' : ' under qemu-user'}`, () => {
     const run = agentRunners(arch);
 
-    for (const c of cases) {
+    for (const c of caseList(arch)) {
       test(`${c.name} matches the bundle`, () => {
         const fromBinary = run.binary(c.args);
         const fromBundle = run.bundle(c.args);
