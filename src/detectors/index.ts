@@ -1,4 +1,5 @@
 import type { DetectorDefinition } from './engine/types.ts';
+import { gpuNvidia } from './gpu-nvidia.ts';
 import { kubelet } from './kubelet.ts';
 import { containerRuntime } from './container-runtime.ts';
 import { clock } from './clock.ts';
@@ -14,6 +15,7 @@ export const detectors = {
   pressure,
   storage,
   kubelet,
+  'gpu-nvidia': gpuNvidia,
 } as const satisfies Record<string, DetectorDefinition>;
 
 export type DetectorName = keyof typeof detectors;
