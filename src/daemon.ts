@@ -4,13 +4,16 @@ import type { CommonOptions } from './cli/common.ts';
 import { setup } from './cli/setup.ts';
 import { buildInstances } from './detectors/engine/instances.ts';
 import type { ProbeOutcome } from './detectors/engine/run.ts';
+import { RecoveryHold, silence } from './detectors/engine/filters.ts';
 import { Scheduler } from './detectors/engine/scheduler.ts';
 import type { DetectorInstance } from './detectors/engine/types.ts';
+import type { AgentConfig } from './config/schema.ts';
 import { errorMessage } from './errors.ts';
 import type { Host } from './host/host.ts';
 import { ConditionStore } from './report/condition-store.ts';
 import { AgentMetrics } from './report/metrics.ts';
 import { startServer } from './report/server.ts';
+import { parseDuration } from './util/duration.ts';
 
 export interface DaemonOptions extends CommonOptions {
   listen?: string;
@@ -19,6 +22,15 @@ export interface DaemonOptions extends CommonOptions {
 interface Running {
   scheduler: Scheduler;
   instances: DetectorInstance[];
+}
+
+interface Filters {
+  silenced: ReadonlySet<string>;
+  hold: RecoveryHold;
+}
+
+function filtersFor(config: AgentConfig): Filters {
+  return { silenced: new Set(config.detection.silencedReasons), hold: new RecoveryHold(parseDuration(config.detection.recoveryHold) ?? 0) };
 }
 
 /** `kubenode-agent run`: detectors on their intervals, state in the state dir, metrics and health on loopback. */
@@ -31,6 +43,7 @@ export class Daemon {
   #server: Server | undefined;
   #running: Running | undefined;
   #stopping = false;
+  #filters: Filters | undefined;
   readonly #lastOutcome = new Map<string, { at: string; ok: boolean; error?: string }>();
 
   constructor(options: DaemonOptions, log: Logger) {
@@ -55,6 +68,7 @@ export class Daemon {
       }),
     });
     this.#server = server;
+    this.#filters = filtersFor(s.config);
     this.#running = this.#startScheduler(instances, s.config.detection.maxConcurrent, s.nodeName);
     this.#log.info({ node: s.nodeName, config: s.configSource, listen: address, detectors: instances.map((i) => i.name) }, 'Agent started');
     return address;
@@ -63,15 +77,21 @@ export class Daemon {
   /** SIGHUP: a new configuration replaces the old only when all of it loads. */
   async reload(): Promise<boolean> {
     if (this.#running === undefined || this.#stopping) return false;
-    let next: { instances: DetectorInstance[]; maxConcurrent: number; nodeName: string };
+    let next: { instances: DetectorInstance[]; maxConcurrent: number; nodeName: string; filters: Filters };
     try {
       const s = await setup(this.#options);
-      next = { instances: await buildInstances(s.host, s.config, s.monitors), maxConcurrent: s.config.detection.maxConcurrent, nodeName: s.nodeName };
+      next = {
+        instances: await buildInstances(s.host, s.config, s.monitors),
+        maxConcurrent: s.config.detection.maxConcurrent,
+        nodeName: s.nodeName,
+        filters: filtersFor(s.config),
+      };
     } catch (err) {
       this.#log.error({ err: errorMessage(err) }, 'Configuration reload refused; keeping the running configuration');
       return false;
     }
     await this.#running.scheduler.stop();
+    this.#filters = next.filters;
     this.#running = this.#startScheduler(next.instances, next.maxConcurrent, next.nodeName);
     this.#log.info({ detectors: next.instances.map((i) => i.name) }, 'Configuration reloaded');
     return true;
@@ -123,12 +143,15 @@ export class Daemon {
       this.#log.warn({ detector, err: outcome.error, durationMs: Math.round(durationMs) }, 'Detector failed');
       return;
     }
-    const { result } = outcome;
+    const filters = this.#filters as Filters;
+    const result = silence(outcome.result, filters.silenced);
+    const now = (this.#host as Host).clock.now();
+    const conditions = filters.hold.apply(detector, result.conditions, store.previous(detector), now);
     for (const event of result.events) {
       this.#log[event.severity === 'warn' ? 'warn' : 'info']({ detector, reason: event.reason, message: event.message, at: new Date(event.timestamp).toISOString() }, 'Event');
     }
     this.#metrics.observeEvents(result.events);
-    for (const change of store.update(detector, result.conditions, logDerived)) {
+    for (const change of store.update(detector, conditions, logDerived)) {
       this.#metrics.observeCondition(change.before, change.after);
       const { type, status, reason, message } = change.after;
       this.#log[status === 'True' ? 'warn' : 'info']({ detector, type, status, reason, message }, 'Condition');

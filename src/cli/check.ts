@@ -109,6 +109,7 @@ export function checkCommand(exit: (code: number) => void): Command {
       maxConcurrent: config.detection.maxConcurrent,
       deadline: host.clock.now() + timeoutMs,
       clock: host.clock,
+      silenced: new Set(config.detection.silencedReasons),
       context: (instance) => ({ host, log: log.child({ detector: instance.name }), nodeName, mode: 'check', previous: [] }),
     });
     const report = toReport(nodeName, startedAt, entries);

@@ -79,6 +79,11 @@ export const AgentConfig = Type.Object(
     detection: Type.Object(
       {
         maxConcurrent: Type.Integer({ minimum: 1, maximum: 64, default: 4, description: 'Detectors probing at once' }),
+        silencedReasons: Type.Array(Type.String({ minLength: 1 }), {
+          default: [],
+          description: 'Reasons to ignore everywhere: their events are dropped and their conditions published False',
+        }),
+        recoveryHold: Duration('How long a True condition must be reported clear before it is published False (0 disables)', '1m'),
       },
       { additionalProperties: false, default: {} },
     ),

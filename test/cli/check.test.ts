@@ -139,6 +139,14 @@ test('--timeout bounds the whole check: a detector still running then is unknown
   assert.match((JSON.parse(stdout) as Report).results[0]?.error ?? '', /timed out after 1\.0s/);
 });
 
+test('a silenced reason no longer makes check fail', async () => {
+  const root = newRoot();
+  const config = root.write('/agent.yaml', 'detection:\n  silencedReasons: [FilesystemIsReadOnly]\n');
+  const { code, stdout } = await runAgent(['check', '--json', '--root', `${hosts}npd-kernel-4.x`, '--config', config, '--only', 'readonly-monitor']);
+  assert.equal(code, 0, stdout);
+  assert.deepEqual((JSON.parse(stdout) as Report).results[0]?.conditions.map((c) => [c.status, c.reason]), [['False', 'Silenced']]);
+});
+
 test('bad usage exits 64', async () => {
   assert.equal((await runAgent(['check', '--bogus'])).code, 64);
   assert.equal((await runAgent(['check', '--timeout', 'soon'])).code, 64);

@@ -1,6 +1,7 @@
 import { errorMessage } from '../../errors.ts';
 import type { Clock } from '../../host/clock.ts';
 import { resultStatus, type CheckStatus, type Condition, type DetectorResult, type ProblemEvent } from '../../types.ts';
+import { silence } from './filters.ts';
 import type { Detector, DetectorContext, DetectorInstance } from './types.ts';
 
 /** Admits at most `limit` holders at once, first come first served. */
@@ -68,6 +69,8 @@ export interface RunOnceOptions {
   deadline: number;
   clock: Clock;
   context: (instance: DetectorInstance) => DetectorContext;
+  /** Reasons the operator silenced (detection.silencedReasons). */
+  silenced: ReadonlySet<string>;
 }
 
 /** Every detector once, at most maxConcurrent at a time: what `check` does. */
@@ -93,7 +96,7 @@ export async function runOnce(instances: readonly DetectorInstance[], options: R
         if (!outcome.ok) {
           return { detector: instance.name, status: 'unknown', conditions: [], events: [], durationMs, error: outcome.error };
         }
-        const { result } = outcome;
+        const result = silence(outcome.result, options.silenced);
         return {
           detector: instance.name,
           status: resultStatus(result),
