@@ -6,6 +6,7 @@ import { clock } from './clock.ts';
 import { network } from './network.ts';
 import { pressure } from './pressure.ts';
 import { storage } from './storage.ts';
+import { systemd } from './systemd.ts';
 
 // One line per built-in detector; a test keeps this list and the folder's files in step.
 export const detectors = {
@@ -14,6 +15,7 @@ export const detectors = {
   network,
   pressure,
   storage,
+  systemd,
   kubelet,
   'gpu-nvidia': gpuNvidia,
 } as const satisfies Record<string, DetectorDefinition>;
