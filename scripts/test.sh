@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The test command (README quick start, and what .ci/run runs): installs what the tests
+# need on a fresh machine of this kind, then runs every test once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests use for real: journalctl and a journal writer, systemctl --root and
+# systemd-analyze, dpkg/rpm tooling for packages built in tests, openssl for certificates,
+# qemu-user and an arm64 sysroot to run the arm64 binary, GNU time for the benchmarks.
+packages=(systemd systemd-journal-remote dpkg-dev rpm openssl time binutils-aarch64-linux-gnu qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]} > 0)); then
+  echo "installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+npm ci --no-audit --no-fund
+npm run lint
+npm test
