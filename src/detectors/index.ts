@@ -1,4 +1,5 @@
 import type { DetectorDefinition } from './engine/types.ts';
+import { fpga } from './fpga.ts';
 import { gpuNvidia } from './gpu-nvidia.ts';
 import { kubelet } from './kubelet.ts';
 import { containerRuntime } from './container-runtime.ts';
@@ -18,6 +19,7 @@ export const detectors = {
   systemd,
   kubelet,
   'gpu-nvidia': gpuNvidia,
+  fpga,
 } as const satisfies Record<string, DetectorDefinition>;
 
 export type DetectorName = keyof typeof detectors;
