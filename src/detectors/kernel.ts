@@ -1,0 +1,551 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { errorMessage } from '../errors.ts';
+import { isErrno, type Host, type LogReader } from '../host/host.ts';
+import type { Condition, DetectorResult, ProblemEvent, Severity } from '../types.ts';
+import { parseDuration } from '../util/duration.ts';
+import { CountWindow } from './engine/window.ts';
+import type { Detector, DetectorContext, DetectorDefinition } from './engine/types.ts';
+import { LineSplitter, parseKmsgLines, parseUptime, type KmsgRecord } from './npd/kmsg.ts';
+import { compileRe2 } from './npd/re2.ts';
+
+// ---------------------------------------------------------------- the rule catalogue (data)
+
+/**
+ * Kernel generations whose format a rule was checked against on a real captured line
+ * (test/detectors/kernel.test.ts holds one per generation; '3.10' means 3.10 and older).
+ * An empty list: the pattern follows the kernel source or NPD's rule, no capture at hand yet.
+ */
+export type Generation = '3.10' | '4.x' | '5.x' | '6.x';
+
+export type ConditionType = 'KernelDeadlock' | 'ReadonlyFilesystem' | 'XfsShutdown' | 'CperHardwareErrorFatal';
+
+export interface KernelRule {
+  id: string;
+  /**
+   * event: a temporary problem (an Event); condition: sets a permanent condition True;
+   * context: no problem by itself, remembered to describe a later record (OOM victim's cgroup).
+   */
+  kind: 'event' | 'condition' | 'context';
+  reason: string;
+  condition?: ConditionType;
+  /** A record must contain one of these before the pattern is tried: the cheap prefilter. */
+  literals: readonly string[];
+  /** RE2 syntax, compiled for V8's linear-time engine. */
+  pattern: string;
+  generations: readonly Generation[];
+  /** Named group whose value keys count-in-window thresholds (one count per device or interface). */
+  key?: string;
+  /** Named group holding a block device name, checked against `ignoreDevices`. */
+  device?: string;
+  /** Severity of the event; info never marks the node. */
+  severity?: Severity;
+}
+
+/**
+ * Evaluated in order; the first rule that matches a record wins, so specific rules come
+ * before general ones (XFS shutdown before other XFS errors, EDAC read errors before other
+ * corrected errors). Only records from the kernel itself (syslog facility 0) are matched:
+ * anything userspace writes to /dev/kmsg cannot raise a kernel problem.
+ */
+export const KERNEL_RULES: readonly KernelRule[] = [
+  // kernel/hung_task.c, the same text from 2.6 to 6.x. Counts toward KernelDeadlock.
+  { id: 'hung-task', kind: 'event', reason: 'TaskHung', literals: ['blocked for more than'], pattern: 'INFO: task (?P<comm>.+):(?P<pid>\\d+) blocked for more than (?P<secs>\\d+) seconds', generations: ['3.10', '4.x', '5.x', '6.x'] },
+  // 3.10: "BUG: soft lockup - CPU#n"; 4.x: "NMI watchdog: BUG: soft lockup"; 4.15+: "watchdog: BUG: soft lockup".
+  { id: 'soft-lockup', kind: 'event', reason: 'SoftLockup', literals: ['BUG: soft lockup'], pattern: 'BUG: soft lockup - CPU#(?P<cpu>\\d+) stuck for (?P<secs>\\d+)s!', generations: ['3.10', '4.x', '5.x'] },
+  { id: 'hard-lockup', kind: 'event', reason: 'HardLockup', literals: ['hard LOCKUP', 'Hard LOCKUP'], pattern: 'Watchdog detected hard LOCKUP on cpu \\d+|Kernel panic - not syncing: Hard LOCKUP', generations: ['4.x'] },
+  // 3.10/4.x: "INFO: rcu_sched self-detected stall on CPU"; 5.x+: "rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:".
+  { id: 'rcu-stall', kind: 'event', reason: 'RCUStall', literals: ['INFO: rcu_'], pattern: 'INFO: rcu_(?:sched|preempt|bh)(?:_state)? (?:self-detected stall|detected stall|detected expedited stall)', generations: ['3.10', '4.x', '5.x', '6.x'] },
+  // x86 page faults: up to 4.x "BUG: unable to handle kernel NULL pointer dereference at"; 5.x+ "BUG: kernel NULL pointer dereference, address:".
+  { id: 'oops-null-old', kind: 'event', reason: 'KernelOops', literals: ['BUG: unable to handle kernel'], pattern: 'BUG: unable to handle kernel (?:NULL pointer dereference|paging request) at', generations: ['4.x'] },
+  { id: 'oops-null', kind: 'event', reason: 'KernelOops', literals: ['BUG: kernel NULL pointer dereference', 'BUG: unable to handle page fault'], pattern: 'BUG: kernel NULL pointer dereference, address:|BUG: unable to handle page fault for address:', generations: ['5.x', '6.x'] },
+  // "traps: x[123] general protection fault ip:…" is a user process fault and has no "[#n]": it does not match.
+  { id: 'gpf', kind: 'event', reason: 'KernelOops', literals: ['general protection fault'], pattern: 'general protection fault(?:, probably for non-canonical address 0x[0-9a-f]+)?: [0-9a-f]+ \\[#\\d+\\]', generations: ['5.x'] },
+  { id: 'kernel-bug', kind: 'event', reason: 'KernelOops', literals: ['kernel BUG at'], pattern: 'kernel BUG at \\S+:\\d+!', generations: [] },
+  { id: 'divide-error', kind: 'event', reason: 'KernelOops', literals: ['divide error: '], pattern: 'divide error: [0-9a-f]+ \\[#\\d+\\]', generations: [] },
+  { id: 'arm64-oops', kind: 'event', reason: 'KernelOops', literals: ['Internal error: Oops'], pattern: 'Internal error: Oops[^\\[]*\\[#\\d+\\]', generations: ['3.10', '5.x'] },
+  // OOM: the victim line is "Killed process" in every generation; 4.19+ print the memcg in an oom-kill: line
+  // just before it, older kernels a "Task in X killed as a result of limit of Y" line in the dump header.
+  { id: 'oom-kill-summary', kind: 'context', reason: 'OOMKilling', literals: ['oom-kill:constraint='], pattern: 'oom-kill:constraint=(?P<constraint>[A-Z_]+),.*task_memcg=(?P<memcg>[^,]*),task=(?P<task>[^,]*),pid=(?P<pid>\\d+)', generations: ['5.x'] },
+  { id: 'oom-task-in', kind: 'context', reason: 'OOMKilling', literals: ['killed as a result of limit of'], pattern: 'Task in (?P<memcg>\\S+) killed as a result of limit of (?P<limit>\\S+)', generations: ['3.10', '4.x'] },
+  { id: 'oom-select', kind: 'context', reason: 'OOMKilling', literals: ['of memory: Kill process'], pattern: '(?P<scope>Memory cgroup out of memory|Out of memory): Kill process (?P<pid>\\d+)', generations: ['3.10', '4.x'] },
+  { id: 'oom-killed', kind: 'event', reason: 'OOMKilling', literals: ['Killed process '], pattern: 'Killed process (?P<pid>\\d+)(?:, UID \\d+,)? \\((?P<comm>[^)]*)\\)', generations: ['3.10', '4.x', '5.x', '6.x'] },
+  { id: 'unregister-netdevice', kind: 'event', reason: 'UnregisterNetDevice', literals: ['unregister_netdevice: waiting for'], pattern: 'unregister_netdevice: waiting for (?P<dev>\\S+) to become free\\. Usage count = \\d+', key: 'dev', generations: ['5.x'] },
+  // Filesystems. ext4 (and ext3/ext2) remount read-only on errors=remount-ro; btrfs forces read-only on an aborted transaction.
+  { id: 'ext4-remount-ro', kind: 'condition', condition: 'ReadonlyFilesystem', reason: 'FilesystemIsReadOnly', literals: ['Remounting filesystem read-only'], pattern: 'Remounting filesystem read-only', generations: ['5.x'] },
+  { id: 'btrfs-forced-ro', kind: 'condition', condition: 'ReadonlyFilesystem', reason: 'FilesystemIsReadOnly', literals: ['forced readonly'], pattern: 'BTRFS (?:info )?\\(device [^)]*\\): forced readonly', generations: ['5.x', '6.x'] },
+  // Up to 5.14 "… Shutting down filesystem"; 5.15 adds a trailing dot; 6.x also "Filesystem has been shut down due to …".
+  { id: 'xfs-shutdown', kind: 'condition', condition: 'XfsShutdown', reason: 'XfsHasShutdown', literals: ['Shutting down filesystem', 'Filesystem has been shut down'], pattern: 'XFS \\([^)]+\\): .*(?:Shutting down filesystem|Filesystem has been shut down)', generations: ['4.x', '6.x'] },
+  { id: 'ext4-error', kind: 'event', reason: 'Ext4Error', literals: ['EXT4-fs error'], pattern: 'EXT4-fs error ', generations: ['5.x'] },
+  { id: 'ext4-warning', kind: 'event', reason: 'Ext4Warning', literals: ['EXT4-fs warning'], pattern: 'EXT4-fs warning ', generations: [] },
+  { id: 'xfs-error', kind: 'event', reason: 'XfsError', literals: ['XFS'], pattern: 'XFS(?: \\([^)]+\\))?: (?:metadata I/O error|Metadata corruption detected|Metadata CRC error|Internal error|Corruption detected|Corruption of in-memory data|log I/O error)', generations: ['3.10', '5.x'] },
+  { id: 'btrfs-error', kind: 'event', reason: 'BtrfsError', literals: ['BTRFS'], pattern: 'BTRFS:? (?:error|critical) \\(device [^)]*\\)', generations: ['5.x'] },
+  // Block layer. 3.10 "end_request: I/O error"; 4.3-5.x "blk_update_request: I/O error" (4.19 also "print_req_error:");
+  // 5.18+ "I/O error, dev X, sector N op …"; "critical medium error" for media errors.
+  { id: 'buffer-io-error', kind: 'event', reason: 'IOError', literals: ['Buffer I/O error'], pattern: 'Buffer I/O error on dev(?:ice)? (?P<dev>[^, ]+)', device: 'dev', key: 'dev', generations: ['3.10', '5.x', '6.x'] },
+  { id: 'block-io-error', kind: 'event', reason: 'BlockIOError', literals: ['error, dev '], pattern: '(?:I/O|critical medium|critical target) error, dev (?P<dev>[^, ]+), sector', device: 'dev', key: 'dev', generations: ['3.10', '4.x', '5.x', '6.x'] },
+  // NVMe: "I/O 12 QID 5 timeout, aborting|reset controller|disable controller"; 6.x adds "I/O tag …".
+  { id: 'nvme-timeout', kind: 'event', reason: 'NVMeTimeout', literals: [' QID '], pattern: 'nvme (?P<ctrl>nvme\\d+): I/O (?:tag )?\\d+ .*QID \\d+ timeout', key: 'ctrl', generations: ['4.x', '5.x'] },
+  { id: 'nvme-reset', kind: 'event', reason: 'NVMeControllerReset', literals: ['nvme nvme'], pattern: 'nvme (?P<ctrl>nvme\\d+): (?:controller is down; will reset|Removing after probe failure|Device not ready; aborting reset)', key: 'ctrl', generations: ['4.x', '6.x'] },
+  { id: 'scsi-timeout', kind: 'event', reason: 'SCSITimeout', literals: ['DID_TIME_OUT', 'timing out command'], pattern: 'hostbyte=DID_TIME_OUT|timing out command, waited \\d+s', generations: [] },
+  { id: 'scsi-offline', kind: 'event', reason: 'SCSIDeviceOffline', literals: ['Device offlined'], pattern: 'Device offlined - not ready after error recovery', generations: [] },
+  // Memory. EDAC: "EDAC MC0: 1 CE memory read error on …" (3.x+); older drivers "EDAC MC0: 4 CE error on …".
+  { id: 'edac-ue', kind: 'event', reason: 'UncorrectableMemoryError', literals: ['EDAC MC'], pattern: 'EDAC MC\\d+: (?:\\d+ )?UE ', generations: [] },
+  { id: 'edac-ce-read', kind: 'event', reason: 'MemoryReadError', literals: ['CE memory read error'], pattern: 'CE memory read error', generations: ['4.x'] },
+  { id: 'edac-ce', kind: 'event', reason: 'CorrectableMemoryError', literals: ['EDAC MC'], pattern: 'EDAC MC\\d+: (?:\\d+ )?CE ', generations: ['4.x'] },
+  // UEFI CPER records (ghes), as NPD's kernel-monitor.json.
+  { id: 'cper-fatal', kind: 'condition', condition: 'CperHardwareErrorFatal', reason: 'CperHardwareErrorFatal', literals: ['event severity: fatal'], pattern: '\\[Hardware Error\\]: event severity: fatal$', generations: [] },
+  { id: 'cper-recoverable', kind: 'event', reason: 'CperHardwareErrorRecoverable', literals: ['event severity: recoverable'], pattern: '\\[Hardware Error\\]: event severity: recoverable$', generations: [] },
+  { id: 'cper-corrected', kind: 'event', reason: 'CperHardwareErrorCorrected', literals: ['event severity: corrected'], pattern: '\\[Hardware Error\\]: event severity: corrected$', generations: [] },
+  // Logged for thermal events as well as for memory errors (which EDAC classifies): information only.
+  { id: 'mce-logged', kind: 'event', reason: 'MachineCheckEvent', severity: 'info', literals: ['Machine check events logged'], pattern: '\\[Hardware Error\\]: Machine check events logged', generations: ['4.x'] },
+  // NIC link loss, counted per interface: a flap is linkFlapCount downs within linkFlapWindow.
+  { id: 'nic-link-down', kind: 'event', reason: 'NICLinkFlapping', literals: ['NIC Link is Down'], pattern: '(?P<ifname>[^ :]+):? NIC Link is Down', key: 'ifname', generations: ['4.x'] },
+  { id: 'bond-link-down', kind: 'event', reason: 'NICLinkFlapping', literals: ['link status definitely down for interface'], pattern: 'link status definitely down for interface (?P<ifname>[^ ,]+)', key: 'ifname', generations: [] },
+  { id: 'bond-slave-down', kind: 'event', reason: 'NICLinkFlapping', literals: ['link status definitely down, disabling slave'], pattern: '\\(slave (?P<ifname>[^)]+)\\): link status definitely down, disabling slave', key: 'ifname', generations: [] },
+  { id: 'conntrack-full', kind: 'event', reason: 'ConntrackTableFull', literals: ['table full, dropping packet'], pattern: 'nf_conntrack: (?:nf_conntrack: )?table full, dropping packet', generations: ['3.10', '4.x'] },
+  { id: 'thermal-throttle', kind: 'event', reason: 'ThermalThrottling', literals: ['above threshold'], pattern: '(?:Core|Package) temperature (?:is )?above threshold, (?:cpu|CPU) clock (?:is )?throttled', generations: ['4.x', '5.x'] },
+];
+
+export interface ConditionSpec {
+  type: ConditionType;
+  okReason: string;
+  okMessage: string;
+}
+
+/** The detector's conditions, with NPD's own types, healthy reasons and messages. */
+export const KERNEL_CONDITIONS: readonly ConditionSpec[] = [
+  { type: 'KernelDeadlock', okReason: 'KernelHasNoDeadlock', okMessage: 'kernel has no deadlock' },
+  { type: 'ReadonlyFilesystem', okReason: 'FilesystemIsNotReadOnly', okMessage: 'Filesystem is not read-only' },
+  { type: 'XfsShutdown', okReason: 'XfsHasNotShutDown', okMessage: 'XFS has not shutdown' },
+  { type: 'CperHardwareErrorFatal', okReason: 'CperHardwareHasNoFatalError', okMessage: 'UEFI CPER has no fatal error' },
+];
+
+// ---------------------------------------------------------------- configuration
+
+const DURATION = '^(0|([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$';
+const Dur = (description: string, def: string) => Type.String({ pattern: DURATION, description, default: def });
+
+const Threshold = Type.Object(
+  {
+    count: Type.Integer({ minimum: 1, description: 'Occurrences (per device or interface where the rule has one) that make a warning' }),
+    window: Type.String({ pattern: DURATION, description: 'Within this long' }),
+  },
+  { additionalProperties: false },
+);
+
+export const kernelConfigSchema = Type.Object(
+  {
+    lookback: Dur('How far back the kernel log is read for events when the detector starts (check, daemon start); 0 = the whole buffer. Conditions look at the whole buffer of this boot, bounded by their expiry', '5m'),
+    deadlockHungTasks: Type.Integer({ minimum: 1, default: 3, description: 'Hung-task reports within deadlockWindow that set KernelDeadlock (reason TooManyHungTasks)' }),
+    deadlockWindow: Dur('Window for deadlockHungTasks', '10m'),
+    deadlockTasks: Type.Array(Type.String({ minLength: 1 }), {
+      default: ['docker', 'dockerd', 'containerd'],
+      description: 'Task names whose single hung-task report sets KernelDeadlock at once (reason DockerHung for docker*, else ContainerRuntimeHung)',
+    }),
+    linkFlapCount: Type.Integer({ minimum: 1, default: 3, description: 'Link-down reports of one interface within linkFlapWindow that raise NICLinkFlapping' }),
+    linkFlapWindow: Dur('Window for linkFlapCount', '10m'),
+    thresholds: Type.Record(Type.String(), Threshold, {
+      default: {},
+      description: 'Reason -> {count, window}: how many matches make a warning event (default 1); fewer are reported as info',
+    }),
+    disabledReasons: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description: 'Kill switch: reasons (event or condition) this detector never raises',
+    }),
+    conditionExpiry: Type.Record(Type.String(), Type.String({ pattern: DURATION }), {
+      default: {},
+      description:
+        'Condition type -> how long a True condition holds without a new matching record. Absent or 0: until reboot (the state is log-derived and dropped when boot_id changes)',
+    }),
+    ignoreDevices: Type.String({
+      default: '^(loop|sr|fd|ram|zram)[0-9]*$',
+      description: 'RE2 pattern of block devices whose I/O errors are ignored (optical drives, loop and RAM disks)',
+    }),
+    pstore: Type.Boolean({ default: true, description: 'Report panics and oopses of a previous boot kept in /sys/fs/pstore' }),
+  },
+  { additionalProperties: false },
+);
+
+export type KernelConfig = Static<typeof kernelConfigSchema>;
+
+export interface KernelSettings {
+  lookbackMs: number;
+  deadlockHungTasks: number;
+  deadlockWindowMs: number;
+  deadlockTasks: Set<string>;
+  thresholds: Map<string, { count: number; windowMs: number }>;
+  disabled: Set<string>;
+  expiryMs: Map<string, number>;
+  ignoreDevices: RegExp;
+  pstore: boolean;
+}
+
+/** Resolves durations and patterns of the configuration once. */
+export function resolveKernelSettings(config: KernelConfig): KernelSettings {
+  const ms = (text: string, fallback: number): number => parseDuration(text) ?? fallback;
+  const thresholds = new Map<string, { count: number; windowMs: number }>();
+  thresholds.set('NICLinkFlapping', { count: config.linkFlapCount, windowMs: ms(config.linkFlapWindow, 600_000) });
+  for (const [reason, t] of Object.entries(config.thresholds)) thresholds.set(reason, { count: t.count, windowMs: ms(t.window, 0) });
+  return {
+    lookbackMs: ms(config.lookback, 300_000),
+    deadlockHungTasks: config.deadlockHungTasks,
+    deadlockWindowMs: ms(config.deadlockWindow, 600_000),
+    deadlockTasks: new Set(config.deadlockTasks),
+    thresholds,
+    disabled: new Set(config.disabledReasons),
+    expiryMs: new Map(Object.entries(config.conditionExpiry).map(([type, text]) => [type, ms(text, 0)])),
+    ignoreDevices: compileRe2(config.ignoreDevices),
+    pstore: config.pstore,
+  };
+}
+
+// ---------------------------------------------------------------- matching (pure)
+
+interface CompiledRule extends KernelRule {
+  regex: RegExp;
+}
+
+let compiled: CompiledRule[] | undefined;
+function compiledRules(): CompiledRule[] {
+  compiled ??= KERNEL_RULES.map((rule) => ({ ...rule, regex: compileRe2(rule.pattern) }));
+  return compiled;
+}
+
+export interface RuleMatch {
+  rule: KernelRule;
+  groups: Record<string, string>;
+}
+
+/** The first rule that matches one kernel message, or undefined. */
+export function matchKernelMessage(message: string): RuleMatch | undefined {
+  for (const rule of compiledRules()) {
+    if (!rule.literals.some((l) => message.includes(l))) continue;
+    const m = rule.regex.exec(message);
+    if (m !== null) return { rule, groups: { ...(m.groups ?? {}) } };
+  }
+  return undefined;
+}
+
+/** Records the kernel itself logged: syslog facility 0 (prio < 8). Userspace writes to /dev/kmsg get facility 1 or higher. */
+export function isKernelRecord(record: Pick<KmsgRecord, 'priority'>): boolean {
+  return record.priority >> 3 === 0;
+}
+
+export interface TimedRecord {
+  /** Epoch ms on the host clock. */
+  timestamp: number;
+  message: string;
+}
+
+/** Turns kmsg records into timed kernel messages: a record's age is uptime minus its timestamp. */
+export function timeRecords(records: readonly KmsgRecord[], uptimeSeconds: number | undefined, now: number): TimedRecord[] {
+  const out: TimedRecord[] = [];
+  for (const r of records) {
+    if (!isKernelRecord(r)) continue;
+    const ageMs = uptimeSeconds === undefined ? 0 : Math.max(0, uptimeSeconds * 1000 - r.usec / 1000);
+    out.push({ timestamp: now - ageMs, message: r.message });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- pstore (pure)
+
+export interface PstoreDump {
+  /** Panic or Oops, from the record's "Panic#2 Part1" header. */
+  kind: 'Panic' | 'Oops';
+  count: number;
+  part: number;
+  /** The panic line, else the first oops line, else the header. */
+  summary: string;
+}
+
+const PSTORE_HEADER = /^(Panic|Oops)#(\d+) Part(\d+)\s*$/;
+const PSTORE_PREFIX = /^<\d+>\[\s*\d+\.\d+\]\s?/;
+
+/** Parses one /sys/fs/pstore/dmesg-* file; undefined for dumps that are not a panic or an oops (shutdown, reboot). */
+export function parsePstoreDmesg(text: string): PstoreDump | undefined {
+  const lines = text.split('\n');
+  const header = PSTORE_HEADER.exec((lines[0] ?? '').trim());
+  if (header === null) return undefined;
+  let panic: string | undefined;
+  let oops: string | undefined;
+  for (const raw of lines.slice(1)) {
+    const line = raw.replace(PSTORE_PREFIX, '').trimEnd();
+    if (line.includes('Kernel panic - not syncing')) panic = line;
+    else if (oops === undefined && matchKernelMessage(line)?.rule.reason === 'KernelOops') oops = line;
+  }
+  return {
+    kind: header[1] as 'Panic' | 'Oops',
+    count: Number(header[2]),
+    part: Number(header[3]),
+    summary: panic ?? oops ?? (lines[0] as string).trim(),
+  };
+}
+
+// ---------------------------------------------------------------- state across records
+
+interface OomContext {
+  taskMemcg?: string;
+  constraint?: string;
+}
+
+/**
+ * Everything the detector remembers between records: the conditions, count windows and the
+ * OOM context. Records must arrive in log order. Records older than `eventsFrom` still feed
+ * conditions and count windows but raise no events (they are outside the lookback).
+ */
+export class KernelLogState {
+  readonly #s: KernelSettings;
+  readonly #conditions = new Map<string, Condition>();
+  readonly #lastMatch = new Map<string, number>();
+  readonly #windows = new Map<string, CountWindow>();
+  readonly #hung: CountWindow;
+  #oomByPid = new Map<string, OomContext>();
+  #lastTaskIn: string | undefined;
+  #lastScope: string | undefined;
+
+  constructor(settings: KernelSettings, previous: readonly Condition[], now: number) {
+    this.#s = settings;
+    this.#hung = new CountWindow(settings.deadlockWindowMs);
+    for (const spec of KERNEL_CONDITIONS) {
+      this.#conditions.set(spec.type, { type: spec.type, status: 'False', reason: spec.okReason, message: spec.okMessage, transitionTime: now });
+    }
+    for (const prev of previous) {
+      if (!this.#conditions.has(prev.type)) continue;
+      this.#conditions.set(prev.type, { ...prev });
+      if (prev.status === 'True') this.#lastMatch.set(prev.type, prev.transitionTime);
+    }
+  }
+
+  get conditions(): Condition[] {
+    return [...this.#conditions.values()].map((c) => ({ ...c }));
+  }
+
+  process(records: readonly TimedRecord[], eventsFrom: number, now: number): ProblemEvent[] {
+    const events: ProblemEvent[] = [];
+    for (const record of records) this.#record(record, record.timestamp >= eventsFrom, now, events);
+    return events;
+  }
+
+  /** Clears True conditions whose configured expiry has passed without a new match. */
+  expire(now: number): ProblemEvent[] {
+    const events: ProblemEvent[] = [];
+    for (const spec of KERNEL_CONDITIONS) {
+      const ms = this.#s.expiryMs.get(spec.type) ?? 0;
+      const cond = this.#conditions.get(spec.type) as Condition;
+      const last = this.#lastMatch.get(spec.type);
+      if (ms <= 0 || cond.status !== 'True' || last === undefined || now - last < ms) continue;
+      this.#conditions.set(spec.type, { type: spec.type, status: 'False', reason: spec.okReason, message: spec.okMessage, transitionTime: now });
+      this.#lastMatch.delete(spec.type);
+      events.push({ severity: 'info', reason: spec.okReason, message: `${spec.okMessage} (no new kernel report for ${Math.round(ms / 1000)}s)`, timestamp: now });
+    }
+    return events;
+  }
+
+  #record(record: TimedRecord, inLookback: boolean, now: number, events: ProblemEvent[]): void {
+    const match = matchKernelMessage(record.message);
+    if (match === undefined) return;
+    const { rule, groups } = match;
+    if (rule.kind === 'context') {
+      if (rule.id === 'oom-kill-summary') {
+        const ctx: OomContext = {};
+        if (groups.memcg !== undefined) ctx.taskMemcg = groups.memcg;
+        if (groups.constraint !== undefined) ctx.constraint = groups.constraint;
+        this.#oomByPid.set(groups.pid ?? '', ctx);
+        if (this.#oomByPid.size > 64) this.#oomByPid = new Map([...this.#oomByPid].slice(-32));
+      } else if (rule.id === 'oom-select') {
+        this.#lastScope = groups.scope;
+      } else {
+        this.#lastTaskIn = groups.memcg;
+      }
+      return;
+    }
+    if (rule.device !== undefined && this.#s.ignoreDevices.test(groups[rule.device] ?? '')) return;
+    if (rule.kind === 'condition') {
+      this.#setCondition(rule.condition as ConditionType, rule.reason, record.message, record.timestamp, now, inLookback ? events : []);
+      return;
+    }
+    let message = record.message;
+    if (rule.id === 'oom-killed') message = this.#describeOom(groups, record.message);
+    if (rule.id === 'hung-task') this.#hungTask(groups.comm ?? '', record, now, inLookback ? events : []);
+    if (this.#s.disabled.has(rule.reason)) return;
+    const threshold = this.#s.thresholds.get(rule.reason);
+    let severity: Severity = rule.severity ?? 'warn';
+    if (threshold !== undefined && threshold.count > 1) {
+      const key = `${rule.reason}\u0000${rule.key === undefined ? '' : (groups[rule.key] ?? '')}`;
+      let window = this.#windows.get(key);
+      if (window === undefined) {
+        window = new CountWindow(threshold.windowMs);
+        this.#windows.set(key, window);
+      }
+      const count = window.add(record.timestamp);
+      if (count < threshold.count) severity = 'info';
+      else message = `${count} times within ${Math.round(threshold.windowMs / 1000)}s; last: ${message}`;
+    }
+    if (inLookback) events.push({ severity, reason: rule.reason, message, timestamp: record.timestamp });
+  }
+
+  #describeOom(groups: Record<string, string>, line: string): string {
+    const pid = groups.pid ?? '';
+    const ctx = this.#oomByPid.get(pid);
+    this.#oomByPid.delete(pid);
+    const memcg = ctx?.taskMemcg ?? this.#lastTaskIn;
+    const memcgLimit =
+      ctx !== undefined
+        ? ctx.constraint === 'CONSTRAINT_MEMCG'
+        : line.includes('Memory cgroup out of memory') || this.#lastScope === 'Memory cgroup out of memory' || this.#lastTaskIn !== undefined;
+    this.#lastTaskIn = undefined;
+    this.#lastScope = undefined;
+    const scope = memcgLimit ? 'memory cgroup limit' : 'system out of memory';
+    const where = memcg === undefined || memcg === '' ? '' : ` in cgroup ${memcg}`;
+    return `OOM killer (${scope}) killed ${groups.comm ?? '?'} (pid ${pid})${where}: ${line}`;
+  }
+
+  #hungTask(comm: string, record: TimedRecord, now: number, events: ProblemEvent[]): void {
+    if (this.#s.deadlockTasks.has(comm)) {
+      const reason = comm.startsWith('docker') ? 'DockerHung' : 'ContainerRuntimeHung';
+      this.#setCondition('KernelDeadlock', reason, record.message, record.timestamp, now, events);
+      return;
+    }
+    const count = this.#hung.add(record.timestamp);
+    if (count >= this.#s.deadlockHungTasks) {
+      const windowS = Math.round(this.#s.deadlockWindowMs / 1000);
+      this.#setCondition('KernelDeadlock', 'TooManyHungTasks', `${count} hung-task reports within ${windowS}s; last: ${record.message}`, record.timestamp, now, events);
+    }
+  }
+
+  #setCondition(type: ConditionType, reason: string, message: string, timestamp: number, now: number, events: ProblemEvent[]): void {
+    if (this.#s.disabled.has(reason)) return;
+    const expiry = this.#s.expiryMs.get(type) ?? 0;
+    if (expiry > 0 && now - timestamp >= expiry) return;
+    const cond = this.#conditions.get(type) as Condition;
+    this.#lastMatch.set(type, timestamp);
+    if (cond.status === 'True' && cond.reason === reason) return;
+    // A deadlock caused by the runtime is the more specific reason; keep it once set.
+    if (cond.status === 'True' && type === 'KernelDeadlock' && reason === 'TooManyHungTasks') return;
+    this.#conditions.set(type, { type, status: 'True', reason, message, transitionTime: timestamp });
+    events.push({ severity: 'warn', reason, message, timestamp });
+  }
+}
+
+// ---------------------------------------------------------------- the detector
+
+const KMSG = '/dev/kmsg';
+const PSTORE_DIR = '/sys/fs/pstore';
+const POLL_MS = 250;
+
+async function readPstore(host: Host, disabled: Set<string>, now: number): Promise<ProblemEvent[]> {
+  let names: string[];
+  try {
+    names = await host.readDir(PSTORE_DIR);
+  } catch {
+    return [];
+  }
+  const events: ProblemEvent[] = [];
+  for (const name of names.filter((n) => n.startsWith('dmesg-')).sort()) {
+    const text = await host.tryReadText(`${PSTORE_DIR}/${name}`).catch(() => undefined);
+    const dump = text === undefined ? undefined : parsePstoreDmesg(text);
+    // Part1 holds the end of the log, where the panic is; the other parts are earlier log text of the same dump.
+    if (dump === undefined || dump.part !== 1) continue;
+    const reason = dump.kind === 'Panic' ? 'PreviousBootPanic' : 'PreviousBootOops';
+    if (disabled.has(reason)) continue;
+    events.push({ severity: 'warn', reason, message: `${dump.kind}#${dump.count} kept in ${PSTORE_DIR}/${name}: ${dump.summary}`, timestamp: now });
+  }
+  return events;
+}
+
+async function openKmsg(host: Host): Promise<{ reader: LogReader } | { unknown: string }> {
+  try {
+    return { reader: await host.openLog(KMSG, { fromStart: true }) };
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return { unknown: `${KMSG} does not exist on this host` };
+    if (isErrno(err, 'EACCES') || isErrno(err, 'EPERM')) {
+      return { unknown: `cannot read ${KMSG}: permission denied (needs root, or CAP_SYSLOG when kernel.dmesg_restrict=1)` };
+    }
+    return { unknown: `cannot open ${KMSG}: ${errorMessage(err)}` };
+  }
+}
+
+/** Follows the kernel log: the first read covers the whole buffer, later ones what arrived since. */
+class KmsgFollower {
+  readonly #host: Host;
+  readonly #reader: LogReader;
+  readonly #splitter = new LineSplitter();
+  constructor(host: Host, reader: LogReader) {
+    this.#host = host;
+    this.#reader = reader;
+  }
+
+  async read(final: boolean): Promise<TimedRecord[]> {
+    const text = await this.#reader.read();
+    const lines = [...this.#splitter.push(text), ...(final ? this.#splitter.flush() : [])];
+    if (lines.length === 0) return [];
+    const records = parseKmsgLines(lines);
+    if (records.length === 0) return [];
+    const uptimeText = await this.#host.tryReadText('/proc/uptime').catch(() => undefined);
+    return timeRecords(records, uptimeText === undefined ? undefined : parseUptime(uptimeText), this.#host.clock.now());
+  }
+
+  close(): Promise<void> {
+    return this.#reader.close();
+  }
+}
+
+export function createKernelDetector(config: KernelConfig, ctx: DetectorContext): Detector {
+  const { host } = ctx;
+  const settings = resolveKernelSettings(config);
+  const state = new KernelLogState(settings, ctx.previous, host.clock.now());
+  const eventsFrom = (now: number): number => (settings.lookbackMs > 0 ? now - settings.lookbackMs : Number.NEGATIVE_INFINITY);
+  const pstore = async (now: number): Promise<ProblemEvent[]> => (settings.pstore ? readPstore(host, settings.disabled, now) : []);
+
+  return {
+    async probe(): Promise<DetectorResult> {
+      const now = host.clock.now();
+      const previousBoot = await pstore(now);
+      const opened = await openKmsg(host);
+      if ('unknown' in opened) return { conditions: state.conditions, events: previousBoot, unknown: opened.unknown };
+      const follower = new KmsgFollower(host, opened.reader);
+      try {
+        const records = await follower.read(true);
+        const events = [...previousBoot, ...state.process(records, eventsFrom(now), now), ...state.expire(now)];
+        return { conditions: state.conditions, events };
+      } finally {
+        await follower.close();
+      }
+    },
+
+    async watch(emit, signal): Promise<void> {
+      const now = host.clock.now();
+      const previousBoot = await pstore(now);
+      const opened = await openKmsg(host);
+      if ('unknown' in opened) {
+        emit({ conditions: state.conditions, events: previousBoot, unknown: opened.unknown });
+        // Nothing to follow; stay quiet until stopped rather than failing and being restarted in a loop.
+        while (!signal.aborted) await host.clock.sleep(60_000, signal).catch(() => undefined);
+        return;
+      }
+      const follower = new KmsgFollower(host, opened.reader);
+      try {
+        const first = await follower.read(false);
+        emit({ conditions: state.conditions, events: [...previousBoot, ...state.process(first, eventsFrom(now), now), ...state.expire(now)] });
+        while (!signal.aborted) {
+          await host.clock.sleep(POLL_MS, signal).catch(() => undefined);
+          if (signal.aborted) break;
+          const t = host.clock.now();
+          const events = [...state.process(await follower.read(false), Number.NEGATIVE_INFINITY, t), ...state.expire(t)];
+          if (events.length > 0) emit({ conditions: state.conditions, events });
+        }
+      } finally {
+        await follower.close();
+      }
+    },
+  };
+}
+
+export const kernel: DetectorDefinition<typeof kernelConfigSchema> = {
+  description:
+    'Kernel log (/dev/kmsg): hung tasks, lockups, RCU stalls, oopses, OOM kills, filesystem and block I/O errors, NVMe/SCSI timeouts, memory errors, link flaps, conntrack overflow, thermal throttling; previous-boot panics from pstore',
+  configSchema: kernelConfigSchema,
+  defaults: { enabled: true, interval: '1m', timeout: '20s' },
+  create: (config, ctx) => createKernelDetector(config, ctx),
+};
