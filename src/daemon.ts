@@ -17,6 +17,8 @@ import { parseDuration } from './util/duration.ts';
 
 export interface DaemonOptions extends CommonOptions {
   listen?: string;
+  /** From --log-level; when absent, logLevel in the configuration applies. */
+  logLevel?: string;
 }
 
 interface Running {
@@ -54,6 +56,7 @@ export class Daemon {
   /** Throws ConfigError when the configuration is bad: a daemon must not start half-configured. */
   async start(): Promise<string> {
     const s = await setup(this.#options);
+    this.#applyLogLevel(s.config);
     const instances = await buildInstances(s.host, s.config, s.monitors);
     this.#host = s.host;
     const bootId = (await s.host.tryReadText('/proc/sys/kernel/random/boot_id'))?.trim() ?? 'unknown';
@@ -77,10 +80,11 @@ export class Daemon {
   /** SIGHUP: a new configuration replaces the old only when all of it loads. */
   async reload(): Promise<boolean> {
     if (this.#running === undefined || this.#stopping) return false;
-    let next: { instances: DetectorInstance[]; maxConcurrent: number; nodeName: string; filters: Filters };
+    let next: { config: AgentConfig; instances: DetectorInstance[]; maxConcurrent: number; nodeName: string; filters: Filters };
     try {
       const s = await setup(this.#options);
       next = {
+        config: s.config,
         instances: await buildInstances(s.host, s.config, s.monitors),
         maxConcurrent: s.config.detection.maxConcurrent,
         nodeName: s.nodeName,
@@ -91,6 +95,7 @@ export class Daemon {
       return false;
     }
     await this.#running.scheduler.stop();
+    this.#applyLogLevel(next.config);
     this.#filters = next.filters;
     this.#running = this.#startScheduler(next.instances, next.maxConcurrent, next.nodeName);
     this.#log.info({ detectors: next.instances.map((i) => i.name) }, 'Configuration reloaded');
@@ -108,6 +113,10 @@ export class Daemon {
       this.#server?.closeAllConnections();
     });
     this.#log.info({}, 'Agent stopped');
+  }
+
+  #applyLogLevel(config: AgentConfig): void {
+    if (this.#options.logLevel === undefined) this.#log.level = config.logLevel;
   }
 
   #startScheduler(instances: DetectorInstance[], maxConcurrent: number, nodeName: string): Running {
