@@ -1,7 +1,10 @@
 import { Command, CommanderError } from 'commander';
+import { applyCommand } from './cli/apply.ts';
 import { checkCommand } from './cli/check.ts';
 import { configCommand } from './cli/config.ts';
+import { planCommand } from './cli/plan.ts';
 import { runCommand } from './cli/run.ts';
+import { statusCommand } from './cli/status.ts';
 import { versionCommand } from './cli/version.ts';
 import { AgentError, errorMessage } from './errors.ts';
 import { version } from './version.ts';
@@ -28,6 +31,9 @@ export async function main(argv: string[]): Promise<void> {
   program.addCommand(runCommand());
   program.addCommand(configCommand());
   program.addCommand(versionCommand());
+  program.addCommand(planCommand(exitWith));
+  program.addCommand(applyCommand(exitWith));
+  program.addCommand(statusCommand());
   for (const cmd of program.commands) cmd.exitOverride();
   try {
     await program.parseAsync(argv);

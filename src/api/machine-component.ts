@@ -1,0 +1,249 @@
+// MachineComponent (kubenode.io/v1alpha1): one component on one machine at one version.
+// These TypeBox schemas are the TypeScript types, the manifest validator and, later, the CRD's
+// openAPIV3Schema; they stay within Kubernetes structural-schema features: no anyOf/oneOf/const,
+// enums as `type: string` + `enum`, RE2-compatible patterns, cross-field rules as CEL in
+// x-kubernetes-validations (the agent checks the same rules in code: src/installers/manifests.ts).
+import { FormatRegistry, Kind, Type, TypeRegistry, type SchemaOptions, type Static, type TUnsafe } from '@sinclair/typebox';
+
+export const API_VERSION = 'kubenode.io/v1alpha1';
+export const KIND = 'MachineComponent';
+
+if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(v));
+TypeRegistry.Set('StringEnum', (schema: { enum: string[] }, value) => typeof value === 'string' && schema.enum.includes(value));
+
+/** A string enum as `{type: string, enum: [...]}`: structural, unlike TypeBox's anyOf-of-const unions. */
+export function StringEnum<const T extends readonly string[]>(values: T, options: SchemaOptions = {}): TUnsafe<T[number]> {
+  return Type.Unsafe<T[number]>({ ...options, [Kind]: 'StringEnum', type: 'string', enum: [...values] });
+}
+
+export const SHA256_PATTERN = '^[a-f0-9]{64}$';
+/** semver-ish, also Debian and RPM shaped: 1.8.2, v1.30.1, 2.0.0-rc.1, 1.7.13-1, 1:2.3~rc1-4.el9. */
+export const VERSION_PATTERN = '^([0-9]+:)?v?[0-9]+(\\.[0-9]+){0,3}([-+~._][0-9A-Za-z][0-9A-Za-z.+~_-]*)?$';
+export const URL_PATTERN = '^(https?://[^\\s/?#@]+(/[^\\s]*)?|file:///[^\\s]*)$';
+export const HTTP_URL_PATTERN = '^https?://[^\\s/?#@]+(/[^\\s]*)?$';
+export const ABS_PATH_PATTERN = '^/[^\\x00]*$';
+/** A path segment is never `..` or `.` (checked in code and by CEL, RE2 has no lookahead). */
+const NO_DOT_SEGMENTS = "!self.matches('(^|/)\\\\.\\\\.?(/|$)')";
+export const COMPONENT_NAME_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+export const UNIT_NAME_PATTERN = '^[A-Za-z0-9:_.@\\\\-]+\\.(service|socket|timer|path|mount|target)$';
+export const FILE_MODE_PATTERN = '^0?[0-7]{3,4}$';
+/** user[:group] as names or numbers. */
+export const OWNER_PATTERN = '^([a-z_][a-z0-9_-]{0,31}|[0-9]{1,10})(:([a-z_][a-z0-9_-]{0,31}|[0-9]{1,10}))?$';
+
+export const SourceTypes = ['deb', 'rpm', 'tarball', 'binary', 'none'] as const;
+export type SourceType = (typeof SourceTypes)[number];
+
+/** argv array, never a shell string. */
+export const Argv = Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), {
+  minItems: 1,
+  maxItems: 64,
+  description: 'Command as an argv array (no shell): argv[0] is an absolute path or a name found in the host bin directories',
+});
+
+const RelPath = Type.String({
+  minLength: 1,
+  maxLength: 1024,
+  pattern: '^[^/\\x00][^\\x00]*$',
+  description: 'Path relative to the install directory',
+  'x-kubernetes-validations': [{ rule: NO_DOT_SEGMENTS, message: 'must not contain . or .. segments' }],
+});
+
+const AbsPath = (description: string) =>
+  Type.String({
+    minLength: 2,
+    maxLength: 1024,
+    pattern: ABS_PATH_PATTERN,
+    description,
+    'x-kubernetes-validations': [{ rule: NO_DOT_SEGMENTS, message: 'must not contain . or .. segments' }],
+  });
+
+export const ComponentSource = Type.Object(
+  {
+    type: StringEnum(SourceTypes, { description: 'How the component is delivered' }),
+    url: Type.Optional(Type.String({ maxLength: 2048, pattern: URL_PATTERN, description: 'Artifact URL: https, http or file:/// (a host path)' })),
+    sha256: Type.Optional(Type.String({ pattern: SHA256_PATTERN, description: 'SHA-256 of the artifact, lower-case hex; required with url' })),
+    package: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9+._-]*$', description: 'Package name (deb, rpm)' }),
+    ),
+    binaryName: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 255, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', description: 'File name of a binary source inside the version directory (default: the component name)' }),
+    ),
+    stripComponents: Type.Optional(Type.Integer({ minimum: 0, maximum: 8, description: 'Leading path segments removed from tarball entries' })),
+    maxBytes: Type.Optional(Type.Integer({ minimum: 1, maximum: 16 * 1024 * 1024 * 1024, description: 'Refuse a download larger than this (default: installers.maxDownloadBytes)' })),
+  },
+  {
+    additionalProperties: false,
+    'x-kubernetes-validations': [
+      { rule: "self.type == 'none' || (has(self.url) && has(self.sha256))", message: 'url and sha256 are required unless type is none' },
+      { rule: "self.type != 'none' || (!has(self.url) && !has(self.sha256))", message: 'type none takes no url or sha256' },
+      { rule: "!(self.type == 'deb' || self.type == 'rpm') || has(self.package)", message: 'package is required for deb and rpm' },
+    ],
+  },
+);
+
+export const ComponentLink = Type.Object(
+  {
+    path: AbsPath('Host path of the symlink, e.g. /usr/local/bin/node_exporter'),
+    target: RelPath,
+  },
+  { additionalProperties: false },
+);
+
+export const ComponentInstall = Type.Object(
+  {
+    dir: Type.Optional(AbsPath('Where versions are kept (DIR/VERSION) and DIR/current points (default /opt/kubenode/COMPONENT)')),
+    links: Type.Array(ComponentLink, { default: [], maxItems: 32, description: 'Stable symlinks into DIR/current' }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const ComponentFile = Type.Object(
+  {
+    path: AbsPath('Host path of the file'),
+    content: Type.Optional(Type.String({ maxLength: 1024 * 1024, description: 'Literal content' })),
+    template: Type.Optional(
+      Type.String({ maxLength: 1024 * 1024, description: 'Content with {{nodeName}}, {{arch}}, {{component}}, {{version}}, {{installDir}} replaced' }),
+    ),
+    mode: Type.String({ pattern: FILE_MODE_PATTERN, default: '0644', description: 'Octal permission bits' }),
+    owner: Type.Optional(Type.String({ pattern: OWNER_PATTERN, description: 'user[:group], names resolved in the host /etc/passwd and /etc/group' })),
+    restartOnChange: Type.Boolean({ default: true, description: "Restart the component's unit when this file changes" }),
+  },
+  {
+    additionalProperties: false,
+    'x-kubernetes-validations': [{ rule: 'has(self.content) != has(self.template)', message: 'exactly one of content and template' }],
+  },
+);
+
+export const ComponentUnit = Type.Object(
+  {
+    name: Type.String({ pattern: UNIT_NAME_PATTERN, maxLength: 255, description: 'systemd unit name' }),
+    content: Type.Optional(Type.String({ maxLength: 256 * 1024, description: 'Unit file written to /etc/systemd/system/NAME; absent: an existing unit' })),
+    enabled: Type.Boolean({ default: true }),
+    restartOnChange: Type.Boolean({ default: true, description: 'Restart when the unit, binary or a restartOnChange file changed' }),
+  },
+  { additionalProperties: false },
+);
+
+export const HealthCheck = Type.Object(
+  {
+    exec: Type.Optional(Type.Object({ argv: Argv }, { additionalProperties: false })),
+    http: Type.Optional(
+      Type.Object(
+        {
+          url: Type.String({ maxLength: 2048, pattern: HTTP_URL_PATTERN }),
+          expectStatus: Type.Integer({ minimum: 100, maximum: 599, default: 200 }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    unitActive: Type.Boolean({ default: false, description: "The component's unit must be active" }),
+    timeoutSeconds: Type.Integer({ minimum: 1, maximum: 600, default: 10 }),
+    retries: Type.Integer({ minimum: 0, maximum: 100, default: 3, description: 'Attempts after the first failure' }),
+    intervalSeconds: Type.Number({ minimum: 0, maximum: 600, default: 2 }),
+  },
+  { additionalProperties: false },
+);
+
+export const VersionProbe = Type.Object(
+  {
+    argv: Argv,
+    regex: Type.String({ minLength: 1, maxLength: 512, description: 'Regular expression; its first capture group (or the whole match) is the version' }),
+    timeoutSeconds: Type.Integer({ minimum: 1, maximum: 600, default: 10 }),
+  },
+  { additionalProperties: false },
+);
+
+export const ComponentHooks = Type.Object(
+  {
+    preInstall: Type.Array(Argv, { default: [], maxItems: 16 }),
+    postInstall: Type.Array(Argv, { default: [], maxItems: 16 }),
+    timeoutSeconds: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const MachineComponentSpec = Type.Object(
+  {
+    component: Type.String({ minLength: 1, maxLength: 63, pattern: COMPONENT_NAME_PATTERN, description: 'Component name, unique on a machine' }),
+    version: Type.String({ minLength: 1, maxLength: 128, pattern: VERSION_PATTERN }),
+    disruptive: Type.Boolean({ default: false, description: 'Restarting it disturbs workloads (kubelet, container runtime): asks the risk gate first' }),
+    source: ComponentSource,
+    install: ComponentInstall,
+    files: Type.Array(ComponentFile, { default: [], maxItems: 64 }),
+    unit: Type.Optional(ComponentUnit),
+    healthCheck: Type.Optional(HealthCheck),
+    versionProbe: Type.Optional(VersionProbe),
+    hooks: ComponentHooks,
+  },
+  { additionalProperties: false },
+);
+export type MachineComponentSpec = Static<typeof MachineComponentSpec>;
+export type ComponentFile = Static<typeof ComponentFile>;
+export type HealthCheck = Static<typeof HealthCheck>;
+
+export const MachineComponentMetadata = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$' }),
+    generation: Type.Optional(Type.Integer({ minimum: 0 })),
+    labels: Type.Optional(Type.Record(Type.String(), Type.String())),
+    annotations: Type.Optional(Type.Record(Type.String(), Type.String())),
+  },
+  // Objects read back from an apiserver carry more metadata (uid, resourceVersion…).
+  { additionalProperties: true },
+);
+
+export const ComponentPhases = ['Pending', 'Installing', 'Installed', 'Failed', 'RollingBack'] as const;
+export type ComponentPhase = (typeof ComponentPhases)[number];
+
+export const ComponentCondition = Type.Object(
+  {
+    type: Type.String({ minLength: 1, maxLength: 316 }),
+    status: StringEnum(['True', 'False', 'Unknown'] as const),
+    reason: Type.String({ maxLength: 1024 }),
+    message: Type.String({ maxLength: 32768 }),
+    lastTransitionTime: Type.String({ format: 'date-time' }),
+  },
+  { additionalProperties: false },
+);
+
+export const ComponentHistoryEntry = Type.Object(
+  {
+    version: Type.String(),
+    specHash: Type.String(),
+    result: StringEnum(['Installed', 'Failed', 'RolledBack'] as const),
+    at: Type.String({ format: 'date-time' }),
+    message: Type.String(),
+  },
+  { additionalProperties: false },
+);
+
+export const MachineComponentStatus = Type.Object(
+  {
+    phase: StringEnum(ComponentPhases),
+    installedVersion: Type.Optional(Type.String()),
+    observedGeneration: Type.Integer({ minimum: 0 }),
+    /** Hash of the rendered files and unit (what a restart depends on besides the binary). */
+    configHash: Type.Optional(Type.String()),
+    /** Hash of the whole spec last acted on. */
+    specHash: Type.Optional(Type.String()),
+    conditions: Type.Array(ComponentCondition, { default: [] }),
+    lastError: Type.Optional(Type.String()),
+    history: Type.Array(ComponentHistoryEntry, { default: [], maxItems: 10 }),
+    updatedAt: Type.Optional(Type.String({ format: 'date-time' })),
+  },
+  { additionalProperties: false },
+);
+export type MachineComponentStatus = Static<typeof MachineComponentStatus>;
+export type ComponentCondition = Static<typeof ComponentCondition>;
+
+export const MachineComponent = Type.Object(
+  {
+    apiVersion: StringEnum([API_VERSION] as const),
+    kind: StringEnum([KIND] as const),
+    metadata: MachineComponentMetadata,
+    spec: MachineComponentSpec,
+    status: Type.Optional(MachineComponentStatus),
+  },
+  { additionalProperties: false },
+);
+export type MachineComponent = Static<typeof MachineComponent>;

@@ -1,0 +1,46 @@
+import type { AgentConfig } from '../config/schema.ts';
+import { ConfigError } from '../errors.ts';
+import type { Host } from '../host/host.ts';
+import { readLocalDir, readLocalFile } from '../host/local-dir.ts';
+import type { Logger } from '../log.ts';
+import { parseDuration } from '../util/duration.ts';
+import type { ManifestReader } from './manifests.ts';
+import { LocalBudgetGate, type RiskGate } from './risk.ts';
+import type { InstallContext, ResolvedInstallersConfig } from './types.ts';
+
+export function resolveInstallersConfig(config: AgentConfig): ResolvedInstallersConfig {
+  const c = config.installers;
+  const ms = (field: keyof typeof c, value: string): number => {
+    const v = parseDuration(value);
+    if (v === undefined) throw new ConfigError('agent configuration', `installers.${field}`, `expected a duration, got ${JSON.stringify(value)}`);
+    return v;
+  };
+  return {
+    ...c,
+    stateDir: config.stateDir,
+    cacheRoot: c.cacheDir === '' ? `${config.stateDir}/installers/cache` : c.cacheDir,
+    backoffMs: ms('downloadBackoff', c.downloadBackoff),
+    idleTimeoutMs: ms('downloadIdleTimeout', c.downloadIdleTimeout),
+    lockTimeoutMs: ms('lockTimeout', c.lockTimeout),
+    commandTimeoutMs: ms('commandTimeout', c.commandTimeout),
+  };
+}
+
+export function createInstallContext(host: Host, config: AgentConfig, nodeName: string, log: Logger, options: { risk?: RiskGate; signal?: AbortSignal } = {}): InstallContext {
+  const resolved = resolveInstallersConfig(config);
+  return {
+    host,
+    config: resolved,
+    log,
+    nodeName,
+    risk: options.risk ?? new LocalBudgetGate(host, config.stateDir, config.installers.risk),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+  };
+}
+
+/** Manifests named on the command line are read where the operator is; the configured directory is a host path. */
+export function manifestReader(host: Host, fromCommandLine: boolean): ManifestReader {
+  return fromCommandLine
+    ? { list: readLocalDir, read: readLocalFile }
+    : { list: (dir) => host.readDir(dir), read: (file) => host.readText(file) };
+}

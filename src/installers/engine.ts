@@ -1,0 +1,375 @@
+// The component engine: spec → plan of steps (check() says whether each already holds) → apply
+// only the steps that do not → verify → record status; on failure converge back to the last good
+// spec. A journal in the state dir makes every run resumable after a crash or kill -9.
+import type { MachineComponentSpec, MachineComponentStatus } from '../api/machine-component.ts';
+import { errorMessage } from '../errors.ts';
+import { acquireLock, type Lock } from '../host/lock.ts';
+import { fileSteps, nodeArch, renderFile, sha256, type Facts } from './files.ts';
+import { verify } from './health.ts';
+import { crashPoint, Journal } from './journal.ts';
+import { installDir } from './sources/common.ts';
+import { sources } from './sources/index.ts';
+import { emptyStatus, pushHistory, readRecord, readStatus, setCondition, setPhase, writeRecord, writeStatus, type ComponentRecord } from './status.ts';
+import { unitSteps } from './systemd.ts';
+import type { InstallContext, Pending, Step, Target } from './types.ts';
+import { StepDeferredError, StepError } from './types.ts';
+
+export interface PlannedAction {
+  step: string;
+  describe: string;
+  /** Why: the check's diff, or the flag that triggers it. */
+  reason: string;
+  disruptive: boolean;
+}
+
+export interface ComponentPlan {
+  component: string;
+  fromVersion?: string;
+  toVersion: string;
+  actions: PlannedAction[];
+  /** A crashed run's journal is waiting to be resumed (or its rollback finished). */
+  resume?: 'apply' | 'rollback';
+  /** Not acted on: this spec failed and was rolled back. */
+  held?: string;
+  /** The plan could not be computed (a check threw). */
+  error?: string;
+}
+
+export type ApplyResult = 'unchanged' | 'installed' | 'rolled-back' | 'failed' | 'deferred' | 'held';
+
+export interface ApplyOutcome {
+  component: string;
+  result: ApplyResult;
+  version: string;
+  installedVersion?: string;
+  stepsRun: string[];
+  error?: string;
+  durationMs: number;
+}
+
+const EMPTY_PENDING: Record<Pending, boolean> = { reload: false, restart: false, postInstall: false };
+
+function facts(ctx: InstallContext, spec: MachineComponentSpec): Facts {
+  return { nodeName: ctx.nodeName, arch: nodeArch(), component: spec.component, version: spec.version, installDir: installDir(spec) };
+}
+
+function hookStep(ctx: InstallContext, id: string, argvs: string[][], timeoutMs: number, extra: Partial<Step>): Step {
+  return {
+    id,
+    describe: argvs.map((a) => a.join(' ')).join('; '),
+    ...extra,
+    check: async () => ({ inSync: true }),
+    async apply() {
+      for (const argv of argvs) {
+        const r = await ctx.host.exec(argv, { timeoutMs, ...(ctx.signal === undefined ? {} : { signal: ctx.signal }) });
+        if (r.notFound) throw new StepError(id, `${argv[0]} not found`);
+        if (r.exitCode !== 0) throw new StepError(id, `${argv.join(' ')} ${r.timedOut ? 'timed out' : `exited ${r.exitCode}`}: ${r.stderr.trim().slice(-300)}`);
+      }
+    },
+  };
+}
+
+/** The ordered steps of a spec: fetch, pre-install hooks, install, activate, files, unit, daemon-reload, enable, restart, post-install hooks. */
+export function buildSteps(ctx: InstallContext, spec: MachineComponentSpec): Step[] {
+  const hookTimeout = spec.hooks.timeoutSeconds * 1000;
+  const source = sources[spec.source.type].steps(ctx, spec);
+  const steps: Step[] = [];
+  for (const step of source) {
+    if (step.id === 'install' && spec.hooks.preInstall.length > 0) steps.push(hookStep(ctx, 'pre-install', spec.hooks.preInstall, hookTimeout, { beforeInstall: true }));
+    steps.push(step);
+  }
+  steps.push(...fileSteps(ctx, spec, facts(ctx, spec)));
+  steps.push(...unitSteps(ctx, spec));
+  if (spec.hooks.postInstall.length > 0) steps.push(hookStep(ctx, 'post-install', spec.hooks.postInstall, hookTimeout, { trigger: 'postInstall' }));
+  return steps;
+}
+
+/** Hash of what a restart depends on besides the binary: rendered files and the unit. */
+export function configHash(ctx: InstallContext, spec: MachineComponentSpec): string {
+  const f = facts(ctx, spec);
+  return sha256(
+    JSON.stringify({
+      files: spec.files.map((file) => [file.path, file.mode, file.owner ?? '', sha256(renderFile(file, f))]),
+      unit: spec.unit === undefined ? null : [spec.unit.name, spec.unit.content === undefined ? null : sha256(spec.unit.content), spec.unit.enabled],
+    }),
+  );
+}
+
+interface Evaluated {
+  steps: Step[];
+  actions: PlannedAction[];
+  run: Step[];
+}
+
+/** Runs every check and decides which steps apply() would run, given flags already pending. */
+async function evaluate(ctx: InstallContext, spec: MachineComponentSpec, pending: Record<Pending, boolean>): Promise<Evaluated> {
+  const steps = buildSteps(ctx, spec);
+  const diffs = new Map<string, string>();
+  for (const step of steps) {
+    if (step.trigger !== undefined || step.beforeInstall === true) continue;
+    const r = await step.check();
+    if (!r.inSync) diffs.set(step.id, r.diff);
+  }
+  const flags = { ...pending };
+  const needInstall = ['fetch', 'install', 'activate'].some((id) => diffs.has(id));
+  const actions: PlannedAction[] = [];
+  const run: Step[] = [];
+  for (const step of steps) {
+    let reason: string | undefined;
+    if (step.trigger !== undefined) reason = flags[step.trigger] ? `${step.trigger === 'reload' ? 'a unit' : step.trigger === 'restart' ? 'the unit, binary or config' : 'the install'} changed` : undefined;
+    else if (step.beforeInstall === true) reason = needInstall ? 'before install' : undefined;
+    else reason = diffs.get(step.id);
+    if (reason === undefined) continue;
+    for (const m of step.marks ?? []) flags[m] = true;
+    actions.push({ step: step.id, describe: step.describe, reason, disruptive: step.disruptive === true });
+    run.push(step);
+  }
+  return { steps, actions, run };
+}
+
+export interface EngineOptions {
+  /** Act on a spec that failed before (and was rolled back). */
+  retryFailed?: boolean;
+}
+
+export class Engine {
+  readonly #ctx: InstallContext;
+
+  constructor(ctx: InstallContext) {
+    this.#ctx = ctx;
+  }
+
+  get ctx(): InstallContext {
+    return this.#ctx;
+  }
+
+  /** Read-only: what apply would do. */
+  async plan(targets: readonly Target[], options: EngineOptions = {}): Promise<ComponentPlan[]> {
+    const { host, config } = this.#ctx;
+    const out: ComponentPlan[] = [];
+    const journaled = new Set(await Journal.list(host, config.stateDir));
+    for (const target of targets) {
+      const spec = target.spec;
+      const status = await readStatus(host, config.stateDir, spec.component);
+      const base: ComponentPlan = { component: spec.component, toVersion: spec.version, actions: [], ...(status?.installedVersion === undefined ? {} : { fromVersion: status.installedVersion }) };
+      try {
+        const journal = journaled.has(spec.component) ? await Journal.load(host, config.stateDir, spec.component) : undefined;
+        if (journal !== undefined) base.resume = journal.data.mode;
+        const record = await readRecord(host, config.stateDir, spec.component);
+        if (journal === undefined && options.retryFailed !== true && record.failed?.specHash === target.specHash) {
+          out.push({ ...base, held: `${spec.version} failed at ${record.failed.at} and was rolled back: ${record.failed.error}` });
+          continue;
+        }
+        const evaluated = await evaluate(this.#ctx, spec, journal?.data.mode === 'apply' ? journal.data.pending : EMPTY_PENDING);
+        out.push({ ...base, actions: evaluated.actions });
+      } catch (err) {
+        out.push({ ...base, error: errorMessage(err) });
+      }
+    }
+    return out;
+  }
+
+  /** Takes the node-wide install lock (waits up to installers.lockTimeout). */
+  lock(purpose: string): Promise<Lock> {
+    return acquireLock(this.#ctx.host, `${this.#ctx.config.stateDir}/installers/lock`, { timeoutMs: this.#ctx.config.lockTimeoutMs, purpose });
+  }
+
+  /**
+   * Converges every target, one component at a time. Journals left by a crashed run are finished
+   * first (resumed forward, or their rollback completed), also for components no longer declared.
+   * The caller holds the lock.
+   */
+  async apply(targets: readonly Target[], options: EngineOptions = {}): Promise<ApplyOutcome[]> {
+    const { host, config } = this.#ctx;
+    const outcomes: ApplyOutcome[] = [];
+    const declared = new Set(targets.map((t) => t.spec.component));
+    for (const component of await Journal.list(host, config.stateDir)) {
+      if (declared.has(component)) continue;
+      const journal = await Journal.load(host, config.stateDir, component);
+      if (journal !== undefined) outcomes.push(await this.#applyOne(journal.data.mode === 'rollback' ? journal.data.target : journal.data.target, options, journal));
+    }
+    for (const target of targets) {
+      if (this.#ctx.signal?.aborted === true) break;
+      const journal = await Journal.load(host, config.stateDir, target.spec.component);
+      outcomes.push(await this.#applyOne(target, options, journal));
+    }
+    return outcomes;
+  }
+
+  async #applyOne(target: Target, options: EngineOptions, journal: Journal | undefined): Promise<ApplyOutcome> {
+    const started = performance.now();
+    const { host, config, log } = this.#ctx;
+    const spec = target.spec;
+    const component = spec.component;
+    const clog = log.child({ component });
+    const record = await readRecord(host, config.stateDir, component);
+    const status = (await readStatus(host, config.stateDir, component)) ?? emptyStatus();
+    const now = (): string => new Date(host.clock.now()).toISOString();
+    const outcome = (result: ApplyResult, stepsRun: string[], error?: string): ApplyOutcome => ({
+      component,
+      result,
+      version: spec.version,
+      ...(status.installedVersion === undefined ? {} : { installedVersion: status.installedVersion }),
+      stepsRun,
+      ...(error === undefined ? {} : { error }),
+      durationMs: Math.round(performance.now() - started),
+    });
+
+    if (journal?.data.mode === 'rollback') {
+      clog.warn({ failed: journal.data.failed }, 'Finishing a rollback a crashed run left');
+      const stepsRun = await this.#rollback(journal, record, status, clog);
+      return outcome('rolled-back', stepsRun, journal.data.failed?.error);
+    }
+    if (journal === undefined && options.retryFailed !== true && record.failed?.specHash === target.specHash) {
+      return outcome('held', [], `${spec.version} failed and was rolled back: ${record.failed.error}`);
+    }
+    const pending = journal?.data.pending ?? EMPTY_PENDING;
+    let evaluated: Evaluated;
+    try {
+      evaluated = await evaluate(this.#ctx, spec, pending);
+    } catch (err) {
+      setPhase(status, 'Failed', now());
+      status.lastError = errorMessage(err);
+      setCondition(status, now(), 'Ready', 'False', 'CheckFailed', status.lastError);
+      await writeStatus(host, config.stateDir, component, status);
+      return outcome('failed', [], status.lastError);
+    }
+    const converged = evaluated.run.length === 0 && journal === undefined && status.phase === 'Installed' && status.specHash === target.specHash;
+    if (converged) return outcome('unchanged', []);
+
+    if (journal === undefined) {
+      journal = await Journal.begin(host, config.stateDir, {
+        component,
+        mode: 'apply',
+        target,
+        ...(record.lastGood === undefined ? {} : { lastGood: record.lastGood }),
+        pending: { ...EMPTY_PENDING },
+      });
+      crashPoint('journal written');
+    } else if (journal.data.target.specHash !== target.specHash) {
+      // The spec changed while a crashed run was pending: go on towards the new one, keeping its flags.
+      journal.data.target = target;
+      await journal.save();
+    }
+    if (evaluated.run.length > 0) {
+      setPhase(status, 'Installing', now());
+      setCondition(status, now(), 'Ready', 'False', 'Installing', `converging to ${spec.version}`);
+      await writeStatus(host, config.stateDir, component, status);
+    }
+    const stepsRun: string[] = [];
+    try {
+      await this.#runSteps(evaluated.run, journal, stepsRun, clog, true);
+      const verified = await verify(this.#ctx, spec);
+      crashPoint('verified');
+      if (!verified.ok) throw new StepError('verify', verified.error);
+      // Converged and healthy: this is now the last good spec.
+      const changed = status.specHash !== target.specHash || status.installedVersion !== (verified.version ?? spec.version);
+      record.lastGood = target;
+      delete record.failed;
+      await writeRecord(host, config.stateDir, component, record);
+      status.installedVersion = verified.version ?? spec.version;
+      status.observedGeneration = target.generation;
+      status.configHash = configHash(this.#ctx, spec);
+      status.specHash = target.specHash;
+      delete status.lastError;
+      setPhase(status, 'Installed', now());
+      setCondition(status, now(), 'Ready', 'True', 'Installed', `${spec.version} installed and healthy`);
+      if (changed) pushHistory(status, { version: spec.version, specHash: target.specHash, result: 'Installed', at: now(), message: stepsRun.length === 0 ? 'already in place' : `ran ${stepsRun.join(', ')}` });
+      await writeStatus(host, config.stateDir, component, status);
+      await journal.finish();
+      await this.#prune(spec, record).catch((err: unknown) => clog.warn({ err: errorMessage(err) }, 'Pruning old versions failed'));
+      if (stepsRun.length > 0) clog.info({ version: spec.version, steps: stepsRun }, 'Component converged');
+      return outcome(stepsRun.length === 0 && !changed ? 'unchanged' : 'installed', stepsRun);
+    } catch (err) {
+      const message = errorMessage(err);
+      if (err instanceof StepDeferredError) {
+        setCondition(status, now(), 'RiskGate', 'False', 'Denied', message);
+        status.lastError = message;
+        await writeStatus(host, config.stateDir, component, status);
+        clog.warn({ step: err.step, err: message }, 'Disruptive step deferred by the risk gate');
+        return outcome('deferred', stepsRun, message);
+      }
+      clog.error({ step: err instanceof StepError ? err.step : undefined, err: message }, 'Apply failed; rolling back');
+      journal.data.mode = 'rollback';
+      journal.data.failed = { specHash: target.specHash, version: spec.version, error: message };
+      if (record.lastGood !== undefined) journal.data.target = record.lastGood;
+      await journal.save();
+      stepsRun.push(...(await this.#rollback(journal, record, status, clog)));
+      return outcome(record.lastGood === undefined ? 'failed' : 'rolled-back', stepsRun, message);
+    }
+  }
+
+  async #runSteps(run: Step[], journal: Journal, stepsRun: string[], clog: InstallContext['log'], gate: boolean): Promise<void> {
+    for (const step of run) {
+      if (this.#ctx.signal?.aborted === true) throw new StepError(step.id, 'stopped');
+      if (step.trigger !== undefined && !journal.data.pending[step.trigger]) continue;
+      if (step.disruptive === true && gate) {
+        const decision = await this.#ctx.risk.ask({ component: journal.data.component, step: step.id, action: step.describe });
+        clog.info({ step: step.id, decision: decision.allowed ? 'allowed' : 'denied', reason: decision.reason }, 'Risk gate decision');
+        if (!decision.allowed) throw new StepDeferredError(step.id, `risk gate denied ${step.describe}: ${decision.reason}`);
+      }
+      await journal.stepStarted(step.id, step.marks ?? []);
+      clog.debug({ step: step.id }, 'Step started');
+      try {
+        await step.apply();
+      } catch (err) {
+        if (err instanceof StepError) throw err;
+        throw new StepError(step.id, `${step.id}: ${errorMessage(err)}`, { cause: err });
+      }
+      await journal.stepDone(step.id, step.trigger);
+      stepsRun.push(step.id);
+    }
+  }
+
+  /** Converges back to the journal's target (the last good spec), restarts, re-verifies, reports Failed. */
+  async #rollback(journal: Journal, record: ComponentRecord, status: MachineComponentStatus, clog: InstallContext['log']): Promise<string[]> {
+    const { host, config } = this.#ctx;
+    const now = (): string => new Date(host.clock.now()).toISOString();
+    const failed = journal.data.failed ?? { specHash: '', version: '?', error: 'unknown' };
+    const component = journal.data.component;
+    const stepsRun: string[] = [];
+    setPhase(status, 'RollingBack', now());
+    await writeStatus(host, config.stateDir, component, status);
+    let lastError = `${failed.version}: ${failed.error}`;
+    const good = record.lastGood;
+    if (good === undefined || good.specHash === failed.specHash) {
+      lastError += '; nothing to roll back to (no earlier healthy version)';
+    } else {
+      try {
+        // The failed version may have been started: the good one is restarted whatever changed.
+        if (good.spec.unit !== undefined && !journal.data.pending.restart) {
+          journal.data.pending.restart = true;
+          await journal.save();
+        }
+        const evaluated = await evaluate(this.#ctx, good.spec, journal.data.pending);
+        // Restoring service is not gated: the risk was taken by the change that failed.
+        await this.#runSteps(evaluated.run, journal, stepsRun, clog, false);
+        const verified = await verify(this.#ctx, good.spec);
+        status.installedVersion = verified.version ?? good.spec.version;
+        status.configHash = configHash(this.#ctx, good.spec);
+        status.specHash = good.specHash;
+        lastError += verified.ok ? `; rolled back to ${good.spec.version}` : `; rolled back to ${good.spec.version}, which is unhealthy too: ${verified.error}`;
+      } catch (err) {
+        lastError += `; rollback to ${good.spec.version} failed: ${errorMessage(err)}`;
+      }
+    }
+    record.failed = { specHash: failed.specHash, version: failed.version, at: now(), error: failed.error };
+    await writeRecord(host, config.stateDir, component, record);
+    status.lastError = lastError;
+    setPhase(status, 'Failed', now());
+    setCondition(status, now(), 'Ready', 'False', 'RolledBack', lastError);
+    pushHistory(status, { version: failed.version, specHash: failed.specHash, result: good === undefined ? 'Failed' : 'RolledBack', at: now(), message: lastError });
+    await writeStatus(host, config.stateDir, component, status);
+    await journal.finish();
+    clog.warn({ err: lastError }, 'Component failed and was rolled back');
+    return stepsRun;
+  }
+
+  async #prune(spec: MachineComponentSpec, record: ComponentRecord): Promise<void> {
+    const prune = sources[spec.source.type].prune;
+    if (prune === undefined) return;
+    const versions = [spec.version, ...(record.lastGood === undefined ? [] : [record.lastGood.spec.version])];
+    const shas = [spec.source.sha256, record.lastGood?.spec.source.sha256].filter((s): s is string => s !== undefined);
+    await prune(this.#ctx, spec, this.#ctx.config.keepVersions, { versions, sha256: shas });
+  }
+}

@@ -1,0 +1,116 @@
+// The on-disk journal of one component's run: written (fsync + rename) before each step runs and
+// after it finishes, so that after a crash or kill -9 the next start knows what was under way.
+import type { Host } from '../host/host.ts';
+import { listDir, removePath } from '../host/files.ts';
+import type { Pending, Target } from './types.ts';
+
+export interface JournalStep {
+  id: string;
+  state: 'started' | 'done';
+  at: string;
+}
+
+export interface JournalData {
+  version: 1;
+  component: string;
+  /** apply: converging to `target`; rollback: converging back to `target` after `failure`. */
+  mode: 'apply' | 'rollback';
+  target: Target;
+  /** The spec that was installed and healthy before this run (what a rollback restores). */
+  lastGood?: Target;
+  /** rollback mode: the spec that failed and why. */
+  failed?: { specHash: string; version: string; error: string };
+  pending: Record<Pending, boolean>;
+  steps: JournalStep[];
+  startedAt: string;
+  pid: number;
+}
+
+export const journalDir = (stateDir: string): string => `${stateDir}/installers/journal`;
+const journalFile = (stateDir: string, component: string): string => `${journalDir(stateDir)}/${component}.json`;
+
+export class Journal {
+  readonly #host: Host;
+  readonly #file: string;
+  data: JournalData;
+
+  private constructor(host: Host, file: string, data: JournalData) {
+    this.#host = host;
+    this.#file = file;
+    this.data = data;
+  }
+
+  /** The journal a crashed run left, if any. */
+  static async load(host: Host, stateDir: string, component: string): Promise<Journal | undefined> {
+    const file = journalFile(stateDir, component);
+    const text = await host.tryReadText(file);
+    if (text === undefined) return undefined;
+    try {
+      const data = JSON.parse(text) as JournalData;
+      if (data.version !== 1 || data.component !== component) throw new Error('unexpected content');
+      return new Journal(host, file, data);
+    } catch (err) {
+      throw new Error(`journal ${file} is unreadable (${err instanceof Error ? err.message : String(err)}); move it aside to continue`);
+    }
+  }
+
+  static async begin(host: Host, stateDir: string, init: Omit<JournalData, 'version' | 'steps' | 'startedAt' | 'pid'>): Promise<Journal> {
+    const journal = new Journal(host, journalFile(stateDir, init.component), {
+      version: 1,
+      ...init,
+      steps: [],
+      startedAt: new Date(host.clock.now()).toISOString(),
+      pid: process.pid,
+    });
+    await journal.save();
+    return journal;
+  }
+
+  /** Components with a journal on disk. */
+  static async list(host: Host, stateDir: string): Promise<string[]> {
+    return (await listDir(host, journalDir(stateDir))).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5));
+  }
+
+  async save(): Promise<void> {
+    await this.#host.writeFileAtomic(this.#file, `${JSON.stringify(this.data, null, 1)}\n`, 0o600);
+  }
+
+  async stepStarted(id: string, marks: readonly Pending[]): Promise<void> {
+    for (const m of marks) this.data.pending[m] = true;
+    this.data.steps.push({ id, state: 'started', at: new Date(this.#host.clock.now()).toISOString() });
+    await this.save();
+  }
+
+  async stepDone(id: string, consumed?: Pending): Promise<void> {
+    if (consumed !== undefined) this.data.pending[consumed] = false;
+    this.data.steps.push({ id, state: 'done', at: new Date(this.#host.clock.now()).toISOString() });
+    // Keep the journal short on long runs: only the last 200 records.
+    if (this.data.steps.length > 200) this.data.steps.splice(0, this.data.steps.length - 200);
+    await this.save();
+    crashPoint(`after ${id}`);
+  }
+
+  /** The run is over (converged, or rolled back and reported): nothing left to resume. */
+  async finish(): Promise<void> {
+    await removePath(this.#host, this.#file);
+  }
+}
+
+let boundaries = 0;
+let crashAfter: number | undefined | null = null;
+
+/**
+ * Test hook: KUBENODE_TEST_CRASH_AFTER_STEP=N makes the process SIGKILL itself at the Nth step
+ * boundary of the run (1 = right after the journal is first written, then after each step, then
+ * after verification, before the result is recorded). Used by the kill -9 tests; unset in
+ * production, where it costs one environment lookup.
+ */
+export function crashPoint(_where: string): void {
+  if (crashAfter === null) {
+    const raw = process.env.KUBENODE_TEST_CRASH_AFTER_STEP;
+    crashAfter = raw === undefined || raw === '' ? undefined : Number(raw);
+  }
+  if (crashAfter === undefined) return;
+  boundaries += 1;
+  if (boundaries === crashAfter) process.kill(process.pid, 'SIGKILL');
+}

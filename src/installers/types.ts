@@ -1,0 +1,73 @@
+import type { Logger } from 'pino';
+import type { MachineComponentSpec } from '../api/machine-component.ts';
+import type { Host } from '../host/host.ts';
+import type { InstallersConfig } from './config.ts';
+import type { RiskGate } from './risk.ts';
+
+/** What a step's check() says. */
+export type CheckResult = { inSync: true } | { inSync: false; diff: string };
+
+/** Flags a step raises before it changes something, and trigger steps consume. */
+export type Pending = 'reload' | 'restart' | 'postInstall';
+
+/**
+ * One idempotent unit of work. check() is read-only; apply() must be safe to run again after a
+ * crash at any point (atomic renames, re-runnable commands). Rollback is not per step: a failed
+ * upgrade converges back to the last good spec by running that spec's steps (src/installers/engine.ts),
+ * which also works after a kill -9, where in-memory undo closures would be lost.
+ */
+export interface Step {
+  /** Stable within a component: 'fetch', 'install', 'activate', 'file:/etc/x', 'unit', 'restart'… */
+  id: string;
+  /** One line for `plan`: what apply() would do. */
+  describe: string;
+  /** Disruptive steps ask the risk gate first. */
+  disruptive?: boolean;
+  /** Raised (persisted in the journal) before apply() runs. */
+  marks?: Pending[];
+  /** A trigger step runs when its flag is pending instead of by check(). */
+  trigger?: Pending;
+  /** Runs before install when any of fetch/install/activate is out of sync (pre-install hooks). */
+  beforeInstall?: boolean;
+  check(): Promise<CheckResult>;
+  apply(): Promise<void>;
+}
+
+export interface ResolvedInstallersConfig extends InstallersConfig {
+  stateDir: string;
+  /** Host path of the artifact cache. */
+  cacheRoot: string;
+  backoffMs: number;
+  idleTimeoutMs: number;
+  lockTimeoutMs: number;
+  commandTimeoutMs: number;
+}
+
+export interface InstallContext {
+  host: Host;
+  config: ResolvedInstallersConfig;
+  log: Logger;
+  nodeName: string;
+  risk: RiskGate;
+  signal?: AbortSignal;
+}
+
+/** A spec with its defaults applied, and what the engine derives from it. */
+export interface Target {
+  spec: MachineComponentSpec;
+  specHash: string;
+  generation: number;
+  /** Manifest file it came from (standalone) or the object name. */
+  origin: string;
+}
+
+export class StepError extends Error {
+  readonly step: string;
+  constructor(step: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.step = step;
+  }
+}
+
+/** The risk gate refused a disruptive step: not a failure, the step stays pending. */
+export class StepDeferredError extends StepError {}
