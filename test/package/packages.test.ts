@@ -4,7 +4,7 @@
 // scripts run chrootless with DPKG_ROOT set, where they only use `systemctl --root`.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -165,6 +165,9 @@ describe('amd64 deb in a scratch root (dpkg --root)', () => {
     // verify resolves the unit's dependencies (multi-user.target …) inside --root.
     const units = at('usr/lib/systemd/system');
     cpSync('/usr/lib/systemd/system', units, { recursive: true, filter: (src) => !src.endsWith(`/${UNIT}`) });
+    // ExecReload runs /bin/sh, which every node has (Essential in Debian, in RHEL's base).
+    mkdirSync(at('bin'), { recursive: true });
+    cpSync(realpathSync('/bin/sh'), at('bin/sh'));
     const r = exec('systemd-analyze', ['verify', `--root=${root}`, UNIT]);
     assert.equal(r.code, 0, r.stderr);
     // systemd < 254 (Debian 12 has 252) does not know the restart backoff keys and says so; any
