@@ -29,7 +29,9 @@ export function specHash(spec: MachineComponentSpec): string {
   return createHash('sha256').update(JSON.stringify(canon(spec))).digest('hex');
 }
 
-function describeExpected(schema: Record<string, unknown>): string {
+function describeExpected(schema: Record<string, unknown>, value: unknown): string {
+  if (schema.type === 'array' && !Array.isArray(value)) return 'an array (commands are argv arrays, never shell strings)';
+  if (schema.type === 'object' && (typeof value !== 'object' || value === null || Array.isArray(value))) return 'a mapping';
   if (Array.isArray(schema.enum)) return `one of ${(schema.enum as string[]).join(', ')}`;
   const what = typeof schema.type === 'string' ? schema.type : 'a value';
   if (typeof schema.pattern === 'string') return `${what} matching ${schema.pattern}`;
@@ -101,7 +103,7 @@ export function parseManifestText(file: string, text: string): Target[] {
       if (first.message.startsWith('Unexpected property')) throw new ConfigError(where, field, 'unknown field');
       if (first.value === undefined) throw new ConfigError(where, field, 'required field is missing');
       const got = JSON.stringify(first.value) ?? 'nothing';
-      throw new ConfigError(where, field, `expected ${describeExpected(first.schema as Record<string, unknown>)}, got ${got.length > 60 ? `${got.slice(0, 60)}…` : got}`);
+      throw new ConfigError(where, field, `expected ${describeExpected(first.schema as Record<string, unknown>, first.value)}, got ${got.length > 60 ? `${got.slice(0, 60)}…` : got}`);
     }
     const problem = semanticErrors(withDefaults.spec)[0];
     if (problem !== undefined) throw new ConfigError(where, problem.field, problem.message);
