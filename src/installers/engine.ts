@@ -289,6 +289,11 @@ export class Engine {
         clog.warn({ step: err.step, err: message }, 'Disruptive step deferred by the risk gate');
         return outcome('deferred', stepsRun, message);
       }
+      if (this.#ctx.signal?.aborted === true) {
+        // Stopping (SIGTERM): not a failure. The journal stays, and the next start resumes the run.
+        clog.warn({ err: message }, 'Stopped mid-run; the journal resumes it on the next start');
+        return outcome('deferred', stepsRun, `stopped: ${message}`);
+      }
       clog.error({ step: err instanceof StepError ? err.step : undefined, err: message }, 'Apply failed; rolling back');
       journal.data.mode = 'rollback';
       journal.data.failed = { specHash: target.specHash, version: spec.version, error: message };
