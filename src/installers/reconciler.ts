@@ -69,6 +69,12 @@ export class InstallReconciler {
   async #pass(): Promise<void> {
     const { host, log } = this.#ctx;
     try {
+      if (!(await host.exists(this.#options.manifestDir))) {
+        // No manifest directory: nothing declared on this node (yet); the watch notices it appearing.
+        log.debug({ dir: this.#options.manifestDir }, 'No manifest directory; nothing to install');
+        this.last = { at: host.clock.now(), outcomes: [], manifestErrors: [] };
+        return;
+      }
       const manifests = await loadManifestDir(manifestReader(host, false), this.#options.manifestDir);
       for (const err of manifests.errors) log.error({ file: err.file, field: err.field, err: err.message }, 'Manifest refused');
       let lock;
