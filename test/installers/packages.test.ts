@@ -88,7 +88,7 @@ const kinds: Kind[] = [
 
 for (const kind of kinds) {
   const missing = kind.tools.filter((t) => !has(t));
-  describe(`${kind.type} component: install, no-op, upgrade, downgrade, rollback on a failing health check`, { skip: missing.length > 0 ? `missing ${missing.join(', ')} (apt-get install dpkg-dev rpm)` : false }, () => {
+  describe(`${kind.type} component: install, no-op, upgrade, downgrade, rollback on a failing health check`, { skip: missing.length > 0 ? `missing ${missing.join(', ')} (apt-get install rpm; dpkg-deb comes with dpkg)` : false }, () => {
     let server: ArtifactServer;
     let root: string;
     let manifests: string;
