@@ -16,7 +16,7 @@ console.log('| command | median ms | p90 ms | peak RSS MB |');
 console.log('| --- | ---: | ---: | ---: |');
 for (const [label, argv] of [
   ['version', [node, agent, 'version']],
-  ['check, NPD monitors, npd-kernel-5.x', [node, agent, 'check', '--root', 'test/fixtures/hosts/npd-kernel-5.x', '--only', 'kernel-monitor,readonly-monitor']],
+  ['check, NPD monitors, npd-kernel-5.x', [node, agent, 'check', '--root', 'test/fixtures/hosts/npd-kernel-5.x', '--config.system-log-monitor=builtin:kernel-monitor.json,builtin:readonly-monitor.json', '--only', 'kernel-monitor,readonly-monitor']],
   ['check, every detector, npd-kernel-5.x', [node, agent, 'check', '--root', 'test/fixtures/hosts/npd-kernel-5.x']],
 ] as [string, string[]][]) {
   const f = measure(argv, 20);

@@ -18,8 +18,10 @@ const RecoveryPattern = Type.Object(
 const Monitors = Type.Object(
   {
     systemLog: Type.Array(Type.String({ minLength: 1 }), {
-      default: ['builtin:kernel-monitor.json', 'builtin:readonly-monitor.json'],
-      description: 'NPD system-log-monitor files (builtin:NAME for an embedded one)',
+      // The kernel detector raises every reason of NPD's kernel-monitor.json and readonly-monitor.json
+      // under the same names; running both would report each fault twice.
+      default: [],
+      description: 'NPD system-log-monitor files (builtin:kernel-monitor.json and builtin:readonly-monitor.json are embedded)',
     }),
     customPlugin: Type.Array(Type.String({ minLength: 1 }), {
       default: [],

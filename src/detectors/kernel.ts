@@ -547,5 +547,6 @@ export const kernel: DetectorDefinition<typeof kernelConfigSchema> = {
     'Kernel log (/dev/kmsg): hung tasks, lockups, RCU stalls, oopses, OOM kills, filesystem and block I/O errors, NVMe/SCSI timeouts, memory errors, link flaps, conntrack overflow, thermal throttling; previous-boot panics from pstore',
   configSchema: kernelConfigSchema,
   defaults: { enabled: true, interval: '1m', timeout: '20s' },
+  logDerived: true,
   create: (config, ctx) => createKernelDetector(config, ctx),
 };

@@ -14,12 +14,16 @@ after(() => {
 });
 
 // Only the embedded NPD monitors, so that the daemon's behaviour, not the detectors', is under test.
-const CONFIG = [
-  'listen: 127.0.0.1:0',
-  'detectors:',
-  ...Object.keys(detectors).map((name) => `  ${name}: { enabled: false }`),
-  '',
-].join('\n');
+const configWith = (monitors: string): string =>
+  [
+    'listen: 127.0.0.1:0',
+    'monitors:',
+    `  systemLog: [${monitors}]`,
+    'detectors:',
+    ...Object.keys(detectors).map((name) => `  ${name}: { enabled: false }`),
+    '',
+  ].join('\n');
+const CONFIG = configWith('builtin:kernel-monitor.json, builtin:readonly-monitor.json');
 
 interface Agent {
   child: ChildProcessWithoutNullStreams;
@@ -134,7 +138,7 @@ test('SIGHUP reloads a good configuration and refuses a bad one, keeping the run
   assert.match(String(refused.err), /bogus: unknown key/);
   assert.equal((await fetch(`${agent.base}/healthz`)).status, 200);
 
-  writeFileSync(config, CONFIG.replace('detectors:', 'monitors:\n  systemLog: [builtin:readonly-monitor.json]\ndetectors:'));
+  writeFileSync(config, configWith('builtin:readonly-monitor.json'));
   agent.child.kill('SIGHUP');
   const reloaded = await waitFor(() => agent.logs.find((l) => l.msg === 'Configuration reloaded'), () => 'no reload');
   assert.deepEqual(reloaded.detectors, ['readonly-monitor']);

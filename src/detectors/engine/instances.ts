@@ -79,7 +79,7 @@ export async function buildInstances(host: Host, config: AgentConfig, options: I
     add(
       {
         name,
-        logDerived: false,
+        logDerived: def.logDerived ?? false,
         settings: {
           enabled: true,
           intervalMs: parseDuration(settings.interval) ?? 60_000,

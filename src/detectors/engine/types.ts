@@ -38,6 +38,8 @@ export interface DetectorDefinition<S extends TObject = TObject> {
   /** The detector's own settings in agent.yaml under detectors.<name>, with their defaults. */
   configSchema: S;
   defaults: { enabled: boolean; interval: string; timeout: string };
+  /** Its conditions come from the current boot's logs, so a new boot_id clears them. */
+  logDerived?: boolean;
   create(config: Static<S>, ctx: DetectorContext): Detector;
 }
 
