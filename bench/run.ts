@@ -22,3 +22,6 @@ for (const [label, argv] of [
   const f = measure(argv, 20);
   console.log(`| \`${label}\` | ${fmt(f.medianMs)} | ${fmt(f.p90Ms)} | ${fmt(f.peakRssMb, 1)} |`);
 }
+
+console.log('');
+await import('./installers.ts');

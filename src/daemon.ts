@@ -9,6 +9,7 @@ import { Scheduler } from './detectors/engine/scheduler.ts';
 import type { DetectorInstance } from './detectors/engine/types.ts';
 import type { AgentConfig } from './config/schema.ts';
 import { errorMessage } from './errors.ts';
+import { startInstallReconciler, type InstallReconciler } from './installers/reconciler.ts';
 import type { Host } from './host/host.ts';
 import { ConditionStore } from './report/condition-store.ts';
 import { AgentMetrics } from './report/metrics.ts';
@@ -44,6 +45,7 @@ export class Daemon {
   #store: ConditionStore | undefined;
   #server: Server | undefined;
   #running: Running | undefined;
+  #installers: InstallReconciler | undefined;
   #stopping = false;
   #filters: Filters | undefined;
   readonly #lastOutcome = new Map<string, { at: string; ok: boolean; error?: string }>();
@@ -71,6 +73,7 @@ export class Daemon {
       }),
     });
     this.#server = server;
+    this.#installers = startInstallReconciler(s.host, s.config, s.nodeName, this.#log.child({ component: 'installers' }));
     this.#filters = filtersFor(s.config);
     this.#running = this.#startScheduler(instances, s.config.detection.maxConcurrent, s.nodeName);
     this.#log.info({ node: s.nodeName, config: s.configSource, listen: address, detectors: instances.map((i) => i.name) }, 'Agent started');
@@ -80,11 +83,12 @@ export class Daemon {
   /** SIGHUP: a new configuration replaces the old only when all of it loads. */
   async reload(): Promise<boolean> {
     if (this.#running === undefined || this.#stopping) return false;
-    let next: { config: AgentConfig; instances: DetectorInstance[]; maxConcurrent: number; nodeName: string; filters: Filters };
+    let next: { config: AgentConfig; host: Host; instances: DetectorInstance[]; maxConcurrent: number; nodeName: string; filters: Filters };
     try {
       const s = await setup(this.#options);
       next = {
         config: s.config,
+        host: s.host,
         instances: await buildInstances(s.host, s.config, s.monitors),
         maxConcurrent: s.config.detection.maxConcurrent,
         nodeName: s.nodeName,
@@ -94,7 +98,8 @@ export class Daemon {
       this.#log.error({ err: errorMessage(err) }, 'Configuration reload refused; keeping the running configuration');
       return false;
     }
-    await this.#running.scheduler.stop();
+    await Promise.all([this.#running.scheduler.stop(), this.#installers?.stop()]);
+    this.#installers = startInstallReconciler(next.host, next.config, next.nodeName, this.#log.child({ component: 'installers' }));
     this.#applyLogLevel(next.config);
     this.#filters = next.filters;
     this.#running = this.#startScheduler(next.instances, next.maxConcurrent, next.nodeName);
@@ -105,7 +110,7 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
-    await this.#running?.scheduler.stop();
+    await Promise.all([this.#running?.scheduler.stop(), this.#installers?.stop()]);
     await this.#store?.flush();
     await new Promise<void>((resolve) => {
       if (this.#server === undefined) resolve();

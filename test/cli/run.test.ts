@@ -147,6 +147,24 @@ test('SIGHUP reloads a good configuration and refuses a bad one, keeping the run
   assert.equal(await agent.exited, 0);
 });
 
+test('the daemon installs a component dropped into its manifest directory', async () => {
+  const root = hostWithKmsg();
+  const config = root.write('/agent.yaml', `${CONFIG}installers:\n  reconcileDebounce: 200ms\n`);
+  const agent = await startAgent(root, config);
+  root.write('/etc/kubenode/components/sysctls.yaml', readFileSync(new URL('../../examples/manifests/node-basics.yaml', import.meta.url), 'utf8'));
+  const written = await waitFor(() => {
+    try {
+      return readFileSync(root.path('/etc/sysctl.d/90-kubelet.conf'), 'utf8');
+    } catch {
+      return undefined;
+    }
+  }, () => 'the component was never installed', 30_000);
+  assert.match(written, /^kernel\.panic = 10$/m);
+  assert.match(readFileSync(root.path('/etc/kubenode/node-labeller/labels.env'), 'utf8'), /^NODE_NAME=node-run$/m);
+  agent.child.kill('SIGTERM');
+  assert.equal(await agent.exited, 0);
+});
+
 test('a bad configuration at start is refused with exit 64', async () => {
   const root = hostWithKmsg();
   const config = root.write('/agent.yaml', 'listen: everywhere\n');
