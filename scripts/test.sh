@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests use for real: journalctl and a journal writer, systemctl --root and
 # systemd-analyze, dpkg/rpm tooling for packages built in tests, openssl for certificates,
 # qemu-user and an arm64 sysroot to run the arm64 binary, GNU time for the benchmarks.
-packages=(systemd systemd-journal-remote dpkg-dev rpm openssl time binutils-aarch64-linux-gnu qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross)
+packages=(systemd systemd-journal-remote dpkg dpkg-dev rpm openssl time binutils binutils-aarch64-linux-gnu qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
