@@ -138,6 +138,7 @@ export class Daemon {
         nodeName,
         mode: 'run',
         previous: store.previous(instance.name),
+        silenced: (this.#filters as Filters).silenced,
       }),
       onOutcome: (detector, outcome, durationMs) => this.#onOutcome(detector, outcome, durationMs, logDerived.get(detector) ?? false),
     });

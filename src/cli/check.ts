@@ -110,7 +110,7 @@ export function checkCommand(exit: (code: number) => void): Command {
       deadline: host.clock.now() + timeoutMs,
       clock: host.clock,
       silenced: new Set(config.detection.silencedReasons),
-      context: (instance) => ({ host, log: log.child({ detector: instance.name }), nodeName, mode: 'check', previous: [] }),
+      context: (instance) => ({ host, log: log.child({ detector: instance.name }), nodeName, mode: 'check', previous: [], silenced: new Set(config.detection.silencedReasons) }),
     });
     const report = toReport(nodeName, startedAt, entries);
     process.stdout.write(options.json === true ? `${JSON.stringify(report, null, 2)}\n` : renderTable(report, process.stdout.isTTY === true && process.env.NO_COLOR === undefined));

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { DetectorResult } from '../types.ts';
-import { ConditionTracker, tripAfter, type ConditionSpec, type Finding } from '../util/condition-tracker.ts';
+import { Conditions, tripAfter, type ConditionSpec, type Finding } from './engine/conditions.ts';
 import { DurationSetting } from '../util/duration-schema.ts';
 import { parseDuration } from '../util/duration.ts';
 import type { DetectorDefinition } from './engine/types.ts';
@@ -62,7 +62,6 @@ const configSchema = Type.Object(
     commandTimeout: DurationSetting('Deadline of one chronyc or timedatectl call', '3s'),
     failuresToTrip: Type.Integer({ minimum: 1, default: 2, description: 'Consecutive bad probes before ClockSkew turns (the daemon; check takes one look)' }),
     successesToClear: Type.Integer({ minimum: 1, default: 1, description: 'Consecutive good probes before it clears' }),
-    disabledReasons: Type.Array(Type.String(), { default: [], description: 'Reasons that never turn a condition (per-reason kill switch)' }),
   },
   { additionalProperties: false },
 );
@@ -83,14 +82,7 @@ export const clock: DetectorDefinition<typeof configSchema> = {
   defaults: { enabled: true, interval: '60s', timeout: '10s' },
   create(config, ctx) {
     const { host } = ctx;
-    const tracker = new ConditionTracker({
-      specs: CLOCK_CONDITIONS,
-      now: () => host.clock.now(),
-      previous: ctx.previous,
-      disabledReasons: config.disabledReasons,
-      failuresToTrip: tripAfter(ctx.mode, config.failuresToTrip),
-      successesToClear: config.successesToClear,
-    });
+    const tracker = new Conditions(CLOCK_CONDITIONS, ctx, { failuresToTrip: tripAfter(ctx.mode, config.failuresToTrip), successesToClear: config.successesToClear });
     const maxOffsetMs = parseDuration(config.maxOffset) ?? 500;
     const timeoutMs = parseDuration(config.commandTimeout) ?? 3000;
 

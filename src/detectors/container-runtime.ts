@@ -2,8 +2,8 @@ import { Type } from '@sinclair/typebox';
 import type { Host } from '../host/host.ts';
 import { unixConnect, unixHttpGet } from '../host/unix-http.ts';
 import type { DetectorResult, ProblemEvent } from '../types.ts';
-import { ConditionBook } from '../util/condition-book.ts';
 import { parseDuration } from '../util/duration.ts';
+import { Conditions } from './engine/conditions.ts';
 import { Debounce } from './engine/window.ts';
 import type { DetectorDefinition } from './engine/types.ts';
 
@@ -48,7 +48,6 @@ export const configSchema = Type.Object(
       default: ['containerd', 'dockerd', 'containerd-shim*', 'pouchd'],
       description: 'Process names (/proc/PID/stat comm; a trailing * matches a prefix) whose D state counts as a runtime stall',
     }),
-    disabledReasons: Type.Array(Type.String(), { default: [], description: 'Reasons never reported (kill switch for a false positive)' }),
   },
   { additionalProperties: false },
 );
@@ -209,12 +208,7 @@ export const containerRuntime: DetectorDefinition<typeof configSchema> = {
     const { host } = ctx;
     const deadlineMs = parseDuration(config.deadline) ?? 3_000;
     const retryMs = parseDuration(config.checkRetryInterval) ?? 1_000;
-    const book = new ConditionBook(
-      [{ type: CONDITION, okReason: 'ContainerRuntimeIsHealthy', okMessage: 'container runtime answers' }],
-      host.clock.now(),
-      ctx.previous,
-      config.disabledReasons,
-    );
+    const book = new Conditions([{ type: CONDITION, okReason: 'ContainerRuntimeIsHealthy', okMessage: 'container runtime answers' }], ctx);
     const tripped = book.get(CONDITION)?.status === 'True';
     const keys = ['containerd', 'docker', 'pouch', 'dstate'] as const;
     type Key = (typeof keys)[number];
@@ -314,20 +308,19 @@ export const containerRuntime: DetectorDefinition<typeof configSchema> = {
             looks = merged;
           }
         }
-        const now = host.clock.now();
         const trippedKeys = keys.filter((k) => state.get(k) === true);
-        const reported = trippedKeys.map((k) => lastBad.get(k)).filter((l): l is Look => l !== undefined && !book.isDisabled(l.reason));
+        const reported = trippedKeys.map((k) => lastBad.get(k)).filter((l): l is Look => l !== undefined && book.surfaces(l.reason));
         const first = reported[0];
         if (first === undefined) {
           const seen = (['containerd', 'docker', 'pouch'] as const).filter((k) => looks.has(k));
-          book.ok(CONDITION, now, seen.length === 0 ? 'no container runtime found on this node (none expected)' : `${seen.join(', ')} answered`);
+          book.ok(CONDITION, seen.length === 0 ? 'no container runtime found on this node (none expected)' : `${seen.join(', ')} answered`);
         } else {
-          book.set(CONDITION, 'True', first.reason, reported.map((l) => l.message).join('; '), now);
+          book.set(CONDITION, 'True', first.reason, reported.map((l) => l.message).join('; '));
         }
         const unknownText = [...unknown].join('; ');
         return {
           conditions: book.list(),
-          events: book.filterEvents(events),
+          events,
           ...(unknownText === '' || first !== undefined ? {} : { unknown: unknownText }),
         };
       },

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { Host } from '../host/host.ts';
 import type { DetectorResult } from '../types.ts';
-import { ConditionBook } from '../util/condition-book.ts';
+import { Conditions } from './engine/conditions.ts';
 import type { DetectorDefinition } from './engine/types.ts';
 
 // FPGA health from the kernel's FPGA framework and Intel's DFL driver:
@@ -25,7 +25,6 @@ export const configSchema = Type.Object(
     }),
     expectedCount: Type.Integer({ minimum: 0, default: 0, description: 'FPGA managers this node must have; 0: do not compare' }),
     ignoredErrorFiles: Type.Array(Type.String({ minLength: 1 }), { default: ['inject_errors'], description: 'DFL errors/ files never read as faults' }),
-    disabledReasons: Type.Array(Type.String(), { default: [], description: 'Reasons never reported (kill switch for a false positive)' }),
   },
   { additionalProperties: false },
 );
@@ -75,13 +74,12 @@ export const fpga: DetectorDefinition<typeof configSchema> = {
   defaults: { enabled: true, interval: '60s', timeout: '10s' },
   create(config: Config, ctx) {
     const { host } = ctx;
-    const book = new ConditionBook([{ type: CONDITION, okReason: 'FPGAIsHealthy', okMessage: 'FPGAs are healthy' }], host.clock.now(), ctx.previous, config.disabledReasons);
+    const book = new Conditions([{ type: CONDITION, okReason: 'FPGAIsHealthy', okMessage: 'FPGAs are healthy' }], ctx);
     const ignored = new Set(config.ignoredErrorFiles);
     return {
       async probe(): Promise<DetectorResult> {
-        const now0 = host.clock.now();
         if (config.expected === 'false') {
-          book.ok(CONDITION, now0, 'FPGAs not checked (expected: false)');
+          book.ok(CONDITION, 'FPGAs not checked (expected: false)');
           return { conditions: book.list(), events: [] };
         }
         const problems: { reason: string; message: string }[] = [];
@@ -114,17 +112,15 @@ export const fpga: DetectorDefinition<typeof configSchema> = {
         } else if (config.expected === 'true' && count === 0 && fmes.length === 0) {
           problems.unshift({ reason: 'FPGADeviceCountMismatch', message: 'no FPGA found, but FPGAs are expected' });
         }
-        const now = host.clock.now();
-        const shown = problems.filter((p) => !book.isDisabled(p.reason));
+        const shown = problems.filter((p) => book.surfaces(p.reason));
         const first = shown[0];
         if (first === undefined) {
           book.ok(
             CONDITION,
-            now,
             count + fmes.length === 0 ? 'no FPGA on this node (none expected)' : `${count} FPGA manager(s) operating, ${regions.length} region(s), ${fmes.length} DFL FME(s) without errors`,
           );
         } else {
-          book.set(CONDITION, 'True', first.reason, shown.map((p) => p.message).join('; ').slice(0, 1000), now);
+          book.set(CONDITION, 'True', first.reason, shown.map((p) => p.message).join('; ').slice(0, 1000));
         }
         return { conditions: book.list(), events: [] };
       },

@@ -1,8 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { Host, LogReader } from '../host/host.ts';
 import type { DetectorResult, ProblemEvent } from '../types.ts';
-import { ConditionBook } from '../util/condition-book.ts';
 import { parseDuration } from '../util/duration.ts';
+import { Conditions } from './engine/conditions.ts';
 import type { DetectorDefinition } from './engine/types.ts';
 import { LineSplitter, parseKmsgLines, parseUptime } from './npd/kmsg.ts';
 
@@ -76,7 +76,6 @@ export const configSchema = Type.Object(
     appXids: Type.Array(Type.Integer({ minimum: 1 }), { default: DEFAULT_APP_XIDS, description: 'Application-caused XIDs: info events only, never a problem' }),
     xidWindow: Type.String({ pattern: DURATION, default: '24h', description: 'How long a fatal XID keeps GPUUnhealthy True, and how far back the first kmsg read looks' }),
     kmsgPath: Type.String({ pattern: '^/', default: '/dev/kmsg' }),
-    disabledReasons: Type.Array(Type.String(), { default: [], description: 'Reasons never reported (kill switch for a false positive)' }),
   },
   { additionalProperties: false },
 );
@@ -242,7 +241,7 @@ export const gpuNvidia: DetectorDefinition<typeof configSchema> = {
     const xidWindowMs = parseDuration(config.xidWindow) ?? 86_400_000;
     const fatalSet = new Set(config.fatalXids);
     const appSet = new Set(config.appXids.filter((c) => !fatalSet.has(c)));
-    const book = new ConditionBook([{ type: CONDITION, okReason: 'GPUIsHealthy', okMessage: 'NVIDIA GPUs are healthy' }], host.clock.now(), ctx.previous, config.disabledReasons);
+    const book = new Conditions([{ type: CONDITION, okReason: 'GPUIsHealthy', okMessage: 'NVIDIA GPUs are healthy' }], ctx);
     const labels = (ctx as { nodeLabels?: Record<string, string> }).nodeLabels;
     const labelCount = config.expectedCountLabel === '' ? undefined : num(labels?.[config.expectedCountLabel]);
     const expectedCount = config.expectedCount > 0 ? config.expectedCount : (labelCount ?? 0);
@@ -284,7 +283,7 @@ export const gpuNvidia: DetectorDefinition<typeof configSchema> = {
         const unknown: string[] = [];
         const problems: { reason: string; message: string }[] = [];
         if (config.expected === 'false') {
-          book.ok(CONDITION, host.clock.now(), 'NVIDIA GPUs not checked (expected: false)');
+          book.ok(CONDITION, 'NVIDIA GPUs not checked (expected: false)');
           return { conditions: book.list(), events };
         }
         const devices = await nvidiaDevices(host);
@@ -367,19 +366,19 @@ export const gpuNvidia: DetectorDefinition<typeof configSchema> = {
         // NvidiaSmiHung first: nothing else read from nvidia-smi can be trusted then.
         const order = ['NvidiaSmiHung', 'NvidiaSmiFailed', 'NvidiaDeviceCountMismatch'];
         problems.sort((a, b) => (order.includes(b.reason) ? 1 : 0) - (order.includes(a.reason) ? 1 : 0));
-        const shown = problems.filter((p) => !book.isDisabled(p.reason));
+        const shown = problems.filter((p) => book.surfaces(p.reason));
         const first = shown[0];
         if (first === undefined) {
-          book.ok(CONDITION, now, expected || count !== undefined ? `${count ?? '?'} NVIDIA GPU(s) healthy` : 'no NVIDIA GPU on this node (none expected)');
+          book.ok(CONDITION, expected || count !== undefined ? `${count ?? '?'} NVIDIA GPU(s) healthy` : 'no NVIDIA GPU on this node (none expected)');
         } else {
-          book.set(CONDITION, 'True', first.reason, shown.map((p) => p.message).join('; ').slice(0, 1000), now);
+          book.set(CONDITION, 'True', first.reason, shown.map((p) => p.message).join('; ').slice(0, 1000));
         }
         if (ctx.mode === 'check' && reader !== undefined) {
           await reader.close().catch(() => undefined);
           reader = undefined;
         }
         // The warn events of fatal XIDs duplicate the condition; keep them (they carry the log time).
-        return { conditions: book.list(), events: book.filterEvents(events), ...(unknown.length > 0 ? { unknown: unknown.join('; ') } : {}) };
+        return { conditions: book.list(), events, ...(unknown.length > 0 ? { unknown: unknown.join('; ') } : {}) };
       },
     };
   },

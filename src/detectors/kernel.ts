@@ -148,10 +148,6 @@ export const kernelConfigSchema = Type.Object(
       default: {},
       description: 'Reason -> {count, window}: how many matches make a warning event (default 1); fewer are reported as info',
     }),
-    disabledReasons: Type.Array(Type.String({ minLength: 1 }), {
-      default: [],
-      description: 'Kill switch: reasons (event or condition) this detector never raises',
-    }),
     conditionExpiry: Type.Record(Type.String(), Type.String({ pattern: DURATION }), {
       default: {},
       description:
@@ -174,14 +170,15 @@ export interface KernelSettings {
   deadlockWindowMs: number;
   deadlockTasks: Set<string>;
   thresholds: Map<string, { count: number; windowMs: number }>;
-  disabled: Set<string>;
+  /** Reasons the operator silenced (ctx.silenced): never an event, never a condition, so another reason of the type can surface. */
+  silenced: ReadonlySet<string>;
   expiryMs: Map<string, number>;
   ignoreDevices: RegExp;
   pstore: boolean;
 }
 
 /** Resolves durations and patterns of the configuration once. */
-export function resolveKernelSettings(config: KernelConfig): KernelSettings {
+export function resolveKernelSettings(config: KernelConfig, silenced: ReadonlySet<string> = new Set()): KernelSettings {
   const ms = (text: string, fallback: number): number => parseDuration(text) ?? fallback;
   const thresholds = new Map<string, { count: number; windowMs: number }>();
   thresholds.set('NICLinkFlapping', { count: config.linkFlapCount, windowMs: ms(config.linkFlapWindow, 600_000) });
@@ -192,7 +189,7 @@ export function resolveKernelSettings(config: KernelConfig): KernelSettings {
     deadlockWindowMs: ms(config.deadlockWindow, 600_000),
     deadlockTasks: new Set(config.deadlockTasks),
     thresholds,
-    disabled: new Set(config.disabledReasons),
+    silenced,
     expiryMs: new Map(Object.entries(config.conditionExpiry).map(([type, text]) => [type, ms(text, 0)])),
     ignoreDevices: compileRe2(config.ignoreDevices),
     pstore: config.pstore,
@@ -368,7 +365,7 @@ export class KernelLogState {
     let message = record.message;
     if (rule.id === 'oom-killed') message = this.#describeOom(groups, record.message);
     if (rule.id === 'hung-task') this.#hungTask(groups.comm ?? '', record, now, inLookback ? events : []);
-    if (this.#s.disabled.has(rule.reason)) return;
+    if (this.#s.silenced.has(rule.reason)) return;
     const threshold = this.#s.thresholds.get(rule.reason);
     let severity: Severity = rule.severity ?? 'warn';
     if (threshold !== undefined && threshold.count > 1) {
@@ -415,7 +412,7 @@ export class KernelLogState {
   }
 
   #setCondition(type: ConditionType, reason: string, message: string, timestamp: number, now: number, events: ProblemEvent[]): void {
-    if (this.#s.disabled.has(reason)) return;
+    if (this.#s.silenced.has(reason)) return;
     const expiry = this.#s.expiryMs.get(type) ?? 0;
     if (expiry > 0 && now - timestamp >= expiry) return;
     const cond = this.#conditions.get(type) as Condition;
@@ -434,7 +431,7 @@ const KMSG = '/dev/kmsg';
 const PSTORE_DIR = '/sys/fs/pstore';
 const POLL_MS = 250;
 
-async function readPstore(host: Host, disabled: Set<string>, now: number): Promise<ProblemEvent[]> {
+async function readPstore(host: Host, silenced: ReadonlySet<string>, now: number): Promise<ProblemEvent[]> {
   let names: string[];
   try {
     names = await host.readDir(PSTORE_DIR);
@@ -448,7 +445,7 @@ async function readPstore(host: Host, disabled: Set<string>, now: number): Promi
     // Part1 holds the end of the log, where the panic is; the other parts are earlier log text of the same dump.
     if (dump === undefined || dump.part !== 1) continue;
     const reason = dump.kind === 'Panic' ? 'PreviousBootPanic' : 'PreviousBootOops';
-    if (disabled.has(reason)) continue;
+    if (silenced.has(reason)) continue;
     events.push({ severity: 'warn', reason, message: `${dump.kind}#${dump.count} kept in ${PSTORE_DIR}/${name}: ${dump.summary}`, timestamp: now });
   }
   return events;
@@ -493,10 +490,10 @@ class KmsgFollower {
 
 export function createKernelDetector(config: KernelConfig, ctx: DetectorContext): Detector {
   const { host } = ctx;
-  const settings = resolveKernelSettings(config);
+  const settings = resolveKernelSettings(config, ctx.silenced);
   const state = new KernelLogState(settings, ctx.previous, host.clock.now());
   const eventsFrom = (now: number): number => (settings.lookbackMs > 0 ? now - settings.lookbackMs : Number.NEGATIVE_INFINITY);
-  const pstore = async (now: number): Promise<ProblemEvent[]> => (settings.pstore ? readPstore(host, settings.disabled, now) : []);
+  const pstore = async (now: number): Promise<ProblemEvent[]> => (settings.pstore ? readPstore(host, settings.silenced, now) : []);
 
   return {
     async probe(): Promise<DetectorResult> {

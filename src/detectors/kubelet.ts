@@ -3,8 +3,8 @@ import { Type } from '@sinclair/typebox';
 import type { Host } from '../host/host.ts';
 import { httpGet } from '../host/unix-http.ts';
 import type { DetectorResult, ProblemEvent } from '../types.ts';
-import { ConditionBook } from '../util/condition-book.ts';
 import { parseDuration } from '../util/duration.ts';
+import { Conditions } from './engine/conditions.ts';
 import { Debounce } from './engine/window.ts';
 import type { DetectorDefinition } from './engine/types.ts';
 import { parseProcStat } from './container-runtime.ts';
@@ -36,7 +36,6 @@ export const configSchema = Type.Object(
     journalTimeout: Type.String({ pattern: DURATION, default: '10s' }),
     clientCertPath: Type.String({ pattern: '^/', default: '/var/lib/kubelet/pki/kubelet-client-current.pem' }),
     certWarnDays: Type.Number({ minimum: 0, default: 14, description: 'Days left on the client certificate below which KubeletCertificateExpiring turns True (rotation normally renews far earlier)' }),
-    disabledReasons: Type.Array(Type.String(), { default: [], description: 'Reasons never reported (kill switch for a false positive)' }),
   },
   { additionalProperties: false },
 );
@@ -106,14 +105,12 @@ export const kubelet: DetectorDefinition<typeof configSchema> = {
     const retryMs = parseDuration(config.checkRetryInterval) ?? 1_000;
     const plegWindowMs = parseDuration(config.plegWindow) ?? 300_000;
     const journalTimeoutMs = parseDuration(config.journalTimeout) ?? 10_000;
-    const book = new ConditionBook(
+    const book = new Conditions(
       [
         { type: UNHEALTHY, okReason: 'KubeletIsHealthy', okMessage: 'kubelet is healthy' },
         { type: CERT, okReason: 'KubeletClientCertValid', okMessage: 'kubelet client certificate is valid' },
       ],
-      host.clock.now(),
-      ctx.previous,
-      config.disabledReasons,
+      ctx,
     );
     const healthz = new Debounce(config.failuresToTrip, config.successesToClear, book.get(UNHEALTHY)?.reason === 'KubeletHealthzFailed');
     let lastBad: HealthLook | undefined;
@@ -129,10 +126,9 @@ export const kubelet: DetectorDefinition<typeof configSchema> = {
       async probe(signal): Promise<DetectorResult> {
         const events: ProblemEvent[] = [];
         const unknown: string[] = [];
-        const now0 = host.clock.now();
         if (config.expected === 'false') {
-          book.ok(UNHEALTHY, now0, 'kubelet not checked (expected: false)');
-          book.ok(CERT, now0, 'kubelet not checked (expected: false)');
+          book.ok(UNHEALTHY, 'kubelet not checked (expected: false)');
+          book.ok(CERT, 'kubelet not checked (expected: false)');
           return { conditions: book.list(), events };
         }
         const present = await kubeletPresent(host, config);
@@ -174,16 +170,16 @@ export const kubelet: DetectorDefinition<typeof configSchema> = {
 
         const now = host.clock.now();
         if (config.expected === 'true' && !present && !look.ok) {
-          book.set(UNHEALTHY, 'True', 'KubeletNotRunning', `kubelet is expected but absent: no unit, process, certificate or state directory, and ${look.message}`, now);
-        } else if (healthzBad && !nothingThere && lastBad !== undefined && !book.isDisabled('KubeletHealthzFailed')) {
-          book.set(UNHEALTHY, 'True', 'KubeletHealthzFailed', `${lastBad.message} (${config.failuresToTrip} consecutive failures)`, now);
-        } else if (pleg.length >= config.plegMinCount && !book.isDisabled('PLEGNotHealthy')) {
-          book.set(UNHEALTHY, 'True', 'PLEGNotHealthy', `${pleg.length} "PLEG is not healthy" lines in the last ${config.plegWindow}; last: ${(pleg.at(-1) ?? '').trim().slice(0, 300)}`, now);
+          book.set(UNHEALTHY, 'True', 'KubeletNotRunning', `kubelet is expected but absent: no unit, process, certificate or state directory, and ${look.message}`);
+        } else if (healthzBad && !nothingThere && lastBad !== undefined && book.surfaces('KubeletHealthzFailed')) {
+          book.set(UNHEALTHY, 'True', 'KubeletHealthzFailed', `${lastBad.message} (${config.failuresToTrip} consecutive failures)`);
+        } else if (pleg.length >= config.plegMinCount && book.surfaces('PLEGNotHealthy')) {
+          book.set(UNHEALTHY, 'True', 'PLEGNotHealthy', `${pleg.length} "PLEG is not healthy" lines in the last ${config.plegWindow}; last: ${(pleg.at(-1) ?? '').trim().slice(0, 300)}`);
         } else {
           if (pleg.length > 0) {
             events.push({ severity: 'info', reason: 'PLEGNotHealthy', message: `${pleg.length} "PLEG is not healthy" line(s) in the last ${config.plegWindow}, below ${config.plegMinCount}`, timestamp: now });
           }
-          book.ok(UNHEALTHY, now, present ? 'kubelet is healthy' : 'no kubelet on this node (not expected)');
+          book.ok(UNHEALTHY, present ? 'kubelet is healthy' : 'no kubelet on this node (not expected)');
         }
 
         // Client certificate.
@@ -192,22 +188,22 @@ export const kubelet: DetectorDefinition<typeof configSchema> = {
           return undefined;
         }) : undefined;
         if (pem === undefined) {
-          book.ok(CERT, now, present ? `no client certificate at ${config.clientCertPath}` : 'no kubelet on this node');
+          book.ok(CERT, present ? `no client certificate at ${config.clientCertPath}` : 'no kubelet on this node');
         } else {
           const cert = parseClientCert(pem, now);
           if ('error' in cert) {
             unknown.push(`${config.clientCertPath}: ${cert.error}`);
-            book.set(CERT, 'Unknown', 'KubeletClientCertUnreadable', `${config.clientCertPath}: ${cert.error}`, now);
+            book.set(CERT, 'Unknown', 'KubeletClientCertUnreadable', `${config.clientCertPath}: ${cert.error}`);
           } else if (cert.daysLeft <= 0) {
-            book.set(CERT, 'True', 'KubeletClientCertExpired', `client certificate ${cert.subject} expired ${cert.notAfter.toISOString()}`, now);
+            book.set(CERT, 'True', 'KubeletClientCertExpired', `client certificate ${cert.subject} expired ${cert.notAfter.toISOString()}`);
           } else if (cert.daysLeft < config.certWarnDays) {
-            book.set(CERT, 'True', 'KubeletClientCertExpiring', `client certificate ${cert.subject} expires ${cert.notAfter.toISOString()} (${cert.daysLeft.toFixed(1)} days left, below ${config.certWarnDays})`, now);
+            book.set(CERT, 'True', 'KubeletClientCertExpiring', `client certificate ${cert.subject} expires ${cert.notAfter.toISOString()} (${cert.daysLeft.toFixed(1)} days left, below ${config.certWarnDays})`);
           } else {
-            book.ok(CERT, now, `client certificate expires ${cert.notAfter.toISOString()} (${Math.floor(cert.daysLeft)} days left)`);
+            book.ok(CERT, `client certificate expires ${cert.notAfter.toISOString()} (${Math.floor(cert.daysLeft)} days left)`);
           }
         }
 
-        return { conditions: book.list(), events: book.filterEvents(events), ...(unknown.length > 0 ? { unknown: unknown.join('; ') } : {}) };
+        return { conditions: book.list(), events, ...(unknown.length > 0 ? { unknown: unknown.join('; ') } : {}) };
       },
     };
   },

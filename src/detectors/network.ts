@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { Type, type Static } from '@sinclair/typebox';
 import { lookupWithServer } from '../host/dns.ts';
 import type { DetectorResult } from '../types.ts';
-import { ConditionTracker, tripAfter, type ConditionSpec, type Finding } from '../util/condition-tracker.ts';
+import { Conditions, tripAfter, type ConditionSpec, type Finding } from './engine/conditions.ts';
 import { DurationSetting } from '../util/duration-schema.ts';
 import { parseDuration } from '../util/duration.ts';
 import type { DetectorDefinition } from './engine/types.ts';
@@ -69,7 +69,6 @@ const configSchema = Type.Object(
     dnsTimeout: DurationSetting('Deadline of one DNS query', '2s'),
     failuresToTrip: Type.Integer({ minimum: 1, default: 3, description: 'Consecutive bad probes before the condition turns (the daemon; check takes one look)' }),
     successesToClear: Type.Integer({ minimum: 1, default: 1, description: 'Consecutive good probes before it clears' }),
-    disabledReasons: Type.Array(Type.String(), { default: [], description: 'Reasons that never turn a condition (per-reason kill switch)' }),
   },
   { additionalProperties: false },
 );
@@ -89,14 +88,7 @@ export const network: DetectorDefinition<typeof configSchema> = {
   defaults: { enabled: true, interval: '60s', timeout: '10s' },
   create(config, ctx) {
     const { host } = ctx;
-    const tracker = new ConditionTracker({
-      specs: NETWORK_CONDITIONS,
-      now: () => host.clock.now(),
-      previous: ctx.previous,
-      disabledReasons: config.disabledReasons,
-      failuresToTrip: tripAfter(ctx.mode, config.failuresToTrip),
-      successesToClear: config.successesToClear,
-    });
+    const tracker = new Conditions(NETWORK_CONDITIONS, ctx, { failuresToTrip: tripAfter(ctx.mode, config.failuresToTrip), successesToClear: config.successesToClear });
     const dnsTimeoutMs = parseDuration(config.dnsTimeout) ?? 2000;
     const read = (p: string): Promise<string | undefined> => host.tryReadText(p).catch(() => undefined);
 

@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Host } from '../host/host.ts';
 import type { DetectorResult } from '../types.ts';
-import { ConditionTracker, tripAfter, type ConditionSpec, type Finding } from '../util/condition-tracker.ts';
+import { Conditions, tripAfter, type ConditionSpec, type Finding } from './engine/conditions.ts';
 import type { DetectorDefinition } from './engine/types.ts';
 
 // ---------------------------------------------------------------- parsers (pure)
@@ -85,7 +85,6 @@ const configSchema = Type.Object(
     zombieCount: Type.Integer({ minimum: 0, default: 500, description: 'ZombieProcesses when at least this many processes are zombies (0 turns the scan off)' }),
     failuresToTrip: Type.Integer({ minimum: 1, default: 3, description: 'Consecutive probes over a threshold before its condition turns (the daemon; check takes one look)' }),
     successesToClear: Type.Integer({ minimum: 1, default: 2, description: 'Consecutive probes under it before the condition clears' }),
-    disabledReasons: Type.Array(Type.String(), { default: [], description: 'Reasons that never turn a condition (per-reason kill switch)' }),
   },
   { additionalProperties: false },
 );
@@ -139,14 +138,7 @@ export const pressure: DetectorDefinition<typeof configSchema> = {
   defaults: { enabled: true, interval: '30s', timeout: '10s' },
   create(config, ctx) {
     const { host } = ctx;
-    const tracker = new ConditionTracker({
-      specs: PRESSURE_CONDITIONS,
-      now: () => host.clock.now(),
-      previous: ctx.previous,
-      disabledReasons: config.disabledReasons,
-      failuresToTrip: tripAfter(ctx.mode, config.failuresToTrip),
-      successesToClear: config.successesToClear,
-    });
+    const tracker = new Conditions(PRESSURE_CONDITIONS, ctx, { failuresToTrip: tripAfter(ctx.mode, config.failuresToTrip), successesToClear: config.successesToClear });
     const read = (p: string): Promise<string | undefined> => host.tryReadText(p).catch(() => undefined);
 
     return {

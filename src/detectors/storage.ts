@@ -3,7 +3,7 @@ import type { Host } from '../host/host.ts';
 import { hostStatfs, type FsStats } from '../host/statfs.ts';
 import { writeProbe } from '../host/write-probe.ts';
 import type { DetectorResult } from '../types.ts';
-import { ConditionTracker, tripAfter, type ConditionSpec, type Finding } from '../util/condition-tracker.ts';
+import { Conditions, tripAfter, type ConditionSpec, type Finding } from './engine/conditions.ts';
 import { withDeadline } from '../util/deadline.ts';
 import { parseDuration } from '../util/duration.ts';
 import { DurationSetting } from '../util/duration-schema.ts';
@@ -171,7 +171,6 @@ const configSchema = Type.Object(
     smartTimeout: DurationSetting('Deadline of one smartctl call', '10s'),
     failuresToTrip: Type.Integer({ minimum: 1, default: 2, description: 'Consecutive probes with a problem before its condition turns (the daemon; check takes one look)' }),
     successesToClear: Type.Integer({ minimum: 1, default: 1, description: 'Consecutive good probes before a condition clears' }),
-    disabledReasons: Type.Array(Type.String(), { default: [], description: 'Reasons that never turn a condition (per-reason kill switch)' }),
   },
   { additionalProperties: false },
 );
@@ -213,14 +212,7 @@ export const storage: DetectorDefinition<typeof configSchema> = {
   defaults: { enabled: true, interval: '60s', timeout: '25s' },
   create(config, ctx) {
     const { host } = ctx;
-    const tracker = new ConditionTracker({
-      specs: STORAGE_CONDITIONS,
-      now: () => host.clock.now(),
-      previous: ctx.previous,
-      disabledReasons: config.disabledReasons,
-      failuresToTrip: tripAfter(ctx.mode, config.failuresToTrip),
-      successesToClear: config.successesToClear,
-    });
+    const tracker = new Conditions(STORAGE_CONDITIONS, ctx, { failuresToTrip: tripAfter(ctx.mode, config.failuresToTrip), successesToClear: config.successesToClear });
     const ignoredTypes = new Set(config.ignoreFsTypes);
     const ignoredDevices = new RegExp(config.ignoreBlockDevices);
     const statfsMs = ms(config.statfsTimeout, 2000);

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { DetectorResult } from '../types.ts';
-import { ConditionTracker, tripAfter, type ConditionSpec, type Finding } from '../util/condition-tracker.ts';
+import { Conditions, tripAfter, type ConditionSpec, type Finding } from './engine/conditions.ts';
 import { DurationSetting } from '../util/duration-schema.ts';
 import { parseDuration } from '../util/duration.ts';
 import { CountWindow } from './engine/window.ts';
@@ -67,7 +67,6 @@ const configSchema = Type.Object(
     commandTimeout: DurationSetting('Deadline of one systemctl call', '5s'),
     failuresToTrip: Type.Integer({ minimum: 1, default: 2, description: 'Consecutive probes seeing a failed unit before SystemdUnitFailed turns (the daemon; check takes one look)' }),
     successesToClear: Type.Integer({ minimum: 1, default: 1, description: 'Consecutive good probes before a condition clears' }),
-    disabledReasons: Type.Array(Type.String(), { default: [], description: 'Reasons that never turn a condition (per-reason kill switch)' }),
   },
   { additionalProperties: false },
 );
@@ -87,14 +86,7 @@ export const systemd: DetectorDefinition<typeof configSchema> = {
   defaults: { enabled: true, interval: '60s', timeout: '20s' },
   create(config, ctx) {
     const { host } = ctx;
-    const tracker = new ConditionTracker({
-      specs: SYSTEMD_CONDITIONS,
-      now: () => host.clock.now(),
-      previous: ctx.previous,
-      disabledReasons: config.disabledReasons,
-      failuresToTrip: tripAfter(ctx.mode, config.failuresToTrip),
-      successesToClear: config.successesToClear,
-    });
+    const tracker = new Conditions(SYSTEMD_CONDITIONS, ctx, { failuresToTrip: tripAfter(ctx.mode, config.failuresToTrip), successesToClear: config.successesToClear });
     const timeoutMs = parseDuration(config.commandTimeout) ?? 5000;
     const windowMs = parseDuration(config.restartWindow) ?? 20 * 60_000;
     const lastRestarts = new Map<string, number>();

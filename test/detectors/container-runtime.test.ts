@@ -65,9 +65,9 @@ after(async () => {
 });
 
 let configs = 0;
-async function configFile(settings: Record<string, unknown>): Promise<string> {
+async function configFile(settings: Record<string, unknown>, silenced: string[] = []): Promise<string> {
   const file = path.join(tmp, `agent-${configs++}.yaml`);
-  await writeFile(file, JSON.stringify({ monitors: { systemLog: [], customPlugin: [] }, detectors: { 'container-runtime': settings } }));
+  await writeFile(file, JSON.stringify({ monitors: { systemLog: [], customPlugin: [] }, detection: { silencedReasons: silenced }, detectors: { 'container-runtime': settings } }));
   return file;
 }
 
@@ -77,8 +77,8 @@ interface Entry {
   error?: string;
 }
 
-async function check(root: string, settings: Record<string, unknown> = {}): Promise<Entry> {
-  const result = await runAgent(['check', '--json', '--root', root, '--only', 'container-runtime', '--config', await configFile(settings)]);
+async function check(root: string, settings: Record<string, unknown> = {}, silenced: string[] = []): Promise<Entry> {
+  const result = await runAgent(['check', '--json', '--root', root, '--only', 'container-runtime', '--config', await configFile(settings, silenced)]);
   assert.ok(result.stdout.startsWith('{'), `agent printed no report: ${result.stderr}`);
   const report = JSON.parse(result.stdout) as { results: Entry[] };
   const entry = report.results[0] as Entry;
@@ -117,8 +117,8 @@ describe('container-runtime on fixture hosts (containerd via crictl)', () => {
     assert.match(e.conditions[0]?.message ?? '', /containerd\[3976\]/);
   });
 
-  test('kill switch: a disabled reason is not reported', async () => {
-    const e = await check(path.join(HOSTS, 'runtime-dstate'), { ...FAST, disabledReasons: ['RuntimeProcessInDState'] });
+  test('kill switch: a silenced reason (detection.silencedReasons) is not reported', async () => {
+    const e = await check(path.join(HOSTS, 'runtime-dstate'), FAST, ['RuntimeProcessInDState']);
     assert.equal(e.status, 'ok');
   });
 
@@ -260,7 +260,7 @@ describe('container-runtime in the daemon: N consecutive failures', () => {
     await mkdir(path.join(root, 'proc'), { recursive: true });
     const host = createHost({ root });
     const config = { ...defaultsOf(), deadline: '300ms' };
-    const detector = containerRuntime.create(config, { host, log: pino({ level: 'silent' }), nodeName: 'n', mode: 'run', previous: [] });
+    const detector = containerRuntime.create(config, { host, log: pino({ level: 'silent' }), nodeName: 'n', mode: 'run', previous: [], silenced: new Set() });
     const signal = new AbortController().signal;
     let server = await serve(root, 'var/run/docker.sock', 'never');
     const statuses: string[] = [];
@@ -294,6 +294,5 @@ function defaultsOf(): Parameters<typeof containerRuntime.create>[0] {
     successesToClear: 1,
     checkRetryInterval: '1s',
     dStateProcesses: ['containerd', 'dockerd', 'containerd-shim*', 'pouchd'],
-    disabledReasons: [],
   };
 }

@@ -49,9 +49,9 @@ interface Entry {
 }
 
 let n = 0;
-async function check(host: string, settings: Record<string, unknown> = {}): Promise<Entry> {
+async function check(host: string, settings: Record<string, unknown> = {}, silenced: string[] = []): Promise<Entry> {
   const file = path.join(tmp, `agent-${n++}.yaml`);
-  await writeFile(file, JSON.stringify({ monitors: { systemLog: [], customPlugin: [] }, detectors: { fpga: settings } }));
+  await writeFile(file, JSON.stringify({ monitors: { systemLog: [], customPlugin: [] }, detection: { silencedReasons: silenced }, detectors: { fpga: settings } }));
   const result = await runAgent(['check', '--json', '--root', path.join(HOSTS, host), '--only', 'fpga', '--config', file]);
   assert.ok(result.stdout.startsWith('{'), `no report: ${result.stderr}`);
   const entry = (JSON.parse(result.stdout) as { results: Entry[] }).results[0] as Entry;
@@ -60,7 +60,7 @@ async function check(host: string, settings: Record<string, unknown> = {}): Prom
 }
 
 describe('fpga on fixture hosts', () => {
-  const cases: { name: string; host: string; settings?: Record<string, unknown>; status: string; reason?: string; match?: RegExp }[] = [
+  const cases: { name: string; host: string; settings?: Record<string, unknown>; silenced?: string[]; status: string; reason?: string; match?: RegExp }[] = [
     { name: 'no FPGA, none expected', host: 'fpga-none', status: 'ok' },
     { name: 'no FPGA but expected', host: 'fpga-none', settings: { expected: 'true' }, status: 'problem', reason: 'FPGADeviceCountMismatch' },
     { name: 'healthy DFL card', host: 'fpga-healthy', status: 'ok' },
@@ -69,11 +69,11 @@ describe('fpga on fixture hosts', () => {
     { name: 'programming failed', host: 'fpga-write-error', status: 'problem', reason: 'FPGAManagerError', match: /write init error.*reconfig CRC error/ },
     { name: 'DFL catastrophic error', host: 'fpga-dfl-catfatal', status: 'problem', reason: 'FPGADFLError', match: /catfatal_errors=0x800/ },
     { name: 'injected test errors are not a fault', host: 'fpga-inject-only', status: 'ok' },
-    { name: 'kill switch for FPGADFLError', host: 'fpga-dfl-catfatal', settings: { disabledReasons: ['FPGADFLError'] }, status: 'ok' },
+    { name: 'kill switch for FPGADFLError', host: 'fpga-dfl-catfatal', silenced: ['FPGADFLError'], status: 'ok' },
   ];
   for (const c of cases) {
     test(c.name, async () => {
-      const e = await check(c.host, c.settings);
+      const e = await check(c.host, c.settings, c.silenced);
       assert.equal(e.status, c.status, JSON.stringify(e));
       const cond = e.conditions.find((x) => x.type === 'FPGAUnhealthy');
       assert.equal(cond?.status, c.reason === undefined ? 'False' : 'True');

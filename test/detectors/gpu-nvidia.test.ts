@@ -108,9 +108,9 @@ interface Entry {
 }
 
 let n = 0;
-async function check(host: string, settings: Record<string, unknown> = {}): Promise<Entry> {
+async function check(host: string, settings: Record<string, unknown> = {}, silenced: string[] = []): Promise<Entry> {
   const file = path.join(tmp, `agent-${n++}.yaml`);
-  await writeFile(file, JSON.stringify({ monitors: { systemLog: [], customPlugin: [] }, detectors: { 'gpu-nvidia': settings } }));
+  await writeFile(file, JSON.stringify({ monitors: { systemLog: [], customPlugin: [] }, detection: { silencedReasons: silenced }, detectors: { 'gpu-nvidia': settings } }));
   const result = await runAgent(['check', '--json', '--root', path.join(HOSTS, host), '--only', 'gpu-nvidia', '--config', file]);
   assert.ok(result.stdout.startsWith('{'), `no report: ${result.stderr}`);
   const entry = (JSON.parse(result.stdout) as { results: Entry[] }).results[0] as Entry;
@@ -119,7 +119,7 @@ async function check(host: string, settings: Record<string, unknown> = {}): Prom
 }
 
 describe('gpu-nvidia on fixture hosts', () => {
-  const cases: { name: string; host: string; settings?: Record<string, unknown>; status: string; reason?: string; warn?: string[] }[] = [
+  const cases: { name: string; host: string; settings?: Record<string, unknown>; silenced?: string[]; status: string; reason?: string; warn?: string[] }[] = [
     { name: 'no GPU, none expected', host: 'gpu-none', status: 'ok' },
     { name: 'no GPU but one expected', host: 'gpu-none', settings: { expectedCount: 1 }, status: 'problem', reason: 'NvidiaDeviceCountMismatch' },
     { name: 'healthy A10G', host: 'gpu-healthy', status: 'ok' },
@@ -129,13 +129,15 @@ describe('gpu-nvidia on fixture hosts', () => {
     { name: 'Xid 79 fallen off the bus', host: 'gpu-xid79', status: 'problem', reason: 'NvidiaXID79Error', warn: ['NvidiaXID79Error'] },
     { name: 'Xid 79 older than xidWindow is not reported', host: 'gpu-xid79', settings: { xidWindow: '30s' }, status: 'ok', warn: [] },
     { name: 'Xid 79 made a warning by config', host: 'gpu-xid79', settings: { fatalXids: [48] }, status: 'problem', warn: ['NvidiaXID79Warning'] },
-    { name: 'kill switch for NvidiaXID79Error', host: 'gpu-xid79', settings: { disabledReasons: ['NvidiaXID79Error'] }, status: 'ok' },
+    { name: 'kill switch for NvidiaXID79Error', host: 'gpu-xid79', silenced: ['NvidiaXID79Error'], status: 'ok' },
+    { name: 'Xid 79 where two GPUs are expected: the count mismatch ranks first', host: 'gpu-xid79', settings: { expectedCount: 2 }, status: 'problem', reason: 'NvidiaDeviceCountMismatch' },
+    { name: 'a silenced reason lets the next one surface', host: 'gpu-xid79', settings: { expectedCount: 2 }, silenced: ['NvidiaDeviceCountMismatch'], status: 'problem', reason: 'NvidiaXID79Error' },
     { name: 'row remapping pending', host: 'gpu-remap-pending', status: 'problem', reason: 'NvidiaRowRemapPending' },
     { name: 'nvidia-smi hangs', host: 'gpu-smi-hung', settings: { smiTimeout: '500ms' }, status: 'problem', reason: 'NvidiaSmiHung' },
   ];
   for (const c of cases) {
     test(c.name, async () => {
-      const e = await check(c.host, c.settings);
+      const e = await check(c.host, c.settings, c.silenced);
       assert.equal(e.status, c.status, JSON.stringify(e));
       const cond = e.conditions.find((x) => x.type === 'GPUUnhealthy');
       assert.equal(cond?.status, c.reason === undefined ? 'False' : 'True', JSON.stringify(e));

@@ -235,8 +235,8 @@ test('a restart keeps a True condition and its transition time (ctx.previous)', 
   assert.equal(s.conditions.find((c) => c.type === 'XfsShutdown')?.transitionTime, NOW - 3_600_000);
 });
 
-test('the kill switch silences a reason, event or condition', () => {
-  const s = state({ disabledReasons: ['OOMKilling', 'FilesystemIsReadOnly'] });
+test('a silenced reason (ctx.silenced) raises neither an event nor a condition', () => {
+  const s = new KernelLogState(resolveKernelSettings(config(), new Set(['OOMKilling', 'FilesystemIsReadOnly'])), [], NOW);
   const events = s.process(
     [at(10, 'Out of memory: Killed process 3581527 (uwsgi) total-vm:517892kB, anon-rss:263092kB, file-rss:29128kB, shmem-rss:0kB, UID:33 pgtables:740kB oom_score_adj:0'), at(10, 'EXT4-fs (sdb): Remounting filesystem read-only')],
     NOW - 300_000,
@@ -361,7 +361,7 @@ test('watch follows appended records and raises each new problem once', async ()
     writeFileSync(path.join(root, 'proc', 'uptime'), '86400.00 1654321.00\n');
     const clock = new FakeClock(NOW);
     const host = createHost({ root, clock });
-    const detector = createKernelDetector(config(), { host, log: pino({ level: 'silent' }), nodeName: 'n', mode: 'run', previous: [] });
+    const detector = createKernelDetector(config(), { host, log: pino({ level: 'silent' }), nodeName: 'n', mode: 'run', previous: [], silenced: new Set() });
     const results: DetectorResult[] = [];
     const controller = new AbortController();
     const done = detector.watch?.((r) => results.push(r), controller.signal);

@@ -101,9 +101,9 @@ interface Entry {
 }
 
 let n = 0;
-async function check(root: string, settings: Record<string, unknown>): Promise<Entry> {
+async function check(root: string, settings: Record<string, unknown>, silenced: string[] = []): Promise<Entry> {
   const file = path.join(tmp, `agent-${n++}.yaml`);
-  await writeFile(file, JSON.stringify({ monitors: { systemLog: [], customPlugin: [] }, detectors: { kubelet: { checkRetryInterval: '100ms', ...settings } } }));
+  await writeFile(file, JSON.stringify({ monitors: { systemLog: [], customPlugin: [] }, detection: { silencedReasons: silenced }, detectors: { kubelet: { checkRetryInterval: '100ms', ...settings } } }));
   const result = await runAgent(['check', '--json', '--root', root, '--only', 'kubelet', '--config', file]);
   assert.ok(result.stdout.startsWith('{'), `no report: ${result.stderr}`);
   const entry = (JSON.parse(result.stdout) as { results: Entry[] }).results[0] as Entry;
@@ -157,10 +157,10 @@ describe('kubelet on fixture hosts with a real /healthz on 127.0.0.1', () => {
     }
   });
 
-  test('kill switch silences PLEGNotHealthy', async () => {
+  test('detection.silencedReasons silences PLEGNotHealthy', async () => {
     const server = await healthz('ok');
     try {
-      const e = await check(path.join(HOSTS, 'kubelet-pleg'), { healthzUrl: server.url, disabledReasons: ['PLEGNotHealthy'] });
+      const e = await check(path.join(HOSTS, 'kubelet-pleg'), { healthzUrl: server.url }, ['PLEGNotHealthy']);
       assert.equal(e.status, 'ok');
     } finally {
       await server.close();

@@ -100,7 +100,7 @@ test('in the daemon a single high reading does not turn a condition; failuresToT
 });
 
 test('a silenced reason never turns its condition, the others still do', async () => {
-  const result = await makeDetector(pressure, path.join(HOSTS, 'pressure-limits'), { config: { zombieCount: 3, disabledReasons: ['TooManyZombies', 'PIDsNearLimit'] } }).probe(signal());
+  const result = await makeDetector(pressure, path.join(HOSTS, 'pressure-limits'), { config: { zombieCount: 3 }, silenced: ['TooManyZombies', 'PIDsNearLimit'] }).probe(signal());
   assert.equal(condition(result, 'ZombieProcesses').status, 'False');
   assert.equal(condition(result, 'PIDExhaustion').status, 'False');
   assert.equal(condition(result, 'FileDescriptorExhaustion').status, 'True');

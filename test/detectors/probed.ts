@@ -13,15 +13,15 @@ import { FIXTURES } from '../helpers/cli.ts';
 
 export const HOSTS = path.join(FIXTURES, 'hosts');
 
-/** A detector built from its definition with the schema defaults plus `overrides`, on a host rooted at `root`. */
+/** A detector built from its definition with the schema defaults plus `overrides`, on a host rooted at `root`; `silenced` is ctx.silenced (detection.silencedReasons). */
 export function makeDetector<S extends TObject>(
   def: DetectorDefinition<S>,
   root: string,
-  options: { mode?: Mode; config?: Record<string, unknown>; clock?: Clock; previous?: Condition[] } = {},
+  options: { mode?: Mode; config?: Record<string, unknown>; clock?: Clock; previous?: Condition[]; silenced?: string[] } = {},
 ): Detector {
   const config = Value.Default(def.configSchema, structuredClone(options.config ?? {})) as never;
   const host = createHost({ root, ...(options.clock === undefined ? {} : { clock: options.clock }) });
-  return def.create(config, { host, log: pino({ level: 'silent' }), nodeName: 'test-node', mode: options.mode ?? 'check', previous: options.previous ?? [] });
+  return def.create(config, { host, log: pino({ level: 'silent' }), nodeName: 'test-node', mode: options.mode ?? 'check', previous: options.previous ?? [], silenced: new Set(options.silenced ?? []) });
 }
 
 /** A private copy of a fixture host, removed by the returned cleanup. */

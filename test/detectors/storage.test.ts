@@ -120,8 +120,8 @@ test('a pseudo filesystem at 100% and a real read-only tmpfs are not problems', 
   assert.doesNotMatch(text, /\/mnt\/sandboxing/);
 });
 
-test('a silenced reason never turns its condition (per-reason kill switch)', async () => {
-  const detector = makeDetector(storage, path.join(HOSTS, 'storage-disk-full'), { config: { disabledReasons: ['DiskSpaceLow'] } });
+test('a silenced reason never turns its condition (detection.silencedReasons)', async () => {
+  const detector = makeDetector(storage, path.join(HOSTS, 'storage-disk-full'), { silenced: ['DiskSpaceLow'] });
   const result = await detector.probe(signal());
   assert.equal(condition(result, 'DiskFull').status, 'False');
   assert.equal(condition(result, 'InodesExhausted').status, 'True');

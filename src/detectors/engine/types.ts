@@ -12,6 +12,12 @@ export interface DetectorContext {
   mode: Mode;
   /** This detector's conditions as last persisted; empty on a first start and in `check`. */
   previous: Condition[];
+  /**
+   * Reasons the operator silenced (detection.silencedReasons). Detectors that decide their
+   * conditions with engine/conditions.ts never raise them, so another reason of the same type can
+   * surface; the engine's silence() filters every result anyway.
+   */
+  silenced: ReadonlySet<string>;
 }
 
 export interface Detector {

@@ -14,7 +14,7 @@ function setup(pluginConfig: object, rules: object[], conditions = [{ type: 'NTP
   const root = new TempRoot();
   roots.push(root);
   const monitor = parseCustomPluginMonitor('m.json', JSON.stringify({ plugin: 'custom', pluginConfig, source: 'test', conditions, rules }));
-  const ctx: DetectorContext = { host: createHost({ root: root.dir }), log: createLogger('silent'), nodeName: 'n', mode: 'check', previous: [] };
+  const ctx: DetectorContext = { host: createHost({ root: root.dir }), log: createLogger('silent'), nodeName: 'n', mode: 'check', previous: [], silenced: new Set() };
   return { root, detector: () => createCustomPluginMonitor(monitor, '/', ctx) };
 }
 

@@ -41,7 +41,7 @@ test("filelog: NPD's kernel-monitor-filelog.json on a kern.log, with its lookbac
     ].join('\n'),
   );
   const monitor = referenceMonitor('kernel-monitor-filelog.json');
-  const detector = createSystemLogMonitor(monitor, { expiryMs: {}, patterns: [] }, { host: createHost({ root: root.dir }), log: createLogger('silent'), nodeName: 'n', mode: 'check', previous: [] });
+  const detector = createSystemLogMonitor(monitor, { expiryMs: {}, patterns: [] }, { host: createHost({ root: root.dir }), log: createLogger('silent'), nodeName: 'n', mode: 'check', previous: [], silenced: new Set() });
   const result = await detector.probe(signal);
   assert.deepEqual(result.events.map((e) => e.reason), ['TaskHung', 'TaskHung', 'DockerHung'], 'the hour-old line is outside the 5m lookback');
   assert.equal(result.conditions.find((c) => c.type === 'KernelDeadlock')?.status, 'True');
@@ -64,7 +64,7 @@ test('kmsg in the daemon: a record appended later is picked up, an unfinished on
   root.write('/proc/uptime', '100.00 100.00\n');
   const kmsg = root.write('/dev/kmsg', '6,1,1000,-;Linux version 6.1.0\n');
   const host = createHost({ root: root.dir });
-  const detector = createSystemLogMonitor(referenceMonitor('readonly-monitor.json'), { expiryMs: {}, patterns: [] }, { host, log: createLogger('silent'), nodeName: 'n', mode: 'run', previous: [] });
+  const detector = createSystemLogMonitor(referenceMonitor('readonly-monitor.json'), { expiryMs: {}, patterns: [] }, { host, log: createLogger('silent'), nodeName: 'n', mode: 'run', previous: [], silenced: new Set() });
   const controller = new AbortController();
   const results: DetectorResult[] = [];
   const watching = detector.watch!((r) => results.push(r), controller.signal);
@@ -94,7 +94,7 @@ test('journald: real journalctl over a real journal, filtered by identifier and 
   execFileSync('/lib/systemd/systemd-journal-remote', ['-o', journal, '-'], { input: exported, stdio: ['pipe', 'ignore', 'ignore'] });
   root.script('/usr/bin/journalctl', 'exec /usr/bin/journalctl "$@"');
   const monitor = referenceMonitor('systemd-monitor.json');
-  const detector = createSystemLogMonitor(monitor, { expiryMs: {}, patterns: [] }, { host: createHost({ root: root.dir }), log: createLogger('silent'), nodeName: 'n', mode: 'check', previous: [] });
+  const detector = createSystemLogMonitor(monitor, { expiryMs: {}, patterns: [] }, { host: createHost({ root: root.dir }), log: createLogger('silent'), nodeName: 'n', mode: 'check', previous: [], silenced: new Set() });
   const result = await detector.probe(signal);
   assert.deepEqual(result.events.map((e) => e.reason), ['KubeletStart', 'ContainerdStart']);
 });
@@ -102,6 +102,6 @@ test('journald: real journalctl over a real journal, filtered by identifier and 
 test('journald without journalctl on the host is an error the engine reports as unknown', async () => {
   const root = newRoot();
   const monitor = inlineMonitor({ plugin: 'journald', pluginConfig: { source: 'dockerd' }, source: 'd', rules: [] });
-  const detector = createSystemLogMonitor(monitor, { expiryMs: {}, patterns: [] }, { host: createHost({ root: root.dir }), log: createLogger('silent'), nodeName: 'n', mode: 'check', previous: [] });
+  const detector = createSystemLogMonitor(monitor, { expiryMs: {}, patterns: [] }, { host: createHost({ root: root.dir }), log: createLogger('silent'), nodeName: 'n', mode: 'check', previous: [], silenced: new Set() });
   await assert.rejects(detector.probe(signal), /journalctl not found/);
 });
