@@ -1,0 +1,376 @@
+// A real kube-apiserver + etcd for tests: test/apiserver builds one Go binary
+// that runs both in-process. This file builds it (once per source hash, cached
+// across runs), starts it on loopback in a throwaway directory, and tears it
+// down. Only node: builtins here so it works before any npm install.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtemp, readFile, rm, unlink } from 'node:fs/promises';
+import type { IncomingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BUILD_SH = fileURLToPath(new URL('../apiserver/build.sh', import.meta.url));
+
+export interface ClusterOptions {
+  /** Agent identities kubenode:agent:node-<i> (group kubenode:agents). Default 40. */
+  agents?: number;
+  /** Extra kube-apiserver flags, appended after the defaults (later flags win). */
+  apiserverArgs?: readonly string[];
+  /** How long one start may take to reach /readyz. Default 180 s. */
+  readyTimeoutMs?: number;
+  /** A cold build compiles all of kube-apiserver. Default 60 min. */
+  buildTimeoutMs?: number;
+  /** Leave the directory behind on stop() for debugging (also KUBENODE_TESTCLUSTER_KEEP=1). */
+  keepDir?: boolean;
+}
+
+/** DIR/ready.json as written by kubenode-testcluster. */
+export interface ReadyInfo {
+  server: string;
+  caFile: string;
+  adminToken: string;
+  adminKubeconfig: string;
+  agentsDir: string;
+  agents: number;
+  etcd: string;
+  version: string;
+  pid: number;
+}
+
+export interface ApiResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+export interface RequestOptions {
+  /** Bearer token; defaults to the admin token. Pass '' for an anonymous request. */
+  token?: string;
+  /** Serialised as JSON unless already a string. */
+  body?: unknown;
+  headers?: Record<string, string>;
+  timeoutMs?: number;
+}
+
+export interface Cluster {
+  readonly dir: string;
+  /** https://127.0.0.1:PORT; stays the same across restart() unless the port was taken meanwhile. */
+  readonly server: string;
+  readonly caFile: string;
+  readonly ca: Buffer;
+  readonly adminToken: string;
+  readonly adminKubeconfig: string;
+  /** e.g. v1.34.4 */
+  readonly version: string;
+  /** The kubenode-testcluster process, or undefined once stopped. */
+  readonly pid: number | undefined;
+  readonly logFile: string;
+  readonly agents: number;
+  agentKubeconfig(i: number): string;
+  agentToken(i: number): string;
+  agentUser(i: number): string;
+  /** An HTTPS request to the apiserver that verifies its certificate against the cluster CA. */
+  request(method: string, path: string, options?: RequestOptions): Promise<ApiResponse>;
+  /** Clean stop and start against the same etcd data, certificates and tokens. */
+  restart(): Promise<void>;
+  /** SIGTERM, wait for exit, remove the directory. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+let binaryPromise: Promise<string> | undefined;
+
+/** Path of the kubenode-testcluster binary: $KUBENODE_TESTCLUSTER_BIN, or build.sh's output. */
+export function testClusterBinary(buildTimeoutMs = 60 * 60_000): Promise<string> {
+  const fromEnv = process.env.KUBENODE_TESTCLUSTER_BIN;
+  if (fromEnv) return Promise.resolve(fromEnv);
+  binaryPromise ??= runBuild(buildTimeoutMs).catch((err: unknown) => {
+    binaryPromise = undefined;
+    throw err;
+  });
+  return binaryPromise;
+}
+
+function runBuild(timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', [BUILD_SH], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      // A cold build runs for many minutes; let the person waiting see why.
+      process.stderr.write(d);
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const bin = stdout.trim().split('\n').pop() ?? '';
+      if (code === 0 && bin !== '') resolve(bin);
+      else reject(new Error(`${BUILD_SH} failed (${signal ?? `exit ${code}`}${signal === 'SIGKILL' ? `, timeout ${timeoutMs}ms` : ''}):\n${tail(stderr)}`));
+    });
+  });
+}
+
+// Clusters still running when the test process exits (a test that threw
+// before stop(), say). The binary also gets SIGTERM from the kernel when its
+// parent dies, but only this hook can remove the directory.
+const live = new Set<TestCluster>();
+process.on('exit', () => {
+  for (const c of live) c.killSync();
+});
+
+export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  const bin = await testClusterBinary(options.buildTimeoutMs);
+  const dir = await mkdtemp(join(tmpdir(), 'kubenode-testcluster-'));
+  const cluster = new TestCluster(bin, dir, options);
+  live.add(cluster);
+  try {
+    await cluster.start();
+  } catch (err) {
+    await cluster.stop().catch(() => {});
+    throw err;
+  }
+  return cluster;
+}
+
+class TestCluster implements Cluster {
+  readonly dir: string;
+  readonly logFile: string;
+  readonly agents: number;
+  readonly #bin: string;
+  readonly #args: string[];
+  readonly #readyTimeoutMs: number;
+  readonly #keepDir: boolean;
+  #child: ChildProcess | undefined;
+  #exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
+  #info: ReadyInfo | undefined;
+  #ca: Buffer | undefined;
+  #agentTokens: string[] | undefined;
+  #stopped = false;
+
+  constructor(bin: string, dir: string, options: ClusterOptions) {
+    this.#bin = bin;
+    this.dir = dir;
+    this.logFile = join(dir, 'testcluster.log');
+    this.agents = options.agents ?? 40;
+    this.#args = ['--dir', dir, '--agents', String(this.agents)];
+    if (options.apiserverArgs?.length) this.#args.push('--', ...options.apiserverArgs);
+    this.#readyTimeoutMs = options.readyTimeoutMs ?? 180_000;
+    this.#keepDir = options.keepDir ?? process.env.KUBENODE_TESTCLUSTER_KEEP === '1';
+  }
+
+  get server(): string {
+    return this.#ready().server;
+  }
+  get caFile(): string {
+    return this.#ready().caFile;
+  }
+  get ca(): Buffer {
+    this.#ca ??= readFileSync(this.caFile);
+    return this.#ca;
+  }
+  get adminToken(): string {
+    return this.#ready().adminToken;
+  }
+  get adminKubeconfig(): string {
+    return this.#ready().adminKubeconfig;
+  }
+  get version(): string {
+    return this.#ready().version;
+  }
+  get pid(): number | undefined {
+    return this.#child?.exitCode === null && this.#child.signalCode === null ? this.#child.pid : undefined;
+  }
+
+  agentKubeconfig(i: number): string {
+    this.#checkAgent(i);
+    return join(this.#ready().agentsDir, `node-${i}.kubeconfig`);
+  }
+  agentToken(i: number): string {
+    this.#checkAgent(i);
+    this.#agentTokens ??= (JSON.parse(readFileSync(join(this.dir, 'state.json'), 'utf8')) as { agentTokens: string[] }).agentTokens;
+    const token = this.#agentTokens[i];
+    if (token === undefined) throw new Error(`no token for agent ${i} in ${this.dir}/state.json`);
+    return token;
+  }
+  agentUser(i: number): string {
+    this.#checkAgent(i);
+    return `kubenode:agent:node-${i}`;
+  }
+
+  #checkAgent(i: number): void {
+    if (!Number.isInteger(i) || i < 0 || i >= this.agents) throw new RangeError(`agent ${i} out of range 0..${this.agents - 1}`);
+  }
+
+  #ready(): ReadyInfo {
+    if (this.#info === undefined) throw new Error('test cluster is not running');
+    return this.#info;
+  }
+
+  request(method: string, path: string, options: RequestOptions = {}): Promise<ApiResponse> {
+    const url = new URL(path, this.server);
+    const token = options.token ?? this.adminToken;
+    const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
+    if (token !== '') headers.authorization = `Bearer ${token}`;
+    let payload: string | undefined;
+    if (options.body !== undefined) {
+      payload = typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
+      headers['content-type'] ??= 'application/json';
+    }
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest(
+        url,
+        // agent: false so no pooled socket outlives a restart or the test.
+        { method, headers, ca: this.ca, agent: false, timeout: options.timeoutMs ?? 30_000 },
+        (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => (body += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`${method} ${url.href} timed out`)));
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+
+  async start(): Promise<void> {
+    // Another process can grab one of the probed-free ports before the
+    // binary binds it; the binary then picks new ports on the next start.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#startOnce();
+        return;
+      } catch (err) {
+        if (attempt >= 3 || !(err instanceof Error) || !/address already in use/.test(err.message)) throw err;
+      }
+    }
+  }
+
+  async #startOnce(): Promise<void> {
+    const readyPath = join(this.dir, 'ready.json');
+    await unlink(readyPath).catch(() => {});
+    this.#info = undefined;
+    this.#ca = undefined;
+    this.#agentTokens = undefined;
+
+    const log = openSync(this.logFile, 'a');
+    let child: ChildProcess;
+    try {
+      child = spawn(this.#bin, this.#args, { stdio: ['ignore', log, log] });
+    } finally {
+      closeSync(log);
+    }
+    // Not keeping the event loop alive: a test that forgets stop() must not
+    // hang the runner; the exit hook and the kernel clean up instead.
+    child.unref();
+    this.#child = child;
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+      child.once('error', () => resolve({ code: null, signal: null }));
+    });
+    this.#exited = exited;
+    let spawnError: Error | undefined;
+    child.once('error', (err) => (spawnError = err));
+
+    const deadline = Date.now() + this.#readyTimeoutMs;
+    for (;;) {
+      const info = await readFile(readyPath, 'utf8').then(
+        (s) => JSON.parse(s) as ReadyInfo,
+        () => undefined,
+      );
+      // pid guards against a ready.json left by an earlier run.
+      if (info !== undefined && info.pid === child.pid) {
+        this.#info = info;
+        return;
+      }
+      const done = await Promise.race([exited, sleep(100).then(() => undefined)]);
+      if (done !== undefined) {
+        const how = spawnError ? spawnError.message : done.signal ? `signal ${done.signal}` : `exit code ${done.code}`;
+        throw new Error(`kubenode-testcluster exited before ready (${how}); ${this.logFile}:\n${await this.#logTail()}`);
+      }
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        await exited;
+        throw new Error(`kubenode-testcluster not ready within ${this.#readyTimeoutMs}ms; ${this.logFile}:\n${await this.#logTail()}`);
+      }
+    }
+  }
+
+  async #logTail(): Promise<string> {
+    const etcdLog = await readFile(join(this.dir, 'etcd.log'), 'utf8').catch(() => '');
+    const main = tail(await readFile(this.logFile, 'utf8').catch(() => ''));
+    return etcdLog.trim() === '' ? main : `${main}\n--- etcd.log:\n${tail(etcdLog, 20)}`;
+  }
+
+  /** Stops the process, keeping the directory. Resolves with an error description if it did not exit cleanly. */
+  async #terminate(timeoutMs = 90_000): Promise<string | undefined> {
+    const child = this.#child;
+    const exited = this.#exited;
+    this.#info = undefined;
+    if (child === undefined || exited === undefined) return undefined;
+    this.#child = undefined;
+    if (child.exitCode === null && child.signalCode === null) {
+      child.ref();
+      child.kill('SIGTERM');
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
+    const result = await Promise.race([exited, timedOut]);
+    clearTimeout(timer);
+    if (result === 'timeout') {
+      child.kill('SIGKILL');
+      await exited;
+      return `did not exit within ${timeoutMs}ms of SIGTERM; killed`;
+    }
+    if (result.code !== 0) return `exited with ${result.signal ? `signal ${result.signal}` : `code ${result.code}`} after SIGTERM`;
+    return undefined;
+  }
+
+  async restart(): Promise<void> {
+    if (this.#stopped) throw new Error('test cluster was stopped');
+    const problem = await this.#terminate();
+    if (problem !== undefined) throw new Error(`restart: kubenode-testcluster ${problem}; ${this.logFile}:\n${await this.#logTail()}`);
+    await this.start();
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    const problem = await this.#terminate();
+    const logTail = problem === undefined ? '' : await this.#logTail();
+    live.delete(this);
+    if (!this.#keepDir) await rm(this.dir, { recursive: true, force: true, maxRetries: 3 });
+    if (problem !== undefined) throw new Error(`stop: kubenode-testcluster ${problem}; log:\n${logTail}`);
+  }
+
+  /** For the process exit hook, where nothing asynchronous can run. */
+  killSync(): void {
+    const child = this.#child;
+    if (child !== undefined && child.exitCode === null && child.signalCode === null) {
+      try {
+        child.kill('SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    if (!this.#keepDir) rmSync(this.dir, { recursive: true, force: true, maxRetries: 3 });
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function tail(text: string, lines = 40): string {
+  return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
