@@ -12,7 +12,11 @@ import type { DetectorDefinition } from './engine/types.ts';
 // - /sys/class/fpga_region/*: the regions, counted;
 // - /sys/bus/platform/devices/dfl-fme.*/errors/*: DFL FME error registers, printed "0x%llx";
 //   non-zero is a fault (Documentation/ABI/testing/sysfs-platform-dfl-fme). inject_errors
-//   only shows errors injected for testing and is never a fault.
+//   only shows errors injected for testing and is never a fault;
+// - Xilinx XRT cards (Alveo), which are PCIe devices outside the FPGA framework: the
+//   "Devices present" table of `xbutil examine` (`xrt-smi examine` from XRT 2024.1), whose
+//   "Device Ready" column (XRT 2.13+) says "No" for a card XRT cannot use. The text report is
+//   read because `-f JSON` writes only to a file given with -o (XRT issue #6029).
 // A node without FPGAs where none is expected is ok.
 
 const CONDITION = 'FPGAUnhealthy';
@@ -25,6 +29,7 @@ export const configSchema = Type.Object(
     }),
     expectedCount: Type.Integer({ minimum: 0, default: 0, description: 'FPGA managers this node must have; 0: do not compare' }),
     ignoredErrorFiles: Type.Array(Type.String({ minLength: 1 }), { default: ['inject_errors'], description: 'DFL errors/ files never read as faults' }),
+    xrtTimeout: Type.String({ pattern: '^[0-9]+(ms|s)$', default: '8s', description: 'Deadline of `xbutil examine` / `xrt-smi examine` when XRT is installed' }),
   },
   { additionalProperties: false },
 );
@@ -50,6 +55,29 @@ export function parseErrorRegister(text: string): bigint | undefined {
   return BigInt(s);
 }
 
+export interface XrtDevice {
+  bdf: string;
+  shell: string;
+  /** undefined when this XRT version prints no "Device Ready" column. */
+  ready: boolean | undefined;
+}
+
+/** The "Devices present" table of `xbutil examine` / `xrt-smi examine` / `xbmgmt examine`. */
+export function parseXrtDevices(text: string): XrtDevice[] {
+  const lines = text.split('\n');
+  const start = lines.findIndex((l) => l.trim() === 'Devices present');
+  if (start < 0) return [];
+  const devices: XrtDevice[] = [];
+  for (const line of lines.slice(start + 1)) {
+    if (line.trim() === '') break;
+    const m = /^\[([0-9a-fA-F:.]+)\]\s*:\s*(\S+)(.*)$/.exec(line.trim());
+    if (m === null) continue;
+    const last = (m[3] ?? '').trim().split(/\s+/).at(-1);
+    devices.push({ bdf: m[1] as string, shell: m[2] as string, ready: last === 'Yes' ? true : last === 'No' ? false : undefined });
+  }
+  return devices;
+}
+
 // ---- the detector ----
 
 async function list(host: Host, dir: string): Promise<string[]> {
@@ -68,8 +96,23 @@ async function read(host: Host, file: string): Promise<string | undefined> {
   }
 }
 
+/** XRT's devices, when XRT is installed; its tool failing or hanging is a problem of its own. */
+async function xrtDevices(host: Host, timeoutMs: number): Promise<{ devices: XrtDevice[]; error?: string }> {
+  for (const tool of ['xrt-smi', 'xbutil']) {
+    const result = await host.exec([tool, 'examine'], { timeoutMs });
+    if (result.notFound) continue;
+    if (result.timedOut) return { devices: [], error: `${tool} examine did not answer within ${timeoutMs / 1000}s` };
+    const devices = parseXrtDevices(result.stdout);
+    if (result.exitCode !== 0 && devices.length === 0) {
+      return { devices, error: `${tool} examine exited ${result.exitCode}: ${(result.stderr || result.stdout).trim().slice(0, 200)}` };
+    }
+    return { devices };
+  }
+  return { devices: [] };
+}
+
 export const fpga: DetectorDefinition<typeof configSchema> = {
-  description: 'FPGAs: fpga_manager state and status, fpga_region count, Intel DFL FME error registers',
+  description: 'FPGAs: fpga_manager state and status, fpga_region count, Intel DFL FME error registers, Xilinx XRT device readiness',
   configSchema,
   defaults: { enabled: true, interval: '60s', timeout: '10s' },
   create(config: Config, ctx) {
@@ -106,9 +149,15 @@ export const fpga: DetectorDefinition<typeof configSchema> = {
           }
           if (nonZero.length > 0) problems.push({ reason: 'FPGADFLError', message: `${fme}: ${nonZero.join(', ')}` });
         }
-        const count = managers.length;
+        const xrt = await xrtDevices(host, parseInt(config.xrtTimeout, 10) * (config.xrtTimeout.endsWith('ms') ? 1 : 1000));
+        if (xrt.error !== undefined) problems.push({ reason: 'FPGAXRTFailed', message: xrt.error });
+        const notReady = xrt.devices.filter((d) => d.ready === false);
+        if (notReady.length > 0) {
+          problems.push({ reason: 'FPGANotReady', message: `XRT device(s) not ready: ${notReady.map((d) => `${d.bdf} (${d.shell})`).join(', ')}` });
+        }
+        const count = managers.length + xrt.devices.length;
         if (config.expectedCount > 0 && count !== config.expectedCount) {
-          problems.unshift({ reason: 'FPGADeviceCountMismatch', message: `found ${count} FPGA manager(s), expected ${config.expectedCount}` });
+          problems.unshift({ reason: 'FPGADeviceCountMismatch', message: `found ${count} FPGA(s) (${managers.length} FPGA manager(s), ${xrt.devices.length} XRT device(s)), expected ${config.expectedCount}` });
         } else if (config.expected === 'true' && count === 0 && fmes.length === 0) {
           problems.unshift({ reason: 'FPGADeviceCountMismatch', message: 'no FPGA found, but FPGAs are expected' });
         }
@@ -117,7 +166,9 @@ export const fpga: DetectorDefinition<typeof configSchema> = {
         if (first === undefined) {
           book.ok(
             CONDITION,
-            count + fmes.length === 0 ? 'no FPGA on this node (none expected)' : `${count} FPGA manager(s) operating, ${regions.length} region(s), ${fmes.length} DFL FME(s) without errors`,
+            count + fmes.length === 0
+              ? 'no FPGA on this node (none expected)'
+              : `${managers.length} FPGA manager(s) operating, ${regions.length} region(s), ${fmes.length} DFL FME(s) without errors, ${xrt.devices.length} XRT device(s) ready`,
           );
         } else {
           book.set(CONDITION, 'True', first.reason, shown.map((p) => p.message).join('; ').slice(0, 1000));
