@@ -61,7 +61,7 @@ export const KERNEL_RULES: readonly KernelRule[] = [
   // "traps: x[123] general protection fault ip:…" is a user process fault and has no "[#n]": it does not match.
   { id: 'gpf', kind: 'event', reason: 'KernelOops', literals: ['general protection fault'], pattern: 'general protection fault(?:, probably for non-canonical address 0x[0-9a-f]+)?: [0-9a-f]+ \\[#\\d+\\]', generations: ['5.x'] },
   { id: 'kernel-bug', kind: 'event', reason: 'KernelOops', literals: ['kernel BUG at'], pattern: 'kernel BUG at \\S+:\\d+!', generations: [] },
-  { id: 'divide-error', kind: 'event', reason: 'KernelOops', literals: ['divide error: '], pattern: 'divide error: [0-9a-f]+ \\[#\\d+\\]', generations: [] },
+  { id: 'divide-error', kind: 'event', reason: 'KernelOops', literals: ['divide error: '], pattern: 'divide error: [0-9a-f]+ \\[#\\d+\\]', generations: ['4.x', '5.x', '6.x'] },
   { id: 'arm64-oops', kind: 'event', reason: 'KernelOops', literals: ['Internal error: Oops'], pattern: 'Internal error: Oops[^\\[]*\\[#\\d+\\]', generations: ['3.10', '5.x'] },
   // OOM: the victim line is "Killed process" in every generation; 4.19+ print the memcg in an oom-kill: line
   // just before it, older kernels a "Task in X killed as a result of limit of Y" line in the dump header.
@@ -95,7 +95,7 @@ export const KERNEL_RULES: readonly KernelRule[] = [
   // UEFI CPER records (ghes), as NPD's kernel-monitor.json.
   { id: 'cper-fatal', kind: 'condition', condition: 'CperHardwareErrorFatal', reason: 'CperHardwareErrorFatal', literals: ['event severity: fatal'], pattern: '\\[Hardware Error\\]: event severity: fatal$', generations: [] },
   { id: 'cper-recoverable', kind: 'event', reason: 'CperHardwareErrorRecoverable', literals: ['event severity: recoverable'], pattern: '\\[Hardware Error\\]: event severity: recoverable$', generations: [] },
-  { id: 'cper-corrected', kind: 'event', reason: 'CperHardwareErrorCorrected', literals: ['event severity: corrected'], pattern: '\\[Hardware Error\\]: event severity: corrected$', generations: [] },
+  { id: 'cper-corrected', kind: 'event', reason: 'CperHardwareErrorCorrected', literals: ['event severity: corrected'], pattern: '\\[Hardware Error\\]: event severity: corrected$', generations: ['6.x'] },
   // Logged for thermal events as well as for memory errors (which EDAC classifies): information only.
   { id: 'mce-logged', kind: 'event', reason: 'MachineCheckEvent', severity: 'info', literals: ['Machine check events logged'], pattern: '\\[Hardware Error\\]: Machine check events logged', generations: ['4.x'] },
   // NIC link loss, counted per interface: a flap is linkFlapCount downs within linkFlapWindow.
