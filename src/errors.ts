@@ -1,4 +1,4 @@
-export type AgentErrorCode = 'CONFIG' | 'USAGE' | 'EXEC' | 'TIMEOUT' | 'HOST' | 'DETECTOR';
+export type AgentErrorCode = 'CONFIG' | 'USAGE' | 'EXEC' | 'TIMEOUT' | 'HOST' | 'DETECTOR' | 'KUBE';
 
 export class AgentError extends Error {
   readonly code: AgentErrorCode;
