@@ -1,0 +1,123 @@
+// Pieces shared by the kubenode.io/v1alpha1 kinds. Every schema here must stay expressible as a
+// Kubernetes structural schema (see scripts/gen-crds.ts): no anyOf/oneOf/const, enums as
+// `type: string` + `enum`, RE2 patterns, cross-field rules as CEL in x-kubernetes-validations.
+import { Type, type SchemaOptions, type Static, type TSchema } from '@sinclair/typebox';
+import { StringEnum } from './machine-component.ts';
+
+export { StringEnum, SHA256_PATTERN, VERSION_PATTERN, COMPONENT_NAME_PATTERN, API_VERSION } from './machine-component.ts';
+
+export const GROUP = 'kubenode.io';
+export const VERSION = 'v1alpha1';
+/** Label a MachineComponent carries to name its Machine (= Node name). */
+export const MACHINE_LABEL = 'kubenode.io/machine';
+
+/** DNS-1123 subdomain: Node, Machine and most object names. */
+export const NODE_NAME_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+/** Go time.Duration as kubectl and the agent config write it: 30s, 5m, 1h30m, 500ms. */
+export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
+/** metav1.Condition's reason rule. */
+export const REASON_PATTERN = '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$';
+/** Qualified name (label keys, condition types): optional DNS prefix, then a name segment. */
+export const QUALIFIED_NAME_PATTERN = '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$';
+
+export const Time = (options: SchemaOptions = {}) => Type.String({ format: 'date-time', ...options });
+
+export const Duration = (options: SchemaOptions = {}) => Type.String({ maxLength: 64, pattern: DURATION_PATTERN, ...options });
+
+export const NodeName = (options: SchemaOptions = {}) => Type.String({ minLength: 1, maxLength: 253, pattern: NODE_NAME_PATTERN, ...options });
+
+/**
+ * A map of string to string. TypeBox's Record emits patternProperties, which structural schemas
+ * do not allow; the CRD generator turns the catch-all pattern into additionalProperties.
+ */
+export const StringMap = (options: SchemaOptions = {}) => Type.Record(Type.String(), Type.String({ maxLength: 4096 }), options);
+
+/** Labels: keys are qualified names, values at most 63 characters (apiserver rules for Node labels). */
+export const Labels = (options: SchemaOptions = {}) =>
+  Type.Record(Type.String(), Type.String({ maxLength: 63, pattern: '^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$' }), {
+    maxProperties: 64,
+    'x-kubernetes-validations': [{ rule: `self.all(k, k.size() <= 316 && k.matches('${QUALIFIED_NAME_PATTERN.replaceAll('\\', '\\\\')}'))`, message: 'label keys must be qualified names' }],
+    ...options,
+  });
+
+export const LabelSelectorOperators = ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const;
+
+/** metav1.LabelSelector; empty selects everything. */
+export const LabelSelector = (options: SchemaOptions = {}) =>
+  Type.Object(
+    {
+      matchLabels: Type.Optional(Labels()),
+      matchExpressions: Type.Optional(
+        Type.Array(
+          Type.Object(
+            {
+              key: Type.String({ minLength: 1, maxLength: 316 }),
+              operator: StringEnum(LabelSelectorOperators),
+              values: Type.Optional(Type.Array(Type.String({ maxLength: 63 }), { maxItems: 64 })),
+            },
+            {
+              additionalProperties: false,
+              'x-kubernetes-validations': [
+                {
+                  rule: "(self.operator in ['In', 'NotIn']) == (has(self.values) && self.values.size() > 0)",
+                  message: 'values are required for In and NotIn and not allowed for Exists and DoesNotExist',
+                },
+              ],
+            },
+          ),
+          { maxItems: 32 },
+        ),
+      ),
+    },
+    { additionalProperties: false, ...options },
+  );
+export type LabelSelector = Static<ReturnType<typeof LabelSelector>>;
+
+export const ConditionStatuses = ['True', 'False', 'Unknown'] as const;
+
+/** metav1.Condition plus the heartbeat NodeConditions carry. */
+export const Condition = Type.Object(
+  {
+    type: Type.String({ minLength: 1, maxLength: 316, pattern: QUALIFIED_NAME_PATTERN }),
+    status: StringEnum(ConditionStatuses),
+    reason: Type.String({ minLength: 1, maxLength: 1024, pattern: REASON_PATTERN }),
+    message: Type.String({ maxLength: 32768, default: '' }),
+    observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
+    lastTransitionTime: Time(),
+    lastHeartbeatTime: Type.Optional(Time()),
+  },
+  { additionalProperties: false },
+);
+export type Condition = Static<typeof Condition>;
+
+/** Conditions as a list-map keyed by type, so server-side apply and merge patches keep other writers' entries. */
+export const Conditions = (options: SchemaOptions = {}) =>
+  Type.Array(Condition, { maxItems: 64, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'], ...options });
+
+/** What every kind's object metadata is checked against locally (the apiserver owns the real rules). */
+export const ObjectMeta = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 253, pattern: NODE_NAME_PATTERN }),
+    generation: Type.Optional(Type.Integer({ minimum: 0 })),
+    resourceVersion: Type.Optional(Type.String()),
+    uid: Type.Optional(Type.String()),
+    labels: Type.Optional(Type.Record(Type.String(), Type.String())),
+    annotations: Type.Optional(Type.Record(Type.String(), Type.String())),
+  },
+  { additionalProperties: true },
+);
+export type ObjectMeta = Static<typeof ObjectMeta>;
+
+/** The whole object: apiVersion/kind/metadata around a spec and an optional status. */
+export function KubeObject<K extends string, S extends TSchema, T extends TSchema>(kind: K, spec: S, status: T) {
+  return Type.Object(
+    {
+      apiVersion: StringEnum([`${GROUP}/${VERSION}`] as const),
+      kind: StringEnum([kind] as const),
+      metadata: ObjectMeta,
+      spec,
+      status: Type.Optional(status),
+    },
+    { additionalProperties: false },
+  );
+}

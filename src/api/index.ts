@@ -1,0 +1,166 @@
+// Every kubenode.io/v1alpha1 kind in one place: what scripts/gen-crds.ts turns into deploy/crds/,
+// what the RBAC and admission manifests name, and what clients need to build URLs.
+import type { TSchema } from '@sinclair/typebox';
+import { GROUP, VERSION } from './common.ts';
+import { MachineSpec, MachineStatus } from './machine.ts';
+import { MachineComponentSpec, MachineComponentStatus } from './machine-component.ts';
+import { MachineComponentSetSpec, MachineComponentSetStatus } from './machine-component-set.ts';
+import { NodeRemedierSpec, NodeRemedierStatus } from './node-remedier.ts';
+import { RemedyOperationSpec, RemedyOperationStatus } from './remedy-operation.ts';
+import { RiskPolicySpec, RiskPolicyStatus } from './risk-policy.ts';
+
+export { GROUP, VERSION } from './common.ts';
+export const API_GROUP_VERSION = `${GROUP}/${VERSION}`;
+
+export interface PrinterColumn {
+  name: string;
+  type: 'string' | 'integer' | 'number' | 'boolean' | 'date';
+  jsonPath: string;
+  description?: string;
+  /** 0 in the default view, 1 and up only with -o wide. */
+  priority?: number;
+  format?: string;
+}
+
+export interface KindDefinition {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: readonly string[];
+  scope: 'Cluster';
+  categories: readonly string[];
+  spec: TSchema;
+  status: TSchema;
+  printerColumns: readonly PrinterColumn[];
+  /** Rules on the whole object (name rules); spec and status rules live in their schemas. */
+  validations?: readonly { rule: string; message: string }[];
+}
+
+const age: PrinterColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' };
+const CATEGORIES = ['kubenode'] as const;
+
+export const kinds = {
+  Machine: {
+    kind: 'Machine',
+    plural: 'machines',
+    singular: 'machine',
+    shortNames: ['km', 'kmachine'],
+    scope: 'Cluster',
+    categories: CATEGORIES,
+    spec: MachineSpec,
+    status: MachineStatus,
+    printerColumns: [
+      { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+      { name: 'Kernel', type: 'string', jsonPath: '.status.node.kernelVersion' },
+      { name: 'Arch', type: 'string', jsonPath: '.status.node.architecture' },
+      { name: 'Agent', type: 'string', jsonPath: '.status.agentVersion' },
+      { name: 'OS', type: 'string', jsonPath: '.status.node.osImage', priority: 1 },
+      { name: 'CPUs', type: 'integer', jsonPath: '.status.node.cpus', priority: 1 },
+      { name: 'GPUs', type: 'string', jsonPath: '.status.gpus[*].model', priority: 1 },
+      { name: 'Heartbeat', type: 'date', jsonPath: '.status.lastHeartbeatTime', priority: 1 },
+      age,
+    ],
+  },
+  MachineComponent: {
+    kind: 'MachineComponent',
+    plural: 'machinecomponents',
+    singular: 'machinecomponent',
+    shortNames: ['mc', 'kmc'],
+    scope: 'Cluster',
+    categories: CATEGORIES,
+    spec: MachineComponentSpec,
+    status: MachineComponentStatus,
+    printerColumns: [
+      { name: 'Machine', type: 'string', jsonPath: '.metadata.labels.kubenode\\.io/machine' },
+      { name: 'Component', type: 'string', jsonPath: '.spec.component' },
+      { name: 'Desired', type: 'string', jsonPath: '.spec.version' },
+      { name: 'Installed', type: 'string', jsonPath: '.status.installedVersion' },
+      { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+      { name: 'Source', type: 'string', jsonPath: '.spec.source.type', priority: 1 },
+      { name: 'Error', type: 'string', jsonPath: '.status.lastError', priority: 1 },
+      age,
+    ],
+  },
+  MachineComponentSet: {
+    kind: 'MachineComponentSet',
+    plural: 'machinecomponentsets',
+    singular: 'machinecomponentset',
+    shortNames: ['mcs'],
+    scope: 'Cluster',
+    categories: CATEGORIES,
+    spec: MachineComponentSetSpec,
+    status: MachineComponentSetStatus,
+    printerColumns: [
+      { name: 'Component', type: 'string', jsonPath: '.spec.template.spec.component' },
+      { name: 'Version', type: 'string', jsonPath: '.spec.template.spec.version' },
+      { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+      { name: 'Matched', type: 'integer', jsonPath: '.status.matched' },
+      { name: 'Updated', type: 'integer', jsonPath: '.status.updated' },
+      { name: 'Ready', type: 'integer', jsonPath: '.status.ready' },
+      { name: 'Failed', type: 'integer', jsonPath: '.status.failed' },
+      { name: 'Paused', type: 'boolean', jsonPath: '.spec.paused', priority: 1 },
+      { name: 'Batch', type: 'integer', jsonPath: '.status.currentBatch', priority: 1 },
+      age,
+    ],
+  },
+  NodeRemedier: {
+    kind: 'NodeRemedier',
+    plural: 'noderemediers',
+    singular: 'noderemedier',
+    shortNames: ['nrm'],
+    scope: 'Cluster',
+    categories: CATEGORIES,
+    spec: NodeRemedierSpec,
+    status: NodeRemedierStatus,
+    printerColumns: [
+      { name: 'Rules', type: 'string', jsonPath: '.spec.rules[*].name' },
+      { name: 'Nodes', type: 'integer', jsonPath: '.status.matchedNodes' },
+      { name: 'Active', type: 'integer', jsonPath: '.status.activeOperations' },
+      { name: 'Paused', type: 'boolean', jsonPath: '.spec.paused' },
+      { name: 'DryRun', type: 'boolean', jsonPath: '.spec.dryRun', priority: 1 },
+      age,
+    ],
+  },
+  RemedyOperation: {
+    kind: 'RemedyOperation',
+    plural: 'remedyoperations',
+    singular: 'remedyoperation',
+    shortNames: ['rop'],
+    scope: 'Cluster',
+    categories: CATEGORIES,
+    spec: RemedyOperationSpec,
+    status: RemedyOperationStatus,
+    printerColumns: [
+      { name: 'Node', type: 'string', jsonPath: '.spec.node' },
+      { name: 'Reason', type: 'string', jsonPath: '.spec.problem.reason' },
+      { name: 'Action', type: 'string', jsonPath: '.spec.action' },
+      { name: 'Risk', type: 'string', jsonPath: '.spec.risk' },
+      { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+      { name: 'Allowed', type: 'boolean', jsonPath: '.status.gate.allowed' },
+      { name: 'Result', type: 'string', jsonPath: '.status.result' },
+      { name: 'Gate', type: 'string', jsonPath: '.status.gate.gate', priority: 1 },
+      { name: 'Attempts', type: 'integer', jsonPath: '.status.attempts', priority: 1 },
+      age,
+    ],
+  },
+  RiskPolicy: {
+    kind: 'RiskPolicy',
+    plural: 'riskpolicies',
+    singular: 'riskpolicy',
+    shortNames: ['rp'],
+    scope: 'Cluster',
+    categories: CATEGORIES,
+    spec: RiskPolicySpec,
+    status: RiskPolicyStatus,
+    printerColumns: [
+      { name: 'MaxInFlight', type: 'integer', jsonPath: '.spec.maxInFlight' },
+      { name: 'Holders', type: 'string', jsonPath: '.status.permits[*].holder', description: 'Nodes with permit entries, held or still counting for maxPerWindow' },
+      { name: 'Breaker', type: 'string', jsonPath: '.status.circuitBreaker.state' },
+      { name: 'Paused', type: 'boolean', jsonPath: '.spec.paused' },
+      { name: 'MinHealthy', type: 'number', jsonPath: '.spec.minHealthyShare', priority: 1 },
+      age,
+    ],
+  },
+} as const satisfies Record<string, KindDefinition>;
+
+export type KindName = keyof typeof kinds;

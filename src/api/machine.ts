@@ -1,0 +1,121 @@
+// Machine (kubenode.io/v1alpha1): one node. Its name is the Node's name; the spec says what the
+// agent keeps on the Node (labels, taints) and which components the node runs; the status is what
+// the agent found on the machine.
+import { Type, type Static } from '@sinclair/typebox';
+import { COMPONENT_NAME_PATTERN, Conditions, KubeObject, Labels, QUALIFIED_NAME_PATTERN, StringEnum, Time } from './common.ts';
+
+export const KIND = 'Machine';
+
+export const TaintEffects = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'] as const;
+
+export const Taint = Type.Object(
+  {
+    key: Type.String({ minLength: 1, maxLength: 316, pattern: QUALIFIED_NAME_PATTERN }),
+    value: Type.Optional(Type.String({ maxLength: 63, pattern: '^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$' })),
+    effect: StringEnum(TaintEffects),
+  },
+  { additionalProperties: false },
+);
+export type Taint = Static<typeof Taint>;
+
+export const MachineSpec = Type.Object(
+  {
+    labels: Labels({ default: {}, description: 'Labels the agent keeps on the Node (adds and corrects; never removes labels it did not set)' }),
+    taints: Type.Array(Taint, {
+      default: [],
+      maxItems: 32,
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['key', 'effect'],
+      description: 'Taints the agent keeps on the Node',
+    }),
+    components: Type.Array(Type.String({ minLength: 1, maxLength: 63, pattern: COMPONENT_NAME_PATTERN }), {
+      default: [],
+      maxItems: 128,
+      'x-kubernetes-list-type': 'set',
+      description: 'Components this machine should run; each is a MachineComponent labelled kubenode.io/machine=<this name>',
+    }),
+    paused: Type.Boolean({ default: false, description: 'Maintenance: the agent reports but installs and repairs nothing' }),
+  },
+  { additionalProperties: false },
+);
+export type MachineSpec = Static<typeof MachineSpec>;
+
+export const MachinePhases = ['Pending', 'Reconciling', 'Ready', 'Degraded', 'Paused', 'Failed'] as const;
+export type MachinePhase = (typeof MachinePhases)[number];
+
+/** GOARCH names, as the Node's kubernetes.io/arch label has them. */
+export const Architectures = ['amd64', 'arm64', 'arm', 'ppc64le', 's390x', 'riscv64', 'loong64'] as const;
+
+const PCI_ADDRESS_PATTERN = '^[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\\.[0-7]$';
+
+export const GpuDevice = Type.Object(
+  {
+    vendor: Type.String({ maxLength: 128 }),
+    model: Type.String({ maxLength: 256 }),
+    busId: Type.Optional(Type.String({ pattern: PCI_ADDRESS_PATTERN, description: 'PCI address, e.g. 0000:3b:00.0' })),
+    uuid: Type.Optional(Type.String({ maxLength: 128 })),
+    memoryBytes: Type.Optional(Type.Integer({ minimum: 0 })),
+    driverVersion: Type.Optional(Type.String({ maxLength: 64 })),
+  },
+  { additionalProperties: false },
+);
+export type GpuDevice = Static<typeof GpuDevice>;
+
+export const FpgaDevice = Type.Object(
+  {
+    vendor: Type.String({ maxLength: 128 }),
+    model: Type.String({ maxLength: 256 }),
+    busId: Type.Optional(Type.String({ pattern: PCI_ADDRESS_PATTERN })),
+  },
+  { additionalProperties: false },
+);
+export type FpgaDevice = Static<typeof FpgaDevice>;
+
+export const NodeFacts = Type.Object(
+  {
+    kernelVersion: Type.String({ maxLength: 256 }),
+    osImage: Type.String({ maxLength: 256, description: 'PRETTY_NAME from os-release' }),
+    osId: Type.Optional(Type.String({ maxLength: 64 })),
+    osVersion: Type.Optional(Type.String({ maxLength: 64 })),
+    architecture: StringEnum(Architectures),
+    cpus: Type.Integer({ minimum: 1, maximum: 65536 }),
+    memoryBytes: Type.Integer({ minimum: 0 }),
+    bootId: Type.Optional(Type.String({ maxLength: 64 })),
+    machineId: Type.Optional(Type.String({ maxLength: 64 })),
+  },
+  { additionalProperties: false },
+);
+export type NodeFacts = Static<typeof NodeFacts>;
+
+export const MachineComponentSummary = Type.Object(
+  {
+    name: Type.String({ maxLength: 63 }),
+    version: Type.Optional(Type.String({ maxLength: 128 })),
+    phase: Type.String({ maxLength: 32 }),
+  },
+  { additionalProperties: false },
+);
+
+export const MachineStatus = Type.Object(
+  {
+    phase: StringEnum(MachinePhases),
+    observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
+    agentVersion: Type.Optional(Type.String({ maxLength: 64 })),
+    node: Type.Optional(NodeFacts),
+    gpus: Type.Array(GpuDevice, { default: [], maxItems: 64 }),
+    fpgas: Type.Array(FpgaDevice, { default: [], maxItems: 64 }),
+    components: Type.Array(MachineComponentSummary, {
+      default: [],
+      maxItems: 128,
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['name'],
+    }),
+    conditions: Conditions({ default: [] }),
+    lastHeartbeatTime: Type.Optional(Time()),
+  },
+  { additionalProperties: false },
+);
+export type MachineStatus = Static<typeof MachineStatus>;
+
+export const Machine = KubeObject(KIND, MachineSpec, MachineStatus);
+export type Machine = Static<typeof Machine>;

@@ -1,0 +1,111 @@
+// NodeRemedier (kubenode.io/v1alpha1): rules that map a node problem (a condition type and reason
+// held for a while) to an escalation ladder of repairs, tried in order.
+import { Type, type Static } from '@sinclair/typebox';
+import { Conditions, ConditionStatuses, Duration, KubeObject, LabelSelector, QUALIFIED_NAME_PATTERN, REASON_PATTERN, StringEnum, StringMap } from './common.ts';
+
+export const KIND = 'NodeRemedier';
+
+export const RemedyActions = [
+  'restart-unit',
+  'restart-runtime',
+  'restart-kubelet',
+  'clean-disk',
+  'drop-caches',
+  'cordon',
+  'taint',
+  'drain',
+  'reboot',
+] as const;
+export type RemedyAction = (typeof RemedyActions)[number];
+
+export const RiskLevels = ['safe', 'disruptive'] as const;
+export type RiskLevel = (typeof RiskLevels)[number];
+
+/** The risk an action carries unless a rule says otherwise: the gate only asks for disruptive ones. */
+export const ACTION_RISK: Record<RemedyAction, RiskLevel> = {
+  'restart-unit': 'safe',
+  'restart-runtime': 'disruptive',
+  'restart-kubelet': 'disruptive',
+  'clean-disk': 'safe',
+  'drop-caches': 'safe',
+  cordon: 'disruptive',
+  taint: 'disruptive',
+  drain: 'disruptive',
+  reboot: 'disruptive',
+};
+
+/** Parameters some actions cannot do without, checked by the apiserver too. */
+export const REQUIRED_PARAMS: Partial<Record<RemedyAction, readonly string[]>> = {
+  'restart-unit': ['unit'],
+  'clean-disk': ['path'],
+  taint: ['key', 'effect'],
+};
+
+const paramRules = Object.entries(REQUIRED_PARAMS).map(([action, keys]) => ({
+  rule: `self.action != '${action}' || (has(self.params) && ${keys.map((k) => `'${k}' in self.params`).join(' && ')})`,
+  message: `${action} needs params ${keys.join(', ')}`,
+}));
+
+export const RemedyStep = Type.Object(
+  {
+    action: StringEnum(RemedyActions),
+    params: Type.Optional(StringMap({ maxProperties: 16, description: 'Action parameters, e.g. unit for restart-unit, path for clean-disk, key/value/effect for taint' })),
+    cooldown: Duration({ default: '5m', description: 'Wait after this step before it or the next one runs' }),
+    maxAttempts: Type.Integer({ minimum: 1, maximum: 10, default: 1, description: 'Attempts of this step before escalating to the next' }),
+    verifyAfter: Duration({ default: '1m', description: 'When to check that the problem is gone' }),
+  },
+  { additionalProperties: false, 'x-kubernetes-validations': paramRules },
+);
+export type RemedyStep = Static<typeof RemedyStep>;
+
+export const ProblemMatch = Type.Object(
+  {
+    type: Type.String({ minLength: 1, maxLength: 316, pattern: QUALIFIED_NAME_PATTERN, description: 'Node condition type, e.g. KernelDeadlock' }),
+    status: StringEnum(ConditionStatuses, { default: 'True' }),
+    reasons: Type.Array(Type.String({ maxLength: 1024, pattern: REASON_PATTERN }), {
+      default: [],
+      maxItems: 32,
+      'x-kubernetes-list-type': 'set',
+      description: 'Condition reasons this rule handles; empty: any reason',
+    }),
+  },
+  { additionalProperties: false },
+);
+
+export const RemedyRule = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' }),
+    condition: ProblemMatch,
+    minDuration: Duration({ default: '0s', description: 'How long the condition must have held before the first step' }),
+    steps: Type.Array(RemedyStep, { minItems: 1, maxItems: 16, description: 'Escalation ladder, least disruptive first' }),
+  },
+  { additionalProperties: false },
+);
+export type RemedyRule = Static<typeof RemedyRule>;
+
+export const NodeRemedierSpec = Type.Object(
+  {
+    nodeSelector: LabelSelector({ description: 'Nodes the rules apply to (by Node labels); empty selects all' }),
+    rules: Type.Array(RemedyRule, { minItems: 1, maxItems: 64, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] }),
+    paused: Type.Boolean({ default: false }),
+    dryRun: Type.Boolean({ default: false, description: 'Record RemedyOperations with what would be done, do nothing' }),
+  },
+  { additionalProperties: false },
+);
+export type NodeRemedierSpec = Static<typeof NodeRemedierSpec>;
+
+export const NodeRemedierStatus = Type.Object(
+  {
+    observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
+    matchedNodes: Type.Integer({ minimum: 0, default: 0 }),
+    activeOperations: Type.Integer({ minimum: 0, default: 0 }),
+    succeeded: Type.Integer({ minimum: 0, default: 0 }),
+    failed: Type.Integer({ minimum: 0, default: 0 }),
+    conditions: Conditions({ default: [] }),
+  },
+  { additionalProperties: false },
+);
+export type NodeRemedierStatus = Static<typeof NodeRemedierStatus>;
+
+export const NodeRemedier = KubeObject(KIND, NodeRemedierSpec, NodeRemedierStatus);
+export type NodeRemedier = Static<typeof NodeRemedier>;

@@ -1,0 +1,82 @@
+// RemedyOperation (kubenode.io/v1alpha1): one repair on one node, from the problem that asked for
+// it through the risk gate's decision to the result. The spec is a record of intent and never
+// changes after creation; the agent on spec.node writes the status.
+import { Type, type Static } from '@sinclair/typebox';
+import { Conditions, KubeObject, NodeName, QUALIFIED_NAME_PATTERN, REASON_PATTERN, StringEnum, StringMap, Time } from './common.ts';
+import { RemedyActions, RiskLevels } from './node-remedier.ts';
+
+export const KIND = 'RemedyOperation';
+
+export const Problem = Type.Object(
+  {
+    conditionType: Type.String({ minLength: 1, maxLength: 316, pattern: QUALIFIED_NAME_PATTERN }),
+    reason: Type.String({ minLength: 1, maxLength: 1024, pattern: REASON_PATTERN }),
+    message: Type.String({ maxLength: 32768, default: '' }),
+    since: Type.Optional(Time({ description: 'When the condition last became true' })),
+  },
+  { additionalProperties: false },
+);
+export type Problem = Static<typeof Problem>;
+
+export const RemedyOperationSpec = Type.Object(
+  {
+    node: NodeName({ description: 'The node repaired; only its agent may act on this operation' }),
+    problem: Problem,
+    action: StringEnum(RemedyActions),
+    params: Type.Optional(StringMap({ maxProperties: 16 })),
+    risk: StringEnum(RiskLevels, { description: 'disruptive actions need a permit from the risk gate' }),
+    remedier: Type.Optional(Type.String({ maxLength: 253, description: 'NodeRemedier that asked for it' })),
+    rule: Type.Optional(Type.String({ maxLength: 63 })),
+    step: Type.Integer({ minimum: 0, maximum: 15, default: 0, description: "Index in the rule's escalation ladder" }),
+    dryRun: Type.Boolean({ default: false }),
+  },
+  {
+    additionalProperties: false,
+    'x-kubernetes-validations': [{ rule: 'self == oldSelf', message: 'spec is immutable: create a new RemedyOperation' }],
+  },
+);
+export type RemedyOperationSpec = Static<typeof RemedyOperationSpec>;
+
+/** Which gate said no (or the last one that said yes): local budget, cluster RiskPolicy, external webhook. */
+export const Gates = ['none', 'local', 'policy', 'webhook'] as const;
+
+export const GateDecision = Type.Object(
+  {
+    allowed: Type.Boolean(),
+    gate: StringEnum(Gates),
+    policy: Type.Optional(Type.String({ maxLength: 253, description: 'RiskPolicy that granted or refused the permit' })),
+    reasons: Type.Array(Type.String({ maxLength: 1024 }), { default: [], maxItems: 16 }),
+    decidedAt: Time(),
+  },
+  { additionalProperties: false },
+);
+export type GateDecision = Static<typeof GateDecision>;
+
+export const OperationPhases = ['Pending', 'Denied', 'Running', 'Verifying', 'Succeeded', 'Failed', 'Skipped'] as const;
+export type OperationPhase = (typeof OperationPhases)[number];
+
+export const OperationResults = ['Fixed', 'NotFixed', 'Error', 'DryRun', 'NotNeeded'] as const;
+
+export const RemedyOperationStatus = Type.Object(
+  {
+    phase: StringEnum(OperationPhases),
+    gate: Type.Optional(GateDecision),
+    attempts: Type.Integer({ minimum: 0, maximum: 100, default: 0 }),
+    startTime: Type.Optional(Time()),
+    endTime: Type.Optional(Time()),
+    result: Type.Optional(StringEnum(OperationResults)),
+    message: Type.Optional(Type.String({ maxLength: 32768 })),
+    conditions: Conditions({ default: [] }),
+  },
+  {
+    additionalProperties: false,
+    'x-kubernetes-validations': [
+      { rule: "!(self.phase in ['Succeeded', 'Failed', 'Skipped', 'Denied']) || has(self.endTime)", message: 'a finished operation has an endTime' },
+      { rule: "self.phase != 'Running' || (has(self.gate) && self.gate.allowed)", message: 'an operation runs only after the gate allowed it' },
+    ],
+  },
+);
+export type RemedyOperationStatus = Static<typeof RemedyOperationStatus>;
+
+export const RemedyOperation = KubeObject(KIND, RemedyOperationSpec, RemedyOperationStatus);
+export type RemedyOperation = Static<typeof RemedyOperation>;
