@@ -1,0 +1,71 @@
+import { removeOlderThan } from '../../host/cleanup.ts';
+import { parseDuration } from '../../util/duration.ts';
+import { ActionParamError, type ActionContext, type ActionParams, type RemedyAction } from '../types.ts';
+
+const NAME = 'clean-disk';
+
+function targets(ctx: ActionContext, params: ActionParams): { path: string; olderThanMs: number }[] {
+  if (params.paths === undefined) return [...ctx.settings.cleanPaths];
+  if (!Array.isArray(params.paths)) throw new ActionParamError(NAME, 'paths', 'expected a list of { path, olderThan }');
+  return params.paths.map((entry: unknown, i) => {
+    const e = entry as { path?: unknown; olderThan?: unknown };
+    if (typeof e.path !== 'string' || !e.path.startsWith('/') || e.path === '/') throw new ActionParamError(NAME, `paths[${i}].path`, 'expected an absolute directory other than /');
+    const ms = typeof e.olderThan === 'string' ? parseDuration(e.olderThan) : undefined;
+    if (ms === undefined) throw new ActionParamError(NAME, `paths[${i}].olderThan`, `expected a duration such as 72h, got ${JSON.stringify(e.olderThan)}`);
+    return { path: e.path, olderThanMs: ms };
+  });
+}
+
+function journalSize(ctx: ActionContext, params: ActionParams): string {
+  const size = params.journalMaxSize ?? ctx.settings.journalMaxSize;
+  if (typeof size !== 'string' || !/^[0-9]+[KMGT]?$/.test(size)) throw new ActionParamError(NAME, 'journalMaxSize', `expected a size such as 500M, got ${JSON.stringify(size)}`);
+  return size;
+}
+
+/** Unused images, old journal files and configured scratch paths: all things the node recreates or does not need. */
+export const cleanDisk: RemedyAction = {
+  name: NAME,
+  risk: 'safe',
+  description: 'Free disk: crictl rmi --prune, journalctl --vacuum-size, configured paths by age',
+  async plan(ctx, params) {
+    try {
+      return {
+        action: NAME,
+        risk: this.risk,
+        steps: [
+          'crictl rmi --prune (unused images)',
+          `journalctl --vacuum-size=${journalSize(ctx, params)}`,
+          ...targets(ctx, params).map((t) => `remove files under ${t.path} older than ${Math.round(t.olderThanMs / 3_600_000)}h`),
+        ],
+      };
+    } catch (err) {
+      return { action: NAME, risk: this.risk, steps: [], blocked: (err as Error).message };
+    }
+  },
+  async stillNeeded() {
+    // Cheap and idempotent: whether space is still short is the triggering condition's job.
+    return { needed: true, why: 'cleanup is idempotent' };
+  },
+  async execute(ctx, params) {
+    const done: string[] = [];
+    const failed: string[] = [];
+    const opts = { timeoutMs: ctx.settings.commandTimeoutMs };
+    const prune = await ctx.host.exec(['crictl', 'rmi', '--prune'], opts);
+    if (prune.notFound) done.push('crictl absent: images skipped');
+    else if (prune.exitCode === 0) done.push('images pruned');
+    else failed.push(`crictl rmi --prune: ${prune.timedOut ? 'timed out' : `exit ${prune.exitCode}`} ${prune.stderr.trim().slice(-200)}`);
+    const vacuum = await ctx.host.exec(['journalctl', `--vacuum-size=${journalSize(ctx, params)}`], opts);
+    if (vacuum.notFound) done.push('journalctl absent: journal skipped');
+    else if (vacuum.exitCode === 0) done.push('journal vacuumed');
+    else failed.push(`journalctl --vacuum-size: exit ${vacuum.exitCode} ${vacuum.stderr.trim().slice(-200)}`);
+    for (const t of targets(ctx, params)) {
+      try {
+        const removed = await removeOlderThan(ctx.host, t.path, t.olderThanMs, ctx.host.clock.now());
+        done.push(`${t.path}: ${removed.length} files, ${removed.reduce((n, r) => n + r.bytes, 0)} bytes`);
+      } catch (err) {
+        failed.push(`${t.path}: ${(err as Error).message}`);
+      }
+    }
+    return failed.length === 0 ? { ok: true, message: done.join('; ') } : { ok: false, message: [...failed, ...done].join('; ') };
+  },
+};

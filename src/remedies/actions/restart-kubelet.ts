@@ -1,0 +1,3 @@
+import { restartAction } from './restart-unit.ts';
+
+export const restartKubelet = restartAction('restart-kubelet', 'Restart kubelet', 'kubelet');

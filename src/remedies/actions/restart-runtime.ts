@@ -1,0 +1,3 @@
+import { restartAction } from './restart-unit.ts';
+
+export const restartRuntime = restartAction('restart-runtime', 'Restart the container runtime (params.unit, default containerd)', 'containerd');
