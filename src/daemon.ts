@@ -127,7 +127,7 @@ export class Daemon {
   #startScheduler(instances: DetectorInstance[], maxConcurrent: number, nodeName: string): Running {
     const host = this.#host as Host;
     const store = this.#store as ConditionStore;
-    const logDerived = new Map(instances.map((i) => [i.name, i.logDerived]));
+    const byName = new Map(instances.map((i) => [i.name, i]));
     const scheduler = new Scheduler({
       maxConcurrent,
       clock: host.clock,
@@ -140,13 +140,14 @@ export class Daemon {
         previous: store.previous(instance.name),
         silenced: (this.#filters as Filters).silenced,
       }),
-      onOutcome: (detector, outcome, durationMs) => this.#onOutcome(detector, outcome, durationMs, logDerived.get(detector) ?? false),
+      onOutcome: (detector, outcome, durationMs) => this.#onOutcome(byName.get(detector) as DetectorInstance, outcome, durationMs),
     });
     scheduler.start(instances);
     return { scheduler, instances };
   }
 
-  #onOutcome(detector: string, outcome: ProbeOutcome, durationMs: number, logDerived: boolean): void {
+  #onOutcome(instance: DetectorInstance, outcome: ProbeOutcome, durationMs: number): void {
+    const detector = instance.name;
     const store = this.#store as ConditionStore;
     this.#metrics.observeProbe(detector, durationMs, !outcome.ok);
     this.#lastOutcome.set(detector, {
@@ -165,9 +166,9 @@ export class Daemon {
     for (const event of result.events) {
       this.#log[event.severity === 'warn' ? 'warn' : 'info']({ detector, reason: event.reason, message: event.message, at: new Date(event.timestamp).toISOString() }, 'Event');
     }
-    this.#metrics.observeEvents(result.events);
-    for (const change of store.update(detector, conditions, logDerived)) {
-      this.#metrics.observeCondition(change.before, change.after);
+    if (instance.metricsReporting) this.#metrics.observeEvents(result.events);
+    for (const change of store.update(detector, conditions, instance.logDerived)) {
+      if (instance.metricsReporting) this.#metrics.observeCondition(change.before, change.after);
       const { type, status, reason, message } = change.after;
       this.#log[status === 'True' ? 'warn' : 'info']({ detector, type, status, reason, message }, 'Condition');
     }

@@ -165,6 +165,30 @@ test('the daemon installs a component dropped into its manifest directory', asyn
   assert.equal(await agent.exited, 0);
 });
 
+test("a monitor with NPD's metricsReporting false stays out of problem metrics", async () => {
+  const root = hostWithKmsg();
+  root.script('/opt/ntp.sh', 'echo "ntp is down"; exit 1');
+  const monitor = (name: string, metricsReporting: boolean): string =>
+    root.write(`/etc/kubenode/${name}.json`, JSON.stringify({
+      plugin: 'custom', pluginConfig: { invoke_interval: '1s' }, source: name, metricsReporting,
+      conditions: [{ type: `${name}Problem`, reason: `${name}IsUp`, message: 'up' }],
+      rules: [{ type: 'permanent', condition: `${name}Problem`, reason: `${name}IsDown`, path: '/opt/ntp.sh' }],
+    }));
+  monitor('Quiet', false);
+  monitor('Loud', true);
+  // A --config file names monitor files where the operator is, so the scratch root's paths are given whole.
+  const config = root.write('/agent.yaml', CONFIG.replace('monitors:', `monitors:\n  customPlugin: [${root.path('/etc/kubenode/Quiet.json')}, ${root.path('/etc/kubenode/Loud.json')}]`));
+  const agent = await startAgent(root, config);
+  await waitFor(() => agent.logs.some((l) => l.msg === 'Condition' && l.type === 'QuietProblem' && l.status === 'True'), () => 'Quiet never turned');
+  const text = await waitFor(async () => {
+    const m = await metrics(agent);
+    return /^problem_gauge\{type="LoudProblem",reason="LoudIsDown"\} 1$/m.test(m) ? m : undefined;
+  }, () => 'Loud never reached the metrics');
+  assert.doesNotMatch(text, /QuietProblem|QuietIsDown/);
+  agent.child.kill('SIGTERM');
+  assert.equal(await agent.exited, 0);
+});
+
 test('a bad configuration at start is refused with exit 64', async () => {
   const root = hostWithKmsg();
   const config = root.write('/agent.yaml', 'listen: everywhere\n');

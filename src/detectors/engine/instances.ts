@@ -80,6 +80,7 @@ export async function buildInstances(host: Host, config: AgentConfig, options: I
       {
         name,
         logDerived: def.logDerived ?? false,
+        metricsReporting: true,
         settings: {
           enabled: true,
           intervalMs: parseDuration(settings.interval) ?? 60_000,
@@ -99,6 +100,7 @@ export async function buildInstances(host: Host, config: AgentConfig, options: I
       {
         name,
         logDerived: true,
+        metricsReporting: monitor.config.metricsReporting ?? true,
         // Log monitors follow their log in the daemon; the interval only paces expiry checks.
         settings: { enabled: true, intervalMs: 60_000, timeoutMs: 20_000 },
         create: (ctx) => createSystemLogMonitor(monitor, recovery, ctx),
@@ -115,6 +117,7 @@ export async function buildInstances(host: Host, config: AgentConfig, options: I
       {
         name,
         logDerived: false,
+        metricsReporting: monitor.config.metricsReporting ?? true,
         settings: { enabled: true, intervalMs: monitor.invokeIntervalMs, timeoutMs: waves * longest + 5_000 },
         create: (ctx) => createCustomPluginMonitor(monitor, config.monitors.pluginWorkingDir, ctx),
       },

@@ -55,5 +55,7 @@ export interface DetectorInstance {
   settings: DetectorSettings;
   /** Its conditions come from logs of the current boot, so a reboot clears them. */
   logDerived: boolean;
+  /** NPD's metricsReporting: false keeps this detector out of problem_counter and problem_gauge. */
+  metricsReporting: boolean;
   create(ctx: DetectorContext): Detector;
 }
