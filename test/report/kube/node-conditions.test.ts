@@ -1,0 +1,164 @@
+// Node conditions against a real apiserver, written with an agent identity.
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { createKubeClient, loadKubeConfig, type KubeClient } from '../../../src/kube/client.ts';
+import { NodeConditionsReporter } from '../../../src/report/kube/node-conditions.ts';
+import { systemClock, type Clock } from '../../../src/host/clock.ts';
+import type { Condition } from '../../../src/types.ts';
+import { startCluster, type Cluster } from '../../harness/cluster.ts';
+import { FakeClock } from '../../helpers/fake-clock.ts';
+import { nodeConditions, quietLog, waitAllowed } from './helpers.ts';
+import { createNode, grantAgentRbac } from './rbac.ts';
+
+const cond = (type: string, status: Condition['status'], reason: string, message: string, transitionTime: number): Condition => ({ type, status, reason, message, transitionTime });
+
+describe('Node conditions (real apiserver)', () => {
+  let cluster: Cluster;
+  const clients: KubeClient[] = [];
+  const reporters: NodeConditionsReporter[] = [];
+
+  before(async () => {
+    cluster = await startCluster({ agents: 4 });
+    await grantAgentRbac(cluster);
+    for (const i of [0, 1, 2, 3]) await createNode(cluster, `node-${i}`);
+    await waitAllowed(cluster, 0, '/api/v1/nodes/node-0');
+  });
+  after(async () => {
+    await Promise.all(reporters.map((r) => r.stop()));
+    for (const c of clients) c.close();
+    await cluster?.stop();
+  });
+
+  async function reporterFor(i: number, clock: Clock = new FakeClock(), extra: { backoffBaseMs?: number; backoffMaxMs?: number } = {}): Promise<NodeConditionsReporter> {
+    const client = createKubeClient(await loadKubeConfig({ kubeconfig: cluster.agentKubeconfig(i) }), { timeoutMs: 5000 });
+    clients.push(client);
+    const r = new NodeConditionsReporter({ client, nodeName: `node-${i}`, clock, log: quietLog, backoffBaseMs: 50, backoffMaxMs: 200, ...extra });
+    reporters.push(r);
+    return r;
+  }
+
+  test('a condition appears on the Node and the kubelet-written Ready and another writer\'s condition survive', async () => {
+    // What the kubelet and some other agent wrote first, as admin.
+    const kubeletReady = { type: 'Ready', status: 'True', reason: 'KubeletReady', message: 'kubelet is posting ready status', lastHeartbeatTime: '2026-01-01T00:00:00Z', lastTransitionTime: '2025-12-31T00:00:00Z' };
+    const other = { type: 'GPUDriverProblem', status: 'False', reason: 'DriverOK', message: 'from another writer', lastHeartbeatTime: '2026-01-01T00:00:00Z', lastTransitionTime: '2025-12-30T00:00:00Z' };
+    const res = await cluster.request('PATCH', '/api/v1/nodes/node-0/status', {
+      body: { status: { conditions: [kubeletReady, other] } },
+      headers: { 'content-type': 'application/strategic-merge-patch+json' },
+    });
+    assert.equal(res.status, 200, res.body);
+
+    const clock = new FakeClock(Date.UTC(2026, 0, 2));
+    const r = await reporterFor(0, clock);
+    // A detector that claims a kubelet type must not get to write it.
+    r.setDetector('kernel', [cond('KernelDeadlock', 'True', 'DockerHung', 'task docker:1234 blocked for more than 120 seconds.', Date.UTC(2026, 0, 1, 12)), cond('Ready', 'False', 'Nope', 'not ours', 1)]);
+    await r.settled();
+
+    const got = await nodeConditions(cluster, 'node-0');
+    assert.deepEqual(got.get('KernelDeadlock'), {
+      type: 'KernelDeadlock', status: 'True', reason: 'DockerHung', message: 'task docker:1234 blocked for more than 120 seconds.',
+      lastHeartbeatTime: '2026-01-02T00:00:00Z', lastTransitionTime: '2026-01-01T12:00:00Z',
+    });
+    assert.deepEqual(got.get('Ready'), kubeletReady);
+    assert.deepEqual(got.get('GPUDriverProblem'), other);
+    assert.equal(r.stats.writes, 1);
+  });
+
+  test('the heartbeat resync moves lastHeartbeatTime but not lastTransitionTime; an unchanged set is not rewritten', async () => {
+    const clock = new FakeClock(Date.UTC(2026, 1, 1));
+    const r = await reporterFor(1, clock);
+    r.start();
+    r.setDetector('pressure', [cond('HighMemoryPressure', 'False', 'NoMemoryPressure', 'ok', Date.UTC(2026, 0, 15))]);
+    await r.settled();
+    const first = (await nodeConditions(cluster, 'node-1')).get('HighMemoryPressure');
+    assert.equal(first?.lastHeartbeatTime, '2026-02-01T00:00:00Z');
+    assert.equal(first?.lastTransitionTime, '2026-01-15T00:00:00Z');
+
+    // Same state again from the next probe: nothing to write before the heartbeat.
+    await clock.advance(60_000);
+    r.setDetector('pressure', [cond('HighMemoryPressure', 'False', 'NoMemoryPressure', 'ok', Date.UTC(2026, 0, 15))]);
+    await r.settled();
+    assert.equal(r.stats.writes, 1);
+
+    await clock.advance(4 * 60_000); // 5 min after start: NPD's default heartbeat period
+    await r.settled();
+    assert.equal(r.stats.writes, 2);
+    const second = (await nodeConditions(cluster, 'node-1')).get('HighMemoryPressure');
+    assert.equal(second?.lastHeartbeatTime, '2026-02-01T00:05:00Z');
+    assert.equal(second?.lastTransitionTime, '2026-01-15T00:00:00Z');
+    assert.equal(second?.status, 'False');
+  });
+
+  test('two detectors reporting one type make one Node condition: True wins, earliest transition, both sources named', async () => {
+    const clock = new FakeClock(Date.UTC(2026, 2, 1));
+    const r = await reporterFor(2, clock);
+    const t1 = Date.UTC(2026, 1, 28, 10);
+    const t2 = Date.UTC(2026, 1, 28, 11);
+    r.setDetector('kernel', [cond('ReadonlyFilesystem', 'True', 'FilesystemIsReadOnly', 'Remounting filesystem read-only', t1)]);
+    r.setDetector('storage', [cond('ReadonlyFilesystem', 'True', 'FilesystemIsReadOnly', '/var/lib/kubelet is read-only', t2), cond('DiskFull', 'False', 'DiskHasSpace', 'ok', t2)]);
+    await r.settled();
+    let got = await nodeConditions(cluster, 'node-2');
+    assert.equal(got.get('ReadonlyFilesystem')?.status, 'True');
+    assert.equal(got.get('ReadonlyFilesystem')?.lastTransitionTime, '2026-02-28T10:00:00Z');
+    assert.equal(got.get('ReadonlyFilesystem')?.message, 'kernel: Remounting filesystem read-only; storage: /var/lib/kubelet is read-only');
+    assert.equal(got.get('DiskFull')?.status, 'False');
+    assert.equal([...got.keys()].filter((t) => t === 'ReadonlyFilesystem').length, 1);
+
+    // The kernel side clears (new boot); storage still sees it: still True, same transition.
+    r.setDetector('kernel', [cond('ReadonlyFilesystem', 'False', 'FilesystemIsNotReadOnly', 'ok', Date.UTC(2026, 2, 1))]);
+    await r.settled();
+    got = await nodeConditions(cluster, 'node-2');
+    assert.equal(got.get('ReadonlyFilesystem')?.status, 'True');
+    assert.equal(got.get('ReadonlyFilesystem')?.message, '/var/lib/kubelet is read-only');
+    assert.equal(got.get('ReadonlyFilesystem')?.lastTransitionTime, '2026-02-28T10:00:00Z');
+
+    const t3 = Date.UTC(2026, 2, 1, 1);
+    r.setDetector('storage', [cond('ReadonlyFilesystem', 'False', 'FilesystemIsNotReadOnly', 'ok', t3), cond('DiskFull', 'False', 'DiskHasSpace', 'ok', t2)]);
+    await r.settled();
+    got = await nodeConditions(cluster, 'node-2');
+    assert.equal(got.get('ReadonlyFilesystem')?.status, 'False');
+    assert.equal(got.get('ReadonlyFilesystem')?.lastTransitionTime, '2026-03-01T01:00:00Z');
+  });
+
+  test('apiserver down: changes coalesce and exactly the latest state is written once on reconnect', async () => {
+    const r = await reporterFor(3, systemClock, { backoffBaseMs: 100, backoffMaxMs: 400 });
+    r.setDetector('kernel', [cond('KernelDeadlock', 'False', 'KernelHasNoDeadlock', 'ok', Date.UTC(2026, 0, 1))]);
+    await r.settled();
+    assert.equal(r.stats.writes, 1);
+
+    const server = cluster.server;
+    const restarted = cluster.restart();
+    await waitRefused(server);
+    for (let i = 1; i <= 5; i++) {
+      r.setDetector('kernel', [cond('KernelDeadlock', i % 2 === 1 ? 'True' : 'False', `Reason${i}`, `change ${i}`, Date.UTC(2026, 0, 1, i))]);
+    }
+    await restarted;
+    await r.settled();
+
+    assert.equal(r.stats.writes, 2, 'one write before the outage, exactly one after it');
+    assert.ok(r.stats.failures >= 1, 'writes were attempted while the apiserver was away');
+    const got = (await nodeConditions(cluster, 'node-3')).get('KernelDeadlock');
+    assert.equal(got?.status, 'True');
+    assert.equal(got?.reason, 'Reason5');
+    assert.equal(got?.message, 'change 5');
+    assert.equal(got?.lastTransitionTime, '2026-01-01T05:00:00Z');
+  });
+});
+
+/** Until a TCP connect to the apiserver's port is refused: it is really gone. */
+async function waitRefused(server: string): Promise<void> {
+  const { hostname, port } = new URL(server);
+  for (let i = 0; i < 600; i++) {
+    const refused = await new Promise<boolean>((resolve) => {
+      const s = connect({ host: hostname, port: Number(port) });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(false);
+      });
+      s.once('error', () => resolve(true));
+    });
+    if (refused) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('apiserver never went away');
+}
