@@ -51,7 +51,7 @@ export const ComponentTemplate = Type.Object(
 
 export const MachineComponentSetSpec = Type.Object(
   {
-    selector: LabelSelector({ description: 'Which Machines get the component (by Machine labels); empty selects all' }),
+    selector: LabelSelector({ description: 'Which Machines get the component (by Machine labels); required, {} selects all' }),
     template: ComponentTemplate,
     rollout: RolloutStrategy,
     paused: Type.Boolean({ default: false, description: 'Stop starting new batches; machines already updated stay updated' }),

@@ -85,7 +85,7 @@ export type RemedyRule = Static<typeof RemedyRule>;
 
 export const NodeRemedierSpec = Type.Object(
   {
-    nodeSelector: LabelSelector({ description: 'Nodes the rules apply to (by Node labels); empty selects all' }),
+    nodeSelector: LabelSelector({ default: {}, description: 'Nodes the rules apply to (by Node labels); empty selects all' }),
     rules: Type.Array(RemedyRule, { minItems: 1, maxItems: 64, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] }),
     paused: Type.Boolean({ default: false }),
     dryRun: Type.Boolean({ default: false, description: 'Record RemedyOperations with what would be done, do nothing' }),

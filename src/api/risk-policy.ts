@@ -23,7 +23,7 @@ export type BlackoutWindow = Static<typeof BlackoutWindow>;
 
 export const RiskPolicySpec = Type.Object(
   {
-    nodeSelector: LabelSelector({ description: 'Nodes this policy limits (by Node labels); empty selects all' }),
+    nodeSelector: LabelSelector({ default: {}, description: 'Nodes this policy limits (by Node labels); empty selects all' }),
     actions: Type.Array(StringEnum(RemedyActions), {
       default: [],
       maxItems: 16,

@@ -1,0 +1,139 @@
+// Good objects of every kubenode.io kind, for tests against the real apiserver, and a way to
+// install deploy/crds/ into one. Tests copy and break them.
+import { readdirSync, readFileSync } from 'node:fs';
+import { parseAllDocuments } from 'yaml';
+import type { Cluster } from '../harness/cluster.ts';
+
+const SHA = 'a'.repeat(64);
+
+export function goodObjects(node = 'node-0'): Record<string, Record<string, unknown>> {
+  const apiVersion = 'kubenode.io/v1alpha1';
+  return {
+    machines: {
+      apiVersion,
+      kind: 'Machine',
+      metadata: { name: node },
+      spec: { labels: { 'kubenode.io/pool': 'gpu' }, taints: [{ key: 'kubenode.io/new', effect: 'NoSchedule' }], components: ['containerd', 'kubelet'] },
+    },
+    machinecomponents: {
+      apiVersion,
+      kind: 'MachineComponent',
+      metadata: { name: `${node}-node-exporter`, labels: { 'kubenode.io/machine': node } },
+      spec: {
+        component: 'node-exporter',
+        version: '1.8.2',
+        source: { type: 'tarball', url: 'https://example.com/node_exporter-1.8.2.tar.gz', sha256: SHA, stripComponents: 1 },
+        unit: { name: 'node-exporter.service' },
+      },
+    },
+    machinecomponentsets: {
+      apiVersion,
+      kind: 'MachineComponentSet',
+      metadata: { name: 'node-exporter' },
+      spec: {
+        selector: { matchLabels: { 'kubenode.io/pool': 'gpu' } },
+        template: { spec: { component: 'node-exporter', version: '1.8.2', source: { type: 'binary', url: 'https://example.com/ne', sha256: SHA } } },
+      },
+    },
+    noderemediers: {
+      apiVersion,
+      kind: 'NodeRemedier',
+      metadata: { name: 'runtime' },
+      spec: {
+        rules: [
+          {
+            name: 'runtime-down',
+            condition: { type: 'ContainerRuntimeUnhealthy', reasons: ['ContainerdDown'] },
+            minDuration: '2m',
+            steps: [
+              { action: 'restart-unit', params: { unit: 'containerd.service' }, maxAttempts: 2 },
+              { action: 'reboot', cooldown: '30m' },
+            ],
+          },
+        ],
+      },
+    },
+    remedyoperations: {
+      apiVersion,
+      kind: 'RemedyOperation',
+      metadata: { name: `${node}-runtime-down-1` },
+      spec: { node, problem: { conditionType: 'ContainerRuntimeUnhealthy', reason: 'ContainerdDown' }, action: 'restart-runtime', risk: 'disruptive' },
+    },
+    riskpolicies: {
+      apiVersion,
+      kind: 'RiskPolicy',
+      metadata: { name: 'fleet' },
+      spec: {
+        maxInFlight: 2,
+        maxPerWindow: { count: 10, window: '1h' },
+        minHealthyShare: 0.9,
+        circuitBreaker: { cordonedShare: 0.1 },
+        blackoutWindows: [{ cron: '0 8 * * 1-5', duration: '10h', timeZone: 'Europe/Berlin' }],
+      },
+    },
+  };
+}
+
+export function clone<T>(value: T): T {
+  return structuredClone(value);
+}
+
+/** Creates every CRD in deploy/crds/ and waits until each is Established and served. */
+export async function installCrds(cluster: Cluster): Promise<string[]> {
+  const dir = new URL('../../deploy/crds/', import.meta.url);
+  const names: string[] = [];
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort()) {
+    for (const doc of parseAllDocuments(readFileSync(new URL(file, dir), 'utf8'))) {
+      const crd = doc.toJS() as { metadata: { name: string } };
+      const res = await cluster.request('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', { body: crd });
+      if (res.status !== 201) throw new Error(`creating ${file}: ${res.status} ${res.body}`);
+      names.push(crd.metadata.name);
+    }
+  }
+  for (const name of names) await waitEstablished(cluster, name);
+  return names;
+}
+
+async function waitEstablished(cluster: Cluster, name: string): Promise<void> {
+  const plural = name.split('.')[0];
+  for (let i = 0; i < 300; i++) {
+    const res = await cluster.request('GET', `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`);
+    const conditions = (JSON.parse(res.body) as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions ?? [];
+    if (conditions.some((c) => c.type === 'Established' && c.status === 'True')) {
+      // Established can precede the REST handler by a moment.
+      const list = await cluster.request('GET', `/apis/kubenode.io/v1alpha1/${plural}`);
+      if (list.status === 200) return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`CRD ${name} not Established and served within 30 s`);
+}
+
+/** Applies every document of every YAML file in a directory as the admin (create, or replace if it exists). */
+export async function applyDir(cluster: Cluster, dirUrl: URL): Promise<void> {
+  for (const file of readdirSync(dirUrl).filter((f) => f.endsWith('.yaml')).sort()) {
+    for (const doc of parseAllDocuments(readFileSync(new URL(file, dirUrl), 'utf8'))) {
+      const obj = doc.toJS() as { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } } | null;
+      if (obj === null) continue;
+      const path = collectionPath(obj);
+      const res = await cluster.request('POST', path, { body: obj });
+      if (res.status !== 201) throw new Error(`applying ${file} ${obj.kind}/${obj.metadata.name}: ${res.status} ${res.body}`);
+    }
+  }
+}
+
+const RESOURCES: Record<string, string> = {
+  ClusterRole: 'clusterroles',
+  ClusterRoleBinding: 'clusterrolebindings',
+  Role: 'roles',
+  RoleBinding: 'rolebindings',
+  ValidatingAdmissionPolicy: 'validatingadmissionpolicies',
+  ValidatingAdmissionPolicyBinding: 'validatingadmissionpolicybindings',
+};
+
+function collectionPath(obj: { apiVersion: string; kind: string; metadata: { namespace?: string } }): string {
+  const resource = RESOURCES[obj.kind];
+  if (resource === undefined) throw new Error(`applyDir: no resource known for kind ${obj.kind}`);
+  const base = obj.apiVersion.includes('/') ? `/apis/${obj.apiVersion}` : `/api/${obj.apiVersion}`;
+  return obj.metadata.namespace ? `${base}/namespaces/${obj.metadata.namespace}/${resource}` : `${base}/${resource}`;
+}
