@@ -1,0 +1,96 @@
+// The agent's Lease against a real apiserver, written with an agent identity.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { createKubeClient, loadKubeConfig, type KubeClient } from '../../../src/kube/client.ts';
+import { LeaseHeartbeat, microTime, type LeaseObject } from '../../../src/report/kube/lease.ts';
+import { startCluster, type Cluster } from '../../harness/cluster.ts';
+import { FakeClock } from '../../helpers/fake-clock.ts';
+import { quietLog, waitAllowed } from './helpers.ts';
+import { createNode, grantAgentRbac } from './rbac.ts';
+
+describe('Lease heartbeat (real apiserver)', () => {
+  let cluster: Cluster;
+  const uids = new Map<string, string>();
+  const clients: KubeClient[] = [];
+  const leases: LeaseHeartbeat[] = [];
+
+  before(async () => {
+    cluster = await startCluster({ agents: 2 });
+    await grantAgentRbac(cluster);
+    for (const i of [0, 1]) uids.set(`node-${i}`, await createNode(cluster, `node-${i}`));
+    await waitAllowed(cluster, 0, '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/kubenode-agent-node-0');
+  });
+  after(async () => {
+    await Promise.all(leases.map((l) => l.stop()));
+    for (const c of clients) c.close();
+    await cluster?.stop();
+  });
+
+  async function heartbeatFor(i: number, clock: FakeClock): Promise<LeaseHeartbeat> {
+    const client = createKubeClient(await loadKubeConfig({ kubeconfig: cluster.agentKubeconfig(i) }), { timeoutMs: 5000 });
+    clients.push(client);
+    const h = new LeaseHeartbeat({ client, nodeName: `node-${i}`, clock, log: quietLog });
+    leases.push(h);
+    return h;
+  }
+
+  async function readLease(name: string): Promise<LeaseObject> {
+    const res = await cluster.request('GET', `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${name}`);
+    assert.equal(res.status, 200, res.body);
+    return JSON.parse(res.body) as LeaseObject;
+  }
+
+  /** Waits (without a deadline assertion) for the loop to reach a count. */
+  async function until(cond: () => boolean): Promise<void> {
+    for (let i = 0; i < 2000 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(cond(), 'condition never reached');
+  }
+
+  test('created when missing, owned by the Node, renewed every 10 s with a 40 s duration', async () => {
+    const t0 = Date.UTC(2026, 4, 1, 8, 0, 0, 123);
+    const clock = new FakeClock(t0);
+    const h = await heartbeatFor(0, clock);
+    h.start();
+    await until(() => h.stats.creates === 1);
+    const created = await readLease('kubenode-agent-node-0');
+    assert.equal(created.spec.holderIdentity, 'node-0');
+    assert.equal(created.spec.leaseDurationSeconds, 40);
+    assert.equal(created.spec.renewTime, '2026-05-01T08:00:00.123000Z');
+    assert.deepEqual(created.metadata.ownerReferences?.map((o) => ({ kind: o.kind, name: o.name, uid: o.uid })), [{ kind: 'Node', name: 'node-0', uid: uids.get('node-0') }]);
+
+    await clock.advance(9_999);
+    assert.equal(h.stats.renewals, 0);
+    await clock.advance(1);
+    await until(() => h.stats.renewals === 1);
+    const renewed = await readLease('kubenode-agent-node-0');
+    assert.equal(renewed.spec.renewTime, microTime(t0 + 10_000));
+    assert.notEqual(renewed.metadata.resourceVersion, created.metadata.resourceVersion);
+
+    await clock.advance(10_000);
+    await until(() => h.stats.renewals === 2);
+    assert.equal((await readLease('kubenode-agent-node-0')).spec.renewTime, microTime(t0 + 20_000));
+    assert.deepEqual({ ...h.stats }, { creates: 1, renewals: 2, conflicts: 0, failures: 0 });
+  });
+
+  test('a second writer in between makes our PUT a 409: the agent re-reads and renews on top of their change', async () => {
+    const clock = new FakeClock(Date.UTC(2026, 4, 2));
+    const h = await heartbeatFor(1, clock);
+    await h.renew();
+    assert.equal(h.stats.creates, 1);
+
+    // Someone else writes the Lease after our read: our cached resourceVersion is stale now.
+    const theirs = await readLease('kubenode-agent-node-1');
+    theirs.metadata.labels = { ...theirs.metadata.labels, 'example.com/audited': 'yes' };
+    const put = await cluster.request('PUT', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/kubenode-agent-node-1', { body: theirs });
+    assert.equal(put.status, 200, put.body);
+
+    await clock.advance(10_000);
+    const lease = await h.renew();
+    assert.equal(h.stats.conflicts, 1, 'the stale PUT was refused once');
+    assert.equal(h.stats.renewals, 1);
+    const stored = await readLease('kubenode-agent-node-1');
+    assert.equal(stored.metadata.resourceVersion, lease.metadata.resourceVersion);
+    assert.equal(stored.metadata.labels?.['example.com/audited'], 'yes', 'the other writer\'s change survived');
+    assert.equal(stored.spec.renewTime, microTime(Date.UTC(2026, 4, 2) + 10_000));
+  });
+});
