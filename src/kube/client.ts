@@ -115,6 +115,8 @@ export const PatchType = {
   merge: 'application/merge-patch+json',
   strategic: 'application/strategic-merge-patch+json',
   json: 'application/json-patch+json',
+  /** Server-side apply: needs `fieldManager` in the query. */
+  apply: 'application/apply-patch+yaml',
 } as const;
 export type PatchKind = keyof typeof PatchType;
 
