@@ -26,7 +26,7 @@ describe('remedy actions (host side, through the Host seam)', () => {
       const root = recordingRoot();
       try {
         const ctx = actionContext(root);
-        assert.equal(c.action.risk, 'disruptive');
+        assert.equal(c.action.risk, c.action.name === 'restart-unit' ? 'safe' : 'disruptive');
         const plan = await c.action.plan(ctx, c.params);
         assert.equal(plan.blocked, undefined);
         assert.equal(plan.steps[0], c.expect[0]);

@@ -5,6 +5,8 @@ import { ActionParamError, type ActionContext, type ActionParams, type RemedyAct
 const NAME = 'clean-disk';
 
 function targets(ctx: ActionContext, params: ActionParams): { path: string; olderThanMs: number }[] {
+  // NodeRemedier params are a string map: one path and olderThan per step.
+  if (params.path !== undefined) return targets(ctx, { paths: [{ path: params.path, olderThan: params.olderThan ?? '72h' }] });
   if (params.paths === undefined) return [...ctx.settings.cleanPaths];
   if (!Array.isArray(params.paths)) throw new ActionParamError(NAME, 'paths', 'expected a list of { path, olderThan }');
   return params.paths.map((entry: unknown, i) => {

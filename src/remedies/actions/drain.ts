@@ -1,7 +1,15 @@
 import { systemClock } from '../../host/clock.ts';
 import { cordon, drain as drainNode, uncordon } from '../node-ops.ts';
-import type { ActionContext, ActionParams, ActionResult, RemedyAction } from '../types.ts';
+import { parseDuration } from '../../util/duration.ts';
+import { ActionParamError, type ActionContext, type ActionParams, type ActionResult, type RemedyAction } from '../types.ts';
 import { needKube } from './cordon.ts';
+
+function drainTimeout(ctx: ActionContext, params: ActionParams): number {
+  if (params.timeout === undefined) return ctx.settings.drainTimeoutMs;
+  const ms = typeof params.timeout === 'string' ? parseDuration(params.timeout) : undefined;
+  if (ms === undefined || ms <= 0) throw new ActionParamError('drain', 'timeout', `expected a duration such as 5m, got ${JSON.stringify(params.timeout)}`);
+  return ms;
+}
 
 /**
  * Cordon, then evict. A drain that cannot finish uncordons at once (only if it did the cordon):
@@ -9,7 +17,7 @@ import { needKube } from './cordon.ts';
  */
 export async function cordonAndDrain(ctx: ActionContext, params: ActionParams): Promise<ActionResult & { cordonedHere: boolean }> {
   const kube = needKube(ctx, 'drain');
-  const timeoutMs = typeof params.timeoutMs === 'number' ? params.timeoutMs : ctx.settings.drainTimeoutMs;
+  const timeoutMs = drainTimeout(ctx, params);
   const outcome = await cordon(kube, ctx.nodeName, ctx.host.clock);
   const cordonedHere = outcome === 'cordoned';
   try {
@@ -29,7 +37,7 @@ export const drain: RemedyAction = {
   risk: 'disruptive',
   description: 'Cordon and evict pods through the Eviction API (PodDisruptionBudgets honoured; DaemonSet and mirror pods skipped; bounded in time; uncordons on failure)',
   async plan(ctx, params) {
-    const timeoutMs = typeof params.timeoutMs === 'number' ? params.timeoutMs : ctx.settings.drainTimeoutMs;
+    const timeoutMs = drainTimeout(ctx, params);
     return {
       action: this.name,
       risk: this.risk,

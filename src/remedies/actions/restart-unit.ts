@@ -1,18 +1,24 @@
 import { run, validUnit } from '../host-ops.ts';
-import { ActionParamError, stringParam, type ActionContext, type ActionParams, type RemedyAction } from '../types.ts';
+import { ActionParamError, stringParam, type ActionContext, type ActionParams, type RemedyAction, type Risk } from '../types.ts';
+
+// restart-unit is a safe action (no permit); these units carry the node's pods and have gated actions of their own.
+const GATED_UNITS = new Set(['containerd.service', 'crio.service', 'docker.service', 'cri-docker.service', 'kubelet.service']);
 
 function unitOf(action: string, params: ActionParams, fallback?: string): string {
   const unit = stringParam(action, params, 'unit', fallback);
   if (!validUnit(unit)) throw new ActionParamError(action, 'unit', `not a systemd unit name: ${JSON.stringify(unit)}`);
-  return unit.includes('.') ? unit : `${unit}.service`;
+  const full = unit.includes('.') ? unit : `${unit}.service`;
+  if (action === 'restart-unit' && GATED_UNITS.has(full)) {
+    throw new ActionParamError(action, 'unit', `${full} is restarted by restart-runtime or restart-kubelet, which the risk gate guards`);
+  }
+  return full;
 }
 
 /** Builds a restart action for one unit; the runtime and kubelet variants fix the default unit. */
-export function restartAction(name: string, description: string, defaultUnit: string | undefined): RemedyAction {
+export function restartAction(name: string, description: string, defaultUnit: string | undefined, risk: Risk): RemedyAction {
   return {
     name,
-    // Restarting any node service interrupts what depends on it (pods lose their runtime, kubelet re-syncs).
-    risk: 'disruptive',
+    risk,
     description,
     async plan(_ctx: ActionContext, params: ActionParams) {
       try {
@@ -38,4 +44,4 @@ export function restartAction(name: string, description: string, defaultUnit: st
   };
 }
 
-export const restartUnit = restartAction('restart-unit', 'Restart a systemd unit (params.unit)', undefined);
+export const restartUnit = restartAction('restart-unit', 'Restart a systemd unit other than the runtime or kubelet (params.unit)', undefined, 'safe');

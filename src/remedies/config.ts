@@ -1,0 +1,48 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { RemedyRule } from '../api/node-remedier.ts';
+
+const DURATION_PATTERN = '^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$';
+const Dur = (def: string, description: string) => Type.String({ pattern: DURATION_PATTERN, default: def, description });
+
+/** `remedies:` in agent.yaml. Rules use the NodeRemedier rule shape, so a rule moves between the two unchanged. */
+export const RemediesConfig = Type.Object(
+  {
+    enabled: Type.Boolean({ default: false, description: 'Run the remedy engine in the daemon' }),
+    dryRun: Type.Boolean({ default: false, description: 'Record what would be done, do nothing' }),
+    interval: Dur('10s', 'How often the engine re-evaluates hold times, verifications and cool-downs'),
+    rules: Type.Array(RemedyRule, { default: [], description: 'Standalone rules (in a cluster, NodeRemedier objects add to these)' }),
+    rulesResync: Dur('1m', 'How often NodeRemedier objects are re-read'),
+    commandTimeout: Dur('2m', 'Deadline of one systemctl, crictl or journalctl command'),
+    drainTimeout: Dur('5m', 'Deadline of a drain; on expiry the node is uncordoned'),
+    rebootTimeout: Dur('15m', 'A requested reboot that has not happened by then is failed and undone'),
+    denyBackoff: Dur('30s', 'First retry after a gate denial; doubles up to 10m'),
+    journalMaxSize: Type.String({ pattern: '^[0-9]+[KMGT]?$', default: '500M', description: 'clean-disk: journalctl --vacuum-size' }),
+    cleanPaths: Type.Array(
+      Type.Object({ path: Type.String({ pattern: '^/.+' }), olderThan: Type.String({ pattern: DURATION_PATTERN }) }, { additionalProperties: false }),
+      { default: [], description: 'clean-disk: host directories whose files older than olderThan are removed' },
+    ),
+    gate: Type.Object(
+      {
+        local: Type.Object(
+          {
+            maxDisruptive: Type.Integer({ minimum: 0, default: 3, description: 'Disruptive actions (remedies and installer restarts) per window on this node' }),
+            window: Dur('1h', 'Sliding window of the local budget'),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+        webhook: Type.Object(
+          {
+            url: Type.String({ default: '', pattern: '^(https://.+)?$', description: 'HTTPS endpoint asked before each disruptive action; empty: none' }),
+            timeout: Dur('5s', 'Deadline of one webhook call'),
+            caFile: Type.String({ default: '', pattern: '^(/.*)?$', description: 'Host path of the CA bundle for the webhook; empty: system roots' }),
+            failOpen: Type.Boolean({ default: false, description: 'Allow when the webhook does not answer properly (default: deny)' }),
+          },
+          { additionalProperties: false, default: {} },
+        ),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false, default: {} },
+);
+export type RemediesConfig = Static<typeof RemediesConfig>;

@@ -1,0 +1,286 @@
+// The cluster half of the risk gate: RiskPolicy objects. A permit is an entry in
+// status.permits written with the resourceVersion the decision was computed from, so of two
+// agents racing for the last slot one gets 409, re-reads and finds no slot left.
+import type { Logger } from 'pino';
+import type { LabelSelector } from '../../api/common.ts';
+import { RemedyActions } from '../../api/node-remedier.ts';
+import type { Permit, RiskPolicySpec, RiskPolicyStatus } from '../../api/risk-policy.ts';
+import type { Clock } from '../../host/clock.ts';
+import { parseDuration } from '../../util/duration.ts';
+import { isConflict, isNotFound, type KubeApi } from '../kube-api.ts';
+import { CORDONED_AT, type NodeObject } from '../node-ops.ts';
+import type { Risk } from '../types.ts';
+import { CronError, parseCron, windowStartContaining } from './cron.ts';
+
+const BASE = '/apis/kubenode.io/v1alpha1/riskpolicies';
+/** Actions that take the node out of scheduling: what the circuit breaker counts. */
+const CORDONING = new Set(['cordon', 'drain', 'reboot']);
+
+export interface RiskPolicyObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name: string; resourceVersion?: string; annotations?: Record<string, string> };
+  spec: Partial<RiskPolicySpec>;
+  status?: Partial<RiskPolicyStatus>;
+}
+
+export interface PolicyRequest {
+  node: string;
+  action: string;
+  risk: Risk;
+  operation: string;
+}
+
+export interface PolicyVerdict {
+  allowed: boolean;
+  policy?: string;
+  reason: string;
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+const ms = (text: string | undefined, fallback: number): number => (text === undefined ? fallback : (parseDuration(text) ?? fallback));
+
+export function selectorMatches(selector: LabelSelector | undefined, labels: Record<string, string>): boolean {
+  for (const [k, v] of Object.entries(selector?.matchLabels ?? {})) if (labels[k] !== v) return false;
+  for (const e of selector?.matchExpressions ?? []) {
+    const has = Object.hasOwn(labels, e.key);
+    const inValues = has && (e.values ?? []).includes(labels[e.key] as string);
+    if (e.operator === 'In' && !inValues) return false;
+    if (e.operator === 'NotIn' && inValues) return false;
+    if (e.operator === 'Exists' && !has) return false;
+    if (e.operator === 'DoesNotExist' && has) return false;
+  }
+  return true;
+}
+
+function selectorQuery(selector: LabelSelector | undefined): string {
+  const parts = Object.entries(selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
+  for (const e of selector?.matchExpressions ?? []) {
+    if (e.operator === 'In') parts.push(`${e.key} in (${(e.values ?? []).join(',')})`);
+    else if (e.operator === 'NotIn') parts.push(`${e.key} notin (${(e.values ?? []).join(',')})`);
+    else if (e.operator === 'Exists') parts.push(e.key);
+    else parts.push(`!${e.key}`);
+  }
+  return parts.join(',');
+}
+
+export const isHeld = (p: Permit, now: number): boolean => p.releasedAt === undefined && Date.parse(p.expiresAt) > now;
+
+/** Blackout windows: the first one containing now, described; undefined when none does. */
+export function activeBlackout(spec: Partial<RiskPolicySpec>, now: number): string | undefined {
+  for (const [i, w] of (spec.blackoutWindows ?? []).entries()) {
+    const duration = parseDuration(w.duration) ?? 0;
+    try {
+      const start = windowStartContaining(parseCron(w.cron), duration, w.timeZone ?? 'UTC', now);
+      if (start !== undefined) return `blackout window ${i} ("${w.cron}" ${w.timeZone ?? 'UTC'} for ${w.duration}) began ${iso(start)}`;
+    } catch (err) {
+      // A window the agent cannot read is treated as in force: refusing is the safe reading.
+      const why = err instanceof CronError || err instanceof RangeError ? err.message : String(err);
+      return `blackout window ${i} unreadable (${why}); treated as active`;
+    }
+  }
+  return undefined;
+}
+
+export class RiskPolicyGate {
+  readonly #kube: KubeApi;
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  /** Conflict retries before giving up on one decision. */
+  readonly #maxRetries: number;
+
+  constructor(kube: KubeApi, clock: Clock, log: Logger, options: { maxRetries?: number } = {}) {
+    this.#kube = kube;
+    this.#clock = clock;
+    this.#log = log;
+    this.#maxRetries = options.maxRetries ?? 50;
+  }
+
+  async #applicable(req: PolicyRequest): Promise<{ node: NodeObject; policies: RiskPolicyObject[] }> {
+    const node = await this.#kube.request<NodeObject>('GET', `/api/v1/nodes/${encodeURIComponent(req.node)}`);
+    const list = await this.#kube.request<{ items: RiskPolicyObject[] }>('GET', BASE);
+    const labels = node.metadata.labels ?? {};
+    const policies = list.items
+      .filter((p) => selectorMatches(p.spec.nodeSelector, labels))
+      .filter((p) => (p.spec.actions ?? []).length === 0 ? req.risk === 'disruptive' : (p.spec.actions as string[]).includes(req.action))
+      .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+    return { node, policies };
+  }
+
+  /**
+   * Takes a permit from every RiskPolicy selecting the node (all or none). dryRun evaluates
+   * without writing. Throws when the apiserver cannot be asked: the caller fails closed.
+   */
+  async acquire(req: PolicyRequest, options: { dryRun?: boolean } = {}): Promise<{ allowed: boolean; verdicts: PolicyVerdict[] }> {
+    const { policies } = await this.#applicable(req);
+    if (policies.length === 0) return { allowed: true, verdicts: [{ allowed: true, reason: 'no RiskPolicy selects this node for this action' }] };
+    const verdicts: PolicyVerdict[] = [];
+    const taken: string[] = [];
+    for (const p of policies) {
+      const v = await this.#take(p.metadata.name, req, options.dryRun === true);
+      verdicts.push(v);
+      if (!v.allowed) {
+        for (const name of taken) await this.#release(name, req.operation).catch(() => undefined);
+        return { allowed: false, verdicts };
+      }
+      if (options.dryRun !== true) taken.push(p.metadata.name);
+    }
+    return { allowed: true, verdicts };
+  }
+
+  async #take(name: string, req: PolicyRequest, dryRun: boolean): Promise<PolicyVerdict> {
+    for (let attempt = 1; ; attempt++) {
+      const policy = await this.#kube.request<RiskPolicyObject>('GET', `${BASE}/${encodeURIComponent(name)}`);
+      const now = this.#clock.now();
+      const decision = await this.#decide(policy, req, now);
+      if (dryRun || decision.write === undefined) return decision.verdict;
+      try {
+        await this.#kube.request('PUT', `${BASE}/${encodeURIComponent(name)}/status`, { body: { ...policy, status: decision.write } });
+        return decision.verdict;
+      } catch (err) {
+        if (!isConflict(err) || attempt >= this.#maxRetries) throw err;
+        this.#log.debug({ policy: name, attempt }, 'RiskPolicy changed under us; re-reading');
+        // Jitter so that racing agents do not collide in lockstep again.
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 10 * attempt)));
+      }
+    }
+  }
+
+  async #decide(policy: RiskPolicyObject, req: PolicyRequest, now: number): Promise<{ verdict: PolicyVerdict; write?: Partial<RiskPolicyStatus> }> {
+    const name = policy.metadata.name;
+    const spec = policy.spec;
+    const status = policy.status ?? {};
+    const permits = status.permits ?? [];
+    const breaker = status.circuitBreaker ?? { state: 'Closed' as const };
+    const deny = (reason: string, write?: Partial<RiskPolicyStatus>) => ({ verdict: { allowed: false, policy: name, reason: `RiskPolicy ${name}: ${reason}` }, ...(write === undefined ? {} : { write }) });
+
+    const mine = permits.find((p) => p.operation === req.operation && isHeld(p, now));
+    if (mine !== undefined) return { verdict: { allowed: true, policy: name, reason: `RiskPolicy ${name}: permit already held until ${mine.expiresAt}` } };
+    if (spec.paused === true) return deny('paused');
+    const blackout = activeBlackout(spec, now);
+    if (blackout !== undefined) return deny(blackout);
+    if (breaker.state === 'Open') {
+      return deny(`circuit breaker open since ${breaker.trippedAt ?? '?'} (${breaker.reason ?? 'no reason recorded'}); a person closes it by setting status.circuitBreaker.state=Closed`);
+    }
+    const held = permits.filter((p) => isHeld(p, now));
+    const maxInFlight = spec.maxInFlight ?? 1;
+    if (held.length >= maxInFlight) return deny(`${held.length} of ${maxInFlight} permits in flight (${held.map((p) => `${p.holder}:${p.action ?? '?'}`).join(', ')})`);
+    if (spec.maxPerWindow !== undefined) {
+      const windowMs = ms(spec.maxPerWindow.window, 3_600_000);
+      const recent = permits.filter((p) => Date.parse(p.acquiredAt) > now - windowMs).length;
+      if (recent >= spec.maxPerWindow.count) return deny(`${recent} of ${spec.maxPerWindow.count} permits granted in the last ${spec.maxPerWindow.window}`);
+    }
+
+    const selector = selectorQuery(spec.nodeSelector);
+    const nodes = (await this.#kube.request<{ items: NodeObject[] }>('GET', '/api/v1/nodes', selector === '' ? {} : { query: { labelSelector: selector } })).items;
+    const total = nodes.length;
+    if (total === 0) return deny('selects no Node objects');
+    const isReady = (n: NodeObject): boolean => n.spec?.unschedulable !== true && n.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+    const holders = new Set(held.map((p) => p.holder));
+    // What the fleet looks like once this node is out too: Ready nodes, less those already out under a permit.
+    const readyAfter = nodes.filter((n) => isReady(n) && !holders.has(n.metadata.name) && n.metadata.name !== req.node).length;
+    const minShare = spec.minHealthyShare ?? 0.9;
+    if (readyAfter / total < minShare) {
+      return deny(`only ${readyAfter} of ${total} selected nodes would stay Ready and not under a permit (${(readyAfter / total).toFixed(2)} < minHealthyShare ${minShare})`);
+    }
+
+    if (spec.circuitBreaker !== undefined) {
+      const since = Math.max(now - ms(spec.circuitBreaker.window, 3_600_000), breaker.resetAt === undefined ? 0 : Date.parse(breaker.resetAt));
+      const cordoned = new Set<string>();
+      for (const n of nodes) {
+        const at = Date.parse(n.metadata.annotations?.[CORDONED_AT] ?? '');
+        if (n.spec?.unschedulable === true && at > since) cordoned.add(n.metadata.name);
+      }
+      for (const p of permits) if (CORDONING.has(p.action ?? '') && Date.parse(p.acquiredAt) > since) cordoned.add(p.holder);
+      const share = cordoned.size / total;
+      if (share >= spec.circuitBreaker.cordonedShare) {
+        const reason = `${cordoned.size} of ${total} selected nodes cordoned within ${spec.circuitBreaker.window} (${share.toFixed(2)} >= ${spec.circuitBreaker.cordonedShare})`;
+        return deny(`circuit breaker tripped: ${reason}`, { ...status, circuitBreaker: { ...breaker, state: 'Open', trippedAt: iso(now), trippedBy: req.node, reason } });
+      }
+    }
+
+    const ttl = ms(spec.permitTTL, 15 * 60_000);
+    const keepMs = Math.max(spec.maxPerWindow === undefined ? 0 : ms(spec.maxPerWindow.window, 0), spec.circuitBreaker === undefined ? 0 : ms(spec.circuitBreaker.window, 0));
+    const permit: Permit = { holder: req.node, operation: req.operation, acquiredAt: iso(now), expiresAt: iso(now + ttl), ...(knownAction(req.action) ? { action: req.action } : {}) };
+    const next = [...prune(permits.filter((p) => p.operation !== req.operation), now, keepMs), permit];
+    return {
+      verdict: { allowed: true, policy: name, reason: `RiskPolicy ${name}: permit ${held.length + 1} of ${maxInFlight}, expires ${permit.expiresAt}` },
+      write: { ...status, permits: next, circuitBreaker: breaker },
+    };
+  }
+
+  /** Marks this operation's permits released in every policy (kept while they count for a window). */
+  async release(operation: string): Promise<void> {
+    const list = await this.#kube.request<{ items: RiskPolicyObject[] }>('GET', BASE);
+    for (const p of list.items) {
+      if ((p.status?.permits ?? []).some((x) => x.operation === operation && x.releasedAt === undefined)) await this.#release(p.metadata.name, operation);
+    }
+  }
+
+  /** Releases every permit the node holds except `keep`: an agent that restarted holds nothing it is still using. */
+  async releaseHeldBy(node: string, keep: ReadonlySet<string> = new Set()): Promise<string[]> {
+    const list = await this.#kube.request<{ items: RiskPolicyObject[] }>('GET', BASE);
+    const released: string[] = [];
+    for (const p of list.items) {
+      for (const x of p.status?.permits ?? []) {
+        if (x.holder === node && x.releasedAt === undefined && !keep.has(x.operation)) {
+          await this.#release(p.metadata.name, x.operation);
+          released.push(x.operation);
+        }
+      }
+    }
+    return released;
+  }
+
+  async #release(name: string, operation: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      let policy: RiskPolicyObject;
+      try {
+        policy = await this.#kube.request<RiskPolicyObject>('GET', `${BASE}/${encodeURIComponent(name)}`);
+      } catch (err) {
+        if (isNotFound(err)) return;
+        throw err;
+      }
+      const now = this.#clock.now();
+      const permits = policy.status?.permits ?? [];
+      if (!permits.some((p) => p.operation === operation && p.releasedAt === undefined)) return;
+      const next = permits.map((p) => (p.operation === operation && p.releasedAt === undefined ? { ...p, releasedAt: iso(Math.max(now, Date.parse(p.acquiredAt) + 1)) } : p));
+      try {
+        await this.#kube.request('PUT', `${BASE}/${encodeURIComponent(name)}/status`, { body: { ...policy, status: { ...policy.status, permits: next } } });
+        return;
+      } catch (err) {
+        if (!isConflict(err) || attempt >= this.#maxRetries) throw err;
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 10 * attempt)));
+      }
+    }
+  }
+
+  /** Pushes expiresAt forward for a permit still in use (long drains, verification after a reboot). */
+  async renew(operation: string): Promise<void> {
+    const list = await this.#kube.request<{ items: RiskPolicyObject[] }>('GET', BASE);
+    for (const p of list.items) {
+      for (let attempt = 1; ; attempt++) {
+        const policy = attempt === 1 ? p : await this.#kube.request<RiskPolicyObject>('GET', `${BASE}/${encodeURIComponent(p.metadata.name)}`);
+        const now = this.#clock.now();
+        const ttl = ms(policy.spec.permitTTL, 15 * 60_000);
+        const permits = policy.status?.permits ?? [];
+        if (!permits.some((x) => x.operation === operation && isHeld(x, now))) break;
+        const next = permits.map((x) => (x.operation === operation && isHeld(x, now) ? { ...x, expiresAt: iso(now + ttl) } : x));
+        try {
+          await this.#kube.request('PUT', `${BASE}/${encodeURIComponent(p.metadata.name)}/status`, { body: { ...policy, status: { ...policy.status, permits: next } } });
+          break;
+        } catch (err) {
+          if (!isConflict(err) || attempt >= this.#maxRetries) throw err;
+        }
+      }
+    }
+  }
+}
+
+const KNOWN: ReadonlySet<string> = new Set(RemedyActions);
+const knownAction = (a: string): a is NonNullable<Permit['action']> => KNOWN.has(a);
+
+/** Drops permits no longer held and too old to count for any window. */
+function prune(permits: readonly Permit[], now: number, keepMs: number): Permit[] {
+  return permits.filter((p) => isHeld(p, now) || Date.parse(p.acquiredAt) > now - keepMs);
+}

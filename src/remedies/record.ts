@@ -1,0 +1,178 @@
+// Every remedy run leaves a record: a RemedyOperation object in a cluster, a JSON file in the
+// state dir standalone. Both carry the problem, the action, the gate's decision path, times and result.
+import type { Logger } from 'pino';
+import { RemedyActions } from '../api/node-remedier.ts';
+import type { OperationPhase } from '../api/remedy-operation.ts';
+import { errorMessage } from '../errors.ts';
+import type { Host } from '../host/host.ts';
+import type { GateDecision } from './gate/index.ts';
+import type { KubeApi } from './kube-api.ts';
+import type { Risk } from './types.ts';
+
+export interface OperationInput {
+  node: string;
+  problem: { conditionType: string; reason: string; message: string; since?: number };
+  action: string;
+  params: Record<string, string>;
+  risk: Risk;
+  rule?: string;
+  remedier?: string;
+  step: number;
+  dryRun: boolean;
+}
+
+export type OperationResult = 'Fixed' | 'NotFixed' | 'Error' | 'DryRun' | 'NotNeeded';
+
+export interface OperationUpdate {
+  phase: OperationPhase;
+  gate?: GateDecision;
+  startTime?: number;
+  endTime?: number;
+  result?: OperationResult;
+  message?: string;
+  attempts?: number;
+}
+
+export interface OperationRecorder {
+  create(input: OperationInput, now: number): Promise<string>;
+  update(id: string, update: OperationUpdate): Promise<void>;
+  /** An Event on the Node (cluster) or a log line (standalone) for humans. */
+  event(type: 'Normal' | 'Warning', reason: string, message: string, now: number): Promise<void>;
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+function gateStatus(g: GateDecision) {
+  return {
+    allowed: g.allowed,
+    gate: g.gate,
+    ...(g.policy === undefined ? {} : { policy: g.policy }),
+    reasons: g.path.slice(0, 16).map((s) => `${s.gate}: ${s.allowed ? 'allowed' : 'denied'}: ${s.reason}`.slice(0, 1024)),
+    decidedAt: iso(g.decidedAt),
+  };
+}
+
+function statusOf(u: OperationUpdate, prev: Record<string, unknown>): Record<string, unknown> {
+  return {
+    ...prev,
+    phase: u.phase,
+    ...(u.gate === undefined ? {} : { gate: gateStatus(u.gate) }),
+    ...(u.startTime === undefined ? {} : { startTime: iso(u.startTime) }),
+    ...(u.endTime === undefined ? {} : { endTime: iso(u.endTime) }),
+    ...(u.result === undefined ? {} : { result: u.result }),
+    ...(u.message === undefined ? {} : { message: u.message.slice(0, 32768) }),
+    ...(u.attempts === undefined ? {} : { attempts: u.attempts }),
+  };
+}
+
+const REASON = /^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/;
+const KNOWN: ReadonlySet<string> = new Set(RemedyActions);
+
+export class ClusterRecorder implements OperationRecorder {
+  readonly #kube: KubeApi;
+  readonly #node: string;
+  readonly #log: Logger;
+  readonly #objects = new Map<string, { spec: unknown; status: Record<string, unknown> }>();
+
+  constructor(kube: KubeApi, node: string, log: Logger) {
+    this.#kube = kube;
+    this.#node = node;
+    this.#log = log;
+  }
+
+  async create(input: OperationInput, now: number): Promise<string> {
+    if (!KNOWN.has(input.action)) {
+      // The RemedyOperation schema has no such action (uncordon is bookkeeping, not a repair): log only.
+      const id = `${this.#node}-${input.action}-${now.toString(36)}`;
+      this.#log.info({ operation: id, remedy: input.action }, 'Operation not recorded as a RemedyOperation (action outside its schema)');
+      return id;
+    }
+    const spec = {
+      node: input.node,
+      problem: {
+        conditionType: input.problem.conditionType,
+        reason: REASON.test(input.problem.reason) ? input.problem.reason : 'Unspecified',
+        message: input.problem.message.slice(0, 32768),
+        ...(input.problem.since === undefined ? {} : { since: iso(input.problem.since) }),
+      },
+      action: input.action,
+      ...(Object.keys(input.params).length === 0 ? {} : { params: input.params }),
+      risk: input.risk,
+      ...(input.remedier === undefined ? {} : { remedier: input.remedier }),
+      ...(input.rule === undefined ? {} : { rule: input.rule }),
+      step: input.step,
+      dryRun: input.dryRun,
+    };
+    const created = await this.#kube.request<{ metadata: { name: string } }>('POST', '/apis/kubenode.io/v1alpha1/remedyoperations', {
+      body: { apiVersion: 'kubenode.io/v1alpha1', kind: 'RemedyOperation', metadata: { generateName: `${input.node}-${input.action}-`.slice(0, 200), labels: { 'kubenode.io/node': input.node } }, spec },
+    });
+    this.#objects.set(created.metadata.name, { spec, status: {} });
+    return created.metadata.name;
+  }
+
+  async update(id: string, update: OperationUpdate): Promise<void> {
+    const known = this.#objects.get(id);
+    if (known === undefined) return;
+    known.status = statusOf(update, known.status);
+    // Only this agent writes this status, so no resourceVersion: last write wins, and it is ours.
+    await this.#kube.request('PUT', `/apis/kubenode.io/v1alpha1/remedyoperations/${encodeURIComponent(id)}/status`, {
+      body: { apiVersion: 'kubenode.io/v1alpha1', kind: 'RemedyOperation', metadata: { name: id }, spec: known.spec, status: known.status },
+    });
+    if (['Succeeded', 'Failed', 'Skipped', 'Denied'].includes(update.phase)) this.#objects.delete(id);
+  }
+
+  async event(type: 'Normal' | 'Warning', reason: string, message: string, now: number): Promise<void> {
+    try {
+      await this.#kube.request('POST', '/api/v1/namespaces/default/events', {
+        body: {
+          apiVersion: 'v1',
+          kind: 'Event',
+          metadata: { generateName: `${this.#node}.` },
+          involvedObject: { apiVersion: 'v1', kind: 'Node', name: this.#node, uid: this.#node },
+          reason,
+          message: message.slice(0, 1024),
+          type,
+          source: { component: 'kubenode-agent', host: this.#node },
+          firstTimestamp: iso(now),
+          lastTimestamp: iso(now),
+          count: 1,
+        },
+      });
+    } catch (err) {
+      this.#log.warn({ err: errorMessage(err), reason }, 'Cannot post Event');
+    }
+  }
+}
+
+export class StateDirRecorder implements OperationRecorder {
+  readonly #host: Host;
+  readonly #dir: string;
+  readonly #log: Logger;
+  readonly #records = new Map<string, Record<string, unknown>>();
+
+  constructor(host: Host, stateDir: string, log: Logger) {
+    this.#host = host;
+    this.#dir = `${stateDir.replace(/\/+$/, '')}/remedies/operations`;
+    this.#log = log;
+  }
+
+  async create(input: OperationInput, now: number): Promise<string> {
+    const id = `${input.node}-${input.action}-${now.toString(36)}-${Math.random().toString(36).slice(2, 7)}`;
+    const record = { id, spec: input, status: { phase: 'Pending' } };
+    this.#records.set(id, record);
+    await this.#host.writeFileAtomic(`${this.#dir}/${id}.json`, JSON.stringify(record, null, 1), 0o600);
+    return id;
+  }
+
+  async update(id: string, update: OperationUpdate): Promise<void> {
+    const record = this.#records.get(id) ?? JSON.parse((await this.#host.tryReadText(`${this.#dir}/${id}.json`)) ?? '{"status":{}}');
+    record.status = statusOf(update, (record.status as Record<string, unknown> | undefined) ?? {});
+    this.#records.set(id, record);
+    await this.#host.writeFileAtomic(`${this.#dir}/${id}.json`, JSON.stringify(record, null, 1), 0o600);
+    if (['Succeeded', 'Failed', 'Skipped', 'Denied'].includes(update.phase)) this.#records.delete(id);
+  }
+
+  async event(type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    this.#log[type === 'Warning' ? 'warn' : 'info']({ reason }, message);
+  }
+}
