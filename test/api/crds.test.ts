@@ -5,7 +5,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { renderCrds } from '../../src/api/crd.ts';
+import { Type } from '@sinclair/typebox';
+import { renderCrds, SchemaConversionError, toStructural } from '../../src/api/crd.ts';
 import { kinds } from '../../src/api/index.ts';
 import { Machine } from '../../src/api/machine.ts';
 import { MachineComponent } from '../../src/api/machine-component.ts';
@@ -26,6 +27,45 @@ describe('generated CRDs', () => {
     for (const [name, content] of expected) {
       assert.equal(readFileSync(new URL(name, CRD_DIR), 'utf8'), content, `deploy/crds/${name} is stale: run npm run gen:crds`);
     }
+  });
+
+  test('toStructural refuses what a structural schema cannot say, naming the path', () => {
+    const cases = [
+      { name: 'union', schema: Type.Object({ a: Type.Union([Type.String(), Type.Integer()]) }), error: /\$\.a: anyOf is only structural as x-kubernetes-int-or-string/ },
+      { name: 'literal', schema: Type.Object({ a: Type.Literal('x') }), error: /\$\.a: keyword const has no structural form/ },
+      { name: 'unknown format', schema: Type.Object({ a: Type.String({ format: 'regex' }) }), error: /\$\.a: format regex/ },
+      { name: 'typed record keys', schema: Type.Object({ a: Type.Record(Type.TemplateLiteral('x-${string}'), Type.String()) }), error: /\$\.a: patternProperties/ },
+      { name: 'untyped node', schema: Type.Object({ a: Type.Unknown() }), error: /\$\.a: every node of a structural schema needs a type/ },
+    ];
+    for (const c of cases) assert.throws(() => toStructural(c.schema), (err: unknown) => err instanceof SchemaConversionError && c.error.test(err.message), c.name);
+  });
+
+  test('toStructural drops additionalProperties:false, maps records and open objects, spells out nested defaults', () => {
+    const schema = Type.Object(
+      {
+        m: Type.Record(Type.String(), Type.Integer()),
+        open: Type.Object({}, { additionalProperties: true }),
+        d: Type.Object({ n: Type.Integer({ default: 3 }), inner: Type.Object({ s: Type.String({ default: 'x' }) }, { default: {} }) }, { default: {} }),
+      },
+      { additionalProperties: false, $id: 'X' },
+    );
+    assert.deepEqual(toStructural(schema), {
+      type: 'object',
+      required: ['m', 'open', 'd'],
+      properties: {
+        m: { type: 'object', additionalProperties: { type: 'integer' } },
+        open: { type: 'object', properties: {}, 'x-kubernetes-preserve-unknown-fields': true },
+        d: {
+          type: 'object',
+          default: { n: 3, inner: { s: 'x' } },
+          required: ['n', 'inner'],
+          properties: {
+            n: { type: 'integer', default: 3 },
+            inner: { type: 'object', default: { s: 'x' }, required: ['s'], properties: { s: { type: 'string', default: 'x' } } },
+          },
+        },
+      },
+    });
   });
 
   test('every kind file in src/api/ is in the registry', () => {
@@ -222,6 +262,19 @@ describe('CRDs on a real apiserver', () => {
     const res = await cluster.request('PUT', url('machines', machine.metadata.name, 'status'), { body: created });
     assert.equal(res.status, 200, res.body);
     assert.ok(locallyValid('machines', JSON.parse(res.body) as Obj), res.body);
+  });
+
+  test('printer columns: kubectl get shows phase, kernel, arch and agent version of a Machine', async () => {
+    assert.ok(cluster);
+    const res = await cluster.request('GET', url('machines'), { headers: { accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' } });
+    assert.equal(res.status, 200, res.body);
+    const table = JSON.parse(res.body) as { columnDefinitions: { name: string }[]; rows: { cells: unknown[] }[] };
+    const names = table.columnDefinitions.map((c) => c.name);
+    assert.deepEqual(names.slice(0, 5), ['Name', 'Phase', 'Kernel', 'Arch', 'Agent']);
+    const row = table.rows.find((r) => r.cells[1] === 'Ready');
+    assert.ok(row, JSON.stringify(table.rows));
+    assert.deepEqual(row.cells.slice(1, 5), ['Ready', '6.8.0-45-generic', 'arm64', '0.1.0']);
+    assert.equal(row.cells[names.indexOf('GPUs')], 'H100 80GB HBM3');
   });
 
   for (const c of badCases) {
