@@ -1,5 +1,6 @@
-// The daemon's standalone loop: the manifest directory (a host path) watched and debounced, plus
-// a periodic pass that repairs drift; one run at a time, under the node-wide install lock.
+// The daemon's install loop: a source of desired state (the manifest directory, watched and
+// debounced, in standalone mode; the cluster's MachineComponents in src/installers/kube-source.ts)
+// plus a periodic pass that repairs drift; one run at a time, under the node-wide install lock.
 import type { AgentConfig } from '../config/schema.ts';
 import { errorMessage } from '../errors.ts';
 import type { Host } from '../host/host.ts';
@@ -10,11 +11,66 @@ import { createInstallContext, manifestReader } from './context.ts';
 import { Engine, type ApplyOutcome } from './engine.ts';
 import { loadManifestDir } from './manifests.ts';
 import type { RiskGate } from './risk.ts';
-import type { InstallContext } from './types.ts';
+import type { InstallContext, Target } from './types.ts';
 import { parseDuration } from '../util/duration.ts';
+import type { ConfigError } from '../errors.ts';
+
+export interface Desired {
+  targets: Target[];
+  /** One per refused file or object. */
+  errors: ConfigError[];
+  /** Nothing is declared at all (no manifest directory): no engine run. */
+  absent?: boolean;
+}
+
+/** Where the desired state comes from. The reconciler owns the pass; the source says what to converge to. */
+export interface DesiredSource {
+  /** Starts noticing changes; calls trigger() whenever the desired state may have changed. */
+  start(trigger: () => void): void;
+  /** The desired state now; undefined: not known yet (skip the pass, a trigger follows). */
+  load(): Promise<Desired | undefined>;
+  /** After each pass that ran the engine: report the outcome (status) where the source lives. */
+  report?(outcomes: ApplyOutcome[], ctx: InstallContext): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Standalone mode: a host directory of MachineComponent YAML files. */
+export class ManifestDirSource implements DesiredSource {
+  readonly #host: Host;
+  readonly #dir: string;
+  readonly #debounceMs: number;
+  readonly #log: Logger;
+  #watch: DirWatch | undefined;
+
+  constructor(host: Host, dir: string, debounceMs: number, log: Logger) {
+    this.#host = host;
+    this.#dir = dir;
+    this.#debounceMs = debounceMs;
+    this.#log = log;
+  }
+
+  start(trigger: () => void): void {
+    this.#watch = watchDir(this.#host, this.#dir, this.#debounceMs, trigger);
+  }
+
+  async load(): Promise<Desired> {
+    if (!(await this.#host.exists(this.#dir))) {
+      // No manifest directory: nothing declared on this node (yet); the watch notices it appearing.
+      this.#log.debug({ dir: this.#dir }, 'No manifest directory; nothing to install');
+      return { targets: [], errors: [], absent: true };
+    }
+    return loadManifestDir(manifestReader(this.#host, false), this.#dir);
+  }
+
+  async close(): Promise<void> {
+    await this.#watch?.close();
+  }
+}
 
 export interface ReconcilerOptions {
-  manifestDir: string;
+  /** Standalone: the manifest directory (ignored when source is given). */
+  manifestDir?: string;
+  source?: DesiredSource;
   debounceMs: number;
   intervalMs: number;
 }
@@ -24,7 +80,7 @@ export class InstallReconciler {
   readonly #engine: Engine;
   readonly #options: ReconcilerOptions;
   readonly #abort = new AbortController();
-  #watch: DirWatch | undefined;
+  readonly #source: DesiredSource;
   #interval: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
   #dirty = false;
@@ -38,10 +94,11 @@ export class InstallReconciler {
     this.#ctx = { ...ctx, signal: this.#abort.signal };
     this.#engine = new Engine(this.#ctx);
     this.#options = options;
+    this.#source = options.source ?? new ManifestDirSource(ctx.host, options.manifestDir ?? ctx.config.manifestDir, options.debounceMs, ctx.log);
   }
 
   start(): void {
-    this.#watch = watchDir(this.#ctx.host, this.#options.manifestDir, this.#options.debounceMs, () => this.trigger());
+    this.#source.start(() => this.trigger());
     this.#interval = setInterval(() => this.trigger(), this.#options.intervalMs);
     this.#interval.unref();
     this.trigger();
@@ -69,13 +126,12 @@ export class InstallReconciler {
   async #pass(): Promise<void> {
     const { host, log } = this.#ctx;
     try {
-      if (!(await host.exists(this.#options.manifestDir))) {
-        // No manifest directory: nothing declared on this node (yet); the watch notices it appearing.
-        log.debug({ dir: this.#options.manifestDir }, 'No manifest directory; nothing to install');
+      const manifests = await this.#source.load();
+      if (manifests === undefined) return;
+      if (manifests.absent === true) {
         this.last = { at: host.clock.now(), outcomes: [], manifestErrors: [] };
         return;
       }
-      const manifests = await loadManifestDir(manifestReader(host, false), this.#options.manifestDir);
       for (const err of manifests.errors) log.error({ file: err.file, field: err.field, err: err.message }, 'Manifest refused');
       let lock;
       try {
@@ -94,6 +150,7 @@ export class InstallReconciler {
       } finally {
         await lock.release();
       }
+      await this.#source.report?.(this.last.outcomes, this.#ctx);
     } catch (err) {
       log.error({ err: errorMessage(err) }, 'Install pass failed');
     } finally {
@@ -105,7 +162,7 @@ export class InstallReconciler {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#interval);
-    await this.#watch?.close();
+    await this.#source.close();
     this.#abort.abort(new Error('agent stopping'));
     await this.#running;
   }
