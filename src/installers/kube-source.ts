@@ -1,0 +1,242 @@
+// The cluster as the source of desired state: this node's MachineComponents (label
+// kubenode.io/machine=NODE), watched by a resilient informer, feed the same InstallReconciler and
+// Engine as the manifest directory does; after each pass each component's status (as the engine
+// recorded it in the state dir) is written to the MachineComponent's status subresource.
+import type { KubeConfig } from '@kubernetes/client-node';
+import { API_VERSION, KIND, type ComponentCondition, type MachineComponentSpec, type MachineComponentStatus } from '../api/machine-component.ts';
+import { ConfigError, errorMessage } from '../errors.ts';
+import { classifyKubeError, type KubeClient } from '../kube/client.ts';
+import type { Logger } from '../log.ts';
+import { Informer, type InformerStats, type KubeObject } from '../watch/informer.ts';
+import type { ApplyOutcome } from './engine.ts';
+import { parseManifestText } from './manifests.ts';
+import { InstallReconciler, type Desired, type DesiredSource } from './reconciler.ts';
+import { emptyStatus, readStatus, setCondition } from './status.ts';
+import type { InstallContext, Target } from './types.ts';
+
+export const GROUP = 'kubenode.io';
+export const VERSION = 'v1alpha1';
+export const PLURAL = 'machinecomponents';
+export const MACHINE_LABEL = 'kubenode.io/machine';
+
+export interface MachineComponentObject extends KubeObject {
+  spec?: MachineComponentSpec;
+  status?: Partial<MachineComponentStatus> & Record<string, unknown>;
+}
+
+export interface KubeSourceOptions {
+  client: KubeClient;
+  kubeConfig: KubeConfig;
+  nodeName: string;
+  log: Logger;
+  /** Informer tuning (tests shorten these). */
+  resyncMs?: number;
+  stallMs?: number;
+  /** Attempts of one status write on 409 Conflict. Default 8. */
+  statusAttempts?: number;
+  /** Test hook: runs before each status write attempt (a test makes a competing writer win here). */
+  beforeStatusWrite?: (name: string, attempt: number) => Promise<void>;
+}
+
+export interface KubeSourceStats {
+  statusWrites: number;
+  statusConflicts: number;
+  statusReads: number;
+  statusErrors: number;
+}
+
+/** The fields of status this agent owns; everything else in status belongs to someone else. */
+const OWN_FIELDS = ['phase', 'installedVersion', 'observedGeneration', 'configHash', 'specHash', 'lastError', 'history', 'updatedAt'] as const;
+
+/**
+ * What the object's status should say about our fields: the local status, with conditions of the
+ * types we write (other writers' conditions are kept as they are).
+ */
+export function mergeStatus(current: Record<string, unknown> | undefined, ours: MachineComponentStatus): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...(current ?? {}) };
+  for (const f of OWN_FIELDS) {
+    if (ours[f] === undefined) delete merged[f];
+    else merged[f] = ours[f];
+  }
+  const ownTypes = new Set(ours.conditions.map((c) => c.type));
+  const others = (Array.isArray(current?.conditions) ? (current.conditions as ComponentCondition[]) : []).filter((c) => !ownTypes.has(c.type));
+  merged.conditions = [...others, ...ours.conditions];
+  return merged;
+}
+
+/** Our fields of a status as canonical JSON: equal means no write is needed. */
+function ownPart(status: Record<string, unknown> | undefined, ownTypes: ReadonlySet<string>): string {
+  const s = status ?? {};
+  const conditions = (Array.isArray(s.conditions) ? (s.conditions as ComponentCondition[]) : []).filter((c) => ownTypes.has(c.type));
+  return JSON.stringify(canonical([OWN_FIELDS.map((f) => s[f] ?? null), conditions]));
+}
+
+/** Sorted keys: the apiserver returns objects with keys in its own order. */
+function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]));
+  return v;
+}
+
+const objectPath = (name: string): string => `/apis/${GROUP}/${VERSION}/${PLURAL}/${encodeURIComponent(name)}`;
+
+export class KubeComponentSource implements DesiredSource {
+  readonly informer: Informer<MachineComponentObject>;
+  readonly stats: KubeSourceStats = { statusWrites: 0, statusConflicts: 0, statusReads: 0, statusErrors: 0 };
+  readonly #o: KubeSourceOptions;
+  /** component → the object that declares it, as of the last load. */
+  #owners = new Map<string, { name: string; generation: number; specHash: string }>();
+  /** Objects refused at the last load, with why. */
+  #refused = new Map<string, ConfigError>();
+  #unsubscribe: (() => void) | undefined;
+
+  constructor(options: KubeSourceOptions) {
+    this.#o = options;
+    this.informer = new Informer<MachineComponentObject>({
+      client: options.client,
+      kubeConfig: options.kubeConfig,
+      resource: { group: GROUP, version: VERSION, plural: PLURAL },
+      labelSelector: `${MACHINE_LABEL}=${options.nodeName}`,
+      log: options.log.child({ component: 'watch', resource: PLURAL }),
+      ...(options.resyncMs === undefined ? {} : { resyncMs: options.resyncMs }),
+      ...(options.stallMs === undefined ? {} : { stallMs: options.stallMs }),
+    });
+  }
+
+  get informerStats(): InformerStats {
+    return this.informer.stats;
+  }
+
+  start(trigger: () => void): void {
+    this.#unsubscribe = this.informer.on((event) => {
+      // Our own status writes come back as MODIFIED: only a spec change (generation), a new or
+      // deleted object or a completed list can change what to install.
+      if (event.type === 'update' && event.old.metadata.generation === event.object.metadata.generation && event.old.metadata.labels?.[MACHINE_LABEL] === event.object.metadata.labels?.[MACHINE_LABEL]) return;
+      trigger();
+    });
+    this.informer.start();
+  }
+
+  async load(): Promise<Desired | undefined> {
+    // Before the first list we do not know the desired state: an empty cache is not "nothing declared".
+    if (!this.informer.hasSynced) return undefined;
+    const targets: Target[] = [];
+    const errors: ConfigError[] = [];
+    const owners = new Map<string, { name: string; generation: number; specHash: string }>();
+    this.#refused = new Map();
+    const objects = [...this.informer.snapshot().values()].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+    for (const obj of objects) {
+      const where = `${KIND}/${obj.metadata.name}`;
+      try {
+        // The same validation (and defaults) as a manifest file: JSON is YAML.
+        const doc = { apiVersion: API_VERSION, kind: KIND, metadata: { name: obj.metadata.name, generation: obj.metadata.generation ?? 1 }, spec: obj.spec };
+        const [target] = parseManifestText(where, JSON.stringify(doc));
+        if (target === undefined) continue;
+        const clash = owners.get(target.spec.component);
+        if (clash !== undefined) throw new ConfigError(where, 'spec.component', `${target.spec.component} is already declared by ${KIND}/${clash.name}`);
+        target.origin = where;
+        owners.set(target.spec.component, { name: obj.metadata.name, generation: target.generation, specHash: target.specHash });
+        targets.push(target);
+      } catch (err) {
+        const e = err instanceof ConfigError ? err : new ConfigError(where, '', errorMessage(err));
+        errors.push(e);
+        this.#refused.set(obj.metadata.name, e);
+      }
+    }
+    this.#owners = owners;
+    return { targets, errors };
+  }
+
+  /** Writes each declared component's status when our part of it differs from the object's. */
+  async report(_outcomes: ApplyOutcome[], ctx: InstallContext): Promise<void> {
+    const now = new Date(ctx.host.clock.now()).toISOString();
+    const wanted: { name: string; status: MachineComponentStatus }[] = [];
+    for (const [component, owner] of this.#owners) {
+      const status = await readStatus(ctx.host, ctx.config.stateDir, component);
+      if (status === undefined) continue;
+      // A spec edit that changes nothing the engine acts on (same hash) is still observed.
+      if (status.phase === 'Installed' && status.specHash === owner.specHash) status.observedGeneration = Math.max(status.observedGeneration, owner.generation);
+      wanted.push({ name: owner.name, status });
+    }
+    for (const [name, err] of this.#refused) {
+      const status = emptyStatus();
+      const prev = this.informer.get(name)?.status;
+      status.phase = 'Failed';
+      status.lastError = err.message;
+      // Keep the transition time of an unchanged refusal, so the status stays still (no write).
+      const prevReady = (Array.isArray(prev?.conditions) ? (prev.conditions as ComponentCondition[]) : []).find((c) => c.type === 'Ready');
+      if (prevReady !== undefined) status.conditions.push({ ...prevReady });
+      setCondition(status, now, 'Ready', 'False', 'InvalidSpec', err.message);
+      status.observedGeneration = this.informer.get(name)?.metadata.generation ?? 0;
+      if (typeof prev?.updatedAt === 'string' && prev.phase === 'Failed' && prev.lastError === err.message) status.updatedAt = prev.updatedAt;
+      else status.updatedAt = now;
+      wanted.push({ name, status });
+    }
+    for (const { name, status } of wanted) {
+      try {
+        await this.writeStatus(name, status);
+      } catch (err) {
+        this.stats.statusErrors += 1;
+        this.#o.log.warn({ component: name, err: errorMessage(err) }, 'MachineComponent status write failed; retried on the next pass');
+      }
+    }
+  }
+
+  /**
+   * Optimistic concurrency on the status subresource: write our fields onto the object as last
+   * seen; on 409 re-read it, put our fields onto the fresh copy (keeping everyone else's) and write
+   * again. Returns whether a write happened.
+   */
+  async writeStatus(name: string, ours: MachineComponentStatus): Promise<boolean> {
+    const client = this.#o.client;
+    const ownTypes = new Set(ours.conditions.map((c) => c.type));
+    const attempts = this.#o.statusAttempts ?? 8;
+    let current = this.informer.get(name);
+    for (let attempt = 1; ; attempt++) {
+      if (current === undefined) return false; // deleted meanwhile: nothing to report on
+      if (ownPart(current.status, ownTypes) === ownPart(ours as unknown as Record<string, unknown>, ownTypes)) return false;
+      await this.#o.beforeStatusWrite?.(name, attempt);
+      const body = { ...current, status: mergeStatus(current.status, ours) };
+      try {
+        this.stats.statusWrites += 1;
+        await client.request('PUT', `${objectPath(name)}/status`, { body });
+        return true;
+      } catch (err) {
+        const kind = classifyKubeError(err);
+        if (kind === 'not-found') return false;
+        if (kind !== 'conflict' || attempt >= attempts) throw err;
+        this.stats.statusConflicts += 1;
+        this.#o.log.debug({ component: name, attempt }, 'Status write conflict; re-reading');
+        this.stats.statusReads += 1;
+        try {
+          current = await client.get<MachineComponentObject>(`${objectPath(name)}/status`);
+        } catch (readErr) {
+          if (classifyKubeError(readErr) === 'not-found') return false;
+          throw readErr;
+        }
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#unsubscribe?.();
+    await this.informer.stop();
+  }
+}
+
+export interface KubeInstallerOptions extends Omit<KubeSourceOptions, 'log' | 'nodeName'> {
+  debounceMs?: number;
+  intervalMs?: number;
+}
+
+/**
+ * What the daemon calls with a kubeconfig: the reconciler fed by the cluster. `ctx` is built as
+ * for standalone mode (createInstallContext).
+ */
+export function startKubeInstaller(ctx: Omit<InstallContext, 'signal'>, options: KubeInstallerOptions & { intervalMs: number }): { reconciler: InstallReconciler; source: KubeComponentSource } {
+  const source = new KubeComponentSource({ ...options, nodeName: ctx.nodeName, log: ctx.log });
+  const reconciler = new InstallReconciler(ctx, { source, debounceMs: options.debounceMs ?? 0, intervalMs: options.intervalMs });
+  reconciler.start();
+  return { reconciler, source };
+}
+
