@@ -4,6 +4,9 @@ import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createKubeClient, loadKubeConfig, type KubeClient } from '../../../src/kube/client.ts';
 import { NodeConditionsReporter } from '../../../src/report/kube/node-conditions.ts';
+import { startClusterReporter } from '../../../src/report/kube/index.ts';
+import { createHost } from '../../../src/host/host.ts';
+import { Registry } from 'prom-client';
 import { systemClock, type Clock } from '../../../src/host/clock.ts';
 import type { Condition } from '../../../src/types.ts';
 import { startCluster, type Cluster } from '../../harness/cluster.ts';
@@ -19,9 +22,9 @@ describe('Node conditions (real apiserver)', () => {
   const reporters: NodeConditionsReporter[] = [];
 
   before(async () => {
-    cluster = await startCluster({ agents: 4 });
+    cluster = await startCluster({ agents: 5 });
     await grantAgentRbac(cluster);
-    for (const i of [0, 1, 2, 3]) await createNode(cluster, `node-${i}`);
+    for (const i of [0, 1, 2, 3, 4]) await createNode(cluster, `node-${i}`);
     await waitAllowed(cluster, 0, '/api/v1/nodes/node-0');
   });
   after(async () => {
@@ -143,6 +146,30 @@ describe('Node conditions (real apiserver)', () => {
     assert.equal(got?.message, 'change 5');
     assert.equal(got?.lastTransitionTime, '2026-01-01T05:00:00Z');
   });
+
+  test('startClusterReporter (the daemon\'s entry point): conditions reach the Node, events the Node\'s Events, the Lease appears, and writes are counted', async () => {
+    const registry = new Registry();
+    const host = createHost({ root: '/' });
+    const r = await startClusterReporter({ kube: { kubeconfig: cluster.agentKubeconfig(4) }, nodeName: 'node-4', host, log: quietLog, agentVersion: 't', registry, machineStatus: false });
+    try {
+      r.setConditions('kernel', [cond('KernelDeadlock', 'True', 'DockerHung', 'blocked', Date.UTC(2026, 0, 1))]);
+      r.recordEvents('kernel', [{ severity: 'warn', reason: 'TaskHung', message: 'task blocked', timestamp: 0 }]);
+      const seen = async (): Promise<boolean> => {
+        const node = (await nodeConditions(cluster, 'node-4')).get('KernelDeadlock')?.status === 'True';
+        const ev = await cluster.request('GET', '/api/v1/namespaces/default/events?fieldSelector=involvedObject.name%3Dnode-4');
+        const lease = await cluster.request('GET', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/kubenode-agent-node-4');
+        return node && (JSON.parse(ev.body) as { items: unknown[] }).items.length === 1 && lease.status === 200;
+      };
+      for (let i = 0; i < 200 && !(await seen()); i++) await new Promise((res) => setTimeout(res, 50));
+      assert.ok(await seen(), 'condition, event and lease all written');
+      const text = await registry.metrics();
+      assert.match(text, /kubenode_apiserver_writes_total\{writer="node-conditions",result="ok"\} 1/);
+      assert.match(text, /kubenode_apiserver_writes_total\{writer="lease",result="ok"\} [1-9]/);
+    } finally {
+      await r.stop();
+    }
+  });
+
 });
 
 /** Until a TCP connect to the apiserver's port is refused: it is really gone. */
