@@ -7,17 +7,15 @@ import { API_VERSION, KIND, type ComponentCondition, type MachineComponentSpec, 
 import { ConfigError, errorMessage } from '../errors.ts';
 import { classifyKubeError, type KubeClient } from '../kube/client.ts';
 import type { Logger } from '../log.ts';
-import { Informer, type InformerStats, type KubeObject } from '../watch/informer.ts';
+import type { Informer, InformerStats, KubeObject } from '../watch/informer.ts';
+import { GROUP, MACHINE_LABEL, VERSION, machineComponentInformer } from '../watch/sources.ts';
 import type { ApplyOutcome } from './engine.ts';
 import { parseManifestText } from './manifests.ts';
 import { InstallReconciler, type Desired, type DesiredSource } from './reconciler.ts';
 import { emptyStatus, readStatus, setCondition } from './status.ts';
 import type { InstallContext, Target } from './types.ts';
 
-export const GROUP = 'kubenode.io';
-export const VERSION = 'v1alpha1';
-export const PLURAL = 'machinecomponents';
-export const MACHINE_LABEL = 'kubenode.io/machine';
+const PLURAL = 'machinecomponents';
 
 export interface MachineComponentObject extends KubeObject {
   spec?: MachineComponentSpec;
@@ -92,12 +90,7 @@ export class KubeComponentSource implements DesiredSource {
 
   constructor(options: KubeSourceOptions) {
     this.#o = options;
-    this.informer = new Informer<MachineComponentObject>({
-      client: options.client,
-      kubeConfig: options.kubeConfig,
-      resource: { group: GROUP, version: VERSION, plural: PLURAL },
-      labelSelector: `${MACHINE_LABEL}=${options.nodeName}`,
-      log: options.log.child({ component: 'watch', resource: PLURAL }),
+    this.informer = machineComponentInformer<MachineComponentObject>(options.client, options.kubeConfig, options.nodeName, options.log, {
       ...(options.resyncMs === undefined ? {} : { resyncMs: options.resyncMs }),
       ...(options.stallMs === undefined ? {} : { stallMs: options.stallMs }),
     });

@@ -31,10 +31,10 @@ async function must(cluster: Cluster, method: string, p: string, body?: unknown,
 }
 
 /** The generated MachineComponent CRD, installed and established. */
-export async function installCrd(cluster: Cluster): Promise<void> {
-  const crd = parseAllDocuments(readFileSync(CRD_FILE, 'utf8'))[0]?.toJS() as unknown;
+export async function installCrd(cluster: Cluster, plural = 'machinecomponents'): Promise<void> {
+  const crd = parseAllDocuments(readFileSync(path.join(REPO, `deploy/crds/${plural}.kubenode.io.yaml`), 'utf8'))[0]?.toJS() as unknown;
   await must(cluster, 'POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', crd, [201, 409]);
-  await until('CRD established', async () => (await cluster.request('GET', MC_PATH)).status === 200, 60_000);
+  await until('CRD established', async () => (await cluster.request('GET', `/apis/kubenode.io/v1alpha1/${plural}`)).status === 200, 60_000);
 }
 
 const COLLECTIONS: Record<string, string> = {

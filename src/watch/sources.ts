@@ -1,0 +1,35 @@
+// The two watches an agent in a cluster keeps: its own Machine (field selector on the name, the
+// only field custom resources can be selected by besides the namespace) and its MachineComponents
+// (label kubenode.io/machine=NODE).
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeClient } from '../kube/client.ts';
+import type { Logger } from '../log.ts';
+import { Informer, type InformerOptions, type KubeObject } from './informer.ts';
+
+export const GROUP = 'kubenode.io';
+export const VERSION = 'v1alpha1';
+export const MACHINE_LABEL = 'kubenode.io/machine';
+
+type Tuning = Partial<Pick<InformerOptions, 'resyncMs' | 'stallMs' | 'backoffMs' | 'maxBackoffMs' | 'listTimeoutMs' | 'clock'>>;
+
+export function machineInformer<T extends KubeObject = KubeObject>(client: KubeClient, kubeConfig: KubeConfig, nodeName: string, log: Logger, tuning: Tuning = {}): Informer<T> {
+  return new Informer<T>({
+    client,
+    kubeConfig,
+    resource: { group: GROUP, version: VERSION, plural: 'machines' },
+    fieldSelector: `metadata.name=${nodeName}`,
+    log: log.child({ component: 'watch', resource: 'machines' }),
+    ...tuning,
+  });
+}
+
+export function machineComponentInformer<T extends KubeObject = KubeObject>(client: KubeClient, kubeConfig: KubeConfig, nodeName: string, log: Logger, tuning: Tuning = {}): Informer<T> {
+  return new Informer<T>({
+    client,
+    kubeConfig,
+    resource: { group: GROUP, version: VERSION, plural: 'machinecomponents' },
+    labelSelector: `${MACHINE_LABEL}=${nodeName}`,
+    log: log.child({ component: 'watch', resource: 'machinecomponents' }),
+    ...tuning,
+  });
+}
