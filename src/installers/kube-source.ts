@@ -23,6 +23,7 @@ export interface MachineComponentObject extends KubeObject {
 }
 
 export interface KubeSourceOptions {
+  /** A client of the source's own: the informer resets its pool after a stall, close() closes it. */
   client: KubeClient;
   kubeConfig: KubeConfig;
   nodeName: string;
@@ -211,9 +212,11 @@ export class KubeComponentSource implements DesiredSource {
     }
   }
 
+  /** Stops the watch and drops the client's keep-alive sockets (the source owns its client). */
   async close(): Promise<void> {
     this.#unsubscribe?.();
     await this.informer.stop();
+    this.#o.client.close();
   }
 }
 
