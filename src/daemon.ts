@@ -4,6 +4,7 @@ import type { CommonOptions } from './cli/common.ts';
 import { setup } from './cli/setup.ts';
 import { buildInstances } from './detectors/engine/instances.ts';
 import type { ProbeOutcome } from './detectors/engine/run.ts';
+import type { ClusterReporter } from './report/kube/index.ts';
 import { RecoveryHold, silence } from './detectors/engine/filters.ts';
 import { Scheduler } from './detectors/engine/scheduler.ts';
 import type { DetectorInstance } from './detectors/engine/types.ts';
@@ -15,9 +16,15 @@ import { ConditionStore } from './report/condition-store.ts';
 import { AgentMetrics } from './report/metrics.ts';
 import { startServer } from './report/server.ts';
 import { parseDuration } from './util/duration.ts';
+import { version } from './version.ts';
 
 export interface DaemonOptions extends CommonOptions {
   listen?: string;
+  /** Report to the cluster with this kubeconfig, or with the pod's service account (inCluster). */
+  kubeconfig?: string;
+  inCluster?: boolean;
+  /** The Node and Machine this agent speaks for; overrides nodeName in the configuration. */
+  nodeName?: string;
   /** From --log-level; when absent, logLevel in the configuration applies. */
   logLevel?: string;
 }
@@ -46,6 +53,7 @@ export class Daemon {
   #server: Server | undefined;
   #running: Running | undefined;
   #installers: InstallReconciler | undefined;
+  #cluster: ClusterReporter | undefined;
   #stopping = false;
   #filters: Filters | undefined;
   readonly #lastOutcome = new Map<string, { at: string; ok: boolean; error?: string }>();
@@ -73,7 +81,20 @@ export class Daemon {
       }),
     });
     this.#server = server;
-    this.#installers = startInstallReconciler(s.host, s.config, s.nodeName, this.#log.child({ component: 'installers' }));
+    if (this.#options.kubeconfig !== undefined || this.#options.inCluster === true) {
+      // Loaded only with a cluster: a standalone agent never pays for the Kubernetes client.
+      const { startClusterReporter } = await import('./report/kube/index.ts');
+      this.#cluster = await startClusterReporter({
+        kube: { ...(this.#options.kubeconfig === undefined ? {} : { kubeconfig: this.#options.kubeconfig }), inCluster: this.#options.inCluster === true },
+        nodeName: s.nodeName,
+        host: s.host,
+        log: this.#log,
+        agentVersion: version,
+        registry: this.#metrics.registry,
+      });
+      for (const instance of instances) this.#cluster.setConditions(instance.name, this.#store.previous(instance.name));
+    }
+    this.#installers = await this.#startInstallers(s.host, s.config, s.nodeName);
     this.#filters = filtersFor(s.config);
     this.#running = this.#startScheduler(instances, s.config.detection.maxConcurrent, s.nodeName);
     this.#log.info({ node: s.nodeName, config: s.configSource, listen: address, detectors: instances.map((i) => i.name) }, 'Agent started');
@@ -99,7 +120,7 @@ export class Daemon {
       return false;
     }
     await Promise.all([this.#running.scheduler.stop(), this.#installers?.stop()]);
-    this.#installers = startInstallReconciler(next.host, next.config, next.nodeName, this.#log.child({ component: 'installers' }));
+    this.#installers = await this.#startInstallers(next.host, next.config, next.nodeName);
     this.#applyLogLevel(next.config);
     this.#filters = next.filters;
     this.#running = this.#startScheduler(next.instances, next.maxConcurrent, next.nodeName);
@@ -110,7 +131,9 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
-    await Promise.all([this.#running?.scheduler.stop(), this.#installers?.stop()]);
+    // One part failing to stop must not keep the others, or the state, from being put away.
+    const stopped = await Promise.allSettled([this.#running?.scheduler.stop(), this.#installers?.stop(), this.#cluster?.stop()]);
+    for (const s of stopped) if (s.status === 'rejected') this.#log.error({ err: errorMessage(s.reason) }, 'Part of the agent did not stop cleanly');
     await this.#store?.flush();
     await new Promise<void>((resolve) => {
       if (this.#server === undefined) resolve();
@@ -118,6 +141,24 @@ export class Daemon {
       this.#server?.closeAllConnections();
     });
     this.#log.info({}, 'Agent stopped');
+  }
+
+  /** Desired state: the cluster's MachineComponents with a kubeconfig, else the manifest directory. */
+  async #startInstallers(host: Host, config: AgentConfig, nodeName: string): Promise<InstallReconciler> {
+    const log = this.#log.child({ component: 'installers', node: nodeName });
+    if (this.#options.kubeconfig === undefined && this.#options.inCluster !== true) return startInstallReconciler(host, config, nodeName, log);
+    const [{ loadKubeConfig, createKubeClient }, { startKubeInstaller }, { createInstallContext }] = await Promise.all([
+      import('./kube/client.ts'),
+      import('./installers/kube-source.ts'),
+      import('./installers/context.ts'),
+    ]);
+    const kc = await loadKubeConfig({ ...(this.#options.kubeconfig === undefined ? {} : { kubeconfig: this.#options.kubeconfig }), inCluster: this.#options.inCluster === true });
+    // Its own client: the informer drops its client's pooled connections after a stall.
+    return startKubeInstaller(createInstallContext(host, config, nodeName, log), {
+      client: createKubeClient(kc),
+      kubeConfig: kc,
+      intervalMs: parseDuration(config.installers.reconcileInterval) ?? 600_000,
+    }).reconciler;
   }
 
   #applyLogLevel(config: AgentConfig): void {
@@ -172,5 +213,7 @@ export class Daemon {
       const { type, status, reason, message } = change.after;
       this.#log[status === 'True' ? 'warn' : 'info']({ detector, type, status, reason, message }, 'Condition');
     }
+    this.#cluster?.setConditions(detector, conditions);
+    this.#cluster?.recordEvents(detector, result.events);
   }
 }

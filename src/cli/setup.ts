@@ -18,7 +18,7 @@ export interface Setup {
 const splitList = (value: string | undefined): string[] =>
   (value ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
 
-export async function setup(options: CommonOptions): Promise<Setup> {
+export async function setup(options: CommonOptions & { nodeName?: string }): Promise<Setup> {
   if (options.root !== undefined && options.root.trim() === '') throw new UsageError('--root needs a directory');
   const host = createHost(options.root === undefined ? {} : { root: options.root });
   const { config, source } = await loadConfig(host, options.config);
@@ -41,7 +41,7 @@ export async function setup(options: CommonOptions): Promise<Setup> {
           systemLog: config.monitors.systemLog.map(cliRef(path.dirname(path.resolve(options.config)))),
           customPlugin: config.monitors.customPlugin.map(cliRef(path.dirname(path.resolve(options.config)))),
         };
-  return { host, config, configSource: source, nodeName: await nodeName(host, config), monitors };
+  return { host, config, configSource: source, nodeName: options.nodeName ?? (await nodeName(host, config)), monitors };
 }
 
 async function nodeName(host: Host, config: AgentConfig): Promise<string> {

@@ -110,13 +110,13 @@ test('a restart keeps the condition without announcing it again; a new boot clea
   const first = await startAgent(root, config);
   await waitFor(async () => /problem_counter\{reason="FilesystemIsReadOnly"\} 1/.test(await metrics(first)), () => 'first run');
   first.child.kill('SIGTERM');
-  await first.exited;
+  assert.equal(await first.exited, 0);
 
   const second = await startAgent(root, config);
   await waitFor(async () => /^problem_gauge\{type="ReadonlyFilesystem",reason="FilesystemIsReadOnly"\} 1$/m.test(await metrics(second)), () => 'restored condition');
   assert.doesNotMatch(await metrics(second), /problem_counter\{reason="FilesystemIsReadOnly"\}/, 'no new problem was counted');
   second.child.kill('SIGTERM');
-  await second.exited;
+  assert.equal(await second.exited, 0);
 
   writeFileSync(root.path('/proc/sys/kernel/random/boot_id'), 'boot-2\n');
   writeFileSync(root.path('/dev/kmsg'), '6,1,1000,-;Linux version 6.1.0\n');
@@ -152,15 +152,17 @@ test('the daemon installs a component dropped into its manifest directory', asyn
   const config = root.write('/agent.yaml', `${CONFIG}installers:\n  reconcileDebounce: 200ms\n`);
   const agent = await startAgent(root, config);
   root.write('/etc/kubenode/components/sysctls.yaml', readFileSync(new URL('../../examples/manifests/node-basics.yaml', import.meta.url), 'utf8'));
-  const written = await waitFor(() => {
+  const installed = (file: string): string | undefined => {
     try {
-      return readFileSync(root.path('/etc/sysctl.d/90-kubelet.conf'), 'utf8');
+      return readFileSync(root.path(file), 'utf8');
     } catch {
       return undefined;
     }
-  }, () => 'the component was never installed');
-  assert.match(written, /^kernel\.panic = 10$/m);
-  assert.match(readFileSync(root.path('/etc/kubenode/node-labeller/labels.env'), 'utf8'), /^NODE_NAME=node-run$/m);
+  };
+  const sysctls = await waitFor(() => installed('/etc/sysctl.d/90-kubelet.conf'), () => 'the first component was never installed');
+  assert.match(sysctls, /^kernel\.panic = 10$/m);
+  const labels = await waitFor(() => installed('/etc/kubenode/node-labeller/labels.env'), () => 'the second component was never installed');
+  assert.match(labels, /^NODE_NAME=node-run$/m);
   agent.child.kill('SIGTERM');
   assert.equal(await agent.exited, 0);
 });
