@@ -15,7 +15,8 @@ export const RemediesConfig = Type.Object(
     commandTimeout: Dur('2m', 'Deadline of one systemctl, crictl or journalctl command'),
     drainTimeout: Dur('5m', 'Deadline of a drain; on expiry the node is uncordoned'),
     rebootTimeout: Dur('15m', 'A requested reboot that has not happened by then is failed and undone'),
-    denyBackoff: Dur('30s', 'First retry after a gate denial; doubles up to 10m'),
+    denyBackoff: Dur('30s', 'First retry after a gate denial; doubles (with jitter) up to denyBackoffMax'),
+    denyBackoffMax: Dur('10m', 'Longest wait between retries of a denied remedy'),
     journalMaxSize: Type.String({ pattern: '^[0-9]+[KMGT]?$', default: '500M', description: 'clean-disk: journalctl --vacuum-size' }),
     cleanPaths: Type.Array(
       Type.Object({ path: Type.String({ pattern: '^/.+' }), olderThan: Type.String({ pattern: DURATION_PATTERN }) }, { additionalProperties: false }),

@@ -32,6 +32,7 @@ export interface EngineDeps {
   /** Receives the engine's own condition (RemedyExhausted), True or False, whenever it changes. */
   publish: (condition: Condition) => void;
   denyBackoffMs: number;
+  denyBackoffMaxMs: number;
   rebootTimeoutMs: number;
   dryRun?: boolean;
 }
@@ -110,14 +111,14 @@ export class RemedyEngine {
         l.phase = 'verifying';
         l.verifyAt = now + ((await this.#stepOf(l))?.verifyAfterMs ?? 60_000);
         keep.add(l.operation);
-        await this.#d.recorder.update(l.operation, { phase: 'Verifying', message: `rebooted; node Ready: ${boot.ready}; uncordon: ${boot.uncordon}` }).catch(() => undefined);
+        await this.#record(l.operation, { phase: 'Verifying', message: `rebooted; node Ready: ${boot.ready}; uncordon: ${boot.uncordon}` });
       } else if (l.phase === 'rebooting' && boot?.state === 'pending' && now - boot.intent.at < this.#d.rebootTimeoutMs && l.operation !== undefined) {
         keep.add(l.operation);
       } else if (l.phase === 'verifying' || l.phase === 'rebooting') {
         // The agent stopped mid-operation: count the attempt, drop the permit, wait out the cool-down.
         l.phase = 'idle';
         l.holdsPermit = false;
-        if (l.operation !== undefined) await this.#d.recorder.update(l.operation, { phase: 'Failed', result: 'Error', endTime: now, message: 'agent restarted before the outcome was known' }).catch(() => undefined);
+        if (l.operation !== undefined) await this.#record(l.operation, { phase: 'Failed', result: 'Error', endTime: now, message: 'agent restarted before the outcome was known' });
       }
     }
     if (boot?.state === 'rebooted') await clearIntent(this.#d.ctx);
@@ -226,7 +227,7 @@ export class RemedyEngine {
     l.phase = 'idle';
     l.operation = undefined;
     if (op !== undefined) {
-      await this.#d.recorder.update(op, { phase: fixed ? 'Succeeded' : 'Failed', result: fixed ? 'Fixed' : 'NotFixed', endTime: now, message });
+      await this.#record(op, { phase: fixed ? 'Succeeded' : 'Failed', result: fixed ? 'Fixed' : 'NotFixed', endTime: now, message });
       if (l.holdsPermit === true) await this.#d.gate.release(op);
     }
     l.holdsPermit = false;
@@ -256,7 +257,7 @@ export class RemedyEngine {
     );
     const rlog = this.#log.child({ remedy: step.action, rule: rule.name, operation: id });
     if (action === undefined) {
-      await this.#d.recorder.update(id, { phase: 'Failed', result: 'Error', endTime: now, message: `unknown action ${step.action}` });
+      await this.#record(id, { phase: 'Failed', result: 'Error', endTime: now, message: `unknown action ${step.action}` });
       l.attempts = step.maxAttempts ?? 1;
       this.#advance(l, rule);
       return;
@@ -265,7 +266,7 @@ export class RemedyEngine {
     const needed = await action.stillNeeded(actx, params).catch((err: unknown) => ({ needed: true, why: `re-check failed (${errorMessage(err)}); acting` }));
     if (!needed.needed) {
       // Someone (or something) already did it: give it verifyAfter to show, like a run of ours.
-      await this.#d.recorder.update(id, { phase: 'Skipped', result: 'NotNeeded', endTime: now, message: needed.why });
+      await this.#record(id, { phase: 'Skipped', result: 'NotNeeded', endTime: now, message: needed.why });
       l.phase = 'verifying';
       l.verifyAt = now + dur(step.verifyAfter, 60_000);
       l.attempts += 1;
@@ -275,11 +276,12 @@ export class RemedyEngine {
     const decision = await this.#d.gate.decide({ node: ctx.nodeName, action: action.name, risk: action.risk, reason: `${cond.type}/${cond.reason}`, operation: id }, { dryRun });
     if (!decision.allowed) {
       const denials = (l.denials ?? 0) + 1;
-      const backoff = Math.min(this.#d.denyBackoffMs * 2 ** (denials - 1), 600_000);
+      // Jitter spreads agents denied together so they do not all come back in the same instant.
+      const backoff = Math.round(Math.min(this.#d.denyBackoffMs * 2 ** Math.min(denials - 1, 20), this.#d.denyBackoffMaxMs) * (0.75 + Math.random() * 0.5));
       l.denials = denials;
       l.nextAt = now + backoff;
       const why = decision.path.filter((s) => !s.allowed).map((s) => s.reason).join('; ');
-      await this.#d.recorder.update(id, { phase: 'Denied', gate: decision, endTime: now, message: `${why}; retry in ${Math.round(backoff / 1000)}s` });
+      await this.#record(id, { phase: 'Denied', gate: decision, endTime: now, message: `${why}; retry in ${Math.round(backoff / 1000)}s` });
       await this.#d.recorder.event('Warning', 'RemedyDenied', `${action.name} for ${cond.type}/${cond.reason} denied by the ${decision.gate} gate: ${why}`, now);
       rlog.info({ decision: 'denied', gate: decision.gate }, 'Risk gate denied the remedy');
       return;
@@ -287,12 +289,12 @@ export class RemedyEngine {
     l.denials = 0;
     if (dryRun) {
       const plan = await action.plan(actx, params);
-      await this.#d.recorder.update(id, { phase: 'Skipped', gate: decision, result: 'DryRun', endTime: now, message: `dry run: ${plan.steps.join('; ')}` });
+      await this.#record(id, { phase: 'Skipped', gate: decision, result: 'DryRun', endTime: now, message: `dry run: ${plan.steps.join('; ')}` });
       l.nextAt = now + cooldownMs;
       return;
     }
     const holdsPermit = action.risk === 'disruptive';
-    await this.#d.recorder.update(id, { phase: 'Running', gate: decision, startTime: now, attempts: l.attempts + 1 });
+    await this.#record(id, { phase: 'Running', gate: decision, startTime: now, attempts: l.attempts + 1 });
     this.#d.metrics?.attempted(action.name);
     rlog.info({ decision: 'allowed', gate: decision.gate }, 'Running remedy');
     let result: { ok: boolean; message: string; rebooting?: boolean };
@@ -309,12 +311,12 @@ export class RemedyEngine {
     l.holdsPermit = holdsPermit;
     if (result.rebooting === true) {
       l.phase = 'rebooting';
-      await this.#d.recorder.update(id, { phase: 'Running', message: result.message });
+      await this.#record(id, { phase: 'Running', message: result.message });
       await this.#persist();
       return;
     }
     if (!result.ok) {
-      await this.#d.recorder.update(id, { phase: 'Failed', result: 'Error', endTime: end, message: result.message });
+      await this.#record(id, { phase: 'Failed', result: 'Error', endTime: end, message: result.message });
       if (holdsPermit) await this.#d.gate.release(id);
       l.holdsPermit = false;
       l.operation = undefined;
@@ -325,7 +327,16 @@ export class RemedyEngine {
     }
     l.phase = 'verifying';
     l.verifyAt = end + dur(step.verifyAfter, 60_000);
-    await this.#d.recorder.update(id, { phase: 'Verifying', message: result.message });
+    await this.#record(id, { phase: 'Verifying', message: result.message });
+  }
+
+  /** Records are best effort once the operation exists: a failed write must not strand a permit or a ladder. */
+  async #record(id: string, update: Parameters<OperationRecorder['update']>[1]): Promise<void> {
+    try {
+      await this.#d.recorder.update(id, update);
+    } catch (err) {
+      this.#log.warn({ err: errorMessage(err), operation: id, phase: update.phase }, 'Cannot record remedy operation status');
+    }
   }
 
   async #persist(): Promise<void> {

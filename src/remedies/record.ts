@@ -114,9 +114,10 @@ export class ClusterRecorder implements OperationRecorder {
     const known = this.#objects.get(id);
     if (known === undefined) return;
     known.status = statusOf(update, known.status);
-    // Only this agent writes this status, so no resourceVersion: last write wins, and it is ours.
-    await this.#kube.request('PUT', `/apis/kubenode.io/v1alpha1/remedyoperations/${encodeURIComponent(id)}/status`, {
-      body: { apiVersion: 'kubenode.io/v1alpha1', kind: 'RemedyOperation', metadata: { name: id }, spec: known.spec, status: known.status },
+    // Only this agent writes this status: a merge patch without resourceVersion, last write wins and it is ours.
+    await this.#kube.request('PATCH', `/apis/kubenode.io/v1alpha1/remedyoperations/${encodeURIComponent(id)}/status`, {
+      contentType: 'application/merge-patch+json',
+      body: { status: known.status },
     });
     if (['Succeeded', 'Failed', 'Skipped', 'Denied'].includes(update.phase)) this.#objects.delete(id);
   }

@@ -97,6 +97,7 @@ export function createRemedies(s: RemediesSetup): Remedies {
     rules,
     publish: s.publish ?? (() => undefined),
     denyBackoffMs: ms(c.denyBackoff, 30_000),
+    denyBackoffMaxMs: ms(c.denyBackoffMax, 600_000),
     rebootTimeoutMs: ms(c.rebootTimeout, 900_000),
     dryRun: c.dryRun,
   });
