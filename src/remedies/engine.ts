@@ -50,6 +50,7 @@ interface Ladder {
   operation?: string;
   holdsPermit?: boolean;
   denials?: number;
+  renewedAt?: number;
 }
 
 export const EXHAUSTED = 'RemedyExhausted';
@@ -207,7 +208,10 @@ export class RemedyEngine {
     }
     if (l.phase === 'rebooting' || l.phase === 'exhausted') return;
     if (l.phase === 'verifying') {
-      if (now < (l.verifyAt ?? 0)) return;
+      if (now < (l.verifyAt ?? 0)) {
+        await this.#renew(l, now);
+        return;
+      }
       await this.#finish(l, rule, false, `${cond.type}/${cond.reason} still True after verifyAfter`, now);
     }
     const step = rule.steps[l.step];
@@ -328,6 +332,17 @@ export class RemedyEngine {
     l.phase = 'verifying';
     l.verifyAt = end + dur(step.verifyAfter, 60_000);
     await this.#record(id, { phase: 'Verifying', message: result.message });
+  }
+
+  /** A permit outlives a long verifyAfter only if renewed; at most once a minute per ladder. */
+  async #renew(l: Ladder, now: number): Promise<void> {
+    if (l.holdsPermit !== true || l.operation === undefined || now - (l.renewedAt ?? l.lastRunAt ?? now) < 60_000) return;
+    l.renewedAt = now;
+    try {
+      await this.#d.gate.renew(l.operation);
+    } catch (err) {
+      this.#log.warn({ err: errorMessage(err), operation: l.operation }, 'Cannot renew RiskPolicy permit');
+    }
   }
 
   /** Records are best effort once the operation exists: a failed write must not strand a permit or a ladder. */

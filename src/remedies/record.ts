@@ -72,7 +72,7 @@ export class ClusterRecorder implements OperationRecorder {
   readonly #kube: KubeApi;
   readonly #node: string;
   readonly #log: Logger;
-  readonly #objects = new Map<string, { spec: unknown; status: Record<string, unknown> }>();
+  readonly #unrecorded = new Set<string>();
 
   constructor(kube: KubeApi, node: string, log: Logger) {
     this.#kube = kube;
@@ -85,6 +85,7 @@ export class ClusterRecorder implements OperationRecorder {
       // The RemedyOperation schema has no such action (uncordon is bookkeeping, not a repair): log only.
       const id = `${this.#node}-${input.action}-${now.toString(36)}`;
       this.#log.info({ operation: id, remedy: input.action }, 'Operation not recorded as a RemedyOperation (action outside its schema)');
+      this.#unrecorded.add(id);
       return id;
     }
     const spec = {
@@ -106,20 +107,17 @@ export class ClusterRecorder implements OperationRecorder {
     const created = await this.#kube.request<{ metadata: { name: string } }>('POST', '/apis/kubenode.io/v1alpha1/remedyoperations', {
       body: { apiVersion: 'kubenode.io/v1alpha1', kind: 'RemedyOperation', metadata: { generateName: `${input.node}-${input.action}-`.slice(0, 200), labels: { 'kubenode.io/node': input.node } }, spec },
     });
-    this.#objects.set(created.metadata.name, { spec, status: {} });
     return created.metadata.name;
   }
 
   async update(id: string, update: OperationUpdate): Promise<void> {
-    const known = this.#objects.get(id);
-    if (known === undefined) return;
-    known.status = statusOf(update, known.status);
-    // Only this agent writes this status: a merge patch without resourceVersion, last write wins and it is ours.
+    if (this.#unrecorded.has(id)) return;
+    // Only this agent writes this status: a merge patch of the changed fields, without resourceVersion.
+    // It needs nothing remembered, so an agent after a reboot can finish an operation it started before.
     await this.#kube.request('PATCH', `/apis/kubenode.io/v1alpha1/remedyoperations/${encodeURIComponent(id)}/status`, {
       contentType: 'application/merge-patch+json',
-      body: { status: known.status },
+      body: { status: statusOf(update, {}) },
     });
-    if (['Succeeded', 'Failed', 'Skipped', 'Denied'].includes(update.phase)) this.#objects.delete(id);
   }
 
   async event(type: 'Normal' | 'Warning', reason: string, message: string, now: number): Promise<void> {

@@ -10,6 +10,7 @@ import { RiskPolicyGate } from '../../src/remedies/gate/risk-policy.ts';
 import { createKubeApi, type KubeApi } from '../../src/remedies/kube-api.ts';
 import { CORDONED_AT, CORDONED_BY } from '../../src/remedies/node-ops.ts';
 import { createRemedies } from '../../src/remedies/setup.ts';
+import { runManualRemedy } from '../../src/remedies/manual.ts';
 import { Value } from '@sinclair/typebox/value';
 import { pino } from 'pino';
 import { RemediesConfig } from '../../src/remedies/config.ts';
@@ -294,6 +295,62 @@ describe('risk gate and node actions against a real apiserver', () => {
     node = await must(cluster, 'GET', '/api/v1/nodes/node-30');
     assert.notEqual(node.spec.unschedulable, true);
     root.remove();
+  });
+
+  test('a NodeRemedier reboot: drain, intent, systemctl reboot at the seam; after a new boot_id verify, uncordon, release the permit', async () => {
+    await must(cluster, 'POST', '/apis/kubenode.io/v1alpha1/noderemediers', {
+      apiVersion: 'kubenode.io/v1alpha1',
+      kind: 'NodeRemedier',
+      metadata: { name: 'kernel' },
+      spec: { nodeSelector: { matchLabels: { pool: 'health' } }, rules: [{ name: 'hung', condition: { type: 'KernelDeadlock', reasons: ['TaskHung'] }, steps: [{ action: 'reboot', verifyAfter: '1s', cooldown: '1s' }] }] },
+    });
+    const root = recordingRoot();
+    const config = Value.Default(RemediesConfig, {}) as RemediesConfig;
+    const make = async (bootId: string) => createRemedies({ host: createHost({ root: root.dir }), config, stateDir: '/var/lib/kubenode', nodeName: 'node-32', bootId, log: silent, kube: await agent(32) });
+    try {
+      const before = await make('boot-1');
+      await before.engine.resume();
+      before.engine.observe([{ type: 'KernelDeadlock', status: 'True', reason: 'TaskHung', message: 'blocked', transitionTime: Date.now() }]);
+      await before.engine.tick();
+      assert.deepEqual(root.calls().filter((c) => c === 'systemctl reboot'), ['systemctl reboot']);
+      let node = await must(cluster, 'GET', '/api/v1/nodes/node-32');
+      assert.equal(node.spec.unschedulable, true);
+      assert.equal(node.metadata.annotations[CORDONED_BY], 'kubenode-agent');
+      const held = () => must(cluster, 'GET', `${RP}/health`).then((p: any) => p.status.permits.filter((x: any) => x.holder === 'node-32' && x.releasedAt === undefined));
+      assert.equal((await held()).length, 1, 'permit held across the reboot');
+      const op = (await held())[0].operation;
+      assert.equal((await must(cluster, 'GET', `/apis/kubenode.io/v1alpha1/remedyoperations/${op}`)).status.phase, 'Running');
+
+      // The machine comes back with a new boot_id.
+      const afterBoot = await make('boot-2');
+      await afterBoot.engine.resume();
+      node = await must(cluster, 'GET', '/api/v1/nodes/node-32');
+      assert.notEqual(node.spec.unschedulable, true, 'uncordoned after boot');
+      assert.equal((await held()).length, 1, 'permit still held while verifying');
+      afterBoot.engine.observe([{ type: 'KernelDeadlock', status: 'False', reason: 'NoDeadlock', message: '', transitionTime: Date.now() }]);
+      await afterBoot.engine.tick();
+      assert.equal((await held()).length, 0, 'permit released once verified');
+      const record = await must(cluster, 'GET', `/apis/kubenode.io/v1alpha1/remedyoperations/${op}`);
+      assert.deepEqual([record.spec.remedier, record.spec.rule, record.status.phase, record.status.result], ['kernel', 'kernel/hung', 'Succeeded', 'Fixed']);
+      assert.equal(record.status.gate.gate, 'policy');
+    } finally {
+      root.remove();
+    }
+  });
+
+  test('remedy --dry-run against the cluster prints the RiskPolicy decision and changes nothing', async () => {
+    const root = recordingRoot();
+    try {
+      let out = '';
+      const code = await runManualRemedy('drain', { root: root.dir, kubeconfig: cluster.agentKubeconfig(34), nodeName: 'node-34', dryRun: true, reason: 'disk errors' }, silent, (t) => (out += t));
+      assert.equal(code, 0, out);
+      assert.match(out, /ALLOW policy  RiskPolicy health: permit 1 of 3/);
+      const policyNow = await must(cluster, 'GET', `${RP}/health`);
+      assert.equal(policyNow.status.permits.filter((p: any) => p.holder === 'node-34').length, 0);
+      assert.notEqual((await must(cluster, 'GET', '/api/v1/nodes/node-34')).spec.unschedulable, true);
+    } finally {
+      root.remove();
+    }
   });
 
   test('uncordon never touches a node someone else cordoned', async () => {
