@@ -27,6 +27,8 @@ export interface EngineDeps {
   /** For releasing stale permits at start-up; absent standalone. */
   policy?: RiskPolicyGate;
   recorder: OperationRecorder;
+  /** Where runs are recorded while the primary (the apiserver) cannot be written: the state dir. */
+  fallbackRecorder?: OperationRecorder;
   metrics?: RemedyMetrics;
   rules: () => Promise<EngineRule[]>;
   /** Receives the engine's own condition (RemedyExhausted), True or False, whenever it changes. */
@@ -73,6 +75,7 @@ export class RemedyEngine {
   #ticking: Promise<void> | undefined;
   #timer: Promise<void> | undefined;
   #abort = new AbortController();
+  readonly #fallbackIds = new Set<string>();
 
   constructor(deps: EngineDeps) {
     this.#d = deps;
@@ -255,10 +258,17 @@ export class RemedyEngine {
     const dryRun = this.#d.dryRun === true || rule.dryRun === true;
     const cooldownMs = dur(step.cooldown, 300_000);
     const risk = action?.risk ?? 'disruptive';
-    const id = await this.#d.recorder.create(
-      { node: ctx.nodeName, problem: { conditionType: cond.type, reason: cond.reason, message: cond.message, since: cond.transitionTime }, action: step.action, params, risk, rule: rule.name, ...(rule.source === 'agent.yaml' ? {} : { remedier: rule.source }), step: l.step, dryRun },
-      now,
-    );
+    const input = { node: ctx.nodeName, problem: { conditionType: cond.type, reason: cond.reason, message: cond.message, since: cond.transitionTime }, action: step.action, params, risk, rule: rule.name, ...(rule.source === 'agent.yaml' ? {} : { remedier: rule.source }), step: l.step, dryRun };
+    let id: string;
+    try {
+      id = await this.#d.recorder.create(input, now);
+    } catch (err) {
+      // The apiserver is away: record locally and go on, so safe repairs still run (the gate refuses the rest).
+      if (this.#d.fallbackRecorder === undefined) throw err;
+      this.#log.warn({ err: errorMessage(err) }, 'Cannot create RemedyOperation; recording in the state dir');
+      id = await this.#d.fallbackRecorder.create(input, now);
+      this.#fallbackIds.add(id);
+    }
     const rlog = this.#log.child({ remedy: step.action, rule: rule.name, operation: id });
     if (action === undefined) {
       await this.#record(id, { phase: 'Failed', result: 'Error', endTime: now, message: `unknown action ${step.action}` });
@@ -348,7 +358,7 @@ export class RemedyEngine {
   /** Records are best effort once the operation exists: a failed write must not strand a permit or a ladder. */
   async #record(id: string, update: Parameters<OperationRecorder['update']>[1]): Promise<void> {
     try {
-      await this.#d.recorder.update(id, update);
+      await (this.#fallbackIds.has(id) ? (this.#d.fallbackRecorder as OperationRecorder) : this.#d.recorder).update(id, update);
     } catch (err) {
       this.#log.warn({ err: errorMessage(err), operation: id, phase: update.phase }, 'Cannot record remedy operation status');
     }

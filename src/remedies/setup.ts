@@ -93,6 +93,7 @@ export function createRemedies(s: RemediesSetup): Remedies {
     gate,
     ...(policy === undefined ? {} : { policy }),
     recorder,
+    ...(s.kube === undefined ? {} : { fallbackRecorder: new StateDirRecorder(s.host, s.stateDir, log) }),
     ...(metrics === undefined ? {} : { metrics }),
     rules,
     publish: s.publish ?? (() => undefined),

@@ -14,7 +14,8 @@ import { LocalBudget } from '../../src/remedies/gate/local-budget.ts';
 import { askWebhook } from '../../src/remedies/gate/webhook.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { TempRoot } from '../helpers/host-root.ts';
-import { silent } from './helpers.ts';
+import { readdirSync } from 'node:fs';
+import { recordingRoot, silent } from './helpers.ts';
 
 describe('cron blackout windows', () => {
   const cases = [
@@ -142,6 +143,55 @@ describe('webhook gate (real HTTPS on 127.0.0.1)', () => {
       assert.deepEqual([d.allowed, d.gate, d.path.map((s) => s.gate)], [false, 'webhook', ['local', 'webhook']]);
       assert.equal((await local.check(Date.now())).allowed, true, 'budget not spent on a denial');
     } finally {
+      root.remove();
+    }
+  });
+});
+
+describe('apiserver unreachable', () => {
+  test('disruptive actions are refused, safe ones still run and are recorded in the state dir', async () => {
+    const { createServer: createNetServer } = await import('node:net');
+    // A port that was free a moment ago and is closed now: connection refused.
+    const probe = createNetServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise((r) => probe.close(r));
+    const root = recordingRoot();
+    const kubeconfig = root.write('/kubeconfig', JSON.stringify({
+      apiVersion: 'v1', kind: 'Config', 'current-context': 'c',
+      clusters: [{ name: 'c', cluster: { server: `https://127.0.0.1:${port}`, 'insecure-skip-tls-verify': true } }],
+      users: [{ name: 'u', user: { token: 't' } }],
+      contexts: [{ name: 'c', context: { cluster: 'c', user: 'u' } }],
+    }));
+    const { createKubeApi } = await import('../../src/remedies/kube-api.ts');
+    const { createRemedies } = await import('../../src/remedies/setup.ts');
+    const { RemediesConfig } = await import('../../src/remedies/config.ts');
+    const { Value } = await import('@sinclair/typebox/value');
+    const kube = await createKubeApi({ kubeconfig, timeoutMs: 2000 });
+    try {
+      const config = Value.Default(RemediesConfig, {
+        rulesResync: '1h',
+        rules: [
+          { name: 'runtime', condition: { type: 'KernelDeadlock', reasons: [] }, steps: [{ action: 'restart-runtime' }] },
+          { name: 'pressure', condition: { type: 'MemoryPressure', reasons: [] }, steps: [{ action: 'drop-caches' }] },
+        ],
+      }) as import('../../src/remedies/config.ts').RemediesConfig;
+      const r = createRemedies({ host: createHost({ root: root.dir }), config, stateDir: '/var/lib/kubenode', nodeName: 'n', bootId: 'b', log: silent, kube });
+      await r.engine.resume();
+      r.engine.observe([
+        { type: 'KernelDeadlock', status: 'True', reason: 'TaskHung', message: '', transitionTime: Date.now() },
+        { type: 'MemoryPressure', status: 'True', reason: 'PageCacheBloat', message: '', transitionTime: Date.now() },
+      ]);
+      await r.engine.tick();
+      assert.deepEqual(root.calls().filter((c) => c.startsWith('systemctl restart')), [], 'no disruptive action without the apiserver');
+      assert.equal(readFileSync(root.path('/proc/sys/vm/drop_caches'), 'utf8'), '3\n', 'the safe action ran');
+      const records = readdirSync(root.path('/var/lib/kubenode/remedies/operations')).map((f) => JSON.parse(readFileSync(root.path(`/var/lib/kubenode/remedies/operations/${f}`), 'utf8')));
+      const denied = records.find((x) => x.spec.action === 'restart-runtime');
+      assert.equal(denied?.status.phase, 'Denied');
+      assert.match(denied?.status.gate.reasons.join(), /cannot reach the apiserver .*only safe actions run/);
+      assert.equal(records.find((x) => x.spec.action === 'drop-caches')?.status.phase, 'Verifying');
+    } finally {
+      kube.close();
       root.remove();
     }
   });
