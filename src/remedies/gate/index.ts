@@ -75,7 +75,8 @@ export class RemedyGate {
       return finish('none', true);
     }
     if (this.#p.local !== undefined) {
-      const v = dryRun ? await this.#p.local.check(now) : await this.#p.local.check(now);
+      // Only checked here; spent last, once every other gate has said yes.
+      const v = await this.#p.local.check(now);
       path.push({ gate: 'local', ...v });
       if (!v.allowed) return finish('local', false);
     } else {
