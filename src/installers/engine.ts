@@ -13,6 +13,8 @@ import { emptyStatus, pushHistory, readRecord, readStatus, setCondition, setPhas
 import { unitSteps } from './systemd.ts';
 import type { InstallContext, Pending, Step, Target } from './types.ts';
 import { StepDeferredError, StepError } from './types.ts';
+import { managedKeys, recordPriors, undoDir, undoRecords } from './undo.ts';
+import { removePath } from '../host/files.ts';
 
 export interface PlannedAction {
   step: string;
@@ -238,6 +240,8 @@ export class Engine {
     if (converged) return outcome('unchanged', []);
 
     if (journal === undefined) {
+      // Backups a crashed run left after its journal was finished belong to no run.
+      await removePath(host, undoDir(config.stateDir, component));
       journal = await Journal.begin(host, config.stateDir, {
         component,
         mode: 'apply',
@@ -258,7 +262,7 @@ export class Engine {
     }
     const stepsRun: string[] = [];
     try {
-      await this.#runSteps(evaluated.run, journal, stepsRun, clog, true);
+      await this.#runSteps(evaluated.run, journal, stepsRun, clog, { gate: true, record: true });
       const verified = await verify(this.#ctx, spec);
       crashPoint('verified');
       if (!verified.ok) throw new StepError('verify', verified.error);
@@ -276,7 +280,7 @@ export class Engine {
       setCondition(status, now(), 'Ready', 'True', 'Installed', `${spec.version} installed and healthy`);
       if (changed) pushHistory(status, { version: spec.version, specHash: target.specHash, result: 'Installed', at: now(), message: stepsRun.length === 0 ? 'already in place' : `ran ${stepsRun.join(', ')}` });
       await writeStatus(host, config.stateDir, component, status);
-      await journal.finish();
+      await this.#finish(journal);
       await this.#prune(spec, record).catch((err: unknown) => clog.warn({ err: errorMessage(err) }, 'Pruning old versions failed'));
       if (stepsRun.length > 0) clog.info({ version: spec.version, steps: stepsRun }, 'Component converged');
       return outcome(stepsRun.length === 0 && !changed ? 'unchanged' : 'installed', stepsRun);
@@ -304,15 +308,23 @@ export class Engine {
     }
   }
 
-  async #runSteps(run: Step[], journal: Journal, stepsRun: string[], clog: InstallContext['log'], gate: boolean): Promise<void> {
+  /** The journal first, then the backups: a crash in between leaves only stale backups, cleared by the next run. */
+  async #finish(journal: Journal): Promise<void> {
+    await journal.finish();
+    await removePath(this.#ctx.host, undoDir(this.#ctx.config.stateDir, journal.data.component));
+  }
+
+  /** gate: ask the risk gate for disruptive steps; record: note what each step touches first (apply runs). */
+  async #runSteps(run: Step[], journal: Journal, stepsRun: string[], clog: InstallContext['log'], options: { gate: boolean; record: boolean }): Promise<void> {
     for (const step of run) {
       if (this.#ctx.signal?.aborted === true) throw new StepError(step.id, 'stopped');
       if (step.trigger !== undefined && !journal.data.pending[step.trigger]) continue;
-      if (step.disruptive === true && gate) {
+      if (step.disruptive === true && options.gate) {
         const decision = await this.#ctx.risk.ask({ component: journal.data.component, step: step.id, action: step.describe });
         clog.info({ step: step.id, decision: decision.allowed ? 'allowed' : 'denied', reason: decision.reason }, 'Risk gate decision');
         if (!decision.allowed) throw new StepDeferredError(step.id, `risk gate denied ${step.describe}: ${decision.reason}`);
       }
+      if (options.record) await recordPriors(this.#ctx, journal, step);
       await journal.stepStarted(step.id, step.marks ?? []);
       clog.debug({ step: step.id }, 'Step started');
       try {
@@ -326,7 +338,11 @@ export class Engine {
     }
   }
 
-  /** Converges back to the journal's target (the last good spec), restarts, re-verifies, reports Failed. */
+  /**
+   * Converges back to the journal's target (the last good spec), undoes what the failed spec
+   * changed beyond it, restarts, re-verifies, reports Failed. With no last good spec (a failed
+   * first install) everything the run changed is undone, so nothing is left half-installed.
+   */
   async #rollback(journal: Journal, record: ComponentRecord, status: MachineComponentStatus, clog: InstallContext['log']): Promise<string[]> {
     const { host, config } = this.#ctx;
     const now = (): string => new Date(host.clock.now()).toISOString();
@@ -337,7 +353,14 @@ export class Engine {
     await writeStatus(host, config.stateDir, component, status);
     let lastError = `${failed.version}: ${failed.error}`;
     const good = record.lastGood;
-    if (good === undefined || good.specHash === failed.specHash) {
+    if (good === undefined) {
+      const problems = await undoRecords(this.#ctx, journal, new Set());
+      stepsRun.push('cleanup');
+      delete status.installedVersion;
+      delete status.configHash;
+      delete status.specHash;
+      lastError += problems.length === 0 ? '; no earlier healthy version: removed what this run installed' : `; no earlier healthy version: cleanup incomplete: ${problems.join('; ')}`;
+    } else if (good.specHash === failed.specHash) {
       lastError += '; nothing to roll back to (no earlier healthy version)';
     } else {
       try {
@@ -348,7 +371,10 @@ export class Engine {
         }
         const evaluated = await evaluate(this.#ctx, good.spec, journal.data.pending);
         // Restoring service is not gated: the risk was taken by the change that failed.
-        await this.#runSteps(evaluated.run, journal, stepsRun, clog, false);
+        await this.#runSteps(evaluated.run, journal, stepsRun, clog, { gate: false, record: false });
+        // What only the failed spec declared (a new file, a renamed unit, its version directory) goes too.
+        const problems = await undoRecords(this.#ctx, journal, await managedKeys(evaluated.steps));
+        if (problems.length > 0) lastError += `; could not undo: ${problems.join('; ')}`;
         const verified = await verify(this.#ctx, good.spec);
         status.installedVersion = verified.version ?? good.spec.version;
         status.configHash = configHash(this.#ctx, good.spec);
@@ -365,7 +391,7 @@ export class Engine {
     setCondition(status, now(), 'Ready', 'False', 'RolledBack', lastError);
     pushHistory(status, { version: failed.version, specHash: failed.specHash, result: good === undefined ? 'Failed' : 'RolledBack', at: now(), message: lastError });
     await writeStatus(host, config.stateDir, component, status);
-    await journal.finish();
+    await this.#finish(journal);
     clog.warn({ err: lastError }, 'Component failed and was rolled back');
     return stepsRun;
   }

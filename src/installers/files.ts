@@ -91,6 +91,7 @@ export function fileSteps(ctx: InstallContext, spec: MachineComponentSpec, facts
       get marks() {
         return restarts && contentChanged ? (['restart'] as const).slice() : [];
       },
+      touches: async () => [{ kind: 'path', path: file.path }],
       async check() {
         const result = await checkManagedFile(ctx.host, file.path, renderFile(file, facts), mode, await resolveOwner(ctx.host, file.owner, id));
         if (!result.inSync) contentChanged = result.contentChanged;

@@ -3,6 +3,7 @@
 import type { Host } from '../host/host.ts';
 import { listDir, removePath } from '../host/files.ts';
 import type { Pending, Target } from './types.ts';
+import type { UndoRecord } from './undo.ts';
 
 export interface JournalStep {
   id: string;
@@ -21,6 +22,8 @@ export interface JournalData {
   /** rollback mode: the spec that failed and why. */
   failed?: { specHash: string; version: string; error: string };
   pending: Record<Pending, boolean>;
+  /** How what this run touched was before it (apply mode records, rollback replays them). */
+  undo?: UndoRecord[];
   steps: JournalStep[];
   startedAt: string;
   pid: number;
@@ -102,8 +105,8 @@ let crashAfter: number | undefined | null = null;
 /**
  * Test hook: KUBENODE_TEST_CRASH_AFTER_STEP=N makes the process SIGKILL itself at the Nth step
  * boundary of the run (1 = right after the journal is first written, then after each step, then
- * after verification, before the result is recorded). Used by the kill -9 tests; unset in
- * production, where it costs one environment lookup.
+ * after verification, before the result is recorded, then after each undo record of a cleanup).
+ * Used by the kill -9 tests; unset in production, where it costs one environment lookup.
  */
 export function crashPoint(_where: string): void {
   if (crashAfter === null) {

@@ -77,6 +77,7 @@ export function unitSteps(ctx: InstallContext, spec: MachineComponentSpec): Step
       id: 'unit',
       describe: `write ${unitPath}`,
       marks: unit.restartOnChange ? ['reload', 'restart'] : ['reload'],
+      touches: async () => [{ kind: 'unit', name: unit.name, path: unitPath }],
       async check() {
         const r = await checkManagedFile(ctx.host, unitPath, content, 0o644, {});
         return r.inSync ? r : { inSync: false, diff: r.diff };
@@ -98,6 +99,10 @@ export function unitSteps(ctx: InstallContext, spec: MachineComponentSpec): Step
   steps.push({
     id: 'enable',
     describe: `systemctl ${unit.enabled ? 'enable' : 'disable'} ${unit.name}`,
+    async touches() {
+      const text = await unitText(ctx, spec);
+      return text === undefined ? [] : installLinks(unit.name, text).map((link) => ({ kind: 'path', path: link }));
+    },
     async check() {
       const text = await unitText(ctx, spec);
       if (text === undefined) return { inSync: false, diff: `unit ${unit.name} not found` };

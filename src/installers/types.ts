@@ -7,6 +7,16 @@ import type { RiskGate } from './risk.ts';
 /** What a step's check() says. */
 export type CheckResult = { inSync: true } | { inSync: false; diff: string };
 
+/**
+ * Something on the host a step may change, recorded before it runs (src/installers/undo.ts) so a
+ * failed run can put it back: a file, symlink or versioned directory; a unit file (stopped before
+ * it is removed, daemon-reload after); a package (removed again if it was not installed before).
+ */
+export type Touch =
+  | { kind: 'path'; path: string }
+  | { kind: 'unit'; name: string; path: string }
+  | { kind: 'package'; source: 'deb' | 'rpm'; name: string };
+
 /** Flags a step raises before it changes something, and trigger steps consume. */
 export type Pending = 'reload' | 'restart' | 'postInstall';
 
@@ -31,6 +41,8 @@ export interface Step {
   beforeInstall?: boolean;
   check(): Promise<CheckResult>;
   apply(): Promise<void>;
+  /** What apply() may change (hooks: unknown, so nothing); asked right before apply() runs. */
+  touches?(): Promise<Touch[]>;
 }
 
 export interface ResolvedInstallersConfig extends InstallersConfig {

@@ -2,7 +2,7 @@
 // into sandbox roots with `dpkg --root` and `rpm --root` (the machine's own tools, acting on the tree).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
@@ -175,6 +175,24 @@ for (const kind of kinds) {
       assert.equal(s.phase, 'Failed');
       assert.equal(s.installedVersion, '1.0.0');
       assert.match(s.lastError ?? '', /kn-demo 3\.0\.0 is broken.*rolled back to 1\.0\.0/);
+    });
+
+    it(`a failing first install of 3.0.0 into a fresh root ${kind.type === 'deb' ? 'purges' : 'erases'} the package again`, async () => {
+      const fresh = makeSandbox();
+      kind.prepare(fresh);
+      const work = tempDir('work');
+      const dir = path.join(work, 'manifests');
+      put('3.0.0');
+      cpSync(path.join(manifests, 'kn-demo.yaml'), path.join(dir, 'kn-demo.yaml'));
+      const r = await agent('apply', { root: fresh, manifests: dir, config });
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.equal(kind.installedVersion(fresh), undefined, 'package removed');
+      assert.equal(existsSync(path.join(fresh, 'usr/bin/kn-demo')), false);
+      assert.equal(existsSync(path.join(fresh, 'etc/kn-demo.conf')), false);
+      const s = readJson<{ phase: string; installedVersion?: string; lastError?: string }>(path.join(fresh, 'var/lib/kubenode/installers/status/kn-demo.json'));
+      assert.equal(s.phase, 'Failed');
+      assert.equal(s.installedVersion, undefined);
+      assert.match(s.lastError ?? '', /kn-demo 3\.0\.0 is broken.*removed what this run installed/);
     });
   });
 }

@@ -17,6 +17,7 @@ export const binary: SourceDefinition = {
       id: 'install',
       describe: `install ${target}/${name}`,
       marks: ['postInstall'],
+      touches: async () => [{ kind: 'path', path: target }],
       check: async () => ((await installed()) ? { inSync: true } : { inSync: false, diff: 'not installed' }),
       async apply() {
         if (await installed()) return;

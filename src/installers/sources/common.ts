@@ -42,6 +42,7 @@ export function activateStep(ctx: InstallContext, spec: MachineComponentSpec): S
     id: 'activate',
     describe: `point ${dir}/current at ${spec.version}${spec.install.links.length === 0 ? '' : ` and link ${spec.install.links.map((l) => l.path).join(', ')}`}`,
     marks: ['restart', 'postInstall'],
+    touches: async () => [`${dir}/current`, ...spec.install.links.map((l) => l.path)].map((p) => ({ kind: 'path', path: p })),
     async check() {
       const current = await readLink(ctx.host, `${dir}/current`);
       if (current !== spec.version) return { inSync: false, diff: current === undefined ? 'no current version' : `current is ${current}` };

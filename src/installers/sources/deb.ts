@@ -1,4 +1,3 @@
-import type { MachineComponentSpec } from '../../api/machine-component.ts';
 import { makeDir } from '../../host/files.ts';
 import { execRootAware, isSandbox } from '../../host/tools.ts';
 import type { InstallContext } from '../types.ts';
@@ -19,22 +18,28 @@ export function dpkgInstalledVersion(statusText: string, pkg: string): string | 
   return undefined;
 }
 
-export async function debInstalled(ctx: InstallContext, spec: MachineComponentSpec): Promise<string | undefined> {
+export async function debInstalled(ctx: InstallContext, pkg: string): Promise<string | undefined> {
   const text = (await ctx.host.tryReadText('/var/lib/dpkg/status')) ?? '';
-  return dpkgInstalledVersion(text, spec.source.package ?? spec.component);
+  return dpkgInstalledVersion(text, pkg);
+}
+
+/** --root/--admindir/--log for a sandbox tree: dpkg's own database and log inside it. */
+async function dpkgRootArgs(ctx: InstallContext): Promise<string[]> {
+  if (!isSandbox(ctx.host)) return [];
+  await makeDir(ctx.host, '/var/log');
+  return [`--root=${ctx.host.root}`, `--admindir=${ctx.host.path('/var/lib/dpkg')}`, `--log=${ctx.host.path('/var/log/dpkg.log')}`];
 }
 
 /** dpkg -i of a verified .deb; downgrades are allowed (a rollback is one). */
 export const deb = packageSource({
+  source: 'deb',
   verb: 'dpkg -i',
   installedVersion: debInstalled,
   async install(ctx, artifact) {
-    const rootArgs: string[] = [];
-    if (isSandbox(ctx.host)) {
-      await makeDir(ctx.host, '/var/log');
-      rootArgs.push(`--root=${ctx.host.root}`, `--admindir=${ctx.host.path('/var/lib/dpkg')}`, `--log=${ctx.host.path('/var/log/dpkg.log')}`);
-    }
-    const argv = ['dpkg', ...rootArgs, '--force-confdef', '--force-confold', '--force-downgrade', '-i', ctx.host.path(artifact)];
+    const argv = ['dpkg', ...(await dpkgRootArgs(ctx)), '--force-confdef', '--force-confold', '--force-downgrade', '-i', ctx.host.path(artifact)];
     return execRootAware(ctx.host, argv, { timeoutMs: ctx.config.commandTimeoutMs });
+  },
+  async remove(ctx, pkg) {
+    return execRootAware(ctx.host, ['dpkg', ...(await dpkgRootArgs(ctx)), '--purge', pkg], { timeoutMs: ctx.config.commandTimeoutMs });
   },
 });

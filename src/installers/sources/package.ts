@@ -1,4 +1,3 @@
-import type { MachineComponentSpec } from '../../api/machine-component.ts';
 import type { ExecResult } from '../../host/host.ts';
 import { ensureArtifact } from '../download.ts';
 import { versionMatches } from '../health.ts';
@@ -9,11 +8,14 @@ import type { SourceDefinition } from './types.ts';
 
 /** What differs between dpkg and rpm; the install step around them is the same. */
 export interface PackageManager {
+  source: 'deb' | 'rpm';
   /** The command as an operator reads it, e.g. "dpkg -i". */
   verb: string;
-  installedVersion(ctx: InstallContext, spec: MachineComponentSpec): Promise<string | undefined>;
+  installedVersion(ctx: InstallContext, pkg: string): Promise<string | undefined>;
   /** Installs a verified package file (a host path); downgrades must be allowed, since a rollback is one. */
   install(ctx: InstallContext, artifact: string): Promise<ExecResult>;
+  /** Removes an installed package and its configuration (dpkg --purge, rpm -e). */
+  remove(ctx: InstallContext, pkg: string): Promise<ExecResult>;
 }
 
 /** A package source: fetch and verify the package, then install it unless that version already is. */
@@ -22,15 +24,16 @@ export function packageSource(pm: PackageManager): SourceDefinition {
     steps(ctx, spec) {
       const pkg = spec.source.package ?? spec.component;
       const installed = async (): Promise<boolean> => {
-        const v = await pm.installedVersion(ctx, spec);
+        const v = await pm.installedVersion(ctx, pkg);
         return v !== undefined && versionMatches(spec.version, v);
       };
       const install: Step = {
         id: 'install',
         describe: `${pm.verb} ${pkg} ${spec.version}`,
         marks: ['restart', 'postInstall'],
+        touches: async () => [{ kind: 'package', source: pm.source, name: pkg }],
         async check() {
-          const v = await pm.installedVersion(ctx, spec);
+          const v = await pm.installedVersion(ctx, pkg);
           if (v !== undefined && versionMatches(spec.version, v)) return { inSync: true };
           return { inSync: false, diff: v === undefined ? 'not installed' : `installed ${v}` };
         },
@@ -50,5 +53,14 @@ export function packageSource(pm: PackageManager): SourceDefinition {
       return [fetchStep(ctx, spec, installed), install];
     },
     prune: (ctx, spec, keep, protect) => pruneCache(ctx, spec.component, keep, protect.sha256),
+    packages: {
+      installed: (ctx, name) => pm.installedVersion(ctx, name),
+      async remove(ctx, name) {
+        const r = await pm.remove(ctx, name);
+        const tool = pm.verb.split(' ')[0] as string;
+        if (r.notFound) throw new StepError('cleanup', `${tool} not found`);
+        if (r.exitCode !== 0) throw new StepError('cleanup', `${r.argv.slice(0, 1).concat(r.argv.slice(-2)).join(' ')} ${r.timedOut ? 'timed out' : `exited ${r.exitCode}`}: ${r.stderr.trim().slice(-300)}`);
+      },
+    },
   };
 }

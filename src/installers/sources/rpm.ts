@@ -1,4 +1,3 @@
-import type { MachineComponentSpec } from '../../api/machine-component.ts';
 import { statPath } from '../../host/files.ts';
 import { execRootAware, isSandbox } from '../../host/tools.ts';
 import type { InstallContext } from '../types.ts';
@@ -10,8 +9,7 @@ function rootArgs(ctx: InstallContext): string[] {
   return [...(isSandbox(ctx.host) ? ['--root', ctx.host.root] : []), ...(dbpath === '' ? [] : ['--dbpath', dbpath])];
 }
 
-export async function rpmInstalled(ctx: InstallContext, spec: MachineComponentSpec): Promise<string | undefined> {
-  const pkg = spec.source.package ?? spec.component;
+export async function rpmInstalled(ctx: InstallContext, pkg: string): Promise<string | undefined> {
   const r = await execRootAware(ctx.host, ['rpm', ...rootArgs(ctx), '-q', '--qf', '%{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n', pkg], { timeoutMs: ctx.config.commandTimeoutMs });
   if (r.notFound) throw new StepError('install', 'rpm not found');
   if (r.exitCode !== 0) return undefined;
@@ -20,6 +18,7 @@ export async function rpmInstalled(ctx: InstallContext, spec: MachineComponentSp
 
 /** rpm -U of a verified .rpm; --oldpackage lets a rollback downgrade. */
 export const rpm = packageSource({
+  source: 'rpm',
   verb: 'rpm -U',
   installedVersion: rpmInstalled,
   async install(ctx, artifact) {
@@ -31,4 +30,5 @@ export const rpm = packageSource({
     }
     return execRootAware(ctx.host, ['rpm', ...args, '-U', '--oldpackage', '--replacepkgs', ctx.host.path(artifact)], { timeoutMs: ctx.config.commandTimeoutMs });
   },
+  remove: (ctx, pkg) => execRootAware(ctx.host, ['rpm', ...rootArgs(ctx), '-e', pkg], { timeoutMs: ctx.config.commandTimeoutMs }),
 });

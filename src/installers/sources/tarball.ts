@@ -17,6 +17,7 @@ export const tarball: SourceDefinition = {
       id: 'install',
       describe: `unpack into ${target}`,
       marks: ['postInstall'],
+      touches: async () => [{ kind: 'path', path: target }],
       check: async () => ((await installed()) ? { inSync: true } : { inSync: false, diff: 'not unpacked' }),
       async apply() {
         if (await installed()) return;

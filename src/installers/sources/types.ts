@@ -6,4 +6,9 @@ export interface SourceDefinition {
   steps(ctx: InstallContext, spec: MachineComponentSpec): Step[];
   /** Housekeeping after a verified install: drop versions and artifacts beyond `keep`, never those in `protect`. */
   prune?(ctx: InstallContext, spec: MachineComponentSpec, keep: number, protect: { versions: string[]; sha256: string[] }): Promise<void>;
+  /** Package sources: what a failed first install uses to remove the package it installed. */
+  packages?: {
+    installed(ctx: InstallContext, name: string): Promise<string | undefined>;
+    remove(ctx: InstallContext, name: string): Promise<void>;
+  };
 }
