@@ -1,6 +1,7 @@
 // Node-object operations shared by cordon, taint, drain, uncordon and reboot.
 import type { Clock } from '../host/clock.ts';
-import { isConflict, isNotFound, KubeApiError, type KubeApi } from './kube-api.ts';
+import { errorMessage } from '../errors.ts';
+import { isConflict, isNotFound, isTooManyRequests, type KubeApi } from './kube-api.ts';
 
 export const CORDONED_BY = 'kubenode.io/cordoned-by';
 export const CORDONED_AT = 'kubenode.io/cordoned-at';
@@ -165,7 +166,7 @@ export async function drain(kube: KubeApi, name: string, options: DrainOptions):
         lastReason.set(id, 'evicted; terminating');
       } catch (err) {
         if (isNotFound(err)) continue;
-        if (err instanceof KubeApiError && err.status === 429) lastReason.set(id, `PodDisruptionBudget: ${err.message}`);
+        if (isTooManyRequests(err)) lastReason.set(id, `PodDisruptionBudget: ${errorMessage(err)}`);
         else throw err;
       }
     }
