@@ -8,7 +8,8 @@ import { errorMessage } from '../errors.ts';
 import type { Condition } from '../types.ts';
 import { parseDuration } from '../util/duration.ts';
 import { findAction } from './actions/index.ts';
-import { afterBoot, clearIntent } from './actions/reboot.ts';
+import { afterBoot, clearIntent, readIntent } from './actions/reboot.ts';
+import { uncordon } from './node-ops.ts';
 import type { RemedyGate } from './gate/index.ts';
 import type { RiskPolicyGate } from './gate/risk-policy.ts';
 import type { RemedyMetrics } from './metrics.ts';
@@ -118,6 +119,8 @@ export class RemedyEngine {
         await this.#record(l.operation, { phase: 'Verifying', message: `rebooted; node Ready: ${boot.ready}; uncordon: ${boot.uncordon}` });
       } else if (l.phase === 'rebooting' && boot?.state === 'pending' && now - boot.intent.at < this.#d.rebootTimeoutMs && l.operation !== undefined) {
         keep.add(l.operation);
+      } else if (l.phase === 'rebooting' && boot?.state === 'pending') {
+        await this.#abandonReboot(l, now);
       } else if (l.phase === 'verifying' || l.phase === 'rebooting') {
         // The agent stopped mid-operation: count the attempt, drop the permit, wait out the cool-down.
         l.phase = 'idle';
@@ -208,6 +211,13 @@ export class RemedyEngine {
       if (now - heldSince < dur(rule.minDuration, 0)) return;
       l = { rule: rule.name, step: 0, attempts: 0, phase: 'idle' };
       this.#ladders.set(rule.name, l);
+    }
+    if (l.phase === 'rebooting' && now - (l.lastRunAt ?? now) >= this.#d.rebootTimeoutMs) {
+      const op = l.operation;
+      await this.#abandonReboot(l, now);
+      if (op !== undefined) await this.#d.gate.release(op).catch(() => undefined);
+      l.operation = undefined;
+      this.#advance(l, rule);
     }
     if (l.phase === 'rebooting' || l.phase === 'exhausted') return;
     if (l.phase === 'verifying') {
@@ -342,6 +352,23 @@ export class RemedyEngine {
     l.phase = 'verifying';
     l.verifyAt = end + dur(step.verifyAfter, 60_000);
     await this.#record(id, { phase: 'Verifying', message: result.message });
+  }
+
+  /**
+   * systemctl reboot said yes but the machine never went down: undo our cordon, drop the intent,
+   * count the attempt as failed. The permit is released by the caller (or by resume's sweep).
+   */
+  async #abandonReboot(l: Ladder, now: number): Promise<void> {
+    const intent = await readIntent(this.#d.ctx);
+    let undone = 'nothing to undo';
+    if (intent?.cordonedHere === true && this.#d.ctx.kube !== undefined) {
+      undone = await uncordon(this.#d.ctx.kube, this.#d.ctx.nodeName).catch((err: unknown) => `uncordon failed: ${errorMessage(err)}`);
+    }
+    await clearIntent(this.#d.ctx);
+    if (l.operation !== undefined) await this.#record(l.operation, { phase: 'Failed', result: 'Error', endTime: now, message: `reboot did not happen within ${Math.round(this.#d.rebootTimeoutMs / 1000)}s; uncordon: ${undone}` });
+    this.#log.error({ operation: l.operation, node: this.#d.ctx.nodeName }, 'Requested reboot did not happen; undone');
+    l.phase = 'idle';
+    l.holdsPermit = false;
   }
 
   /** A permit outlives a long verifyAfter only if renewed; at most once a minute per ladder. */

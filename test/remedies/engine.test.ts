@@ -165,4 +165,26 @@ describe('remedy engine: escalation ladder (fake clock)', () => {
       root.remove();
     }
   });
+
+  test('a reboot that never happens is failed and undone after rebootTimeout, and the ladder moves on', async () => {
+    const { clock, root, r, records } = setup({ rebootTimeout: '15m', rules: [{ name: 'hung', condition: { type: 'KernelDeadlock', reasons: [] }, steps: [{ action: 'reboot', verifyAfter: '5m', cooldown: '1m' }] } as never] });
+    try {
+      await r.engine.resume();
+      r.engine.observe([hung(clock.now())]);
+      await r.engine.tick();
+      assert.equal(r.engine.ladders().get('hung')?.phase, 'rebooting');
+      await clock.advance(14 * 60_000);
+      await r.engine.tick();
+      assert.equal(r.engine.ladders().get('hung')?.phase, 'rebooting');
+      await clock.advance(60_000);
+      await r.engine.tick();
+      assert.equal(readFileSync(root.path('/var/lib/kubenode/remedies/reboot-intent.json'), 'utf8'), '{}');
+      const [op] = records();
+      assert.equal(op?.status.phase, 'Failed');
+      await r.engine.tick();
+      assert.equal(r.engine.ladders().get('hung')?.phase, 'exhausted', 'the only step was spent');
+    } finally {
+      root.remove();
+    }
+  });
 });
