@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import type { Cluster } from '../harness/cluster.ts';
+import { applyDir } from '../helpers/kube-objects.ts';
 
 export async function must(cluster: Cluster, method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<any> {
   const r = await cluster.request(method, path, { ...(body === undefined ? {} : { body }), ...(headers === undefined ? {} : { headers }) });
@@ -34,26 +35,9 @@ export async function installCrds(cluster: Cluster): Promise<void> {
   }
 }
 
-/** What remedies need beyond the agent's base role (deploy/rbac is another engineer's, not yet there). */
+/** The agent identities get exactly what ships: deploy/rbac's role and its admission policy. */
 export async function grantRemedyRbac(cluster: Cluster): Promise<void> {
-  await must(cluster, 'POST', '/apis/rbac.authorization.k8s.io/v1/clusterroles', {
-    metadata: { name: 'kubenode-agent-remedies' },
-    rules: [
-      { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch', 'patch'] },
-      { apiGroups: [''], resources: ['pods'], verbs: ['list'] },
-      { apiGroups: [''], resources: ['pods/eviction'], verbs: ['create'] },
-      { apiGroups: [''], resources: ['events'], verbs: ['create'] },
-      { apiGroups: ['kubenode.io'], resources: ['riskpolicies', 'noderemediers'], verbs: ['get', 'list', 'watch'] },
-      { apiGroups: ['kubenode.io'], resources: ['riskpolicies/status'], verbs: ['update'] },
-      { apiGroups: ['kubenode.io'], resources: ['remedyoperations'], verbs: ['create', 'get', 'list'] },
-      { apiGroups: ['kubenode.io'], resources: ['remedyoperations/status'], verbs: ['update', 'patch'] },
-    ],
-  });
-  await must(cluster, 'POST', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
-    metadata: { name: 'kubenode-agent-remedies' },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'kubenode-agent-remedies' },
-    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'kubenode:agents' }],
-  });
+  await applyDir(cluster, new URL('../../deploy/rbac/', import.meta.url));
 }
 
 export async function createNode(cluster: Cluster, name: string, labels: Record<string, string>): Promise<void> {

@@ -202,7 +202,7 @@ export class RiskPolicyGate {
     const ttl = ms(spec.permitTTL, 15 * 60_000);
     const keepMs = Math.max(spec.maxPerWindow === undefined ? 0 : ms(spec.maxPerWindow.window, 0), spec.circuitBreaker === undefined ? 0 : ms(spec.circuitBreaker.window, 0));
     const permit: Permit = { holder: req.node, operation: req.operation, acquiredAt: iso(now), expiresAt: iso(now + ttl), ...(knownAction(req.action) ? { action: req.action } : {}) };
-    const next = [...prune(permits.filter((p) => p.operation !== req.operation), now, keepMs), permit];
+    const next = [...prune(permits.filter((p) => p.operation !== req.operation), req.node, now, keepMs), permit];
     return {
       verdict: { allowed: true, policy: name, reason: `RiskPolicy ${name}: permit ${held.length + 1} of ${maxInFlight}, expires ${permit.expiresAt}` },
       write: { ...status, permits: next, circuitBreaker: breaker },
@@ -280,7 +280,11 @@ export class RiskPolicyGate {
 const KNOWN: ReadonlySet<string> = new Set(RemedyActions);
 const knownAction = (a: string): a is NonNullable<Permit['action']> => KNOWN.has(a);
 
-/** Drops permits no longer held and too old to count for any window. */
-function prune(permits: readonly Permit[], now: number, keepMs: number): Permit[] {
-  return permits.filter((p) => isHeld(p, now) || Date.parse(p.acquiredAt) > now - keepMs);
+/**
+ * Drops this node's permits that are no longer held and too old to count for any window. Other
+ * nodes' entries are never touched: the admission policy lets an agent write only its own permits,
+ * and an expired one of a dead node no longer counts anyway (an admin or controller prunes it).
+ */
+function prune(permits: readonly Permit[], node: string, now: number, keepMs: number): Permit[] {
+  return permits.filter((p) => p.holder !== node || isHeld(p, now) || Date.parse(p.acquiredAt) > now - keepMs);
 }
