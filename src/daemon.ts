@@ -5,6 +5,8 @@ import { setup } from './cli/setup.ts';
 import { buildInstances } from './detectors/engine/instances.ts';
 import type { ProbeOutcome } from './detectors/engine/run.ts';
 import type { ClusterReporter } from './report/kube/index.ts';
+import type { Remedies } from './remedies/setup.ts';
+import type { KubeApi } from './remedies/kube-api.ts';
 import { RecoveryHold, silence } from './detectors/engine/filters.ts';
 import { Scheduler } from './detectors/engine/scheduler.ts';
 import type { DetectorInstance } from './detectors/engine/types.ts';
@@ -54,6 +56,7 @@ export class Daemon {
   #running: Running | undefined;
   #installers: InstallReconciler | undefined;
   #cluster: ClusterReporter | undefined;
+  #remedies: { remedies: Remedies; kube: KubeApi | undefined } | undefined;
   #stopping = false;
   #filters: Filters | undefined;
   readonly #lastOutcome = new Map<string, { at: string; ok: boolean; error?: string }>();
@@ -94,6 +97,7 @@ export class Daemon {
       });
       for (const instance of instances) this.#cluster.setConditions(instance.name, this.#store.previous(instance.name));
     }
+    if (s.config.remedies.enabled) this.#remedies = await this.#startRemedies(s.host, s.config, s.nodeName, bootId);
     this.#installers = await this.#startInstallers(s.host, s.config, s.nodeName);
     this.#filters = filtersFor(s.config);
     this.#running = this.#startScheduler(instances, s.config.detection.maxConcurrent, s.nodeName);
@@ -132,7 +136,8 @@ export class Daemon {
     if (this.#stopping) return;
     this.#stopping = true;
     // One part failing to stop must not keep the others, or the state, from being put away.
-    const stopped = await Promise.allSettled([this.#running?.scheduler.stop(), this.#installers?.stop(), this.#cluster?.stop()]);
+    const stopped = await Promise.allSettled([this.#running?.scheduler.stop(), this.#installers?.stop(), this.#cluster?.stop(), this.#remedies?.remedies.engine.stop()]);
+    this.#remedies?.kube?.close();
     for (const s of stopped) if (s.status === 'rejected') this.#log.error({ err: errorMessage(s.reason) }, 'Part of the agent did not stop cleanly');
     await this.#store?.flush();
     await new Promise<void>((resolve) => {
@@ -143,10 +148,42 @@ export class Daemon {
     this.#log.info({}, 'Agent stopped');
   }
 
+  /** The remedy engine: rules over the node's conditions, every disruptive step behind the risk gate. */
+  async #startRemedies(host: Host, config: AgentConfig, nodeName: string, bootId: string): Promise<{ remedies: Remedies; kube: KubeApi | undefined }> {
+    const { createRemedies } = await import('./remedies/setup.ts');
+    const inCluster = this.#options.kubeconfig !== undefined || this.#options.inCluster === true;
+    const kube = inCluster
+      ? await (await import('./remedies/kube-api.ts')).createKubeApi({ ...(this.#options.kubeconfig === undefined ? {} : { kubeconfig: this.#options.kubeconfig }), inCluster: this.#options.inCluster === true })
+      : undefined;
+    const store = this.#store as ConditionStore;
+    const remedies = createRemedies({
+      host,
+      config: config.remedies,
+      stateDir: config.stateDir,
+      nodeName,
+      bootId,
+      log: this.#log.child({ component: 'remedies' }),
+      registry: this.#metrics.registry,
+      ...(kube === undefined ? {} : { kube }),
+      publish: (condition) => {
+        store.update('remedy-engine', [condition], false);
+        this.#cluster?.setConditions('remedy-engine', [condition]);
+      },
+    });
+    // Settles a reboot it asked for and releases permits a previous run left held.
+    await remedies.engine.resume();
+    remedies.engine.observe(store.all());
+    remedies.engine.start(parseDuration(config.remedies.interval) ?? 10_000);
+    return { remedies, kube };
+  }
+
   /** Desired state: the cluster's MachineComponents with a kubeconfig, else the manifest directory. */
   async #startInstallers(host: Host, config: AgentConfig, nodeName: string): Promise<InstallReconciler> {
     const log = this.#log.child({ component: 'installers', node: nodeName });
-    if (this.#options.kubeconfig === undefined && this.#options.inCluster !== true) return startInstallReconciler(host, config, nodeName, log);
+    // Disruptive installer restarts ask the same gate as remedies when the remedy engine runs.
+    const risk = this.#remedies?.remedies.gate.forInstallers(nodeName);
+    const options = risk === undefined ? {} : { risk };
+    if (this.#options.kubeconfig === undefined && this.#options.inCluster !== true) return startInstallReconciler(host, config, nodeName, log, options);
     const [{ loadKubeConfig, createKubeClient }, { startKubeInstaller }, { createInstallContext }] = await Promise.all([
       import('./kube/client.ts'),
       import('./installers/kube-source.ts'),
@@ -154,7 +191,7 @@ export class Daemon {
     ]);
     const kc = await loadKubeConfig({ ...(this.#options.kubeconfig === undefined ? {} : { kubeconfig: this.#options.kubeconfig }), inCluster: this.#options.inCluster === true });
     // Its own client: the informer drops its client's pooled connections after a stall.
-    return startKubeInstaller(createInstallContext(host, config, nodeName, log), {
+    return startKubeInstaller(createInstallContext(host, config, nodeName, log, options), {
       client: createKubeClient(kc),
       kubeConfig: kc,
       intervalMs: parseDuration(config.installers.reconcileInterval) ?? 600_000,
@@ -215,5 +252,6 @@ export class Daemon {
     }
     this.#cluster?.setConditions(detector, conditions);
     this.#cluster?.recordEvents(detector, result.events);
+    this.#remedies?.remedies.engine.observe(store.all());
   }
 }

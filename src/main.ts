@@ -3,6 +3,7 @@ import { applyCommand } from './cli/apply.ts';
 import { checkCommand } from './cli/check.ts';
 import { configCommand } from './cli/config.ts';
 import { planCommand } from './cli/plan.ts';
+import { remedyCommand } from './cli/remedy.ts';
 import { runCommand } from './cli/run.ts';
 import { statusCommand } from './cli/status.ts';
 import { versionCommand } from './cli/version.ts';
@@ -34,6 +35,7 @@ export async function main(argv: string[]): Promise<void> {
   program.addCommand(planCommand(exitWith));
   program.addCommand(applyCommand(exitWith));
   program.addCommand(statusCommand());
+  program.addCommand(remedyCommand(exitWith));
   for (const cmd of program.commands) cmd.exitOverride();
   try {
     await program.parseAsync(argv);

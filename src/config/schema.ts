@@ -2,6 +2,7 @@ import { Type, type Static, type TObject, type TProperties } from '@sinclair/typ
 import type { DetectorDefinition } from '../detectors/engine/types.ts';
 import { detectors } from '../detectors/index.ts';
 import { InstallersConfig } from '../installers/config.ts';
+import { RemediesConfig } from '../remedies/config.ts';
 
 const DURATION_PATTERN = '^(0|([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$';
 export const Duration = (description: string, defaultValue: string) =>
@@ -93,6 +94,7 @@ export const AgentConfig = Type.Object(
     monitors: Monitors,
     detectors: detectorSchemas(),
     installers: InstallersConfig,
+    remedies: RemediesConfig,
   },
   { additionalProperties: false },
 );

@@ -191,6 +191,39 @@ test("a monitor with NPD's metricsReporting false stays out of problem metrics",
   assert.equal(await agent.exited, 0);
 });
 
+test('the daemon runs a remedy rule on a condition, through the local risk gate, and records it', async () => {
+  const root = hostWithKmsg();
+  // The runtime the remedy restarts, as this host's systemctl sees it: calls are recorded at the Host seam.
+  root.script('/usr/bin/systemctl', 'echo "$*" >> "$(dirname "$0")/systemctl.calls"\ncase "$*" in *LoadState*) echo loaded;; *is-active*) echo active;; esac\nexit 0');
+  const config = root.write('/agent.yaml', [
+    CONFIG.trimEnd(),
+    'remedies:',
+    '  enabled: true',
+    '  interval: 200ms',
+    '  rules:',
+    '    - name: readonly',
+    '      condition: { type: ReadonlyFilesystem, reasons: [FilesystemIsReadOnly] }',
+    '      steps: [{ action: restart-runtime, params: { unit: containerd.service }, verifyAfter: 1h, cooldown: 1h }]',
+    '',
+  ].join('\n'));
+  const agent = await startAgent(root, config);
+  appendFileSync(root.path('/dev/kmsg'), '3,2,99000000,-;EXT4-fs (dm-4): Remounting filesystem read-only\n');
+  const calls = await waitFor(() => {
+    try {
+      const text = readFileSync(root.path('/usr/bin/systemctl.calls'), 'utf8');
+      return text.includes('restart containerd.service') ? text : undefined;
+    } catch {
+      return undefined;
+    }
+  }, () => 'the remedy never restarted the runtime');
+  assert.equal(calls.split('\n').filter((l) => l === 'restart containerd.service').length, 1);
+  const m = await metrics(agent);
+  assert.match(m, /^kubenode_remedy_gate_decisions_total\{gate="local",outcome="allowed"\} 1$/m);
+  assert.match(m, /^kubenode_remedy_attempts_total\{action="restart-runtime"\} 1$/m);
+  agent.child.kill('SIGTERM');
+  assert.equal(await agent.exited, 0);
+});
+
 test('a bad configuration at start is refused with exit 64', async () => {
   const root = hostWithKmsg();
   const config = root.write('/agent.yaml', 'listen: everywhere\n');
