@@ -10,7 +10,8 @@ import { systemClock } from '../src/host/clock.ts';
 import { createKubeClient, loadKubeConfig } from '../src/kube/client.ts';
 import { NodeConditionsReporter } from '../src/report/kube/node-conditions.ts';
 import { startCluster } from '../test/harness/cluster.ts';
-import { createNode, grantAgentRbac } from '../test/report/kube/rbac.ts';
+import { createNode } from '../test/report/kube/rbac.ts';
+import { grantAgentRbac } from '../test/helpers/kube-objects.ts';
 import { waitAllowed } from '../test/report/kube/helpers.ts';
 
 const samples = Number(process.argv[2] ?? 200);

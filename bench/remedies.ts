@@ -7,7 +7,8 @@ import { parseCron, windowStartContaining } from '../src/remedies/gate/cron.ts';
 import { RiskPolicyGate } from '../src/remedies/gate/risk-policy.ts';
 import { createKubeApi } from '../src/remedies/kube-api.ts';
 import { startCluster } from '../test/harness/cluster.ts';
-import { createNode, grantRemedyRbac, installCrds, must } from '../test/remedies/cluster-fixture.ts';
+import { createNode, must } from '../test/remedies/cluster-fixture.ts';
+import { grantAgentRbac, installCrds } from '../test/helpers/kube-objects.ts';
 
 const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))] as number;
 const fmt = (n: number): string => n.toFixed(1);
@@ -29,7 +30,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const cluster = await startCluster({ agents: AGENTS });
 try {
   await installCrds(cluster);
-  await grantRemedyRbac(cluster);
+  await grantAgentRbac(cluster);
   await Promise.all(Array.from({ length: AGENTS }, (_, i) => createNode(cluster, `node-${i}`, { pool: 'bench' })));
   await must(cluster, 'POST', '/apis/kubenode.io/v1alpha1/riskpolicies', { apiVersion: 'kubenode.io/v1alpha1', kind: 'RiskPolicy', metadata: { name: 'bench' }, spec: { maxInFlight: 2, minHealthyShare: 0 } });
   const log = pino({ level: 'silent' });

@@ -109,6 +109,11 @@ async function waitEstablished(cluster: Cluster, name: string): Promise<void> {
   throw new Error(`CRD ${name} not Established and served within 30 s`);
 }
 
+/** Gives the agent identities what ships: deploy/rbac's role and admission policy, so tests prove it is enough. */
+export async function grantAgentRbac(cluster: Cluster): Promise<void> {
+  await applyDir(cluster, new URL('../../deploy/rbac/', import.meta.url));
+}
+
 /** Applies every document of every YAML file in a directory as the admin (create, or replace if it exists). */
 export async function applyDir(cluster: Cluster, dirUrl: URL): Promise<void> {
   for (const file of readdirSync(dirUrl).filter((f) => f.endsWith('.yaml')).sort()) {

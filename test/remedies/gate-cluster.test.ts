@@ -16,7 +16,8 @@ import { pino } from 'pino';
 import { RemediesConfig } from '../../src/remedies/config.ts';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
-import { createNode, grantRemedyRbac, installCrds, must, setReady } from './cluster-fixture.ts';
+import { grantAgentRbac, installCrds } from '../helpers/kube-objects.ts';
+import { createNode, must, setReady } from './cluster-fixture.ts';
 import { actionContext, recordingRoot, silent } from './helpers.ts';
 
 const RP = '/apis/kubenode.io/v1alpha1/riskpolicies';
@@ -60,7 +61,7 @@ describe('risk gate and node actions against a real apiserver', () => {
   before(async () => {
     cluster = await startCluster({ agents: 40 });
     await installCrds(cluster);
-    await grantRemedyRbac(cluster);
+    await grantAgentRbac(cluster);
     const pools: [number, number, string][] = [[0, 29, 'fleet'], [30, 31, 'solo'], [32, 34, 'health'], [35, 38, 'breaker'], [39, 39, 'blackout']];
     await Promise.all(pools.flatMap(([lo, hi, pool]) => Array.from({ length: hi - lo + 1 }, (_, k) => createNode(cluster, `node-${lo + k}`, { pool }))));
   });

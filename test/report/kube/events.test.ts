@@ -7,7 +7,8 @@ import type { ProblemEvent } from '../../../src/types.ts';
 import { startCluster, type Cluster } from '../../harness/cluster.ts';
 import { FakeClock } from '../../helpers/fake-clock.ts';
 import { quietLog, waitAllowed } from './helpers.ts';
-import { createNode, grantAgentRbac } from './rbac.ts';
+import { createNode } from './rbac.ts';
+import { grantAgentRbac } from '../../helpers/kube-objects.ts';
 
 interface EventJson {
   metadata: { name: string; namespace: string };

@@ -6,7 +6,8 @@ import { LeaseHeartbeat, microTime, type LeaseObject } from '../../../src/report
 import { startCluster, type Cluster } from '../../harness/cluster.ts';
 import { FakeClock } from '../../helpers/fake-clock.ts';
 import { quietLog, waitAllowed } from './helpers.ts';
-import { createNode, grantAgentRbac } from './rbac.ts';
+import { createNode } from './rbac.ts';
+import { grantAgentRbac } from '../../helpers/kube-objects.ts';
 
 describe('Lease heartbeat (real apiserver)', () => {
   let cluster: Cluster;

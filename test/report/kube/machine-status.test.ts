@@ -13,7 +13,8 @@ import type { TempRoot } from '../../helpers/host-root.ts';
 import { installCrds } from '../../helpers/kube-objects.ts';
 import { quietLog, waitAllowed } from './helpers.ts';
 import { gpuFpgaRoot } from './machine-host.ts';
-import { createNode, grantAgentRbac } from './rbac.ts';
+import { createNode } from './rbac.ts';
+import { grantAgentRbac } from '../../helpers/kube-objects.ts';
 
 const MACHINES = '/apis/kubenode.io/v1alpha1/machines';
 

@@ -12,7 +12,8 @@ import type { Condition } from '../../../src/types.ts';
 import { startCluster, type Cluster } from '../../harness/cluster.ts';
 import { FakeClock } from '../../helpers/fake-clock.ts';
 import { nodeConditions, quietLog, waitAllowed } from './helpers.ts';
-import { createNode, grantAgentRbac } from './rbac.ts';
+import { createNode } from './rbac.ts';
+import { grantAgentRbac } from '../../helpers/kube-objects.ts';
 
 const cond = (type: string, status: Condition['status'], reason: string, message: string, transitionTime: number): Condition => ({ type, status, reason, message, transitionTime });
 
