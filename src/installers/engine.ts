@@ -319,10 +319,12 @@ export class Engine {
     for (const step of run) {
       if (this.#ctx.signal?.aborted === true) throw new StepError(step.id, 'stopped');
       if (step.trigger !== undefined && !journal.data.pending[step.trigger]) continue;
+      let release: (() => Promise<void>) | undefined;
       if (step.disruptive === true && options.gate) {
         const decision = await this.#ctx.risk.ask({ component: journal.data.component, step: step.id, action: step.describe });
         clog.info({ step: step.id, decision: decision.allowed ? 'allowed' : 'denied', reason: decision.reason }, 'Risk gate decision');
         if (!decision.allowed) throw new StepDeferredError(step.id, `risk gate denied ${step.describe}: ${decision.reason}`);
+        release = decision.release;
       }
       if (options.record) await recordPriors(this.#ctx, journal, step);
       await journal.stepStarted(step.id, step.marks ?? []);
@@ -332,6 +334,9 @@ export class Engine {
       } catch (err) {
         if (err instanceof StepError) throw err;
         throw new StepError(step.id, `${step.id}: ${errorMessage(err)}`, { cause: err });
+      } finally {
+        // A permit (a RiskPolicy slot) is held only while the disruptive step runs.
+        await release?.();
       }
       await journal.stepDone(step.id, step.trigger);
       stepsRun.push(step.id);

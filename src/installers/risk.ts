@@ -11,6 +11,8 @@ export interface RiskRequest {
 export interface RiskDecision {
   allowed: boolean;
   reason: string;
+  /** Hands a permit back once the disruptive step is over; gates that hold nothing leave it out. */
+  release?: () => Promise<void>;
 }
 
 /** Asked before any disruptive step. The cluster RiskPolicy client implements the same interface. */

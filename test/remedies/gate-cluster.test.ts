@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { systemClock } from '../../src/host/clock.ts';
 import { createHost } from '../../src/host/host.ts';
 import { actions } from '../../src/remedies/actions/index.ts';
+import { RemedyGate } from '../../src/remedies/gate/index.ts';
 import { RiskPolicyGate } from '../../src/remedies/gate/risk-policy.ts';
 import { createKubeApi, type KubeApi } from '../../src/remedies/kube-api.ts';
 import { CORDONED_AT, CORDONED_BY } from '../../src/remedies/node-ops.ts';
@@ -170,6 +171,23 @@ describe('risk gate and node actions against a real apiserver', () => {
     const held = solo.status.permits.filter((p: any) => p.releasedAt === undefined && Date.parse(p.expiresAt) > clock.now());
     assert.deepEqual(held.map((p: any) => p.holder), ['node-31']);
     await b.release('op-b');
+  });
+
+  test("an installer restart takes a RiskPolicy permit through the same gate and hands it back when the step is over", async () => {
+    // The fleet's nodes, whose own policy has handed every permit back by now.
+    await policy(cluster, 'fleet-installs', { nodeSelector: { matchLabels: { pool: 'fleet' } }, maxInFlight: 1, minHealthyShare: 0, permitTTL: '1h' });
+    const gateFor = async (i: number): Promise<RemedyGate> =>
+      new RemedyGate({ host: createHost({ root: '/nonexistent' }), log: silent, policy: new RiskPolicyGate(await agent(i), systemClock, silent) });
+    const installer = (await gateFor(0)).forInstallers('node-0');
+    const other = await gateFor(1);
+    const restart = await installer.ask({ component: 'containerd', step: 'restart', action: 'systemctl restart containerd.service' });
+    assert.equal(restart.allowed, true, restart.reason);
+    const held = await other.decide({ node: 'node-1', action: 'reboot', risk: 'disruptive', reason: 'test', operation: 'op-other-1' });
+    assert.equal(held.allowed, false, 'the installer holds the only slot while it restarts');
+    await restart.release?.();
+    const after = await other.decide({ node: 'node-1', action: 'reboot', risk: 'disruptive', reason: 'test', operation: 'op-other-2' });
+    assert.equal(after.allowed, true, JSON.stringify(after.path));
+    await other.release('op-other-2');
   });
 
   test('min healthy share blocks when too many selected Nodes are NotReady', async () => {

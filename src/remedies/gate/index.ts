@@ -137,15 +137,15 @@ export class RemedyGate {
 
   /**
    * The installers' RiskGate: a restart of a disruptive component goes through the same budget,
-   * policies and webhook. The installer interface has no release, so its permit lasts until the
-   * policy's permitTTL.
+   * policies and webhook, and hands its permit back when the restart step is over.
    */
   forInstallers(node: string): InstallerGate {
     return {
       ask: async (request: InstallerRequest): Promise<InstallerDecision> => {
         const operation = `install-${request.component}-${request.step}-${this.#p.host.clock.now().toString(36)}`.toLowerCase().replace(/[^a-z0-9.-]/g, '-').slice(0, 253);
         const d = await this.decide({ node, action: 'restart-unit', risk: 'disruptive', reason: request.action, operation });
-        return { allowed: d.allowed, reason: d.path.map((s) => `${s.gate}: ${s.reason}`).join('; ') };
+        const reason = d.path.map((s) => `${s.gate}: ${s.reason}`).join('; ');
+        return d.allowed ? { allowed: true, reason, release: () => this.release(operation) } : { allowed: false, reason };
       },
     };
   }
