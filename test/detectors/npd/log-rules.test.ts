@@ -56,6 +56,18 @@ test('bufferSize lets a pattern span lines, and the message holds every matched 
   assert.deepEqual(events, [{ severity: 'warn', reason: 'TwoLines', message: 'first half second half', timestamp: 1 }]);
 });
 
+test("a rule whose required literal is in an earlier buffered line still matches (the prefilter looks back bufferSize lines)", () => {
+  const m = inlineMonitor({
+    plugin: 'kmsg',
+    source: 'test',
+    bufferSize: 3,
+    rules: [{ type: 'temporary', reason: 'HardLockup', pattern: 'Watchdog detected hard LOCKUP on cpu \\d+\\nCPU: \\d+' }],
+  });
+  const engine = new LogRuleEngine(m, noRecovery, [], 0);
+  const events = engine.process([at(1, 'NMI watchdog: Watchdog detected hard LOCKUP on cpu 10'), at(2, 'CPU: 10')]);
+  assert.deepEqual(events.map((e) => [e.reason, e.message]), [['HardLockup', 'NMI watchdog: Watchdog detected hard LOCKUP on cpu 10 CPU: 10']]);
+});
+
 test('lines that fell out of the buffer no longer take part in a match', () => {
   const engine = new LogRuleEngine(monitor, noRecovery, [], 0);
   const events = engine.process([at(1, 'first half'), at(2, 'x'), at(3, 'y'), at(4, 'second half')]);
