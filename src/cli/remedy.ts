@@ -1,13 +1,8 @@
 import { Command } from 'commander';
-import { addHostOptions, type CommonOptions } from './common.ts';
+import type { ManualOptions } from '../remedies/manual.ts';
+import { addHostOptions } from './common.ts';
 
-interface RemedyCliOptions extends CommonOptions {
-  dryRun?: boolean;
-  reason?: string;
-  kubeconfig?: string;
-  nodeName?: string;
-  param?: string[];
-  json?: boolean;
+interface RemedyCliOptions extends ManualOptions {
   logLevel?: string;
 }
 
