@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests use for real: journalctl and a journal writer, systemctl --root and
 # systemd-analyze, dpkg/rpm tooling for packages built in tests, openssl for certificates,
-# qemu-user and an arm64 sysroot to run the arm64 binary, GNU time for the benchmarks.
-packages=(systemd systemd-journal-remote dpkg dpkg-dev rpm openssl time binutils binutils-aarch64-linux-gnu qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross)
+# qemu-user and an arm64 sysroot to run the arm64 binary, GNU time for the benchmarks, Prometheus
+# (and its promtool) for the rollout gates and the metrics checks.
+packages=(systemd systemd-journal-remote dpkg dpkg-dev rpm openssl time binutils binutils-aarch64-linux-gnu qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -19,8 +20,9 @@ if ((${#missing[@]} > 0)); then
 fi
 
 npm ci --no-audit --no-fund
-# The tests' real kube-apiserver and etcd, built from Go modules (cached by source hash; a cold
-# build takes about 4-6 minutes here). Building it up front keeps it out of the tests' time.
-bash test/apiserver/build.sh >/dev/null
+# The tests' real kube-apiserver and etcd, kube-controller-manager and kubectl, built from Go
+# modules (cached by source hash; cold, about 4-6 minutes for the apiserver and 2 more for the
+# other two here). Building them up front keeps it out of the tests' time.
+bash test/apiserver/build.sh all >/dev/null
 npm run lint
 npm test

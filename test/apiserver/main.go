@@ -51,11 +51,13 @@ type readyInfo struct {
 	CAFile          string `json:"caFile"`
 	AdminToken      string `json:"adminToken"`
 	AdminKubeconfig string `json:"adminKubeconfig"`
-	AgentsDir       string `json:"agentsDir"`
-	Agents          int    `json:"agents"`
-	Etcd            string `json:"etcd"`
-	Version         string `json:"version"`
-	PID             int    `json:"pid"`
+	// For a kube-controller-manager the harness starts on request (user system:kube-controller-manager).
+	ControllerManagerKubeconfig string `json:"controllerManagerKubeconfig"`
+	AgentsDir                   string `json:"agentsDir"`
+	Agents                      int    `json:"agents"`
+	Etcd                        string `json:"etcd"`
+	Version                     string `json:"version"`
+	PID                         int    `json:"pid"`
 }
 
 func main() {
@@ -208,15 +210,16 @@ func run(dirArg string, agents int, extraArgs []string) int {
 	go func() { apiDone <- cli.RunNoErrOutput(cmd) }()
 
 	info := readyInfo{
-		Server:          server,
-		CAFile:          pki.CACert,
-		AdminToken:      st.AdminToken,
-		AdminKubeconfig: filepath.Join(dir, "admin.kubeconfig"),
-		AgentsDir:       filepath.Join(dir, "agents"),
-		Agents:          agents,
-		Etcd:            etcdURL,
-		Version:         version.Get().GitVersion,
-		PID:             os.Getpid(),
+		Server:                      server,
+		CAFile:                      pki.CACert,
+		AdminToken:                  st.AdminToken,
+		AdminKubeconfig:             filepath.Join(dir, "admin.kubeconfig"),
+		ControllerManagerKubeconfig: filepath.Join(dir, "controller-manager.kubeconfig"),
+		AgentsDir:                   filepath.Join(dir, "agents"),
+		Agents:                      agents,
+		Etcd:                        etcdURL,
+		Version:                     version.Get().GitVersion,
+		PID:                         os.Getpid(),
 	}
 	readyCtx, cancelReady := context.WithTimeout(sigCtx, readyTimeout)
 	defer cancelReady()

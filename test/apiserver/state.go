@@ -18,16 +18,22 @@ const (
 	adminUser   = "kubenode:admin"
 	agentGroup  = "kubenode:agents"
 	agentPrefix = "kubenode:agent:"
+	// The user the bootstrap RBAC policy binds to system:kube-controller-manager, as kubeadm's
+	// controller-manager.conf does; with --use-service-account-credentials each controller then
+	// acts as its own kube-system service account.
+	controllerManagerUser = "system:kube-controller-manager"
 )
 
 // state is persisted in DIR/state.json so a restart keeps the same tokens and,
 // when still free, the same ports: kubeconfigs handed to tests stay valid.
 type state struct {
-	AdminToken     string   `json:"adminToken"`
-	AgentTokens    []string `json:"agentTokens"`
-	EtcdClientPort int      `json:"etcdClientPort"`
-	EtcdPeerPort   int      `json:"etcdPeerPort"`
-	APIServerPort  int      `json:"apiServerPort"`
+	AdminToken  string   `json:"adminToken"`
+	AgentTokens []string `json:"agentTokens"`
+	// Absent from state.json files written before the controller manager existed.
+	ControllerManagerToken string `json:"controllerManagerToken"`
+	EtcdClientPort         int    `json:"etcdClientPort"`
+	EtcdPeerPort           int    `json:"etcdPeerPort"`
+	APIServerPort          int    `json:"apiServerPort"`
 }
 
 func loadState(path string, agents int) (*state, error) {
@@ -43,6 +49,9 @@ func loadState(path string, agents int) (*state, error) {
 	}
 	if s.AdminToken == "" {
 		s.AdminToken = randToken()
+	}
+	if s.ControllerManagerToken == "" {
+		s.ControllerManagerToken = randToken()
 	}
 	for len(s.AgentTokens) < agents {
 		s.AgentTokens = append(s.AgentTokens, randToken())
@@ -106,6 +115,7 @@ func agentName(i int) string { return fmt.Sprintf("node-%d", i) }
 func writeTokenFile(path string, s *state) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s,%s,%s,\"system:masters\"\n", s.AdminToken, adminUser, adminUser)
+	fmt.Fprintf(&b, "%s,%s,%s\n", s.ControllerManagerToken, controllerManagerUser, controllerManagerUser)
 	for i, tok := range s.AgentTokens {
 		u := agentPrefix + agentName(i)
 		fmt.Fprintf(&b, "%s,%s,%s,\"%s\"\n", tok, u, u, agentGroup)
@@ -143,6 +153,10 @@ func kubeconfig(server string, caPEM []byte, user, token string) []byte {
 func writeKubeconfigs(dir, server string, caPEM []byte, s *state) error {
 	if err := writeFileAtomic(filepath.Join(dir, "admin.kubeconfig"),
 		kubeconfig(server, caPEM, adminUser, s.AdminToken), 0o600); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, "controller-manager.kubeconfig"),
+		kubeconfig(server, caPEM, controllerManagerUser, s.ControllerManagerToken), 0o600); err != nil {
 		return err
 	}
 	agentsDir := filepath.Join(dir, "agents")

@@ -1,18 +1,23 @@
 // A real kube-apiserver + etcd for tests: test/apiserver builds one Go binary
 // that runs both in-process. This file builds it (once per source hash, cached
 // across runs), starts it on loopback in a throwaway directory, and tears it
-// down. Only node: builtins here so it works before any npm install.
-import { spawn } from 'node:child_process';
+// down; on request it also runs a real kube-controller-manager against it.
+// Only node: builtins here so it works before any npm install.
 import type { ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, unlink } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { tail, testClusterBinary } from './binaries.ts';
+import { startControllerManager } from './controller-manager.ts';
+import type { ControllerManager, ControllerManagerOptions } from './controller-manager.ts';
+import { kubectl } from './kubectl.ts';
+import type { KubectlOptions, KubectlResult } from './kubectl.ts';
 
-const BUILD_SH = fileURLToPath(new URL('../apiserver/build.sh', import.meta.url));
+export { testClusterBinary } from './binaries.ts';
 
 export interface ClusterOptions {
   /** Agent identities kubenode:agent:node-<i> (group kubenode:agents). Default 40. */
@@ -25,6 +30,14 @@ export interface ClusterOptions {
   buildTimeoutMs?: number;
   /** Leave the directory behind on stop() for debugging (also KUBENODE_TESTCLUSTER_KEEP=1). */
   keepDir?: boolean;
+  /**
+   * Also start a kube-controller-manager once the apiserver is ready (true: the default
+   * controllers). Off by default: most tests need no controllers and start faster without.
+   * A test that installs CRDs whose objects the garbage collector must see can instead call
+   * cluster.startControllerManager() after installing them (the collector rediscovers
+   * resource types only every 30 s).
+   */
+  controllerManager?: boolean | ControllerManagerOptions;
 }
 
 /** DIR/ready.json as written by kubenode-testcluster. */
@@ -33,6 +46,7 @@ export interface ReadyInfo {
   caFile: string;
   adminToken: string;
   adminKubeconfig: string;
+  controllerManagerKubeconfig: string;
   agentsDir: string;
   agents: number;
   etcd: string;
@@ -74,48 +88,16 @@ export interface Cluster {
   agentUser(i: number): string;
   /** An HTTPS request to the apiserver that verifies its certificate against the cluster CA. */
   request(method: string, path: string, options?: RequestOptions): Promise<ApiResponse>;
-  /** Clean stop and start against the same etcd data, certificates and tokens. */
+  /** Runs the real kubectl against this cluster, as the admin unless options.kubeconfig says otherwise. */
+  kubectl(args: readonly string[], options?: KubectlOptions): Promise<KubectlResult>;
+  /** Starts a kube-controller-manager against this cluster (one at a time). */
+  startControllerManager(options?: ControllerManagerOptions): Promise<ControllerManager>;
+  /** The running kube-controller-manager, if one was started. */
+  readonly controllerManager: ControllerManager | undefined;
+  /** Clean stop and start against the same etcd data, certificates and tokens (a controller manager keeps running and reconnects). */
   restart(): Promise<void>;
-  /** SIGTERM, wait for exit, remove the directory. Safe to call twice. */
+  /** Stops the controller manager, then SIGTERM, wait for exit, remove the directory. Safe to call twice. */
   stop(): Promise<void>;
-}
-
-let binaryPromise: Promise<string> | undefined;
-
-/** Path of the kubenode-testcluster binary: $KUBENODE_TESTCLUSTER_BIN, or build.sh's output. */
-export function testClusterBinary(buildTimeoutMs = 60 * 60_000): Promise<string> {
-  const fromEnv = process.env.KUBENODE_TESTCLUSTER_BIN;
-  if (fromEnv) return Promise.resolve(fromEnv);
-  binaryPromise ??= runBuild(buildTimeoutMs).catch((err: unknown) => {
-    binaryPromise = undefined;
-    throw err;
-  });
-  return binaryPromise;
-}
-
-function runBuild(timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', [BUILD_SH], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      // A cold build runs for many minutes; let the person waiting see why.
-      process.stderr.write(d);
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const bin = stdout.trim().split('\n').pop() ?? '';
-      if (code === 0 && bin !== '') resolve(bin);
-      else reject(new Error(`${BUILD_SH} failed (${signal ?? `exit ${code}`}${signal === 'SIGKILL' ? `, timeout ${timeoutMs}ms` : ''}):\n${tail(stderr)}`));
-    });
-  });
 }
 
 // Clusters still running when the test process exits (a test that threw
@@ -133,6 +115,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   live.add(cluster);
   try {
     await cluster.start();
+    const cm = options.controllerManager;
+    if (cm !== undefined && cm !== false) await cluster.startControllerManager(cm === true ? {} : cm);
   } catch (err) {
     await cluster.stop().catch(() => {});
     throw err;
@@ -154,6 +138,7 @@ class TestCluster implements Cluster {
   #ca: Buffer | undefined;
   #agentTokens: string[] | undefined;
   #stopped = false;
+  #controllerManager: ControllerManager | undefined;
 
   constructor(bin: string, dir: string, options: ClusterOptions) {
     this.#bin = bin;
@@ -203,6 +188,30 @@ class TestCluster implements Cluster {
   agentUser(i: number): string {
     this.#checkAgent(i);
     return `kubenode:agent:node-${i}`;
+  }
+
+  get controllerManager(): ControllerManager | undefined {
+    return this.#controllerManager;
+  }
+
+  async startControllerManager(options: ControllerManagerOptions = {}): Promise<ControllerManager> {
+    if (this.#controllerManager !== undefined) throw new Error('a kube-controller-manager is already running for this cluster');
+    const info = this.#ready();
+    this.#controllerManager = await startControllerManager(
+      {
+        dir: this.dir,
+        caFile: info.caFile,
+        caKeyFile: join(this.dir, 'pki', 'ca.key'),
+        serviceAccountKeyFile: join(this.dir, 'pki', 'sa.key'),
+        kubeconfig: info.controllerManagerKubeconfig,
+      },
+      options,
+    );
+    return this.#controllerManager;
+  }
+
+  kubectl(args: readonly string[], options: KubectlOptions = {}): Promise<KubectlResult> {
+    return kubectl(args, { kubeconfig: this.adminKubeconfig, ...options });
   }
 
   #checkAgent(i: number): void {
@@ -346,11 +355,18 @@ class TestCluster implements Cluster {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    const cm = this.#controllerManager;
+    this.#controllerManager = undefined;
+    const cmProblem = await cm?.stop().then(
+      () => undefined,
+      (err: unknown) => (err instanceof Error ? err.message : String(err)),
+    );
     const problem = await this.#terminate();
     const logTail = problem === undefined ? '' : await this.#logTail();
     live.delete(this);
     if (!this.#keepDir) await rm(this.dir, { recursive: true, force: true, maxRetries: 3 });
     if (problem !== undefined) throw new Error(`stop: kubenode-testcluster ${problem}; log:\n${logTail}`);
+    if (cmProblem !== undefined) throw new Error(`stop: ${cmProblem}`);
   }
 
   /** For the process exit hook, where nothing asynchronous can run. */
@@ -369,8 +385,4 @@ class TestCluster implements Cluster {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function tail(text: string, lines = 40): string {
-  return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
