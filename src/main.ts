@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { applyCommand } from './cli/apply.ts';
 import { checkCommand } from './cli/check.ts';
 import { configCommand } from './cli/config.ts';
+import { controllerCommand } from './cli/controller.ts';
 import { planCommand } from './cli/plan.ts';
 import { remedyCommand } from './cli/remedy.ts';
 import { runCommand } from './cli/run.ts';
@@ -36,6 +37,7 @@ export async function main(argv: string[]): Promise<void> {
   program.addCommand(applyCommand(exitWith));
   program.addCommand(statusCommand());
   program.addCommand(remedyCommand(exitWith));
+  program.addCommand(controllerCommand());
   for (const cmd of program.commands) cmd.exitOverride();
   try {
     await program.parseAsync(argv);

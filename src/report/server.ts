@@ -12,8 +12,9 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host, port: Number(listen.slice(idx + 1)) };
 }
 
-/** /metrics and /healthz; bound to loopback by default, read-only, nothing else. */
-export async function startServer(listen: string, registry: Registry, health: HealthSource): Promise<{ server: Server; address: string }> {
+/** Bound to loopback by default, read-only, nothing else. */
+/** /metrics and /healthz, and /readyz when a readiness source is given. */
+export async function startServer(listen: string, registry: Registry, health: HealthSource, readiness?: HealthSource): Promise<{ server: Server; address: string }> {
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -27,8 +28,9 @@ export async function startServer(listen: string, registry: Registry, health: He
       );
       return;
     }
-    if (url.pathname === '/healthz') {
-      const { ok, detail } = health.healthy();
+    const probe = url.pathname === '/healthz' ? health : url.pathname === '/readyz' ? readiness : undefined;
+    if (probe !== undefined) {
+      const { ok, detail } = probe.healthy();
       res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ status: ok ? 'ok' : 'unhealthy', ...detail })}\n`);
       return;
     }

@@ -17,7 +17,7 @@ export interface KubeObject {
   [key: string]: unknown;
 }
 
-/** A custom resource collection: cluster-scoped unless namespace is given. */
+/** A resource collection (group '' is the core group): cluster-scoped unless namespace is given. */
 export interface ResourceRef {
   group: string;
   version: string;
@@ -186,7 +186,9 @@ export class Informer<T extends KubeObject> {
 
   #path(): string {
     const r = this.#o.resource;
-    return r.namespace === undefined ? `/apis/${r.group}/${r.version}/${r.plural}` : `/apis/${r.group}/${r.version}/namespaces/${r.namespace}/${r.plural}`;
+    // The core group ('') lives under /api, every other group under /apis.
+    const base = r.group === '' ? `/api/${r.version}` : `/apis/${r.group}/${r.version}`;
+    return r.namespace === undefined ? `${base}/${r.plural}` : `${base}/namespaces/${r.namespace}/${r.plural}`;
   }
 
   async #run(): Promise<void> {

@@ -26,3 +26,94 @@ export async function must<T = unknown>(cluster: Cluster, method: string, path: 
 export async function ensureNamespace(cluster: Cluster, name: string): Promise<void> {
   await must(cluster, 'POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } }, [201, 409]);
 }
+
+const MC_PATH = '/apis/kubenode.io/v1alpha1/machinecomponents';
+export const MCS_PATH = '/apis/kubenode.io/v1alpha1/machinecomponentsets';
+
+export async function patchSet(cluster: Cluster, name: string, patch: unknown): Promise<void> {
+  const r = await cluster.request('PATCH', `${MCS_PATH}/${name}`, { body: patch, headers: { 'content-type': 'application/merge-patch+json' } });
+  if (r.status !== 200) throw new Error(`PATCH ${name}: ${r.status} ${r.body.slice(0, 400)}`);
+}
+
+export interface Mc {
+  metadata: { name: string; generation: number; resourceVersion: string; labels: Record<string, string>; annotations?: Record<string, string>; ownerReferences?: { uid: string }[] };
+  spec: { component: string; version: string };
+  status?: { phase: string; observedGeneration: number };
+}
+
+export async function listMcs(cluster: Cluster): Promise<Mc[]> {
+  return (await must<{ items: Mc[] }>(cluster, 'GET', MC_PATH)).items;
+}
+
+/** A Machine, its Node (Ready) and its agent's Lease (fresh): what the controller reads about a node. */
+export async function addMachine(cluster: Cluster, name: string, labels: Record<string, string> = { pool: 'a' }): Promise<void> {
+  await must(cluster, 'POST', '/apis/kubenode.io/v1alpha1/machines', { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name, labels }, spec: {} });
+  const node = await must<Record<string, unknown>>(cluster, 'POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name } });
+  await setNodeReady(cluster, name, 'True', node);
+  const now = new Date().toISOString().replace('Z', '000Z').replace(/\.(\d{3})000000Z$/, '.$1000Z');
+  await must(cluster, 'POST', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name: `kubenode-agent-${name}` },
+    spec: { holderIdentity: name, leaseDurationSeconds: 3600, renewTime: now },
+  });
+}
+
+export async function setNodeReady(cluster: Cluster, name: string, status: 'True' | 'False', node?: Record<string, unknown>): Promise<void> {
+  const current = node ?? (await must<Record<string, unknown>>(cluster, 'GET', `/api/v1/nodes/${name}`));
+  const now = new Date(Math.ceil(Date.now() / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+  await must(cluster, 'PUT', `/api/v1/nodes/${name}/status`, {
+    ...current,
+    status: { conditions: [{ type: 'Ready', status, reason: status === 'True' ? 'KubeletReady' : 'KubeletNotReady', message: '', lastHeartbeatTime: now, lastTransitionTime: now }] },
+  });
+}
+
+/**
+ * Agents played by the test: each MachineComponent whose generation the status has not observed
+ * gets the status the real agent writes — Installed/Ready=True, or for a version `fail` names on
+ * a machine, Failed/Ready=False RolledBack with the old observedGeneration kept (as the engine does).
+ */
+export class SimulatedAgents {
+  writes = 0;
+  #stop = false;
+  #loop: Promise<void> | undefined;
+  readonly #cluster: Cluster;
+  fail: (machine: string, version: string) => boolean = () => false;
+  /** Machines whose agent is silent. */
+  silent = new Set<string>();
+
+  constructor(cluster: Cluster) {
+    this.#cluster = cluster;
+  }
+
+  start(): void {
+    this.#loop = (async () => {
+      while (!this.#stop) {
+        await this.pass().catch(() => {});
+        await new Promise((r) => setTimeout(r, 150));
+      }
+    })();
+  }
+
+  async pass(): Promise<void> {
+    for (const mc of await listMcs(this.#cluster)) {
+      const machine = mc.metadata.labels['kubenode.io/machine'] as string;
+      if (this.silent.has(machine)) continue;
+      const at = new Date().toISOString();
+      const failing = this.fail(machine, mc.spec.version);
+      const reported = (mc.status as { updatedAt?: string } | undefined)?.updatedAt ?? '';
+      const done = mc.status !== undefined && (failing ? mc.status.phase === 'Failed' && reported >= (mc.metadata.annotations?.['kubenode.io/updated-at'] ?? '') : mc.status.observedGeneration === mc.metadata.generation && mc.status.phase === 'Installed');
+      if (done) continue;
+      const status = failing
+        ? { phase: 'Failed', observedGeneration: mc.status?.observedGeneration ?? 0, lastError: 'health check failed', updatedAt: at, history: [], conditions: [{ type: 'Ready', status: 'False', reason: 'RolledBack', message: 'health check failed', lastTransitionTime: at }] }
+        : { phase: 'Installed', installedVersion: mc.spec.version, observedGeneration: mc.metadata.generation, updatedAt: at, history: [], conditions: [{ type: 'Ready', status: 'True', reason: 'Installed', message: '', lastTransitionTime: at }] };
+      const r = await this.#cluster.request('PUT', `${MC_PATH}/${mc.metadata.name}/status`, { body: { ...mc, status } });
+      if (r.status === 200) this.writes += 1;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stop = true;
+    await this.#loop;
+  }
+}

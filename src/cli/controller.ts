@@ -1,0 +1,74 @@
+import { Command } from 'commander';
+import { UsageError } from '../errors.ts';
+import { parseDuration } from '../util/duration.ts';
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'];
+
+interface ControllerFlags {
+  kubeconfig?: string;
+  inCluster?: boolean;
+  leaderElect: string;
+  leaderElectionNamespace: string;
+  leaderElectLeaseDuration: string;
+  leaderElectRenewDeadline: string;
+  leaderElectRetryPeriod: string;
+  listen: string;
+  workers: string;
+  logLevel: string;
+}
+
+function durationFlag(flag: string, text: string): number {
+  const ms = parseDuration(text);
+  if (ms === undefined || ms <= 0) throw new UsageError(`${flag}: expected a positive duration such as 15s, got ${JSON.stringify(text)}`);
+  return ms;
+}
+
+export function controllerCommand(): Command {
+  return new Command('controller')
+    .description('run the fleet controller: MachineComponentSet rollouts in batches with health gates; /metrics, /healthz, /readyz on --listen')
+    .option('--kubeconfig <file>', 'talk to the cluster with this kubeconfig')
+    .option('--in-cluster', "talk to the cluster with the pod's service account")
+    .option('--leader-elect <bool>', 'take part in leader election (one active replica); false runs as the only writer', 'true')
+    .option('--leader-election-namespace <ns>', 'namespace of the leader Lease and of the ControllerRevisions', 'kubenode-system')
+    .option('--leader-elect-lease-duration <d>', 'how long a Lease is valid without renewal', '15s')
+    .option('--leader-elect-renew-deadline <d>', 'how long the leader keeps trying to renew before it stops leading', '10s')
+    .option('--leader-elect-retry-period <d>', 'time between tries', '2s')
+    .option('--listen <addr>', 'metrics and health address', '127.0.0.1:9747')
+    .option('--workers <n>', 'MachineComponentSets reconciled in parallel', '4')
+    .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
+    .action(async (flags: ControllerFlags) => {
+      if (!LOG_LEVELS.includes(flags.logLevel)) throw new UsageError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(flags.logLevel)}`);
+      if (flags.kubeconfig !== undefined && flags.inCluster === true) throw new UsageError('--kubeconfig and --in-cluster exclude each other');
+      if (flags.kubeconfig === undefined && flags.inCluster !== true) throw new UsageError('give --kubeconfig FILE or --in-cluster');
+      if (flags.leaderElect !== 'true' && flags.leaderElect !== 'false') throw new UsageError(`--leader-elect: expected true or false, got ${JSON.stringify(flags.leaderElect)}`);
+      const workers = Number(flags.workers);
+      if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new UsageError(`--workers: expected an integer 1..64, got ${JSON.stringify(flags.workers)}`);
+      const options = {
+        ...(flags.kubeconfig === undefined ? {} : { kubeconfig: flags.kubeconfig }),
+        ...(flags.inCluster === true ? { inCluster: true } : {}),
+        leaderElect: flags.leaderElect === 'true',
+        namespace: flags.leaderElectionNamespace,
+        listen: flags.listen,
+        workers,
+        leaseDurationMs: durationFlag('--leader-elect-lease-duration', flags.leaderElectLeaseDuration),
+        renewDeadlineMs: durationFlag('--leader-elect-renew-deadline', flags.leaderElectRenewDeadline),
+        retryPeriodMs: durationFlag('--leader-elect-retry-period', flags.leaderElectRetryPeriod),
+      };
+      const [{ Controller }, { createLogger }] = await Promise.all([import('../controller/index.ts'), import('../log.ts')]);
+      const log = createLogger(flags.logLevel as 'info');
+      const controller = new Controller(options, log);
+      const stop = (signal: string): void => {
+        log.info({ signal }, 'Stopping');
+        void controller.stop();
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+      await controller.start();
+      const how = await controller.ended();
+      if (how === 'lost') {
+        await controller.stop();
+        // The supervisor (systemd, the Deployment) starts a fresh candidate, as client-go controllers exit.
+        process.exitCode = 1;
+      }
+    });
+}

@@ -1,0 +1,242 @@
+// `kubenode-agent controller`: the central side. One leader at a time (a Lease in the
+// leader-election namespace); the leader lists and watches what the rollouts need and runs a
+// bounded pool of workers over the MachineComponentSets; any object change queues the sets it
+// concerns. A replica that loses its lease stops writing at once and ends (its supervisor starts
+// it again as a candidate), as client-go's controllers do.
+//
+// The API access this needs (deploy/controller/rbac.yaml grants exactly this):
+//   kubenode.io            machinecomponentsets          get list watch
+//   kubenode.io            machinecomponentsets/status   get update patch
+//   kubenode.io            machinecomponentsets/finalizers update   (blockOwnerDeletion on what it owns)
+//   kubenode.io            machinecomponents             get list watch create update patch delete
+//   kubenode.io            machines                      get list watch
+//   ""                     nodes                         get list watch
+//   coordination.k8s.io    leases (kube-node-lease)      get list watch            (agent liveness)
+//   coordination.k8s.io    leases (leader namespace)     get create update         (leader election)
+//   apps                   controllerrevisions (leader namespace)  get list watch create update patch delete
+//   ""                     events (default)              create patch
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Server } from 'node:http';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { errorMessage } from '../errors.ts';
+import { systemClock, type Clock } from '../host/clock.ts';
+import { createKubeClient, loadKubeConfig, type KubeClient, type KubeOptions } from '../kube/client.ts';
+import type { Logger } from '../log.ts';
+import { startServer } from '../report/server.ts';
+import { commit, version } from '../version.ts';
+import { Informer, type KubeObject, type ResourceRef } from '../watch/informer.ts';
+import { EventRecorder } from './events.ts';
+import { LeaderElector, LEADER_DEFAULTS } from './leader.ts';
+import { WorkQueue } from './queue.ts';
+import { LABEL_MACHINE, LABEL_SET, LEASE_NAMESPACE, RolloutReconciler, type RolloutCaches } from './rollout/reconciler.ts';
+
+export const LEADER_LEASE_NAME = 'kubenode-controller';
+
+export interface ControllerOptions extends KubeOptions {
+  leaderElect: boolean;
+  namespace: string;
+  listen: string;
+  workers?: number;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+  identity?: string;
+  clock?: Clock;
+}
+
+type Ended = 'lost' | 'stopped';
+
+export class Controller {
+  readonly registry = new Registry();
+  readonly #o: ControllerOptions;
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  readonly #identity: string;
+  #kc: KubeConfig | undefined;
+  #client: KubeClient | undefined;
+  #elector: LeaderElector | undefined;
+  #informers: Informer<KubeObject>[] = [];
+  #queue: WorkQueue | undefined;
+  #server: Server | undefined;
+  #address = '';
+  #leading = false;
+  #synced = false;
+  #ended: Promise<Ended> | undefined;
+  #stopLeading: (() => void) | undefined;
+  readonly #leaderGauge: Gauge;
+  readonly #reconciles: Histogram;
+  readonly #requests: Counter;
+  readonly #depth: Gauge;
+
+  constructor(options: ControllerOptions, log: Logger) {
+    this.#o = options;
+    this.#log = log;
+    this.#clock = options.clock ?? systemClock;
+    this.#identity = options.identity ?? `${hostname()}_${randomBytes(4).toString('hex')}`;
+    const r = this.registry;
+    new Gauge({ name: 'kubenode_controller_build_info', help: 'Controller build; always 1.', labelNames: ['version', 'commit'], registers: [r] }).set({ version, commit }, 1);
+    this.#leaderGauge = new Gauge({ name: 'kubenode_controller_leader', help: '1 while this replica leads.', registers: [r] });
+    this.#reconciles = new Histogram({
+      name: 'kubenode_controller_reconcile_duration_seconds',
+      help: 'Time one MachineComponentSet reconcile took.',
+      labelNames: ['result'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10],
+      registers: [r],
+    });
+    this.#requests = new Counter({ name: 'kubenode_controller_api_requests_total', help: 'Apiserver requests by verb and outcome.', labelNames: ['verb', 'result'], registers: [r] });
+    this.#depth = new Gauge({ name: 'kubenode_controller_queue_depth', help: 'Sets waiting for a worker.', registers: [r], collect: () => this.#depth.set(this.#queue?.depth ?? 0) });
+  }
+
+  get address(): string {
+    return this.#address;
+  }
+
+  get identity(): string {
+    return this.#identity;
+  }
+
+  isLeader(): boolean {
+    return this.#leading && (this.#elector === undefined || this.#elector.isLeader());
+  }
+
+  /** Starts the health server and the election; resolves at once. `ended` says how it ends. */
+  async start(): Promise<void> {
+    this.#kc = await loadKubeConfig(this.#o);
+    this.#client = createKubeClient(this.#kc, { observe: (verb, _path, kind) => this.#requests.inc({ verb, result: kind ?? 'ok' }) });
+    const { server, address } = await startServer(
+      this.#o.listen,
+      this.registry,
+      { healthy: () => ({ ok: true, detail: { leader: this.isLeader() } }) },
+      // Ready: leading with synced caches, or a healthy candidate standing by.
+      { healthy: () => ({ ok: !this.#leading || this.#synced, detail: { leader: this.isLeader(), synced: this.#synced } }) },
+    );
+    this.#server = server;
+    this.#address = address;
+    this.#log.info({ listen: address, identity: this.#identity, leaderElect: this.#o.leaderElect }, 'Controller started');
+    if (!this.#o.leaderElect) {
+      let stop!: () => void;
+      this.#ended = new Promise<Ended>((resolve) => (stop = () => resolve('stopped')));
+      this.#stopLeading = stop;
+      this.#lead(new AbortController().signal);
+      return;
+    }
+    this.#elector = new LeaderElector({
+      client: this.#client,
+      namespace: this.#o.namespace,
+      name: LEADER_LEASE_NAME,
+      identity: this.#identity,
+      log: this.#log.child({ component: 'leader-election' }),
+      leaseDurationMs: this.#o.leaseDurationMs ?? LEADER_DEFAULTS.leaseDurationMs,
+      renewDeadlineMs: this.#o.renewDeadlineMs ?? LEADER_DEFAULTS.renewDeadlineMs,
+      retryPeriodMs: this.#o.retryPeriodMs ?? LEADER_DEFAULTS.retryPeriodMs,
+      clock: this.#clock,
+    });
+    this.#ended = this.#elector.run((signal) => this.#lead(signal));
+  }
+
+  /** Resolves `lost` when leadership was lost (the process should end non-zero), `stopped` after stop(). */
+  ended(): Promise<Ended> {
+    return this.#ended ?? Promise.resolve('stopped');
+  }
+
+  #lead(signal: AbortSignal): void {
+    this.#leading = true;
+    this.#leaderGauge.set(1);
+    signal.addEventListener('abort', () => void this.#standDown(), { once: true });
+    void this.#startWork(signal).catch((err: unknown) => this.#log.error({ err: errorMessage(err) }, 'Controller could not start its watches'));
+  }
+
+  async #standDown(): Promise<void> {
+    this.#leading = false;
+    this.#leaderGauge.set(0);
+    await this.#queue?.stop();
+    await Promise.all(this.#informers.map((i) => i.stop()));
+  }
+
+  async #startWork(signal: AbortSignal): Promise<void> {
+    const kc = this.#kc as KubeConfig;
+    const log = this.#log;
+    const inf = <T extends KubeObject>(resource: ResourceRef, extra: { labelSelector?: string } = {}): Informer<T> => {
+      const i = new Informer<T>({ client: createKubeClient(kc), kubeConfig: kc, resource, log: log.child({ component: 'watch', resource: resource.plural }), ...extra });
+      this.#informers.push(i as unknown as Informer<KubeObject>);
+      return i;
+    };
+    const caches: RolloutCaches = {
+      sets: inf({ group: 'kubenode.io', version: 'v1alpha1', plural: 'machinecomponentsets' }),
+      components: inf({ group: 'kubenode.io', version: 'v1alpha1', plural: 'machinecomponents' }, { labelSelector: LABEL_MACHINE }),
+      revisions: inf({ group: 'apps', version: 'v1', plural: 'controllerrevisions', namespace: this.#o.namespace }, { labelSelector: LABEL_SET }),
+      machines: inf({ group: 'kubenode.io', version: 'v1alpha1', plural: 'machines' }),
+      nodes: inf({ group: '', version: 'v1', plural: 'nodes' }),
+      leases: inf({ group: 'coordination.k8s.io', version: 'v1', plural: 'leases', namespace: LEASE_NAMESPACE }),
+    };
+    const mayWrite = (): boolean => !signal.aborted && this.isLeader();
+    const events = new EventRecorder(this.#client as KubeClient, this.#clock, log.child({ component: 'events' }), this.#identity, mayWrite);
+    const reconciler = new RolloutReconciler({ client: this.#client as KubeClient, caches, namespace: this.#o.namespace, events, clock: this.#clock, log: log.child({ component: 'rollout' }), mayWrite });
+    const queue = new WorkQueue({
+      workers: this.#o.workers ?? 4,
+      log: log.child({ component: 'queue' }),
+      handle: (key, s) => reconciler.reconcile(key, s),
+      observe: (_key, ms, failed) => this.#reconciles.observe({ result: failed ? 'error' : 'ok' }, ms / 1000),
+    });
+    this.#queue = queue;
+    const all = (): void => {
+      for (const name of caches.sets.snapshot().keys()) queue.add(name);
+    };
+    caches.sets.on((e) => {
+      if (e.type === 'synced') return all();
+      // Our own status writes come back too: only spec, labels or deletion matter.
+      if (e.type === 'update' && e.old.metadata.generation === e.object.metadata.generation && e.object.metadata.deletionTimestamp === undefined) return;
+      if (e.type === 'delete') queue.forget(e.object.metadata.name);
+      else queue.add(e.object.metadata.name);
+      // A set that goes or changes its component frees machines other sets were refused on.
+      for (const name of caches.sets.snapshot().keys()) if (name !== e.object.metadata.name) queue.add(name);
+    });
+    caches.components.on((e) => {
+      if (e.type === 'synced') return all();
+      const set = e.object.metadata.labels?.[LABEL_SET];
+      if (set !== undefined) queue.add(set);
+      else for (const s of reconciler.setsForMachine(e.object.metadata.labels?.[LABEL_MACHINE] ?? '')) queue.add(s);
+    });
+    caches.revisions.on((e) => {
+      if (e.type !== 'synced') {
+        const set = e.object.metadata.labels?.[LABEL_SET];
+        if (set !== undefined) queue.add(set);
+      }
+    });
+    caches.machines.on((e) => {
+      if (e.type === 'synced') return all();
+      if (e.type === 'update' && JSON.stringify(e.old.metadata.labels ?? {}) === JSON.stringify(e.object.metadata.labels ?? {}) && e.old.metadata.deletionTimestamp === e.object.metadata.deletionTimestamp) return;
+      // The old labels may have matched sets the new ones do not: every set looks.
+      all();
+    });
+    caches.nodes.on((e) => {
+      if (e.type === 'synced') return all();
+      // Heartbeats change nothing a rollout reads; a condition's status does.
+      if (e.type === 'update' && conditionStatuses(e.old) === conditionStatuses(e.object)) return;
+      for (const s of reconciler.setsForMachine(e.object.metadata.name)) queue.add(s);
+    });
+    // Leases renew every few seconds on every node: read from the cache, never a reason to run.
+    for (const i of this.#informers) i.start();
+    await Promise.all(this.#informers.map((i) => i.waitForSync()));
+    if (signal.aborted) return;
+    this.#synced = true;
+    log.info({ sets: caches.sets.snapshot().size, machines: caches.machines.snapshot().size }, 'Caches synced; reconciling');
+    all();
+  }
+
+  async stop(): Promise<void> {
+    this.#elector?.stop();
+    await this.#standDown();
+    await this.#elector?.release();
+    this.#stopLeading?.();
+    await new Promise<void>((resolve) => (this.#server === undefined ? resolve() : this.#server.close(() => resolve())));
+    this.#client?.close();
+  }
+}
+
+function conditionStatuses(o: KubeObject): string {
+  const conditions = ((o as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions ?? []).map((c) => `${c.type}=${c.status}`);
+  return conditions.sort().join(',');
+}

@@ -1,0 +1,127 @@
+// The health gates that ask something outside the cluster: a Prometheus instant query with a
+// success condition, and an HTTPS webhook. Each call has four outcomes (Argo's lesson): success,
+// failure (the answer says no), and error (no usable answer: unreachable, timeout, 5xx, bad
+// JSON, an empty result) — an error pauses a rollout, it never counts as a failure.
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { ConditionOperators, PrometheusGate, WebhookGate } from '../../api/machine-component-set.ts';
+import { errorMessage } from '../../errors.ts';
+import { parseDuration } from '../../util/duration.ts';
+
+export type GateOutcome = { outcome: 'success' | 'failure' | 'error'; message: string };
+
+const MAX_BODY = 1024 * 1024;
+
+interface HttpAnswer { status: number; body: string }
+
+function send(url: URL, method: string, timeoutMs: number, body?: string, ca?: string, signal?: AbortSignal): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const https = url.protocol === 'https:';
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (body !== undefined) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = String(Buffer.byteLength(body));
+    }
+    const options = { method, headers, timeout: timeoutMs, ...(https && ca !== undefined ? { ca } : {}), ...(signal === undefined ? {} : { signal }) };
+    const req = (https ? httpsRequest : httpRequest)(url, options, (res: IncomingMessage) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        text += d;
+        if (text.length > MAX_BODY) req.destroy(new Error(`answer larger than ${MAX_BODY} bytes`));
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const compare: Record<(typeof ConditionOperators)[number], (a: number, b: number) => boolean> = {
+  '<': (a, b) => a < b,
+  '<=': (a, b) => a <= b,
+  '>': (a, b) => a > b,
+  '>=': (a, b) => a >= b,
+  '==': (a, b) => a === b,
+  '!=': (a, b) => a !== b,
+};
+
+/** A regex alternation of machine names for `=~`, each name escaped. */
+export function nodesRegex(machines: readonly string[]): string {
+  return machines.map((m) => m.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
+}
+
+export function renderQuery(query: string, vars: { nodes: readonly string[]; set: string; batch: number }): string {
+  return query.replaceAll('{{nodes}}', nodesRegex(vars.nodes)).replaceAll('{{set}}', vars.set).replaceAll('{{batch}}', String(vars.batch));
+}
+
+interface PromAnswer {
+  status?: string;
+  error?: string;
+  data?: { resultType?: string; result?: unknown };
+}
+
+/** One measurement: every sample of the instant query must satisfy the success condition. */
+export async function measurePrometheus(gate: PrometheusGate, query: string, signal?: AbortSignal): Promise<GateOutcome> {
+  const url = new URL(`${gate.address.replace(/\/+$/, '')}/api/v1/query`);
+  url.searchParams.set('query', query);
+  let answer: HttpAnswer;
+  try {
+    answer = await send(url, 'GET', parseDuration(gate.timeout) ?? 10_000, undefined, undefined, signal);
+  } catch (err) {
+    return { outcome: 'error', message: `Prometheus ${gate.address} unreachable: ${errorMessage(err)}` };
+  }
+  let parsed: PromAnswer;
+  try {
+    parsed = JSON.parse(answer.body) as PromAnswer;
+  } catch {
+    return { outcome: 'error', message: `Prometheus answered ${answer.status} with no JSON` };
+  }
+  if (answer.status !== 200 || parsed.status !== 'success') return { outcome: 'error', message: `Prometheus answered ${answer.status}: ${parsed.error ?? parsed.status ?? ''}`.slice(0, 500) };
+  const values: number[] = [];
+  const { resultType, result } = parsed.data ?? {};
+  if (resultType === 'scalar' && Array.isArray(result)) values.push(Number(result[1]));
+  else if (resultType === 'vector' && Array.isArray(result)) for (const s of result as { value?: [number, string] }[]) values.push(Number(s.value?.[1]));
+  else return { outcome: 'error', message: `unsupported result type ${String(resultType)} (want vector or scalar)` };
+  if (values.length === 0) return { outcome: 'error', message: 'empty result (inconclusive)' };
+  const { operator, value } = gate.successCondition;
+  const test = compare[operator];
+  const bad = values.filter((v) => !test(v, value));
+  const shown = values.slice(0, 5).join(', ');
+  if (bad.length > 0) return { outcome: 'failure', message: `${bad.length} of ${values.length} samples not ${operator} ${value} (${shown})` };
+  return { outcome: 'success', message: `all ${values.length} samples ${operator} ${value} (${shown})` };
+}
+
+export interface WebhookReview {
+  apiVersion: 'kubenode.io/v1alpha1';
+  kind: 'RolloutGateReview';
+  set: string;
+  revision: string;
+  version: string;
+  batch: number;
+  phase: WebhookGate['phase'];
+  machines: string[];
+}
+
+/** One call: 2xx allows, 4xx denies (the body's message, if any, is shown), anything else is an error. */
+export async function callWebhook(gate: WebhookGate, review: WebhookReview, signal?: AbortSignal): Promise<GateOutcome> {
+  const ca = gate.caBundle === undefined ? undefined : Buffer.from(gate.caBundle, 'base64').toString('utf8');
+  let answer: HttpAnswer;
+  try {
+    answer = await send(new URL(gate.url), 'POST', parseDuration(gate.timeout) ?? 10_000, JSON.stringify(review), ca, signal);
+  } catch (err) {
+    return { outcome: 'error', message: `webhook ${gate.name} unreachable: ${errorMessage(err)}` };
+  }
+  let message = answer.body.slice(0, 300);
+  try {
+    const m = (JSON.parse(answer.body) as { message?: unknown }).message;
+    if (typeof m === 'string') message = m.slice(0, 300);
+  } catch {
+    // not JSON: the raw text is the message
+  }
+  if (answer.status >= 200 && answer.status < 300) return { outcome: 'success', message: `allowed${message === '' ? '' : `: ${message}`}` };
+  if (answer.status >= 400 && answer.status < 500) return { outcome: 'failure', message: `denied (${answer.status})${message === '' ? '' : `: ${message}`}` };
+  return { outcome: 'error', message: `webhook ${gate.name} answered ${answer.status}${message === '' ? '' : `: ${message}`}` };
+}

@@ -1,0 +1,148 @@
+// MachineComponentSet rollouts against a real apiserver, with the controller in this process and
+// agents played by the test (status writes as the agent makes them): batches, the health gate,
+// pause and acknowledgement, a new template, conflicts, bad input.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Controller } from '../../src/controller/index.ts';
+import { createLogger } from '../../src/log.ts';
+import { startCluster, type Cluster } from '../harness/cluster.ts';
+import { installCrds } from '../helpers/kube-objects.ts';
+import { addMachine, ensureNamespace, listMcs, MCS_PATH, must, patchSet, SimulatedAgents, until } from './helpers.ts';
+
+const log = createLogger(process.env.KUBENODE_TEST_LOG === '1' ? 'debug' : 'silent');
+const NS = 'kubenode-system';
+const SHA = 'b'.repeat(64);
+
+function template(version: string, component = 'ne') {
+  return { spec: { component, version, source: { type: 'binary', url: `https://example.com/${component}-${version}`, sha256: SHA } } };
+}
+
+interface SetStatus {
+  phase?: string;
+  currentRevision?: string;
+  updateRevision?: string;
+  matched: number;
+  updated: number;
+  ready: number;
+  failed: number;
+  currentBatch: number;
+  pausedReason?: string;
+  failure?: { token: string; batch: number; machines: string[]; reason: string };
+  batches: { index: number; state: string; startTime?: string; readyTime?: string; observationEndTime?: string }[];
+  conditions: { type: string; status: string; reason: string; message: string }[];
+  conflicts: string[];
+}
+const statusOf = async (cluster: Cluster, name: string): Promise<SetStatus> => (await must<{ status?: SetStatus }>(cluster, 'GET', `${MCS_PATH}/${name}`)).status ?? ({} as SetStatus);
+
+describe('MachineComponentSet rollout on a real apiserver', () => {
+  let cluster: Cluster;
+  let controller: Controller;
+  let agents: SimulatedAgents;
+  const machines = Array.from({ length: 20 }, (_, i) => `m-${String(i).padStart(2, '0')}`);
+
+  before(async () => {
+    cluster = await startCluster({ agents: 1 });
+    await installCrds(cluster);
+    await ensureNamespace(cluster, NS);
+    for (const m of machines) await addMachine(cluster, m);
+    agents = new SimulatedAgents(cluster);
+    agents.start();
+    controller = new Controller({ kubeconfig: cluster.adminKubeconfig, leaderElect: true, namespace: NS, listen: '127.0.0.1:0', leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 500 }, log);
+    await controller.start();
+  });
+  after(async () => {
+    await controller?.stop();
+    await agents?.stop();
+    await cluster?.stop();
+  });
+
+  it('rolls a new set out in batches, pauses on a failed machine, resumes on a new template and completes', async () => {
+    await must(cluster, 'POST', MCS_PATH, {
+      apiVersion: 'kubenode.io/v1alpha1',
+      kind: 'MachineComponentSet',
+      metadata: { name: 'ne' },
+      spec: { selector: { matchLabels: { pool: 'a' } }, template: template('1.0.0'), rollout: { batches: [1, 2, '25%'], maxUnavailable: 5, bakeTime: '1s' } },
+    });
+    await until('v1 completes', async () => (await statusOf(cluster, 'ne')).phase === 'Completed', 120_000);
+    let s = await statusOf(cluster, 'ne');
+    assert.equal(s.matched, 20);
+    assert.equal(s.updated, 20);
+    assert.equal(s.ready, 20);
+    assert.equal(s.currentRevision, s.updateRevision);
+    // 1, 2, then 25% of 20 = 5 repeating until all 20 are done. Each MC's batch label says which.
+    const v1 = await listMcs(cluster);
+    assert.equal(v1.length, 20);
+    const perBatch = new Map<string, number>();
+    for (const mc of v1) perBatch.set(mc.metadata.labels['kubenode.io/batch'] as string, (perBatch.get(mc.metadata.labels['kubenode.io/batch'] as string) ?? 0) + 1);
+    assert.deepEqual([...perBatch.entries()].sort(), [['0', 1], ['1', 2], ['2', 5], ['3', 5], ['4', 5], ['5', 2]]);
+    for (const mc of v1) assert.ok(mc.metadata.ownerReferences?.length === 1, 'owned by the set');
+    const gen1 = new Map(v1.map((mc) => [mc.metadata.name, mc.metadata.generation]));
+    for (const b of s.batches) assert.ok(b.readyTime !== undefined && b.observationEndTime !== undefined && Date.parse(b.observationEndTime) - Date.parse(b.readyTime) === 1000, 'bake clock in status');
+
+    // v2 fails on the first machine chosen for batch 2.
+    let victim = '';
+    agents.fail = (m, v) => v === '2.0.0' && m === victim;
+    await patchSet(cluster, 'ne', { spec: { template: template('2.0.0') } });
+    await until('batch 2 starts', async () => {
+      const mcs = await listMcs(cluster);
+      const b2 = mcs.filter((mc) => mc.spec.version === '2.0.0' && mc.metadata.labels['kubenode.io/batch'] === '2');
+      if (b2.length > 0 && victim === '') victim = b2.map((mc) => mc.metadata.labels['kubenode.io/machine'] as string).sort()[0] as string;
+      return victim !== '';
+    }, 60_000);
+    await until('paused on the failure', async () => (await statusOf(cluster, 'ne')).pausedReason === 'HealthGateFailed', 60_000);
+    s = await statusOf(cluster, 'ne');
+    assert.equal(s.phase, 'Paused');
+    assert.equal(s.failure?.batch, 2);
+    assert.deepEqual(s.failure?.machines, [victim]);
+    const onV2 = (await listMcs(cluster)).filter((mc) => mc.spec.version === '2.0.0');
+    assert.ok(onV2.length <= 1 + 2 + 5, `only batches 0-2 touched (${onV2.length})`);
+    for (const mc of onV2) assert.ok(['0', '1', '2'].includes(mc.metadata.labels['kubenode.io/batch'] as string));
+    const untouched = (await listMcs(cluster)).filter((mc) => mc.spec.version === '1.0.0');
+    for (const mc of untouched) assert.equal(mc.metadata.generation, gen1.get(mc.metadata.name), 'machines outside the batches keep their spec');
+    // It stays paused.
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal((await listMcs(cluster)).filter((mc) => mc.spec.version === '2.0.0').length, onV2.length);
+
+    // The revision that failed is marked.
+    const revs = (await must<{ items: { metadata: { name: string; annotations?: Record<string, string> } }[] }>(cluster, 'GET', `/apis/apps/v1/namespaces/${NS}/controllerrevisions`)).items;
+    assert.equal(revs.find((r) => r.metadata.name === s.updateRevision)?.metadata.annotations?.['kubenode.io/failed'], 'HealthGateFailed');
+
+    // Acknowledge and fix: v3 goes everywhere, machines left on v2 first.
+    await patchSet(cluster, 'ne', { spec: { template: template('3.0.0'), rollout: { acknowledgeFailure: s.failure?.token } } });
+    await until('v3 completes', async () => (await statusOf(cluster, 'ne')).phase === 'Completed', 120_000);
+    const v3 = await listMcs(cluster);
+    assert.ok(v3.every((mc) => mc.spec.version === '3.0.0'));
+    // One spec write per revision: v1 → (v2) → v3.
+    for (const mc of v3) {
+      const was = gen1.get(mc.metadata.name) as number;
+      const touchedByV2 = onV2.some((o) => o.metadata.name === mc.metadata.name);
+      assert.equal(mc.metadata.generation, was + (touchedByV2 ? 2 : 1), `${mc.metadata.name} spec written once per revision`);
+    }
+    const events = (await must<{ items: { involvedObject: { name: string }; reason: string }[] }>(cluster, 'GET', '/api/v1/namespaces/default/events')).items.filter((e) => e.involvedObject.name === 'ne');
+    for (const reason of ['BatchStarted', 'BatchSucceeded', 'BatchFailed', 'Paused', 'RolloutCompleted', 'RolloutStarted']) assert.ok(events.some((e) => e.reason === reason), `Event ${reason}`);
+  });
+
+  it('refuses a second set for the same component with a condition, and reports bad input', async () => {
+    await must(cluster, 'POST', MCS_PATH, {
+      apiVersion: 'kubenode.io/v1alpha1',
+      kind: 'MachineComponentSet',
+      metadata: { name: 'ne-twin' },
+      spec: { selector: {}, template: template('9.0.0'), rollout: { batches: [20] } },
+    });
+    await until('twin refused', async () => ((await statusOf(cluster, 'ne-twin')).conflicts ?? []).length === 20, 30_000);
+    const twin = await statusOf(cluster, 'ne-twin');
+    assert.equal(twin.conditions.find((c) => c.type === 'Conflict')?.status, 'True');
+    assert.ok((await listMcs(cluster)).every((mc) => mc.spec.version !== '9.0.0'));
+
+    await must(cluster, 'POST', MCS_PATH, { apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponentSet', metadata: { name: 'nobody' }, spec: { selector: { matchLabels: { pool: 'none' } }, template: template('1.0.0', 'other') } });
+    await until('no machines', async () => (await statusOf(cluster, 'nobody')).conditions?.some((c) => c.reason === 'NoMachinesMatched') === true, 30_000);
+
+    const badBatches = await cluster.request('POST', MCS_PATH, { body: { apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponentSet', metadata: { name: 'bad' }, spec: { selector: {}, template: template('1.0.0', 'bad'), rollout: { batches: ['ten'] } } } });
+    assert.equal(badBatches.status, 422);
+    assert.match(badBatches.body, /batch is a count/);
+
+    await must(cluster, 'POST', MCS_PATH, { apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponentSet', metadata: { name: 'shrinking' }, spec: { selector: { matchLabels: { pool: 'a' } }, template: template('1.0.0', 'shrink'), rollout: { batches: [10, '10%'] } } });
+    await until('decreasing batches refused', async () => (await statusOf(cluster, 'shrinking')).conditions?.some((c) => c.type === 'InvalidSpec' && /must not decrease/.test(c.message)) === true, 30_000);
+    assert.ok((await listMcs(cluster)).every((mc) => mc.spec.component !== 'shrink'), 'nothing applied');
+  });
+});
