@@ -1,4 +1,4 @@
-export type AgentErrorCode = 'CONFIG' | 'USAGE' | 'EXEC' | 'TIMEOUT' | 'HOST' | 'DETECTOR' | 'KUBE';
+export type AgentErrorCode = 'CONFIG' | 'USAGE' | 'EXEC' | 'TIMEOUT' | 'HOST' | 'DETECTOR' | 'KUBE' | 'ARCHIVE' | 'DOWNLOAD' | 'STEP';
 
 export class AgentError extends Error {
   readonly code: AgentErrorCode;
@@ -24,6 +24,72 @@ export class UsageError extends AgentError {
   constructor(message: string) {
     super('USAGE', message);
   }
+}
+
+/** What a finished command left: the fields an ExecError is built from (ExecResult satisfies it). */
+export interface ExecOutcome {
+  argv: readonly string[];
+  /** null when the command was killed, timed out or never started. */
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  notFound: boolean;
+  durationMs: number;
+  timeoutMs: number;
+}
+
+const TAIL_CHARS = 400;
+
+/** The end of a command's output on one line: the part that says why it failed. */
+function tail(text: string): string {
+  const line = text.trim().replace(/\s*\n\s*/g, ' | ');
+  return line.length <= TAIL_CHARS ? line : `…${line.slice(-TAIL_CHARS)}`;
+}
+
+function shellWord(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : JSON.stringify(arg);
+}
+
+/**
+ * A command that did not exit 0, in the shape of execa's errors. The message is
+ * `<argv> exited 3: <stderr tail>` (or `timed out after Nms`, `was killed by SIGKILL`,
+ * `not found`); stdout's tail stands in when the command wrote nothing to stderr.
+ */
+export class ExecError extends AgentError {
+  readonly argv: readonly string[];
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  readonly stderrTail: string;
+  readonly durationMs: number;
+  readonly timedOut: boolean;
+  readonly notFound: boolean;
+  constructor(outcome: ExecOutcome, options?: { cause?: unknown }) {
+    const command = outcome.argv.map(shellWord).join(' ');
+    const stderrTail = tail(outcome.stderr);
+    const said = stderrTail === '' ? tail(outcome.stdout) : stderrTail;
+    const what = outcome.notFound
+      ? `${outcome.argv[0] ?? '(empty command)'} not found`
+      : outcome.timedOut
+        ? `${command} timed out after ${outcome.timeoutMs}ms`
+        : outcome.exitCode === null
+          ? `${command} was killed by ${outcome.signal ?? 'a signal'}`
+          : `${command} exited ${outcome.exitCode}`;
+    super('EXEC', said === '' || outcome.notFound ? what : `${what}: ${said}`, options);
+    this.argv = outcome.argv;
+    this.exitCode = outcome.exitCode;
+    this.signal = outcome.signal;
+    this.stderrTail = stderrTail;
+    this.durationMs = outcome.durationMs;
+    this.timedOut = outcome.timedOut;
+    this.notFound = outcome.notFound;
+  }
+}
+
+/** The ExecError for a command that did not exit 0; undefined when it did. */
+export function execFailure(outcome: ExecOutcome): ExecError | undefined {
+  return outcome.exitCode === 0 && !outcome.timedOut && !outcome.notFound ? undefined : new ExecError(outcome);
 }
 
 export class TimeoutError extends AgentError {

@@ -4,6 +4,7 @@ import { Conditions, tripAfter, type ConditionSpec, type Finding } from './engin
 import { DurationSetting } from '../util/duration-schema.ts';
 import { parseDuration } from '../util/duration.ts';
 import type { DetectorDefinition } from './engine/types.ts';
+import { ExecError, execFailure } from '../errors.ts';
 
 // ---------------------------------------------------------------- parsers (pure)
 
@@ -89,10 +90,10 @@ export const clock: DetectorDefinition<typeof configSchema> = {
     const fromChrony = async (signal: AbortSignal): Promise<Verdict | undefined> => {
       const run = await host.exec(['chronyc', '-c', 'tracking'], { timeoutMs, signal });
       if (run.notFound) return undefined;
-      if (run.timedOut) return { source: 'chronyc', unusable: `chronyc -c tracking did not answer within ${timeoutMs}ms` };
+      if (run.timedOut) return { source: 'chronyc', unusable: new ExecError(run).message };
       const t = run.exitCode === 0 ? parseChronyTracking(run.stdout) : undefined;
       // chronyc without a running chronyd ("506 Cannot talk to daemon"): let timedatectl answer.
-      if (t === undefined) return { source: 'chronyc', unusable: `chronyc -c tracking failed (exit ${run.exitCode ?? 'killed'}): ${oneLine(run.stderr || run.stdout)}` };
+      if (t === undefined) return { source: 'chronyc', unusable: execFailure(run)?.message ?? `chronyc -c tracking printed no tracking data: ${oneLine(run.stdout)}` };
       const findings: Finding[] = [];
       if (t.leapStatus === 'Not synchronised' || t.refId === '00000000' || t.stratum === 0) {
         findings.push({ type: 'ClockSkew', reason: 'ClockNotSynchronized', message: `chrony is not synchronised to any source (leap status "${t.leapStatus}", stratum ${t.stratum})` });
@@ -109,12 +110,12 @@ export const clock: DetectorDefinition<typeof configSchema> = {
     const fromTimedatectl = async (signal: AbortSignal): Promise<Verdict | undefined> => {
       const run = await host.exec(['timedatectl', 'show'], { timeoutMs, signal });
       if (run.notFound) return undefined;
-      if (run.timedOut) return { source: 'timedatectl', unusable: `timedatectl show did not answer within ${timeoutMs}ms` };
+      if (run.timedOut) return { source: 'timedatectl', unusable: new ExecError(run).message };
       const kv = parseKeyValues(run.stdout);
       const synced = kv.get('NTPSynchronized');
       // "System has not been booted with systemd", or a timedated without `show` (systemd < 239).
       if (run.exitCode !== 0 || synced === undefined) {
-        return { source: 'timedatectl', unusable: `timedatectl show failed (exit ${run.exitCode ?? 'killed'}): ${oneLine(run.stderr || run.stdout)}` };
+        return { source: 'timedatectl', unusable: execFailure(run)?.message ?? `timedatectl show printed no NTPSynchronized: ${oneLine(run.stdout)}` };
       }
       const findings: Finding[] = [];
       if (synced !== 'yes') {

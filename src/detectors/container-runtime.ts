@@ -6,6 +6,7 @@ import { parseDuration } from '../util/duration.ts';
 import { Conditions } from './engine/conditions.ts';
 import { Debounce } from './engine/window.ts';
 import type { DetectorDefinition } from './engine/types.ts';
+import { ExecError } from '../errors.ts';
 
 // Container runtime stall: containerd through a real CRI RuntimeService/Status call (crictl info),
 // Docker and Pouch through GET /_ping on their unix sockets, and runtime daemons stuck in
@@ -147,7 +148,7 @@ async function lookContainerd(socket: string, c: LookContext): Promise<Look> {
   }
   if (result.timedOut) return { ok: false, reason: 'CRIStatusFailed', message: `crictl info on ${socket} did not finish within ${c.deadlineMs}ms` };
   if (result.exitCode !== 0) {
-    return { ok: false, reason: 'CRIStatusFailed', message: `crictl info on ${socket} exited ${result.exitCode}: ${crictlError(result.stderr)}` };
+    return { ok: false, reason: 'CRIStatusFailed', message: new ExecError({ ...result, stderr: crictlError(result.stderr) }).message };
   }
   const status = parseCrictlInfo(result.stdout);
   if (status === undefined) return { ok: true, reason: '', message: '', unknown: `crictl info printed no CRI status JSON: ${result.stdout.slice(0, 200)}` };

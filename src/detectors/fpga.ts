@@ -3,6 +3,7 @@ import type { Host } from '../host/host.ts';
 import type { DetectorResult } from '../types.ts';
 import { Conditions } from './engine/conditions.ts';
 import type { DetectorDefinition } from './engine/types.ts';
+import { ExecError } from '../errors.ts';
 
 // FPGA health from the kernel's FPGA framework and Intel's DFL driver:
 // - /sys/class/fpga_manager/<fpga>/state: "operating" is programmed and running; the states
@@ -101,10 +102,10 @@ async function xrtDevices(host: Host, timeoutMs: number): Promise<{ devices: Xrt
   for (const tool of ['xrt-smi', 'xbutil']) {
     const result = await host.exec([tool, 'examine'], { timeoutMs });
     if (result.notFound) continue;
-    if (result.timedOut) return { devices: [], error: `${tool} examine did not answer within ${timeoutMs / 1000}s` };
+    if (result.timedOut) return { devices: [], error: new ExecError(result).message };
     const devices = parseXrtDevices(result.stdout);
     if (result.exitCode !== 0 && devices.length === 0) {
-      return { devices, error: `${tool} examine exited ${result.exitCode}: ${(result.stderr || result.stdout).trim().slice(0, 200)}` };
+      return { devices, error: new ExecError(result).message };
     }
     return { devices };
   }

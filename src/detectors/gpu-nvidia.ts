@@ -5,6 +5,7 @@ import { parseDuration } from '../util/duration.ts';
 import { Conditions } from './engine/conditions.ts';
 import type { DetectorDefinition } from './engine/types.ts';
 import { LineSplitter, parseKmsgLines, parseUptime } from './npd/kmsg.ts';
+import { ExecError } from '../errors.ts';
 
 // NVIDIA GPU health: `nvidia-smi -q -x` and a CSV query (count, ECC, retired pages, row
 // remapping, clock slowdowns), nvidia-smi hanging past its deadline, and XIDs from /dev/kmsg
@@ -300,11 +301,11 @@ export const gpuNvidia: DetectorDefinition<typeof configSchema> = {
           if (devices.length > 0) unknown.push(`nvidia-smi not found, but ${devices.map((d) => `/dev/${d}`).join(', ')} exist`);
           else if (expected) count = 0;
         } else if (xml.timedOut || csv.timedOut) {
-          problems.push({ reason: 'NvidiaSmiHung', message: `nvidia-smi ${xml.timedOut ? '-q -x' : '--query-gpu'} did not finish within ${smiTimeoutMs}ms` });
+          problems.push({ reason: 'NvidiaSmiHung', message: new ExecError(xml.timedOut ? xml : csv).message });
         } else if (xml.exitCode !== 0) {
           const said = (xml.stdout + xml.stderr).trim().split('\n')[0]?.slice(0, 300) ?? '';
           if (/No devices were found/i.test(said)) count = 0;
-          else if (expected) problems.push({ reason: 'NvidiaSmiFailed', message: `nvidia-smi -q -x exited ${xml.exitCode}: ${said}` });
+          else if (expected) problems.push({ reason: 'NvidiaSmiFailed', message: new ExecError(xml).message });
         } else {
           const gpus = parseSmiXml(xml.stdout);
           const rows = csv.exitCode === 0 ? parseSmiCsv(csv.stdout) : [];
@@ -330,7 +331,7 @@ export const gpuNvidia: DetectorDefinition<typeof configSchema> = {
             }
           }
           if (csv.exitCode !== 0 && !csv.notFound) {
-            ctx.log.debug({ err: csv.stderr.trim().slice(0, 200) }, 'nvidia-smi CSV query failed; using the XML only');
+            ctx.log.debug({ err: new ExecError(csv).message }, 'nvidia-smi CSV query failed; using the XML only');
           }
         }
         // XIDs: only where an NVIDIA driver can have written them.

@@ -8,6 +8,7 @@ import { Conditions } from './engine/conditions.ts';
 import { Debounce } from './engine/window.ts';
 import type { DetectorDefinition } from './engine/types.ts';
 import { parseProcStat } from './container-runtime.ts';
+import { ExecError } from '../errors.ts';
 
 // Kubelet health: its /healthz on loopback with a deadline (debounced: failuresToTrip
 // consecutive failed looks; `check` takes them within its one probe, checkRetryInterval apart),
@@ -163,8 +164,7 @@ export const kubelet: DetectorDefinition<typeof configSchema> = {
           const since = Math.floor((host.clock.now() - plegWindowMs) / 1000);
           const r = await host.exec(['journalctl', '-u', config.unit, `--since=@${since}`, '-o', 'cat', '--no-pager', '-q'], { timeoutMs: journalTimeoutMs, signal });
           if (r.notFound) unknown.push('journalctl not found: PLEG messages not read');
-          else if (r.timedOut) unknown.push(`journalctl -u ${config.unit} did not finish within ${journalTimeoutMs}ms`);
-          else if (r.exitCode !== 0) unknown.push(`journalctl -u ${config.unit} exited ${r.exitCode}: ${r.stderr.trim().slice(0, 200)}`);
+          else if (r.timedOut || r.exitCode !== 0) unknown.push(new ExecError(r).message);
           else pleg = plegLines(r.stdout);
         }
 

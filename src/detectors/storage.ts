@@ -8,6 +8,7 @@ import { withDeadline } from '../util/deadline.ts';
 import { parseDuration } from '../util/duration.ts';
 import { DurationSetting } from '../util/duration-schema.ts';
 import type { DetectorDefinition } from './engine/types.ts';
+import { ExecError } from '../errors.ts';
 
 // ---------------------------------------------------------------- parsers (pure)
 
@@ -298,21 +299,21 @@ export const storage: DetectorDefinition<typeof configSchema> = {
       try {
         devices = parseSmartScan(scan.stdout);
       } catch {
-        unknown.set('DiskUnhealthy', `smartctl --scan-open --json gave no JSON (exit ${scan.exitCode ?? 'killed'}): ${scan.stderr.trim().slice(0, 200)}`);
+        unknown.set('DiskUnhealthy', `smartctl --scan-open --json gave no JSON${scan.exitCode === 0 ? '' : ` (${new ExecError(scan).message})`}`);
         return;
       }
       const unreadable: string[] = [];
       for (const dev of devices) {
         const run = await host.exec(['smartctl', '-H', '-A', '--json', '-d', dev.type, dev.name], { timeoutMs, signal });
         if (run.timedOut) {
-          unreadable.push(`${dev.name}: smartctl did not answer within ${timeoutMs}ms`);
+          unreadable.push(new ExecError(run).message);
           continue;
         }
         let health: SmartHealth;
         try {
           health = parseSmartHealth(run.stdout);
         } catch {
-          unreadable.push(`${dev.name}: no JSON from smartctl (exit ${run.exitCode ?? 'killed'})`);
+          unreadable.push(`${dev.name}: no JSON from smartctl${run.exitCode === 0 ? '' : ` (${new ExecError(run).message})`}`);
           continue;
         }
         if (health.passed === false) {

@@ -5,6 +5,7 @@ import { DurationSetting } from '../util/duration-schema.ts';
 import { parseDuration } from '../util/duration.ts';
 import { CountWindow } from './engine/window.ts';
 import type { DetectorDefinition } from './engine/types.ts';
+import { ExecError } from '../errors.ts';
 
 // ---------------------------------------------------------------- parsers (pure)
 
@@ -78,8 +79,6 @@ export const SYSTEMD_CONDITIONS: readonly ConditionSpec[] = [
   { type: 'FrequentUnitRestart', okReason: 'NoFrequentUnitRestart', okMessage: 'no watched systemd unit is restarting in a loop' },
 ];
 
-const oneLine = (text: string): string => text.replace(/\s+/g, ' ').trim().slice(0, 200);
-
 export const systemd: DetectorDefinition<typeof configSchema> = {
   description: 'Failed systemd units and restart loops (NRestarts rising)',
   configSchema,
@@ -105,7 +104,7 @@ export const systemd: DetectorDefinition<typeof configSchema> = {
           unknown.set('FrequentUnitRestart', message);
         } else if (list.timedOut || list.exitCode !== 0) {
           // "System has not been booted with systemd as init system (PID 1)", or a hung systemd.
-          const message = list.timedOut ? `systemctl did not answer within ${timeoutMs}ms` : `systemctl list-units failed (exit ${list.exitCode}): ${oneLine(list.stderr || list.stdout)}`;
+          const message = new ExecError(list).message;
           unknown.set('SystemdUnitFailed', message);
           unknown.set('FrequentUnitRestart', message);
         } else {

@@ -2,9 +2,15 @@
 // outside it: absolute paths, `..`, links escaping the directory, device files and FIFOs.
 import path from 'node:path';
 import { list, extract, type ReadEntry } from 'tar';
+import { AgentError } from '../errors.ts';
 import type { Host } from './host.ts';
 
-export class ArchiveError extends Error {}
+/** A tarball refused: hostile, unreadable or over a limit. */
+export class ArchiveError extends AgentError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ARCHIVE', message, options);
+  }
+}
 
 export interface ArchiveEntry {
   /** Path inside the destination after stripComponents. */

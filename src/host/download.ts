@@ -2,6 +2,7 @@
 import { createReadStream } from 'node:fs';
 import { mkdir, open, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
+import { AgentError } from '../errors.ts';
 import { isErrno, type Host } from './host.ts';
 
 export interface FetchOptions {
@@ -21,12 +22,12 @@ export interface FetchResult {
   startedAt: number;
 }
 
-export class FetchError extends Error {
+export class FetchError extends AgentError {
   /** Retrying cannot help (404, size limit). */
   readonly permanent: boolean;
   readonly bytes: number;
   constructor(message: string, permanent: boolean, bytes: number, options?: { cause?: unknown }) {
-    super(message, options);
+    super('DOWNLOAD', message, options);
     this.permanent = permanent;
     this.bytes = bytes;
   }

@@ -2,9 +2,10 @@ import { constants as fsc } from 'node:fs';
 import { access, mkdir, open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import { execa } from 'execa';
 import writeFileAtomic from 'write-file-atomic';
+import { execFailure, type ExecOutcome } from '../errors.ts';
 import { systemClock, type Clock } from './clock.ts';
+import { runBounded } from './run-bounded.ts';
 
 export interface ExecOptions {
   timeoutMs: number;
@@ -15,16 +16,20 @@ export interface ExecOptions {
   maxOutputBytes?: number;
 }
 
-export interface ExecResult {
+export interface ExecResult extends ExecOutcome {
   argv: string[];
-  /** null when the command was killed or never started. */
-  exitCode: number | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
+  /** The signal that ended the command (ours at a timeout or abort, or anyone's); null when it exited. */
+  signal: string | null;
   /** The command does not exist on this host (under the root, when one is set). */
   notFound: boolean;
-  durationMs: number;
+}
+
+/** Runs a command and throws its ExecError unless it exits 0. */
+export async function execChecked(host: Host, argv: readonly string[], options: ExecOptions): Promise<ExecResult> {
+  const result = await host.exec(argv, options);
+  const failure = execFailure(result);
+  if (failure !== undefined) throw failure;
+  return result;
 }
 
 /** Reads what has been appended to a log since the last call: /dev/kmsg records or a file's new lines. */
@@ -55,7 +60,6 @@ export interface Host {
 }
 
 const ROOT_BIN_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
-const DEFAULT_MAX_OUTPUT = 4 * 1024 * 1024;
 
 export interface LocalHostOptions {
   root?: string;
@@ -131,51 +135,19 @@ class LocalHost implements Host {
   async exec(argv: readonly string[], options: ExecOptions): Promise<ExecResult> {
     const started = performance.now();
     const [command, ...args] = argv;
-    const base = { argv: [...argv], stdout: '', stderr: '', timedOut: false };
+    const base = { argv: [...argv], stdout: '', stderr: '', signal: null, timedOut: false, timeoutMs: options.timeoutMs };
     const file = command === undefined ? undefined : await this.resolveCommand(command);
     if (file === undefined) {
       return { ...base, exitCode: null, notFound: true, durationMs: performance.now() - started };
     }
-    // Each command gets its own process group so that a timeout kills its children too;
-    // a plugin script's `sleep` would otherwise hold the pipes open past the deadline.
-    const child = execa(file, args, {
-      reject: false,
-      detached: true,
-      cleanup: true,
-      stripFinalNewline: false,
-      maxBuffer: options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT,
-      ...(options.input === undefined ? { stdin: 'ignore' as const } : { input: options.input }),
+    const outcome = await runBounded(file, args, {
+      timeoutMs: options.timeoutMs,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+      ...(options.input === undefined ? {} : { input: options.input }),
+      ...(options.maxOutputBytes === undefined ? {} : { maxOutputBytes: options.maxOutputBytes }),
       ...(options.cwd === undefined ? {} : { cwd: this.path(options.cwd) }),
     });
-    let timedOut = false;
-    const killGroup = (): void => {
-      if (child.pid === undefined) return;
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    };
-    const timer = setTimeout(() => {
-      timedOut = true;
-      killGroup();
-    }, options.timeoutMs);
-    options.signal?.addEventListener('abort', killGroup, { once: true });
-    try {
-      const result = await child;
-      return {
-        ...base,
-        exitCode: timedOut ? null : (result.exitCode ?? null),
-        stdout: String(result.stdout ?? ''),
-        stderr: String(result.stderr ?? ''),
-        timedOut,
-        notFound: false,
-        durationMs: performance.now() - started,
-      };
-    } finally {
-      clearTimeout(timer);
-      options.signal?.removeEventListener('abort', killGroup);
-    }
+    return { ...base, ...outcome, notFound: false, durationMs: performance.now() - started };
   }
 
   async writeFileAtomic(hostPath: string, data: string, mode = 0o644): Promise<void> {

@@ -15,6 +15,7 @@ import type { InstallContext, Pending, Step, Target } from './types.ts';
 import { StepDeferredError, StepError } from './types.ts';
 import { managedKeys, recordPriors, undoDir, undoRecords } from './undo.ts';
 import { removePath } from '../host/files.ts';
+import { execFailure } from '../errors.ts';
 
 export interface PlannedAction {
   step: string;
@@ -64,8 +65,8 @@ function hookStep(ctx: InstallContext, id: string, argvs: string[][], timeoutMs:
     async apply() {
       for (const argv of argvs) {
         const r = await ctx.host.exec(argv, { timeoutMs, ...(ctx.signal === undefined ? {} : { signal: ctx.signal }) });
-        if (r.notFound) throw new StepError(id, `${argv[0]} not found`);
-        if (r.exitCode !== 0) throw new StepError(id, `${argv.join(' ')} ${r.timedOut ? 'timed out' : `exited ${r.exitCode}`}: ${r.stderr.trim().slice(-300)}`);
+        const failure = execFailure(r);
+        if (failure !== undefined) throw new StepError(id, failure.message, { cause: failure });
       }
     },
   };

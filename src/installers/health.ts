@@ -4,6 +4,7 @@ import type { MachineComponentSpec } from '../api/machine-component.ts';
 import { httpGetStatus } from '../host/http.ts';
 import { systemctlLive } from './systemd.ts';
 import type { InstallContext } from './types.ts';
+import { execFailure } from '../errors.ts';
 
 export type VerifyResult = { ok: true; version?: string } | { ok: false; error: string; version?: string };
 
@@ -12,8 +13,8 @@ export async function probeVersion(ctx: InstallContext, spec: MachineComponentSp
   const probe = spec.versionProbe;
   if (probe === undefined) return undefined;
   const r = await ctx.host.exec(probe.argv, { timeoutMs: probe.timeoutSeconds * 1000 });
-  if (r.notFound) return { error: `version probe: ${probe.argv[0]} not found` };
-  if (r.exitCode !== 0) return { error: `version probe ${probe.argv.join(' ')} ${r.timedOut ? 'timed out' : `exited ${r.exitCode}`}` };
+  const failure = execFailure(r);
+  if (failure !== undefined) return { error: `version probe ${failure.message}` };
   const m = new RegExp(probe.regex).exec(`${r.stdout}${r.stderr}`);
   if (m === null) return { error: `version probe output does not match /${probe.regex}/: ${JSON.stringify(r.stdout.slice(0, 200))}` };
   return { version: m[1] ?? m[0] };
@@ -36,10 +37,8 @@ async function once(ctx: InstallContext, spec: MachineComponentSpec): Promise<st
   const timeoutMs = hc.timeoutSeconds * 1000;
   if (hc.exec !== undefined) {
     const r = await ctx.host.exec(hc.exec.argv, { timeoutMs });
-    if (r.notFound) return `health check: ${hc.exec.argv[0]} not found`;
-    if (r.exitCode !== 0) {
-      return `health check ${hc.exec.argv.join(' ')} ${r.timedOut ? `timed out after ${hc.timeoutSeconds}s` : `exited ${r.exitCode}`}${r.stderr.trim() === '' ? '' : `: ${r.stderr.trim().slice(-200)}`}`;
-    }
+    const failure = execFailure(r);
+    if (failure !== undefined) return `health check ${failure.message}`;
   }
   if (hc.http !== undefined) {
     try {

@@ -8,6 +8,7 @@ import { writeFileAtomicOwned } from '../host/files.ts';
 import { checkManagedFile } from './files.ts';
 import type { InstallContext, Step } from './types.ts';
 import { StepError } from './types.ts';
+import { execFailure } from '../errors.ts';
 
 export const UNIT_DIR = '/etc/systemd/system';
 const UNIT_SEARCH = [UNIT_DIR, '/usr/lib/systemd/system', '/lib/systemd/system'];
@@ -60,10 +61,8 @@ export async function systemctlLive(ctx: InstallContext, args: string[], step: s
 
 function failIfBad(step: string, result: ExecResult | 'skipped'): void {
   if (result === 'skipped') return;
-  if (result.notFound) throw new StepError(step, `${result.argv[0]} not found`);
-  if (result.exitCode !== 0) {
-    throw new StepError(step, `${result.argv.join(' ')} ${result.timedOut ? 'timed out' : `exited ${result.exitCode}`}: ${result.stderr.trim().slice(-400)}`);
-  }
+  const failure = execFailure(result);
+  if (failure !== undefined) throw new StepError(step, failure.message, { cause: failure });
 }
 
 export function unitSteps(ctx: InstallContext, spec: MachineComponentSpec): Step[] {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { MachineComponentSpec } from '../api/machine-component.ts';
+import { AgentError } from '../errors.ts';
 import type { Host } from '../host/host.ts';
 import type { InstallersConfig } from './config.ts';
 import type { RiskGate } from './risk.ts';
@@ -73,10 +74,10 @@ export interface Target {
   origin: string;
 }
 
-export class StepError extends Error {
+export class StepError extends AgentError {
   readonly step: string;
   constructor(step: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super('STEP', message, options);
     this.step = step;
   }
 }

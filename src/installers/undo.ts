@@ -10,6 +10,7 @@ import { crashPoint, type Journal } from './journal.ts';
 import { sources } from './sources/index.ts';
 import { systemctlLive } from './systemd.ts';
 import type { InstallContext, Step, Touch } from './types.ts';
+import { execFailure } from '../errors.ts';
 
 export type Prior =
   | { type: 'absent'; createdDirs: string[] }
@@ -128,7 +129,8 @@ async function undoOne(ctx: InstallContext, journal: Journal, record: UndoRecord
     if (prior.type === 'absent') {
       // The unit came with this run and may have been started by it: stop it before it disappears.
       const r = await systemctlLive(ctx, ['stop', touch.name], 'cleanup');
-      if (r !== 'skipped' && r.exitCode !== 0) ctx.log.warn({ step: 'cleanup', unit: touch.name, err: r.stderr.trim().slice(-200) }, 'Stopping a unit this run created failed');
+      const failure = r === 'skipped' ? undefined : execFailure(r);
+      if (failure !== undefined) ctx.log.warn({ step: 'cleanup', unit: touch.name, err: failure.message }, 'Stopping a unit this run created failed');
     }
   }
   await restorePath(ctx, touch.path, prior);
@@ -158,7 +160,8 @@ export async function undoRecords(ctx: InstallContext, journal: Journal, keep: R
   }
   if (journal.data.pending.reload) {
     const r = await systemctlLive(ctx, ['daemon-reload'], 'cleanup');
-    if (r !== 'skipped' && r.exitCode !== 0) problems.push(`systemctl daemon-reload exited ${r.exitCode}: ${r.stderr.trim().slice(-200)}`);
+    const failure = r === 'skipped' ? undefined : execFailure(r);
+    if (failure !== undefined) problems.push(failure.message);
     journal.data.pending.reload = false;
     await journal.save();
     crashPoint('cleanup daemon-reload');

@@ -1,4 +1,4 @@
-import { errorMessage } from '../../errors.ts';
+import { errorMessage, execFailure } from '../../errors.ts';
 import type { Host } from '../../host/host.ts';
 import type { ParsedLogMonitor } from './config.ts';
 import { compileGoLayout, parseGoTime } from './go-time.ts';
@@ -117,9 +117,8 @@ async function openJournald(host: Host, monitor: ParsedLogMonitor): Promise<LogS
             : [];
       const argv = ['journalctl', '--no-pager', '-o', 'json', ...directory, ...since, ...(identifier === undefined ? [] : [`SYSLOG_IDENTIFIER=${identifier}`])];
       const result = await host.exec(argv, { timeoutMs: 30_000, signal });
-      if (result.notFound) throw new Error('journalctl not found on this host');
-      if (result.timedOut) throw new Error('journalctl timed out after 30s');
-      if (result.exitCode !== 0) throw new Error(`journalctl exited ${result.exitCode}: ${result.stderr.trim().slice(0, 300)}`);
+      const failure = execFailure(result);
+      if (failure !== undefined) throw failure;
       const lines: LogLine[] = [];
       for (const raw of result.stdout.split('\n')) {
         if (raw.trim() === '') continue;

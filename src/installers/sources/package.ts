@@ -5,6 +5,7 @@ import type { InstallContext, Step } from '../types.ts';
 import { StepError } from '../types.ts';
 import { artifactOf, fetchStep, pruneCache } from './common.ts';
 import type { SourceDefinition } from './types.ts';
+import { execFailure } from '../../errors.ts';
 
 /** What differs between dpkg and rpm; the install step around them is the same. */
 export interface PackageManager {
@@ -42,11 +43,8 @@ export function packageSource(pm: PackageManager): SourceDefinition {
           const { url, sha256 } = artifactOf(spec);
           const artifact = await ensureArtifact(ctx, spec.component, url, sha256, spec.source.maxBytes);
           const r = await pm.install(ctx, artifact);
-          const tool = pm.verb.split(' ')[0] as string;
-          if (r.notFound) throw new StepError('install', `${tool} not found`);
-          if (r.exitCode !== 0) {
-            throw new StepError('install', `${pm.verb} ${pkg} ${spec.version} ${r.timedOut ? 'timed out' : `exited ${r.exitCode}`}: ${r.stderr.trim().slice(-500)}`);
-          }
+          const failure = execFailure(r);
+          if (failure !== undefined) throw new StepError('install', `${pkg} ${spec.version}: ${failure.message}`, { cause: failure });
           if (!(await installed())) throw new StepError('install', `${pm.verb} succeeded but ${pkg} ${spec.version} is not recorded as installed`);
         },
       };
@@ -57,9 +55,8 @@ export function packageSource(pm: PackageManager): SourceDefinition {
       installed: (ctx, name) => pm.installedVersion(ctx, name),
       async remove(ctx, name) {
         const r = await pm.remove(ctx, name);
-        const tool = pm.verb.split(' ')[0] as string;
-        if (r.notFound) throw new StepError('cleanup', `${tool} not found`);
-        if (r.exitCode !== 0) throw new StepError('cleanup', `${r.argv.slice(0, 1).concat(r.argv.slice(-2)).join(' ')} ${r.timedOut ? 'timed out' : `exited ${r.exitCode}`}: ${r.stderr.trim().slice(-300)}`);
+        const failure = execFailure(r);
+        if (failure !== undefined) throw new StepError('cleanup', failure.message, { cause: failure });
       },
     },
   };

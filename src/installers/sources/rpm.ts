@@ -3,6 +3,7 @@ import { execRootAware, isSandbox } from '../../host/tools.ts';
 import type { InstallContext } from '../types.ts';
 import { StepError } from '../types.ts';
 import { packageSource } from './package.ts';
+import { execFailure } from '../../errors.ts';
 
 function rootArgs(ctx: InstallContext): string[] {
   const dbpath = ctx.config.rpmDbPath !== '' ? ctx.config.rpmDbPath : isSandbox(ctx.host) ? '/var/lib/rpm' : '';
@@ -26,7 +27,8 @@ export const rpm = packageSource({
     const dbIndex = args.indexOf('--dbpath');
     if (isSandbox(ctx.host) && dbIndex >= 0 && (await statPath(ctx.host, args[dbIndex + 1] as string)) === undefined) {
       const init = await execRootAware(ctx.host, ['rpm', ...args, '--initdb'], { timeoutMs: ctx.config.commandTimeoutMs });
-      if (init.exitCode !== 0) throw new StepError('install', `rpm --initdb exited ${init.exitCode}: ${init.stderr.trim().slice(-300)}`);
+      const failure = execFailure(init);
+      if (failure !== undefined) throw new StepError('install', failure.message, { cause: failure });
     }
     return execRootAware(ctx.host, ['rpm', ...args, '-U', '--oldpackage', '--replacepkgs', ctx.host.path(artifact)], { timeoutMs: ctx.config.commandTimeoutMs });
   },

@@ -1,6 +1,7 @@
 import { removeOlderThan } from '../../host/cleanup.ts';
 import { parseDuration } from '../../util/duration.ts';
 import { ActionParamError, type ActionContext, type ActionParams, type RemedyAction } from '../types.ts';
+import { ExecError } from '../../errors.ts';
 
 const NAME = 'clean-disk';
 
@@ -55,11 +56,11 @@ export const cleanDisk: RemedyAction = {
     const prune = await ctx.host.exec(['crictl', 'rmi', '--prune'], opts);
     if (prune.notFound) done.push('crictl absent: images skipped');
     else if (prune.exitCode === 0) done.push('images pruned');
-    else failed.push(`crictl rmi --prune: ${prune.timedOut ? 'timed out' : `exit ${prune.exitCode}`} ${prune.stderr.trim().slice(-200)}`);
+    else failed.push(new ExecError(prune).message);
     const vacuum = await ctx.host.exec(['journalctl', `--vacuum-size=${journalSize(ctx, params)}`], opts);
     if (vacuum.notFound) done.push('journalctl absent: journal skipped');
     else if (vacuum.exitCode === 0) done.push('journal vacuumed');
-    else failed.push(`journalctl --vacuum-size: exit ${vacuum.exitCode} ${vacuum.stderr.trim().slice(-200)}`);
+    else failed.push(new ExecError(vacuum).message);
     for (const t of targets(ctx, params)) {
       try {
         const removed = await removeOlderThan(ctx.host, t.path, t.olderThanMs, ctx.host.clock.now());

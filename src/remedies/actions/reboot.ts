@@ -1,6 +1,7 @@
 import { getNode, uncordon } from '../node-ops.ts';
 import type { ActionContext, RemedyAction } from '../types.ts';
 import { cordonAndDrain } from './drain.ts';
+import { execFailure } from '../../errors.ts';
 
 export interface RebootIntent {
   operation: string;
@@ -80,10 +81,11 @@ export const reboot: RemedyAction = {
     const intent: RebootIntent = { operation: ctx.operation ?? 'manual', bootId: ctx.bootId, at: ctx.host.clock.now(), cordonedHere };
     await ctx.host.writeFileAtomic(intentFile(ctx.stateDir), JSON.stringify(intent), 0o600);
     const r = await ctx.host.exec(['systemctl', 'reboot'], { timeoutMs: ctx.settings.commandTimeoutMs });
-    if (r.notFound || r.exitCode !== 0) {
+    const failure = execFailure(r);
+    if (failure !== undefined) {
       await clearIntent(ctx);
       const undone = cordonedHere && ctx.kube !== undefined ? await uncordon(ctx.kube, ctx.nodeName) : 'left as found';
-      return { ok: false, message: `systemctl reboot failed (${r.notFound ? 'not found' : `exit ${r.exitCode}`}): ${r.stderr.trim().slice(-200)}; uncordon: ${undone}` };
+      return { ok: false, message: `${failure.message}; uncordon: ${undone}` };
     }
     return { ok: true, rebooting: true, message: 'reboot requested' };
   },
