@@ -12,7 +12,7 @@ import { createInstallContext } from '../src/installers/context.ts';
 import { ensureArtifact } from '../src/installers/download.ts';
 import { Engine } from '../src/installers/engine.ts';
 import { parseManifestText } from '../src/installers/manifests.ts';
-import { allowAll } from '../src/installers/risk.ts';
+import { allowAll } from '../src/risk/gate.ts';
 import type { Target } from '../src/installers/types.ts';
 import { createLogger } from '../src/log.ts';
 import { demoRelease, makeSandbox, sha256, tempDir } from '../test/installers/helpers.ts';

@@ -3,8 +3,8 @@
 // maxInFlight slots). Run: node bench/remedies.ts   (starts one test cluster; ~30 s)
 import { pino } from 'pino';
 import { systemClock } from '../src/host/clock.ts';
-import { parseCron, windowStartContaining } from '../src/remedies/gate/cron.ts';
-import { RiskPolicyGate } from '../src/remedies/gate/risk-policy.ts';
+import { parseCron, windowStartContaining } from '../src/risk/cron.ts';
+import { RiskPolicyClient } from '../src/risk/policy.ts';
 import { createKubeApi } from '../src/remedies/kube-api.ts';
 import { startCluster } from '../test/harness/cluster.ts';
 import { createNode, must } from '../test/remedies/cluster-fixture.ts';
@@ -34,7 +34,7 @@ try {
   await Promise.all(Array.from({ length: AGENTS }, (_, i) => createNode(cluster, `node-${i}`, { pool: 'bench' })));
   await must(cluster, 'POST', '/apis/kubenode.io/v1alpha1/riskpolicies', { apiVersion: 'kubenode.io/v1alpha1', kind: 'RiskPolicy', metadata: { name: 'bench' }, spec: { maxInFlight: 2, minHealthyShare: 0 } });
   const log = pino({ level: 'silent' });
-  const gates = await Promise.all(Array.from({ length: AGENTS }, async (_, i) => new RiskPolicyGate(await createKubeApi({ kubeconfig: cluster.agentKubeconfig(i) }), systemClock, log)));
+  const gates = await Promise.all(Array.from({ length: AGENTS }, async (_, i) => new RiskPolicyClient(await createKubeApi({ kubeconfig: cluster.agentKubeconfig(i) }), systemClock, log)));
   const acquireMs: number[] = [];
   const releaseMs: number[] = [];
   let denials = 0;

@@ -15,6 +15,8 @@ import { errorMessage } from './errors.ts';
 import { startInstallReconciler, type InstallReconciler } from './installers/reconciler.ts';
 import type { Host } from './host/host.ts';
 import { ConditionStore } from './report/condition-store.ts';
+import type { RiskGate } from './risk/gate.ts';
+import { createRiskGate } from './risk/index.ts';
 import { AgentMetrics } from './report/metrics.ts';
 import { startServer } from './report/server.ts';
 import { parseDuration } from './util/duration.ts';
@@ -56,7 +58,11 @@ export class Daemon {
   #running: Running | undefined;
   #installers: InstallReconciler | undefined;
   #cluster: ClusterReporter | undefined;
-  #remedies: { remedies: Remedies; kube: KubeApi | undefined } | undefined;
+  #remedies: Remedies | undefined;
+  /** The cluster client of the risk gate and the remedies; absent standalone. */
+  #kube: KubeApi | undefined;
+  /** The one risk gate: remedies and installer restarts spend the same budget and permits. */
+  #risk: RiskGate | undefined;
   #stopping = false;
   #filters: Filters | undefined;
   readonly #lastOutcome = new Map<string, { at: string; ok: boolean; error?: string }>();
@@ -97,6 +103,10 @@ export class Daemon {
       });
       for (const instance of instances) this.#cluster.setConditions(instance.name, this.#store.previous(instance.name));
     }
+    if (this.#options.kubeconfig !== undefined || this.#options.inCluster === true) {
+      this.#kube = await (await import('./remedies/kube-api.ts')).createKubeApi({ ...(this.#options.kubeconfig === undefined ? {} : { kubeconfig: this.#options.kubeconfig }), inCluster: this.#options.inCluster === true });
+    }
+    this.#risk = this.#riskGate(s.host, s.config);
     if (s.config.remedies.enabled) this.#remedies = await this.#startRemedies(s.host, s.config, s.nodeName, bootId);
     this.#installers = await this.#startInstallers(s.host, s.config, s.nodeName);
     this.#filters = filtersFor(s.config);
@@ -124,6 +134,7 @@ export class Daemon {
       return false;
     }
     await Promise.all([this.#running.scheduler.stop(), this.#installers?.stop()]);
+    this.#risk = this.#riskGate(next.host, next.config);
     this.#installers = await this.#startInstallers(next.host, next.config, next.nodeName);
     this.#applyLogLevel(next.config);
     this.#filters = next.filters;
@@ -136,8 +147,8 @@ export class Daemon {
     if (this.#stopping) return;
     this.#stopping = true;
     // One part failing to stop must not keep the others, or the state, from being put away.
-    const stopped = await Promise.allSettled([this.#running?.scheduler.stop(), this.#installers?.stop(), this.#cluster?.stop(), this.#remedies?.remedies.engine.stop()]);
-    this.#remedies?.kube?.close();
+    const stopped = await Promise.allSettled([this.#running?.scheduler.stop(), this.#installers?.stop(), this.#cluster?.stop(), this.#remedies?.engine.stop()]);
+    this.#kube?.close();
     for (const s of stopped) if (s.status === 'rejected') this.#log.error({ err: errorMessage(s.reason) }, 'Part of the agent did not stop cleanly');
     await this.#store?.flush();
     await new Promise<void>((resolve) => {
@@ -149,12 +160,13 @@ export class Daemon {
   }
 
   /** The remedy engine: rules over the node's conditions, every disruptive step behind the risk gate. */
-  async #startRemedies(host: Host, config: AgentConfig, nodeName: string, bootId: string): Promise<{ remedies: Remedies; kube: KubeApi | undefined }> {
+  #riskGate(host: Host, config: AgentConfig): RiskGate {
+    return createRiskGate({ host, config: config.risk, stateDir: config.stateDir, log: this.#log, metrics: this.#metrics.risk, ...(this.#kube === undefined ? {} : { kube: this.#kube }) });
+  }
+
+  async #startRemedies(host: Host, config: AgentConfig, nodeName: string, bootId: string): Promise<Remedies> {
     const { createRemedies } = await import('./remedies/setup.ts');
-    const inCluster = this.#options.kubeconfig !== undefined || this.#options.inCluster === true;
-    const kube = inCluster
-      ? await (await import('./remedies/kube-api.ts')).createKubeApi({ ...(this.#options.kubeconfig === undefined ? {} : { kubeconfig: this.#options.kubeconfig }), inCluster: this.#options.inCluster === true })
-      : undefined;
+    const kube = this.#kube;
     const store = this.#store as ConditionStore;
     const remedies = createRemedies({
       host,
@@ -163,7 +175,8 @@ export class Daemon {
       nodeName,
       bootId,
       log: this.#log.child({ component: 'remedies' }),
-      registry: this.#metrics.registry,
+      gate: this.#risk as RiskGate,
+      metrics: this.#metrics.remedies,
       ...(kube === undefined ? {} : { kube }),
       publish: (condition) => {
         store.update('remedy-engine', [condition], false);
@@ -174,15 +187,14 @@ export class Daemon {
     await remedies.engine.resume();
     remedies.engine.observe(store.all());
     remedies.engine.start(parseDuration(config.remedies.interval) ?? 10_000);
-    return { remedies, kube };
+    return remedies;
   }
 
   /** Desired state: the cluster's MachineComponents with a kubeconfig, else the manifest directory. */
   async #startInstallers(host: Host, config: AgentConfig, nodeName: string): Promise<InstallReconciler> {
     const log = this.#log.child({ component: 'installers', node: nodeName });
-    // Disruptive installer restarts ask the same gate as remedies when the remedy engine runs.
-    const risk = this.#remedies?.remedies.gate.forInstallers(nodeName);
-    const options = risk === undefined ? {} : { risk };
+    // Disruptive installer restarts ask the same gate as remedies.
+    const options = { risk: (this.#risk as RiskGate).forInstallers(nodeName) };
     if (this.#options.kubeconfig === undefined && this.#options.inCluster !== true) return startInstallReconciler(host, config, nodeName, log, options);
     const [{ loadKubeConfig, createKubeClient }, { startKubeInstaller }, { createInstallContext }] = await Promise.all([
       import('./kube/client.ts'),
@@ -252,6 +264,6 @@ export class Daemon {
     }
     this.#cluster?.setConditions(detector, conditions);
     this.#cluster?.recordEvents(detector, result.events);
-    this.#remedies?.remedies.engine.observe(store.all());
+    this.#remedies?.engine.observe(store.all());
   }
 }

@@ -14,25 +14,13 @@ export const RemedyActions = [
   'cordon',
   'taint',
   'drain',
+  'uncordon',
   'reboot',
 ] as const;
 export type RemedyAction = (typeof RemedyActions)[number];
 
 export const RiskLevels = ['safe', 'disruptive'] as const;
 export type RiskLevel = (typeof RiskLevels)[number];
-
-/** The risk an action carries unless a rule says otherwise: the gate only asks for disruptive ones. */
-export const ACTION_RISK: Record<RemedyAction, RiskLevel> = {
-  'restart-unit': 'safe',
-  'restart-runtime': 'disruptive',
-  'restart-kubelet': 'disruptive',
-  'clean-disk': 'safe',
-  'drop-caches': 'safe',
-  cordon: 'disruptive',
-  taint: 'disruptive',
-  drain: 'disruptive',
-  reboot: 'disruptive',
-};
 
 /** Parameters some actions cannot do without, checked by the apiserver too. */
 export const REQUIRED_PARAMS: Partial<Record<RemedyAction, readonly string[]>> = {

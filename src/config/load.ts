@@ -3,6 +3,7 @@ import { parseDocument } from 'yaml';
 import { ConfigError, errorMessage } from '../errors.ts';
 import type { Host } from '../host/host.ts';
 import { readLocalText } from '../host/local.ts';
+import { movedRiskKey } from '../risk/config.ts';
 import { AgentConfig } from './schema.ts';
 
 export const DEFAULT_CONFIG_PATH = '/etc/kubenode/agent.yaml';
@@ -22,6 +23,8 @@ export function validateConfig(file: string, raw: unknown): AgentConfig {
   if (typeof doc !== 'object' || Array.isArray(doc)) {
     throw new ConfigError(file, '', 'expected a YAML mapping at the top level');
   }
+  const moved = movedRiskKey(doc);
+  if (moved !== undefined) throw new ConfigError(file, moved.field, moved.message);
   const withDefaults = Value.Default(AgentConfig, structuredClone(doc));
   const first = Value.Errors(AgentConfig, withDefaults).First();
   if (first !== undefined) {

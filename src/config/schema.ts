@@ -3,6 +3,7 @@ import type { DetectorDefinition } from '../detectors/engine/types.ts';
 import { detectors } from '../detectors/index.ts';
 import { InstallersConfig } from '../installers/config.ts';
 import { RemediesConfig } from '../remedies/config.ts';
+import { RiskConfig } from '../risk/config.ts';
 
 const DURATION_PATTERN = '^(0|([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$';
 export const Duration = (description: string, defaultValue: string) =>
@@ -95,6 +96,7 @@ export const AgentConfig = Type.Object(
     detectors: detectorSchemas(),
     installers: InstallersConfig,
     remedies: RemediesConfig,
+    risk: RiskConfig,
   },
   { additionalProperties: false },
 );

@@ -2,7 +2,9 @@
 import path from 'node:path';
 import type { ConfigError } from '../errors.ts';
 import { LockBusyError } from '../host/lock.ts';
+import { createKubeClient, loadKubeConfig } from '../kube/client.ts';
 import { createLogger, type Logger } from '../log.ts';
+import { createRiskGate } from '../risk/index.ts';
 import { setup } from '../cli/setup.ts';
 import type { CommonOptions } from '../cli/common.ts';
 import { createInstallContext, manifestReader } from './context.ts';
@@ -15,17 +17,21 @@ export interface InstallerCliOptions extends CommonOptions {
   json?: boolean;
   logLevel?: string;
   retryFailed?: boolean;
+  /** apply: ask the cluster's RiskPolicy objects too, as the daemon does. */
+  kubeconfig?: string;
 }
 
 const EXIT_TEMPFAIL = 75;
 
-export async function loadInstallerSetup(options: InstallerCliOptions): Promise<{ engine: Engine; manifests: LoadedManifests; log: Logger; nodeName: string }> {
+export async function loadInstallerSetup(options: InstallerCliOptions): Promise<{ engine: Engine; manifests: LoadedManifests; log: Logger; nodeName: string; close: () => void }> {
   const s = await setup(options);
   const log = createLogger((options.logLevel ?? 'warn') as 'warn', 2);
-  const ctx = createInstallContext(s.host, s.config, s.nodeName, log);
+  const kube = options.kubeconfig === undefined ? undefined : createKubeClient(await loadKubeConfig({ kubeconfig: options.kubeconfig }));
+  const risk = createRiskGate({ host: s.host, config: s.config.risk, stateDir: s.config.stateDir, log, ...(kube === undefined ? {} : { kube }) }).forInstallers(s.nodeName);
+  const ctx = createInstallContext(s.host, s.config, s.nodeName, log, { risk });
   const dir = options.manifests === undefined ? ctx.config.manifestDir : path.resolve(options.manifests);
   const manifests = await loadManifestDir(manifestReader(s.host, options.manifests !== undefined), dir);
-  return { engine: new Engine(ctx), manifests, log, nodeName: s.nodeName };
+  return { engine: new Engine(ctx), manifests, log, nodeName: s.nodeName, close: () => kube?.close() };
 }
 
 export function reportManifestErrors(errors: readonly ConfigError[]): void {
@@ -70,7 +76,7 @@ export async function runPlan(options: InstallerCliOptions, exit: (code: number)
 }
 
 export async function runApply(options: InstallerCliOptions, exit: (code: number) => void): Promise<void> {
-  const { engine, manifests } = await loadInstallerSetup(options);
+  const { engine, manifests, close } = await loadInstallerSetup(options);
   reportManifestErrors(manifests.errors);
   let lock;
   try {
@@ -88,6 +94,7 @@ export async function runApply(options: InstallerCliOptions, exit: (code: number
     outcomes = await engine.apply(manifests.targets, { retryFailed: options.retryFailed === true });
   } finally {
     await lock.release();
+    close();
   }
   process.stdout.write(options.json === true ? `${JSON.stringify({ components: outcomes }, null, 2)}\n` : renderOutcomes(outcomes));
   const bad = outcomes.some((o) => o.result === 'failed' || o.result === 'rolled-back' || o.result === 'deferred');

@@ -18,13 +18,6 @@ export const InstallersConfig = Type.Object(
     rpmDbPath: Type.String({ default: '', pattern: '^(/.*)?$', description: "rpm --dbpath; empty: rpm's default (/var/lib/rpm under a --root tree)" }),
     reconcileDebounce: Type.String({ pattern: DURATION_PATTERN, default: '2s', description: 'Quiet time after a manifest change before the daemon reconciles' }),
     reconcileInterval: Type.String({ pattern: DURATION_PATTERN, default: '10m', description: 'Periodic reconcile even without manifest changes (drift repair)' }),
-    risk: Type.Object(
-      {
-        maxDisruptive: Type.Integer({ minimum: 0, default: 2, description: 'Disruptive steps (restart of a disruptive component) allowed per window by the local gate' }),
-        window: Type.String({ pattern: DURATION_PATTERN, default: '1h' }),
-      },
-      { additionalProperties: false, default: {} },
-    ),
   },
   { additionalProperties: false, default: {} },
 );

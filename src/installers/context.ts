@@ -3,9 +3,10 @@ import { ConfigError } from '../errors.ts';
 import type { Host } from '../host/host.ts';
 import { readLocalDir, readLocalFile } from '../host/local-dir.ts';
 import type { Logger } from '../log.ts';
+import type { InstallerGate } from '../risk/gate.ts';
+import { createRiskGate } from '../risk/index.ts';
 import { parseDuration } from '../util/duration.ts';
 import type { ManifestReader } from './manifests.ts';
-import { LocalBudgetGate, type RiskGate } from './risk.ts';
 import type { InstallContext, ResolvedInstallersConfig } from './types.ts';
 
 export function resolveInstallersConfig(config: AgentConfig): ResolvedInstallersConfig {
@@ -26,14 +27,15 @@ export function resolveInstallersConfig(config: AgentConfig): ResolvedInstallers
   };
 }
 
-export function createInstallContext(host: Host, config: AgentConfig, nodeName: string, log: Logger, options: { risk?: RiskGate; signal?: AbortSignal } = {}): InstallContext {
+export function createInstallContext(host: Host, config: AgentConfig, nodeName: string, log: Logger, options: { risk?: InstallerGate; signal?: AbortSignal } = {}): InstallContext {
   const resolved = resolveInstallersConfig(config);
   return {
     host,
     config: resolved,
     log,
     nodeName,
-    risk: options.risk ?? new LocalBudgetGate(host, config.stateDir, config.installers.risk),
+    // Without a gate from the caller: the node's one local budget, as the daemon's remedies spend it.
+    risk: options.risk ?? createRiskGate({ host, config: config.risk, stateDir: config.stateDir, log }).forInstallers(nodeName),
     ...(options.signal === undefined ? {} : { signal: options.signal }),
   };
 }

@@ -10,7 +10,7 @@ import type { Logger } from '../log.ts';
 import { createInstallContext, manifestReader } from './context.ts';
 import { Engine, type ApplyOutcome } from './engine.ts';
 import { loadManifestDir } from './manifests.ts';
-import type { RiskGate } from './risk.ts';
+import type { InstallerGate } from '../risk/gate.ts';
 import type { InstallContext, Target } from './types.ts';
 import { parseDuration } from '../util/duration.ts';
 import type { ConfigError } from '../errors.ts';
@@ -169,7 +169,7 @@ export class InstallReconciler {
 }
 
 /** What the daemon calls: builds the context from the agent config and starts the loop. */
-export function startInstallReconciler(host: Host, config: AgentConfig, nodeName: string, log: Logger, options: { risk?: RiskGate } = {}): InstallReconciler {
+export function startInstallReconciler(host: Host, config: AgentConfig, nodeName: string, log: Logger, options: { risk?: InstallerGate } = {}): InstallReconciler {
   const ctx = createInstallContext(host, config, nodeName, log, options);
   const reconciler = new InstallReconciler(ctx, {
     manifestDir: ctx.config.manifestDir,

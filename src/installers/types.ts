@@ -3,7 +3,7 @@ import type { MachineComponentSpec } from '../api/machine-component.ts';
 import { AgentError } from '../errors.ts';
 import type { Host } from '../host/host.ts';
 import type { InstallersConfig } from './config.ts';
-import type { RiskGate } from './risk.ts';
+import type { InstallerGate } from '../risk/gate.ts';
 
 /** What a step's check() says. */
 export type CheckResult = { inSync: true } | { inSync: false; diff: string };
@@ -61,7 +61,7 @@ export interface InstallContext {
   config: ResolvedInstallersConfig;
   log: Logger;
   nodeName: string;
-  risk: RiskGate;
+  risk: InstallerGate;
   signal?: AbortSignal;
 }
 

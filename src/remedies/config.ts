@@ -22,27 +22,6 @@ export const RemediesConfig = Type.Object(
       Type.Object({ path: Type.String({ pattern: '^/.+' }), olderThan: Type.String({ pattern: DURATION_PATTERN }) }, { additionalProperties: false }),
       { default: [], description: 'clean-disk: host directories whose files older than olderThan are removed' },
     ),
-    gate: Type.Object(
-      {
-        local: Type.Object(
-          {
-            maxDisruptive: Type.Integer({ minimum: 0, default: 3, description: 'Disruptive actions (remedies and installer restarts) per window on this node' }),
-            window: Dur('1h', 'Sliding window of the local budget'),
-          },
-          { additionalProperties: false, default: {} },
-        ),
-        webhook: Type.Object(
-          {
-            url: Type.String({ default: '', pattern: '^(https://.+)?$', description: 'HTTPS endpoint asked before each disruptive action; empty: none' }),
-            timeout: Dur('5s', 'Deadline of one webhook call'),
-            caFile: Type.String({ default: '', pattern: '^(/.*)?$', description: 'Host path of the CA bundle for the webhook; empty: system roots' }),
-            failOpen: Type.Boolean({ default: false, description: 'Allow when the webhook does not answer properly (default: deny)' }),
-          },
-          { additionalProperties: false, default: {} },
-        ),
-      },
-      { additionalProperties: false, default: {} },
-    ),
   },
   { additionalProperties: false, default: {} },
 );

@@ -2,18 +2,17 @@
 // step (asking the gate when it is disruptive), wait verifyAfter, and if the condition is still
 // there repeat the step up to maxAttempts (cool-down between runs), then escalate; past the last
 // step publish RemedyExhausted and tell a human.
+import { Type, type Static } from '@sinclair/typebox';
 import type { Logger } from 'pino';
 import type { RemedyRule } from '../api/node-remedier.ts';
 import { errorMessage } from '../errors.ts';
+import { readStateFile } from '../host/state-file.ts';
+import type { RiskGate } from '../risk/gate.ts';
 import type { Condition } from '../types.ts';
 import { parseDuration } from '../util/duration.ts';
-import { findAction } from './actions/index.ts';
 import { afterBoot, clearIntent, readIntent } from './actions/reboot.ts';
 import { uncordon } from './node-ops.ts';
-import type { RemedyGate } from './gate/index.ts';
-import type { RiskPolicyGate } from './gate/risk-policy.ts';
-import type { RemedyMetrics } from './metrics.ts';
-import type { OperationRecorder } from './record.ts';
+import type { RemedyOperations } from './operation.ts';
 import type { ActionContext } from './types.ts';
 
 export interface EngineRule extends RemedyRule {
@@ -24,13 +23,9 @@ export interface EngineRule extends RemedyRule {
 
 export interface EngineDeps {
   ctx: ActionContext;
-  gate: RemedyGate;
-  /** For releasing stale permits at start-up; absent standalone. */
-  policy?: RiskPolicyGate;
-  recorder: OperationRecorder;
-  /** Where runs are recorded while the primary (the apiserver) cannot be written: the state dir. */
-  fallbackRecorder?: OperationRecorder;
-  metrics?: RemedyMetrics;
+  gate: RiskGate;
+  /** The one remedy sequence, shared with `kubenode-agent remedy`. */
+  operations: RemedyOperations;
   rules: () => Promise<EngineRule[]>;
   /** Receives the engine's own condition (RemedyExhausted), True or False, whenever it changes. */
   publish: (condition: Condition) => void;
@@ -40,21 +35,23 @@ export interface EngineDeps {
   dryRun?: boolean;
 }
 
-type Phase = 'idle' | 'verifying' | 'rebooting' | 'exhausted';
-
-interface Ladder {
-  rule: string;
-  step: number;
-  attempts: number;
-  phase: Phase;
-  lastRunAt?: number;
-  verifyAt?: number;
-  nextAt?: number;
-  operation?: string;
-  holdsPermit?: boolean;
-  denials?: number;
-  renewedAt?: number;
-}
+const Ladder = Type.Object({
+  rule: Type.String(),
+  step: Type.Integer({ minimum: 0 }),
+  attempts: Type.Integer({ minimum: 0 }),
+  phase: Type.Union([Type.Literal('idle'), Type.Literal('verifying'), Type.Literal('rebooting'), Type.Literal('exhausted')]),
+  lastRunAt: Type.Optional(Type.Number()),
+  verifyAt: Type.Optional(Type.Number()),
+  nextAt: Type.Optional(Type.Number()),
+  operation: Type.Optional(Type.String()),
+  /** The action of the operation in flight, for its metrics after a restart. */
+  action: Type.Optional(Type.String()),
+  holdsPermit: Type.Optional(Type.Boolean()),
+  denials: Type.Optional(Type.Integer({ minimum: 0 })),
+  renewedAt: Type.Optional(Type.Number()),
+});
+type Ladder = Static<typeof Ladder>;
+const LadderFile = Type.Array(Ladder, { maxItems: 10_000 });
 
 export const EXHAUSTED = 'RemedyExhausted';
 
@@ -76,7 +73,8 @@ export class RemedyEngine {
   #ticking: Promise<void> | undefined;
   #timer: Promise<void> | undefined;
   #abort = new AbortController();
-  readonly #fallbackIds = new Set<string>();
+  /** First seen, for conditions whose transitionTime lies in the future (the clock went back). */
+  readonly #futureSince = new Map<string, number>();
 
   constructor(deps: EngineDeps) {
     this.#d = deps;
@@ -96,13 +94,11 @@ export class RemedyEngine {
 
   /** Start-up: restore ladders, settle a reboot we asked for, hand back permits nobody is using. */
   async resume(): Promise<void> {
-    const text = await this.#d.ctx.host.tryReadText(this.#file);
-    if (text !== undefined) {
-      try {
-        for (const l of JSON.parse(text) as Ladder[]) this.#ladders.set(l.rule, l);
-      } catch (err) {
-        this.#log.warn({ err: errorMessage(err) }, 'Remedy ladder state is corrupt; starting clean');
-      }
+    const read = await readStateFile(this.#d.ctx.host, this.#file, LadderFile);
+    if (read.state === 'ok') for (const l of read.value) this.#ladders.set(l.rule, l);
+    if (read.state === 'corrupt') {
+      // Ladders restart at their first step; the risk gate's budget still bounds what that can do.
+      this.#log.error({ file: this.#d.ctx.host.path(this.#file), err: read.reason, setAsideAs: read.setAsideAs }, 'Remedy ladder state is corrupt; set aside, ladders start clean');
     }
     const keep = new Set<string>();
     const boot = await afterBoot(this.#d.ctx).catch((err: unknown) => {
@@ -116,26 +112,24 @@ export class RemedyEngine {
         l.phase = 'verifying';
         l.verifyAt = now + ((await this.#stepOf(l))?.verifyAfterMs ?? 60_000);
         keep.add(l.operation);
-        await this.#record(l.operation, { phase: 'Verifying', message: `rebooted; node Ready: ${boot.ready}; uncordon: ${boot.uncordon}` });
+        await this.#d.operations.record(l.operation, { phase: 'Verifying', message: `rebooted; node Ready: ${boot.ready}; uncordon: ${boot.uncordon}` });
       } else if (l.phase === 'rebooting' && boot?.state === 'pending' && now - boot.intent.at < this.#d.rebootTimeoutMs && l.operation !== undefined) {
         keep.add(l.operation);
       } else if (l.phase === 'rebooting' && boot?.state === 'pending') {
-        await this.#abandonReboot(l, now);
+        await this.#abandonReboot(l);
       } else if (l.phase === 'verifying' || l.phase === 'rebooting') {
         // The agent stopped mid-operation: count the attempt, drop the permit, wait out the cool-down.
         l.phase = 'idle';
         l.holdsPermit = false;
-        if (l.operation !== undefined) await this.#record(l.operation, { phase: 'Failed', result: 'Error', endTime: now, message: 'agent restarted before the outcome was known' });
+        if (l.operation !== undefined) await this.#d.operations.fail(l.operation, l.action ?? 'unknown', 'agent restarted before the outcome was known', l.lastRunAt);
       }
     }
     if (boot?.state === 'rebooted') await clearIntent(this.#d.ctx);
-    if (this.#d.policy !== undefined) {
-      try {
-        const released = await this.#d.policy.releaseHeldBy(this.#d.ctx.nodeName, keep);
-        if (released.length > 0) this.#log.info({ operations: released }, 'Released RiskPolicy permits left from before the restart');
-      } catch (err) {
-        this.#log.warn({ err: errorMessage(err) }, 'Cannot release stale permits; they expire on their own');
-      }
+    try {
+      const released = await this.#d.gate.releaseStale(this.#d.ctx.nodeName, keep);
+      if (released.length > 0) this.#log.info({ operations: released }, 'Released RiskPolicy permits left from before the restart');
+    } catch (err) {
+      this.#log.warn({ err: errorMessage(err) }, 'Cannot release stale permits; they expire on their own');
     }
     await this.#persist();
   }
@@ -173,6 +167,10 @@ export class RemedyEngine {
     const rules = await this.#d.rules();
     const now = this.#d.ctx.host.clock.now();
     for (const rule of rules) {
+      const l = this.#ladders.get(rule.name);
+      if (l !== undefined) this.#undoFuture(l, rule, now);
+    }
+    for (const rule of rules) {
       try {
         await this.#rule(rule, now);
       } catch (err) {
@@ -199,7 +197,7 @@ export class RemedyEngine {
     let l = this.#ladders.get(rule.name);
     if (cond === undefined) {
       if (l === undefined) return;
-      if (l.phase === 'verifying' && l.operation !== undefined) await this.#finish(l, rule, true, 'condition cleared', now);
+      if (l.phase === 'verifying' && l.operation !== undefined) await this.#finish(l, rule, true, 'condition cleared');
       if (l.phase !== 'rebooting') {
         this.#ladders.delete(rule.name);
         this.#log.info({ rule: rule.name }, 'Problem gone; remedy ladder reset');
@@ -207,14 +205,17 @@ export class RemedyEngine {
       return;
     }
     if (l === undefined) {
-      const heldSince = Math.max(cond.transitionTime, this.startedAt);
+      const key = `${rule.name}/${cond.type}`;
+      if (cond.transitionTime <= now) this.#futureSince.delete(key);
+      else if (!this.#futureSince.has(key)) this.#futureSince.set(key, now);
+      const heldSince = Math.max(this.#futureSince.get(key) ?? cond.transitionTime, this.startedAt);
       if (now - heldSince < dur(rule.minDuration, 0)) return;
       l = { rule: rule.name, step: 0, attempts: 0, phase: 'idle' };
       this.#ladders.set(rule.name, l);
     }
     if (l.phase === 'rebooting' && now - (l.lastRunAt ?? now) >= this.#d.rebootTimeoutMs) {
       const op = l.operation;
-      await this.#abandonReboot(l, now);
+      await this.#abandonReboot(l);
       if (op !== undefined) await this.#d.gate.release(op).catch(() => undefined);
       l.operation = undefined;
       this.#advance(l, rule);
@@ -225,31 +226,52 @@ export class RemedyEngine {
         await this.#renew(l, now);
         return;
       }
-      await this.#finish(l, rule, false, `${cond.type}/${cond.reason} still True after verifyAfter`, now);
+      await this.#finish(l, rule, false, `${cond.type}/${cond.reason} still True after verifyAfter`);
     }
     const step = rule.steps[l.step];
     if (step === undefined) {
       l.phase = 'exhausted';
       this.#log.warn({ rule: rule.name, node: this.#d.ctx.nodeName }, 'Remedy ladder exhausted');
-      await this.#d.recorder.event('Warning', 'RemedyExhausted', `rule ${rule.name} (${rule.source}): every step tried, ${cond.type}/${cond.reason} remains; a person must look`, now);
+      await this.#d.operations.recorder.event('Warning', 'RemedyExhausted', `rule ${rule.name} (${rule.source}): every step tried, ${cond.type}/${cond.reason} remains; a person must look`, now);
       return;
     }
     if (l.nextAt !== undefined && now < l.nextAt) return;
     await this.#run(l, rule, step, cond, now);
   }
 
-  async #finish(l: Ladder, rule: EngineRule, fixed: boolean, message: string, now: number): Promise<void> {
-    const step = rule.steps[l.step];
+  async #finish(l: Ladder, rule: EngineRule, fixed: boolean, message: string): Promise<void> {
     const op = l.operation;
+    const action = l.action ?? rule.steps[l.step]?.action ?? 'unknown';
     l.phase = 'idle';
     l.operation = undefined;
-    if (op !== undefined) {
-      await this.#record(op, { phase: fixed ? 'Succeeded' : 'Failed', result: fixed ? 'Fixed' : 'NotFixed', endTime: now, message });
-      if (l.holdsPermit === true) await this.#d.gate.release(op);
-    }
+    if (op !== undefined) await this.#d.operations.finish(op, action, { fixed, message, holdsPermit: l.holdsPermit === true, ...(l.lastRunAt === undefined ? {} : { startedAt: l.lastRunAt }) });
     l.holdsPermit = false;
-    if (step !== undefined) this.#d.metrics?.finished(step.action, fixed);
     if (!fixed) this.#advance(l, rule);
+  }
+
+  /**
+   * After the clock was stepped back, a ladder's times lie in the future: a cool-down or a
+   * verification would wait for as long as the clock was wrong. Past events are taken as now;
+   * waits are cut to the longest the rule could ask for.
+   */
+  #undoFuture(l: Ladder, rule: EngineRule, now: number): void {
+    const horizon = Math.max(this.#d.denyBackoffMaxMs * 1.25, this.#d.rebootTimeoutMs, ...rule.steps.map((s) => Math.max(dur(s.cooldown, 300_000), dur(s.verifyAfter, 60_000))));
+    const moved: string[] = [];
+    for (const k of ['lastRunAt', 'renewedAt'] as const) {
+      const t = l[k];
+      if (t !== undefined && t > now) {
+        l[k] = now;
+        moved.push(k);
+      }
+    }
+    for (const k of ['nextAt', 'verifyAt'] as const) {
+      const t = l[k];
+      if (t !== undefined && t > now + horizon) {
+        l[k] = now + horizon;
+        moved.push(k);
+      }
+    }
+    if (moved.length > 0) this.#log.warn({ rule: rule.name, fields: moved }, 'Remedy ladder times from the future discarded: the clock went back');
   }
 
   #advance(l: Ladder, rule: EngineRule): void {
@@ -262,110 +284,78 @@ export class RemedyEngine {
   }
 
   async #run(l: Ladder, rule: EngineRule, step: EngineRule['steps'][number], cond: Condition, now: number): Promise<void> {
-    const ctx = this.#d.ctx;
-    const action = findAction(step.action);
-    const params = step.params ?? {};
     const dryRun = this.#d.dryRun === true || rule.dryRun === true;
     const cooldownMs = dur(step.cooldown, 300_000);
-    const risk = action?.risk ?? 'disruptive';
-    const input = { node: ctx.nodeName, problem: { conditionType: cond.type, reason: cond.reason, message: cond.message, since: cond.transitionTime }, action: step.action, params, risk, rule: rule.name, ...(rule.source === 'agent.yaml' ? {} : { remedier: rule.source }), step: l.step, dryRun };
-    let id: string;
-    try {
-      id = await this.#d.recorder.create(input, now);
-    } catch (err) {
-      // The apiserver is away: record locally and go on, so safe repairs still run (the gate refuses the rest).
-      if (this.#d.fallbackRecorder === undefined) throw err;
-      this.#log.warn({ err: errorMessage(err) }, 'Cannot create RemedyOperation; recording in the state dir');
-      id = await this.#d.fallbackRecorder.create(input, now);
-      this.#fallbackIds.add(id);
-    }
-    const rlog = this.#log.child({ remedy: step.action, rule: rule.name, operation: id });
-    if (action === undefined) {
-      await this.#record(id, { phase: 'Failed', result: 'Error', endTime: now, message: `unknown action ${step.action}` });
-      l.attempts = step.maxAttempts ?? 1;
-      this.#advance(l, rule);
-      return;
-    }
-    const actx: ActionContext = { ...ctx, operation: id };
-    const needed = await action.stillNeeded(actx, params).catch((err: unknown) => ({ needed: true, why: `re-check failed (${errorMessage(err)}); acting` }));
-    if (!needed.needed) {
-      // Someone (or something) already did it: give it verifyAfter to show, like a run of ours.
-      await this.#record(id, { phase: 'Skipped', result: 'NotNeeded', endTime: now, message: needed.why });
-      l.phase = 'verifying';
-      l.verifyAt = now + dur(step.verifyAfter, 60_000);
-      l.attempts += 1;
-      l.lastRunAt = now;
-      return;
-    }
-    const decision = await this.#d.gate.decide({ node: ctx.nodeName, action: action.name, risk: action.risk, reason: `${cond.type}/${cond.reason}`, operation: id }, { dryRun });
-    if (!decision.allowed) {
-      const denials = (l.denials ?? 0) + 1;
-      // Jitter spreads agents denied together so they do not all come back in the same instant.
-      const backoff = Math.round(Math.min(this.#d.denyBackoffMs * 2 ** Math.min(denials - 1, 20), this.#d.denyBackoffMaxMs) * (0.75 + Math.random() * 0.5));
-      l.denials = denials;
-      l.nextAt = now + backoff;
-      const why = decision.path.filter((s) => !s.allowed).map((s) => s.reason).join('; ');
-      await this.#record(id, { phase: 'Denied', gate: decision, endTime: now, message: `${why}; retry in ${Math.round(backoff / 1000)}s` });
-      await this.#d.recorder.event('Warning', 'RemedyDenied', `${action.name} for ${cond.type}/${cond.reason} denied by the ${decision.gate} gate: ${why}`, now);
-      rlog.info({ decision: 'denied', gate: decision.gate }, 'Risk gate denied the remedy');
-      return;
+    const denials = (l.denials ?? 0) + 1;
+    // Jitter spreads agents denied together so they do not all come back in the same instant.
+    const backoff = Math.round(Math.min(this.#d.denyBackoffMs * 2 ** Math.min(denials - 1, 20), this.#d.denyBackoffMaxMs) * (0.75 + Math.random() * 0.5));
+    const outcome = await this.#d.operations.run({
+      action: step.action,
+      params: step.params ?? {},
+      problem: { conditionType: cond.type, reason: cond.reason, message: cond.message, since: cond.transitionTime },
+      reason: `${cond.type}/${cond.reason}`,
+      rule: rule.name,
+      ...(rule.source === 'agent.yaml' ? {} : { remedier: rule.source }),
+      step: l.step,
+      attempt: l.attempts + 1,
+      dryRun,
+      retryInMs: backoff,
+    });
+    switch (outcome.kind) {
+      case 'unknown-action':
+        l.attempts = step.maxAttempts ?? 1;
+        this.#advance(l, rule);
+        return;
+      case 'not-needed':
+        // Someone (or something) already did it: give it verifyAfter to show, like a run of ours.
+        l.phase = 'verifying';
+        l.verifyAt = now + dur(step.verifyAfter, 60_000);
+        l.attempts += 1;
+        l.lastRunAt = now;
+        return;
+      case 'denied':
+        l.denials = denials;
+        l.nextAt = now + backoff;
+        return;
+      case 'dry-run':
+        l.denials = 0;
+        l.nextAt = now + cooldownMs;
+        return;
     }
     l.denials = 0;
-    if (dryRun) {
-      const plan = await action.plan(actx, params);
-      await this.#record(id, { phase: 'Skipped', gate: decision, result: 'DryRun', endTime: now, message: `dry run: ${plan.steps.join('; ')}` });
-      l.nextAt = now + cooldownMs;
-      return;
-    }
-    const holdsPermit = action.risk === 'disruptive';
-    await this.#record(id, { phase: 'Running', gate: decision, startTime: now, attempts: l.attempts + 1 });
-    this.#d.metrics?.attempted(action.name);
-    rlog.info({ decision: 'allowed', gate: decision.gate }, 'Running remedy');
-    let result: { ok: boolean; message: string; rebooting?: boolean };
-    try {
-      result = await action.execute(actx, params);
-    } catch (err) {
-      result = { ok: false, message: errorMessage(err) };
-    }
-    const end = ctx.host.clock.now();
     l.attempts += 1;
     l.lastRunAt = now;
     l.nextAt = now + cooldownMs;
-    l.operation = id;
-    l.holdsPermit = holdsPermit;
-    if (result.rebooting === true) {
+    l.operation = outcome.id;
+    l.action = outcome.action.name;
+    l.holdsPermit = outcome.action.risk === 'disruptive';
+    if (outcome.kind === 'rebooting') {
       l.phase = 'rebooting';
-      await this.#record(id, { phase: 'Running', message: result.message });
       await this.#persist();
       return;
     }
-    if (!result.ok) {
-      await this.#record(id, { phase: 'Failed', result: 'Error', endTime: end, message: result.message });
-      if (holdsPermit) await this.#d.gate.release(id);
+    if (outcome.kind === 'failed') {
       l.holdsPermit = false;
       l.operation = undefined;
-      this.#d.metrics?.finished(action.name, false);
-      rlog.warn({ err: result.message }, 'Remedy failed');
       this.#advance(l, rule);
       return;
     }
     l.phase = 'verifying';
-    l.verifyAt = end + dur(step.verifyAfter, 60_000);
-    await this.#record(id, { phase: 'Verifying', message: result.message });
+    l.verifyAt = this.#d.ctx.host.clock.now() + dur(step.verifyAfter, 60_000);
   }
 
   /**
    * systemctl reboot said yes but the machine never went down: undo our cordon, drop the intent,
    * count the attempt as failed. The permit is released by the caller (or by resume's sweep).
    */
-  async #abandonReboot(l: Ladder, now: number): Promise<void> {
+  async #abandonReboot(l: Ladder): Promise<void> {
     const intent = await readIntent(this.#d.ctx);
     let undone = 'nothing to undo';
     if (intent?.cordonedHere === true && this.#d.ctx.kube !== undefined) {
       undone = await uncordon(this.#d.ctx.kube, this.#d.ctx.nodeName).catch((err: unknown) => `uncordon failed: ${errorMessage(err)}`);
     }
     await clearIntent(this.#d.ctx);
-    if (l.operation !== undefined) await this.#record(l.operation, { phase: 'Failed', result: 'Error', endTime: now, message: `reboot did not happen within ${Math.round(this.#d.rebootTimeoutMs / 1000)}s; uncordon: ${undone}` });
+    if (l.operation !== undefined) await this.#d.operations.fail(l.operation, l.action ?? 'reboot', `reboot did not happen within ${Math.round(this.#d.rebootTimeoutMs / 1000)}s; uncordon: ${undone}`, l.lastRunAt);
     this.#log.error({ operation: l.operation, node: this.#d.ctx.nodeName }, 'Requested reboot did not happen; undone');
     l.phase = 'idle';
     l.holdsPermit = false;
@@ -379,15 +369,6 @@ export class RemedyEngine {
       await this.#d.gate.renew(l.operation);
     } catch (err) {
       this.#log.warn({ err: errorMessage(err), operation: l.operation }, 'Cannot renew RiskPolicy permit');
-    }
-  }
-
-  /** Records are best effort once the operation exists: a failed write must not strand a permit or a ladder. */
-  async #record(id: string, update: Parameters<OperationRecorder['update']>[1]): Promise<void> {
-    try {
-      await (this.#fallbackIds.has(id) ? (this.#d.fallbackRecorder as OperationRecorder) : this.#d.recorder).update(id, update);
-    } catch (err) {
-      this.#log.warn({ err: errorMessage(err), operation: id, phase: update.phase }, 'Cannot record remedy operation status');
     }
   }
 

@@ -1,14 +1,14 @@
 // `kubenode-agent remedy ACTION`: one remedy run by a person, through the same gate and record
 // as the engine's. --dry-run prints the whole decision path and touches nothing.
-import { Value } from '@sinclair/typebox/value';
 import type { Logger } from 'pino';
 import { setup } from '../cli/setup.ts';
 import type { CommonOptions } from '../cli/common.ts';
-import { errorMessage, UsageError } from '../errors.ts';
+import { UsageError } from '../errors.ts';
+import { describePath } from '../risk/gate.ts';
+import { createRiskGate } from '../risk/index.ts';
 import { actions, findAction } from './actions/index.ts';
-import { RemediesConfig } from './config.ts';
-import { describePath } from './gate/index.ts';
 import { createKubeApi, type KubeApi } from './kube-api.ts';
+import { noRecord } from './record.ts';
 import { createRemedies } from './setup.ts';
 
 export interface ManualOptions extends CommonOptions {
@@ -37,16 +37,17 @@ export async function runManualRemedy(actionName: string, o: ManualOptions, log:
   const params = parseParams(o.param ?? []);
   const s = await setup(o);
   const nodeName = o.nodeName ?? s.nodeName;
-  const raw = (s.config as { remedies?: unknown }).remedies ?? {};
-  const config = Value.Default(RemediesConfig, structuredClone(raw)) as RemediesConfig;
+  const config = s.config.remedies;
+  const dryRun = o.dryRun === true;
   let kube: KubeApi | undefined;
   if (o.kubeconfig !== undefined) kube = await createKubeApi({ kubeconfig: o.kubeconfig });
   try {
     const bootId = (await s.host.tryReadText('/proc/sys/kernel/random/boot_id'))?.trim() ?? 'unknown';
-    const r = createRemedies({ host: s.host, config, stateDir: s.config.stateDir, nodeName, bootId, log, ...(kube === undefined ? {} : { kube }) });
+    const gate = createRiskGate({ host: s.host, config: s.config.risk, stateDir: s.config.stateDir, log, ...(kube === undefined ? {} : { kube }) });
+    const r = createRemedies({ host: s.host, config, stateDir: s.config.stateDir, nodeName, bootId, log, gate, ...(kube === undefined ? {} : { kube }), ...(dryRun ? { recorder: noRecord } : {}) });
     const reason = o.reason ?? 'manual';
     const lines: string[] = [];
-    const report: Record<string, unknown> = { node: nodeName, action: action.name, risk: action.risk, reason, dryRun: o.dryRun === true };
+    const report: Record<string, unknown> = { node: nodeName, action: action.name, risk: action.risk, reason, dryRun };
     const plan = await action.plan(r.ctx, params);
     lines.push(`action   ${action.name} (${action.risk}) on ${nodeName}${kube === undefined ? ' [standalone]' : ''}`, `reason   ${reason}`, 'plan');
     for (const step of plan.steps) lines.push(`  - ${step}`);
@@ -55,49 +56,48 @@ export async function runManualRemedy(actionName: string, o: ManualOptions, log:
       write(`${lines.join('\n')}\nblocked  ${plan.blocked}\n`);
       throw new UsageError(`${action.name}: ${plan.blocked}`);
     }
-    const needed = await action.stillNeeded(r.ctx, params).catch((err: unknown) => ({ needed: true, why: `re-check failed: ${errorMessage(err)}` }));
-    lines.push(`needed   ${needed.needed ? 'yes' : 'no'}: ${needed.why}`);
-    report.stillNeeded = needed;
-    const operation = o.dryRun === true ? 'dry-run' : await r.recorder.create({ node: nodeName, problem: { conditionType: 'Manual', reason: 'Manual', message: reason }, action: action.name, params, risk: action.risk, step: 0, dryRun: false }, s.host.clock.now());
-    const decision = await r.gate.decide({ node: nodeName, action: action.name, risk: action.risk, reason, operation }, { dryRun: o.dryRun === true });
-    lines.push('gate');
-    for (const line of describePath(decision)) lines.push(`  ${line}`);
-    lines.push(`decision ${decision.allowed ? 'ALLOWED' : 'DENIED'} by ${decision.gate}`);
-    report.gate = decision;
     const finish = (code: number): number => {
       report.exitCode = code;
       write(o.json === true ? `${JSON.stringify(report, null, 2)}\n` : `${lines.join('\n')}\n`);
       return code;
     };
-    if (o.dryRun === true) return finish(decision.allowed && needed.needed ? 0 : 1);
-    const now = s.host.clock.now();
-    if (!decision.allowed) {
-      await r.recorder.update(operation, { phase: 'Denied', gate: decision, endTime: now, message: 'denied by the risk gate' });
-      return finish(1);
+    const outcome = await r.operations.run({ action: action.name, params, problem: { conditionType: 'Manual', reason: 'Manual', message: reason }, reason, step: 0, attempt: 1, dryRun });
+    const needed = outcome.kind === 'not-needed' ? { needed: false, why: outcome.why } : 'needed' in outcome ? outcome.needed : { needed: true, why: 'checked before acting' };
+    lines.push(`needed   ${needed.needed ? 'yes' : 'no'}: ${needed.why}`);
+    report.stillNeeded = needed;
+    if ('decision' in outcome) {
+      lines.push('gate');
+      for (const line of describePath(outcome.decision)) lines.push(`  ${line}`);
+      lines.push(`decision ${outcome.decision.allowed ? 'ALLOWED' : 'DENIED'} by ${outcome.decision.gate}`);
+      report.gate = outcome.decision;
     }
-    if (!needed.needed) {
-      await r.recorder.update(operation, { phase: 'Skipped', gate: decision, result: 'NotNeeded', endTime: now, message: needed.why });
-      await r.gate.release(operation);
-      return finish(1);
+    if (!dryRun) report.operation = outcome.id;
+    switch (outcome.kind) {
+      case 'unknown-action':
+        throw new UsageError(outcome.message);
+      case 'not-needed':
+        lines.push(`record   ${outcome.id} (skipped: not needed)`);
+        return finish(1);
+      case 'denied':
+        if (!dryRun) lines.push(`record   ${outcome.id}`);
+        return finish(1);
+      case 'dry-run':
+        return finish(needed.needed ? 0 : 1);
+      case 'failed':
+        lines.push(`result   FAILED: ${outcome.message}`, `record   ${outcome.id}`);
+        report.result = { ok: false, message: outcome.message };
+        return finish(1);
+      case 'rebooting':
+        // The permit stays held through the reboot; the agent settles it after boot.
+        lines.push(`result   ok: ${outcome.message}`, `record   ${outcome.id}`);
+        report.result = { ok: true, message: outcome.message, rebooting: true };
+        return finish(0);
     }
-    await r.recorder.update(operation, { phase: 'Running', gate: decision, startTime: now, attempts: 1 });
-    let result: { ok: boolean; message: string; rebooting?: boolean };
-    try {
-      result = await action.execute({ ...r.ctx, operation }, params);
-    } catch (err) {
-      result = { ok: false, message: errorMessage(err) };
-    }
-    lines.push(`result   ${result.ok ? 'ok' : 'FAILED'}: ${result.message}`, `record   ${operation}`);
-    report.result = result;
-    report.operation = operation;
-    if (result.rebooting === true) {
-      // The permit stays held through the reboot; the agent settles it after boot.
-      await r.recorder.update(operation, { phase: 'Running', message: result.message });
-      return finish(0);
-    }
-    await r.recorder.update(operation, { phase: result.ok ? 'Succeeded' : 'Failed', result: result.ok ? 'Fixed' : 'Error', endTime: s.host.clock.now(), message: result.message });
-    await r.gate.release(operation);
-    return finish(result.ok ? 0 : 1);
+    // A person's run is verified by the action's own check (a restarted unit is active, a node uncordoned).
+    await r.operations.finish(outcome.id, action.name, { fixed: true, message: outcome.message, startedAt: outcome.startedAt, holdsPermit: outcome.holdsPermit });
+    lines.push(`result   ok: ${outcome.message}`, `record   ${outcome.id}`);
+    report.result = { ok: true, message: outcome.message };
+    return finish(0);
   } finally {
     kube?.close();
   }

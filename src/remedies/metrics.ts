@@ -1,37 +1,32 @@
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Histogram, type Registry } from 'prom-client';
 
-/** Remedy and gate metrics, registered on the agent's registry (AgentMetrics.registry). */
+/** How a remedy operation ended, as the RemedyOperation records it (plus a denial by the gate). */
+export type OperationEnd = 'fixed' | 'not_fixed' | 'error' | 'dry_run' | 'not_needed' | 'denied';
+
+/** Remedy metrics, registered once on the agent's registry (src/report/metrics.ts). */
 export class RemedyMetrics {
-  readonly #attempts: Counter;
-  readonly #results: Counter;
-  readonly #gate: Counter;
-  readonly #permits: Gauge;
+  readonly #operations: Counter;
+  readonly #duration: Histogram;
 
   constructor(registry: Registry) {
     const registers = [registry];
-    this.#attempts = new Counter({ name: 'kubenode_remedy_attempts_total', help: 'Remedy actions started (after the gate allowed them).', labelNames: ['action'], registers });
-    this.#results = new Counter({ name: 'kubenode_remedy_results_total', help: 'Remedy actions finished, by result (succeeded: the problem cleared; failed: it did not, or the action failed).', labelNames: ['action', 'result'], registers });
-    this.#gate = new Counter({ name: 'kubenode_remedy_gate_decisions_total', help: 'Risk gate answers, by gate and outcome.', labelNames: ['gate', 'outcome'], registers });
-    this.#permits = new Gauge({ name: 'kubenode_remedy_permits_held', help: 'RiskPolicy permits this agent holds now.', registers });
+    this.#operations = new Counter({
+      name: 'kubenode_remedy_operations_total',
+      help: 'Remedy operations ended, by action and result (fixed: the problem cleared; not_fixed: it did not; error: the action failed; denied: the risk gate refused; not_needed: the re-check found nothing to do; dry_run).',
+      labelNames: ['action', 'result'],
+      registers,
+    });
+    this.#duration = new Histogram({
+      name: 'kubenode_remedy_operation_duration_seconds',
+      help: 'From the start of a remedy action to its verified outcome, by action and result.',
+      labelNames: ['action', 'result'],
+      buckets: [1, 5, 15, 60, 300, 900, 1800, 3600],
+      registers,
+    });
   }
 
-  attempted(action: string): void {
-    this.#attempts.inc({ action });
+  ended(action: string, result: OperationEnd, durationMs?: number): void {
+    this.#operations.inc({ action, result });
+    if (durationMs !== undefined) this.#duration.observe({ action, result }, Math.max(0, durationMs) / 1000);
   }
-
-  finished(action: string, succeeded: boolean): void {
-    this.#results.inc({ action, result: succeeded ? 'succeeded' : 'failed' });
-  }
-
-  gateDecision(gate: string, allowed: boolean): void {
-    this.#gate.inc({ gate, outcome: allowed ? 'allowed' : 'denied' });
-  }
-
-  setPermitsHeld(n: number): void {
-    this.#permits.set(n);
-  }
-}
-
-export function registerRemedyMetrics(registry: Registry): RemedyMetrics {
-  return new RemedyMetrics(registry);
 }

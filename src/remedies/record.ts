@@ -1,20 +1,19 @@
 // Every remedy run leaves a record: a RemedyOperation object in a cluster, a JSON file in the
 // state dir standalone. Both carry the problem, the action, the gate's decision path, times and result.
 import type { Logger } from 'pino';
-import { RemedyActions } from '../api/node-remedier.ts';
+import type { RiskLevel } from '../api/node-remedier.ts';
 import type { OperationPhase } from '../api/remedy-operation.ts';
 import { errorMessage } from '../errors.ts';
 import type { Host } from '../host/host.ts';
-import type { GateDecision } from './gate/index.ts';
+import type { GateDecision } from '../risk/gate.ts';
 import type { KubeApi } from './kube-api.ts';
-import type { Risk } from './types.ts';
 
 export interface OperationInput {
   node: string;
   problem: { conditionType: string; reason: string; message: string; since?: number };
   action: string;
   params: Record<string, string>;
-  risk: Risk;
+  risk: RiskLevel;
   rule?: string;
   remedier?: string;
   step: number;
@@ -66,13 +65,11 @@ function statusOf(u: OperationUpdate, prev: Record<string, unknown>): Record<str
 }
 
 const REASON = /^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/;
-const KNOWN: ReadonlySet<string> = new Set(RemedyActions);
 
 export class ClusterRecorder implements OperationRecorder {
   readonly #kube: KubeApi;
   readonly #node: string;
   readonly #log: Logger;
-  readonly #unrecorded = new Set<string>();
 
   constructor(kube: KubeApi, node: string, log: Logger) {
     this.#kube = kube;
@@ -80,14 +77,7 @@ export class ClusterRecorder implements OperationRecorder {
     this.#log = log;
   }
 
-  async create(input: OperationInput, now: number): Promise<string> {
-    if (!KNOWN.has(input.action)) {
-      // The RemedyOperation schema has no such action (uncordon is bookkeeping, not a repair): log only.
-      const id = `${this.#node}-${input.action}-${now.toString(36)}`;
-      this.#log.info({ operation: id, remedy: input.action }, 'Operation not recorded as a RemedyOperation (action outside its schema)');
-      this.#unrecorded.add(id);
-      return id;
-    }
+  async create(input: OperationInput): Promise<string> {
     const spec = {
       node: input.node,
       problem: {
@@ -111,7 +101,6 @@ export class ClusterRecorder implements OperationRecorder {
   }
 
   async update(id: string, update: OperationUpdate): Promise<void> {
-    if (this.#unrecorded.has(id)) return;
     // Only this agent writes this status: a merge patch of the changed fields, without resourceVersion.
     // It needs nothing remembered, so an agent after a reboot can finish an operation it started before.
     await this.#kube.request('PATCH', `/apis/kubenode.io/v1alpha1/remedyoperations/${encodeURIComponent(id)}/status`, {
@@ -175,3 +164,46 @@ export class StateDirRecorder implements OperationRecorder {
     this.#log[type === 'Warning' ? 'warn' : 'info']({ reason }, message);
   }
 }
+
+/**
+ * Records in the cluster, and in the state dir while the apiserver cannot be written, so that
+ * safe repairs still run and leave a record (the gate refuses the rest without the apiserver).
+ */
+export class FallbackRecorder implements OperationRecorder {
+  readonly #primary: OperationRecorder;
+  readonly #fallback: OperationRecorder;
+  readonly #log: Logger;
+  readonly #local = new Set<string>();
+
+  constructor(primary: OperationRecorder, fallback: OperationRecorder, log: Logger) {
+    this.#primary = primary;
+    this.#fallback = fallback;
+    this.#log = log;
+  }
+
+  async create(input: OperationInput, now: number): Promise<string> {
+    try {
+      return await this.#primary.create(input, now);
+    } catch (err) {
+      this.#log.warn({ err: errorMessage(err) }, 'Cannot create RemedyOperation; recording in the state dir');
+      const id = await this.#fallback.create(input, now);
+      this.#local.add(id);
+      return id;
+    }
+  }
+
+  update(id: string, update: OperationUpdate): Promise<void> {
+    return (this.#local.has(id) ? this.#fallback : this.#primary).update(id, update);
+  }
+
+  event(type: 'Normal' | 'Warning', reason: string, message: string, now: number): Promise<void> {
+    return this.#primary.event(type, reason, message, now);
+  }
+}
+
+/** Records nothing: a dry run by hand leaves no trace. */
+export const noRecord: OperationRecorder = {
+  create: async (input, now) => `dry-run-${input.action}-${now.toString(36)}`,
+  update: async () => undefined,
+  event: async () => undefined,
+};

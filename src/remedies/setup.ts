@@ -1,20 +1,20 @@
-// Builds the remedy engine, gate and recorder from the agent configuration (and a kube client in a cluster).
+// Builds the remedy engine, its operation sequence and recorder from the agent configuration,
+// around the one risk gate (built by the caller, shared with the installers).
 import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
 import type { NodeRemedierSpec } from '../api/node-remedier.ts';
 import { errorMessage } from '../errors.ts';
 import type { Host } from '../host/host.ts';
+import type { RiskGate } from '../risk/gate.ts';
+import { selectorMatches } from '../risk/policy.ts';
 import type { Condition } from '../types.ts';
 import { parseDuration } from '../util/duration.ts';
 import type { RemediesConfig } from './config.ts';
 import { RemedyEngine, type EngineRule } from './engine.ts';
-import { RemedyGate } from './gate/index.ts';
-import { LocalBudget } from './gate/local-budget.ts';
-import { RiskPolicyGate, selectorMatches } from './gate/risk-policy.ts';
 import type { KubeApi } from './kube-api.ts';
-import { registerRemedyMetrics, type RemedyMetrics } from './metrics.ts';
+import type { RemedyMetrics } from './metrics.ts';
 import type { NodeObject } from './node-ops.ts';
-import { ClusterRecorder, StateDirRecorder, type OperationRecorder } from './record.ts';
+import { RemedyOperations } from './operation.ts';
+import { ClusterRecorder, FallbackRecorder, StateDirRecorder, type OperationRecorder } from './record.ts';
 import type { ActionContext } from './types.ts';
 
 export interface RemediesSetup {
@@ -24,18 +24,19 @@ export interface RemediesSetup {
   nodeName: string;
   bootId: string;
   log: Logger;
+  gate: RiskGate;
   kube?: KubeApi;
-  registry?: Registry;
+  metrics?: RemedyMetrics;
+  /** Replaces the recorder (a dry run by hand records nothing). */
+  recorder?: OperationRecorder;
   publish?: (condition: Condition) => void;
 }
 
 export interface Remedies {
   ctx: ActionContext;
-  gate: RemedyGate;
-  policy?: RiskPolicyGate;
-  recorder: OperationRecorder;
+  gate: RiskGate;
+  operations: RemedyOperations;
   engine: RemedyEngine;
-  metrics?: RemedyMetrics;
 }
 
 const ms = (text: string, fallback: number): number => parseDuration(text) ?? fallback;
@@ -57,17 +58,10 @@ export function createRemedies(s: RemediesSetup): Remedies {
     },
     ...(s.kube === undefined ? {} : { kube: s.kube }),
   };
-  const metrics = s.registry === undefined ? undefined : registerRemedyMetrics(s.registry);
-  const policy = s.kube === undefined ? undefined : new RiskPolicyGate(s.kube, s.host.clock, log.child({ component: 'risk-policy' }));
-  const gate = new RemedyGate({
-    host: s.host,
-    log,
-    local: new LocalBudget(s.host, s.stateDir, { maxDisruptive: c.gate.local.maxDisruptive, windowMs: ms(c.gate.local.window, 3_600_000) }),
-    ...(policy === undefined ? {} : { policy }),
-    ...(c.gate.webhook.url === '' ? {} : { webhook: { url: c.gate.webhook.url, timeoutMs: ms(c.gate.webhook.timeout, 5000), caFile: c.gate.webhook.caFile, failOpen: c.gate.webhook.failOpen } }),
-    ...(metrics === undefined ? {} : { metrics }),
-  });
-  const recorder: OperationRecorder = s.kube === undefined ? new StateDirRecorder(s.host, s.stateDir, log) : new ClusterRecorder(s.kube, s.nodeName, log);
+  const recorder: OperationRecorder =
+    s.recorder ??
+    (s.kube === undefined ? new StateDirRecorder(s.host, s.stateDir, log) : new FallbackRecorder(new ClusterRecorder(s.kube, s.nodeName, log), new StateDirRecorder(s.host, s.stateDir, log), log));
+  const operations = new RemedyOperations({ ctx, gate: s.gate, recorder, log, ...(s.metrics === undefined ? {} : { metrics: s.metrics }) });
   const local: EngineRule[] = c.rules.map((r) => ({ ...r, source: 'agent.yaml' }));
   let cached: { at: number; rules: EngineRule[] } | undefined;
   const resyncMs = ms(c.rulesResync, 60_000);
@@ -90,11 +84,8 @@ export function createRemedies(s: RemediesSetup): Remedies {
   };
   const engine = new RemedyEngine({
     ctx,
-    gate,
-    ...(policy === undefined ? {} : { policy }),
-    recorder,
-    ...(s.kube === undefined ? {} : { fallbackRecorder: new StateDirRecorder(s.host, s.stateDir, log) }),
-    ...(metrics === undefined ? {} : { metrics }),
+    gate: s.gate,
+    operations,
     rules,
     publish: s.publish ?? (() => undefined),
     denyBackoffMs: ms(c.denyBackoff, 30_000),
@@ -102,5 +93,5 @@ export function createRemedies(s: RemediesSetup): Remedies {
     rebootTimeoutMs: ms(c.rebootTimeout, 900_000),
     dryRun: c.dryRun,
   });
-  return { ctx, gate, ...(policy === undefined ? {} : { policy }), recorder, engine, ...(metrics === undefined ? {} : { metrics }) };
+  return { ctx, gate: s.gate, operations, engine };
 }

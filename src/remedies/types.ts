@@ -1,8 +1,7 @@
 import type { Logger } from 'pino';
+import type { RiskLevel } from '../api/node-remedier.ts';
 import type { Host } from '../host/host.ts';
 import type { KubeApi } from './kube-api.ts';
-
-export type Risk = 'safe' | 'disruptive';
 
 /** Free-form parameters from a rule step or the CLI; each action validates what it reads. */
 export type ActionParams = Readonly<Record<string, unknown>>;
@@ -31,7 +30,7 @@ export interface ActionContext {
 
 export interface ActionPlan {
   action: string;
-  risk: Risk;
+  risk: RiskLevel;
   /** What execute() would do, in order: the dry-run output. */
   steps: string[];
   /** Why it cannot run here at all (no cluster access, bad parameters). */
@@ -47,7 +46,7 @@ export interface ActionResult {
 
 export interface RemedyAction {
   readonly name: string;
-  readonly risk: Risk;
+  readonly risk: RiskLevel;
   readonly description: string;
   plan(ctx: ActionContext, params: ActionParams): Promise<ActionPlan>;
   /** Re-checked right before acting: the node may have healed, or another actor already did it. */

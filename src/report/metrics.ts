@@ -1,5 +1,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Condition, ProblemEvent } from '../types.ts';
+import { RemedyMetrics } from '../remedies/metrics.ts';
+import { RiskMetrics } from '../risk/metrics.ts';
 import { commit, version } from '../version.ts';
 
 /** NPD's problem_counter and problem_gauge, plus the agent's own health. */
@@ -15,6 +17,9 @@ export class AgentMetrics {
     registers: [this.registry],
   });
   readonly #errors = new Counter({ name: 'kubenode_detector_errors_total', help: 'Detector probes that failed or timed out.', labelNames: ['detector'], registers: [this.registry] });
+  /** Registered once per registry, whatever a reload rebuilds. */
+  readonly remedies = new RemedyMetrics(this.registry);
+  readonly risk = new RiskMetrics(this.registry);
 
   constructor() {
     new Gauge({ name: 'kubenode_build_info', help: 'Agent build; always 1.', labelNames: ['version', 'commit', 'node_version'], registers: [this.registry] })

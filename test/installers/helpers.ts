@@ -58,8 +58,8 @@ export function clearSystemctlCalls(root: string): void {
 /** agent.yaml for tests: fast retries, a risk budget that does not get in the way. */
 export function writeConfig(dir: string, extra: Record<string, unknown> = {}): string {
   const file = path.join(dir, 'agent.yaml');
-  const installers = { downloadBackoff: '20ms', downloadAttempts: 4, lockTimeout: '300ms', risk: { maxDisruptive: 100 }, ...extra };
-  writeFileSync(file, `${JSON.stringify({ nodeName: 'node-a', monitors: { systemLog: [], customPlugin: [] }, installers })}\n`);
+  const installers = { downloadBackoff: '20ms', downloadAttempts: 4, lockTimeout: '300ms', ...extra };
+  writeFileSync(file, `${JSON.stringify({ nodeName: 'node-a', monitors: { systemLog: [], customPlugin: [] }, installers, risk: { local: { maxDisruptive: 100 } } })}\n`);
   return file;
 }
 

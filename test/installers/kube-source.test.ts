@@ -12,7 +12,7 @@ import { createHost } from '../../src/host/host.ts';
 import { createInstallContext } from '../../src/installers/context.ts';
 import { mergeStatus, startKubeInstaller, type KubeComponentSource } from '../../src/installers/kube-source.ts';
 import type { InstallReconciler } from '../../src/installers/reconciler.ts';
-import { allowAll } from '../../src/installers/risk.ts';
+import { allowAll } from '../../src/risk/gate.ts';
 import { createLogger } from '../../src/log.ts';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
 import { agentKube, createMc, getMc, grantAgents, installCrd, MC_PATH, patchMc, until } from '../watch/helpers.ts';

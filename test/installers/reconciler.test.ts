@@ -7,7 +7,7 @@ import { stringify } from 'yaml';
 import { validateConfig } from '../../src/config/load.ts';
 import { createHost } from '../../src/host/host.ts';
 import { startInstallReconciler } from '../../src/installers/reconciler.ts';
-import { allowAll } from '../../src/installers/risk.ts';
+import { allowAll } from '../../src/risk/gate.ts';
 import { createLogger } from '../../src/log.ts';
 import { makeSandbox } from './helpers.ts';
 

@@ -9,23 +9,26 @@ import { RemediesConfig } from '../../src/remedies/config.ts';
 import { createRemedies } from '../../src/remedies/setup.ts';
 import type { Condition } from '../../src/types.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
-import { recordingRoot, silent } from './helpers.ts';
+import { RemedyMetrics } from '../../src/remedies/metrics.ts';
+import { recordingRoot, riskGate, silent } from './helpers.ts';
 
 const hung = (at: number): Condition => ({ type: 'KernelDeadlock', status: 'True', reason: 'TaskHung', message: 'task containerd blocked', transitionTime: at });
 
-function setup(config: Partial<RemediesConfig>, options: { clock?: FakeClock } = {}) {
+function setup(config: Partial<RemediesConfig>, options: { clock?: FakeClock } = {}, risk: Record<string, unknown> = {}) {
   const clock = options.clock ?? new FakeClock();
   const root = recordingRoot();
   const published: Condition[] = [];
   const registry = new Registry();
+  const host = createHost({ root: root.dir, clock });
   const r = createRemedies({
-    host: createHost({ root: root.dir, clock }),
+    host,
     config: Value.Default(RemediesConfig, config) as RemediesConfig,
     stateDir: '/var/lib/kubenode',
     nodeName: 'node-a',
     bootId: 'boot-1',
     log: silent,
-    registry,
+    gate: riskGate(host, risk),
+    metrics: new RemedyMetrics(registry),
     publish: (c) => published.push(c),
   });
   const records = () =>
@@ -42,7 +45,7 @@ const LADDER = [
 
 describe('remedy engine: escalation ladder (fake clock)', () => {
   test('TaskHung ×2 → restart runtime twice with a cool-down, then reboot, then RemedyExhausted', async () => {
-    const { clock, root, r, published, records, registry } = setup({ rules: [{ name: 'task-hung', condition: { type: 'KernelDeadlock', reasons: ['TaskHung'] }, minDuration: '2m', steps: LADDER } as never], gate: { local: { maxDisruptive: 10 } } as never });
+    const { clock, root, r, published, records, registry } = setup({ rules: [{ name: 'task-hung', condition: { type: 'KernelDeadlock', reasons: ['TaskHung'] }, minDuration: '2m', steps: LADDER } as never] }, {}, { local: { maxDisruptive: 10 } });
     try {
       await r.engine.resume();
       r.engine.observe([hung(clock.now())]);
@@ -69,7 +72,9 @@ describe('remedy engine: escalation ladder (fake clock)', () => {
       assert.equal(root.calls().filter((c) => c === 'systemctl reboot').length, 1, 'escalated to reboot');
       assert.equal(r.engine.ladders().get('task-hung')?.phase, 'rebooting');
       // "After boot": a new engine with a new boot_id, the problem still there.
-      const again = createRemedies({ host: createHost({ root: root.dir, clock }), config: Value.Default(RemediesConfig, { rules: [{ name: 'task-hung', condition: { type: 'KernelDeadlock', reasons: ['TaskHung'] }, minDuration: '2m', steps: LADDER }], gate: { local: { maxDisruptive: 10 } } }) as RemediesConfig, stateDir: '/var/lib/kubenode', nodeName: 'node-a', bootId: 'boot-2', log: silent, publish: (c) => published.push(c) });
+      const registry2 = new Registry();
+      const host2 = createHost({ root: root.dir, clock });
+      const again = createRemedies({ host: host2, config: Value.Default(RemediesConfig, { rules: [{ name: 'task-hung', condition: { type: 'KernelDeadlock', reasons: ['TaskHung'] }, minDuration: '2m', steps: LADDER }] }) as RemediesConfig, stateDir: '/var/lib/kubenode', nodeName: 'node-a', bootId: 'boot-2', log: silent, gate: riskGate(host2, { local: { maxDisruptive: 10 } }), metrics: new RemedyMetrics(registry2), publish: (c) => published.push(c) });
       await again.engine.resume();
       assert.equal(again.engine.ladders().get('task-hung')?.phase, 'verifying');
       again.engine.observe([hung(clock.now())]);
@@ -86,8 +91,10 @@ describe('remedy engine: escalation ladder (fake clock)', () => {
       await again.engine.tick();
       assert.equal(again.engine.ladders().size, 0);
       assert.equal(published.at(-1)?.status, 'False');
-      const metrics = await registry.getSingleMetricAsString('kubenode_remedy_attempts_total');
-      assert.match(metrics, /action="restart-runtime"} 2/);
+      assert.match(await registry.getSingleMetricAsString('kubenode_remedy_operations_total'), /action="restart-runtime",result="not_fixed"} 2/);
+      // The reboot's outcome is counted by the agent that came back after it.
+      assert.match(await registry2.getSingleMetricAsString('kubenode_remedy_operations_total'), /action="reboot",result="not_fixed"} 1/);
+      assert.match(await registry2.getSingleMetricAsString('kubenode_remedy_operation_duration_seconds'), /kubenode_remedy_operation_duration_seconds_sum\{action="reboot",result="not_fixed"\} 300$/m);
     } finally {
       root.remove();
     }
@@ -108,7 +115,7 @@ describe('remedy engine: escalation ladder (fake clock)', () => {
       assert.equal(op?.status.phase, 'Succeeded');
       assert.equal(op?.status.result, 'Fixed');
       assert.equal(op?.status.gate?.gate, 'local');
-      assert.match(await registry.getSingleMetricAsString('kubenode_remedy_results_total'), /action="restart-runtime",result="succeeded"} 1/);
+      assert.match(await registry.getSingleMetricAsString('kubenode_remedy_operations_total'), /action="restart-runtime",result="fixed"} 1/);
     } finally {
       root.remove();
     }
@@ -133,7 +140,7 @@ describe('remedy engine: escalation ladder (fake clock)', () => {
   });
 
   test('a local-budget denial is recorded with the gate path and retried with backoff', async () => {
-    const { clock, root, r, records } = setup({ denyBackoff: '1m', rules: [{ name: 'task-hung', condition: { type: 'KernelDeadlock', reasons: [] }, steps: LADDER } as never], gate: { local: { maxDisruptive: 0 } } as never });
+    const { clock, root, r, records } = setup({ denyBackoff: '1m', rules: [{ name: 'task-hung', condition: { type: 'KernelDeadlock', reasons: [] }, steps: LADDER } as never] }, {}, { local: { maxDisruptive: 0 } });
     try {
       await r.engine.resume();
       r.engine.observe([hung(clock.now())]);

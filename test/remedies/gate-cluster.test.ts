@@ -6,8 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { systemClock } from '../../src/host/clock.ts';
 import { createHost } from '../../src/host/host.ts';
 import { actions } from '../../src/remedies/actions/index.ts';
-import { RemedyGate } from '../../src/remedies/gate/index.ts';
-import { RiskPolicyGate } from '../../src/remedies/gate/risk-policy.ts';
+import { RiskPolicyClient } from '../../src/risk/policy.ts';
 import { createKubeApi, type KubeApi } from '../../src/remedies/kube-api.ts';
 import { CORDONED_AT, CORDONED_BY } from '../../src/remedies/node-ops.ts';
 import { createRemedies } from '../../src/remedies/setup.ts';
@@ -17,9 +16,10 @@ import { pino } from 'pino';
 import { RemediesConfig } from '../../src/remedies/config.ts';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
+import type { TempRoot } from '../helpers/host-root.ts';
 import { grantAgentRbac, installCrds } from '../helpers/kube-objects.ts';
 import { createNode, must, setReady } from './cluster-fixture.ts';
-import { actionContext, recordingRoot, silent } from './helpers.ts';
+import { actionContext, recordingRoot, riskGate, silent } from './helpers.ts';
 
 const RP = '/apis/kubenode.io/v1alpha1/riskpolicies';
 
@@ -96,7 +96,6 @@ describe('risk gate and node actions against a real apiserver', () => {
         denyBackoff: '100ms',
         denyBackoffMax: '400ms',
         rulesResync: '1h',
-        gate: { local: { maxDisruptive: 100 } },
         rules: [{ name: 'task-hung', condition: { type: 'KernelDeadlock', reasons: ['TaskHung'] }, steps: [{ action: 'restart-runtime', verifyAfter: '300ms', cooldown: '100ms', maxAttempts: 3 }] }],
       }) as RemediesConfig;
       const total = { restarts: 0, trials: 0 };
@@ -106,7 +105,9 @@ describe('risk gate and node actions against a real apiserver', () => {
           Array.from({ length: 30 }, async (_, i) => {
             const root = recordingRoot();
             root.script('/usr/bin/systemctl', `echo "systemctl $*" >> '${root.path('/calls.log')}'\ncase "$1" in restart) sleep 0.2 ;; is-active) echo active ;; show) echo loaded ;; esac\nexit 0`);
-            const r = createRemedies({ host: createHost({ root: root.dir }), config, stateDir: '/var/lib/kubenode', nodeName: `node-${i}`, bootId: 'b', log: process.env.REMEDY_TEST_LOG ? pino({ level: 'warn' }) : silent, kube: await agent(i) });
+            const host = createHost({ root: root.dir });
+            const kube = await agent(i);
+            const r = createRemedies({ host, config, stateDir: '/var/lib/kubenode', nodeName: `node-${i}`, bootId: 'b', log: process.env.REMEDY_TEST_LOG ? pino({ level: 'warn' }) : silent, kube, gate: riskGate(host, { local: { maxDisruptive: 100 } }, kube) });
             await r.engine.resume();
             return { i, root, r };
           }),
@@ -156,8 +157,8 @@ describe('risk gate and node actions against a real apiserver', () => {
   test('a permit held by a killed agent expires and is taken over', async () => {
     await policy(cluster, 'solo', { nodeSelector: { matchLabels: { pool: 'solo' } }, maxInFlight: 1, minHealthyShare: 0, permitTTL: '1m' });
     const clock = new FakeClock(Date.now());
-    const a = new RiskPolicyGate(await agent(30), clock, silent);
-    const b = new RiskPolicyGate(await agent(31), clock, silent);
+    const a = new RiskPolicyClient(await agent(30), clock, silent);
+    const b = new RiskPolicyClient(await agent(31), clock, silent);
     const req = (node: string, operation: string) => ({ node, action: 'reboot', risk: 'disruptive' as const, operation });
     assert.equal((await a.acquire(req('node-30', 'op-a'))).allowed, true);
     // node-30's agent dies here without releasing.
@@ -176,8 +177,9 @@ describe('risk gate and node actions against a real apiserver', () => {
   test("an installer restart takes a RiskPolicy permit through the same gate and hands it back when the step is over", async () => {
     // The fleet's nodes, whose own policy has handed every permit back by now.
     await policy(cluster, 'fleet-installs', { nodeSelector: { matchLabels: { pool: 'fleet' } }, maxInFlight: 1, minHealthyShare: 0, permitTTL: '1h' });
-    const gateFor = async (i: number): Promise<RemedyGate> =>
-      new RemedyGate({ host: createHost({ root: '/nonexistent' }), log: silent, policy: new RiskPolicyGate(await agent(i), systemClock, silent) });
+    // Each agent's gate as the daemon builds it: its own state dir, its local budget, then the policy.
+    const roots = [recordingRoot(), recordingRoot()];
+    const gateFor = async (i: number) => riskGate(createHost({ root: (roots[i] as TempRoot).dir }), {}, await agent(i));
     const installer = (await gateFor(0)).forInstallers('node-0');
     const other = await gateFor(1);
     const restart = await installer.ask({ component: 'containerd', step: 'restart', action: 'systemctl restart containerd.service' });
@@ -188,11 +190,12 @@ describe('risk gate and node actions against a real apiserver', () => {
     const after = await other.decide({ node: 'node-1', action: 'reboot', risk: 'disruptive', reason: 'test', operation: 'op-other-2' });
     assert.equal(after.allowed, true, JSON.stringify(after.path));
     await other.release('op-other-2');
+    for (const r of roots) r.remove();
   });
 
   test('min healthy share blocks when too many selected Nodes are NotReady', async () => {
     await policy(cluster, 'health', { nodeSelector: { matchLabels: { pool: 'health' } }, maxInFlight: 3, minHealthyShare: 0.6 });
-    const gate = new RiskPolicyGate(await agent(32), systemClock, silent);
+    const gate = new RiskPolicyClient(await agent(32), systemClock, silent);
     const req = { node: 'node-32', action: 'drain', risk: 'disruptive' as const, operation: 'op-health' };
     await setReady(cluster, 'node-33', false);
     const denied = await gate.acquire(req);
@@ -205,7 +208,7 @@ describe('risk gate and node actions against a real apiserver', () => {
 
   test('the circuit breaker trips on a burst of cordons and stays open until a person closes it', async () => {
     await policy(cluster, 'breaker', { nodeSelector: { matchLabels: { pool: 'breaker' } }, maxInFlight: 10, minHealthyShare: 0, circuitBreaker: { cordonedShare: 0.5, window: '1h' } });
-    const gate = new RiskPolicyGate(await agent(35), systemClock, silent);
+    const gate = new RiskPolicyClient(await agent(35), systemClock, silent);
     const req = (op: string) => ({ node: 'node-35', action: 'reboot', risk: 'disruptive' as const, operation: op });
     const mark = (name: string, on: boolean) =>
       must(cluster, 'PATCH', `/api/v1/nodes/${name}`, { spec: { unschedulable: on ? true : null }, metadata: { annotations: { [CORDONED_BY]: on ? 'kubenode-agent' : null, [CORDONED_AT]: on ? new Date().toISOString() : null } } }, { 'content-type': 'application/merge-patch+json' });
@@ -236,7 +239,7 @@ describe('risk gate and node actions against a real apiserver', () => {
   test('a blackout window (cron, duration, time zone) denies; outside it the permit is granted', async () => {
     await policy(cluster, 'blackout', { nodeSelector: { matchLabels: { pool: 'blackout' } }, maxInFlight: 1, minHealthyShare: 0, blackoutWindows: [{ cron: '0 22 * * *', duration: '8h', timeZone: 'Europe/Berlin' }] });
     const clock = new FakeClock(Date.parse('2026-01-01T23:30:00Z'));
-    const gate = new RiskPolicyGate(await agent(39), clock, silent);
+    const gate = new RiskPolicyClient(await agent(39), clock, silent);
     const req = { node: 'node-39', action: 'reboot', risk: 'disruptive' as const, operation: 'op-bo' };
     const denied = await gate.acquire(req);
     assert.equal(denied.allowed, false);
@@ -325,7 +328,11 @@ describe('risk gate and node actions against a real apiserver', () => {
     });
     const root = recordingRoot();
     const config = Value.Default(RemediesConfig, {}) as RemediesConfig;
-    const make = async (bootId: string) => createRemedies({ host: createHost({ root: root.dir }), config, stateDir: '/var/lib/kubenode', nodeName: 'node-32', bootId, log: silent, kube: await agent(32) });
+    const make = async (bootId: string) => {
+      const host = createHost({ root: root.dir });
+      const kube = await agent(32);
+      return createRemedies({ host, config, stateDir: '/var/lib/kubenode', nodeName: 'node-32', bootId, log: silent, kube, gate: riskGate(host, {}, kube) });
+    };
     try {
       const before = await make('boot-1');
       await before.engine.resume();

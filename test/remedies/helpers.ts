@@ -1,9 +1,13 @@
 import { readFileSync, existsSync } from 'node:fs';
+import { Value } from '@sinclair/typebox/value';
 import { pino } from 'pino';
 import type { Clock } from '../../src/host/clock.ts';
 import { createHost, type Host } from '../../src/host/host.ts';
 import type { ActionContext, ActionSettings } from '../../src/remedies/types.ts';
 import type { KubeApi } from '../../src/remedies/kube-api.ts';
+import { RiskConfig } from '../../src/risk/config.ts';
+import type { RiskGate } from '../../src/risk/gate.ts';
+import { createRiskGate } from '../../src/risk/index.ts';
 import { TempRoot } from '../helpers/host-root.ts';
 
 export const silent = pino({ level: 'silent' });
@@ -39,4 +43,9 @@ export function actionContext(root: TempRoot, extra: { clock?: Clock; kube?: Kub
     settings,
     ...(extra.kube === undefined ? {} : { kube: extra.kube }),
   };
+}
+
+/** The one risk gate as the agent builds it, from a partial `risk:` section. */
+export function riskGate(host: Host, risk: Record<string, unknown> = {}, kube?: KubeApi): RiskGate {
+  return createRiskGate({ host, config: Value.Default(RiskConfig, structuredClone(risk)) as RiskConfig, stateDir: '/var/lib/kubenode', log: silent, ...(kube === undefined ? {} : { kube }) });
 }

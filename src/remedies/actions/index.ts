@@ -1,3 +1,4 @@
+import type { RemedyAction as ActionName } from '../../api/node-remedier.ts';
 import type { RemedyAction } from '../types.ts';
 import { cleanDisk } from './clean-disk.ts';
 import { cordon } from './cordon.ts';
@@ -10,7 +11,10 @@ import { restartUnit } from './restart-unit.ts';
 import { taint } from './taint.ts';
 import { uncordon } from './uncordon.ts';
 
-/** Every remedy action by name; a test keeps this in step with the folder. */
+/**
+ * Every remedy action, keyed by the custom resources' action enum (RemedyActions): the type
+ * checker refuses a missing or an extra action, and a test keeps the folder in step.
+ */
 export const actions = {
   'restart-unit': restartUnit,
   'restart-runtime': restartRuntime,
@@ -22,9 +26,7 @@ export const actions = {
   drain,
   uncordon,
   reboot,
-} as const satisfies Record<string, RemedyAction>;
-
-export type ActionName = keyof typeof actions;
+} as const satisfies Record<ActionName, RemedyAction>;
 
 export function findAction(name: string): RemedyAction | undefined {
   return Object.hasOwn(actions, name) ? actions[name as ActionName] : undefined;

@@ -1,5 +1,6 @@
 import { run, validUnit } from '../host-ops.ts';
-import { ActionParamError, stringParam, type ActionContext, type ActionParams, type RemedyAction, type Risk } from '../types.ts';
+import { ActionParamError, stringParam, type ActionContext, type ActionParams, type RemedyAction } from '../types.ts';
+import type { RiskLevel } from '../../api/node-remedier.ts';
 
 // restart-unit is a safe action (no permit); these units carry the node's pods and have gated actions of their own.
 const GATED_UNITS = new Set(['containerd.service', 'crio.service', 'docker.service', 'cri-docker.service', 'kubelet.service']);
@@ -15,7 +16,7 @@ function unitOf(action: string, params: ActionParams, fallback?: string): string
 }
 
 /** Builds a restart action for one unit; the runtime and kubelet variants fix the default unit. */
-export function restartAction(name: string, description: string, defaultUnit: string | undefined, risk: Risk): RemedyAction {
+export function restartAction(name: string, description: string, defaultUnit: string | undefined, risk: RiskLevel): RemedyAction {
   return {
     name,
     risk,

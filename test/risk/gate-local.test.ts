@@ -8,14 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createHost } from '../../src/host/host.ts';
-import { parseCron, windowStartContaining } from '../../src/remedies/gate/cron.ts';
-import { RemedyGate } from '../../src/remedies/gate/index.ts';
-import { LocalBudget } from '../../src/remedies/gate/local-budget.ts';
-import { askWebhook } from '../../src/remedies/gate/webhook.ts';
+import { parseCron, windowStartContaining } from '../../src/risk/cron.ts';
+import { LocalBudget } from '../../src/risk/local-budget.ts';
+import { askWebhook } from '../../src/risk/webhook.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { TempRoot } from '../helpers/host-root.ts';
 import { readdirSync } from 'node:fs';
-import { recordingRoot, silent } from './helpers.ts';
+import { recordingRoot, riskGate, silent } from '../remedies/helpers.ts';
 
 describe('cron blackout windows', () => {
   const cases = [
@@ -50,7 +49,7 @@ describe('local budget and the installers', () => {
     try {
       const clock = new FakeClock();
       const host = createHost({ root: root.dir, clock });
-      const gate = new RemedyGate({ host, log: silent, local: new LocalBudget(host, '/var/lib/kubenode', { maxDisruptive: 2, windowMs: 3_600_000 }) });
+      const gate = riskGate(host, { local: { maxDisruptive: 2 } });
       const req = (op: string) => ({ node: 'n', action: 'restart-kubelet', risk: 'disruptive' as const, reason: 'test', operation: op });
       assert.equal((await gate.decide(req('a'))).allowed, true);
       const installers = gate.forInstallers('n');
@@ -60,7 +59,7 @@ describe('local budget and the installers', () => {
       assert.equal(third.gate, 'local');
       assert.match(third.path[0]?.reason ?? '', /local budget spent: 2 of 2/);
       // A dry run asks but does not spend.
-      const again = new RemedyGate({ host, log: silent, local: new LocalBudget(host, '/var/lib/kubenode', { maxDisruptive: 3, windowMs: 3_600_000 }) });
+      const again = riskGate(host, { local: { maxDisruptive: 3 } });
       assert.equal((await again.decide(req('d'), { dryRun: true })).allowed, true);
       assert.equal((await again.decide(req('d'))).allowed, true);
       assert.equal((await again.decide(req('e'))).allowed, false);
@@ -137,11 +136,11 @@ describe('webhook gate (real HTTPS on 127.0.0.1)', () => {
     try {
       const host = createHost({ root: root.dir });
       root.write(join(dir, 'cert.pem'), readFileSync(join(dir, 'cert.pem'), 'utf8'));
-      const local = new LocalBudget(host, '/var/lib/kubenode', { maxDisruptive: 1, windowMs: 3_600_000 });
-      const gate = new RemedyGate({ host, log: silent, local, webhook: { url, timeoutMs: 2000, caFile: join(dir, 'cert.pem'), failOpen: false } });
+      const gate = riskGate(host, { local: { maxDisruptive: 1 }, webhook: { url, timeout: '2s', caFile: join(dir, 'cert.pem') } });
       const d = await gate.decide({ node: 'n', action: 'drain', risk: 'disruptive', reason: 'r', operation: 'op' });
       assert.deepEqual([d.allowed, d.gate, d.path.map((s) => s.gate)], [false, 'webhook', ['local', 'webhook']]);
-      assert.equal((await local.check(Date.now())).allowed, true, 'budget not spent on a denial');
+      const local = new LocalBudget(host, '/var/lib/kubenode', { maxDisruptive: 1, windowMs: 3_600_000 }, silent);
+      assert.equal((await local.check()).allowed, true, 'budget not spent on a denial');
     } finally {
       root.remove();
     }
@@ -176,7 +175,8 @@ describe('apiserver unreachable', () => {
           { name: 'pressure', condition: { type: 'MemoryPressure', reasons: [] }, steps: [{ action: 'drop-caches' }] },
         ],
       }) as import('../../src/remedies/config.ts').RemediesConfig;
-      const r = createRemedies({ host: createHost({ root: root.dir }), config, stateDir: '/var/lib/kubenode', nodeName: 'n', bootId: 'b', log: silent, kube });
+      const host = createHost({ root: root.dir });
+      const r = createRemedies({ host, config, stateDir: '/var/lib/kubenode', nodeName: 'n', bootId: 'b', log: silent, kube, gate: riskGate(host, {}, kube) });
       await r.engine.resume();
       r.engine.observe([
         { type: 'KernelDeadlock', status: 'True', reason: 'TaskHung', message: '', transitionTime: Date.now() },

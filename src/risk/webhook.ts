@@ -1,5 +1,5 @@
 import { request as httpsRequest } from 'node:https';
-import type { Host } from '../../host/host.ts';
+import type { Host } from '../host/host.ts';
 
 export interface WebhookOptions {
   url: string;

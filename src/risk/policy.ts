@@ -2,14 +2,13 @@
 // status.permits written with the resourceVersion the decision was computed from, so of two
 // agents racing for the last slot one gets 409, re-reads and finds no slot left.
 import type { Logger } from 'pino';
-import type { LabelSelector } from '../../api/common.ts';
-import { RemedyActions } from '../../api/node-remedier.ts';
-import type { Permit, RiskPolicySpec, RiskPolicyStatus } from '../../api/risk-policy.ts';
-import type { Clock } from '../../host/clock.ts';
-import { parseDuration } from '../../util/duration.ts';
-import { isConflict, isNotFound, type KubeApi } from '../kube-api.ts';
-import { CORDONED_AT, type NodeObject } from '../node-ops.ts';
-import type { Risk } from '../types.ts';
+import type { LabelSelector } from '../api/common.ts';
+import { RemedyActions, type RiskLevel } from '../api/node-remedier.ts';
+import type { Permit, RiskPolicySpec, RiskPolicyStatus } from '../api/risk-policy.ts';
+import type { Clock } from '../host/clock.ts';
+import { classifyKubeError, type KubeClient } from '../kube/client.ts';
+import { CORDONED_AT, type NodeObject } from '../remedies/node-ops.ts';
+import { parseDuration } from '../util/duration.ts';
 import { CronError, parseCron, windowStartContaining } from './cron.ts';
 
 const BASE = '/apis/kubenode.io/v1alpha1/riskpolicies';
@@ -27,7 +26,7 @@ export interface RiskPolicyObject {
 export interface PolicyRequest {
   node: string;
   action: string;
-  risk: Risk;
+  risk: RiskLevel;
   operation: string;
 }
 
@@ -82,14 +81,19 @@ export function activeBlackout(spec: Partial<RiskPolicySpec>, now: number): stri
   return undefined;
 }
 
-export class RiskPolicyGate {
-  readonly #kube: KubeApi;
+export type PolicyKube = Pick<KubeClient, 'request'>;
+const isConflict = (err: unknown): boolean => classifyKubeError(err) === 'conflict';
+const isNotFound = (err: unknown): boolean => classifyKubeError(err) === 'not-found';
+
+/** The RiskPolicy client: takes, renews and releases permits for one agent. */
+export class RiskPolicyClient {
+  readonly #kube: PolicyKube;
   readonly #clock: Clock;
   readonly #log: Logger;
   /** Conflict retries before giving up on one decision. */
   readonly #maxRetries: number;
 
-  constructor(kube: KubeApi, clock: Clock, log: Logger, options: { maxRetries?: number } = {}) {
+  constructor(kube: PolicyKube, clock: Clock, log: Logger, options: { maxRetries?: number } = {}) {
     this.#kube = kube;
     this.#clock = clock;
     this.#log = log;
@@ -185,7 +189,10 @@ export class RiskPolicyGate {
     }
 
     if (spec.circuitBreaker !== undefined) {
-      const since = Math.max(now - ms(spec.circuitBreaker.window, 3_600_000), breaker.resetAt === undefined ? 0 : Date.parse(breaker.resetAt));
+      // A reset from the future (a clock stepped back, here or where it was written) is discarded:
+      // honoured, it would keep the breaker from counting anything until the clocks agree again.
+      const resetAt = breaker.resetAt === undefined ? 0 : Date.parse(breaker.resetAt);
+      const since = Math.max(now - ms(spec.circuitBreaker.window, 3_600_000), resetAt <= now ? resetAt : 0);
       const cordoned = new Set<string>();
       for (const n of nodes) {
         const at = Date.parse(n.metadata.annotations?.[CORDONED_AT] ?? '');

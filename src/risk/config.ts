@@ -1,0 +1,55 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+const DURATION_PATTERN = '^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$';
+const Dur = (def: string, description: string) => Type.String({ pattern: DURATION_PATTERN, default: def, description });
+
+/**
+ * `risk:` in agent.yaml: the one risk gate that remedies, installer restarts and `apply` by hand
+ * all ask. In a cluster the RiskPolicy objects selecting the node are asked too.
+ */
+export const RiskConfig = Type.Object(
+  {
+    local: Type.Object(
+      {
+        maxDisruptive: Type.Integer({ minimum: 0, maximum: 1000, default: 3, description: 'Disruptive actions (remedies, installer restarts, by hand or by the daemon) per window on this node' }),
+        window: Dur('1h', 'Sliding window of the local budget'),
+      },
+      { additionalProperties: false, default: {}, description: 'The node-local budget, kept in STATEDIR/risk/budget.json' },
+    ),
+    webhook: Type.Object(
+      {
+        url: Type.String({ default: '', pattern: '^(https://.+)?$', description: 'HTTPS endpoint asked before each disruptive action; empty: none' }),
+        timeout: Dur('5s', 'Deadline of one webhook call'),
+        caFile: Type.String({ default: '', pattern: '^(/.*)?$', description: 'Host path of the CA bundle for the webhook; empty: system roots' }),
+        failOpen: Type.Boolean({ default: false, description: 'Allow when the webhook does not answer properly (default: deny)' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+  },
+  { additionalProperties: false, default: {} },
+);
+export type RiskConfig = Static<typeof RiskConfig>;
+
+/** Keys of earlier releases, each of which configured half of today's gate. */
+const MOVED: readonly { from: readonly string[]; to: string }[] = [
+  { from: ['installers', 'risk'], to: 'risk.local' },
+  { from: ['remedies', 'gate', 'local'], to: 'risk.local' },
+  { from: ['remedies', 'gate', 'webhook'], to: 'risk.webhook' },
+  { from: ['remedies', 'gate'], to: 'risk' },
+];
+
+/**
+ * The first key of an older release present in a parsed agent.yaml, with what replaces it.
+ * Refused rather than mapped: the old keys were two budgets with different defaults, and
+ * silently merging them would change how many disruptive actions a node may take.
+ */
+export function movedRiskKey(doc: unknown): { field: string; message: string } | undefined {
+  for (const m of MOVED) {
+    let at: unknown = doc;
+    for (const key of m.from) at = typeof at === 'object' && at !== null && Object.hasOwn(at, key) ? (at as Record<string, unknown>)[key] : undefined;
+    if (at !== undefined) {
+      return { field: m.from.join('.'), message: `moved to ${m.to}: installers and remedies now spend one budget (see README, "The risk gate")` };
+    }
+  }
+  return undefined;
+}
