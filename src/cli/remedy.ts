@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { actions } from '../remedies/actions/index.ts';
 import type { ManualOptions } from '../remedies/manual.ts';
 import { addHostOptions } from './common.ts';
 
@@ -8,10 +9,17 @@ interface RemedyCliOptions extends ManualOptions {
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
+/** The actions, from the registry the engine runs: help cannot name one that does not exist. */
+function actionHelp(): string {
+  const list = Object.values(actions);
+  const width = Math.max(...list.map((a) => a.name.length));
+  return ['', 'Actions (disruptive ones ask the risk gate: local budget, RiskPolicy with --kubeconfig, webhook):', ...list.map((a) => `  ${a.name.padEnd(width)}  ${a.risk.padEnd(10)}  ${a.description}`)].join('\n');
+}
+
 export function remedyCommand(exit: (code: number) => void, write: (text: string) => void = (text) => process.stdout.write(text)): Command {
   const cmd = new Command('remedy')
     .description('run one remedy action by hand, through the risk gate; --dry-run prints the whole decision path')
-    .argument('<action>', 'restart-unit, restart-runtime, restart-kubelet, clean-disk, drop-caches, cordon, taint, drain, uncordon, reboot')
+    .argument('<action>', Object.keys(actions).join(', '))
     .option('--dry-run', 'plan and ask every gate without taking a permit or acting')
     .option('--reason <text>', 'why, for the record and the webhook')
     .option('--param <key=value>', 'action parameter, repeatable (unit=, key=, effect=, value=, path=, olderThan=, timeout=)', collect)
@@ -20,6 +28,7 @@ export function remedyCommand(exit: (code: number) => void, write: (text: string
     .option('--json', 'print JSON instead of text')
     .option('--log-level <level>', 'log level for diagnostics on stderr', 'warn');
   addHostOptions(cmd);
+  cmd.addHelpText('after', actionHelp);
   return cmd.action(async (action: string, options: RemedyCliOptions) => {
     const [{ runManualRemedy }, { createLogger }] = await Promise.all([import('../remedies/manual.ts'), import('../log.ts')]);
     const log = createLogger((options.logLevel ?? 'warn') as 'warn', 2);

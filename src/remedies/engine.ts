@@ -252,10 +252,15 @@ export class RemedyEngine {
   /**
    * After the clock was stepped back, a ladder's times lie in the future: a cool-down or a
    * verification would wait for as long as the clock was wrong. Past events are taken as now;
-   * waits are cut to the longest the rule could ask for.
+   * waits are cut to the longest the ladder's current step could ask for.
    */
   #undoFuture(l: Ladder, rule: EngineRule, now: number): void {
-    const horizon = Math.max(this.#d.denyBackoffMaxMs * 1.25, this.#d.rebootTimeoutMs, ...rule.steps.map((s) => Math.max(dur(s.cooldown, 300_000), dur(s.verifyAfter, 60_000))));
+    const step = rule.steps[l.step];
+    const horizon = Math.max(
+      this.#d.denyBackoffMaxMs * 1.25,
+      step === undefined ? 0 : Math.max(dur(step.cooldown, 300_000), dur(step.verifyAfter, 60_000)),
+      l.phase === 'rebooting' ? this.#d.rebootTimeoutMs : 0,
+    );
     const moved: string[] = [];
     for (const k of ['lastRunAt', 'renewedAt'] as const) {
       const t = l[k];

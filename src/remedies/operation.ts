@@ -112,6 +112,7 @@ export class RemedyOperations {
     }
     await this.record(id, { phase: 'Running', gate: decision, startTime: now, attempts: req.attempt });
     rlog.info({ decision: 'allowed', gate: decision.gate }, 'Running remedy');
+    this.#d.metrics?.started(action.name);
     let result: { ok: boolean; message: string; rebooting?: boolean };
     try {
       result = await action.execute(actx, req.params);

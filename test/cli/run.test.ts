@@ -218,8 +218,8 @@ test('the daemon runs a remedy rule on a condition, through the local risk gate,
   }, () => 'the remedy never restarted the runtime');
   assert.equal(calls.split('\n').filter((l) => l === 'restart containerd.service').length, 1);
   const m = await metrics(agent);
-  assert.match(m, /^kubenode_remedy_gate_decisions_total\{gate="local",outcome="allowed"\} 1$/m);
-  assert.match(m, /^kubenode_remedy_attempts_total\{action="restart-runtime"\} 1$/m);
+  assert.match(m, /^kubenode_risk_gate_decisions_total\{gate="local",decision="allowed"\} 1$/m);
+  assert.match(m, /^kubenode_remedy_actions_started_total\{action="restart-runtime"\} 1$/m);
   agent.child.kill('SIGTERM');
   assert.equal(await agent.exited, 0);
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, utimesSync } from 'node:fs';
 import { describe, test } from 'node:test';
+import { RemedyActions } from '../../src/api/node-remedier.ts';
 import { actions } from '../../src/remedies/actions/index.ts';
 import { afterBoot, readIntent } from '../../src/remedies/actions/reboot.ts';
 import { actionContext, recordingRoot } from './helpers.ts';
@@ -13,6 +14,10 @@ describe('remedy actions (host side, through the Host seam)', () => {
       .sort();
     assert.deepEqual(files, Object.keys(actions).sort());
     for (const [name, action] of Object.entries(actions)) assert.equal(action.name, name);
+  });
+
+  test("the registry holds exactly the custom resources' action enum (NodeRemedier, RemedyOperation, RiskPolicy)", () => {
+    assert.deepEqual(Object.keys(actions).sort(), [...RemedyActions].sort());
   });
 
   const restarts = [

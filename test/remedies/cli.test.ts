@@ -3,6 +3,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { Command } from 'commander';
 import { remedyCommand } from '../../src/cli/remedy.ts';
+import { actions } from '../../src/remedies/actions/index.ts';
 import { runManualRemedy } from '../../src/remedies/manual.ts';
 import { recordingRoot, silent } from './helpers.ts';
 
@@ -62,6 +63,13 @@ describe('kubenode-agent remedy (standalone)', () => {
     } finally {
       root.remove();
     }
+  });
+
+  test('help lists every action of the registry with its risk and description', () => {
+    let out = '';
+    const cmd = remedyCommand(() => undefined).configureOutput({ writeOut: (t) => (out += t) });
+    cmd.outputHelp();
+    for (const a of Object.values(actions)) assert.match(out, new RegExp(`^  ${a.name} +${a.risk} +${a.description.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
   });
 
   test('the commander command passes the action, repeated --param and flags through, and exits with the code', async () => {

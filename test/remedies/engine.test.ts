@@ -194,4 +194,41 @@ describe('remedy engine: escalation ladder (fake clock)', () => {
       root.remove();
     }
   });
+
+  test('after the clock is stepped back a day, a ladder waits at most its longest wait, not the day', async () => {
+    const { clock, root, r } = setup({ rules: [{ name: 'task-hung', condition: { type: 'KernelDeadlock', reasons: [] }, steps: LADDER } as never] }, {}, { local: { maxDisruptive: 10 } });
+    try {
+      await r.engine.resume();
+      r.engine.observe([hung(clock.now())]);
+      await r.engine.tick();
+      assert.equal(root.calls().filter((c) => c.startsWith('systemctl restart')).length, 1);
+      await clock.advance(-24 * 3_600_000);
+      r.engine.observe([hung(clock.now())]);
+      await r.engine.tick();
+      const l = r.engine.ladders().get('task-hung');
+      assert.ok((l?.lastRunAt ?? Infinity) <= clock.now(), 'the last run is no longer in the future');
+      // The longest the current step can ask to wait: the denial backoff's 10m (with jitter 12.5m), more than its 10m cool-down.
+      await clock.advance(13 * 60_000);
+      await r.engine.tick();
+      await r.engine.tick();
+      assert.equal(root.calls().filter((c) => c.startsWith('systemctl restart')).length, 2, 'second attempt within the horizon');
+    } finally {
+      root.remove();
+    }
+  });
+
+  test('a corrupt ladder state is set aside and the engine starts clean instead of failing', async () => {
+    const { clock, root, r } = setup({ rules: [{ name: 'task-hung', condition: { type: 'KernelDeadlock', reasons: [] }, steps: LADDER } as never] });
+    try {
+      root.write('/var/lib/kubenode/remedies/ladders.json', '[{"rule":"task-hung","step":"two"}]');
+      await r.engine.resume();
+      assert.equal(r.engine.ladders().size, 0);
+      assert.equal(readdirSync(root.path('/var/lib/kubenode/remedies')).filter((f) => f.startsWith('ladders.json.corrupt-')).length, 1);
+      r.engine.observe([hung(clock.now())]);
+      await r.engine.tick();
+      assert.equal(r.engine.ladders().get('task-hung')?.phase, 'verifying');
+    } finally {
+      root.remove();
+    }
+  });
 });
