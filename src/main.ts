@@ -3,6 +3,7 @@ import { applyCommand } from './cli/apply.ts';
 import { checkCommand } from './cli/check.ts';
 import { configCommand } from './cli/config.ts';
 import { controllerCommand } from './cli/controller.ts';
+import { rolloutCommand } from './cli/rollout.ts';
 import { planCommand } from './cli/plan.ts';
 import { remedyCommand } from './cli/remedy.ts';
 import { runCommand } from './cli/run.ts';
@@ -22,8 +23,16 @@ function exitWith(code: number): never {
   return undefined as never;
 }
 
+/**
+ * Installed as the kubectl plugin `kubectl-kubenode` (a link to this binary), it answers as
+ * `kubectl kubenode`. argv[0] is the resolved executable, so the name as invoked is in argv0.
+ */
+function programName(argv: readonly string[]): string {
+  return [process.argv0, ...argv.slice(0, 2)].some((a) => /(^|[/\\])kubectl-kubenode(\.[a-z]+)?$/.test(a)) ? 'kubectl kubenode' : 'kubenode-agent';
+}
+
 export async function main(argv: string[]): Promise<void> {
-  const program = new Command('kubenode-agent')
+  const program = new Command(programName(argv))
     .description('Kubernetes node agent: desired-state installs, NPD-compatible detection, gated repair, triage')
     .version(version, '-V, --version-flag', 'print the version number')
     .exitOverride()
@@ -38,6 +47,7 @@ export async function main(argv: string[]): Promise<void> {
   program.addCommand(statusCommand());
   program.addCommand(remedyCommand(exitWith));
   program.addCommand(controllerCommand());
+  program.addCommand(rolloutCommand(exitWith));
   for (const cmd of program.commands) cmd.exitOverride();
   try {
     await program.parseAsync(argv);
