@@ -46,14 +46,14 @@ export const LabelSelectorOperators = ['In', 'NotIn', 'Exists', 'DoesNotExist'] 
 export const LabelSelector = (options: SchemaOptions = {}) =>
   Type.Object(
     {
-      matchLabels: Type.Optional(Labels()),
+      matchLabels: Type.Optional(Labels({ description: 'Labels an object must carry, all of them, with these values' })),
       matchExpressions: Type.Optional(
         Type.Array(
           Type.Object(
             {
-              key: Type.String({ minLength: 1, maxLength: 316 }),
-              operator: StringEnum(LabelSelectorOperators),
-              values: Type.Optional(Type.Array(Type.String({ maxLength: 63 }), { maxItems: 64 })),
+              key: Type.String({ minLength: 1, maxLength: 316, description: 'Label key the requirement is about' }),
+              operator: StringEnum(LabelSelectorOperators, { description: "How the label's value relates to values: In, NotIn, Exists, DoesNotExist" }),
+              values: Type.Optional(Type.Array(Type.String({ maxLength: 63 }), { maxItems: 64, description: 'Label values; non-empty for In and NotIn, absent for Exists and DoesNotExist' })),
             },
             {
               additionalProperties: false,
@@ -65,7 +65,7 @@ export const LabelSelector = (options: SchemaOptions = {}) =>
               ],
             },
           ),
-          { maxItems: 32 },
+          { maxItems: 32, description: 'Requirements on labels, all of which must hold' },
         ),
       ),
     },
@@ -78,13 +78,13 @@ export const ConditionStatuses = ['True', 'False', 'Unknown'] as const;
 /** metav1.Condition plus the heartbeat NodeConditions carry. */
 export const Condition = Type.Object(
   {
-    type: Type.String({ minLength: 1, maxLength: 316, pattern: QUALIFIED_NAME_PATTERN }),
-    status: StringEnum(ConditionStatuses),
-    reason: Type.String({ minLength: 1, maxLength: 1024, pattern: REASON_PATTERN }),
-    message: Type.String({ maxLength: 32768, default: '' }),
-    observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
-    lastTransitionTime: Time(),
-    lastHeartbeatTime: Type.Optional(Time()),
+    type: Type.String({ minLength: 1, maxLength: 316, pattern: QUALIFIED_NAME_PATTERN, description: 'What the condition is about, in CamelCase (Ready, KernelDeadlock…)' }),
+    status: StringEnum(ConditionStatuses, { description: 'True, False, or Unknown when it could not be determined' }),
+    reason: Type.String({ minLength: 1, maxLength: 1024, pattern: REASON_PATTERN, description: 'Why the status is what it is, in CamelCase, one word for machines' }),
+    message: Type.String({ maxLength: 32768, default: '', description: 'Why the status is what it is, for people' }),
+    observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: 'metadata.generation the condition was computed for' })),
+    lastTransitionTime: Time({ description: 'When status last changed' }),
+    lastHeartbeatTime: Type.Optional(Time({ description: 'When the condition was last confirmed, changed or not' })),
   },
   { additionalProperties: false },
 );
@@ -92,7 +92,13 @@ export type Condition = Static<typeof Condition>;
 
 /** Conditions as a list-map keyed by type, so server-side apply and merge patches keep other writers' entries. */
 export const Conditions = (options: SchemaOptions = {}) =>
-  Type.Array(Condition, { maxItems: 64, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'], ...options });
+  Type.Array(Condition, {
+    maxItems: 64,
+    'x-kubernetes-list-type': 'map',
+    'x-kubernetes-list-map-keys': ['type'],
+    description: 'Latest observations of the object, one per condition type',
+    ...options,
+  });
 
 /** What every kind's object metadata is checked against locally (the apiserver owns the real rules). */
 export const ObjectMeta = Type.Object(

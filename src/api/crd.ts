@@ -123,8 +123,9 @@ export function crdFor(def: KindDefinition): CustomResourceDefinition {
     description: `${def.kind} (${GROUP}/${VERSION}); generated from src/api/ by scripts/gen-crds.ts`,
     required: ['spec'],
     properties: {
-      apiVersion: { type: 'string' },
-      kind: { type: 'string' },
+      apiVersion: { type: 'string', description: `Version of the schema this object follows: ${GROUP}/${VERSION}` },
+      kind: { type: 'string', description: `Kind of object: ${def.kind}` },
+      // The apiserver refuses anything here but a type, and documents metadata itself (ObjectMeta).
       metadata: { type: 'object' },
       spec: toStructural(def.spec, `${def.kind}.spec`),
       status: toStructural(def.status, `${def.kind}.status`),

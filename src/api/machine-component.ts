@@ -78,6 +78,7 @@ export const ComponentSource = Type.Object(
       { rule: "self.type != 'none' || (!has(self.url) && !has(self.sha256))", message: 'type none takes no url or sha256' },
       { rule: "!(self.type == 'deb' || self.type == 'rpm') || has(self.package)", message: 'package is required for deb and rpm' },
     ],
+    description: 'Where the component comes from: a package, a tarball or a binary at a URL with its sha256, or none (files and a unit only)',
   },
 );
 
@@ -94,7 +95,7 @@ export const ComponentInstall = Type.Object(
     dir: Type.Optional(AbsPath('Where versions are kept (DIR/VERSION) and DIR/current points (default /opt/kubenode/COMPONENT)')),
     links: Type.Array(ComponentLink, { default: [], maxItems: 32, description: 'Stable symlinks into DIR/current' }),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'Where tarball and binary sources are unpacked, and the links into them' },
 );
 
 export const ComponentFile = Type.Object(
@@ -118,64 +119,64 @@ export const ComponentUnit = Type.Object(
   {
     name: Type.String({ pattern: UNIT_NAME_PATTERN, maxLength: 255, description: 'systemd unit name' }),
     content: Type.Optional(Type.String({ maxLength: 256 * 1024, description: 'Unit file written to /etc/systemd/system/NAME; absent: an existing unit' })),
-    enabled: Type.Boolean({ default: true }),
+    enabled: Type.Boolean({ default: true, description: 'Enable the unit so that it starts at boot' }),
     restartOnChange: Type.Boolean({ default: true, description: 'Restart when the unit, binary or a restartOnChange file changed' }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'The systemd unit that runs the component' },
 );
 
 export const HealthCheck = Type.Object(
   {
-    exec: Type.Optional(Type.Object({ argv: Argv }, { additionalProperties: false })),
+    exec: Type.Optional(Type.Object({ argv: Argv }, { additionalProperties: false, description: 'Healthy when this command exits 0' })),
     http: Type.Optional(
       Type.Object(
         {
-          url: Type.String({ maxLength: 2048, pattern: HTTP_URL_PATTERN }),
-          expectStatus: Type.Integer({ minimum: 100, maximum: 599, default: 200 }),
+          url: Type.String({ maxLength: 2048, pattern: HTTP_URL_PATTERN, description: 'http or https URL to GET' }),
+          expectStatus: Type.Integer({ minimum: 100, maximum: 599, default: 200, description: 'HTTP status that means healthy' }),
         },
-        { additionalProperties: false },
+        { additionalProperties: false, description: 'Healthy when a GET of url answers expectStatus' },
       ),
     ),
     unitActive: Type.Boolean({ default: false, description: "The component's unit must be active" }),
-    timeoutSeconds: Type.Integer({ minimum: 1, maximum: 600, default: 10 }),
+    timeoutSeconds: Type.Integer({ minimum: 1, maximum: 600, default: 10, description: 'Deadline of one attempt' }),
     retries: Type.Integer({ minimum: 0, maximum: 100, default: 3, description: 'Attempts after the first failure' }),
-    intervalSeconds: Type.Number({ minimum: 0, maximum: 600, default: 2 }),
+    intervalSeconds: Type.Number({ minimum: 0, maximum: 600, default: 2, description: 'Pause between attempts' }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'How the agent decides the component works after an install; failing it rolls back to the last healthy version' },
 );
 
 export const VersionProbe = Type.Object(
   {
     argv: Argv,
     regex: Type.String({ minLength: 1, maxLength: 512, description: 'Regular expression; its first capture group (or the whole match) is the version' }),
-    timeoutSeconds: Type.Integer({ minimum: 1, maximum: 600, default: 10 }),
+    timeoutSeconds: Type.Integer({ minimum: 1, maximum: 600, default: 10, description: 'Deadline of the command' }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'A command whose output names the installed version; it must match spec.version' },
 );
 
 export const ComponentHooks = Type.Object(
   {
-    preInstall: Type.Array(Argv, { default: [], maxItems: 16 }),
-    postInstall: Type.Array(Argv, { default: [], maxItems: 16 }),
-    timeoutSeconds: Type.Integer({ minimum: 1, maximum: 3600, default: 60 }),
+    preInstall: Type.Array(Argv, { default: [], maxItems: 16, description: 'Commands run, in order, before a new version is installed' }),
+    postInstall: Type.Array(Argv, { default: [], maxItems: 16, description: 'Commands run, in order, after a new version is installed' }),
+    timeoutSeconds: Type.Integer({ minimum: 1, maximum: 3600, default: 60, description: 'Deadline of each hook command' }),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'Commands around an install; each is an argv array, never a shell string' },
 );
 
 export const MachineComponentSpec = Type.Object(
   {
     component: Type.String({ minLength: 1, maxLength: 63, pattern: COMPONENT_NAME_PATTERN, description: 'Component name, unique on a machine' }),
-    version: Type.String({ minLength: 1, maxLength: 128, pattern: VERSION_PATTERN }),
+    version: Type.String({ minLength: 1, maxLength: 128, pattern: VERSION_PATTERN, description: 'Version to install, e.g. 1.8.2, v1.30.1, 1.7.13-1' }),
     disruptive: Type.Boolean({ default: false, description: 'Restarting it disturbs workloads (kubelet, container runtime): asks the risk gate first' }),
     source: ComponentSource,
     install: ComponentInstall,
-    files: Type.Array(ComponentFile, { default: [], maxItems: 64 }),
+    files: Type.Array(ComponentFile, { default: [], maxItems: 64, description: 'Files the agent writes and keeps as declared' }),
     unit: Type.Optional(ComponentUnit),
     healthCheck: Type.Optional(HealthCheck),
     versionProbe: Type.Optional(VersionProbe),
     hooks: ComponentHooks,
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'One component at one version: its source, files, systemd unit, health check and version probe' },
 );
 export type MachineComponentSpec = Static<typeof MachineComponentSpec>;
 export type ComponentFile = Static<typeof ComponentFile>;
@@ -197,41 +198,39 @@ export type ComponentPhase = (typeof ComponentPhases)[number];
 
 export const ComponentCondition = Type.Object(
   {
-    type: Type.String({ minLength: 1, maxLength: 316 }),
-    status: StringEnum(['True', 'False', 'Unknown'] as const),
-    reason: Type.String({ maxLength: 1024 }),
-    message: Type.String({ maxLength: 32768 }),
-    lastTransitionTime: Type.String({ format: 'date-time' }),
+    type: Type.String({ minLength: 1, maxLength: 316, description: 'Ready, or RiskGate while a disruptive step waits for a permit' }),
+    status: StringEnum(['True', 'False', 'Unknown'] as const, { description: 'True, False or Unknown' }),
+    reason: Type.String({ maxLength: 1024, description: 'Why, in CamelCase: Installed, Installing, RolledBack, CheckFailed, Denied…' }),
+    message: Type.String({ maxLength: 32768, description: 'Why, for people' }),
+    lastTransitionTime: Type.String({ format: 'date-time', description: 'When status or reason last changed' }),
   },
   { additionalProperties: false },
 );
 
 export const ComponentHistoryEntry = Type.Object(
   {
-    version: Type.String(),
-    specHash: Type.String(),
-    result: StringEnum(['Installed', 'Failed', 'RolledBack'] as const),
-    at: Type.String({ format: 'date-time' }),
-    message: Type.String(),
+    version: Type.String({ description: 'Version the run converged to, or tried to' }),
+    specHash: Type.String({ description: 'Hash of the spec the run acted on' }),
+    result: StringEnum(['Installed', 'Failed', 'RolledBack'] as const, { description: 'Installed, Failed (nothing earlier to go back to) or RolledBack' }),
+    at: Type.String({ format: 'date-time', description: 'When the run ended' }),
+    message: Type.String({ description: 'What the run did, or why it failed' }),
   },
   { additionalProperties: false },
 );
 
 export const MachineComponentStatus = Type.Object(
   {
-    phase: StringEnum(ComponentPhases),
-    installedVersion: Type.Optional(Type.String()),
-    observedGeneration: Type.Integer({ minimum: 0 }),
-    /** Hash of the rendered files and unit (what a restart depends on besides the binary). */
-    configHash: Type.Optional(Type.String()),
-    /** Hash of the whole spec last acted on. */
-    specHash: Type.Optional(Type.String()),
-    conditions: Type.Array(ComponentCondition, { default: [] }),
-    lastError: Type.Optional(Type.String()),
-    history: Type.Array(ComponentHistoryEntry, { default: [], maxItems: 10 }),
-    updatedAt: Type.Optional(Type.String({ format: 'date-time' })),
+    phase: StringEnum(ComponentPhases, { description: 'Pending, Installing, Installed, Failed or RollingBack' }),
+    installedVersion: Type.Optional(Type.String({ description: 'Version on the node now (from the version probe when there is one)' })),
+    observedGeneration: Type.Integer({ minimum: 0, description: 'metadata.generation last installed' }),
+    configHash: Type.Optional(Type.String({ description: 'Hash of the rendered files and unit: what a restart depends on besides the binary' })),
+    specHash: Type.Optional(Type.String({ description: 'Hash of the whole spec last acted on' })),
+    conditions: Type.Array(ComponentCondition, { default: [], description: 'Ready and RiskGate conditions' }),
+    lastError: Type.Optional(Type.String({ description: 'Why the last run failed or was deferred' })),
+    history: Type.Array(ComponentHistoryEntry, { default: [], maxItems: 10, description: 'The last 10 runs that changed something, newest first' }),
+    updatedAt: Type.Optional(Type.String({ format: 'date-time', description: 'When the phase last changed' })),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: "What the node's agent did with the spec; written only by that agent" },
 );
 export type MachineComponentStatus = Static<typeof MachineComponentStatus>;
 export type ComponentCondition = Static<typeof ComponentCondition>;

@@ -10,9 +10,9 @@ export const TaintEffects = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'] as c
 
 export const Taint = Type.Object(
   {
-    key: Type.String({ minLength: 1, maxLength: 316, pattern: QUALIFIED_NAME_PATTERN }),
-    value: Type.Optional(Type.String({ maxLength: 63, pattern: '^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$' })),
-    effect: StringEnum(TaintEffects),
+    key: Type.String({ minLength: 1, maxLength: 316, pattern: QUALIFIED_NAME_PATTERN, description: 'Taint key, a qualified name' }),
+    value: Type.Optional(Type.String({ maxLength: 63, pattern: '^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$', description: 'Taint value, at most 63 characters' })),
+    effect: StringEnum(TaintEffects, { description: 'NoSchedule, PreferNoSchedule or NoExecute' }),
   },
   { additionalProperties: false },
 );
@@ -36,7 +36,7 @@ export const MachineSpec = Type.Object(
     }),
     paused: Type.Boolean({ default: false, description: 'Maintenance: the agent reports but installs and repairs nothing' }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'What the agent keeps on this node: Node labels and taints, and the components it runs' },
 );
 export type MachineSpec = Static<typeof MachineSpec>;
 
@@ -50,12 +50,12 @@ const PCI_ADDRESS_PATTERN = '^[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\\.[
 
 export const GpuDevice = Type.Object(
   {
-    vendor: Type.String({ maxLength: 128 }),
-    model: Type.String({ maxLength: 256 }),
+    vendor: Type.String({ maxLength: 128, description: 'Vendor, e.g. NVIDIA' }),
+    model: Type.String({ maxLength: 256, description: 'Model name as the driver reports it, e.g. H100 80GB HBM3' }),
     busId: Type.Optional(Type.String({ pattern: PCI_ADDRESS_PATTERN, description: 'PCI address, e.g. 0000:3b:00.0' })),
-    uuid: Type.Optional(Type.String({ maxLength: 128 })),
-    memoryBytes: Type.Optional(Type.Integer({ minimum: 0 })),
-    driverVersion: Type.Optional(Type.String({ maxLength: 64 })),
+    uuid: Type.Optional(Type.String({ maxLength: 128, description: 'Device UUID (nvidia-smi: GPU-…)' })),
+    memoryBytes: Type.Optional(Type.Integer({ minimum: 0, description: 'Device memory in bytes' })),
+    driverVersion: Type.Optional(Type.String({ maxLength: 64, description: 'Version of the loaded driver' })),
   },
   { additionalProperties: false },
 );
@@ -63,9 +63,9 @@ export type GpuDevice = Static<typeof GpuDevice>;
 
 export const FpgaDevice = Type.Object(
   {
-    vendor: Type.String({ maxLength: 128 }),
-    model: Type.String({ maxLength: 256 }),
-    busId: Type.Optional(Type.String({ pattern: PCI_ADDRESS_PATTERN })),
+    vendor: Type.String({ maxLength: 128, description: 'Vendor, e.g. Xilinx' }),
+    model: Type.String({ maxLength: 256, description: 'Card or shell model as the tool reports it' }),
+    busId: Type.Optional(Type.String({ pattern: PCI_ADDRESS_PATTERN, description: 'PCI address, e.g. 0000:af:00.0' })),
   },
   { additionalProperties: false },
 );
@@ -73,47 +73,48 @@ export type FpgaDevice = Static<typeof FpgaDevice>;
 
 export const NodeFacts = Type.Object(
   {
-    kernelVersion: Type.String({ maxLength: 256 }),
+    kernelVersion: Type.String({ maxLength: 256, description: 'Running kernel release (uname -r)' }),
     osImage: Type.String({ maxLength: 256, description: 'PRETTY_NAME from os-release' }),
-    osId: Type.Optional(Type.String({ maxLength: 64 })),
-    osVersion: Type.Optional(Type.String({ maxLength: 64 })),
-    architecture: StringEnum(Architectures),
-    cpus: Type.Integer({ minimum: 1, maximum: 65536 }),
-    memoryBytes: Type.Integer({ minimum: 0 }),
-    bootId: Type.Optional(Type.String({ maxLength: 64 })),
-    machineId: Type.Optional(Type.String({ maxLength: 64 })),
+    osId: Type.Optional(Type.String({ maxLength: 64, description: 'ID from os-release, e.g. ubuntu, rhel' })),
+    osVersion: Type.Optional(Type.String({ maxLength: 64, description: 'VERSION_ID from os-release' })),
+    architecture: StringEnum(Architectures, { description: 'CPU architecture as GOARCH names it (amd64, arm64…)' }),
+    cpus: Type.Integer({ minimum: 1, maximum: 65536, description: 'Online CPUs' }),
+    memoryBytes: Type.Integer({ minimum: 0, description: 'Total memory (MemTotal) in bytes' }),
+    bootId: Type.Optional(Type.String({ maxLength: 64, description: 'Kernel boot ID; changes on every boot' })),
+    machineId: Type.Optional(Type.String({ maxLength: 64, description: '/etc/machine-id' })),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'Facts the agent read on the node' },
 );
 export type NodeFacts = Static<typeof NodeFacts>;
 
 export const MachineComponentSummary = Type.Object(
   {
-    name: Type.String({ maxLength: 63 }),
-    version: Type.Optional(Type.String({ maxLength: 128 })),
-    phase: Type.String({ maxLength: 32 }),
+    name: Type.String({ maxLength: 63, description: 'Component name' }),
+    version: Type.Optional(Type.String({ maxLength: 128, description: 'Installed version' })),
+    phase: Type.String({ maxLength: 32, description: "Phase of the component's MachineComponent" }),
   },
   { additionalProperties: false },
 );
 
 export const MachineStatus = Type.Object(
   {
-    phase: StringEnum(MachinePhases),
-    observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
-    agentVersion: Type.Optional(Type.String({ maxLength: 64 })),
+    phase: StringEnum(MachinePhases, { description: 'Pending, Reconciling, Ready, Degraded (a problem condition is True), Paused or Failed' }),
+    observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: 'metadata.generation the agent last acted on' })),
+    agentVersion: Type.Optional(Type.String({ maxLength: 64, description: 'Version of the kubenode-agent on the node' })),
     node: Type.Optional(NodeFacts),
-    gpus: Type.Array(GpuDevice, { default: [], maxItems: 64 }),
-    fpgas: Type.Array(FpgaDevice, { default: [], maxItems: 64 }),
+    gpus: Type.Array(GpuDevice, { default: [], maxItems: 64, description: 'GPUs found on the node' }),
+    fpgas: Type.Array(FpgaDevice, { default: [], maxItems: 64, description: 'FPGA cards found on the node' }),
     components: Type.Array(MachineComponentSummary, {
       default: [],
       maxItems: 128,
       'x-kubernetes-list-type': 'map',
       'x-kubernetes-list-map-keys': ['name'],
+      description: "The node's components, one entry per MachineComponent",
     }),
     conditions: Conditions({ default: [] }),
-    lastHeartbeatTime: Type.Optional(Time()),
+    lastHeartbeatTime: Type.Optional(Time({ description: 'When the agent last wrote this status' })),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'What the agent found on the node; written only by that agent' },
 );
 export type MachineStatus = Static<typeof MachineStatus>;
 

@@ -36,7 +36,7 @@ const paramRules = Object.entries(REQUIRED_PARAMS).map(([action, keys]) => ({
 
 export const RemedyStep = Type.Object(
   {
-    action: StringEnum(RemedyActions),
+    action: StringEnum(RemedyActions, { description: `What to do: ${RemedyActions.join(', ')}` }),
     params: Type.Optional(StringMap({ maxProperties: 16, description: 'Action parameters, e.g. unit for restart-unit, path for clean-disk, key/value/effect for taint' })),
     cooldown: Duration({ default: '5m', description: 'Wait after this step before it or the next one runs' }),
     maxAttempts: Type.Integer({ minimum: 1, maximum: 10, default: 1, description: 'Attempts of this step before escalating to the next' }),
@@ -49,7 +49,7 @@ export type RemedyStep = Static<typeof RemedyStep>;
 export const ProblemMatch = Type.Object(
   {
     type: Type.String({ minLength: 1, maxLength: 316, pattern: QUALIFIED_NAME_PATTERN, description: 'Node condition type, e.g. KernelDeadlock' }),
-    status: StringEnum(ConditionStatuses, { default: 'True' }),
+    status: StringEnum(ConditionStatuses, { default: 'True', description: 'Condition status that means the problem is there' }),
     reasons: Type.Array(Type.String({ maxLength: 1024, pattern: REASON_PATTERN }), {
       default: [],
       maxItems: 32,
@@ -57,12 +57,12 @@ export const ProblemMatch = Type.Object(
       description: 'Condition reasons this rule handles; empty: any reason',
     }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'The node condition that starts this rule' },
 );
 
 export const RemedyRule = Type.Object(
   {
-    name: Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' }),
+    name: Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', description: 'Rule name, unique in this NodeRemedier; RemedyOperations name it' }),
     condition: ProblemMatch,
     minDuration: Duration({ default: '0s', description: 'How long the condition must have held before the first step' }),
     steps: Type.Array(RemedyStep, { minItems: 1, maxItems: 16, description: 'Escalation ladder, least disruptive first' }),
@@ -74,24 +74,30 @@ export type RemedyRule = Static<typeof RemedyRule>;
 export const NodeRemedierSpec = Type.Object(
   {
     nodeSelector: LabelSelector({ default: {}, description: 'Nodes the rules apply to (by Node labels); empty selects all' }),
-    rules: Type.Array(RemedyRule, { minItems: 1, maxItems: 64, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] }),
-    paused: Type.Boolean({ default: false }),
+    rules: Type.Array(RemedyRule, {
+      minItems: 1,
+      maxItems: 64,
+      'x-kubernetes-list-type': 'map',
+      'x-kubernetes-list-map-keys': ['name'],
+      description: 'Which problem gets which repairs',
+    }),
+    paused: Type.Boolean({ default: false, description: 'Start no new repairs; operations already running finish' }),
     dryRun: Type.Boolean({ default: false, description: 'Record RemedyOperations with what would be done, do nothing' }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'Rules that map node problems to escalating repairs, for the nodes selected' },
 );
 export type NodeRemedierSpec = Static<typeof NodeRemedierSpec>;
 
 export const NodeRemedierStatus = Type.Object(
   {
-    observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
-    matchedNodes: Type.Integer({ minimum: 0, default: 0 }),
-    activeOperations: Type.Integer({ minimum: 0, default: 0 }),
-    succeeded: Type.Integer({ minimum: 0, default: 0 }),
-    failed: Type.Integer({ minimum: 0, default: 0 }),
+    observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: 'metadata.generation the counts are for' })),
+    matchedNodes: Type.Integer({ minimum: 0, default: 0, description: 'Nodes the nodeSelector matches' }),
+    activeOperations: Type.Integer({ minimum: 0, default: 0, description: "RemedyOperations of this NodeRemedier's rules not finished yet" }),
+    succeeded: Type.Integer({ minimum: 0, default: 0, description: 'RemedyOperations that fixed the problem' }),
+    failed: Type.Integer({ minimum: 0, default: 0, description: 'RemedyOperations that failed or did not fix it' }),
     conditions: Conditions({ default: [] }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'Counts of the operations these rules started' },
 );
 export type NodeRemedierStatus = Static<typeof NodeRemedierStatus>;
 

@@ -17,7 +17,7 @@ export const BlackoutWindow = Type.Object(
     duration: Duration({ description: 'How long it lasts' }),
     timeZone: Type.String({ maxLength: 64, default: 'UTC', pattern: '^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$', description: 'IANA time zone, e.g. Europe/Berlin' }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'A recurring time when no permit is granted' },
 );
 export type BlackoutWindow = Static<typeof BlackoutWindow>;
 
@@ -34,7 +34,7 @@ export const RiskPolicySpec = Type.Object(
     maxPerWindow: Type.Optional(
       Type.Object(
         {
-          count: Type.Integer({ minimum: 1, maximum: 100000 }),
+          count: Type.Integer({ minimum: 1, maximum: 100000, description: 'Permits granted per window at most' }),
           window: Duration({ description: 'Sliding window, e.g. 1h' }),
         },
         { additionalProperties: false, description: 'At most count permits granted per window' },
@@ -51,10 +51,10 @@ export const RiskPolicySpec = Type.Object(
         { additionalProperties: false, description: 'Trips open (no permits) on a fleet-wide fault; only a person closes it' },
       ),
     ),
-    blackoutWindows: Type.Array(BlackoutWindow, { default: [], maxItems: 32 }),
+    blackoutWindows: Type.Array(BlackoutWindow, { default: [], maxItems: 32, description: 'Times when no permit is granted, e.g. business hours' }),
     paused: Type.Boolean({ default: false, description: 'No permits at all' }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'Limits on disruptive actions across the nodes selected' },
 );
 export type RiskPolicySpec = Static<typeof RiskPolicySpec>;
 
@@ -62,9 +62,9 @@ export const Permit = Type.Object(
   {
     holder: NodeName({ description: 'Node holding the permit' }),
     operation: Type.String({ minLength: 1, maxLength: 253, description: 'RemedyOperation it was taken for' }),
-    action: Type.Optional(StringEnum(RemedyActions)),
-    acquiredAt: Time(),
-    expiresAt: Time(),
+    action: Type.Optional(StringEnum(RemedyActions, { description: 'Action it was taken for' })),
+    acquiredAt: Time({ description: 'When it was taken' }),
+    expiresAt: Time({ description: 'When it stops counting as held unless renewed' }),
     releasedAt: Type.Optional(Time({ description: 'Set when the holder is done; kept while it still counts for maxPerWindow' })),
   },
   {
@@ -78,7 +78,7 @@ export const BreakerStates = ['Closed', 'Open'] as const;
 
 export const RiskPolicyStatus = Type.Object(
   {
-    observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
+    observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: 'metadata.generation last acted on' })),
     permits: Type.Array(Permit, {
       default: [],
       maxItems: 1000,
@@ -88,22 +88,23 @@ export const RiskPolicyStatus = Type.Object(
     }),
     circuitBreaker: Type.Object(
       {
-        state: StringEnum(BreakerStates, { default: 'Closed' }),
-        trippedAt: Type.Optional(Time()),
+        state: StringEnum(BreakerStates, { default: 'Closed', description: 'Closed (permits as the limits allow) or Open (no permits)' }),
+        trippedAt: Type.Optional(Time({ description: 'When it opened' })),
         trippedBy: Type.Optional(Type.String({ maxLength: 253, description: 'Node whose agent saw the threshold crossed' })),
-        reason: Type.Optional(Type.String({ maxLength: 1024 })),
+        reason: Type.Optional(Type.String({ maxLength: 1024, description: 'Why it opened' })),
         resetBy: Type.Optional(Type.String({ maxLength: 253, description: 'Who closed it again' })),
-        resetAt: Type.Optional(Time()),
+        resetAt: Type.Optional(Time({ description: 'When it was closed again' })),
       },
       {
         additionalProperties: false,
         default: {},
+        description: 'The circuit breaker: opens on a fleet-wide fault, closed again only by a person',
         'x-kubernetes-validations': [{ rule: "self.state != 'Open' || has(self.trippedAt)", message: 'an open breaker has trippedAt' }],
       },
     ),
     conditions: Conditions({ default: [] }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'Permits held and the circuit breaker, written by agents and the controller' },
 );
 export type RiskPolicyStatus = Static<typeof RiskPolicyStatus>;
 
