@@ -26,6 +26,10 @@ export interface KindDefinition {
   kind: string;
   plural: string;
   singular: string;
+  /**
+   * `kn` + the kind's initials: Machine and MachineComponent share their kind names with Cluster
+   * API and OpenShift, and OpenShift already has `mc` (MachineConfig), so no plain initials.
+   */
   shortNames: readonly string[];
   scope: 'Cluster';
   categories: readonly string[];
@@ -37,6 +41,7 @@ export interface KindDefinition {
 }
 
 const age: PrinterColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' };
+/** `kubectl get kubenode` lists every kind. */
 const CATEGORIES = ['kubenode'] as const;
 
 export const kinds = {
@@ -44,7 +49,7 @@ export const kinds = {
     kind: 'Machine',
     plural: 'machines',
     singular: 'machine',
-    shortNames: ['km', 'kmachine'],
+    shortNames: ['knm'],
     scope: 'Cluster',
     categories: CATEGORIES,
     spec: MachineSpec,
@@ -65,7 +70,7 @@ export const kinds = {
     kind: 'MachineComponent',
     plural: 'machinecomponents',
     singular: 'machinecomponent',
-    shortNames: ['mc', 'kmc'],
+    shortNames: ['knmc'],
     scope: 'Cluster',
     categories: CATEGORIES,
     spec: MachineComponentSpec,
@@ -85,7 +90,7 @@ export const kinds = {
     kind: 'MachineComponentSet',
     plural: 'machinecomponentsets',
     singular: 'machinecomponentset',
-    shortNames: ['mcs'],
+    shortNames: ['knmcs'],
     scope: 'Cluster',
     categories: CATEGORIES,
     spec: MachineComponentSetSpec,
@@ -109,7 +114,7 @@ export const kinds = {
     kind: 'NodeRemedier',
     plural: 'noderemediers',
     singular: 'noderemedier',
-    shortNames: ['nrm'],
+    shortNames: ['knnr'],
     scope: 'Cluster',
     categories: CATEGORIES,
     spec: NodeRemedierSpec,
@@ -127,7 +132,7 @@ export const kinds = {
     kind: 'RemedyOperation',
     plural: 'remedyoperations',
     singular: 'remedyoperation',
-    shortNames: ['rop'],
+    shortNames: ['knro'],
     scope: 'Cluster',
     categories: CATEGORIES,
     spec: RemedyOperationSpec,
@@ -149,7 +154,7 @@ export const kinds = {
     kind: 'RiskPolicy',
     plural: 'riskpolicies',
     singular: 'riskpolicy',
-    shortNames: ['rp'],
+    shortNames: ['knrp'],
     scope: 'Cluster',
     categories: CATEGORIES,
     spec: RiskPolicySpec,
