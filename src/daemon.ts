@@ -82,7 +82,7 @@ export class Daemon {
     this.#store = new ConditionStore(s.host, s.config.stateDir, bootId, this.#log.child({ component: 'state' }));
     await this.#store.load();
     // Gauges live in this process: restored conditions must show before any detector reports.
-    for (const condition of this.#store.all()) this.#metrics.observeCondition(undefined, condition);
+    for (const i of instances) if (i.metricsReporting) for (const after of this.#store.previous(i.name)) this.#metrics.observeCondition({ detector: i.name, before: undefined, after });
     const { server, address } = await startServer(this.#options.listen ?? s.config.listen, this.#metrics.registry, {
       healthy: () => ({
         ok: !this.#stopping && this.#running !== undefined,
@@ -194,7 +194,7 @@ export class Daemon {
   async #startInstallers(host: Host, config: AgentConfig, nodeName: string): Promise<InstallReconciler> {
     const log = this.#log.child({ component: 'installers', node: nodeName });
     // Disruptive installer restarts ask the same gate as remedies.
-    const options = { risk: (this.#risk as RiskGate).forInstallers(nodeName) };
+    const options = { risk: (this.#risk as RiskGate).forInstallers(nodeName), metrics: this.#metrics.components };
     if (this.#options.kubeconfig === undefined && this.#options.inCluster !== true) return startInstallReconciler(host, config, nodeName, log, options);
     const [{ loadKubeConfig, createKubeClient }, { startKubeInstaller }, { createInstallContext }] = await Promise.all([
       import('./kube/client.ts'),
@@ -256,9 +256,9 @@ export class Daemon {
     for (const event of result.events) {
       this.#log[event.severity === 'warn' ? 'warn' : 'info']({ detector, reason: event.reason, message: event.message, at: new Date(event.timestamp).toISOString() }, 'Event');
     }
-    if (instance.metricsReporting) this.#metrics.observeEvents(result.events);
+    if (instance.metricsReporting) this.#metrics.observeEvents(detector, result.events);
     for (const change of store.update(detector, conditions, instance.logDerived)) {
-      if (instance.metricsReporting) this.#metrics.observeCondition(change.before, change.after);
+      if (instance.metricsReporting) this.#metrics.observeCondition(change);
       const { type, status, reason, message } = change.after;
       this.#log[status === 'True' ? 'warn' : 'info']({ detector, type, status, reason, message }, 'Condition');
     }

@@ -5,6 +5,7 @@ import { readLocalDir, readLocalFile } from '../host/local-dir.ts';
 import type { Logger } from '../log.ts';
 import type { InstallerGate } from '../risk/gate.ts';
 import { createRiskGate } from '../risk/index.ts';
+import type { ComponentObserver } from '../report/component-metrics.ts';
 import { parseDuration } from '../util/duration.ts';
 import type { ManifestReader } from './manifests.ts';
 import type { InstallContext, ResolvedInstallersConfig } from './types.ts';
@@ -27,7 +28,7 @@ export function resolveInstallersConfig(config: AgentConfig): ResolvedInstallers
   };
 }
 
-export function createInstallContext(host: Host, config: AgentConfig, nodeName: string, log: Logger, options: { risk?: InstallerGate; signal?: AbortSignal } = {}): InstallContext {
+export function createInstallContext(host: Host, config: AgentConfig, nodeName: string, log: Logger, options: { risk?: InstallerGate; signal?: AbortSignal; metrics?: ComponentObserver } = {}): InstallContext {
   const resolved = resolveInstallersConfig(config);
   return {
     host,
@@ -37,6 +38,7 @@ export function createInstallContext(host: Host, config: AgentConfig, nodeName: 
     // Without a gate from the caller: the node's one local budget, as the daemon's remedies spend it.
     risk: options.risk ?? createRiskGate({ host, config: config.risk, stateDir: config.stateDir, log }).forInstallers(nodeName),
     ...(options.signal === undefined ? {} : { signal: options.signal }),
+    ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
   };
 }
 

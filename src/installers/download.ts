@@ -38,6 +38,7 @@ export async function ensureArtifact(ctx: InstallContext, component: string, url
     await removePath(ctx.host, final);
   }
   const partial = `${final}.partial`;
+  const started = performance.now();
   const limit = maxBytes ?? ctx.config.maxDownloadBytes;
   let delay = ctx.config.backoffMs;
   let restartedAfterMismatch = false;
@@ -57,13 +58,16 @@ export async function ensureArtifact(ctx: InstallContext, component: string, url
           restartedAfterMismatch = true;
           continue;
         }
+        ctx.metrics?.downloaded(component, 'checksum-mismatch', performance.now() - started, 0);
         throw new ChecksumError(url, sha256, actual);
       }
       await renamePath(ctx.host, partial, final);
+      ctx.metrics?.downloaded(component, 'ok', performance.now() - started, result.bytes);
       return final;
     } catch (err) {
       if (!(err instanceof FetchError)) throw err;
       if (err.permanent || attempt >= ctx.config.downloadAttempts || ctx.signal?.aborted === true) {
+        ctx.metrics?.downloaded(component, 'failed', performance.now() - started, 0);
         throw new StepError('fetch', `download failed after ${attempt} attempt${attempt === 1 ? '' : 's'}: ${err.message}`, { cause: err });
       }
       const wait = Math.min(30_000, delay) * (0.8 + Math.random() * 0.4);

@@ -7,10 +7,12 @@ import type { Host } from '../host/host.ts';
 import { LockBusyError } from '../host/lock.ts';
 import { watchDir, type DirWatch } from '../host/watch.ts';
 import type { Logger } from '../log.ts';
+import type { ComponentObserver } from '../report/component-metrics.ts';
 import { createInstallContext, manifestReader } from './context.ts';
 import { Engine, type ApplyOutcome } from './engine.ts';
 import { loadManifestDir } from './manifests.ts';
 import type { InstallerGate } from '../risk/gate.ts';
+import { listStatuses } from './status.ts';
 import type { InstallContext, Target } from './types.ts';
 import { parseDuration } from '../util/duration.ts';
 import type { ConfigError } from '../errors.ts';
@@ -150,6 +152,7 @@ export class InstallReconciler {
       } finally {
         await lock.release();
       }
+      if (this.#ctx.metrics !== undefined) this.#ctx.metrics.passDone(this.last.outcomes, await listStatuses(host, this.#ctx.config.stateDir));
       await this.#source.report?.(this.last.outcomes, this.#ctx);
     } catch (err) {
       log.error({ err: errorMessage(err) }, 'Install pass failed');
@@ -169,7 +172,7 @@ export class InstallReconciler {
 }
 
 /** What the daemon calls: builds the context from the agent config and starts the loop. */
-export function startInstallReconciler(host: Host, config: AgentConfig, nodeName: string, log: Logger, options: { risk?: InstallerGate } = {}): InstallReconciler {
+export function startInstallReconciler(host: Host, config: AgentConfig, nodeName: string, log: Logger, options: { risk?: InstallerGate; metrics?: ComponentObserver } = {}): InstallReconciler {
   const ctx = createInstallContext(host, config, nodeName, log, options);
   const reconciler = new InstallReconciler(ctx, {
     manifestDir: ctx.config.manifestDir,

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { MachineComponentSpec } from '../api/machine-component.ts';
 import { AgentError } from '../errors.ts';
 import type { Host } from '../host/host.ts';
+import type { ComponentObserver } from '../report/component-metrics.ts';
 import type { InstallersConfig } from './config.ts';
 import type { InstallerGate } from '../risk/gate.ts';
 
@@ -63,6 +64,8 @@ export interface InstallContext {
   nodeName: string;
   risk: InstallerGate;
   signal?: AbortSignal;
+  /** The daemon's component metrics; absent for the CLI's one-shot plan and apply. */
+  metrics?: ComponentObserver;
 }
 
 /** A spec with its defaults applied, and what the engine derives from it. */

@@ -1,14 +1,53 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Condition, ProblemEvent } from '../types.ts';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Condition, ConditionStatus, ProblemEvent } from '../types.ts';
 import { RemedyMetrics } from '../remedies/metrics.ts';
 import { RiskMetrics } from '../risk/metrics.ts';
 import { commit, version } from '../version.ts';
+import { ComponentMetrics } from './component-metrics.ts';
 
-/** NPD's problem_counter and problem_gauge, plus the agent's own health. */
+const CONDITION_STATUSES: readonly ConditionStatus[] = ['True', 'False', 'Unknown'];
+
+/**
+ * prom-client samples event-loop delay with a timer at this period. Its default, 10 ms, wakes
+ * an otherwise idle agent 100 times a second on every node; once a second still shows stalls.
+ */
+const EVENT_LOOP_SAMPLE_MS = 1000;
+
+/**
+ * prom-client's defaults also export the sums of nodejs_active_handles, _requests and _resources
+ * as gauges named *_total, which Prometheus reserves for counters (promtool refuses them); the
+ * sums are one `sum()` away.
+ */
+const MISNAMED_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
+export interface ConditionObservation {
+  detector: string;
+  before: Condition | undefined;
+  after: Condition;
+}
+
+/**
+ * NPD's problem_counter and problem_gauge, the agent's own series beside them, and the Node.js
+ * process (prom-client's process_* and nodejs_* collectors). Remedy, risk-gate and component
+ * metrics live in their own modules, registered here; cluster writes: src/report/kube/index.ts.
+ */
 export class AgentMetrics {
   readonly registry = new Registry();
+  readonly components = new ComponentMetrics(this.registry);
   readonly #problemCounter = new Counter({ name: 'problem_counter', help: 'Number of times a specific type of problem have occurred.', labelNames: ['reason'], registers: [this.registry] });
   readonly #problemGauge = new Gauge({ name: 'problem_gauge', help: 'Whether a specific type of problem is affecting the node or not.', labelNames: ['type', 'reason'], registers: [this.registry] });
+  readonly #problemEvents = new Counter({
+    name: 'kubenode_problem_events_total',
+    help: 'Warning events, by the detector that raised them and reason; problem_counter is the sum over detectors.',
+    labelNames: ['detector', 'reason'],
+    registers: [this.registry],
+  });
+  readonly #conditionStatus = new Gauge({
+    name: 'kubenode_condition_status',
+    help: "A detector's condition: 1 on the series of its current status (True, False or Unknown), 0 on the other two.",
+    labelNames: ['detector', 'type', 'status'],
+    registers: [this.registry],
+  });
   readonly #duration = new Histogram({
     name: 'kubenode_detector_duration_seconds',
     help: 'Time one detector probe took.',
@@ -17,6 +56,12 @@ export class AgentMetrics {
     registers: [this.registry],
   });
   readonly #errors = new Counter({ name: 'kubenode_detector_errors_total', help: 'Detector probes that failed or timed out.', labelNames: ['detector'], registers: [this.registry] });
+  readonly #lastSuccess = new Gauge({
+    name: 'kubenode_detector_last_success_timestamp_seconds',
+    help: 'When a probe of the detector last completed without an error (Unix time); absent until the first one does.',
+    labelNames: ['detector'],
+    registers: [this.registry],
+  });
   /** Registered once per registry, whatever a reload rebuilds. */
   readonly remedies = new RemedyMetrics(this.registry);
   readonly risk = new RiskMetrics(this.registry);
@@ -24,20 +69,30 @@ export class AgentMetrics {
   constructor() {
     new Gauge({ name: 'kubenode_build_info', help: 'Agent build; always 1.', labelNames: ['version', 'commit', 'node_version'], registers: [this.registry] })
       .set({ version, commit, node_version: process.versions.node }, 1);
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
+    for (const name of MISNAMED_DEFAULTS) this.registry.removeSingleMetric(name);
   }
 
   observeProbe(detector: string, durationMs: number, failed: boolean): void {
     this.#duration.observe({ detector }, durationMs / 1000);
     if (failed) this.#errors.inc({ detector });
-    else this.#errors.inc({ detector }, 0);
+    else {
+      this.#errors.inc({ detector }, 0);
+      this.#lastSuccess.set({ detector }, Date.now() / 1000);
+    }
   }
 
-  observeEvents(events: readonly ProblemEvent[]): void {
-    for (const event of events) if (event.severity === 'warn') this.#problemCounter.inc({ reason: event.reason });
+  observeEvents(detector: string, events: readonly ProblemEvent[]): void {
+    for (const event of events) {
+      if (event.severity !== 'warn') continue;
+      this.#problemCounter.inc({ reason: event.reason });
+      this.#problemEvents.inc({ detector, reason: event.reason });
+    }
   }
 
-  observeCondition(before: Condition | undefined, after: Condition): void {
+  observeCondition({ detector, before, after }: ConditionObservation): void {
     if (before !== undefined && before.reason !== after.reason) this.#problemGauge.set({ type: before.type, reason: before.reason }, 0);
     this.#problemGauge.set({ type: after.type, reason: after.reason }, after.status === 'True' ? 1 : 0);
+    for (const status of CONDITION_STATUSES) this.#conditionStatus.set({ detector, type: after.type, status }, status === after.status ? 1 : 0);
   }
 }

@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { AgentMetrics } from '../../src/report/metrics.ts';
+import type { Condition } from '../../src/types.ts';
+import { NPD_NAME_PROBLEMS, parseScrape, promtool, valueOf } from './scrape.ts';
+
+const condition = (status: Condition['status'], reason: string): Condition => ({ type: 'KernelDeadlock', status, reason, message: '', transitionTime: 0 });
+
+test('an Unknown condition reads apart from a healthy one; problem_gauge stays as NPD has it', async () => {
+  const cases: { status: Condition['status']; reason: string; gauge: number }[] = [
+    { status: 'False', reason: 'KernelHasNoDeadlock', gauge: 0 },
+    { status: 'Unknown', reason: 'KernelDeadlockUnknown', gauge: 0 },
+    { status: 'True', reason: 'DockerHung', gauge: 1 },
+  ];
+  const m = new AgentMetrics();
+  let before: Condition | undefined;
+  for (const c of cases) {
+    const after = condition(c.status, c.reason);
+    m.observeCondition({ detector: 'kernel-monitor', before, after });
+    before = after;
+    const text = await m.registry.metrics();
+    for (const s of ['True', 'False', 'Unknown']) {
+      assert.equal(valueOf(text, 'kubenode_condition_status', { detector: 'kernel-monitor', type: 'KernelDeadlock', status: s }), s === c.status ? 1 : 0, `${c.status}: series ${s}`);
+    }
+    assert.equal(valueOf(text, 'problem_gauge', { type: 'KernelDeadlock', reason: c.reason }), c.gauge, c.status);
+  }
+});
+
+test('two detectors reporting the same condition type keep a series each', async () => {
+  const m = new AgentMetrics();
+  m.observeCondition({ detector: 'kernel', before: undefined, after: condition('True', 'TaskHung') });
+  m.observeCondition({ detector: 'kernel-monitor', before: undefined, after: condition('False', 'KernelHasNoDeadlock') });
+  const text = await m.registry.metrics();
+  assert.equal(valueOf(text, 'kubenode_condition_status', { detector: 'kernel', status: 'True' }), 1);
+  assert.equal(valueOf(text, 'kubenode_condition_status', { detector: 'kernel-monitor', status: 'True' }), 0);
+});
+
+test('last success: absent before the first probe completes, moved by a success, kept by a failure', async () => {
+  const m = new AgentMetrics();
+  m.observeProbe('disk', 5, true);
+  let text = await m.registry.metrics();
+  assert.equal(valueOf(text, 'kubenode_detector_last_success_timestamp_seconds', { detector: 'disk' }), undefined);
+  assert.equal(valueOf(text, 'kubenode_detector_errors_total', { detector: 'disk' }), 1);
+
+  const from = Date.now() / 1000;
+  m.observeProbe('disk', 5, false);
+  const to = Date.now() / 1000;
+  text = await m.registry.metrics();
+  const at = valueOf(text, 'kubenode_detector_last_success_timestamp_seconds', { detector: 'disk' }) ?? 0;
+  assert.ok(at >= from && at <= to, `${at} not in [${from}, ${to}]`);
+
+  m.observeProbe('disk', 5, true);
+  text = await m.registry.metrics();
+  assert.equal(valueOf(text, 'kubenode_detector_last_success_timestamp_seconds', { detector: 'disk' }), at);
+  assert.equal(valueOf(text, 'kubenode_detector_errors_total', { detector: 'disk' }), 2);
+});
+
+test('one kernel line seen by the built-in kernel detector and an NPD kernel monitor: told apart by detector', async () => {
+  const m = new AgentMetrics();
+  const oom = { severity: 'warn' as const, reason: 'OOMKilling', message: 'Killed process 27438 (R)', timestamp: 1 };
+  m.observeEvents('kernel', [oom]);
+  m.observeEvents('kernel-monitor', [oom]);
+  m.observeEvents('kernel', [{ ...oom, severity: 'info', reason: 'MachineCheckEvent' }]);
+  const text = await m.registry.metrics();
+  assert.equal(valueOf(text, 'kubenode_problem_events_total', { detector: 'kernel', reason: 'OOMKilling' }), 1);
+  assert.equal(valueOf(text, 'kubenode_problem_events_total', { detector: 'kernel-monitor', reason: 'OOMKilling' }), 1);
+  // NPD's counter has no detector label: it counts the line once per detector that reported it.
+  assert.equal(valueOf(text, 'problem_counter', { reason: 'OOMKilling' }), 2);
+  assert.equal(valueOf(text, 'problem_counter', { reason: 'MachineCheckEvent' }), undefined, 'info events are not problems');
+});
+
+test("process and Node.js metrics from prom-client's collectors, without its misnamed *_total gauges", async () => {
+  const { samples, types } = parseScrape(await new AgentMetrics().registry.metrics());
+  const names = new Set(samples.map((s) => s.name));
+  for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'process_start_time_seconds', 'process_open_fds', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_p99_seconds', 'nodejs_version_info']) {
+    assert.ok(names.has(name), name);
+  }
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) assert.equal(types.get(name), undefined, name);
+  assert.equal(types.get('nodejs_active_handles'), 'gauge');
+});
+
+test('component metrics: installed version on an info gauge, one phase set, applies and downloads counted', async () => {
+  const m = new AgentMetrics();
+  m.components.passDone(
+    [
+      { component: 'node-exporter', result: 'installed', durationMs: 2500 },
+      { component: 'containerd', result: 'failed', durationMs: 800 },
+    ],
+    [
+      { component: 'node-exporter', status: { phase: 'Installed', installedVersion: '1.8.2' } },
+      { component: 'containerd', status: { phase: 'Failed' } },
+    ],
+  );
+  m.components.downloaded('node-exporter', 'ok', 1500, 10_485_760);
+  m.components.downloaded('containerd', 'checksum-mismatch', 300, 0);
+  let text = await m.registry.metrics();
+  assert.equal(valueOf(text, 'kubenode_component_info', { component: 'node-exporter', version: '1.8.2' }), 1);
+  assert.equal(valueOf(text, 'kubenode_component_info', { component: 'containerd' }), undefined, 'nothing installed, no version');
+  assert.equal(valueOf(text, 'kubenode_component_phase', { component: 'containerd', phase: 'Failed' }), 1);
+  assert.equal(valueOf(text, 'kubenode_component_phase', { component: 'containerd', phase: 'Installed' }), 0);
+  assert.equal(valueOf(text, 'kubenode_component_applies_total', { component: 'containerd', result: 'failed' }), 1);
+  assert.equal(valueOf(text, 'kubenode_component_apply_duration_seconds_sum', { component: 'node-exporter' }), 2.5);
+  assert.equal(valueOf(text, 'kubenode_component_downloads_total', { component: 'containerd', result: 'checksum-mismatch' }), 1);
+  assert.equal(valueOf(text, 'kubenode_component_download_bytes_total', { component: 'node-exporter' }), 10_485_760);
+
+  // An upgrade and a removal leave no stale series behind.
+  m.components.passDone([{ component: 'node-exporter', result: 'installed', durationMs: 1000 }], [{ component: 'node-exporter', status: { phase: 'Installed', installedVersion: '1.9.0' } }]);
+  text = await m.registry.metrics();
+  assert.equal(valueOf(text, 'kubenode_component_info', { component: 'node-exporter', version: '1.8.2' }), undefined);
+  assert.equal(valueOf(text, 'kubenode_component_info', { component: 'node-exporter', version: '1.9.0' }), 1);
+  assert.equal(valueOf(text, 'kubenode_component_phase', { component: 'containerd', phase: 'Failed' }), undefined);
+  assert.equal(valueOf(text, 'kubenode_component_applies_total', { component: 'node-exporter', result: 'installed' }), 2);
+});
+
+test('promtool check metrics finds nothing but the NPD names it has always found', async () => {
+  const m = new AgentMetrics();
+  m.observeProbe('disk', 5, false);
+  m.observeEvents('kernel', [{ severity: 'warn', reason: 'OOMKilling', message: '', timestamp: 1 }]);
+  m.observeCondition({ detector: 'kernel', before: undefined, after: condition('Unknown', 'KernelDeadlockUnknown') });
+  m.components.passDone([{ component: 'a', result: 'installed', durationMs: 1 }], [{ component: 'a', status: { phase: 'Installed', installedVersion: '1.0.0' } }]);
+  m.components.downloaded('a', 'ok', 1, 1);
+  const { problems } = promtool(await m.registry.metrics());
+  assert.deepEqual(problems.sort(), [...NPD_NAME_PROBLEMS].sort());
+});
