@@ -109,7 +109,7 @@ export const HealthGate = Type.Object(
     prometheus: Type.Array(PrometheusGate, { default: [], maxItems: 8, description: 'Prometheus queries evaluated while each batch is verified and observed' }),
     webhooks: Type.Array(WebhookGate, { default: [], maxItems: 8, description: 'HTTPS hooks asked before each batch and while it is observed' }),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'What decides that a batch is healthy: node conditions, Prometheus queries, webhooks' },
 );
 
 export const RolloutStrategy = Type.Object(
@@ -140,17 +140,23 @@ export const RolloutStrategy = Type.Object(
     ),
     healthGate: HealthGate,
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'How the template reaches the machines: batch sizes, pace, health gates, what a failure does' },
 );
 
 export const ComponentTemplate = Type.Object(
   {
     metadata: Type.Optional(
-      Type.Object({ labels: Type.Optional(StringMap({ maxProperties: 64 })), annotations: Type.Optional(StringMap({ maxProperties: 64 })) }, { additionalProperties: false }),
+      Type.Object(
+        {
+          labels: Type.Optional(StringMap({ maxProperties: 64, description: 'Labels each MachineComponent gets, besides kubenode.io/machine' })),
+          annotations: Type.Optional(StringMap({ maxProperties: 64, description: 'Annotations each MachineComponent gets' })),
+        },
+        { additionalProperties: false, description: 'Metadata of the MachineComponents written from the template' },
+      ),
     ),
     spec: MachineComponentSpec,
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'The MachineComponent written for each matched Machine' },
 );
 
 export const MachineComponentSetSpec = Type.Object(
@@ -161,7 +167,7 @@ export const MachineComponentSetSpec = Type.Object(
     paused: Type.Boolean({ default: false, description: 'Stop starting new batches; machines already updated stay updated' }),
     revisionHistoryLimit: Type.Integer({ minimum: 0, maximum: 1000, default: 10, description: 'ControllerRevisions kept besides the current and update revisions' }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'One component for every Machine the selector matches, rolled out in batches' },
 );
 export type MachineComponentSetSpec = Static<typeof MachineComponentSetSpec>;
 
@@ -175,11 +181,11 @@ export const GatePhases = ['Running', 'Successful', 'Failed', 'Error'] as const;
 export const GateResult = Type.Object(
   {
     name: Type.String({ maxLength: 128, description: 'components, nodeConditions, or the name of a Prometheus or webhook gate' }),
-    phase: StringEnum(GatePhases),
-    message: Type.String({ maxLength: 2048, default: '' }),
-    successes: Type.Integer({ minimum: 0, default: 0 }),
-    failures: Type.Integer({ minimum: 0, default: 0 }),
-    consecutiveErrors: Type.Integer({ minimum: 0, default: 0 }),
+    phase: StringEnum(GatePhases, { description: 'Running, Successful, Failed or Error (could not be evaluated)' }),
+    message: Type.String({ maxLength: 2048, default: '', description: 'The last evaluation, for people' }),
+    successes: Type.Integer({ minimum: 0, default: 0, description: 'Measurements that passed in this batch' }),
+    failures: Type.Integer({ minimum: 0, default: 0, description: 'Measurements that failed in this batch' }),
+    consecutiveErrors: Type.Integer({ minimum: 0, default: 0, description: 'Evaluations in a row that could not be made' }),
     lastTime: Type.Optional(Time({ description: 'When it was last evaluated' })),
   },
   { additionalProperties: false },
@@ -188,14 +194,14 @@ export type GateResult = Static<typeof GateResult>;
 
 export const BatchStatus = Type.Object(
   {
-    index: Type.Integer({ minimum: 0 }),
+    index: Type.Integer({ minimum: 0, description: 'Position of the batch in the rollout, from 0' }),
     size: Type.Integer({ minimum: 0, description: 'Machines this batch updates' }),
-    state: StringEnum(BatchStates),
-    startTime: Type.Optional(Time()),
+    state: StringEnum(BatchStates, { description: 'Pending, Upgrading, Verifying, Observing, Succeeded or Failed' }),
+    startTime: Type.Optional(Time({ description: 'When the batch started' })),
     readyTime: Type.Optional(Time({ description: 'When every gate first passed' })),
     observationEndTime: Type.Optional(Time({ description: 'readyTime + bakeTime: the next batch starts after it' })),
-    endTime: Type.Optional(Time()),
-    gates: Type.Array(GateResult, { default: [], maxItems: 20 }),
+    endTime: Type.Optional(Time({ description: 'When the batch succeeded or failed' })),
+    gates: Type.Array(GateResult, { default: [], maxItems: 20, description: "Each health gate's results for this batch" }),
   },
   { additionalProperties: false },
 );
@@ -204,41 +210,41 @@ export type BatchStatus = Static<typeof BatchStatus>;
 export const RolloutFailure = Type.Object(
   {
     token: Type.String({ maxLength: 256, description: 'Copy into spec.rollout.acknowledgeFailure to acknowledge' }),
-    revision: Type.String({ maxLength: 253 }),
-    batch: Type.Integer({ minimum: 0 }),
+    revision: Type.String({ maxLength: 253, description: 'ControllerRevision being rolled out when it failed' }),
+    batch: Type.Integer({ minimum: 0, description: 'Index of the batch that failed' }),
     reason: Type.String({ maxLength: 128, description: 'HealthGateFailed, ProgressDeadlineExceeded or GateError' }),
-    message: Type.String({ maxLength: 4096 }),
+    message: Type.String({ maxLength: 4096, description: 'What failed, for people' }),
     machines: Type.Array(Type.String({ maxLength: 253 }), { default: [], maxItems: 50, description: 'Machines that failed (at most 50)' }),
-    time: Time(),
+    time: Time({ description: 'When it failed' }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'The failure that paused (or rolled back) the rollout, until it is acknowledged' },
 );
 export type RolloutFailure = Static<typeof RolloutFailure>;
 
 export const MachineComponentSetStatus = Type.Object(
   {
-    phase: StringEnum(RolloutPhases),
-    observedGeneration: Type.Optional(Type.Integer({ minimum: 0 })),
-    targetVersion: Type.Optional(Type.String({ maxLength: 128, pattern: VERSION_PATTERN })),
+    phase: StringEnum(RolloutPhases, { description: 'Pending, Progressing, Paused, Completed or Failed' }),
+    observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: 'metadata.generation the rollout is for' })),
+    targetVersion: Type.Optional(Type.String({ maxLength: 128, pattern: VERSION_PATTERN, description: 'Version the rollout is taking the machines to' })),
     currentRevision: Type.Optional(Type.String({ maxLength: 253, description: 'ControllerRevision every machine had when the last rollout completed (the stable one)' })),
     updateRevision: Type.Optional(Type.String({ maxLength: 253, description: 'ControllerRevision of spec.template: what the rollout moves machines to' })),
     matched: Type.Integer({ minimum: 0, default: 0, description: 'Machines the selector matches' }),
     updated: Type.Integer({ minimum: 0, default: 0, description: 'Machines whose MachineComponent has the template spec' }),
     ready: Type.Integer({ minimum: 0, default: 0, description: 'Updated machines that report the component Installed and healthy' }),
-    failed: Type.Integer({ minimum: 0, default: 0 }),
+    failed: Type.Integer({ minimum: 0, default: 0, description: 'Updated machines whose component failed' }),
     unavailable: Type.Integer({ minimum: 0, default: 0, description: 'Updated machines not ready yet plus failed ones (what maxUnavailable caps)' }),
     deferred: Type.Integer({ minimum: 0, default: 0, description: 'Machines not chosen because their Node is not Ready or their agent Lease is stale' }),
     deferredMachines: Type.Array(Type.String({ maxLength: 300 }), { default: [], maxItems: 20, description: 'Some deferred machines with why (at most 20)' }),
     conflicts: Type.Array(Type.String({ maxLength: 300 }), { default: [], maxItems: 20, description: 'Machines refused because another set or object already declares the component there (at most 20)' }),
     currentBatch: Type.Integer({ minimum: 0, default: 0, description: 'Index of the batch in progress (batches past the end of spec.rollout.batches repeat its last size)' }),
-    batchStartTime: Type.Optional(Time()),
+    batchStartTime: Type.Optional(Time({ description: 'When the current batch started' })),
     batches: Type.Array(BatchStatus, { default: [], maxItems: 16, description: 'The latest batches of this rollout (at most 16)' }),
     failure: Type.Optional(RolloutFailure),
     acknowledgedFailures: Type.Array(Type.String({ maxLength: 253 }), { default: [], maxItems: 1000, description: 'Failed machines whose failure was acknowledged in this rollout: they no longer count' }),
-    pausedReason: Type.Optional(Type.String({ maxLength: 1024 })),
+    pausedReason: Type.Optional(Type.String({ maxLength: 1024, description: 'Why the rollout paused itself' })),
     conditions: Conditions({ default: [] }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'Where the rollout stands, written by the controller' },
 );
 export type MachineComponentSetStatus = Static<typeof MachineComponentSetStatus>;
 
