@@ -2,12 +2,10 @@
 // examples/ applies with kubectl, `kubectl explain` shows the descriptions written in src/api/,
 // and the short names and the kubenode category reach exactly our kinds.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import type { TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { parseAllDocuments } from 'yaml';
@@ -19,10 +17,10 @@ import { NodeRemedier } from '../../src/api/node-remedier.ts';
 import { RemedyOperation } from '../../src/api/remedy-operation.ts';
 import { RiskPolicy } from '../../src/api/risk-policy.ts';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
+import { kubectl as runKubectl } from '../harness/kubectl.ts';
 import { installCrds } from '../helpers/kube-objects.ts';
 import { fieldsWithoutDescription } from './schema-walk.ts';
 
-const run = promisify(execFile);
 const EXAMPLES = fileURLToPath(new URL('../../examples/', import.meta.url));
 
 const schemas: Record<string, TSchema> = { Machine, MachineComponent, MachineComponentSet, NodeRemedier, RemedyOperation, RiskPolicy };
@@ -85,7 +83,9 @@ describe('with kubectl against a real apiserver', () => {
   let cluster: Cluster | undefined;
   const kubectl = async (...args: string[]): Promise<string> => {
     assert.ok(cluster);
-    return (await run('kubectl', ['--kubeconfig', cluster.adminKubeconfig, ...args], { maxBuffer: 16 << 20 })).stdout;
+    const r = await runKubectl(args, { kubeconfig: cluster.adminKubeconfig });
+    assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
   };
 
   before(async () => {
