@@ -127,7 +127,7 @@ test('a full scrape: every family present, promtool clean but for NPD names, one
     assert.ok(types.has(f), `${f} is not in the scrape`);
     if (f !== 'nodejs_gc_duration_seconds') assert.ok(withSamples.has(f), `${f} has no sample`);
   }
-  assert.ok([...types.keys()].some((f) => f.startsWith('kubenode_remedy_')), 'remedy metrics are registered on the same registry');
+  for (const prefix of ['kubenode_remedy_', 'kubenode_risk_']) assert.ok([...types.keys()].some((f) => f.startsWith(prefix)), `${prefix}* metrics are registered on the same registry`);
 
   const checked = promtool(text);
   assert.deepEqual(checked.problems.sort(), [...NPD_NAME_PROBLEMS].sort(), 'promtool check metrics');
