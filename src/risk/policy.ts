@@ -86,6 +86,15 @@ const isConflict = (err: unknown): boolean => classifyKubeError(err) === 'confli
 const isNotFound = (err: unknown): boolean => classifyKubeError(err) === 'not-found';
 
 /** The RiskPolicy client: takes, renews and releases permits for one agent. */
+/**
+ * The numeric limits of a policy: the one place where a budget that varies by schedule (fewer
+ * permits at peak hours) would make them depend on the time of the decision.
+ */
+export function limitsOf(spec: Partial<RiskPolicySpec>): { maxInFlight: number; perWindow?: { count: number; window: string; windowMs: number } } {
+  const w = spec.maxPerWindow;
+  return { maxInFlight: spec.maxInFlight ?? 1, ...(w === undefined ? {} : { perWindow: { count: w.count, window: w.window, windowMs: ms(w.window, 3_600_000) } }) };
+}
+
 export class RiskPolicyClient {
   readonly #kube: PolicyKube;
   readonly #clock: Clock;
@@ -167,12 +176,11 @@ export class RiskPolicyClient {
       return deny(`circuit breaker open since ${breaker.trippedAt ?? '?'} (${breaker.reason ?? 'no reason recorded'}); a person closes it by setting status.circuitBreaker.state=Closed`);
     }
     const held = permits.filter((p) => isHeld(p, now));
-    const maxInFlight = spec.maxInFlight ?? 1;
+    const { maxInFlight, perWindow } = limitsOf(spec);
     if (held.length >= maxInFlight) return deny(`${held.length} of ${maxInFlight} permits in flight (${held.map((p) => `${p.holder}:${p.action ?? '?'}`).join(', ')})`);
-    if (spec.maxPerWindow !== undefined) {
-      const windowMs = ms(spec.maxPerWindow.window, 3_600_000);
-      const recent = permits.filter((p) => Date.parse(p.acquiredAt) > now - windowMs).length;
-      if (recent >= spec.maxPerWindow.count) return deny(`${recent} of ${spec.maxPerWindow.count} permits granted in the last ${spec.maxPerWindow.window}`);
+    if (perWindow !== undefined) {
+      const recent = permits.filter((p) => Date.parse(p.acquiredAt) > now - perWindow.windowMs).length;
+      if (recent >= perWindow.count) return deny(`${recent} of ${perWindow.count} permits granted in the last ${perWindow.window}`);
     }
 
     const selector = selectorQuery(spec.nodeSelector);

@@ -132,4 +132,17 @@ describe('remedy actions (host side, through the Host seam)', () => {
       root.remove();
     }
   });
+
+  test('a corrupt reboot intent is set aside and reads as no pending reboot', async () => {
+    const root = recordingRoot();
+    try {
+      root.write('/var/lib/kubenode/remedies/reboot-intent.json', '{"operation":"op-1","bootId":');
+      const ctx = actionContext(root);
+      assert.equal(await readIntent(ctx), undefined);
+      assert.equal(readdirSync(root.path('/var/lib/kubenode/remedies')).filter((f) => f.startsWith('reboot-intent.json.corrupt-')).length, 1);
+      assert.deepEqual(await actions.reboot.stillNeeded(ctx, {}), { needed: true, why: 'no reboot pending' });
+    } finally {
+      root.remove();
+    }
+  });
 });

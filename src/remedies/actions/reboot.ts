@@ -1,3 +1,5 @@
+import { Type } from '@sinclair/typebox';
+import { readStateFile } from '../../host/state-file.ts';
 import { getNode, uncordon } from '../node-ops.ts';
 import type { ActionContext, RemedyAction } from '../types.ts';
 import { cordonAndDrain } from './drain.ts';
@@ -13,15 +15,22 @@ export interface RebootIntent {
 
 export const intentFile = (stateDir: string): string => `${stateDir.replace(/\/+$/, '')}/remedies/reboot-intent.json`;
 
-export async function readIntent(ctx: Pick<ActionContext, 'host' | 'stateDir'>): Promise<RebootIntent | undefined> {
-  const text = await ctx.host.tryReadText(intentFile(ctx.stateDir));
-  if (text === undefined) return undefined;
-  try {
-    const v = JSON.parse(text) as RebootIntent;
-    return typeof v.bootId === 'string' && typeof v.at === 'number' ? v : undefined;
-  } catch {
-    return undefined;
-  }
+const IntentFile = Type.Union([
+  Type.Object({ operation: Type.String(), bootId: Type.String(), at: Type.Number(), cordonedHere: Type.Boolean() }),
+  // What clearIntent leaves.
+  Type.Object({}, { additionalProperties: false }),
+]);
+
+/**
+ * The pending reboot, if any. An unreadable intent is set aside and reads as none: the ladder
+ * that asked for the reboot then fails the operation at start-up rather than wait for a boot
+ * it cannot recognise.
+ */
+export async function readIntent(ctx: Pick<ActionContext, 'host' | 'stateDir' | 'log'>): Promise<RebootIntent | undefined> {
+  const file = intentFile(ctx.stateDir);
+  const read = await readStateFile(ctx.host, file, IntentFile);
+  if (read.state === 'corrupt') ctx.log.error({ file: ctx.host.path(file), err: read.reason, setAsideAs: read.setAsideAs }, 'Reboot intent is corrupt; set aside, no reboot taken as pending');
+  return read.state === 'ok' && 'bootId' in read.value ? read.value : undefined;
 }
 
 export async function clearIntent(ctx: Pick<ActionContext, 'host' | 'stateDir'>): Promise<void> {
