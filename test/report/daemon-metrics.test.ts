@@ -1,5 +1,6 @@
-// A full scrape of a running daemon (the bundle `npm run build` makes) with every part that
-// registers metrics at work, checked by promtool and read series by series.
+// The running daemon (the bundle `npm run build` makes) as Prometheus sees it: a full scrape
+// with every part that registers metrics at work, checked by promtool and read series by series,
+// and a real Prometheus (Debian's package) answering the queries the README gives.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -7,19 +8,50 @@ import { appendFileSync } from 'node:fs';
 import { after, test } from 'node:test';
 import { detectors } from '../../src/detectors/index.ts';
 import { AGENT, REPO } from '../helpers/cli.ts';
+import { startPrometheus, type Prometheus } from '../harness/prometheus.ts';
 import { TempRoot } from '../helpers/host-root.ts';
 import { NPD_NAME_PROBLEMS, parseScrape, promtool, valueOf } from './scrape.ts';
 
-const root = new TempRoot();
-let child: ChildProcessWithoutNullStreams | undefined;
-after(() => {
-  child?.kill('SIGKILL');
-  root.remove();
+const roots: TempRoot[] = [];
+const children: ChildProcessWithoutNullStreams[] = [];
+let prometheus: Prometheus | undefined;
+after(async () => {
+  for (const c of children) c.kill('SIGKILL');
+  await prometheus?.stop();
+  for (const r of roots) r.remove();
 });
+
+function scratchHost(): TempRoot {
+  const root = new TempRoot();
+  roots.push(root);
+  root.write('/proc/uptime', '100.00 100.00\n');
+  root.write('/proc/sys/kernel/random/boot_id', 'boot-1\n');
+  root.write('/proc/sys/kernel/hostname', 'node-metrics\n');
+  root.write('/dev/kmsg', '6,1,1000,-;Linux version 6.1.0\n');
+  return root;
+}
 
 // Captured by genular/pandora#49 (4.x kernel); the same line is in test/detectors/kernel.test.ts.
 const OOM_LINE = 'Killed process 27438 (R) total-vm:38349780kB, anon-rss:1041924kB, file-rss:4kB, shmem-rss:0kB';
 const TOOL = '#!/bin/sh\necho tool 1.0.0\n';
+
+/** Starts `run` and resolves once it says where it listens. */
+async function startAgent(root: TempRoot, config: string): Promise<{ child: ChildProcessWithoutNullStreams; listen: string; output: () => string }> {
+  const child = spawn(process.execPath, [AGENT, 'run', '--root', root.dir, '--config', config], { cwd: REPO });
+  children.push(child);
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const started = (): string | undefined => {
+    for (const line of out.split('\n')) {
+      if (!line.includes('"Agent started"')) continue;
+      return (JSON.parse(line) as { listen: string }).listen;
+    }
+    return undefined;
+  };
+  const listen = await waitFor(async () => started(), () => `no start: ${out}`);
+  return { child, listen, output: () => out };
+}
 
 async function waitFor<T>(probe: () => Promise<T | undefined>, why: () => string, ms = 60_000): Promise<T> {
   const until = Date.now() + ms;
@@ -32,10 +64,7 @@ async function waitFor<T>(probe: () => Promise<T | undefined>, why: () => string
 }
 
 test('a full scrape: every family present, promtool clean but for NPD names, one kernel line told apart by detector', async () => {
-  root.write('/proc/uptime', '100.00 100.00\n');
-  root.write('/proc/sys/kernel/random/boot_id', 'boot-1\n');
-  root.write('/proc/sys/kernel/hostname', 'node-metrics\n');
-  root.write('/dev/kmsg', '6,1,1000,-;Linux version 6.1.0\n');
+  const root = scratchHost();
   root.write('/srv/artifacts/tool-1.0.0', TOOL);
   root.write(
     '/etc/kubenode/components/tool.yaml',
@@ -71,12 +100,7 @@ test('a full scrape: every family present, promtool clean but for NPD names, one
       '',
     ].join('\n'),
   );
-  child = spawn(process.execPath, [AGENT, 'run', '--root', root.dir, '--config', config], { cwd: REPO });
-  let out = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const listen = await waitFor(async () => /"msg":"Agent started".*?"listen":"([^"]+)"/.exec(out)?.[1] ?? /"listen":"([^"]+)".*?"msg":"Agent started"/.exec(out)?.[1], () => `no start: ${stderr}${out}`);
+  const { child, listen, output } = await startAgent(root, config);
   const scrape = async (): Promise<string> => (await fetch(`http://${listen}/metrics`)).text();
 
   appendFileSync(root.path('/dev/kmsg'), `3,5,99500000,-;${OOM_LINE}\n`);
@@ -88,7 +112,7 @@ test('a full scrape: every family present, promtool clean but for NPD names, one
       valueOf(t, 'kubenode_component_info', { component: 'tool' }) === 1 &&
       valueOf(t, 'kubenode_detector_last_success_timestamp_seconds', { detector: 'kernel' }) !== undefined;
     return ready ? t : undefined;
-  }, () => `metrics never settled:\n${out}`);
+  }, () => `metrics never settled:\n${output()}`);
 
   // The documented rule: NPD's counter counts the line once per detector that reported it.
   assert.equal(valueOf(text, 'problem_counter', { reason: 'OOMKilling' }), 2);
@@ -133,5 +157,41 @@ test('a full scrape: every family present, promtool clean but for NPD names, one
   assert.deepEqual(checked.problems.sort(), [...NPD_NAME_PROBLEMS].sort(), 'promtool check metrics');
 
   child.kill('SIGTERM');
-  await new Promise((r) => child?.once('exit', r));
+  await new Promise((r) => child.once('exit', r));
+});
+
+test('a real Prometheus tells True, False and Unknown conditions apart, where problem_gauge reads 0 for both of the last two', async () => {
+  const root = scratchHost();
+  // NPD custom plugins: exit 0 is OK, 1 a problem, anything else unknown.
+  const checks = [
+    { type: 'NTPProblem', exit: 0 },
+    { type: 'DiskProblem', exit: 1 },
+    { type: 'RaidProblem', exit: 3 },
+  ];
+  for (const c of checks) root.script(`/opt/checks/${c.type}.sh`, `echo "${c.type} exit ${c.exit}"; exit ${c.exit}`);
+  const monitor = root.write(
+    '/etc/kubenode/checks.json',
+    JSON.stringify({
+      plugin: 'custom',
+      pluginConfig: { invoke_interval: '1s' },
+      source: 'checks',
+      conditions: checks.map((c) => ({ type: c.type, reason: `${c.type}Clear`, message: 'ok' })),
+      rules: checks.map((c) => ({ type: 'permanent', condition: c.type, reason: `${c.type}Found`, path: `/opt/checks/${c.type}.sh` })),
+    }),
+  );
+  const config = root.write(
+    '/agent.yaml',
+    ['listen: 127.0.0.1:0', 'monitors:', `  customPlugin: [${monitor}]`, 'detectors:', ...Object.keys(detectors).map((name) => `  ${name}: { enabled: false }`), ''].join('\n'),
+  );
+  const { child, listen, output } = await startAgent(root, config);
+  const prom = await startPrometheus({ scrapeTargets: [`http://${listen}/metrics`] });
+  prometheus = prom;
+  const types = async (expr: string): Promise<string[]> => (await prom.query(expr)).map((r) => r.metric.type ?? '').sort();
+  await waitFor(async () => ((await types('kubenode_condition_status{status="Unknown"} == 1')).length === 1 ? true : undefined), () => `Unknown never reached Prometheus:\n${output()}`);
+  assert.deepEqual(await types('kubenode_condition_status{status="Unknown"} == 1'), ['RaidProblem']);
+  assert.deepEqual(await types('kubenode_condition_status{status="True"} == 1'), ['DiskProblem']);
+  assert.deepEqual(await types('kubenode_condition_status{status="False"} == 1'), ['NTPProblem']);
+  assert.deepEqual(await types('problem_gauge == 0'), ['NTPProblem', 'RaidProblem'], "NPD's gauge alone cannot tell them apart");
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
 });
