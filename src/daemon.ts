@@ -139,6 +139,7 @@ export class Daemon {
     this.#applyLogLevel(next.config);
     this.#filters = next.filters;
     this.#running = this.#startScheduler(next.instances, next.maxConcurrent, next.nodeName);
+    this.#metrics.retainDetectors(next.instances.map((i) => i.name));
     this.#log.info({ detectors: next.instances.map((i) => i.name) }, 'Configuration reloaded');
     return true;
   }

@@ -73,7 +73,17 @@ export class AgentMetrics {
     for (const name of MISNAMED_DEFAULTS) this.registry.removeSingleMetric(name);
   }
 
+  /** Each detector seen, with the condition types it reported: what a reload that drops it must forget. */
+  readonly #detectors = new Map<string, Set<string>>();
+
+  #typesOf(detector: string): Set<string> {
+    let types = this.#detectors.get(detector);
+    if (types === undefined) this.#detectors.set(detector, (types = new Set()));
+    return types;
+  }
+
   observeProbe(detector: string, durationMs: number, failed: boolean): void {
+    this.#typesOf(detector);
     this.#duration.observe({ detector }, durationMs / 1000);
     if (failed) this.#errors.inc({ detector });
     else {
@@ -94,5 +104,20 @@ export class AgentMetrics {
     if (before !== undefined && before.reason !== after.reason) this.#problemGauge.set({ type: before.type, reason: before.reason }, 0);
     this.#problemGauge.set({ type: after.type, reason: after.reason }, after.status === 'True' ? 1 : 0);
     for (const status of CONDITION_STATUSES) this.#conditionStatus.set({ detector, type: after.type, status }, status === after.status ? 1 : 0);
+    this.#typesOf(detector).add(after.type);
+  }
+
+  /**
+   * After a reload: drops the condition and last-success series of detectors no longer configured,
+   * which would otherwise read as conditions that never change and a detector that stopped working.
+   */
+  retainDetectors(names: Iterable<string>): void {
+    const keep = new Set(names);
+    for (const [detector, types] of this.#detectors) {
+      if (keep.has(detector)) continue;
+      for (const type of types) for (const status of CONDITION_STATUSES) this.#conditionStatus.remove({ detector, type, status });
+      this.#lastSuccess.remove({ detector });
+      this.#detectors.delete(detector);
+    }
   }
 }

@@ -122,3 +122,16 @@ test('promtool check metrics finds nothing but the NPD names it has always found
   const { problems } = promtool(await m.registry.metrics());
   assert.deepEqual(problems.sort(), [...NPD_NAME_PROBLEMS].sort());
 });
+
+test('a reload that drops a detector drops its condition and last-success series, and keeps the others', async () => {
+  const m = new AgentMetrics();
+  for (const detector of ['kernel-monitor', 'ntp-check']) {
+    m.observeProbe(detector, 5, false);
+    m.observeCondition({ detector, before: undefined, after: condition('False', 'Fine') });
+  }
+  m.retainDetectors(['kernel-monitor']);
+  const text = await m.registry.metrics();
+  assert.equal(parseScrape(text).samples.filter((s) => s.labels.detector === 'ntp-check' && /condition_status|last_success/.test(s.name)).length, 0);
+  assert.equal(valueOf(text, 'kubenode_condition_status', { detector: 'kernel-monitor', status: 'False' }), 1);
+  assert.notEqual(valueOf(text, 'kubenode_detector_last_success_timestamp_seconds', { detector: 'kernel-monitor' }), undefined);
+});
