@@ -3,7 +3,7 @@
 // record in a thousand, a captured fault line, so that the prefilter sees realistic misses and hits.
 import { readFileSync } from 'node:fs';
 import { parseSystemLogMonitor } from '../src/detectors/npd/config.ts';
-import { LineSplitter, parseKmsgLines } from '../src/detectors/npd/kmsg.ts';
+import { LineSplitter, parseKmsgLines } from '../src/detectors/engine/kmsg.ts';
 import { LogRuleEngine } from '../src/detectors/npd/log-rules.ts';
 
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 1_000_000);

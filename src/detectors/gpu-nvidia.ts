@@ -1,10 +1,10 @@
 import { Type } from '@sinclair/typebox';
-import type { Host, LogReader } from '../host/host.ts';
+import { isErrno, type Host } from '../host/host.ts';
 import type { DetectorResult, ProblemEvent } from '../types.ts';
 import { parseDuration } from '../util/duration.ts';
 import { Conditions } from './engine/conditions.ts';
 import type { DetectorDefinition } from './engine/types.ts';
-import { LineSplitter, parseKmsgLines, parseUptime } from './npd/kmsg.ts';
+import { KernelLog, KMSG_PATH } from './engine/kmsg.ts';
 import { ExecError } from '../errors.ts';
 
 // NVIDIA GPU health: `nvidia-smi -q -x` and a CSV query (count, ECC, retired pages, row
@@ -71,12 +71,10 @@ export const configSchema = Type.Object(
       description: 'auto: GPUs are expected when /dev/nvidiaN exists or a count is configured; true: always; false: never check',
     }),
     expectedCount: Type.Integer({ minimum: 0, default: 0, description: 'GPUs this node must have; 0: do not compare' }),
-    expectedCountLabel: Type.String({ default: '', description: 'Node label whose value is the expected GPU count (e.g. nvidia.com/gpu.count), used when the engine passes node labels' }),
     smiTimeout: Type.String({ pattern: DURATION, default: '15s', description: 'Deadline of one nvidia-smi call; past it, NvidiaSmiHung' }),
     fatalXids: Type.Array(Type.Integer({ minimum: 1 }), { default: DEFAULT_FATAL_XIDS, description: 'XIDs that turn GPUUnhealthy (reason NvidiaXID<N>Error)' }),
     appXids: Type.Array(Type.Integer({ minimum: 1 }), { default: DEFAULT_APP_XIDS, description: 'Application-caused XIDs: info events only, never a problem' }),
     xidWindow: Type.String({ pattern: DURATION, default: '24h', description: 'How long a fatal XID keeps GPUUnhealthy True, and how far back the first kmsg read looks' }),
-    kmsgPath: Type.String({ pattern: '^/', default: '/dev/kmsg' }),
   },
   { additionalProperties: false },
 );
@@ -243,38 +241,32 @@ export const gpuNvidia: DetectorDefinition<typeof configSchema> = {
     const fatalSet = new Set(config.fatalXids);
     const appSet = new Set(config.appXids.filter((c) => !fatalSet.has(c)));
     const book = new Conditions([{ type: CONDITION, okReason: 'GPUIsHealthy', okMessage: 'NVIDIA GPUs are healthy' }], ctx);
-    const labels = (ctx as { nodeLabels?: Record<string, string> }).nodeLabels;
-    const labelCount = config.expectedCountLabel === '' ? undefined : num(labels?.[config.expectedCountLabel]);
-    const expectedCount = config.expectedCount > 0 ? config.expectedCount : (labelCount ?? 0);
+    const expectedCount = config.expectedCount;
 
-    let reader: LogReader | undefined;
-    const splitter = new LineSplitter();
+    let log: KernelLog | undefined;
     let firstRead = true;
     const fatalXids: FatalXid[] = [];
 
     /** New XIDs from kmsg since the last call (the first call looks back xidWindow). */
     const readXids = async (): Promise<{ xids: FatalXid[]; unknown?: string }> => {
       try {
-        reader ??= await host.openLog(config.kmsgPath, { fromStart: true });
-        const text = await reader.read();
-        const uptimeText = await host.tryReadText('/proc/uptime');
-        const uptime = uptimeText === undefined ? undefined : parseUptime(uptimeText);
+        log ??= await KernelLog.open(host);
         const now = host.clock.now();
-        const lines = [...splitter.push(text), ...(ctx.mode === 'check' ? splitter.flush() : [])];
         const found: FatalXid[] = [];
-        for (const record of parseKmsgLines(lines)) {
-          const xid = parseXid(record.message);
-          if (xid === undefined) continue;
-          const ageMs = uptime === undefined ? 0 : Math.max(0, uptime * 1000 - record.usec / 1000);
-          if (firstRead && uptime !== undefined && ageMs > xidWindowMs) continue;
-          found.push({ xid, at: now - ageMs });
+        const final = ctx.mode === 'check';
+        for (let batch = await log.read(final); batch !== undefined; batch = await log.read(final)) {
+          for (const record of batch) {
+            const xid = parseXid(record.message);
+            if (xid === undefined) continue;
+            if (firstRead && now - record.timestamp > xidWindowMs) continue;
+            found.push({ xid, at: record.timestamp });
+          }
         }
         firstRead = false;
         return { xids: found };
       } catch (err) {
-        const code = (err as { code?: string }).code;
-        if (code === 'ENOENT') return { xids: [] };
-        return { xids: [], unknown: `cannot read ${config.kmsgPath}: ${err instanceof Error ? err.message : String(err)}` };
+        if (isErrno(err, 'ENOENT')) return { xids: [] };
+        return { xids: [], unknown: `cannot read ${KMSG_PATH}: ${err instanceof Error ? err.message : String(err)}` };
       }
     };
 
@@ -374,9 +366,9 @@ export const gpuNvidia: DetectorDefinition<typeof configSchema> = {
         } else {
           book.set(CONDITION, 'True', first.reason, shown.map((p) => p.message).join('; ').slice(0, 1000));
         }
-        if (ctx.mode === 'check' && reader !== undefined) {
-          await reader.close().catch(() => undefined);
-          reader = undefined;
+        if (ctx.mode === 'check' && log !== undefined) {
+          await log.close().catch(() => undefined);
+          log = undefined;
         }
         // The warn events of fatal XIDs duplicate the condition; keep them (they carry the log time).
         return { conditions: book.list(), events, ...(unknown.length > 0 ? { unknown: unknown.join('; ') } : {}) };

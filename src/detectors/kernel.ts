@@ -1,11 +1,11 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { errorMessage } from '../errors.ts';
-import { isErrno, type Host, type LogReader } from '../host/host.ts';
+import { isErrno, type Host } from '../host/host.ts';
 import type { Condition, DetectorResult, ProblemEvent, Severity } from '../types.ts';
 import { parseDuration } from '../util/duration.ts';
 import { CountWindow } from './engine/window.ts';
 import type { Detector, DetectorContext, DetectorDefinition } from './engine/types.ts';
-import { LineSplitter, parseKmsgLines, parseUptime, type KmsgRecord } from './npd/kmsg.ts';
+import { KernelLog, KMSG_PATH } from './engine/kmsg.ts';
 import { compileRe2 } from './npd/re2.ts';
 
 // ---------------------------------------------------------------- the rule catalogue (data)
@@ -62,7 +62,12 @@ export const KERNEL_RULES: readonly KernelRule[] = [
   { id: 'gpf', kind: 'event', reason: 'KernelOops', literals: ['general protection fault'], pattern: 'general protection fault(?:, probably for non-canonical address 0x[0-9a-f]+)?: [0-9a-f]+ \\[#\\d+\\]', generations: ['5.x'] },
   { id: 'kernel-bug', kind: 'event', reason: 'KernelOops', literals: ['kernel BUG at'], pattern: 'kernel BUG at \\S+:\\d+!', generations: [] },
   { id: 'divide-error', kind: 'event', reason: 'KernelOops', literals: ['divide error: '], pattern: 'divide error: [0-9a-f]+ \\[#\\d+\\]', generations: ['4.x', '5.x', '6.x'] },
-  { id: 'arm64-oops', kind: 'event', reason: 'KernelOops', literals: ['Internal error: Oops'], pattern: 'Internal error: Oops[^\\[]*\\[#\\d+\\]', generations: ['3.10', '5.x'] },
+  // x86 die() banners other than the page-fault and gpf ones; 6.x prefixes every banner with "Oops: ".
+  { id: 'x86-die', kind: 'event', reason: 'KernelOops', literals: ['invalid opcode: ', 'stack segment: ', 'double fault: '], pattern: '(?:invalid opcode|stack segment|double fault): [0-9a-f]+ \\[#\\d+\\]', generations: ['6.x'] },
+  // arm and arm64 die(): "Internal error: <reason>: <esr> [#n]" for every reason, not only Oops
+  // (Oops - BUG, SP/PC alignment exception, synchronous external abort, BRK handler, bad mode, …).
+  // XFS's "Internal error XFS_WANT_CORRUPTED…" has no colon and no [#n].
+  { id: 'arm-die', kind: 'event', reason: 'KernelOops', literals: ['Internal error: '], pattern: 'Internal error: [^\\[]+\\[#\\d+\\]', generations: ['3.10', '5.x', '6.x'] },
   // OOM: the victim line is "Killed process" in every generation; 4.19+ print the memcg in an oom-kill: line
   // just before it, older kernels a "Task in X killed as a result of limit of Y" line in the dump header.
   { id: 'oom-kill-summary', kind: 'context', reason: 'OOMKilling', literals: ['oom-kill:constraint='], pattern: 'oom-kill:constraint=(?P<constraint>[A-Z_]+),.*task_memcg=(?P<memcg>[^,]*),task=(?P<task>[^,]*),pid=(?P<pid>\\d+)', generations: ['5.x'] },
@@ -102,6 +107,13 @@ export const KERNEL_RULES: readonly KernelRule[] = [
   { id: 'nic-link-down', kind: 'event', reason: 'NICLinkFlapping', literals: ['NIC Link is Down'], pattern: '(?P<ifname>[^ :]+):? NIC Link is Down', key: 'ifname', generations: ['4.x'] },
   { id: 'bond-link-down', kind: 'event', reason: 'NICLinkFlapping', literals: ['link status definitely down for interface'], pattern: 'link status definitely down for interface (?P<ifname>[^ ,]+)', key: 'ifname', generations: [] },
   { id: 'bond-slave-down', kind: 'event', reason: 'NICLinkFlapping', literals: ['link status definitely down, disabling slave'], pattern: '\\(slave (?P<ifname>[^)]+)\\): link status definitely down, disabling slave', key: 'ifname', generations: [] },
+  // net/sched/sch_generic.c dev_watchdog(): up to 6.7 "NETDEV WATCHDOG: eth0 (drv): transmit queue 0 timed out",
+  // 6.8 adds " 5368 ms"; 6.9+ prints it with netdev_crit: "<drv> <bus> eth0: NETDEV WATCHDOG: CPU: 1: transmit queue 0 timed out 5500 ms".
+  { id: 'netdev-watchdog', kind: 'event', reason: 'NICTransmitTimeout', literals: ['NETDEV WATCHDOG: '], pattern: 'NETDEV WATCHDOG: (?P<ifname>\\S+) \\([^)]*\\): transmit queue (?P<queue>\\d+) timed out', key: 'ifname', generations: ['3.10', '5.x', '6.x'] },
+  { id: 'netdev-watchdog-cpu', kind: 'event', reason: 'NICTransmitTimeout', literals: ['NETDEV WATCHDOG: CPU: '], pattern: '(?P<ifname>[^ :]+): NETDEV WATCHDOG: CPU: \\d+: transmit queue (?P<queue>\\d+) timed out', key: 'ifname', generations: ['6.x'] },
+  // WARN() splats, kernel/panic.c __warn(): 2.6 "WARNING: at file:line func+0x…/0x…()", 3.10+ "WARNING: CPU: n PID: n at file:line func+0x…",
+  // without the "()" from 4.x. The lines that follow (Modules linked in, the trace) are not matched.
+  { id: 'kernel-warning', kind: 'event', reason: 'KernelWarning', literals: ['WARNING: '], pattern: 'WARNING: (?:CPU: \\d+ PID: \\d+ )?at (?P<where>\\S+:\\d+) (?P<func>[^ +]+)\\+0x[0-9a-f]+/0x[0-9a-f]+', generations: ['3.10', '5.x', '6.x'] },
   { id: 'conntrack-full', kind: 'event', reason: 'ConntrackTableFull', literals: ['table full, dropping packet'], pattern: 'nf_conntrack: (?:nf_conntrack: )?table full, dropping packet', generations: ['3.10', '4.x'] },
   { id: 'thermal-throttle', kind: 'event', reason: 'ThermalThrottling', literals: ['above threshold'], pattern: '(?:Core|Package) temperature (?:is )?above threshold, (?:cpu|CPU) clock (?:is )?throttled', generations: ['4.x', '5.x'] },
 ];
@@ -223,26 +235,10 @@ export function matchKernelMessage(message: string): RuleMatch | undefined {
   return undefined;
 }
 
-/** Records the kernel itself logged: syslog facility 0 (prio < 8). Userspace writes to /dev/kmsg get facility 1 or higher. */
-export function isKernelRecord(record: Pick<KmsgRecord, 'priority'>): boolean {
-  return record.priority >> 3 === 0;
-}
-
 export interface TimedRecord {
   /** Epoch ms on the host clock. */
   timestamp: number;
   message: string;
-}
-
-/** Turns kmsg records into timed kernel messages: a record's age is uptime minus its timestamp. */
-export function timeRecords(records: readonly KmsgRecord[], uptimeSeconds: number | undefined, now: number): TimedRecord[] {
-  const out: TimedRecord[] = [];
-  for (const r of records) {
-    if (!isKernelRecord(r)) continue;
-    const ageMs = uptimeSeconds === undefined ? 0 : Math.max(0, uptimeSeconds * 1000 - r.usec / 1000);
-    out.push({ timestamp: now - ageMs, message: r.message });
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------- pstore (pure)
@@ -427,9 +423,7 @@ export class KernelLogState {
 
 // ---------------------------------------------------------------- the detector
 
-const KMSG = '/dev/kmsg';
 const PSTORE_DIR = '/sys/fs/pstore';
-const POLL_MS = 250;
 
 async function readPstore(host: Host, silenced: ReadonlySet<string>, now: number): Promise<ProblemEvent[]> {
   let names: string[];
@@ -451,40 +445,15 @@ async function readPstore(host: Host, silenced: ReadonlySet<string>, now: number
   return events;
 }
 
-async function openKmsg(host: Host): Promise<{ reader: LogReader } | { unknown: string }> {
+async function openKmsg(host: Host): Promise<{ log: KernelLog } | { unknown: string }> {
   try {
-    return { reader: await host.openLog(KMSG, { fromStart: true }) };
+    return { log: await KernelLog.open(host) };
   } catch (err) {
-    if (isErrno(err, 'ENOENT')) return { unknown: `${KMSG} does not exist on this host` };
+    if (isErrno(err, 'ENOENT')) return { unknown: `${KMSG_PATH} does not exist on this host` };
     if (isErrno(err, 'EACCES') || isErrno(err, 'EPERM')) {
-      return { unknown: `cannot read ${KMSG}: permission denied (needs root, or CAP_SYSLOG when kernel.dmesg_restrict=1)` };
+      return { unknown: `cannot read ${KMSG_PATH}: permission denied (needs root, or CAP_SYSLOG when kernel.dmesg_restrict=1)` };
     }
-    return { unknown: `cannot open ${KMSG}: ${errorMessage(err)}` };
-  }
-}
-
-/** Follows the kernel log: the first read covers the whole buffer, later ones what arrived since. */
-class KmsgFollower {
-  readonly #host: Host;
-  readonly #reader: LogReader;
-  readonly #splitter = new LineSplitter();
-  constructor(host: Host, reader: LogReader) {
-    this.#host = host;
-    this.#reader = reader;
-  }
-
-  async read(final: boolean): Promise<TimedRecord[]> {
-    const text = await this.#reader.read();
-    const lines = [...this.#splitter.push(text), ...(final ? this.#splitter.flush() : [])];
-    if (lines.length === 0) return [];
-    const records = parseKmsgLines(lines);
-    if (records.length === 0) return [];
-    const uptimeText = await this.#host.tryReadText('/proc/uptime').catch(() => undefined);
-    return timeRecords(records, uptimeText === undefined ? undefined : parseUptime(uptimeText), this.#host.clock.now());
-  }
-
-  close(): Promise<void> {
-    return this.#reader.close();
+    return { unknown: `cannot open ${KMSG_PATH}: ${errorMessage(err)}` };
   }
 }
 
@@ -494,20 +463,26 @@ export function createKernelDetector(config: KernelConfig, ctx: DetectorContext)
   const state = new KernelLogState(settings, ctx.previous, host.clock.now());
   const eventsFrom = (now: number): number => (settings.lookbackMs > 0 ? now - settings.lookbackMs : Number.NEGATIVE_INFINITY);
   const pstore = async (now: number): Promise<ProblemEvent[]> => (settings.pstore ? readPstore(host, settings.silenced, now) : []);
+  /** Everything the log holds now, batch by batch (memory stays bounded by one batch). */
+  const catchUp = async (log: KernelLog, from: number, now: number, final: boolean): Promise<ProblemEvent[]> => {
+    const events: ProblemEvent[] = [];
+    for (let batch = await log.read(final); batch !== undefined; batch = await log.read(final)) events.push(...state.process(batch, from, now));
+    return events;
+  };
+  // The events are computed before the conditions are read: processing the records is what sets them.
+  const result = (events: ProblemEvent[], unknown?: string): DetectorResult => ({ conditions: state.conditions, events, ...(unknown === undefined ? {} : { unknown }) });
 
   return {
     async probe(): Promise<DetectorResult> {
       const now = host.clock.now();
       const previousBoot = await pstore(now);
       const opened = await openKmsg(host);
-      if ('unknown' in opened) return { conditions: state.conditions, events: previousBoot, unknown: opened.unknown };
-      const follower = new KmsgFollower(host, opened.reader);
+      if ('unknown' in opened) return result(previousBoot, opened.unknown);
       try {
-        const records = await follower.read(true);
-        const events = [...previousBoot, ...state.process(records, eventsFrom(now), now), ...state.expire(now)];
-        return { conditions: state.conditions, events };
+        const events = [...previousBoot, ...(await catchUp(opened.log, eventsFrom(now), now, true)), ...state.expire(now)];
+        return result(events);
       } finally {
-        await follower.close();
+        await opened.log.close();
       }
     },
 
@@ -516,24 +491,24 @@ export function createKernelDetector(config: KernelConfig, ctx: DetectorContext)
       const previousBoot = await pstore(now);
       const opened = await openKmsg(host);
       if ('unknown' in opened) {
-        emit({ conditions: state.conditions, events: previousBoot, unknown: opened.unknown });
+        emit(result(previousBoot, opened.unknown));
         // Nothing to follow; stay quiet until stopped rather than failing and being restarted in a loop.
         while (!signal.aborted) await host.clock.sleep(60_000, signal).catch(() => undefined);
         return;
       }
-      const follower = new KmsgFollower(host, opened.reader);
+      const { log } = opened;
       try {
-        const first = await follower.read(false);
-        emit({ conditions: state.conditions, events: [...previousBoot, ...state.process(first, eventsFrom(now), now), ...state.expire(now)] });
+        const first = [...previousBoot, ...(await catchUp(log, eventsFrom(now), now, false)), ...state.expire(now)];
+        emit(result(first));
         while (!signal.aborted) {
-          await host.clock.sleep(POLL_MS, signal).catch(() => undefined);
+          await log.wait(signal);
           if (signal.aborted) break;
           const t = host.clock.now();
-          const events = [...state.process(await follower.read(false), Number.NEGATIVE_INFINITY, t), ...state.expire(t)];
-          if (events.length > 0) emit({ conditions: state.conditions, events });
+          const events = [...(await catchUp(log, Number.NEGATIVE_INFINITY, t, false)), ...state.expire(t)];
+          if (events.length > 0) emit(result(events));
         }
       } finally {
-        await follower.close();
+        await log.close();
       }
     },
   };
@@ -541,7 +516,7 @@ export function createKernelDetector(config: KernelConfig, ctx: DetectorContext)
 
 export const kernel: DetectorDefinition<typeof kernelConfigSchema> = {
   description:
-    'Kernel log (/dev/kmsg): hung tasks, lockups, RCU stalls, oopses, OOM kills, filesystem and block I/O errors, NVMe/SCSI timeouts, memory errors, link flaps, conntrack overflow, thermal throttling; previous-boot panics from pstore',
+    'Kernel log (/dev/kmsg): hung tasks, lockups, RCU stalls, oopses (x86, arm, arm64), WARN splats, OOM kills, filesystem and block I/O errors, NVMe/SCSI timeouts, memory errors, link flaps, NIC transmit timeouts, conntrack overflow, thermal throttling; previous-boot panics from pstore',
   configSchema: kernelConfigSchema,
   defaults: { enabled: true, interval: '1m', timeout: '20s' },
   logDerived: true,

@@ -1,11 +1,11 @@
 import { constants as fsc } from 'node:fs';
-import { access, mkdir, open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
 import writeFileAtomic from 'write-file-atomic';
 import { execFailure, type ExecOutcome } from '../errors.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { runBounded } from './run-bounded.ts';
+import { openDeviceLog, openFileLog, type LogReader } from './log-follow.ts';
 
 export interface ExecOptions {
   timeoutMs: number;
@@ -32,11 +32,7 @@ export async function execChecked(host: Host, argv: readonly string[], options: 
   return result;
 }
 
-/** Reads what has been appended to a log since the last call: /dev/kmsg records or a file's new lines. */
-export interface LogReader {
-  read(): Promise<string>;
-  close(): Promise<void>;
-}
+export type { LogReader } from './log-follow.ts';
 
 /**
  * The only door to the machine. Every host path is resolved under `root`, and
@@ -54,6 +50,7 @@ export interface Host {
   readDir(hostPath: string): Promise<string[]>;
   resolveCommand(command: string): Promise<string | undefined>;
   exec(argv: readonly string[], options: ExecOptions): Promise<ExecResult>;
+  /** Follows a log from its start, or from its end (`fromStart: false`, for a file; a device always replays its buffer). */
   openLog(hostPath: string, options: { fromStart: boolean }): Promise<LogReader>;
   /** Writes through a temp file, fsync and rename, creating parent directories. */
   writeFileAtomic(hostPath: string, data: string, mode?: number): Promise<void>;
@@ -159,69 +156,9 @@ class LocalHost implements Host {
   async openLog(hostPath: string, options: { fromStart: boolean }): Promise<LogReader> {
     const file = this.path(hostPath);
     const info = await stat(file);
-    if (info.isCharacterDevice()) return openDeviceReader(file);
-    return openFileReader(file, options.fromStart ? 0 : info.size);
+    if (info.isCharacterDevice()) return openDeviceLog(file);
+    return openFileLog(file, options.fromStart);
   }
-}
-
-async function openDeviceReader(file: string): Promise<LogReader> {
-  // /dev/kmsg hands out one record per read(2) and EAGAIN at the end when non-blocking.
-  const handle = await open(file, fsc.O_RDONLY | fsc.O_NONBLOCK);
-  const buffer = Buffer.alloc(16 * 1024);
-  return {
-    async read() {
-      let text = '';
-      for (;;) {
-        try {
-          const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
-          if (bytesRead === 0) return text;
-          text += buffer.toString('utf8', 0, bytesRead);
-        } catch (err) {
-          if (isErrno(err, 'EAGAIN')) return text;
-          // EPIPE: records were overwritten before we read them; the next read continues after the gap.
-          if (isErrno(err, 'EPIPE')) continue;
-          throw err;
-        }
-      }
-    },
-    close: () => handle.close(),
-  };
-}
-
-async function openFileReader(file: string, startOffset: number): Promise<LogReader> {
-  let handle: FileHandle = await open(file, 'r');
-  let inode = (await handle.stat()).ino;
-  let offset = startOffset;
-  const buffer = Buffer.alloc(256 * 1024);
-  // A read can end inside a multi-byte character that a writer is still appending.
-  const decoder = new StringDecoder('utf8');
-  return {
-    async read() {
-      // Follow rotation: a new inode at the path, or a truncated file, restarts from the top.
-      try {
-        const current = await stat(file);
-        if (current.ino !== inode) {
-          await handle.close();
-          handle = await open(file, 'r');
-          inode = current.ino;
-          offset = 0;
-        } else if (current.size < offset) {
-          offset = 0;
-        }
-      } catch (err) {
-        if (!isErrno(err, 'ENOENT')) throw err;
-      }
-      let text = '';
-      for (;;) {
-        const { bytesRead } = await handle.read(buffer, 0, buffer.length, offset);
-        if (bytesRead === 0) break;
-        text += decoder.write(buffer.subarray(0, bytesRead));
-        offset += bytesRead;
-      }
-      return text;
-    },
-    close: () => handle.close(),
-  };
 }
 
 export function isErrno(err: unknown, code: string): boolean {

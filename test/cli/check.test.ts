@@ -91,7 +91,7 @@ test('a bad agent.yaml: exit 64 and a message naming the file and field', async 
 test("agent.yaml under --root is the node's own, and its monitor paths are host paths", async () => {
   const root = newRoot();
   root.write('/etc/kubenode/agent.yaml', 'monitors:\n  systemLog: [npd/readonly-monitor.json]\n');
-  root.write('/etc/kubenode/npd/readonly-monitor.json', JSON.stringify({ plugin: 'kmsg', source: 'ro', conditions: [], rules: [{ type: 'temporary', reason: 'Ro', pattern: 'Remounting filesystem read-only' }] }));
+  root.write('/etc/kubenode/npd/readonly-monitor.json', JSON.stringify({ plugin: 'kmsg', lookback: '5m', source: 'ro', conditions: [], rules: [{ type: 'temporary', reason: 'Ro', pattern: 'Remounting filesystem read-only' }] }));
   root.write('/proc/uptime', '100.0 100.0\n');
   root.write('/dev/kmsg', '3,1,99000000,-;EXT4-fs (dm-4): Remounting filesystem read-only\n');
   const { code, stdout } = await runAgent(['check', '--json', '--root', root.dir, '--only', 'readonly-monitor']);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -108,10 +108,10 @@ interface Entry {
 }
 
 let n = 0;
-async function check(host: string, settings: Record<string, unknown> = {}, silenced: string[] = []): Promise<Entry> {
+async function check(host: string, settings: Record<string, unknown> = {}, silenced: string[] = [], root = path.join(HOSTS, host)): Promise<Entry> {
   const file = path.join(tmp, `agent-${n++}.yaml`);
   await writeFile(file, JSON.stringify({ monitors: { systemLog: [], customPlugin: [] }, detection: { silencedReasons: silenced }, detectors: { 'gpu-nvidia': settings } }));
-  const result = await runAgent(['check', '--json', '--root', path.join(HOSTS, host), '--only', 'gpu-nvidia', '--config', file]);
+  const result = await runAgent(['check', '--json', '--root', root, '--only', 'gpu-nvidia', '--config', file]);
   assert.ok(result.stdout.startsWith('{'), `no report: ${result.stderr}`);
   const entry = (JSON.parse(result.stdout) as { results: Entry[] }).results[0] as Entry;
   assert.equal(result.code, entry.status === 'ok' ? 0 : entry.status === 'problem' ? 1 : 2);
@@ -145,4 +145,15 @@ describe('gpu-nvidia on fixture hosts', () => {
       if (c.warn !== undefined) assert.deepEqual(e.events.map((ev) => ev.reason), c.warn);
     });
   }
+});
+
+test('an XID line written to /dev/kmsg from user space (facility 1, as the kernel stamps such writes) marks no GPU', async () => {
+  const root = path.join(tmp, 'gpu-xid79-userspace');
+  await cp(path.join(HOSTS, 'gpu-xid79'), root, { recursive: true });
+  const kmsg = path.join(root, 'dev', 'kmsg');
+  // The same captured Xid 79 text, but with priority 12 (LOG_USER|LOG_WARNING) instead of the kernel's 4.
+  await writeFile(kmsg, (await readFile(kmsg, 'utf8')).replace('4,1202,', '12,1202,'));
+  const e = await check('gpu-xid79', {}, [], root);
+  assert.equal(e.status, 'ok', JSON.stringify(e));
+  assert.deepEqual(e.events.map((ev) => ev.reason), []);
 });

@@ -1,29 +1,29 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { appendFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import {
   createKernelDetector,
-  isKernelRecord,
   KERNEL_RULES,
   KernelLogState,
   kernelConfigSchema,
   matchKernelMessage,
   parsePstoreDmesg,
   resolveKernelSettings,
-  timeRecords,
   type Generation,
   type KernelConfig,
   type TimedRecord,
 } from '../../src/detectors/kernel.ts';
 import { Value } from '@sinclair/typebox/value';
 import pino from 'pino';
-import { parseKmsgLines } from '../../src/detectors/npd/kmsg.ts';
+import { isKernelRecord, KernelLog, parseKmsgLines } from '../../src/detectors/engine/kmsg.ts';
 import { createHost } from '../../src/host/host.ts';
 import type { DetectorResult } from '../../src/types.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
-import { FIXTURES, runAgent } from '../helpers/cli.ts';
+import { AGENT, FIXTURES, runAgent } from '../helpers/cli.ts';
+import { detectors } from '../../src/detectors/index.ts';
 
 // Real kernel lines (text exactly as published; the source of each is in
 // test/fixtures/hosts/kernel-*/SOURCE.md or named here). kernel: the version the reporter gave,
@@ -53,8 +53,23 @@ const SAMPLES: Sample[] = [
   { rule: 'oops-null', generation: '5.x', source: 'openzfs/zfs#13430 (5.17.4)', line: 'BUG: kernel NULL pointer dereference, address: 000000000000000b' },
   { rule: 'oops-null', generation: '6.x', source: 'sonic-net/sonic-buildimage#22166 (6.1.94)', line: 'BUG: kernel NULL pointer dereference, address: 00000000000002d0' },
   { rule: 'gpf', generation: '5.x', source: 'NVIDIA/k8s-device-plugin#941 (5.8+ wording)', line: 'general protection fault, probably for non-canonical address 0x25b5f6bb1a24827e: 0000 [#1] SMP NOPTI' },
-  { rule: 'arm64-oops', generation: '3.10', source: 'raspberrypi/linux#499 (3.13.5)', line: 'Internal error: Oops - bad mode: 0 [#4] PREEMPT ARM' },
-  { rule: 'arm64-oops', generation: '5.x', source: 'derf/feh#574 (5.4.79)', line: 'Internal error: Oops: 17 [#2] ARM' },
+  { rule: 'arm-die', generation: '3.10', source: 'raspberrypi/linux#499 (3.13.5)', line: 'Internal error: Oops - bad mode: 0 [#4] PREEMPT ARM' },
+  { rule: 'arm-die', generation: '5.x', source: 'derf/feh#574 (5.4.79)', line: 'Internal error: Oops: 17 [#2] ARM' },
+  { rule: 'arm-die', generation: '5.x', source: 'LKML, qed_probe / kernel BUG at mm/vmalloc.c:2355 (5.4.0-77-generic, arm64)', line: 'Internal error: Oops - BUG: 0 [#1] SMP' },
+  { rule: 'arm-die', generation: '5.x', source: 'LKML "[PATCH 1/1] arm64: kexec: no need to do irq_chip->irq_mask if it already masked", 2020-08-04 (i.MX8QM)', line: 'Internal error: synchronous external abort: 96000210 [#1] PREEMPT SMP' },
+  { rule: 'arm-die', generation: '6.x', source: 'LKML "[PATCH] gpiolib: fix OOB access in quirk callbacks", 2022-09-16 (6.0.0-rc5-next, arm64)', line: 'Internal error: SP/PC alignment exception: 8a000000 [#1] SMP' },
+  { rule: 'arm-die', generation: '6.x', source: 'linux-btrfs, kernel BUG at fs/btrfs/extent_io.c:1444 (6.12.0-rc7, arm64 64-bit ESR)', line: 'Internal error: Oops - BUG: 00000000f2000800 [#1] SMP' },
+  { rule: 'x86-die', generation: '6.x', source: 'LKML ext4 patch, kernel BUG at fs/ext4/inline.c:240 (6.15.0-rc2)', line: 'Oops: invalid opcode: 0000 [#1] SMP NOPTI' },
+  { rule: 'divide-error', generation: '6.x', source: 'xen-devel, Xen PVH dom0 amd_smn_init (linux-next, "Oops: " prefix)', line: 'Oops: divide error: 0000 [#1] SMP NOPTI' },
+  { rule: 'netdev-watchdog', generation: '3.10', source: 'Ubuntu forums "Ubuntu 10.10 eth0 (atl1c): transmit queue 0 timed out AR8131", 2012 (2.6.35-32-generic)', line: 'NETDEV WATCHDOG: eth0 (atl1c): transmit queue 0 timed out' },
+  { rule: 'netdev-watchdog', generation: '5.x', source: 'LKML "[RFC PATCH] ARM: dts: exynos: partial revert …", 2020-07-03 (5.8.0-rc3, smsc95xx)', line: 'NETDEV WATCHDOG: eth0 (smsc95xx): transmit queue 0 timed out' },
+  { rule: 'netdev-watchdog', generation: '6.x', source: 'netdev "Re: r8169 link up but no traffic, and watchdog error", 2023-09-25', line: 'NETDEV WATCHDOG: enp3s0 (r8169): transmit queue 0 timed out 5368 ms' },
+  { rule: 'netdev-watchdog-cpu', generation: '6.x', source: 'LKML "Re: vhost_iotlb_miss tight loop lockup", 2025-09-11 (6.12.y guest)', line: 'virtio_net virtio0 eth0: NETDEV WATCHDOG: CPU: 1: transmit queue 0 timed out 5500 ms' },
+  { rule: 'kernel-warning', generation: '3.10', source: 'Ubuntu forums (as netdev-watchdog, 2.6.35-32-generic)', line: 'WARNING: at /build/buildd/linux-2.6.35/net/sched/sch_generic.c:258 dev_watchdog+0x1fd/0x210()' },
+  { rule: 'kernel-warning', generation: '3.10', source: 'stable backport of lockdep commit 017210d1 (3.18.0-next-20141216)', line: 'WARNING: CPU: 0 PID: 1 at kernel/locking/lockdep.c:2744 lockdep_trace_alloc+0xec/0x118()' },
+  { rule: 'kernel-warning', generation: '5.x', source: 'LKML "[RFC PATCH] ARM: dts: exynos: partial revert …", 2020-07-03 (5.8.0-rc3)', line: 'WARNING: CPU: 0 PID: 0 at net/sched/sch_generic.c:443 dev_watchdog+0x3ac/0x3e0' },
+  { rule: 'kernel-warning', generation: '5.x', source: 'LKML sched/topology report (5.14.0-268.el9.aarch64)', line: 'WARNING: CPU: 0 PID: 1 at kernel/sched/topology.c:2271 build_sched_domains+0x284/0x910' },
+  { rule: 'kernel-warning', generation: '6.x', source: 'LKML Google juniper /firmware address-cells patch (6.12.0)', line: 'WARNING: CPU: 0 PID: 1 at drivers/of/base.c:106 of_bus_n_addr_cells+0x90/0xf0' },
   { rule: 'oom-kill-summary', generation: '5.x', source: 'leptonai/gpud#70 (4.19+ format)', line: 'oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=cri-containerd-ec9ee26695deb4cc72bc665efff1cf3a03fdfb12f1303e02fe9252985e084a95.scope,mems_allowed=0-1,oom_memcg=/lxc.payload....-lxc/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podeded8c65_6e8e_4c6e_a889_3e427565c740.slice,task_memcg=/lxc.payload.ny2g2r5hh3-lxc/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podeded8c65_6e8e_4c6e_a889_3e427565c740.slice/cri-containerd-ec9ee26695deb4cc72bc665efff1cf3a03fdfb12f1303e02fe9252985e084a95.scope,task=pt_main_thread,pid=461754,uid=0' },
   { rule: 'oom-task-in', generation: '3.10', source: 'istio/istio#42734 (CentOS 7 node)', line: 'Task in /kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0330b2c1_a15b_4cdd_b5e5_72d4a90bee82.slice/docker-b27201334a41cd0749d053b18378d7ea65617b8e26277197ea25c974da1a5a8a.scope killed as a result of limit of /kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0330b2c1_a15b_4cdd_b5e5_72d4a90bee82.slice/docker-b27201334a41cd0749d053b18378d7ea65617b8e26277197ea25c974da1a5a8a.scope' },
   { rule: 'oom-task-in', generation: '4.x', source: 'linux-test-project/ltp#1080', line: 'Task in /13 killed as a result of limit of /13' },
@@ -125,6 +140,8 @@ const NEAR_MISSES: { line: string; source: string; expect: string | undefined }[
   { line: 'Memory cgroup out of memory: Kill process 24572 (java) score 0 or sacrifice child', source: 'kubernetes/kubernetes#56891', expect: 'oom-select' },
   { line: '"echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.', source: 'sonic-net/sonic-buildimage#4822', expect: undefined },
   { line: 'nvme nvme0: 4/0/0 default/read/poll queues', source: 'raspberrypi/linux#6661', expect: undefined },
+  { line: 'virtio_net virtio0 eth0: TX timeout on queue: 0, sq: output.0, vq: 0x1, name: output.0, 7560000 usecs ago', source: 'LKML "Re: vhost_iotlb_miss tight loop lockup", 2025-09-11', expect: undefined },
+  { line: 'WARNING: possible circular locking dependency detected', source: 'kernel/locking/lockdep.c print_circular_bug_header(), the text as printed', expect: undefined },
   { line: 'blk_update_request: operation not supported error, dev nvme0n1, sector 0 op 0x0:(READ) flags 0x0 phys_seg 1 prio class 0', source: 'spdk/spdk#1456', expect: undefined },
 ];
 
@@ -166,15 +183,30 @@ test('named groups pick out the victim, the memcg, the device and the interface'
   assert.equal(matchKernelMessage('I/O error, dev nvme0n1, sector 131209936 op 0x0:(READ) flags 0x80700 phys_seg 25 prio class 0')?.groups.dev, 'nvme0n1');
 });
 
-test('only kernel records count: userspace writes to /dev/kmsg have facility 1 or more', () => {
-  const records = parseKmsgLines([
-    '3,1,1000000,-;Out of memory: Killed process 3581527 (uwsgi) total-vm:517892kB, anon-rss:263092kB, file-rss:29128kB, shmem-rss:0kB, UID:33 pgtables:740kB oom_score_adj:0',
+test('only kernel records count: userspace writes to /dev/kmsg have facility 1 or more', async () => {
+  const lines = [
+    '3,1,1000000,-;Out of memory: Killed process 3581527 (uwsgi) total-vm:517892kB, anon-rss:263092kB, file-rss:29128kB, shmem-rss:0kB, UID:33 pgtables:740kB oom_score_adj:0 ',
     '11,2,2000000,-;Out of memory: Killed process 3581527 (uwsgi) total-vm:517892kB, anon-rss:263092kB, file-rss:29128kB, shmem-rss:0kB, UID:33 pgtables:740kB oom_score_adj:0',
     ' SUBSYSTEM=block',
-  ]);
+  ];
+  const records = parseKmsgLines(lines);
   assert.deepEqual(records.map(isKernelRecord), [true, false]);
-  const timed = timeRecords(records, 10, 1_000_000);
-  assert.deepEqual(timed, [{ timestamp: 1_000_000 - 9000, message: records[0]?.message }]);
+  const root = mkdtempSync(path.join(tmpdir(), 'kernel-facility-'));
+  try {
+    mkdirSync(path.join(root, 'proc'));
+    writeFileSync(path.join(root, 'proc', 'uptime'), '10.00 10.00\n');
+    const clock = new FakeClock(1_000_000);
+    const host = createHost({ root, clock });
+    writeFileSync(path.join(root, 'kmsg'), `${lines.join('\n')}\n`);
+    const log = await KernelLog.open(host, '/kmsg');
+    const batch = await log.read(true);
+    assert.equal(await log.read(true), undefined);
+    await log.close();
+    // The user-space record is gone, and the kernel one is trimmed as NPD trims it.
+    assert.deepEqual(batch, [{ seq: 1, priority: 3, timestamp: 1_000_000 - 9000, message: records[0]?.message.trim() }]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });
 
 // ---------------------------------------------------------------- state machine
@@ -391,6 +423,54 @@ test('watch follows appended records and raises each new problem once', async ()
     controller.abort();
     await done;
   } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('the daemon publishes what the start-up lookback found, as check does, on the same fixture', async () => {
+  const fixture = path.join(FIXTURES, 'hosts', 'kernel-hung-task-deadlock');
+  // check
+  const r = await runAgent(['check', '--json', '--root', fixture, '--only', 'kernel']);
+  const checked = (JSON.parse(r.stdout) as { results: { conditions: { type: string; status: string; reason: string }[] }[] }).results[0];
+  const deadlock = checked?.conditions.find((c) => c.type === 'KernelDeadlock');
+  assert.deepEqual([deadlock?.status, deadlock?.reason], ['True', 'TooManyHungTasks']);
+
+  // the detector's first result in the daemon
+  const host = createHost({ root: fixture });
+  const ctx = { host, log: pino({ level: 'silent' }), nodeName: 'n', mode: 'run' as const, previous: [], silenced: new Set<string>() };
+  const controller = new AbortController();
+  let first: DetectorResult | undefined;
+  await createKernelDetector(config(), ctx).watch?.((result) => {
+    first ??= result;
+    controller.abort();
+  }, controller.signal);
+  const watched = first?.conditions.find((c) => c.type === 'KernelDeadlock');
+  assert.deepEqual([watched?.status, watched?.reason], ['True', 'TooManyHungTasks']);
+
+  // the daemon itself, on a copy of the same fixture
+  const root = mkdtempSync(path.join(tmpdir(), 'kernel-run-'));
+  cpSync(fixture, root, { recursive: true });
+  writeFileSync(path.join(root, 'agent.yaml'), ['listen: 127.0.0.1:0', 'monitors: { systemLog: [], customPlugin: [] }', 'detectors:', ...Object.keys(detectors).map((d) => `  ${d}: { enabled: ${d === 'kernel'} }`), ''].join('\n'));
+  const child = spawn(process.execPath, [AGENT, 'run', '--root', root, '--config', path.join(root, 'agent.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    const published = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      let buffered = '';
+      const timer = setTimeout(() => reject(new Error(`no KernelDeadlock condition logged: ${buffered}`)), 30_000);
+      child.stdout.on('data', (d: Buffer) => {
+        buffered += d.toString();
+        for (const line of buffered.split('\n')) {
+          if (!line.startsWith('{')) continue;
+          const entry = JSON.parse(line) as Record<string, unknown>;
+          if (entry.msg === 'Condition' && entry.type === 'KernelDeadlock') {
+            clearTimeout(timer);
+            resolve(entry);
+          }
+        }
+      });
+    });
+    assert.deepEqual([published.status, published.reason], ['True', 'TooManyHungTasks']);
+  } finally {
+    child.kill('SIGKILL');
     rmSync(root, { recursive: true, force: true });
   }
 });

@@ -102,6 +102,8 @@ export interface ParsedLogMonitor {
   file: string;
   config: SystemLogMonitorConfig;
   lookbackMs: number;
+  /** NPD's delay: lines logged within this long of boot are ignored while the node settles. */
+  delayMs: number;
   bufferSize: number;
   patterns: RegExp[];
 }
@@ -163,6 +165,7 @@ export function parseSystemLogMonitor(file: string, text: string): ParsedLogMoni
     file,
     config,
     lookbackMs: duration(file, 'lookback', config.lookback, 0),
+    delayMs: duration(file, 'delay', config.delay, 0),
     bufferSize: config.bufferSize ?? 10,
     patterns,
   };

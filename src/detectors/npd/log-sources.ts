@@ -1,32 +1,51 @@
 import { errorMessage, execFailure } from '../../errors.ts';
-import type { Host } from '../../host/host.ts';
+import type { Host, LogReader } from '../../host/host.ts';
+import { KernelLog, KMSG_PATH, LineSplitter, parseUptime } from '../engine/kmsg.ts';
 import type { ParsedLogMonitor } from './config.ts';
 import { compileGoLayout, parseGoTime } from './go-time.ts';
-import { LineSplitter, parseKmsgLines, parseUptime } from './kmsg.ts';
 import type { LogLine } from './log-rules.ts';
 import { compileRe2 } from './re2.ts';
 
 /**
- * A log to read: the first read() returns what is inside the lookback window, later ones what
- * arrived since. Timestamps are epoch ms on the host's clock.
+ * A log to read, as NPD's log watchers do: lines from before the start time (NPD's GetStartTime:
+ * the later of boot + delay and now - lookback, so no lookback means nothing old) are dropped, and
+ * so are lines logged within `delay` of boot. read() hands out one bounded batch at a time, so a
+ * huge log is streamed, never held whole. Timestamps are epoch ms on the host's clock.
  */
 export interface LogSource {
-  /** `final`: this is the last read (a one-shot check), so an unterminated last line counts. */
-  read(signal: AbortSignal, final?: boolean): Promise<LogLine[]>;
+  /** The next batch, or undefined once caught up. `final`: the last read of a one-shot check, so an unterminated last line counts. */
+  read(signal: AbortSignal, final?: boolean): Promise<LogLine[] | undefined>;
+  /** Resolves once read() may have more. */
+  wait(signal: AbortSignal): Promise<void>;
   close(): Promise<void>;
-  /** How often the daemon polls for new lines. */
-  readonly pollMs: number;
 }
 
 export async function openLogSource(host: Host, monitor: ParsedLogMonitor): Promise<LogSource> {
+  const window = await startWindow(host, monitor);
   switch (monitor.config.plugin) {
     case 'kmsg':
-      return openKmsg(host, monitor);
+      return openKmsg(host, monitor, window);
     case 'filelog':
-      return openFilelog(host, monitor);
+      return openFilelog(host, monitor, window);
     case 'journald':
-      return openJournald(host, monitor);
+      return openJournald(host, monitor, window);
   }
+}
+
+interface StartWindow {
+  /** Epoch ms: older lines are not replayed at start. */
+  start: number;
+  /** Epoch ms: boot + delay; lines before it never count (NPD's delay lets a node settle after boot). */
+  settled: number;
+}
+
+async function startWindow(host: Host, monitor: ParsedLogMonitor): Promise<StartWindow> {
+  const now = host.clock.now();
+  const uptimeText = await host.tryReadText('/proc/uptime').catch(() => undefined);
+  const uptime = uptimeText === undefined ? undefined : parseUptime(uptimeText);
+  const boot = uptime === undefined ? Number.NEGATIVE_INFINITY : now - uptime * 1000;
+  const settled = boot + monitor.delayMs;
+  return { start: Math.max(settled, now - monitor.lookbackMs), settled };
 }
 
 function skipper(monitor: ParsedLogMonitor): (message: string) => boolean {
@@ -34,62 +53,78 @@ function skipper(monitor: ParsedLogMonitor): (message: string) => boolean {
   return (message) => skipList.some((s) => message.includes(s));
 }
 
-async function openKmsg(host: Host, monitor: ParsedLogMonitor): Promise<LogSource> {
-  const reader = await host.openLog(monitor.config.logPath ?? '/dev/kmsg', { fromStart: true });
-  const splitter = new LineSplitter();
-  const skip = skipper(monitor);
-  let first = true;
+/** Keeps the lines of a batch inside the window; the start applies while the backlog is read. */
+function inWindow(window: StartWindow, backlog: boolean): (line: LogLine) => boolean {
+  return (line) => line.timestamp >= window.settled && (!backlog || line.timestamp >= window.start);
+}
+
+// NPD's skipList is a filelog and journald setting: kmsg records are never skipped.
+async function openKmsg(host: Host, monitor: ParsedLogMonitor, window: StartWindow): Promise<LogSource> {
+  const log = await KernelLog.open(host, monitor.config.logPath ?? KMSG_PATH);
+  let backlog = true;
   return {
-    pollMs: 250,
     async read(_signal, final = false) {
-      const text = await reader.read();
-      // A record's age is uptime minus its timestamp; that keeps lookback right on a replayed host.
-      const uptimeText = await host.tryReadText('/proc/uptime');
-      const uptime = uptimeText === undefined ? undefined : parseUptime(uptimeText);
-      const now = host.clock.now();
-      const records = parseKmsgLines([...splitter.push(text), ...(final ? splitter.flush() : [])]);
-      const lines: LogLine[] = [];
-      for (const record of records) {
-        const ageMs = uptime === undefined ? 0 : Math.max(0, uptime * 1000 - record.usec / 1000);
-        if (first && monitor.lookbackMs > 0 && uptime !== undefined && ageMs > monitor.lookbackMs) continue;
-        if (skip(record.message)) continue;
-        lines.push({ timestamp: now - ageMs, message: record.message });
+      for (;;) {
+        const batch = await log.read(final);
+        if (batch === undefined) {
+          backlog = false;
+          return undefined;
+        }
+        const lines = batch.filter(inWindow(window, backlog));
+        if (lines.length > 0) return lines.map((r) => ({ timestamp: r.timestamp, message: r.message }));
       }
-      first = false;
-      return lines;
     },
-    close: () => reader.close(),
+    wait: (signal) => log.wait(signal),
+    close: () => log.close(),
   };
 }
 
-async function openFilelog(host: Host, monitor: ParsedLogMonitor): Promise<LogSource> {
+/** The value of the last submatch, as NPD's translator takes it (the whole match without groups). */
+function lastSubmatch(m: RegExpExecArray): string {
+  return m.length > 1 ? (m[m.length - 1] ?? '') : m[0];
+}
+
+async function openFilelog(host: Host, monitor: ParsedLogMonitor, window: StartWindow): Promise<LogSource> {
   const pc = monitor.config.pluginConfig ?? {};
   const timestampRe = compileRe2(pc.timestamp as string);
   const messageRe = compileRe2(pc.message as string);
   const layout = compileGoLayout(pc.timestampFormat as string);
-  const reader = await host.openLog(monitor.config.logPath as string, { fromStart: true });
+  // Without a lookback nothing already in the file can count (NPD): start at its end.
+  const reader: LogReader = await host.openLog(monitor.config.logPath as string, { fromStart: monitor.lookbackMs > 0 });
   const splitter = new LineSplitter();
   const skip = skipper(monitor);
-  let first = true;
+  let backlog = true;
   return {
-    pollMs: 1000,
     async read(_signal, final = false) {
-      const now = host.clock.now();
-      const lines: LogLine[] = [];
-      for (const raw of [...splitter.push(await reader.read()), ...(final ? splitter.flush() : [])]) {
-        if (skip(raw)) continue;
-        const ts = timestampRe.exec(raw);
-        const msg = messageRe.exec(raw);
-        if (ts === null || msg === null) continue;
-        const timestamp = parseGoTime(layout, ts[1] ?? ts[0], now);
-        if (timestamp === undefined) continue;
-        if (first && monitor.lookbackMs > 0 && now - timestamp > monitor.lookbackMs) continue;
-        lines.push({ timestamp, message: msg[1] ?? msg[0] });
+      for (;;) {
+        const text = await reader.read();
+        const raws = text === '' ? (final ? splitter.flush() : []) : splitter.push(text);
+        if (raws.length === 0) {
+          if (text !== '') continue;
+          backlog = false;
+          return undefined;
+        }
+        const now = host.clock.now();
+        const keep = inWindow(window, backlog);
+        const lines: LogLine[] = [];
+        for (const raw of raws) {
+          if (skip(raw)) continue;
+          const ts = timestampRe.exec(raw);
+          if (ts === null) continue;
+          const timestamp = parseGoTime(layout, lastSubmatch(ts), now);
+          if (timestamp === undefined) continue;
+          const line = { timestamp, message: '' };
+          if (!keep(line)) continue;
+          const msg = messageRe.exec(raw);
+          if (msg === null) continue;
+          line.message = lastSubmatch(msg);
+          lines.push(line);
+        }
+        if (lines.length > 0) return lines;
       }
-      first = false;
-      return lines;
     },
-    close: async () => reader.close(),
+    wait: (signal) => reader.wait(signal),
+    close: () => reader.close(),
   };
 }
 
@@ -99,26 +134,29 @@ interface JournalEntry {
   __CURSOR?: string;
 }
 
-async function openJournald(host: Host, monitor: ParsedLogMonitor): Promise<LogSource> {
+const JOURNAL_POLL_MS = 5_000;
+
+async function openJournald(host: Host, monitor: ParsedLogMonitor, window: StartWindow): Promise<LogSource> {
   const identifier = monitor.config.pluginConfig?.source;
   const logPath = monitor.config.logPath ?? '/var/log/journal';
   const directory = (await host.exists(logPath)) ? ['-D', host.path(logPath)] : [];
   let cursor: string | undefined;
+  let caughtUp = false;
   const skip = skipper(monitor);
   return {
-    pollMs: 5000,
     async read(signal) {
-      const now = host.clock.now();
-      const since =
-        cursor !== undefined
-          ? [`--after-cursor=${cursor}`]
-          : monitor.lookbackMs > 0
-            ? [`--since=@${Math.floor((now - monitor.lookbackMs) / 1000)}`]
-            : [];
+      // One journalctl run per catch-up: its output is the batch, the next read() reports caught up.
+      if (caughtUp) {
+        caughtUp = false;
+        return undefined;
+      }
+      caughtUp = true;
+      const since = cursor !== undefined ? [`--after-cursor=${cursor}`] : Number.isFinite(window.start) ? [`--since=@${Math.floor(window.start / 1000)}`] : [];
       const argv = ['journalctl', '--no-pager', '-o', 'json', ...directory, ...since, ...(identifier === undefined ? [] : [`SYSLOG_IDENTIFIER=${identifier}`])];
       const result = await host.exec(argv, { timeoutMs: 30_000, signal });
       const failure = execFailure(result);
       if (failure !== undefined) throw failure;
+      const now = host.clock.now();
       const lines: LogLine[] = [];
       for (const raw of result.stdout.split('\n')) {
         if (raw.trim() === '') continue;
@@ -131,10 +169,13 @@ async function openJournald(host: Host, monitor: ParsedLogMonitor): Promise<LogS
         if (entry.__CURSOR !== undefined) cursor = entry.__CURSOR;
         const message = Array.isArray(entry.MESSAGE) ? Buffer.from(entry.MESSAGE).toString('utf8') : entry.MESSAGE;
         if (message === undefined || skip(message)) continue;
-        lines.push({ timestamp: Number(entry.__REALTIME_TIMESTAMP ?? now * 1000) / 1000, message });
+        const timestamp = Number(entry.__REALTIME_TIMESTAMP ?? now * 1000) / 1000;
+        if (timestamp < window.settled) continue;
+        lines.push({ timestamp, message });
       }
       return lines;
     },
+    wait: (signal) => host.clock.sleep(JOURNAL_POLL_MS, signal).catch(() => undefined),
     close: async () => undefined,
   };
 }

@@ -9,13 +9,19 @@ export function createSystemLogMonitor(monitor: ParsedLogMonitor, recovery: Reco
   const { host } = ctx;
   const engine = new LogRuleEngine(monitor, recovery, ctx.previous, host.clock.now());
   const result = (events: ProblemEvent[]): DetectorResult => ({ conditions: engine.conditions, events });
+  /** Everything the source holds now, one bounded batch at a time. */
+  const catchUp = async (source: LogSource, signal: AbortSignal, final: boolean): Promise<ProblemEvent[]> => {
+    const events: ProblemEvent[] = [];
+    for (let batch = await source.read(signal, final); batch !== undefined; batch = await source.read(signal, final)) events.push(...engine.process(batch));
+    return events;
+  };
 
   return {
     async probe(signal) {
       // One pass over what the log holds now, within the lookback window.
       const source = await openLogSource(host, monitor);
       try {
-        const events = engine.process(await source.read(signal, true));
+        const events = await catchUp(source, signal, true);
         return result([...events, ...engine.expire(host.clock.now())]);
       } finally {
         await source.close();
@@ -26,11 +32,11 @@ export function createSystemLogMonitor(monitor: ParsedLogMonitor, recovery: Reco
       let source: LogSource | undefined;
       try {
         source = await openLogSource(host, monitor);
-        emit(result(engine.process(await source.read(signal))));
+        emit(result(await catchUp(source, signal, false)));
         while (!signal.aborted) {
-          await host.clock.sleep(source.pollMs, signal).catch(() => undefined);
+          await source.wait(signal);
           if (signal.aborted) break;
-          const events = [...engine.process(await source.read(signal)), ...engine.expire(host.clock.now())];
+          const events = [...(await catchUp(source, signal, false)), ...engine.expire(host.clock.now())];
           if (events.length > 0) emit(result(events));
         }
       } finally {

@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { after, test } from 'node:test';
-import { openLogSource } from '../../../src/detectors/npd/log-sources.ts';
+import type { LogLine } from '../../../src/detectors/npd/log-rules.ts';
+import { openLogSource, type LogSource } from '../../../src/detectors/npd/log-sources.ts';
 import { createSystemLogMonitor } from '../../../src/detectors/npd/system-log-monitor.ts';
 import { createHost } from '../../../src/host/host.ts';
 import { createLogger } from '../../../src/log.ts';
 import type { DetectorResult } from '../../../src/types.ts';
 import { TempRoot } from '../../helpers/host-root.ts';
-import { inlineMonitor, referenceMonitor } from './helpers.ts';
+import { inlineMonitor, NPD_CONFIG_DIR, referenceMonitor } from './helpers.ts';
 
 const roots: TempRoot[] = [];
 after(() => roots.forEach((r) => r.remove()));
@@ -18,6 +19,13 @@ const newRoot = (): TempRoot => {
   return r;
 };
 const signal = new AbortController().signal;
+
+/** Every batch a one-shot read hands out, until the source is caught up. */
+async function readAll(source: LogSource): Promise<LogLine[]> {
+  const lines: LogLine[] = [];
+  for (let batch = await source.read(signal, true); batch !== undefined; batch = await source.read(signal, true)) lines.push(...batch);
+  return lines;
+}
 
 /** "Nov  7 09:12:44" for a moment, as syslog writes it. */
 function syslogStamp(ms: number): string {
@@ -52,7 +60,7 @@ test('kmsg: dictionary lines belong to their record, an unterminated last record
   root.write('/proc/uptime', '100.00 100.00\n');
   root.write('/dev/kmsg', '3,1,99000000,-;EXT4-fs (dm-4): Remounting filesystem read-only\n SUBSYSTEM=block\n DEVICE=b253:4\n3,2,99500000,-;Buffer I/O error on dev sdb, logical block 0, lost async page write');
   const source = await openLogSource(createHost({ root: root.dir }), referenceMonitor('readonly-monitor.json'));
-  const lines = await source.read(signal, true);
+  const lines = await readAll(source);
   await source.close();
   assert.deepEqual(lines.map((l) => l.message), ['EXT4-fs (dm-4): Remounting filesystem read-only', 'Buffer I/O error on dev sdb, logical block 0, lost async page write']);
   const now = Date.now();
@@ -104,4 +112,45 @@ test('journald without journalctl on the host is an error the engine reports as 
   const monitor = inlineMonitor({ plugin: 'journald', pluginConfig: { source: 'dockerd' }, source: 'd', rules: [] });
   const detector = createSystemLogMonitor(monitor, { expiryMs: {}, patterns: [] }, { host: createHost({ root: root.dir }), log: createLogger('silent'), nodeName: 'n', mode: 'check', previous: [], silenced: new Set() });
   await assert.rejects(detector.probe(signal), /journalctl not found/);
+});
+
+const monitorCtx = (root: TempRoot) => ({ host: createHost({ root: root.dir }), log: createLogger('silent'), nodeName: 'n', mode: 'check' as const, previous: [], silenced: new Set<string>() });
+
+test("kmsg as NPD reads it: trailing whitespace trimmed (NPD's own 3.16 'divide error' sample), user-space records and no-lookback backlog dropped, skipList not applied", async () => {
+  const root = newRoot();
+  root.write('/proc/uptime', '100.00 100.00\n');
+  // NPD's test data has this 3.16 line with its trailing space; the second is the same text written from user space (facility 1).
+  root.write('/dev/kmsg', '4,1,99000000,-;divide error: 0000 [#1] SMP \n12,2,99100000,-;divide error: 0000 [#1] SMP\n');
+  const monitor = (extra: object) =>
+    inlineMonitor({ plugin: 'kmsg', source: 'k', skipList: ['divide'], conditions: [], rules: [{ type: 'temporary', reason: 'KernelOops', pattern: 'divide error: 0000 \\[#\\d+\\] SMP' }], ...extra });
+  const withLookback = await createSystemLogMonitor(monitor({ lookback: '5m' }), { expiryMs: {}, patterns: [] }, monitorCtx(root)).probe(signal);
+  assert.deepEqual(withLookback.events.map((e) => e.message), ['divide error: 0000 [#1] SMP']);
+  const without = await createSystemLogMonitor(monitor({}), { expiryMs: {}, patterns: [] }, monitorCtx(root)).probe(signal);
+  assert.deepEqual(without.events, [], 'no lookback: nothing already in the buffer counts');
+});
+
+test('filelog: no lookback reads none of the file; lines from before this boot or within delay of it are not replayed', async () => {
+  const root = newRoot();
+  const now = Date.now();
+  root.write('/proc/uptime', '600.00 600.00\n');
+  root.write(
+    '/var/log/kern.log',
+    [
+      // The same captured line at three moments: before this boot (10 min of uptime), 1 min after boot, and 1 min ago.
+      `${syslogStamp(now - 900_000)} node-1 kernel: [34315.120624] INFO: task jbd2/sda1-8:161 blocked for more than 120 seconds.`,
+      `${syslogStamp(now - 540_000)} node-1 kernel: [   60.000000] INFO: task jbd2/sda1-8:161 blocked for more than 120 seconds.`,
+      `${syslogStamp(now - 60_000)} node-1 kernel: [  540.000000] INFO: task jbd2/sda1-8:161 blocked for more than 120 seconds.`,
+      '',
+    ].join('\n'),
+  );
+  const base = JSON.parse(readFileSync(`${NPD_CONFIG_DIR}kernel-monitor-filelog.json`, 'utf8')) as Record<string, unknown>;
+  const run = async (overrides: Record<string, unknown>): Promise<number> => {
+    const doc: Record<string, unknown> = { ...base, ...overrides };
+    if (overrides.lookback === undefined) delete doc.lookback;
+    const detector = createSystemLogMonitor(inlineMonitor(doc), { expiryMs: {}, patterns: [] }, monitorCtx(root));
+    return (await detector.probe(signal)).events.filter((e) => e.reason === 'TaskHung').length;
+  };
+  assert.equal(await run({ lookback: '1h' }), 2, 'the line from before this boot is not replayed');
+  assert.equal(await run({ lookback: '1h', delay: '2m' }), 1, 'nor the one within delay of boot');
+  assert.equal(await run({}), 0, 'no lookback: nothing already in the file');
 });

@@ -1,0 +1,277 @@
+import { watch, type FSWatcher } from 'node:fs';
+import { constants as fsc } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import { Worker } from 'node:worker_threads';
+
+/**
+ * Follows a log: /dev/kmsg records or a file's lines. read() hands out at most one bounded chunk,
+ * so a huge file is streamed, never held in memory; wait() sleeps until there may be more.
+ */
+export interface LogReader {
+  /** The next chunk of what was appended since the last call (whole kmsg records, or file text); '' when caught up. */
+  read(): Promise<string>;
+  /** Resolves once read() may have more to hand out, or when the signal aborts. */
+  wait(signal: AbortSignal): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Upper bound of one read()'s text: memory per follower stays at this, whatever the log's size. */
+export const LOG_CHUNK_BYTES = 256 * 1024;
+/** inotify can miss changes (network filesystems, overlay quirks): re-check a quiet file this often anyway. */
+const FILE_RECHECK_MS = 30_000;
+/** The bytes before the read offset we remember to notice a copytruncate that grew back past it. */
+const FINGERPRINT_BYTES = 64;
+
+function isErrno(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
+}
+
+/** Resolves on `wake()` or abort; one promise shared by every waiter until it fires. */
+class Wakeup {
+  #pending: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** Bumped on every wake: a waiter that saw an older value has missed one and returns at once. */
+  generation = 0;
+
+  wake(): void {
+    this.generation += 1;
+    const pending = this.#pending;
+    this.#pending = undefined;
+    pending?.resolve();
+  }
+
+  wait(seen: number, signal: AbortSignal, timeoutMs?: number): Promise<void> {
+    if (this.generation !== seen || signal.aborted) return Promise.resolve();
+    if (this.#pending === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.#pending = { promise, resolve };
+    }
+    const shared = this.#pending.promise;
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = timeoutMs === undefined ? undefined : setTimeout(done, timeoutMs);
+      signal.addEventListener('abort', done, { once: true });
+      void shared.then(done);
+    });
+  }
+}
+
+// ---------------------------------------------------------------- /dev/kmsg
+
+// The kernel keeps one read position per open /dev/kmsg, so each reader pulls records from its own
+// non-blocking descriptor and nothing is buffered here. What is shared, per device, is the wait:
+// one worker thread blocks in read(2) on its own descriptor and wakes every waiting reader when a
+// record arrives. A worker rather than the libuv threadpool, because a read pending in the pool
+// cannot be cancelled and would keep the process from exiting; the worker is unref'd.
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const fs = require('node:fs');
+const buf = Buffer.alloc(8192);
+const seqOf = (n) => { const m = /^\\d+,(\\d+),/.exec(buf.toString('latin1', 0, Math.min(n, 48))); return m === null ? -1 : Number(m[1]); };
+function drain(fd) {
+  let last = -1;
+  for (;;) {
+    try { const n = fs.readSync(fd, buf); if (n === 0) return last; last = Math.max(last, seqOf(n)); }
+    catch (e) { if (e.code === 'EAGAIN') return last; if (e.code !== 'EPIPE') throw e; }
+  }
+}
+try {
+  // Skip what is already in the buffer without waking anyone: the readers read that themselves.
+  const probe = fs.openSync(workerData.file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  let last = drain(probe);
+  fs.closeSync(probe);
+  const fd = fs.openSync(workerData.file, fs.constants.O_RDONLY);
+  for (;;) {
+    let n;
+    try { n = fs.readSync(fd, buf); } catch (e) { if (e.code === 'EPIPE') continue; throw e; }
+    if (n === 0) break;
+    const seq = seqOf(n);
+    if (seq > last) { last = seq; parentPort.postMessage(seq); }
+  }
+  parentPort.postMessage({ ended: true });
+} catch (e) {
+  parentPort.postMessage({ error: String(e && e.message || e) });
+}
+`;
+
+interface DeviceWatch {
+  wakeup: Wakeup;
+  /** Set when the blocking reader failed; readers then fall back to a slow re-check. */
+  failed: boolean;
+}
+
+const deviceWatches = new Map<string, DeviceWatch>();
+
+/** The one blocking reader of a device, started on first use and kept for the life of the process. */
+function deviceWatch(file: string): DeviceWatch {
+  let dw = deviceWatches.get(file);
+  if (dw !== undefined) return dw;
+  const created: DeviceWatch = { wakeup: new Wakeup(), failed: false };
+  deviceWatches.set(file, created);
+  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { file } });
+  worker.unref();
+  const fail = (): void => {
+    created.failed = true;
+    deviceWatches.delete(file);
+    created.wakeup.wake();
+  };
+  worker.on('message', (msg: unknown) => {
+    if (typeof msg === 'number') created.wakeup.wake();
+    else fail();
+  });
+  worker.on('error', fail);
+  dw = created;
+  return dw;
+}
+
+/** Exported for tests: the shared wakeup of a record device (a FIFO stands in for /dev/kmsg there). */
+export function deviceWakeup(file: string): Wakeup {
+  return deviceWatch(file).wakeup;
+}
+
+export async function openDeviceLog(file: string): Promise<LogReader> {
+  // /dev/kmsg hands out one record per read(2), and EAGAIN at the end when non-blocking.
+  const handle = await open(file, fsc.O_RDONLY | fsc.O_NONBLOCK);
+  const buffer = Buffer.alloc(16 * 1024);
+  let seen = -1;
+  let watcher: DeviceWatch | undefined;
+  return {
+    async read() {
+      watcher ??= deviceWatch(file);
+      seen = watcher.wakeup.generation;
+      const parts: string[] = [];
+      let size = 0;
+      while (size < LOG_CHUNK_BYTES) {
+        try {
+          const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+          if (bytesRead === 0) break;
+          parts.push(buffer.toString('utf8', 0, bytesRead));
+          size += bytesRead;
+        } catch (err) {
+          if (isErrno(err, 'EAGAIN')) break;
+          // EPIPE: records were overwritten before we read them; the next read continues after the gap.
+          if (isErrno(err, 'EPIPE')) continue;
+          throw err;
+        }
+      }
+      return parts.join('');
+    },
+    wait(signal) {
+      watcher ??= deviceWatch(file);
+      return watcher.wakeup.wait(seen, signal, watcher.failed ? FILE_RECHECK_MS : undefined);
+    },
+    close: () => handle.close(),
+  };
+}
+
+// ---------------------------------------------------------------- regular files
+
+/**
+ * A file followed across rotation: a rename (logrotate's default) is read to its end before the
+ * new file at the path is opened, and a copytruncate is noticed even when the file has grown back
+ * past the old offset (the bytes before the offset changed), so neither loses lines written
+ * before our next read. Changes are noticed by inotify on the directory.
+ */
+export async function openFileLog(file: string, fromStart: boolean): Promise<LogReader> {
+  let handle: FileHandle = await open(file, 'r');
+  let info = await handle.stat();
+  let inode = info.ino;
+  let offset = fromStart ? 0 : info.size;
+  let fingerprint: Buffer | undefined;
+  const buffer = Buffer.alloc(LOG_CHUNK_BYTES);
+  // A read can end inside a multi-byte character that a writer is still appending.
+  let decoder = new StringDecoder('utf8');
+  const wakeup = new Wakeup();
+  let seen = -1;
+  let watcher: FSWatcher | undefined;
+  const base = path.basename(file);
+
+  const startWatching = (): void => {
+    if (watcher !== undefined) return;
+    try {
+      watcher = watch(path.dirname(file), { persistent: false }, (_event, name) => {
+        if (name === null || name === base) wakeup.wake();
+      });
+      watcher.on('error', () => {
+        watcher?.close();
+        watcher = undefined;
+        wakeup.wake();
+      });
+    } catch {
+      // No inotify (limits reached, unusual filesystem): the periodic re-check still follows the file.
+    }
+  };
+
+  const remember = async (): Promise<void> => {
+    const length = Math.min(FINGERPRINT_BYTES, offset);
+    if (length === 0) {
+      fingerprint = undefined;
+      return;
+    }
+    const fp = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(fp, 0, length, offset - length);
+    fingerprint = fp.subarray(0, bytesRead);
+  };
+
+  /** Whether the file at our handle was truncated (and maybe rewritten) since we last read it. */
+  const truncated = async (): Promise<boolean> => {
+    info = await handle.stat();
+    if (info.size < offset) return true;
+    if (fingerprint === undefined || fingerprint.length === 0) return false;
+    const now = Buffer.alloc(fingerprint.length);
+    const { bytesRead } = await handle.read(now, 0, now.length, offset - fingerprint.length);
+    return bytesRead !== fingerprint.length || !now.equals(fingerprint);
+  };
+
+  const restartAtTop = (): void => {
+    offset = 0;
+    fingerprint = undefined;
+    decoder = new StringDecoder('utf8');
+  };
+
+  return {
+    async read() {
+      startWatching();
+      seen = wakeup.generation;
+      if (await truncated()) restartAtTop();
+      let { bytesRead } = await handle.read(buffer, 0, buffer.length, offset);
+      if (bytesRead === 0) {
+        // At the end of what we hold open: if the path now names another file, it was rotated
+        // by rename and we have just read the old one to its end; continue with the new one.
+        let current;
+        try {
+          current = await stat(file);
+        } catch (err) {
+          if (isErrno(err, 'ENOENT')) return '';
+          throw err;
+        }
+        if (current.ino === inode) return '';
+        await handle.close();
+        handle = await open(file, 'r');
+        inode = (await handle.stat()).ino;
+        restartAtTop();
+        ({ bytesRead } = await handle.read(buffer, 0, buffer.length, offset));
+        if (bytesRead === 0) return '';
+      }
+      offset += bytesRead;
+      const text = decoder.write(buffer.subarray(0, bytesRead));
+      await remember();
+      return text;
+    },
+    wait(signal) {
+      startWatching();
+      return wakeup.wait(seen, signal, FILE_RECHECK_MS);
+    },
+    async close() {
+      watcher?.close();
+      watcher = undefined;
+      await handle.close();
+    },
+  };
+}
