@@ -105,15 +105,6 @@ export class RiskGate {
     this.#p = parts;
   }
 
-  get permitsHeld(): number {
-    return this.#held.size;
-  }
-
-  /** The stages asked, by name: what `remedy --dry-run` names as [standalone] or not. */
-  get stages(): readonly GateName[] {
-    return this.#p.stages.map((s) => s.name);
-  }
-
   async decide(req: RiskRequest, options: { dryRun?: boolean } = {}): Promise<GateDecision> {
     const dryRun = options.dryRun === true;
     const now = this.#p.host.clock.now();

@@ -52,11 +52,6 @@ export class LocalBudget {
     this.#log = log;
   }
 
-  /** The host path of the budget's state file. */
-  get file(): string {
-    return this.#file;
-  }
-
   /**
    * The grants that count now. Grants from the future (the clock was stepped back since they were
    * written) are discarded: kept, they would hold the budget spent for as long as the clock was
