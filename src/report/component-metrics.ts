@@ -3,13 +3,18 @@
 // they need no prom-client and no metric names.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { ComponentPhases } from '../api/machine-component.ts';
+import type { ApplyResult } from '../installers/engine.ts';
 
 export type DownloadResult = 'ok' | 'checksum-mismatch' | 'failed';
 
+// Every result, so that each component's counters start at 0 and increase() sees the first
+// failure on a node; a result added to either type and missing here fails to compile.
+const APPLY_RESULTS = Object.keys({ unchanged: 0, installed: 0, 'rolled-back': 0, failed: 0, deferred: 0, held: 0 } satisfies Record<ApplyResult, 0>);
+const DOWNLOAD_RESULTS = Object.keys({ ok: 0, 'checksum-mismatch': 0, failed: 0 } satisfies Record<DownloadResult, 0>);
+
 export interface ApplyObservation {
   component: string;
-  /** ApplyResult: unchanged, installed, rolled-back, failed, deferred, held. */
-  result: string;
+  result: ApplyResult;
   durationMs: number;
 }
 
@@ -74,6 +79,10 @@ export class ComponentMetrics implements ComponentObserver {
   }
 
   passDone(outcomes: readonly ApplyObservation[], states: readonly ComponentState[]): void {
+    for (const component of new Set([...outcomes, ...states].map((x) => x.component))) {
+      for (const result of APPLY_RESULTS) this.#applies.inc({ component, result }, 0);
+      for (const result of DOWNLOAD_RESULTS) this.#downloads.inc({ component, result }, 0);
+    }
     for (const o of outcomes) {
       this.#applies.inc({ component: o.component, result: o.result });
       this.#applySeconds.observe({ component: o.component }, o.durationMs / 1000);

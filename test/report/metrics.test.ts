@@ -99,6 +99,12 @@ test('component metrics: installed version on an info gauge, one phase set, appl
   assert.equal(valueOf(text, 'kubenode_component_phase', { component: 'containerd', phase: 'Failed' }), 1);
   assert.equal(valueOf(text, 'kubenode_component_phase', { component: 'containerd', phase: 'Installed' }), 0);
   assert.equal(valueOf(text, 'kubenode_component_applies_total', { component: 'containerd', result: 'failed' }), 1);
+  // Every result starts at 0, so increase() sees a node's first failure.
+  for (const result of ['unchanged', 'installed', 'rolled-back', 'failed', 'deferred', 'held']) {
+    assert.notEqual(valueOf(text, 'kubenode_component_applies_total', { component: 'node-exporter', result }), undefined, result);
+  }
+  assert.equal(valueOf(text, 'kubenode_component_applies_total', { component: 'node-exporter', result: 'failed' }), 0);
+  assert.equal(valueOf(text, 'kubenode_component_downloads_total', { component: 'node-exporter', result: 'failed' }), 0);
   assert.equal(valueOf(text, 'kubenode_component_apply_duration_seconds_sum', { component: 'node-exporter' }), 2.5);
   assert.equal(valueOf(text, 'kubenode_component_downloads_total', { component: 'containerd', result: 'checksum-mismatch' }), 1);
   assert.equal(valueOf(text, 'kubenode_component_download_bytes_total', { component: 'node-exporter' }), 10_485_760);
