@@ -231,4 +231,21 @@ describe('remedy engine: escalation ladder (fake clock)', () => {
       root.remove();
     }
   });
+
+  test('a condition whose transitionTime lies in the future (the clock went back) holds minDuration from when it was seen', async () => {
+    const { clock, root, r } = setup({ rules: [{ name: 'task-hung', condition: { type: 'KernelDeadlock', reasons: [] }, minDuration: '2m', steps: LADDER } as never] });
+    try {
+      await r.engine.resume();
+      r.engine.observe([hung(clock.now() + 24 * 3_600_000)]);
+      await r.engine.tick();
+      await clock.advance(60_000);
+      await r.engine.tick();
+      assert.equal(root.calls().filter((c) => c.startsWith('systemctl restart')).length, 0, 'not before minDuration');
+      await clock.advance(60_000);
+      await r.engine.tick();
+      assert.equal(root.calls().filter((c) => c.startsWith('systemctl restart')).length, 1, 'not a day later either');
+    } finally {
+      root.remove();
+    }
+  });
 });
