@@ -9,7 +9,8 @@ const CONDITION_STATUSES: readonly ConditionStatus[] = ['True', 'False', 'Unknow
 
 /**
  * prom-client samples event-loop delay with a timer at this period. Its default, 10 ms, wakes
- * an otherwise idle agent 100 times a second on every node; once a second still shows stalls.
+ * an otherwise idle agent 100 times a second on every node. Once a second measures sustained
+ * lag; a short stall between two samples goes unseen.
  */
 const EVENT_LOOP_SAMPLE_MS = 1000;
 
