@@ -129,11 +129,12 @@ export class RiskGate {
     for (const stage of this.#p.stages) {
       const steps = await stage.ask(req, dryRun);
       path.push(...steps);
-      asked.push(stage);
       if (steps.some((s) => !s.allowed)) {
+        // A stage that refuses holds nothing for the request; those before it may.
         if (!dryRun) await this.#handBack(asked, req.operation);
         return finish(false, stage.name);
       }
+      asked.push(stage);
     }
     if (!dryRun) {
       for (const stage of this.#p.stages) {
