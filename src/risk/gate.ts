@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { RiskLevel } from '../api/node-remedier.ts';
 import type { Gates } from '../api/remedy-operation.ts';
 import { errorMessage } from '../errors.ts';
+import { classifyKubeError } from '../kube/client.ts';
 import type { Host } from '../host/host.ts';
 import type { LocalBudget } from './local-budget.ts';
 import type { RiskMetrics } from './metrics.ts';
@@ -74,8 +75,15 @@ export function policyStage(policy: RiskPolicyClient): GateStage {
         const r = await policy.acquire(req, { dryRun });
         return r.verdicts.map((v) => ({ gate: 'policy' as const, allowed: v.allowed, reason: v.reason, ...(v.policy === undefined ? {} : { policy: v.policy }) }));
       } catch (err) {
-        // Fail closed: without the apiserver nobody can count what the fleet is doing.
-        return [{ gate: 'policy', allowed: false, reason: `cannot reach the apiserver for RiskPolicy permits (${errorMessage(err)}): only safe actions run` }];
+        // Fail closed: without the policies nobody can count what the fleet is doing.
+        const kind = classifyKubeError(err);
+        const why =
+          kind === 'not-found'
+            ? `Node ${req.node} or a RiskPolicy is not on the apiserver`
+            : kind === 'forbidden' || kind === 'unauthorized'
+              ? 'not allowed to read RiskPolicy objects or the Node (credentials, RBAC)'
+              : 'cannot reach the apiserver for RiskPolicy permits';
+        return [{ gate: 'policy', allowed: false, reason: `${why} (${errorMessage(err)}): only safe actions run` }];
       }
     },
     release: (operation) => policy.release(operation),

@@ -193,6 +193,18 @@ describe('risk gate and node actions against a real apiserver', () => {
     for (const r of roots) r.remove();
   });
 
+  test('a node the apiserver does not know is refused disruptive actions, saying so', async () => {
+    const root = recordingRoot();
+    try {
+      const gate = riskGate(createHost({ root: root.dir }), {}, await agent(33));
+      const d = await gate.decide({ node: 'node-unknown', action: 'reboot', risk: 'disruptive', reason: 'test', operation: 'op-unknown' });
+      assert.deepEqual([d.allowed, d.gate], [false, 'policy']);
+      assert.match(d.path.at(-1)?.reason ?? '', /^Node node-unknown or a RiskPolicy is not on the apiserver \(.*\): only safe actions run$/);
+    } finally {
+      root.remove();
+    }
+  });
+
   test('min healthy share blocks when too many selected Nodes are NotReady', async () => {
     await policy(cluster, 'health', { nodeSelector: { matchLabels: { pool: 'health' } }, maxInFlight: 3, minHealthyShare: 0.6 });
     const gate = new RiskPolicyClient(await agent(32), systemClock, silent);
