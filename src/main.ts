@@ -56,7 +56,8 @@ export async function main(argv: string[]): Promise<void> {
       exitWith(err.exitCode === 0 ? 0 : EXIT_USAGE);
       return;
     }
-    if (err instanceof AgentError && (err.code === 'CONFIG' || err.code === 'USAGE')) {
+    // HOST: a --root tree that would have the agent write outside it (src/host/jail.ts).
+    if (err instanceof AgentError && (err.code === 'CONFIG' || err.code === 'USAGE' || err.code === 'HOST')) {
       process.stderr.write(`kubenode-agent: ${err.message}\n`);
       exitWith(EXIT_USAGE);
       return;

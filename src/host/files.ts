@@ -1,9 +1,15 @@
 // File operations the installers need, on host paths re-rooted under host.root (never outside it).
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod, chown, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, symlink, utimes } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, symlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
+import type { Static, TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import { isErrno, type Host } from './host.ts';
+import { fsyncDir, resolveInRoot, TEMP_NAME, tempName, writeAtomicReal, type AtomicWriteOptions } from './jail.ts';
+
+/** Where a change to a host path lands, checked against the root (src/host/jail.ts). */
+export const writablePath = (host: Host, hostPath: string, followFinal: boolean): Promise<string> => resolveInRoot(host.root, hostPath, { followFinal });
 
 export interface FileInfo {
   type: 'file' | 'dir' | 'symlink' | 'other';
@@ -23,6 +29,18 @@ export async function statPath(host: Host, hostPath: string): Promise<FileInfo |
     return { type, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, size: s.size, mtimeMs: s.mtimeMs };
   } catch (err) {
     if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return undefined;
+    throw err;
+  }
+}
+
+/** stat of what a host path names, following symlinks (the way a write through it would go); undefined when absent or dangling. */
+export async function statTarget(host: Host, hostPath: string): Promise<FileInfo | undefined> {
+  try {
+    const s = await stat(host.path(hostPath));
+    const type = s.isFile() ? 'file' : s.isDirectory() ? 'dir' : 'other';
+    return { type, mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, size: s.size, mtimeMs: s.mtimeMs };
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR') || isErrno(err, 'ELOOP')) return undefined;
     throw err;
   }
 }
@@ -59,7 +77,7 @@ export async function readLink(host: Host, hostPath: string): Promise<string | u
 }
 
 export async function makeDir(host: Host, hostPath: string, mode = 0o755): Promise<void> {
-  await mkdir(host.path(hostPath), { recursive: true, mode });
+  await mkdir(await writablePath(host, hostPath, true), { recursive: true, mode });
 }
 
 export async function listDir(host: Host, hostPath: string): Promise<string[]> {
@@ -73,64 +91,30 @@ export async function listDir(host: Host, hostPath: string): Promise<string[]> {
 
 /** rm -rf of a host path; the root itself is never removed. */
 export async function removePath(host: Host, hostPath: string): Promise<void> {
-  const target = host.path(hostPath);
+  const target = await writablePath(host, hostPath, false);
   if (path.resolve(target) === path.resolve(host.root)) throw new Error(`refusing to remove the host root ${host.root}`);
   await rm(target, { recursive: true, force: true });
 }
 
 export async function renamePath(host: Host, from: string, to: string): Promise<void> {
-  await rename(host.path(from), host.path(to));
-  await fsyncDir(host.path(path.dirname(to)));
+  const dest = await writablePath(host, to, false);
+  await rename(await writablePath(host, from, false), dest);
+  await fsyncDir(path.dirname(dest));
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-export interface WriteOptions {
-  mode: number;
-  uid?: number;
-  gid?: number;
-}
+export type WriteOptions = AtomicWriteOptions;
 
 /**
  * Writes a file atomically: a temp file next to it, fsync, mode and owner applied, rename over
  * the target, fsync of the directory. A crash leaves either the old or the new file, never a mix.
  */
 export async function writeFileAtomicOwned(host: Host, hostPath: string, data: string | Uint8Array, options: WriteOptions): Promise<void> {
-  const file = host.path(hostPath);
-  const dir = path.dirname(file);
-  await mkdir(dir, { recursive: true, mode: 0o755 });
-  const tmp = path.join(dir, `.${path.basename(file)}.kubenode-${randomBytes(6).toString('hex')}`);
-  const handle = await open(tmp, 'wx', 0o600);
-  try {
-    await handle.writeFile(data);
-    await handle.chmod(options.mode);
-    if (options.uid !== undefined || options.gid !== undefined) await handle.chown(options.uid ?? -1, options.gid ?? -1);
-    await handle.sync();
-  } catch (err) {
-    await handle.close();
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await handle.close();
-  try {
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await fsyncDir(dir);
+  await writeAtomicReal(await writablePath(host, hostPath, false), data, options);
 }
 
 /** Applies mode and owner to an existing path without rewriting it. */
 export async function setModeOwner(host: Host, hostPath: string, options: WriteOptions): Promise<void> {
-  const file = host.path(hostPath);
+  const file = await writablePath(host, hostPath, true);
   await chmod(file, options.mode);
   if (options.uid !== undefined || options.gid !== undefined) await chown(file, options.uid ?? -1, options.gid ?? -1);
 }
@@ -141,10 +125,10 @@ export async function setModeOwner(host: Host, hostPath: string, options: WriteO
  * targets stay relative, so the link also resolves inside a sandbox root).
  */
 export async function swapSymlink(host: Host, linkHostPath: string, target: string): Promise<void> {
-  const link = host.path(linkHostPath);
+  const link = await writablePath(host, linkHostPath, false);
   const dir = path.dirname(link);
   await mkdir(dir, { recursive: true, mode: 0o755 });
-  const tmp = path.join(dir, `.${path.basename(link)}.kubenode-${randomBytes(6).toString('hex')}`);
+  const tmp = path.join(dir, tempName(path.basename(link)));
   await symlink(target, tmp);
   try {
     await rename(tmp, link);
@@ -158,17 +142,50 @@ export async function swapSymlink(host: Host, linkHostPath: string, target: stri
 /** Marks a path as used now (pruning keeps the most recently used versions). */
 export async function touch(host: Host, hostPath: string): Promise<void> {
   const now = new Date();
-  await utimes(host.path(hostPath), now, now);
+  await utimes(await writablePath(host, hostPath, true), now, now);
 }
 
 /** Removes leftovers of interrupted atomic writes (`.NAME.kubenode-XXXX`) in a directory. */
 export async function removeTempSiblings(host: Host, dirHostPath: string): Promise<string[]> {
   const removed: string[] = [];
-  for (const name of await listDir(host, dirHostPath)) {
-    if (/^\..+\.kubenode-[0-9a-f]{12}$/.test(name)) {
-      await rm(path.join(host.path(dirHostPath), name), { recursive: true, force: true });
+  const names = await listDir(host, dirHostPath);
+  if (!names.some((n) => TEMP_NAME.test(n))) return removed;
+  const dir = await writablePath(host, dirHostPath, true);
+  for (const name of names) {
+    if (TEMP_NAME.test(name)) {
+      await rm(path.join(dir, name), { recursive: true, force: true });
       removed.push(name);
     }
   }
   return removed;
+}
+
+export type StateRead<T> = { ok: true; value: T } | { ok: false; absent: true } | { ok: false; absent: false; error: string };
+
+/**
+ * Reads a JSON state file and checks it against its schema. One that does not parse or fit (a
+ * torn disk, a hand edit, an older shape) is renamed aside to NAME.corrupt-TIME and reported with
+ * both names, so one bad file never stops the agent from working on everything else.
+ */
+export async function readStateFile<T extends TSchema>(host: Host, hostPath: string, schema: T, options: { readOnly?: boolean } = {}): Promise<StateRead<Static<T>>> {
+  let text: string | undefined;
+  let problem: string;
+  try {
+    text = await host.tryReadText(hostPath);
+    if (text === undefined) return { ok: false, absent: true };
+    const parsed = JSON.parse(text) as unknown;
+    if (Value.Check(schema, parsed)) return { ok: true, value: parsed };
+    const first = Value.Errors(schema, parsed).First();
+    problem = `unexpected content${first === undefined ? '' : ` at ${first.path === '' ? '/' : first.path}: ${first.message}`}`;
+  } catch (err) {
+    problem = err instanceof SyntaxError ? `not JSON (${err.message})` : `unreadable (${err instanceof Error ? err.message : String(err)})`;
+  }
+  if (options.readOnly === true) return { ok: false, absent: false, error: `state file ${host.path(hostPath)} is ${problem} (the next apply moves it aside)` };
+  const aside = `${hostPath}.corrupt-${new Date(host.clock.now()).toISOString().replace(/[:.]/g, '')}`;
+  try {
+    await renamePath(host, hostPath, aside);
+  } catch (err) {
+    return { ok: false, absent: false, error: `state file ${host.path(hostPath)} is ${problem}, and moving it aside failed: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  return { ok: false, absent: false, error: `state file ${host.path(hostPath)} is ${problem}; moved aside to ${host.path(aside)}` };
 }

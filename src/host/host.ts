@@ -1,9 +1,9 @@
 import { constants as fsc } from 'node:fs';
-import { access, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { access, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import writeFileAtomic from 'write-file-atomic';
 import { execFailure, type ExecOutcome } from '../errors.ts';
 import { systemClock, type Clock } from './clock.ts';
+import { resolveInRoot, writeAtomicReal } from './jail.ts';
 import { runBounded } from './run-bounded.ts';
 import { openDeviceLog, openFileLog, type LogReader } from './log-follow.ts';
 
@@ -52,7 +52,7 @@ export interface Host {
   exec(argv: readonly string[], options: ExecOptions): Promise<ExecResult>;
   /** Follows a log from its start, or from its end (`fromStart: false`, for a file; a device always replays its buffer). */
   openLog(hostPath: string, options: { fromStart: boolean }): Promise<LogReader>;
-  /** Writes through a temp file, fsync and rename, creating parent directories. */
+  /** Writes through a temp file, fsync and rename, creating parent directories; never through a symlink out of the root. */
   writeFileAtomic(hostPath: string, data: string, mode?: number): Promise<void>;
 }
 
@@ -148,9 +148,7 @@ class LocalHost implements Host {
   }
 
   async writeFileAtomic(hostPath: string, data: string, mode = 0o644): Promise<void> {
-    const file = this.path(hostPath);
-    await mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
-    await writeFileAtomic(file, data, { mode, fsync: true });
+    await writeAtomicReal(await resolveInRoot(this.root, hostPath, { followFinal: false }), data, { mode });
   }
 
   async openLog(hostPath: string, options: { fromStart: boolean }): Promise<LogReader> {

@@ -1,15 +1,23 @@
-import { link, open, readFile, rename, rm, mkdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { link, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import { isErrno, type Host } from './host.ts';
+import { resolveInRoot } from './jail.ts';
 
-export interface LockHolder {
-  pid: number;
-  hostname: string;
-  since: string;
-  purpose: string;
-}
+const LockHolder = Type.Object({
+  pid: Type.Integer({ minimum: 1 }),
+  /** /proc/sys/kernel/random/boot_id when the lock was taken: a pid means nothing after a reboot. */
+  bootId: Type.String(),
+  /** Field 22 of /proc/PID/stat (clock ticks since boot): tells the holder from a later process given the same pid. */
+  startTime: Type.String(),
+  hostname: Type.String(),
+  since: Type.String(),
+  purpose: Type.String(),
+});
+export type LockHolder = Static<typeof LockHolder>;
 
 export class LockBusyError extends Error {
   readonly holder: LockHolder | undefined;
@@ -25,34 +33,61 @@ export interface Lock {
   release(): Promise<void>;
 }
 
-function alive(pid: number): boolean {
+// The lock is between agents on this machine (also when they act on a --root tree), so who holds
+// it is asked of this machine's own /proc, not of the tree's.
+async function liveText(file: string): Promise<string | undefined> {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return !isErrno(err, 'ESRCH');
+    return await readFile(file, 'utf8');
+  } catch {
+    return undefined;
   }
+}
+
+export const machineBootId = async (): Promise<string> => (await liveText('/proc/sys/kernel/random/boot_id'))?.trim() ?? '';
+
+/** Start time of a live process (field 22 of /proc/PID/stat, after the parenthesised command name); undefined when it is gone. */
+export async function processStartTime(pid: number): Promise<string | undefined> {
+  const stat = await liveText(`/proc/${pid}/stat`);
+  if (stat === undefined) return undefined;
+  // The command name may hold spaces and parentheses: fields are counted after its last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return fields[19];
+}
+
+/** The holder still holds the lock: same boot, and its pid is still the process that took it. */
+async function holds(holder: LockHolder): Promise<boolean> {
+  if (holder.bootId !== (await machineBootId())) return false;
+  return (await processStartTime(holder.pid)) === holder.startTime;
 }
 
 async function readHolder(file: string): Promise<LockHolder | undefined> {
   try {
-    const parsed = JSON.parse(await readFile(file, 'utf8')) as Partial<LockHolder>;
-    return typeof parsed.pid === 'number' ? (parsed as LockHolder) : undefined;
+    const parsed = JSON.parse(await readFile(file, 'utf8')) as unknown;
+    return Value.Check(LockHolder, parsed) ? parsed : undefined;
   } catch {
     return undefined;
   }
 }
 
 /**
- * A lock file (O_EXCL) holding the owner's pid. A lock left by a dead process (kill -9) is taken
- * over; a live holder is waited for up to timeoutMs, then LockBusyError. Pids are those of this
- * machine's processes: the lock is for agents on one machine, even when they act on a --root tree.
+ * A lock file (O_EXCL) under /run naming its holder by boot_id, pid and the pid's start time. A
+ * lock whose holder is gone — killed (-9), or from before a reboot or power loss, even when a new
+ * process now has its pid — is taken over; a live holder is waited for up to timeoutMs, then
+ * LockBusyError.
  */
 export async function acquireLock(host: Host, hostPath: string, options: { timeoutMs: number; pollMs?: number; purpose: string }): Promise<Lock> {
-  const file = host.path(hostPath);
+  const file = await resolveInRoot(host.root, hostPath, { followFinal: false });
   await mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
   const started = host.clock.now();
-  const me: LockHolder = { pid: process.pid, hostname: os.hostname(), since: new Date(started).toISOString(), purpose: options.purpose };
+  const me: LockHolder = {
+    pid: process.pid,
+    bootId: await machineBootId(),
+    startTime: (await processStartTime(process.pid)) ?? '',
+    hostname: os.hostname(),
+    since: new Date(started).toISOString(),
+    purpose: options.purpose,
+  };
+  const poll = options.pollMs ?? 100;
   for (;;) {
     try {
       const handle = await open(file, 'wx', 0o644);
@@ -65,32 +100,31 @@ export async function acquireLock(host: Host, hostPath: string, options: { timeo
       return {
         async release() {
           const holder = await readHolder(file);
-          if (holder?.pid === process.pid) await rm(file, { force: true });
+          if (holder?.pid === me.pid && holder.startTime === me.startTime) await rm(file, { force: true });
         },
       };
     } catch (err) {
       if (!isErrno(err, 'EEXIST')) throw err;
     }
     const holder = await readHolder(file);
-    if (holder === undefined || !alive(holder.pid)) {
-      // Stale (or being written this instant: an unreadable holder gets one poll of grace).
-      if (holder !== undefined || host.clock.now() - started > (options.pollMs ?? 100)) {
-        // Rename first: of two agents taking over the same stale lock, only one rename succeeds.
-        const aside = `${file}.stale-${randomBytes(4).toString('hex')}`;
-        try {
-          await rename(file, aside);
-          const moved = await readHolder(aside);
-          // Another agent took the stale lock over between our read and our rename: give it back.
-          if (moved !== undefined && moved.pid !== holder?.pid && alive(moved.pid)) await link(aside, file).catch(() => undefined);
-          await rm(aside, { force: true });
-        } catch (err) {
-          if (!isErrno(err, 'ENOENT')) throw err;
-        }
-        continue;
+    const live = holder !== undefined && (await holds(holder));
+    // An unreadable holder is being written this instant, or is garbage: it gets one poll of grace.
+    if (!live && (holder !== undefined || host.clock.now() - started > poll)) {
+      // Rename first: of two agents taking over the same stale lock, only one rename succeeds.
+      const aside = `${file}.stale-${randomBytes(4).toString('hex')}`;
+      try {
+        await rename(file, aside);
+        const moved = await readHolder(aside);
+        // Another agent took the stale lock over between our read and our rename: give it back.
+        if (moved !== undefined && moved.pid !== holder?.pid && (await holds(moved))) await link(aside, file).catch(() => undefined);
+        await rm(aside, { force: true });
+      } catch (err) {
+        if (!isErrno(err, 'ENOENT')) throw err;
       }
+      continue;
     }
     const waited = host.clock.now() - started;
     if (waited >= options.timeoutMs) throw new LockBusyError(hostPath, holder, waited);
-    await host.clock.sleep(Math.min(options.pollMs ?? 100, Math.max(1, options.timeoutMs - waited)));
+    await host.clock.sleep(Math.min(poll, Math.max(1, options.timeoutMs - waited)));
   }
 }
