@@ -133,7 +133,7 @@ export class Daemon {
       this.#log.error({ err: errorMessage(err) }, 'Configuration reload refused; keeping the running configuration');
       return false;
     }
-    await Promise.all([this.#running.scheduler.stop(), this.#installers?.stop()]);
+    await Promise.all([this.#running.scheduler.stop(), this.#installers?.stop({ finish: true })]);
     this.#risk = this.#riskGate(next.host, next.config);
     this.#installers = await this.#startInstallers(next.host, next.config, next.nodeName);
     this.#applyLogLevel(next.config);

@@ -176,7 +176,16 @@ export const MachineComponentSpec = Type.Object(
     versionProbe: Type.Optional(VersionProbe),
     hooks: ComponentHooks,
   },
-  { additionalProperties: false, description: 'One component at one version: its source, files, systemd unit, health check and version probe' },
+  {
+    additionalProperties: false,
+    description: 'One component at one version: its source, files, systemd unit, health check and version probe',
+    'x-kubernetes-validations': [
+      {
+        rule: "self.source.type != 'none' || !has(self.hooks) || ((!has(self.hooks.preInstall) || size(self.hooks.preInstall) == 0) && (!has(self.hooks.postInstall) || size(self.hooks.postInstall) == 0))",
+        message: 'source.type none installs nothing, so preInstall and postInstall hooks would never run',
+      },
+    ],
+  },
 );
 export type MachineComponentSpec = Static<typeof MachineComponentSpec>;
 export type ComponentFile = Static<typeof ComponentFile>;

@@ -3,8 +3,6 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { chmod, chown, lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, symlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
-import type { Static, TSchema } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
 import { isErrno, type Host } from './host.ts';
 import { fsyncDir, resolveInRoot, TEMP_NAME, tempName, writeAtomicReal, type AtomicWriteOptions } from './jail.ts';
 
@@ -160,32 +158,3 @@ export async function removeTempSiblings(host: Host, dirHostPath: string): Promi
   return removed;
 }
 
-export type StateRead<T> = { ok: true; value: T } | { ok: false; absent: true } | { ok: false; absent: false; error: string };
-
-/**
- * Reads a JSON state file and checks it against its schema. One that does not parse or fit (a
- * torn disk, a hand edit, an older shape) is renamed aside to NAME.corrupt-TIME and reported with
- * both names, so one bad file never stops the agent from working on everything else.
- */
-export async function readStateFile<T extends TSchema>(host: Host, hostPath: string, schema: T, options: { readOnly?: boolean } = {}): Promise<StateRead<Static<T>>> {
-  let text: string | undefined;
-  let problem: string;
-  try {
-    text = await host.tryReadText(hostPath);
-    if (text === undefined) return { ok: false, absent: true };
-    const parsed = JSON.parse(text) as unknown;
-    if (Value.Check(schema, parsed)) return { ok: true, value: parsed };
-    const first = Value.Errors(schema, parsed).First();
-    problem = `unexpected content${first === undefined ? '' : ` at ${first.path === '' ? '/' : first.path}: ${first.message}`}`;
-  } catch (err) {
-    problem = err instanceof SyntaxError ? `not JSON (${err.message})` : `unreadable (${err instanceof Error ? err.message : String(err)})`;
-  }
-  if (options.readOnly === true) return { ok: false, absent: false, error: `state file ${host.path(hostPath)} is ${problem} (the next apply moves it aside)` };
-  const aside = `${hostPath}.corrupt-${new Date(host.clock.now()).toISOString().replace(/[:.]/g, '')}`;
-  try {
-    await renamePath(host, hostPath, aside);
-  } catch (err) {
-    return { ok: false, absent: false, error: `state file ${host.path(hostPath)} is ${problem}, and moving it aside failed: ${err instanceof Error ? err.message : String(err)}` };
-  }
-  return { ok: false, absent: false, error: `state file ${host.path(hostPath)} is ${problem}; moved aside to ${host.path(aside)}` };
-}

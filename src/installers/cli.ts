@@ -40,11 +40,12 @@ export function reportManifestErrors(errors: readonly ConfigError[]): void {
 
 export function renderPlan(plans: readonly ComponentPlan[]): string {
   const lines: string[] = [];
-  const changing = plans.filter((p) => p.actions.length > 0 || p.error !== undefined || p.resume !== undefined);
+  const changing = plans.filter((p) => p.actions.length > 0 || p.error !== undefined || p.resume !== undefined || p.warnings !== undefined);
   for (const p of changing) {
     const versions = p.fromVersion === undefined ? p.toVersion : p.fromVersion === p.toVersion ? p.toVersion : `${p.fromVersion} → ${p.toVersion}`;
     lines.push(`${p.component} ${versions}${p.resume === undefined ? '' : ` (resuming a crashed ${p.resume})`}`);
     if (p.error !== undefined) lines.push(`  ! ${p.error}`);
+    for (const w of p.warnings ?? []) lines.push(`  ! ${w}`);
     const width = Math.max(0, ...p.actions.map((a) => a.step.length));
     for (const a of p.actions) lines.push(`  ${a.step.padEnd(width)}  ${a.describe}  [${a.reason}]`);
   }
@@ -60,8 +61,11 @@ export function renderPlan(plans: readonly ComponentPlan[]): string {
 
 export function renderOutcomes(outcomes: readonly ApplyOutcome[]): string {
   const lines = outcomes
-    .filter((o) => o.result !== 'unchanged')
-    .map((o) => `${o.component} ${o.version}: ${o.result}${o.stepsRun.length === 0 ? '' : ` (${o.stepsRun.join(', ')})`}${o.error === undefined ? '' : `: ${o.error}`}`);
+    .filter((o) => o.result !== 'unchanged' || o.warnings !== undefined)
+    .flatMap((o) => [
+      `${o.component} ${o.version}: ${o.result}${o.stepsRun.length === 0 ? '' : ` (${o.stepsRun.join(', ')})`}${o.error === undefined ? '' : `: ${o.error}`}`,
+      ...(o.warnings ?? []).map((w) => `  ! ${w}`),
+    ]);
   const unchanged = outcomes.filter((o) => o.result === 'unchanged').length;
   lines.push(unchanged === outcomes.length ? `Nothing to do: ${unchanged} component(s) converged.` : `${outcomes.length - unchanged} component(s) acted on, ${unchanged} unchanged.`);
   return `${lines.join('\n')}\n`;

@@ -1,6 +1,7 @@
 // The component engine: spec → plan of steps (check() says whether each already holds) → apply
 // only the steps that do not → verify → record status; on failure converge back to the last good
 // spec. A journal in the state dir makes every run resumable after a crash or kill -9.
+import path from 'node:path';
 import type { MachineComponentSpec, MachineComponentStatus } from '../api/machine-component.ts';
 import { errorMessage } from '../errors.ts';
 import { acquireLock, type Lock } from '../host/lock.ts';
@@ -9,13 +10,18 @@ import { verify } from './health.ts';
 import { crashPoint, Journal } from './journal.ts';
 import { installDir } from './sources/common.ts';
 import { sources } from './sources/index.ts';
-import { emptyStatus, pushHistory, readRecord, readStatus, setCondition, setPhase, writeRecord, writeStatus, type ComponentRecord } from './status.ts';
+import { emptyStatus, pushHistory, readRecord, readStatus, setCondition, setPhase, writeRecord, writeStatus } from './status.ts';
+import type { ComponentRecord } from './state.ts';
 import { unitSteps } from './systemd.ts';
 import type { InstallContext, Pending, Step, Target } from './types.ts';
 import { StepDeferredError, StepError } from './types.ts';
 import { managedKeys, recordPriors, undoDir, undoRecords } from './undo.ts';
-import { removePath } from '../host/files.ts';
 import { execFailure } from '../errors.ts';
+import { listDir, removePath, removeTempSiblings } from '../host/files.ts';
+import { findConflicts, type ConflictVerdict } from './conflicts.ts';
+import { ownedPaths } from './owned.ts';
+import { UNIT_DIR } from './systemd.ts';
+
 
 export interface PlannedAction {
   step: string;
@@ -34,8 +40,10 @@ export interface ComponentPlan {
   resume?: 'apply' | 'rollback';
   /** Not acted on: this spec failed and was rolled back. */
   held?: string;
-  /** The plan could not be computed (a check threw). */
+  /** The plan could not be computed (a check threw), or the component is refused (a conflict). */
   error?: string;
+  /** Acted on, but something needs a person: a state file set aside, a conflict this component wins. */
+  warnings?: string[];
 }
 
 export type ApplyResult = 'unchanged' | 'installed' | 'rolled-back' | 'failed' | 'deferred' | 'held';
@@ -47,8 +55,13 @@ export interface ApplyOutcome {
   installedVersion?: string;
   stepsRun: string[];
   error?: string;
+  /** Needs a person, though the run went on: a state file set aside, a conflict this component wins. */
+  warnings?: string[];
   durationMs: number;
 }
+
+/** Under /run (a tmpfs): a reboot clears it, and its holder's boot_id and start time say when it is stale. */
+export const INSTALL_LOCK = '/run/kubenode-agent/installers.lock';
 
 const EMPTY_PENDING: Record<Pending, boolean> = { reload: false, restart: false, postInstall: false };
 
@@ -64,7 +77,9 @@ function hookStep(ctx: InstallContext, id: string, argvs: string[][], timeoutMs:
     check: async () => ({ inSync: true }),
     async apply() {
       for (const argv of argvs) {
-        const r = await ctx.host.exec(argv, { timeoutMs, ...(ctx.signal === undefined ? {} : { signal: ctx.signal }) });
+        // Not given ctx.signal: a hook stopped half-way would run again from the start on resume,
+        // so a stop or reload lets the running hook finish (its own timeout still bounds it).
+        const r = await ctx.host.exec(argv, { timeoutMs });
         const failure = execFailure(r);
         if (failure !== undefined) throw new StepError(id, failure.message, { cause: failure });
       }
@@ -135,8 +150,17 @@ export interface EngineOptions {
   retryFailed?: boolean;
 }
 
+/** Sets or clears the Conflict condition of a component that keeps what it claims; true when status changed. */
+function noteConflict(status: MachineComponentStatus, conflict: ConflictVerdict | undefined, now: string): boolean {
+  const before = JSON.stringify(status.conditions);
+  if (conflict === undefined) status.conditions = status.conditions.filter((c) => c.type !== 'Conflict');
+  else setCondition(status, now, 'Conflict', 'True', 'ClaimedTwice', conflict.message);
+  return JSON.stringify(status.conditions) !== before;
+}
+
 export class Engine {
   readonly #ctx: InstallContext;
+  #swept = false;
 
   constructor(ctx: InstallContext) {
     this.#ctx = ctx;
@@ -151,14 +175,21 @@ export class Engine {
     const { host, config } = this.#ctx;
     const out: ComponentPlan[] = [];
     const journaled = new Set(await Journal.list(host, config.stateDir));
+    const conflicts = await this.#conflicts(targets);
     for (const target of targets) {
       const spec = target.spec;
-      const status = await readStatus(host, config.stateDir, spec.component);
+      const problems: string[] = [];
+      const read = { readOnly: true, problems };
+      const status = await readStatus(host, config.stateDir, spec.component, read);
       const base: ComponentPlan = { component: spec.component, toVersion: spec.version, actions: [], ...(status?.installedVersion === undefined ? {} : { fromVersion: status.installedVersion }) };
       try {
-        const journal = journaled.has(spec.component) ? await Journal.load(host, config.stateDir, spec.component) : undefined;
+        const conflict = conflicts.get(spec.component);
+        if (conflict?.refused === true) throw new Error(conflict.message);
+        const journal = journaled.has(spec.component) ? await Journal.load(host, config.stateDir, spec.component, read) : undefined;
         if (journal !== undefined) base.resume = journal.data.mode;
-        const record = await readRecord(host, config.stateDir, spec.component);
+        const record = await readRecord(host, config.stateDir, spec.component, read);
+        if (problems.length > 0) base.warnings = problems;
+        if (conflict !== undefined) (base.warnings ??= []).push(conflict.message);
         if (journal === undefined && options.retryFailed !== true && record.failed?.specHash === target.specHash) {
           out.push({ ...base, held: `${spec.version} failed at ${record.failed.at} and was rolled back: ${record.failed.error}` });
           continue;
@@ -174,7 +205,7 @@ export class Engine {
 
   /** Takes the node-wide install lock (waits up to installers.lockTimeout). */
   lock(purpose: string): Promise<Lock> {
-    return acquireLock(this.#ctx.host, `${this.#ctx.config.stateDir}/installers/lock`, { timeoutMs: this.#ctx.config.lockTimeoutMs, purpose });
+    return acquireLock(this.#ctx.host, INSTALL_LOCK, { timeoutMs: this.#ctx.config.lockTimeoutMs, purpose });
   }
 
   /**
@@ -183,31 +214,128 @@ export class Engine {
    * The caller holds the lock.
    */
   async apply(targets: readonly Target[], options: EngineOptions = {}): Promise<ApplyOutcome[]> {
-    const { host, config } = this.#ctx;
+    const { host, config, log } = this.#ctx;
     const outcomes: ApplyOutcome[] = [];
+    if (!this.#swept) {
+      await this.#sweep(targets).catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'Removing leftovers of an interrupted run failed'));
+      this.#swept = true;
+    }
     const declared = new Set(targets.map((t) => t.spec.component));
     for (const component of await Journal.list(host, config.stateDir)) {
       if (declared.has(component)) continue;
-      const journal = await Journal.load(host, config.stateDir, component);
-      if (journal !== undefined) outcomes.push(await this.#applyOne(journal.data.mode === 'rollback' ? journal.data.target : journal.data.target, options, journal));
+      const problems: string[] = [];
+      const journal = await Journal.load(host, config.stateDir, component, { problems });
+      for (const p of problems) log.error({ component, err: p }, 'State file set aside');
+      if (journal !== undefined) outcomes.push(await this.#applyOne(journal.data.target, options, journal, []));
     }
+    const conflicts = await this.#conflicts(targets);
     for (const target of targets) {
       if (this.#ctx.signal?.aborted === true) break;
-      const journal = await Journal.load(host, config.stateDir, target.spec.component);
-      outcomes.push(await this.#applyOne(target, options, journal));
+      const conflict = conflicts.get(target.spec.component);
+      if (conflict?.refused === true) {
+        outcomes.push(await this.#refuse(target, conflict));
+        continue;
+      }
+      try {
+        const problems: string[] = [];
+        const journal = await Journal.load(host, config.stateDir, target.spec.component, { problems });
+        outcomes.push(await this.#applyOne(target, options, journal, problems, conflict));
+      } catch (err) {
+        // Whatever went wrong with one component (its state unwritable, a path refused), the others still run.
+        log.error({ component: target.spec.component, err: errorMessage(err) }, 'Component failed');
+        outcomes.push({ component: target.spec.component, result: 'failed', version: target.spec.version, stepsRun: [], error: errorMessage(err), durationMs: 0 });
+      }
     }
     return outcomes;
   }
 
-  async #applyOne(target: Target, options: EngineOptions, journal: Journal | undefined): Promise<ApplyOutcome> {
+  /** Conflicts among the targets; the incumbent of each is the spec its record says was last good. */
+  async #conflicts(targets: readonly Target[]): Promise<Map<string, ConflictVerdict>> {
+    const { host, config } = this.#ctx;
+    const had = new Map<string, MachineComponentSpec | undefined>();
+    // Read-only here: a bad record is set aside (and reported) by the component's own run.
+    for (const t of targets) had.set(t.spec.component, (await readRecord(host, config.stateDir, t.spec.component, { readOnly: true })).lastGood?.spec);
+    return findConflicts(targets, (c) => had.get(c));
+  }
+
+  /** A refused component: reported Failed (Conflict), nothing on the host touched. Written only when it changes. */
+  async #refuse(target: Target, conflict: ConflictVerdict): Promise<ApplyOutcome> {
+    const { host, config, log } = this.#ctx;
+    const component = target.spec.component;
+    const status = (await readStatus(host, config.stateDir, component)) ?? emptyStatus();
+    const before = JSON.stringify(status);
+    const now = new Date(host.clock.now()).toISOString();
+    if (status.phase !== 'Failed' || status.lastError !== conflict.message) {
+      setPhase(status, 'Failed', now);
+      status.lastError = conflict.message;
+    }
+    setCondition(status, now, 'Ready', 'False', 'Conflict', conflict.message);
+    setCondition(status, now, 'Conflict', 'True', 'ClaimedTwice', conflict.message);
+    if (JSON.stringify(status) !== before) {
+      await writeStatus(host, config.stateDir, component, status);
+      log.error({ component, err: conflict.message }, 'Component refused: it claims what another component claims');
+    }
+    return {
+      component,
+      result: 'failed',
+      version: target.spec.version,
+      ...(status.installedVersion === undefined ? {} : { installedVersion: status.installedVersion }),
+      stepsRun: [],
+      error: conflict.message,
+      durationMs: 0,
+    };
+  }
+
+  /**
+   * Once per engine (the agent's start): removes what a kill -9 left half-made, recognisable by
+   * name as this agent's — atomic-write temps, unpack and prune temps beside versions, and partial
+   * downloads no declared spec will resume.
+   */
+  async #sweep(targets: readonly Target[]): Promise<void> {
+    const { host, config, log } = this.#ctx;
+    const base = `${config.stateDir}/installers`;
+    const dirs = new Set([`${base}/journal`, `${base}/status`, `${base}/records`, `${base}/owned`]);
+    for (const c of await listDir(host, `${base}/undo`)) dirs.add(`${base}/undo/${c}`);
+    const wanted = new Map<string, Set<string>>();
+    for (const t of targets) {
+      const s = t.spec;
+      if (s.source.sha256 !== undefined) wanted.set(s.component, (wanted.get(s.component) ?? new Set()).add(s.source.sha256));
+      if (s.source.type === 'tarball' || s.source.type === 'binary') dirs.add(installDir(s));
+      for (const p of [...s.files.map((f) => f.path), ...s.install.links.map((l) => l.path)]) dirs.add(path.posix.dirname(p));
+      if (s.unit?.content !== undefined) dirs.add(UNIT_DIR);
+      for (const owned of await ownedPaths(this.#ctx, s.component)) dirs.add(path.posix.dirname(owned));
+    }
+    for (const dir of dirs) {
+      try {
+        for (const name of await removeTempSiblings(host, dir)) log.info({ path: `${dir}/${name}` }, 'Removed a leftover of an interrupted run');
+      } catch (err) {
+        log.warn({ path: dir, err: errorMessage(err) }, 'Could not look for leftovers of an interrupted run');
+      }
+    }
+    for (const component of await listDir(host, config.cacheRoot)) {
+      const dir = `${config.cacheRoot}/${component}`;
+      await removeTempSiblings(host, dir);
+      for (const name of await listDir(host, dir)) {
+        const m = /^([a-f0-9]{64})\.partial$/.exec(name);
+        if (m === null || wanted.get(component)?.has(m[1] as string) === true) continue;
+        await removePath(host, `${dir}/${name}`);
+        log.info({ path: `${dir}/${name}` }, 'Removed a partial download no declared component will resume');
+      }
+    }
+  }
+
+  async #applyOne(target: Target, options: EngineOptions, journal: Journal | undefined, problems: string[], conflict?: ConflictVerdict): Promise<ApplyOutcome> {
     const started = performance.now();
     const { host, config, log } = this.#ctx;
     const spec = target.spec;
     const component = spec.component;
     const clog = log.child({ component });
-    const record = await readRecord(host, config.stateDir, component);
-    const status = (await readStatus(host, config.stateDir, component)) ?? emptyStatus();
+    const record = await readRecord(host, config.stateDir, component, { problems });
+    const status = (await readStatus(host, config.stateDir, component, { problems })) ?? emptyStatus();
     const now = (): string => new Date(host.clock.now()).toISOString();
+    for (const p of problems) clog.error({ err: p }, 'State file set aside');
+    const warnings = [...problems, ...(conflict === undefined ? [] : [conflict.message])];
+    if (noteConflict(status, conflict, now())) await writeStatus(host, config.stateDir, component, status);
     const outcome = (result: ApplyResult, stepsRun: string[], error?: string): ApplyOutcome => ({
       component,
       result,
@@ -215,6 +343,7 @@ export class Engine {
       ...(status.installedVersion === undefined ? {} : { installedVersion: status.installedVersion }),
       stepsRun,
       ...(error === undefined ? {} : { error }),
+      ...(warnings.length === 0 ? {} : { warnings }),
       durationMs: Math.round(performance.now() - started),
     });
 

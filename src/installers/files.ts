@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import type { ComponentFile, MachineComponentSpec } from '../api/machine-component.ts';
 import type { Host } from '../host/host.ts';
 import { hashFile, setModeOwner, statPath, writeFileAtomicOwned } from '../host/files.ts';
+import { unsafeManagedPath } from './paths.ts';
 import type { InstallContext, Step } from './types.ts';
 import { StepError } from './types.ts';
 
@@ -79,6 +80,12 @@ export async function checkManagedFile(
   return diffs.length === 0 ? { inSync: true } : { inSync: false, diff: diffs.join(', '), contentChanged };
 }
 
+/** Throws a StepError when a managed file or unit path is reached through a symlink or would replace a linked directory. */
+export async function refuseUnsafe(host: Host, hostPath: string, what: string, step: string): Promise<void> {
+  const bad = await unsafeManagedPath(host, hostPath, what, 'replace');
+  if (bad !== undefined) throw new StepError(step, bad);
+}
+
 export function fileSteps(ctx: InstallContext, spec: MachineComponentSpec, facts: Facts): Step[] {
   return spec.files.map((file): Step => {
     const id = `file:${file.path}`;
@@ -93,11 +100,13 @@ export function fileSteps(ctx: InstallContext, spec: MachineComponentSpec, facts
       },
       touches: async () => [{ kind: 'path', path: file.path }],
       async check() {
+        await refuseUnsafe(ctx.host, file.path, 'file', id);
         const result = await checkManagedFile(ctx.host, file.path, renderFile(file, facts), mode, await resolveOwner(ctx.host, file.owner, id));
         if (!result.inSync) contentChanged = result.contentChanged;
         return result.inSync ? { inSync: true } : { inSync: false, diff: result.diff };
       },
       async apply() {
+        await refuseUnsafe(ctx.host, file.path, 'file', id);
         const owner = await resolveOwner(ctx.host, file.owner, id);
         const content = renderFile(file, facts);
         const current = await checkManagedFile(ctx.host, file.path, content, mode, owner);

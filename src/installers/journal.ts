@@ -1,33 +1,10 @@
 // The on-disk journal of one component's run: written (fsync + rename) before each step runs and
 // after it finishes, so that after a crash or kill -9 the next start knows what was under way.
 import type { Host } from '../host/host.ts';
-import { listDir, removePath } from '../host/files.ts';
-import type { Pending, Target } from './types.ts';
-import type { UndoRecord } from './undo.ts';
-
-export interface JournalStep {
-  id: string;
-  state: 'started' | 'done';
-  at: string;
-}
-
-export interface JournalData {
-  version: 1;
-  component: string;
-  /** apply: converging to `target`; rollback: converging back to `target` after `failure`. */
-  mode: 'apply' | 'rollback';
-  target: Target;
-  /** The spec that was installed and healthy before this run (what a rollback restores). */
-  lastGood?: Target;
-  /** rollback mode: the spec that failed and why. */
-  failed?: { specHash: string; version: string; error: string };
-  pending: Record<Pending, boolean>;
-  /** How what this run touched was before it (apply mode records, rollback replays them). */
-  undo?: UndoRecord[];
-  steps: JournalStep[];
-  startedAt: string;
-  pid: number;
-}
+import { listDir, removePath, renamePath } from '../host/files.ts';
+import { JournalData } from './state.ts';
+import { readInstallerState, type StateReadOptions } from './status.ts';
+import type { Pending } from './types.ts';
 
 export const journalDir = (stateDir: string): string => `${stateDir}/installers/journal`;
 const journalFile = (stateDir: string, component: string): string => `${journalDir(stateDir)}/${component}.json`;
@@ -43,18 +20,20 @@ export class Journal {
     this.data = data;
   }
 
-  /** The journal a crashed run left, if any. */
-  static async load(host: Host, stateDir: string, component: string): Promise<Journal | undefined> {
+  /**
+   * The journal a crashed run left, if any. A bad one is set aside (see readStateFile) and the
+   * component converges from what is on disk: every step checks first, so a fresh run is safe.
+   */
+  static async load(host: Host, stateDir: string, component: string, options: StateReadOptions = {}): Promise<Journal | undefined> {
     const file = journalFile(stateDir, component);
-    const text = await host.tryReadText(file);
-    if (text === undefined) return undefined;
-    try {
-      const data = JSON.parse(text) as JournalData;
-      if (data.version !== 1 || data.component !== component) throw new Error('unexpected content');
-      return new Journal(host, file, data);
-    } catch (err) {
-      throw new Error(`journal ${file} is unreadable (${err instanceof Error ? err.message : String(err)}); move it aside to continue`);
+    const data = await readInstallerState(host, file, JournalData, options);
+    if (data?.component === component) return new Journal(host, file, data);
+    if (data !== undefined) {
+      const aside = `${file}.corrupt-${new Date(host.clock.now()).toISOString().replace(/[:.]/g, '')}`;
+      if (options.readOnly !== true) await renamePath(host, file, aside);
+      options.problems?.push(`journal ${host.path(file)} is for ${data.component}, not ${component}${options.readOnly === true ? '' : `; moved aside to ${host.path(aside)}`}`);
     }
+    return undefined;
   }
 
   static async begin(host: Host, stateDir: string, init: Omit<JournalData, 'version' | 'steps' | 'startedAt' | 'pid'>): Promise<Journal> {
@@ -105,7 +84,8 @@ let crashAfter: number | undefined | null = null;
 /**
  * Test hook: KUBENODE_TEST_CRASH_AFTER_STEP=N makes the process SIGKILL itself at the Nth step
  * boundary of the run (1 = right after the journal is first written, then after each step, then
- * after verification, before the result is recorded, then after each undo record of a cleanup).
+ * after verification, before the result is recorded, then after each undo record of a cleanup,
+ * then once per pruned version, between moving it aside and deleting it).
  * Used by the kill -9 tests; unset in production, where it costs one environment lookup.
  */
 export function crashPoint(_where: string): void {

@@ -67,6 +67,9 @@ function semanticErrors(spec: MachineComponentSpec): { field: string; message: s
     if (seen.has(f.path)) errors.push({ field: `spec.files[${i}].path`, message: `${f.path} is listed twice` });
     seen.add(f.path);
   });
+  if (s.type === 'none' && (spec.hooks.preInstall.length > 0 || spec.hooks.postInstall.length > 0)) {
+    errors.push({ field: 'spec.hooks', message: 'source.type none installs nothing, so preInstall and postInstall hooks would never run; remove them or give the component a source' });
+  }
   if (spec.healthCheck?.unitActive === true && spec.unit === undefined) errors.push({ field: 'spec.healthCheck.unitActive', message: 'needs spec.unit' });
   if (spec.versionProbe !== undefined) {
     try {

@@ -161,12 +161,16 @@ export class InstallReconciler {
     }
   }
 
-  /** Stops watching, interrupts the pass in flight between steps (its journal resumes it later), waits for it. */
-  async stop(): Promise<void> {
+  /**
+   * Stops watching and waits for the pass in flight. By default (the agent stopping) the pass is
+   * interrupted between steps and its journal resumes it on the next start; with `finish` (a
+   * reload) it runs to its end, so a reload never cuts a run — or a hook — in two.
+   */
+  async stop(options: { finish?: boolean } = {}): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#interval);
     await this.#source.close();
-    this.#abort.abort(new Error('agent stopping'));
+    if (options.finish !== true) this.#abort.abort(new Error('agent stopping'));
     await this.#running;
   }
 }

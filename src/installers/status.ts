@@ -1,55 +1,60 @@
 // Component status in the state dir (standalone mode): the same shape as MachineComponent.status.
-import { Value } from '@sinclair/typebox/value';
 import { MachineComponentStatus, type ComponentCondition, type ComponentPhase } from '../api/machine-component.ts';
 import type { Host } from '../host/host.ts';
-import { listDir } from '../host/files.ts';
-import type { Target } from './types.ts';
+import type { Static, TSchema } from '@sinclair/typebox';
+import { listDir, removePath } from '../host/files.ts';
+import { readStateFile } from '../host/state-file.ts';
+import { ComponentRecord } from './state.ts';
+
+/** How a state read treats a bad file: a copy is always set aside; apply also removes it, so it is reported once. */
+export interface StateReadOptions {
+  readOnly?: boolean;
+  /** Collects one message per bad file (naming it, and where it went). */
+  problems?: string[];
+}
+
+/**
+ * One of the installers' state files, checked against its schema (src/host/state-file.ts); a bad
+ * one reads as absent, and the component converges from what is on disk.
+ */
+export async function readInstallerState<S extends TSchema>(host: Host, file: string, schema: S, options: StateReadOptions): Promise<Static<S> | undefined> {
+  const r = await readStateFile(host, file, schema);
+  if (r.state === 'ok') return r.value;
+  if (r.state === 'absent') return undefined;
+  const aside = r.setAsideAs === undefined ? '' : `; copied aside to ${host.path(r.setAsideAs)}`;
+  if (options.readOnly === true || r.setAsideAs === undefined) {
+    options.problems?.push(`state file ${host.path(file)} is bad (${r.reason})${aside}${options.readOnly === true ? ' (apply moves it out of the way)' : ''}`);
+    return undefined;
+  }
+  await removePath(host, file);
+  options.problems?.push(`state file ${host.path(file)} is bad (${r.reason}); moved aside to ${host.path(r.setAsideAs)}`);
+  return undefined;
+}
 
 const statusDir = (stateDir: string): string => `${stateDir}/installers/status`;
 const recordDir = (stateDir: string): string => `${stateDir}/installers/records`;
 
-export async function readStatus(host: Host, stateDir: string, component: string): Promise<MachineComponentStatus | undefined> {
-  const text = await host.tryReadText(`${statusDir(stateDir)}/${component}.json`);
-  if (text === undefined) return undefined;
-  try {
-    const parsed = JSON.parse(text) as unknown;
-    return Value.Check(MachineComponentStatus, parsed) ? parsed : undefined;
-  } catch {
-    return undefined;
-  }
+export async function readStatus(host: Host, stateDir: string, component: string, options: StateReadOptions = {}): Promise<MachineComponentStatus | undefined> {
+  return readInstallerState(host, `${statusDir(stateDir)}/${component}.json`, MachineComponentStatus, options);
 }
 
 export async function writeStatus(host: Host, stateDir: string, component: string, status: MachineComponentStatus): Promise<void> {
   await host.writeFileAtomic(`${statusDir(stateDir)}/${component}.json`, `${JSON.stringify(status, null, 1)}\n`);
 }
 
-export async function listStatuses(host: Host, stateDir: string): Promise<{ component: string; status: MachineComponentStatus }[]> {
+export async function listStatuses(host: Host, stateDir: string, options: StateReadOptions = {}): Promise<{ component: string; status: MachineComponentStatus }[]> {
   const out: { component: string; status: MachineComponentStatus }[] = [];
   for (const name of (await listDir(host, statusDir(stateDir))).sort()) {
     if (!name.endsWith('.json')) continue;
     const component = name.slice(0, -5);
-    const status = await readStatus(host, stateDir, component);
+    const status = await readStatus(host, stateDir, component, options);
     if (status !== undefined) out.push({ component, status });
   }
   return out;
 }
 
-/** The agent's own memory of a component, beyond what status shows. */
-export interface ComponentRecord {
-  /** Last spec installed and verified healthy: what a rollback restores. */
-  lastGood?: Target;
-  /** A spec that failed and was rolled back: not retried until it changes (or --retry-failed). */
-  failed?: { specHash: string; version: string; at: string; error: string };
-}
-
-export async function readRecord(host: Host, stateDir: string, component: string): Promise<ComponentRecord> {
-  const text = await host.tryReadText(`${recordDir(stateDir)}/${component}.json`);
-  if (text === undefined) return {};
-  try {
-    return JSON.parse(text) as ComponentRecord;
-  } catch {
-    return {};
-  }
+export async function readRecord(host: Host, stateDir: string, component: string, options: StateReadOptions = {}): Promise<ComponentRecord> {
+  return (await readInstallerState(host, `${recordDir(stateDir)}/${component}.json`, ComponentRecord, options)) ?? {};
 }
 
 export async function writeRecord(host: Host, stateDir: string, component: string, record: ComponentRecord): Promise<void> {

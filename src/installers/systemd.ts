@@ -5,7 +5,7 @@ import type { ExecResult } from '../host/host.ts';
 import { statPath } from '../host/files.ts';
 import { execRootAware, isSandbox } from '../host/tools.ts';
 import { writeFileAtomicOwned } from '../host/files.ts';
-import { checkManagedFile } from './files.ts';
+import { checkManagedFile, refuseUnsafe } from './files.ts';
 import type { InstallContext, Step } from './types.ts';
 import { StepError } from './types.ts';
 import { execFailure } from '../errors.ts';
@@ -51,7 +51,8 @@ async function unitText(ctx: InstallContext, spec: MachineComponentSpec): Promis
 
 /** Runs systemctl against the running system through the Host; a --root tree has none to talk to. */
 export async function systemctlLive(ctx: InstallContext, args: string[], step: string): Promise<ExecResult | 'skipped'> {
-  const result = await ctx.host.exec(['systemctl', ...args], { timeoutMs: ctx.config.commandTimeoutMs, ...(ctx.signal === undefined ? {} : { signal: ctx.signal }) });
+  // Not given ctx.signal: a restart cut off by a stop would be run again, a second restart, on resume.
+  const result = await ctx.host.exec(['systemctl', ...args], { timeoutMs: ctx.config.commandTimeoutMs });
   if (result.notFound && isSandbox(ctx.host)) {
     ctx.log.warn({ step, argv: result.argv, root: ctx.host.root }, 'No systemctl under the root; skipped (a tree has no running systemd)');
     return 'skipped';
@@ -78,10 +79,12 @@ export function unitSteps(ctx: InstallContext, spec: MachineComponentSpec): Step
       marks: unit.restartOnChange ? ['reload', 'restart'] : ['reload'],
       touches: async () => [{ kind: 'unit', name: unit.name, path: unitPath }],
       async check() {
+        await refuseUnsafe(ctx.host, unitPath, 'unit file', 'unit');
         const r = await checkManagedFile(ctx.host, unitPath, content, 0o644, {});
         return r.inSync ? r : { inSync: false, diff: r.diff };
       },
       async apply() {
+        await refuseUnsafe(ctx.host, unitPath, 'unit file', 'unit');
         await writeFileAtomicOwned(ctx.host, unitPath, content, { mode: 0o644 });
       },
     });

@@ -1,23 +1,15 @@
 import type { Logger } from 'pino';
-import type { MachineComponentSpec } from '../api/machine-component.ts';
 import { AgentError } from '../errors.ts';
 import type { Host } from '../host/host.ts';
 import type { ComponentObserver } from '../report/component-metrics.ts';
 import type { InstallersConfig } from './config.ts';
 import type { InstallerGate } from '../risk/gate.ts';
 
+export type { Target, Touch } from './state.ts';
+import type { Touch } from './state.ts';
+
 /** What a step's check() says. */
 export type CheckResult = { inSync: true } | { inSync: false; diff: string };
-
-/**
- * Something on the host a step may change, recorded before it runs (src/installers/undo.ts) so a
- * failed run can put it back: a file, symlink or versioned directory; a unit file (stopped before
- * it is removed, daemon-reload after); a package (removed again if it was not installed before).
- */
-export type Touch =
-  | { kind: 'path'; path: string }
-  | { kind: 'unit'; name: string; path: string }
-  | { kind: 'package'; source: 'deb' | 'rpm'; name: string };
 
 /** Flags a step raises before it changes something, and trigger steps consume. */
 export type Pending = 'reload' | 'restart' | 'postInstall';
@@ -66,15 +58,6 @@ export interface InstallContext {
   signal?: AbortSignal;
   /** The daemon's component metrics; absent for the CLI's one-shot plan and apply. */
   metrics?: ComponentObserver;
-}
-
-/** A spec with its defaults applied, and what the engine derives from it. */
-export interface Target {
-  spec: MachineComponentSpec;
-  specHash: string;
-  generation: number;
-  /** Manifest file it came from (standalone) or the object name. */
-  origin: string;
 }
 
 export class StepError extends AgentError {

@@ -7,25 +7,13 @@ import path from 'node:path';
 import { listDir, readBytes, readLink, removePath, removeTempSiblings, statPath, swapSymlink, writeFileAtomicOwned } from '../host/files.ts';
 import { errorMessage } from '../errors.ts';
 import { crashPoint, type Journal } from './journal.ts';
+import { isOwned } from './owned.ts';
+import { removeVersion } from './sources/common.ts';
 import { sources } from './sources/index.ts';
 import { systemctlLive } from './systemd.ts';
-import type { InstallContext, Step, Touch } from './types.ts';
 import { execFailure } from '../errors.ts';
-
-export type Prior =
-  | { type: 'absent'; createdDirs: string[] }
-  | { type: 'file'; backup: string; mode: number; uid: number; gid: number }
-  | { type: 'symlink'; target: string }
-  /** A directory or special file: left as it is (never one this agent writes over whole). */
-  | { type: 'other' }
-  /** A package: the version installed before, if any. */
-  | { type: 'package'; version?: string };
-
-export interface UndoRecord {
-  touch: Touch;
-  prior: Prior;
-  done?: boolean;
-}
+import type { Prior, Touch, UndoRecord } from './state.ts';
+import type { InstallContext, Step } from './types.ts';
 
 export const undoDir = (stateDir: string, component: string): string => `${stateDir}/installers/undo/${component}`;
 
@@ -87,10 +75,12 @@ async function removeCreatedDirs(ctx: InstallContext, dirs: readonly string[]): 
   }
 }
 
-async function restorePath(ctx: InstallContext, hostPath: string, prior: Prior): Promise<void> {
+async function restorePath(ctx: InstallContext, component: string, hostPath: string, prior: Prior): Promise<void> {
   switch (prior.type) {
     case 'absent':
-      await removePath(ctx.host, hostPath);
+      // A version directory leaves by rename-aside and its ownership record goes with it.
+      if (await isOwned(ctx, component, hostPath)) await removeVersion(ctx, component, hostPath);
+      else await removePath(ctx.host, hostPath);
       await removeTempSiblings(ctx.host, path.dirname(hostPath));
       await removeCreatedDirs(ctx, prior.createdDirs);
       return;
@@ -133,7 +123,7 @@ async function undoOne(ctx: InstallContext, journal: Journal, record: UndoRecord
       if (failure !== undefined) ctx.log.warn({ step: 'cleanup', unit: touch.name, err: failure.message }, 'Stopping a unit this run created failed');
     }
   }
-  await restorePath(ctx, touch.path, prior);
+  await restorePath(ctx, journal.data.component, touch.path, prior);
 }
 
 /**

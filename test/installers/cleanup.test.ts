@@ -10,8 +10,8 @@ import { stringify } from 'yaml';
 import { agent, demoRelease, makeSandbox, readJson, sha256, startArtifactServer, systemctlCalls, tempDir, writeConfig, writeManifest, type ArtifactServer } from './helpers.ts';
 
 const STATE = 'var/lib/kubenode';
-/** The fake systemctl's call log is the test's instrument, not part of the host. */
-const IGNORED = new Set([STATE, 'var/log/systemctl.calls']);
+/** The agent's own state and runtime (lock) dirs; the fake systemctl's call log is the test's instrument, not part of the host. */
+const IGNORED = new Set([STATE, 'run/kubenode-agent', 'var/log/systemctl.calls']);
 
 /** Every path under root with its type, mode, owner and content hash or link target. */
 function snapshot(root: string, rel = ''): string[] {
@@ -81,8 +81,9 @@ const roots: { name: string; seed: (root: string) => void }[] = [
 
 function baseRoot(seed: (root: string) => void): string {
   const root = makeSandbox();
-  // As on any host; the agent's state dir goes below it.
+  // As on any host; the agent's state dir and its lock dir go below them.
   mkdirSync(path.join(root, 'var/lib'), { recursive: true });
+  mkdirSync(path.join(root, 'run'), { recursive: true });
   writeFileSync(path.join(root, 'usr/bin/fail'), '#!/bin/sh\necho "post-install refused" >&2\nexit 1\n');
   chmodSync(path.join(root, 'usr/bin/fail'), 0o755);
   seed(root);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
@@ -109,7 +109,7 @@ describe('install lock', () => {
       const codes = [a.code, b.code].sort();
       assert.deepEqual(codes, [0, 75], a.stdout + a.stderr + b.stdout + b.stderr);
       const loser = a.code === 75 ? a : b;
-      assert.match(loser.stderr, /another agent is installing: .*installers\/lock is held by pid \d+ \(kubenode-agent apply, since .*\); gave up after \d+ms/);
+      assert.match(loser.stderr, /another agent is installing: \/run\/kubenode-agent\/installers\.lock is held by pid \d+ \(kubenode-agent apply, since .*\); gave up after \d+ms/);
       // With a longer wait the second one gets the lock after the first and finds nothing to do.
       const patient = writeConfig(tempDir('work'), { lockTimeout: '20s' });
       writeManifest(manifests, 'demo.yaml', readManifestWithVersion(server, '1.0.1'));
@@ -122,6 +122,45 @@ describe('install lock', () => {
       await server.close();
     }
   });
+});
+
+describe('install lock left by a holder that is gone', () => {
+  const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  const stat = readFileSync(`/proc/${process.pid}/stat`, 'utf8');
+  // This test process is alive: its pid is what a new process would reuse after a power loss.
+  const startTime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] as string;
+  const holder = (o: Partial<{ bootId: string; startTime: string }>): string =>
+    JSON.stringify({ pid: process.pid, bootId, startTime, hostname: 'node-a', since: '2026-01-01T00:00:00.000Z', purpose: 'kubenode-agent run (installers)', ...o });
+  const cases: { name: string; lock: string; code: number }[] = [
+    { name: 'from before a reboot (another boot_id), its pid now reused by a live process: taken over', lock: holder({ bootId: '00000000-0000-0000-0000-000000000000' }), code: 0 },
+    { name: 'same boot, its pid reused by a later process (another start time): taken over', lock: holder({ startTime: '1' }), code: 0 },
+    { name: 'garbage (a torn write): taken over after a poll of grace', lock: '{"pid": 12', code: 0 },
+    { name: 'held by a live process (boot_id, pid and start time all match): waited for, then refused naming it', lock: holder({}), code: 75 },
+  ];
+  for (const c of cases) {
+    it(c.name, async () => {
+      const root = makeSandbox();
+      const work = tempDir('work');
+      const manifests = path.join(work, 'manifests');
+      writeManifest(
+        manifests,
+        'files.yaml',
+        stringify({ apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponent', metadata: { name: 'conf' }, spec: { component: 'conf', version: '1.0.0', source: { type: 'none' }, files: [{ path: '/etc/conf.d/a', content: 'a\n' }] } }),
+      );
+      mkdirSync(path.join(root, 'run/kubenode-agent'), { recursive: true });
+      writeFileSync(path.join(root, 'run/kubenode-agent/installers.lock'), c.lock);
+      const r = await agent('apply', { root, manifests, config: writeConfig(work, { lockTimeout: '300ms' }) });
+      assert.equal(r.code, c.code, r.stdout + r.stderr);
+      if (c.code === 0) {
+        assert.equal(readFileSync(path.join(root, 'etc/conf.d/a'), 'utf8'), 'a\n');
+        assert.equal(existsSync(path.join(root, 'run/kubenode-agent/installers.lock')), false, 'released');
+        assert.deepEqual(readdirSync(path.join(root, 'run/kubenode-agent')), [], 'no stale lock left aside');
+      } else {
+        assert.match(r.stderr, new RegExp(`installers\\.lock is held by pid ${process.pid} \\(kubenode-agent run \\(installers\\)`));
+        assert.equal(existsSync(path.join(root, 'etc/conf.d/a')), false);
+      }
+    });
+  }
 });
 
 function readManifestWithVersion(server: ArtifactServer, version: string): string {

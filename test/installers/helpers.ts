@@ -44,6 +44,15 @@ exit 0
   return root;
 }
 
+/** usr/bin/mark WORD [SECONDS]: appends "WORD start", sleeps, appends "WORD done" to var/log/hooks. */
+export function withMarkHook(root: string): () => string[] {
+  const file = path.join(root, 'usr/bin/mark');
+  writeFileSync(file, '#!/bin/sh\nLOG="$(cd "$(dirname "$0")/../.." && pwd)/var/log/hooks"\necho "$1 start" >> "$LOG"\nsleep "${2:-0}"\necho "$1 done" >> "$LOG"\n');
+  chmodSync(file, 0o755);
+  const log = path.join(root, 'var/log/hooks');
+  return () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter((l) => l !== '') : []);
+}
+
 /** systemctl calls recorded in a sandbox (without the --root ones). */
 export function systemctlCalls(root: string, options: { all?: boolean } = {}): string[] {
   const file = path.join(root, 'var/log/systemctl.calls');

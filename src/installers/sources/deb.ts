@@ -35,6 +35,7 @@ export const deb = packageSource({
   source: 'deb',
   verb: 'dpkg -i',
   installedVersion: debInstalled,
+  nameOf: (ctx, artifact) => execRootAware(ctx.host, ['dpkg-deb', '--field', ctx.host.path(artifact), 'Package'], { timeoutMs: ctx.config.commandTimeoutMs }),
   async install(ctx, artifact) {
     const argv = ['dpkg', ...(await dpkgRootArgs(ctx)), '--force-confdef', '--force-confold', '--force-downgrade', '-i', ctx.host.path(artifact)];
     return execRootAware(ctx.host, argv, { timeoutMs: ctx.config.commandTimeoutMs });

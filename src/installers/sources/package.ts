@@ -13,6 +13,8 @@ export interface PackageManager {
   /** The command as an operator reads it, e.g. "dpkg -i". */
   verb: string;
   installedVersion(ctx: InstallContext, pkg: string): Promise<string | undefined>;
+  /** Reads the package name out of a package file (a host path) without installing it. */
+  nameOf(ctx: InstallContext, artifact: string): Promise<ExecResult>;
   /** Installs a verified package file (a host path); downgrades must be allowed, since a rollback is one. */
   install(ctx: InstallContext, artifact: string): Promise<ExecResult>;
   /** Removes an installed package and its configuration (dpkg --purge, rpm -e). */
@@ -42,6 +44,13 @@ export function packageSource(pm: PackageManager): SourceDefinition {
           if (await installed()) return;
           const { url, sha256 } = artifactOf(spec);
           const artifact = await ensureArtifact(ctx, spec.component, url, sha256, spec.source.maxBytes);
+          // The checksum proves the file is the one named, not that it is the package named: a
+          // different package would be installed beside (or over) what source.package says.
+          const named = await pm.nameOf(ctx, artifact);
+          const unreadable = execFailure(named);
+          if (unreadable !== undefined) throw new StepError('install', `${url} is not a readable ${pm.source} package: ${unreadable.message}`, { cause: unreadable });
+          const actual = named.stdout.trim();
+          if (actual !== pkg) throw new StepError('install', `refusing ${url}: it holds the package ${JSON.stringify(actual)}, not source.package ${JSON.stringify(pkg)}; nothing was installed`);
           const r = await pm.install(ctx, artifact);
           const failure = execFailure(r);
           if (failure !== undefined) throw new StepError('install', `${pkg} ${spec.version}: ${failure.message}`, { cause: failure });

@@ -22,6 +22,7 @@ export const rpm = packageSource({
   source: 'rpm',
   verb: 'rpm -U',
   installedVersion: rpmInstalled,
+  nameOf: (ctx, artifact) => execRootAware(ctx.host, ['rpm', '-qp', '--nosignature', '--nodigest', '--qf', '%{NAME}', ctx.host.path(artifact)], { timeoutMs: ctx.config.commandTimeoutMs }),
   async install(ctx, artifact) {
     const args = rootArgs(ctx);
     const dbIndex = args.indexOf('--dbpath');

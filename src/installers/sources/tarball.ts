@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import { ArchiveError, extractTarball, inspectTarball } from '../../host/archive.ts';
-import { makeDir, removePath, removeTempSiblings, renamePath, statPath, touch } from '../../host/files.ts';
+import { makeDir, removePath, removeTempSiblings, touch } from '../../host/files.ts';
+import { tempName } from '../../host/jail.ts';
 import { ensureArtifact } from '../download.ts';
 import type { Step } from '../types.ts';
 import { StepError } from '../types.ts';
-import { activateStep, artifactOf, fetchStep, installDir, pruneVersioned, versionDir } from './common.ts';
+import { activateStep, artifactOf, checkInstallDir, fetchStep, foreignVersionError, installDir, placeVersion, pruneVersioned, versionDir, versionState } from './common.ts';
 import type { SourceDefinition } from './types.ts';
 
 /** A tarball unpacked into DIR/VERSION (via a temp dir renamed into place), then DIR/current switched. */
@@ -12,15 +12,23 @@ export const tarball: SourceDefinition = {
   steps(ctx, spec) {
     const dir = installDir(spec);
     const target = versionDir(spec);
-    const installed = async (): Promise<boolean> => (await statPath(ctx.host, target))?.type === 'dir';
+    const installed = async (): Promise<boolean> => (await versionState(ctx, spec)) === 'installed';
     const install: Step = {
       id: 'install',
       describe: `unpack into ${target}`,
       marks: ['postInstall'],
       touches: async () => [{ kind: 'path', path: target }],
-      check: async () => ((await installed()) ? { inSync: true } : { inSync: false, diff: 'not unpacked' }),
+      async check() {
+        await checkInstallDir(ctx, spec, 'install');
+        const state = await versionState(ctx, spec);
+        if (state === 'foreign') throw foreignVersionError(spec);
+        return state === 'installed' ? { inSync: true } : { inSync: false, diff: 'not unpacked' };
+      },
       async apply() {
-        if (await installed()) return;
+        await checkInstallDir(ctx, spec, 'install');
+        const state = await versionState(ctx, spec);
+        if (state === 'installed') return;
+        if (state === 'foreign') throw foreignVersionError(spec);
         const { url, sha256 } = artifactOf(spec);
         const artifact = await ensureArtifact(ctx, spec.component, url, sha256, spec.source.maxBytes);
         const strip = spec.source.stripComponents ?? 0;
@@ -32,11 +40,11 @@ export const tarball: SourceDefinition = {
         }
         await makeDir(ctx.host, dir);
         await removeTempSiblings(ctx.host, dir);
-        const tmp = `${dir}/.${spec.version}.kubenode-${randomBytes(6).toString('hex')}`;
+        const tmp = `${dir}/${tempName(spec.version)}`;
         await makeDir(ctx.host, tmp);
         try {
           await extractTarball(ctx.host, artifact, tmp, { strip });
-          await renamePath(ctx.host, tmp, target);
+          await placeVersion(ctx, spec, tmp);
         } catch (err) {
           await removePath(ctx.host, tmp);
           throw new StepError('install', `unpacking ${url}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
