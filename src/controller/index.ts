@@ -181,28 +181,33 @@ export class Controller {
       observe: (_key, ms, failed) => this.#reconciles.observe({ result: failed ? 'error' : 'ok' }, ms / 1000),
     });
     this.#queue = queue;
+    // Nothing runs before every cache has synced: a pass over a half-listed cache would take
+    // machines not listed yet for machines that left, and delete their components.
+    const enqueue = (name: string): void => {
+      if (this.#synced) queue.add(name);
+    };
     const all = (): void => {
-      for (const name of caches.sets.snapshot().keys()) queue.add(name);
+      for (const name of caches.sets.snapshot().keys()) enqueue(name);
     };
     caches.sets.on((e) => {
       if (e.type === 'synced') return all();
       // Our own status writes come back too: only spec, labels or deletion matter.
       if (e.type === 'update' && e.old.metadata.generation === e.object.metadata.generation && e.object.metadata.deletionTimestamp === undefined) return;
       if (e.type === 'delete') queue.forget(e.object.metadata.name);
-      else queue.add(e.object.metadata.name);
+      else enqueue(e.object.metadata.name);
       // A set that goes or changes its component frees machines other sets were refused on.
-      for (const name of caches.sets.snapshot().keys()) if (name !== e.object.metadata.name) queue.add(name);
+      for (const name of caches.sets.snapshot().keys()) if (name !== e.object.metadata.name) enqueue(name);
     });
     caches.components.on((e) => {
       if (e.type === 'synced') return all();
       const set = e.object.metadata.labels?.[LABEL_SET];
-      if (set !== undefined) queue.add(set);
-      else for (const s of reconciler.setsForMachine(e.object.metadata.labels?.[LABEL_MACHINE] ?? '')) queue.add(s);
+      if (set !== undefined) enqueue(set);
+      else for (const s of reconciler.setsForMachine(e.object.metadata.labels?.[LABEL_MACHINE] ?? '')) enqueue(s);
     });
     caches.revisions.on((e) => {
       if (e.type !== 'synced') {
         const set = e.object.metadata.labels?.[LABEL_SET];
-        if (set !== undefined) queue.add(set);
+        if (set !== undefined) enqueue(set);
       }
     });
     caches.machines.on((e) => {
@@ -215,7 +220,7 @@ export class Controller {
       if (e.type === 'synced') return all();
       // Heartbeats change nothing a rollout reads; a condition's status does.
       if (e.type === 'update' && conditionStatuses(e.old) === conditionStatuses(e.object)) return;
-      for (const s of reconciler.setsForMachine(e.object.metadata.name)) queue.add(s);
+      for (const s of reconciler.setsForMachine(e.object.metadata.name)) enqueue(s);
     });
     // Leases renew every few seconds on every node: read from the cache, never a reason to run.
     for (const i of this.#informers) i.start();

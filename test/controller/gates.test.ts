@@ -3,27 +3,16 @@
 // by openssl for this test. Each call's outcome is one of success, failure, error — and the
 // error cases (unreachable, timeout, empty result, untrusted certificate) never read as failure.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Value } from '@sinclair/typebox/value';
 import { PrometheusGate, WebhookGate } from '../../src/api/machine-component-set.ts';
 import { callWebhook, measurePrometheus, nodesRegex, renderQuery, type WebhookReview } from '../../src/controller/rollout/gates.ts';
 import { startPrometheus, type Prometheus } from '../harness/prometheus.ts';
+import { listen, selfSigned } from './helpers.ts';
 
-const listen = (server: Server): Promise<number> => new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
-
-/** A self-signed certificate for 127.0.0.1, made by openssl in a temp dir. */
-export function selfSigned(): { key: string; cert: string; dir: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'kubenode-webhook-tls-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
-  return { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8'), dir };
-}
 
 const promGate = (address: string, query: string, extra: Record<string, unknown> = {}): PrometheusGate =>
   Value.Default(PrometheusGate, { name: 'errors', address, query, successCondition: { operator: '<', value: 1 }, ...extra }) as PrometheusGate;

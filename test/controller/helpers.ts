@@ -1,5 +1,11 @@
 // Shared by the controller tests: an admin client for the real test apiserver (optionally
 // through test/watch's TCP proxy), the controller's namespace, and small request helpers.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { createKubeClient, loadKubeConfig, type KubeClient } from '../../src/kube/client.ts';
 import type { Cluster } from '../harness/cluster.ts';
@@ -116,4 +122,13 @@ export class SimulatedAgents {
     this.#stop = true;
     await this.#loop;
   }
+}
+
+export const listen = (server: Server): Promise<number> => new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
+
+/** A self-signed certificate for 127.0.0.1, made by openssl in a temp dir (the caller removes dir). */
+export function selfSigned(): { key: string; cert: string; dir: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'kubenode-webhook-tls-'));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  return { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8'), dir };
 }

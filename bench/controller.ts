@@ -1,0 +1,171 @@
+// Controller figures for BENCHMARKS.md, against the real test apiserver with the real controller
+// process (the built CLI) and simulated agents: a driver that answers every MachineComponent spec
+// change with the status an agent writes (Installed, Ready=True) after a short delay.
+//   1. Reconcile latency per event, p50/p99 (from the controller's own histogram).
+//   2. Controller RSS and CPU seconds over the rollout (from /proc/PID).
+//   3. Apiserver requests per minute at steady state (after the rollout, nothing changing): the
+//      controller's own count of REST requests (watches are long-lived and not counted) and the
+//      apiserver's apiserver_request_total for the kinds the controller reads, minus the driver's.
+//   4. Batch-to-batch delay: the last status write of batch k + bakeTime → the first
+//      MachineComponent write of batch k+1, p50/p99 over the batches.
+// Run (after npm run build): node bench/controller.ts [machines=5000] [steadySeconds=60] [bakeMs=1000]
+// Run it twice (e.g. 1000 and 5000) to see how the overhead grows with machines.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createKubeClient, loadKubeConfig } from '../src/kube/client.ts';
+import { createLogger } from '../src/log.ts';
+import { Informer, type KubeObject } from '../src/watch/informer.ts';
+import { startCluster } from '../test/harness/cluster.ts';
+import { installCrds } from '../test/helpers/kube-objects.ts';
+import { ensureNamespace, must } from '../test/controller/helpers.ts';
+
+const machines = Number(process.argv[2] ?? 5000);
+const steadySeconds = Number(process.argv[3] ?? 60);
+const bakeMs = Number(process.argv[4] ?? 1000);
+const CLI = resolve(import.meta.dirname, '../dist/kubenode-agent.cjs');
+const NS = 'kubenode-system';
+const log = createLogger('silent');
+
+async function parallel<T>(items: T[], n: number, fn: (x: T) => Promise<void>): Promise<void> {
+  let i = 0;
+  await Promise.all(Array.from({ length: n }, async () => {
+    while (i < items.length) await fn(items[i++] as T);
+  }));
+}
+
+const pct = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(s.length * p))] ?? NaN;
+};
+
+/** A quantile from a Prometheus histogram's cumulative buckets (upper bound of the bucket it falls in). */
+function histogramQuantile(text: string, name: string, q: number): number {
+  const buckets: [number, number][] = [];
+  for (const line of text.split('\n')) {
+    const m = new RegExp(`^${name}_bucket\\{[^}]*le="([^"]+)"[^}]*\\} (\\S+)$`).exec(line);
+    if (m === null) continue;
+    const le = m[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(m[1]);
+    const existing = buckets.find((b) => b[0] === le);
+    if (existing) existing[1] += Number(m[2]);
+    else buckets.push([le, Number(m[2])]);
+  }
+  buckets.sort((a, b) => a[0] - b[0]);
+  const total = buckets.at(-1)?.[1] ?? 0;
+  return buckets.find((b) => b[1] >= q * total)?.[0] ?? NaN;
+}
+
+const counter = (text: string, name: string, filter: (labels: string) => boolean = () => true): number =>
+  text.split('\n').filter((l) => l.startsWith(`${name}{`) && filter(l)).reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+
+function proc(pid: number): { rssMiB: number; cpuSeconds: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  const ticks = Number(stat[11]) + Number(stat[12]);
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  return { rssMiB: rss / 1024, cpuSeconds: ticks / 100 };
+}
+
+const cluster = await startCluster({ agents: 1, apiserverArgs: ['--max-requests-inflight=2000', '--max-mutating-requests-inflight=1000'] });
+try {
+  await installCrds(cluster);
+  await ensureNamespace(cluster, NS);
+  const t0 = Date.now();
+  const names = Array.from({ length: machines }, (_, i) => `b-${String(i).padStart(5, '0')}`);
+  const now = new Date().toISOString().replace('Z', '000Z');
+  await parallel(names, 32, async (name) => {
+    await must(cluster, 'POST', '/apis/kubenode.io/v1alpha1/machines', { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name, labels: { pool: 'bench' } }, spec: {} });
+    const node = await must<Record<string, unknown>>(cluster, 'POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name } });
+    await must(cluster, 'PUT', `/api/v1/nodes/${name}/status`, { ...node, status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: '', lastHeartbeatTime: now.slice(0, 19) + 'Z', lastTransitionTime: now.slice(0, 19) + 'Z' }] } });
+    await must(cluster, 'POST', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: `kubenode-agent-${name}` }, spec: { holderIdentity: name, leaseDurationSeconds: 86400, renewTime: now } });
+  });
+  process.stdout.write(`# ${machines} machines, nodes, leases created in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
+
+  // The driver: an informer on MachineComponents; each spec change gets an Installed status after 50 ms.
+  const kc = await loadKubeConfig({ kubeconfig: cluster.adminKubeconfig });
+  const driverClient = createKubeClient(kc);
+  const mcs = new Informer<KubeObject & { spec: { version: string }; status?: { observedGeneration?: number } }>({ client: createKubeClient(kc), kubeConfig: kc, resource: { group: 'kubenode.io', version: 'v1alpha1', plural: 'machinecomponents' }, log });
+  const lastWrite = new Map<string, number>();
+  let driverWrites = 0;
+  mcs.on((e) => {
+    if (e.type !== 'add' && e.type !== 'update') return;
+    const mc = e.object;
+    if (mc.status?.observedGeneration === mc.metadata.generation) return;
+    setTimeout(() => {
+      const at = new Date().toISOString();
+      const status = { phase: 'Installed', installedVersion: mc.spec.version, observedGeneration: mc.metadata.generation, updatedAt: at, history: [], conditions: [{ type: 'Ready', status: 'True', reason: 'Installed', message: '', lastTransitionTime: at }] };
+      driverClient.request('PUT', `/apis/kubenode.io/v1alpha1/machinecomponents/${mc.metadata.name}/status`, { body: { ...mc, status } }).then(
+        () => {
+          driverWrites += 1;
+          const batch = `${mc.metadata.labels?.['kubenode.io/revision']}/${mc.metadata.labels?.['kubenode.io/batch']}`;
+          lastWrite.set(batch, Math.max(lastWrite.get(batch) ?? 0, Date.now()));
+        },
+        () => {},
+      );
+    }, 50);
+  });
+  mcs.start();
+  await mcs.waitForSync();
+
+  const child = spawn(process.execPath, [CLI, 'controller', '--kubeconfig', cluster.adminKubeconfig, '--listen', '127.0.0.1:0', '--log-level', 'info', '--leader-elect', 'false'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const addr = await new Promise<string>((res) => {
+    let text = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      text += d;
+      const m = /"listen":"([^"]+)"/.exec(text);
+      if (m) res(m[1] as string);
+    });
+  });
+  const metrics = async (): Promise<string> => (await fetch(`http://${addr}/metrics`)).text();
+  const cpu0 = proc(child.pid as number);
+  const start = Date.now();
+  const template = { spec: { component: 'bench', version: '2.0.0', source: { type: 'binary', url: 'https://example.com/bench-2.0.0', sha256: 'f'.repeat(64) } } };
+  await must(cluster, 'POST', '/apis/kubenode.io/v1alpha1/machinecomponentsets', {
+    apiVersion: 'kubenode.io/v1alpha1',
+    kind: 'MachineComponentSet',
+    metadata: { name: 'bench' },
+    spec: { selector: { matchLabels: { pool: 'bench' } }, template, rollout: { batches: [1, 5, 10, 50, 100, '10%'], maxUnavailable: '10%', bakeTime: `${bakeMs}ms`, progressDeadline: '30m' } },
+  });
+  let peakRss = 0;
+  for (;;) {
+    peakRss = Math.max(peakRss, proc(child.pid as number).rssMiB);
+    const s = (await must<{ status?: { phase?: string } }>(cluster, 'GET', '/apis/kubenode.io/v1alpha1/machinecomponentsets/bench')).status;
+    if (s?.phase === 'Completed') break;
+    await sleep(1000);
+  }
+  const rolloutS = (Date.now() - start) / 1000;
+  const cpu1 = proc(child.pid as number);
+  const m1 = await metrics();
+  // Batch-to-batch delay from the objects: last status write of batch k + bake → first spec write of batch k+1.
+  const firstWrite = new Map<string, number>();
+  for (const mc of mcs.snapshot().values()) {
+    const batch = `${mc.metadata.labels?.['kubenode.io/revision']}/${mc.metadata.labels?.['kubenode.io/batch']}`;
+    const at = Date.parse((mc.metadata as { annotations?: Record<string, string> }).annotations?.['kubenode.io/updated-at'] ?? '');
+    firstWrite.set(batch, Math.min(firstWrite.get(batch) ?? Number.POSITIVE_INFINITY, at));
+  }
+  const delays: number[] = [];
+  const rev = [...firstWrite.keys()][0]?.split('/')[0];
+  for (let k = 0; firstWrite.has(`${rev}/${k + 1}`); k++) delays.push((firstWrite.get(`${rev}/${k + 1}`) as number) - ((lastWrite.get(`${rev}/${k}`) ?? NaN) + bakeMs));
+
+  // Steady state: nothing changes; count requests.
+  const before = { ctl: counter(m1, 'kubenode_controller_api_requests_total'), driver: driverWrites };
+  await sleep(steadySeconds * 1000);
+  const m2 = await metrics();
+  const steady = ((counter(m2, 'kubenode_controller_api_requests_total') - before.ctl) * 60) / steadySeconds;
+  const rss = proc(child.pid as number).rssMiB;
+  process.stdout.write(
+    [
+      `machines: ${machines}, batches 1/5/10/50/100/10%, maxUnavailable 10%, bake ${bakeMs} ms`,
+      `rollout: ${rolloutS.toFixed(1)} s, ${delays.length + 1} batches`,
+      `reconcile latency: p50 ≤ ${histogramQuantile(m1, 'kubenode_controller_reconcile_duration_seconds', 0.5) * 1000} ms, p99 ≤ ${histogramQuantile(m1, 'kubenode_controller_reconcile_duration_seconds', 0.99) * 1000} ms (histogram bucket bounds)`,
+      `controller CPU during the rollout: ${(cpu1.cpuSeconds - cpu0.cpuSeconds).toFixed(1)} s; RSS peak ${peakRss.toFixed(0)} MiB, at steady state ${rss.toFixed(0)} MiB`,
+      `controller REST requests per minute at steady state: ${steady.toFixed(1)} (leader election off; watches not counted)`,
+      `batch-to-batch delay (last machine healthy + bake → next batch's first write): p50 ${pct(delays, 0.5)} ms, p99 ${pct(delays, 0.99)} ms`,
+      '',
+    ].join('\n'),
+  );
+  child.kill('SIGTERM');
+  await mcs.stop();
+} finally {
+  await cluster.stop();
+}
