@@ -1,7 +1,10 @@
 // Tarball inspection and extraction into a host directory, refusing anything that could land
 // outside it: absolute paths, `..`, links escaping the directory, device files and FIFOs.
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
-import { list, extract, type ReadEntry } from 'tar';
+import { createGunzip } from 'node:zlib';
+import { Parser, Unpack, type ReadEntry } from 'tar';
 import { AgentError } from '../errors.ts';
 import type { Host } from './host.ts';
 
@@ -66,30 +69,93 @@ export function checkEntry(raw: { path: string; type: string; size: number; link
   return entry;
 }
 
-/** Lists and checks every entry; throws ArchiveError on the first hostile one. */
-export async function inspectTarball(host: Host, fileHostPath: string, options: { strip: number; maxUnpackedBytes: number }): Promise<ArchiveEntry[]> {
-  const entries: ArchiveEntry[] = [];
+export interface ArchiveLimits {
+  /** Total of the entries' sizes, counted from their headers as they stream past. */
+  maxUnpackedBytes: number;
+  /** Entries of any type, counted as they stream past. */
+  maxEntries: number;
+}
+
+/** Bytes of compressed input handed to the inflater at a time, and of output it hands on. */
+const CHUNK = 64 * 1024;
+
+async function isGzip(file: string): Promise<boolean> {
+  const handle = await open(file, 'r');
+  try {
+    const magic = Buffer.alloc(2);
+    const { bytesRead } = await handle.read(magic, 0, 2, 0);
+    return bytesRead === 2 && magic[0] === 0x1f && magic[1] === 0x8b;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Streams a (gzip'd) tar file through `parser` with backpressure, in CHUNK-sized pieces: a gzip
+ * bomb is inflated only as fast as its entries are consumed, never into memory at once (tar's
+ * own file reader hands the inflater 16 MB of input in one write). `stop` ends the stream early.
+ */
+async function stream(file: string, parser: Parser, bind: (stop: (err: Error) => void) => void): Promise<void> {
+  const gzip = await isGzip(file);
+  const source = createReadStream(file, { highWaterMark: CHUNK });
+  const gunzip = gzip ? createGunzip({ chunkSize: CHUNK }) : undefined;
+  await new Promise<void>((resolve, reject) => {
+    let settled = false;
+    const stop = (err: Error): void => {
+      if (settled) return;
+      settled = true;
+      source.unpipe();
+      gunzip?.unpipe();
+      source.destroy();
+      gunzip?.destroy();
+      reject(err);
+    };
+    bind(stop);
+    source.on('error', (err) => stop(new ArchiveError(`cannot read the archive: ${err.message}`, { cause: err })));
+    gunzip?.on('error', (err) => stop(new ArchiveError(`not a readable gzip stream: ${err.message}`, { cause: err })));
+    parser.on('error', (err: Error) => stop(err instanceof ArchiveError ? err : new ArchiveError(`not a readable tar archive: ${err.message}`, { cause: err })));
+    parser.on('end', () => {
+      if (settled) return;
+      settled = true;
+      resolve();
+    });
+    (gunzip === undefined ? source : source.pipe(gunzip)).pipe(parser as unknown as NodeJS.WritableStream);
+  });
+}
+
+/** Counts entries and their sizes as they stream past; throws ArchiveError at the first limit passed. */
+function limiter(limits: ArchiveLimits): (size: number) => void {
+  let entries = 0;
   let total = 0;
-  let failure: Error | undefined;
-  await list({
-    file: host.path(fileHostPath),
+  return (size) => {
+    entries += 1;
+    total += size;
+    if (entries > limits.maxEntries) throw new ArchiveError(`holds more than ${limits.maxEntries} entries (installers.maxArchiveEntries)`);
+    if (total > limits.maxUnpackedBytes) throw new ArchiveError(`unpacks to more than ${limits.maxUnpackedBytes} bytes (installers.maxUnpackedBytes)`);
+  };
+}
+
+/** Lists and checks every entry; throws ArchiveError on the first hostile one or the first limit passed. */
+export async function inspectTarball(host: Host, fileHostPath: string, options: { strip: number } & ArchiveLimits): Promise<ArchiveEntry[]> {
+  const entries: ArchiveEntry[] = [];
+  const count = limiter(options);
+  let stop: (err: Error) => void = () => undefined;
+  const parser = new Parser({
     strict: true,
     onReadEntry: (e: ReadEntry) => {
-      if (failure !== undefined) return;
+      e.resume();
       try {
+        count(e.size ?? 0);
         const checked = checkEntry({ path: e.path, type: e.type, size: e.size ?? 0, ...(e.linkpath === undefined ? {} : { linkpath: e.linkpath }) }, options.strip);
-        if (checked === undefined) return;
-        total += checked.size;
-        if (total > options.maxUnpackedBytes) throw new ArchiveError(`unpacks to more than ${options.maxUnpackedBytes} bytes`);
-        entries.push(checked);
+        if (checked !== undefined) entries.push(checked);
       } catch (err) {
-        failure = err as Error;
+        stop(err instanceof ArchiveError ? err : new ArchiveError(String(err)));
       }
     },
-  }).catch((err: unknown) => {
-    failure ??= new ArchiveError(`not a readable tar archive: ${err instanceof Error ? err.message : String(err)}`);
   });
-  if (failure !== undefined) throw failure instanceof ArchiveError ? failure : new ArchiveError(failure.message);
+  await stream(host.path(fileHostPath), parser, (s) => {
+    stop = s;
+  });
   // A path used both as a symlink and as a directory prefix of a later entry would write through the link.
   const links = new Set(entries.filter((e) => e.type === 'SymbolicLink').map((e) => e.path));
   for (const e of entries) {
@@ -102,13 +168,13 @@ export async function inspectTarball(host: Host, fileHostPath: string, options: 
   return entries;
 }
 
-/** Extracts a tarball already checked with inspectTarball into an (empty) host directory. */
-export async function extractTarball(host: Host, fileHostPath: string, destHostPath: string, options: { strip: number }): Promise<void> {
-  const cwd = host.path(destHostPath);
+/** Extracts a tarball already checked with inspectTarball into an (empty) host directory, under the same limits. */
+export async function extractTarball(host: Host, fileHostPath: string, destHostPath: string, options: { strip: number } & ArchiveLimits): Promise<void> {
+  const count = limiter(options);
+  let stop: (err: Error) => void = () => undefined;
   let warning: string | undefined;
-  await extract({
-    file: host.path(fileHostPath),
-    cwd,
+  const unpack = new Unpack({
+    cwd: host.path(destHostPath),
     strip: options.strip,
     strict: true,
     preservePaths: false,
@@ -119,9 +185,18 @@ export async function extractTarball(host: Host, fileHostPath: string, destHostP
       warning ??= `${code}: ${message}`;
     },
     filter: (p: string, entry: unknown) => {
-      const type = (entry as { type?: string }).type ?? 'File';
-      return ALLOWED.has(type) && !path.isAbsolute(p);
+      const e = entry as { type?: string; size?: number };
+      try {
+        count(e.size ?? 0);
+      } catch (err) {
+        stop(err as Error);
+        return false;
+      }
+      return ALLOWED.has(e.type ?? 'File') && !path.isAbsolute(p);
     },
+  });
+  await stream(host.path(fileHostPath), unpack, (s) => {
+    stop = s;
   });
   if (warning !== undefined) throw new ArchiveError(`extraction warning: ${warning}`);
 }

@@ -1,15 +1,19 @@
 // Streams an artifact into a host file, appending to what an earlier attempt left (HTTP Range).
-import { createReadStream } from 'node:fs';
-import { mkdir, open, stat, truncate } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, stat, truncate, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { AgentError } from '../errors.ts';
 import { isErrno, type Host } from './host.ts';
+import { describeNetworkError, HttpError, httpRequest, type HttpResponse } from './http.ts';
 
 export interface FetchOptions {
   /** Refuse more than this many bytes in total. */
   maxBytes: number;
   /** Abort when no byte arrives for this long. */
   idleTimeoutMs: number;
+  /** Abort this attempt when it has not finished after this long, however steadily bytes arrive. */
+  deadlineMs: number;
   signal?: AbortSignal;
 }
 
@@ -56,7 +60,7 @@ export async function fetchInto(host: Host, url: string, partialHostPath: string
     offset = 0;
   }
   const parsed = new URL(url);
-  let body: AsyncIterable<Uint8Array>;
+  let body: Readable;
   let resumed = false;
   let expectedTotal: number | undefined;
   const controller = new AbortController();
@@ -67,6 +71,9 @@ export async function fetchInto(host: Host, url: string, partialHostPath: string
     clearTimeout(idle);
     idle = setTimeout(() => controller.abort(new Error(`no data for ${options.idleTimeoutMs}ms`)), options.idleTimeoutMs);
   };
+  // Not permanent by itself: the caller decides whether its overall budget allows another attempt.
+  const deadline = setTimeout(() => controller.abort(new Error(`not finished within ${options.deadlineMs}ms`)), options.deadlineMs);
+  let response: HttpResponse | undefined;
   try {
     armIdle();
     if (parsed.protocol === 'file:') {
@@ -86,66 +93,53 @@ export async function fetchInto(host: Host, url: string, partialHostPath: string
       resumed = offset > 0;
       body = createReadStream(source, { start: offset, signal: controller.signal });
     } else {
-      let response: Response;
       try {
-        response = await fetch(url, {
-          headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
-          signal: controller.signal,
-          redirect: 'follow',
-        });
+        response = await httpRequest(url, { headers: offset > 0 ? { range: `bytes=${offset}-` } : {}, signal: controller.signal });
       } catch (err) {
-        throw new FetchError(`${url}: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`, false, offset, { cause: err });
+        const permanent = err instanceof HttpError && err.permanent;
+        throw new FetchError(permanent ? (err as Error).message : `${url}: ${abortReason(controller.signal) ?? describeNetworkError(err)}`, permanent, offset, { cause: err });
       }
+      const contentRangeTotal = Number(/\/(\d+)$/.exec(response.headers['content-range'] ?? '')?.[1] ?? NaN);
       if (response.status === 416 && offset > 0) {
         // Everything is already here (or the partial file is longer than the artifact).
-        const total = Number(/\/(\d+)$/.exec(response.headers.get('content-range') ?? '')?.[1] ?? NaN);
-        await response.body?.cancel();
-        if (total === offset) return { bytes: offset, resumed: true, startedAt: offset };
+        if (contentRangeTotal === offset) return { bytes: offset, resumed: true, startedAt: offset };
         await truncate(file, 0);
         throw new FetchError(`${url}: range not satisfiable, restarting from zero`, false, 0);
       }
       if (response.status === 206 && offset > 0) {
         resumed = true;
-        const total = Number(/\/(\d+)$/.exec(response.headers.get('content-range') ?? '')?.[1] ?? NaN);
-        if (Number.isFinite(total)) expectedTotal = total;
+        if (Number.isFinite(contentRangeTotal)) expectedTotal = contentRangeTotal;
       } else if (response.status === 200) {
         if (offset > 0) {
           await truncate(file, 0);
           offset = 0;
         }
-        const length = Number(response.headers.get('content-length') ?? NaN);
+        const length = Number(response.headers['content-length'] ?? NaN);
         if (Number.isFinite(length)) expectedTotal = length;
       } else {
-        await response.body?.cancel();
         const permanent = response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429;
         throw new FetchError(`${url}: HTTP ${response.status} ${response.statusText}`, permanent, offset);
       }
       if (expectedTotal !== undefined && expectedTotal > options.maxBytes) {
-        await response.body?.cancel();
         throw new FetchError(`${url}: ${expectedTotal} bytes is over the limit of ${options.maxBytes}`, true, offset);
       }
-      if (response.body === null) throw new FetchError(`${url}: empty response`, false, offset);
       body = response.body;
     }
     const handle = await open(file, offset === 0 ? 'w' : 'a', 0o600);
     let bytes = offset;
     try {
-      for await (const chunk of body) {
+      await writeAll(body, handle, (chunk) => {
         armIdle();
         bytes += chunk.byteLength;
-        if (bytes > options.maxBytes) {
-          throw new FetchError(`${url}: more than the limit of ${options.maxBytes} bytes`, true, bytes);
-        }
-        await handle.write(chunk);
-      }
-      await handle.sync();
+        if (bytes > options.maxBytes) throw new FetchError(`${url}: more than the limit of ${options.maxBytes} bytes`, true, bytes);
+      });
     } catch (err) {
-      await handle.sync().catch(() => undefined);
+      bytes = (await handle.stat()).size;
       if (err instanceof FetchError) {
         if (err.permanent) await truncate(file, 0).catch(() => undefined);
-        throw err;
+        throw new FetchError(err.message, err.permanent, bytes);
       }
-      const reason = controller.signal.aborted && controller.signal.reason instanceof Error ? controller.signal.reason.message : err instanceof Error ? err.message : String(err);
+      const reason = abortReason(controller.signal) ?? describeNetworkError(err);
       throw new FetchError(`${url}: transfer interrupted after ${bytes} bytes: ${reason}`, false, bytes, { cause: err });
     } finally {
       await handle.close();
@@ -156,6 +150,61 @@ export async function fetchInto(host: Host, url: string, partialHostPath: string
     return { bytes, resumed, startedAt: offset };
   } finally {
     clearTimeout(idle);
+    clearTimeout(deadline);
+    response?.body.destroy();
     options.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/**
+ * Writes a body into the file as it arrives, pausing the body only while the disk is behind. Every
+ * byte that arrived is on disk (and synced) when this settles, also when the transfer breaks off:
+ * a body read at the disk's pace would lose what was still buffered when the connection dropped.
+ * `check` sees every chunk first and may throw to stop the transfer.
+ */
+function writeAll(body: Readable, handle: FileHandle, check: (chunk: Buffer) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const out = createWriteStream('', { fd: handle.fd, autoClose: false });
+    let failure: unknown;
+    let ending = false;
+    const end = (err?: unknown): void => {
+      failure ??= err;
+      if (ending) return;
+      ending = true;
+      body.off('data', onData);
+      out.end();
+    };
+    const onData = (chunk: Buffer): void => {
+      try {
+        check(chunk);
+      } catch (err) {
+        end(err);
+        body.destroy();
+        return;
+      }
+      if (!out.write(chunk)) body.pause();
+    };
+    body.on('data', onData);
+    out.on('drain', () => {
+      if (!ending) body.resume();
+    });
+    body.once('end', () => end());
+    body.once('error', (err) => end(err));
+    body.once('close', () => end(body.readableEnded ? undefined : new Error('the server closed the connection')));
+    out.once('error', (err) => {
+      failure ??= err;
+      reject(failure);
+    });
+    out.once('finish', () => {
+      handle.sync().then(
+        () => (failure === undefined ? resolve() : reject(failure)),
+        (err: unknown) => reject(failure ?? err),
+      );
+    });
+  });
+}
+
+function abortReason(signal: AbortSignal): string | undefined {
+  if (!signal.aborted) return undefined;
+  return signal.reason instanceof Error ? signal.reason.message : String(signal.reason);
 }

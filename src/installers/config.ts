@@ -13,6 +13,8 @@ export const InstallersConfig = Type.Object(
     downloadAttempts: Type.Integer({ minimum: 1, maximum: 20, default: 5, description: 'Attempts per download (each resumes where the last stopped)' }),
     downloadBackoff: Type.String({ pattern: DURATION_PATTERN, default: '1s', description: 'First retry delay; doubles each attempt, with jitter, up to 30s' }),
     downloadIdleTimeout: Type.String({ pattern: DURATION_PATTERN, default: '30s', description: 'Abort a download that receives nothing for this long' }),
+    downloadTimeout: Type.String({ pattern: DURATION_PATTERN, default: '1h', description: 'Give up on a download (all its attempts) that has not finished after this long, however steadily bytes arrive' }),
+    maxArchiveEntries: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 100_000, description: 'Most entries a tarball may hold' }),
     lockTimeout: Type.String({ pattern: DURATION_PATTERN, default: '60s', description: 'How long apply waits for another agent holding the install lock' }),
     commandTimeout: Type.String({ pattern: DURATION_PATTERN, default: '5m', description: 'Deadline of one package manager or systemctl command' }),
     rpmDbPath: Type.String({ default: '', pattern: '^(/.*)?$', description: "rpm --dbpath; empty: rpm's default (/var/lib/rpm under a --root tree)" }),

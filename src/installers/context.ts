@@ -23,6 +23,7 @@ export function resolveInstallersConfig(config: AgentConfig): ResolvedInstallers
     cacheRoot: c.cacheDir === '' ? `${config.stateDir}/installers/cache` : c.cacheDir,
     backoffMs: ms('downloadBackoff', c.downloadBackoff),
     idleTimeoutMs: ms('downloadIdleTimeout', c.downloadIdleTimeout),
+    downloadTimeoutMs: ms('downloadTimeout', c.downloadTimeout),
     lockTimeoutMs: ms('lockTimeout', c.lockTimeout),
     commandTimeoutMs: ms('commandTimeout', c.commandTimeout),
   };

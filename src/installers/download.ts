@@ -42,11 +42,13 @@ export async function ensureArtifact(ctx: InstallContext, component: string, url
   const limit = maxBytes ?? ctx.config.maxDownloadBytes;
   let delay = ctx.config.backoffMs;
   let restartedAfterMismatch = false;
+  const overall = ctx.config.downloadTimeoutMs;
   for (let attempt = 1; ; attempt++) {
     try {
       const result = await fetchInto(ctx.host, url, partial, {
         maxBytes: limit,
         idleTimeoutMs: ctx.config.idleTimeoutMs,
+        deadlineMs: Math.max(1, overall - (performance.now() - started)),
         ...(ctx.signal === undefined ? {} : { signal: ctx.signal }),
       });
       ctx.log.info({ component, url, bytes: result.bytes, resumedFrom: result.resumed ? result.startedAt : undefined, attempt }, 'Downloaded artifact');
@@ -66,11 +68,13 @@ export async function ensureArtifact(ctx: InstallContext, component: string, url
       return final;
     } catch (err) {
       if (!(err instanceof FetchError)) throw err;
-      if (err.permanent || attempt >= ctx.config.downloadAttempts || ctx.signal?.aborted === true) {
-        ctx.metrics?.downloaded(component, 'failed', performance.now() - started, 0);
-        throw new StepError('fetch', `download failed after ${attempt} attempt${attempt === 1 ? '' : 's'}: ${err.message}`, { cause: err });
-      }
       const wait = Math.min(30_000, delay) * (0.8 + Math.random() * 0.4);
+      const outOfTime = performance.now() - started + wait >= overall;
+      if (err.permanent || attempt >= ctx.config.downloadAttempts || ctx.signal?.aborted === true || outOfTime) {
+        const why = outOfTime && !err.permanent ? ` (installers.downloadTimeout: ${overall}ms for all attempts)` : '';
+        ctx.metrics?.downloaded(component, 'failed', performance.now() - started, 0);
+        throw new StepError('fetch', `download failed after ${attempt} attempt${attempt === 1 ? '' : 's'}: ${err.message}${why}`, { cause: err });
+      }
       ctx.log.warn({ component, url, attempt, bytes: err.bytes, retryInMs: Math.round(wait), err: err.message }, 'Download interrupted; will resume');
       await ctx.host.clock.sleep(wait, ctx.signal);
       delay *= 2;

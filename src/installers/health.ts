@@ -4,7 +4,7 @@ import type { MachineComponentSpec } from '../api/machine-component.ts';
 import { httpGetStatus } from '../host/http.ts';
 import { systemctlLive } from './systemd.ts';
 import type { InstallContext } from './types.ts';
-import { execFailure } from '../errors.ts';
+import { errorMessage, execFailure } from '../errors.ts';
 
 export type VerifyResult = { ok: true; version?: string } | { ok: false; error: string; version?: string };
 
@@ -45,7 +45,7 @@ async function once(ctx: InstallContext, spec: MachineComponentSpec): Promise<st
       const status = await httpGetStatus(hc.http.url, timeoutMs, ctx.signal);
       if (status !== hc.http.expectStatus) return `health check GET ${hc.http.url}: HTTP ${status}, expected ${hc.http.expectStatus}`;
     } catch (err) {
-      return `health check GET ${hc.http.url}: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`;
+      return `health check GET ${errorMessage(err)}`;
     }
   }
   if (hc.unitActive && spec.unit !== undefined) {

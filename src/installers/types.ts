@@ -45,6 +45,7 @@ export interface ResolvedInstallersConfig extends InstallersConfig {
   cacheRoot: string;
   backoffMs: number;
   idleTimeoutMs: number;
+  downloadTimeoutMs: number;
   lockTimeoutMs: number;
   commandTimeoutMs: number;
 }

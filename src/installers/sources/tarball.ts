@@ -32,8 +32,9 @@ export const tarball: SourceDefinition = {
         const { url, sha256 } = artifactOf(spec);
         const artifact = await ensureArtifact(ctx, spec.component, url, sha256, spec.source.maxBytes);
         const strip = spec.source.stripComponents ?? 0;
+        const limits = { strip, maxUnpackedBytes: ctx.config.maxUnpackedBytes, maxEntries: ctx.config.maxArchiveEntries };
         try {
-          await inspectTarball(ctx.host, artifact, { strip, maxUnpackedBytes: ctx.config.maxUnpackedBytes });
+          await inspectTarball(ctx.host, artifact, limits);
         } catch (err) {
           if (err instanceof ArchiveError) throw new StepError('install', `refusing ${url}: ${err.message}; nothing was written`, { cause: err });
           throw err;
@@ -43,7 +44,7 @@ export const tarball: SourceDefinition = {
         const tmp = `${dir}/${tempName(spec.version)}`;
         await makeDir(ctx.host, tmp);
         try {
-          await extractTarball(ctx.host, artifact, tmp, { strip });
+          await extractTarball(ctx.host, artifact, tmp, limits);
           await placeVersion(ctx, spec, tmp);
         } catch (err) {
           await removePath(ctx.host, tmp);
