@@ -122,6 +122,37 @@ describe('MachineComponentSet rollout on a real apiserver', () => {
     for (const reason of ['BatchStarted', 'BatchSucceeded', 'BatchFailed', 'Paused', 'RolloutCompleted', 'RolloutStarted']) assert.ok(events.some((e) => e.reason === reason), `Event ${reason}`);
   });
 
+  it('partition stops after batch N; a machine that joins gets the stable revision; machines that vanish drop out', async () => {
+    for (let i = 0; i < 4; i++) await addMachine(cluster, `b-${i}`, { pool: 'b' });
+    await must(cluster, 'POST', MCS_PATH, { apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponentSet', metadata: { name: 'mem' }, spec: { selector: { matchLabels: { pool: 'b' } }, template: template('1.0.0', 'mem'), rollout: { batches: [1], maxUnavailable: 2, bakeTime: '200ms' } } });
+    await until('v1 completes', async () => (await statusOf(cluster, 'mem')).phase === 'Completed', 60_000);
+    const mems = async () => (await listMcs(cluster)).filter((mc) => mc.spec.component === 'mem');
+    await patchSet(cluster, 'mem', { spec: { template: template('2.0.0', 'mem'), rollout: { partition: 1 } } });
+    await until('stopped at the partition', async () => (await statusOf(cluster, 'mem')).pausedReason === 'Partition', 60_000);
+    assert.equal((await mems()).filter((mc) => mc.spec.version === '2.0.0').length, 1, 'one batch of one');
+    const s = await statusOf(cluster, 'mem');
+    assert.equal(s.phase, 'Paused');
+    assert.equal(s.conditions.find((c) => c.type === 'Paused')?.reason, 'Partition');
+
+    await addMachine(cluster, 'b-9', { pool: 'b' });
+    await until('the new machine gets the stable revision', async () => (await mems()).some((mc) => mc.metadata.labels['kubenode.io/machine'] === 'b-9' && mc.spec.version === '1.0.0'), 30_000);
+    const gone = (await mems()).find((mc) => mc.spec.version === '1.0.0' && mc.metadata.labels['kubenode.io/machine'] !== 'b-9')?.metadata.labels['kubenode.io/machine'] as string;
+    await must(cluster, 'DELETE', `/apis/kubenode.io/v1alpha1/machines/${gone}`);
+    await until('the deleted machine drops out', async () => (await mems()).every((mc) => mc.metadata.labels['kubenode.io/machine'] !== gone), 30_000);
+    assert.equal((await statusOf(cluster, 'mem')).matched, 4);
+
+    await patchSet(cluster, 'mem', { spec: { rollout: { partition: 100 } } });
+    await until('v2 completes past the partition', async () => (await statusOf(cluster, 'mem')).phase === 'Completed', 60_000);
+    assert.deepEqual((await mems()).map((mc) => mc.spec.version), ['2.0.0', '2.0.0', '2.0.0', '2.0.0']);
+
+    for (const mc of await mems()) await must(cluster, 'DELETE', `/apis/kubenode.io/v1alpha1/machines/${mc.metadata.labels['kubenode.io/machine']}`);
+    await until('no machines left', async () => (await statusOf(cluster, 'mem')).conditions?.some((c) => c.reason === 'NoMachinesMatched') === true, 30_000);
+    assert.equal((await mems()).length, 0);
+    const events = (await must<{ items: { involvedObject: { name: string }; reason: string }[] }>(cluster, 'GET', '/api/v1/namespaces/default/events')).items.filter((e) => e.involvedObject.name === 'mem');
+    assert.ok(events.some((e) => e.reason === 'MachinesRemoved'));
+    assert.ok(events.some((e) => e.reason === 'NoMachinesMatched'));
+  });
+
   it('refuses a second set for the same component with a condition, and reports bad input', async () => {
     await must(cluster, 'POST', MCS_PATH, {
       apiVersion: 'kubenode.io/v1alpha1',
