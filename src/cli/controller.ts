@@ -43,6 +43,12 @@ export function controllerCommand(): Command {
       if (flags.leaderElect !== 'true' && flags.leaderElect !== 'false') throw new UsageError(`--leader-elect: expected true or false, got ${JSON.stringify(flags.leaderElect)}`);
       const workers = Number(flags.workers);
       if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new UsageError(`--workers: expected an integer 1..64, got ${JSON.stringify(flags.workers)}`);
+      const leaseDurationMs = durationFlag('--leader-elect-lease-duration', flags.leaderElectLeaseDuration);
+      const renewDeadlineMs = durationFlag('--leader-elect-renew-deadline', flags.leaderElectRenewDeadline);
+      const retryPeriodMs = durationFlag('--leader-elect-retry-period', flags.leaderElectRetryPeriod);
+      // client-go's rules: the leader must give up before its lease can expire, and retry within that.
+      if (renewDeadlineMs >= leaseDurationMs) throw new UsageError(`--leader-elect-renew-deadline (${flags.leaderElectRenewDeadline}) must be shorter than --leader-elect-lease-duration (${flags.leaderElectLeaseDuration})`);
+      if (retryPeriodMs >= renewDeadlineMs) throw new UsageError(`--leader-elect-retry-period (${flags.leaderElectRetryPeriod}) must be shorter than --leader-elect-renew-deadline (${flags.leaderElectRenewDeadline})`);
       const options = {
         ...(flags.kubeconfig === undefined ? {} : { kubeconfig: flags.kubeconfig }),
         ...(flags.inCluster === true ? { inCluster: true } : {}),
@@ -50,9 +56,9 @@ export function controllerCommand(): Command {
         namespace: flags.leaderElectionNamespace,
         listen: flags.listen,
         workers,
-        leaseDurationMs: durationFlag('--leader-elect-lease-duration', flags.leaderElectLeaseDuration),
-        renewDeadlineMs: durationFlag('--leader-elect-renew-deadline', flags.leaderElectRenewDeadline),
-        retryPeriodMs: durationFlag('--leader-elect-retry-period', flags.leaderElectRetryPeriod),
+        leaseDurationMs,
+        renewDeadlineMs,
+        retryPeriodMs,
       };
       const [{ Controller }, { createLogger }] = await Promise.all([import('../controller/index.ts'), import('../log.ts')]);
       const log = createLogger(flags.logLevel as 'info');

@@ -172,6 +172,15 @@ describe('MachineComponentSet rollout on a real apiserver', () => {
     assert.equal(badBatches.status, 422);
     assert.match(badBatches.body, /batch is a count/);
 
+    // The set's schema takes any string as a template label; a MachineComponent's metadata does not.
+    await must(cluster, 'POST', MCS_PATH, { apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponentSet', metadata: { name: 'badtpl' }, spec: { selector: { matchLabels: { pool: 'a' } }, template: { metadata: { labels: { team: 'not a label value!' } }, ...template('1.0.0', 'badtpl') }, rollout: { batches: [1] } } });
+    await until('template refused', async () => (await statusOf(cluster, 'badtpl')).conditions?.some((c) => c.reason === 'InvalidTemplate') === true, 30_000);
+    assert.equal((await statusOf(cluster, 'badtpl')).phase, 'Failed');
+    assert.match((await statusOf(cluster, 'badtpl')).conditions.find((c) => c.reason === 'InvalidTemplate')?.message ?? '', /metadata\.labels/);
+    assert.ok((await listMcs(cluster)).every((mc) => mc.spec.component !== 'badtpl'), 'nothing applied');
+    const evs = (await must<{ items: { involvedObject: { name: string }; reason: string }[] }>(cluster, 'GET', '/api/v1/namespaces/default/events')).items;
+    assert.ok(evs.some((e) => e.involvedObject.name === 'badtpl' && e.reason === 'InvalidTemplate'));
+
     await must(cluster, 'POST', MCS_PATH, { apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponentSet', metadata: { name: 'shrinking' }, spec: { selector: { matchLabels: { pool: 'a' } }, template: template('1.0.0', 'shrink'), rollout: { batches: [10, '10%'] } } });
     await until('decreasing batches refused', async () => (await statusOf(cluster, 'shrinking')).conditions?.some((c) => c.type === 'InvalidSpec' && /must not decrease/.test(c.message)) === true, 30_000);
     assert.ok((await listMcs(cluster)).every((mc) => mc.spec.component !== 'shrink'), 'nothing applied');
