@@ -19,7 +19,6 @@ import type { RiskGate } from './risk/gate.ts';
 import { createRiskGate } from './risk/index.ts';
 import { AgentMetrics } from './report/metrics.ts';
 import { startServer } from './report/server.ts';
-import { parseDuration } from './util/duration.ts';
 import { version } from './version.ts';
 
 export interface DaemonOptions extends CommonOptions {
@@ -44,7 +43,7 @@ interface Filters {
 }
 
 function filtersFor(config: AgentConfig): Filters {
-  return { silenced: new Set(config.detection.silencedReasons), hold: new RecoveryHold(parseDuration(config.detection.recoveryHold) ?? 0) };
+  return { silenced: new Set(config.detection.silencedReasons), hold: new RecoveryHold(config.detection.recoveryHold) };
 }
 
 /** `kubenode-agent run`: detectors on their intervals, state in the state dir, metrics and health on loopback. */
@@ -187,7 +186,7 @@ export class Daemon {
     // Settles a reboot it asked for and releases permits a previous run left held.
     await remedies.engine.resume();
     remedies.engine.observe(store.all());
-    remedies.engine.start(parseDuration(config.remedies.interval) ?? 10_000);
+    remedies.engine.start(config.remedies.interval);
     return remedies;
   }
 
@@ -207,7 +206,7 @@ export class Daemon {
     return startKubeInstaller(createInstallContext(host, config, nodeName, log, options), {
       client: createKubeClient(kc),
       kubeConfig: kc,
-      intervalMs: parseDuration(config.installers.reconcileInterval) ?? 600_000,
+      intervalMs: config.installers.reconcileInterval,
     }).reconciler;
   }
 

@@ -2,6 +2,7 @@
 // Kubernetes structural schema (see scripts/gen-crds.ts): no anyOf/oneOf/const, enums as
 // `type: string` + `enum`, RE2 patterns, cross-field rules as CEL in x-kubernetes-validations.
 import { Type, type SchemaOptions, type Static, type TSchema } from '@sinclair/typebox';
+import { DurationText, type DurationOptions } from '../util/duration-schema.ts';
 import { StringEnum } from './machine-component.ts';
 
 export { StringEnum, SHA256_PATTERN, VERSION_PATTERN, COMPONENT_NAME_PATTERN, API_VERSION } from './machine-component.ts';
@@ -13,8 +14,6 @@ export const MACHINE_LABEL = 'kubenode.io/machine';
 
 /** DNS-1123 subdomain: Node, Machine and most object names. */
 export const NODE_NAME_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
-/** Go time.Duration as kubectl and the agent config write it: 30s, 5m, 1h30m, 500ms. */
-export const DURATION_PATTERN = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$';
 /** metav1.Condition's reason rule. */
 export const REASON_PATTERN = '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$';
 /** Qualified name (label keys, condition types): optional DNS prefix, then a name segment. */
@@ -22,7 +21,8 @@ export const QUALIFIED_NAME_PATTERN = '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-
 
 export const Time = (options: SchemaOptions = {}) => Type.String({ format: 'date-time', ...options });
 
-export const Duration = (options: SchemaOptions = {}) => Type.String({ maxLength: 64, pattern: DURATION_PATTERN, ...options });
+/** Go time.Duration as kubectl and the agent config write it (30s, 5m, 1h30m), within bounds (default 1s to 24h). */
+export const Duration = (options: DurationOptions = {}) => DurationText(options);
 
 export const NodeName = (options: SchemaOptions = {}) => Type.String({ minLength: 1, maxLength: 253, pattern: NODE_NAME_PATTERN, ...options });
 

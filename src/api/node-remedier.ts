@@ -38,9 +38,9 @@ export const RemedyStep = Type.Object(
   {
     action: StringEnum(RemedyActions, { description: `What to do: ${RemedyActions.join(', ')}` }),
     params: Type.Optional(StringMap({ maxProperties: 16, description: 'Action parameters, e.g. unit for restart-unit, path for clean-disk, key/value/effect for taint' })),
-    cooldown: Duration({ default: '5m', description: 'Wait after this step before it or the next one runs' }),
+    cooldown: Duration({ default: '5m', min: '0', description: 'Wait after this step before it or the next one runs' }),
     maxAttempts: Type.Integer({ minimum: 1, maximum: 10, default: 1, description: 'Attempts of this step before escalating to the next' }),
-    verifyAfter: Duration({ default: '1m', description: 'When to check that the problem is gone' }),
+    verifyAfter: Duration({ default: '1m', min: '100ms', description: 'When to check that the problem is gone' }),
   },
   { additionalProperties: false, 'x-kubernetes-validations': paramRules },
 );
@@ -64,7 +64,7 @@ export const RemedyRule = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', description: 'Rule name, unique in this NodeRemedier; RemedyOperations name it' }),
     condition: ProblemMatch,
-    minDuration: Duration({ default: '0s', description: 'How long the condition must have held before the first step' }),
+    minDuration: Duration({ default: '0s', min: '0', description: 'How long the condition must have held before the first step' }),
     steps: Type.Array(RemedyStep, { minItems: 1, maxItems: 16, description: 'Escalation ladder, least disruptive first' }),
   },
   { additionalProperties: false },

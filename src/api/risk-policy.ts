@@ -14,7 +14,7 @@ export const CRON_FIELDS_PATTERN = '^(@(yearly|annually|monthly|weekly|daily|hou
 export const BlackoutWindow = Type.Object(
   {
     cron: Type.String({ maxLength: 128, pattern: CRON_FIELDS_PATTERN, description: 'When a window starts, e.g. "0 8 * * 1-5"' }),
-    duration: Duration({ description: 'How long it lasts' }),
+    duration: Duration({ max: '168h', description: 'How long it lasts' }),
     timeZone: Type.String({ maxLength: 64, default: 'UTC', pattern: '^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$', description: 'IANA time zone, e.g. Europe/Berlin' }),
   },
   { additionalProperties: false, description: 'A recurring time when no permit is granted' },
@@ -35,18 +35,18 @@ export const RiskPolicySpec = Type.Object(
       Type.Object(
         {
           count: Type.Integer({ minimum: 1, maximum: 100000, description: 'Permits granted per window at most' }),
-          window: Duration({ description: 'Sliding window, e.g. 1h' }),
+          window: Duration({ max: '168h', description: 'Sliding window, e.g. 1h' }),
         },
         { additionalProperties: false, description: 'At most count permits granted per window' },
       ),
     ),
     minHealthyShare: Type.Number({ minimum: 0, maximum: 1, default: 0.9, description: 'No permit while fewer than this share of the selected nodes are Ready' }),
-    permitTTL: Duration({ default: '15m', description: 'A permit expires this long after it was taken unless renewed' }),
+    permitTTL: Duration({ default: '15m', min: '10s', description: 'A permit expires this long after it was taken unless renewed' }),
     circuitBreaker: Type.Optional(
       Type.Object(
         {
           cordonedShare: Type.Number({ minimum: 0, maximum: 1, description: 'Trip when this share of the selected nodes is cordoned' }),
-          window: Duration({ default: '1h', description: 'Cordons newer than this count' }),
+          window: Duration({ default: '1h', max: '168h', description: 'Cordons newer than this count' }),
         },
         { additionalProperties: false, description: 'Trips open (no permits) on a fleet-wide fault; only a person closes it' },
       ),

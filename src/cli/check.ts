@@ -1,7 +1,6 @@
 import { Command } from 'commander';
 import type { CheckEntry } from '../detectors/engine/run.ts';
 import { UsageError } from '../errors.ts';
-import { parseDuration } from '../util/duration.ts';
 import { addHostOptions, type CommonOptions } from './common.ts';
 
 export interface CheckReport {
@@ -85,16 +84,16 @@ export function checkCommand(exit: (code: number) => void): Command {
   addHostOptions(cmd);
   return cmd.action(async (options: CheckOptions) => {
     const startedAt = new Date();
-    const [{ setup }, { buildInstances }, { runOnce }, { createLogger }] = await Promise.all([
+    const [{ setup }, { buildInstances }, { runOnce }, { createLogger }, { decodeFlag }, { AgentConfig }] = await Promise.all([
       import('./setup.ts'),
       import('../detectors/engine/instances.ts'),
       import('../detectors/engine/run.ts'),
       import('../log.ts'),
+      import('../config/load.ts'),
+      import('../config/schema.ts'),
     ]);
-    const timeoutText = options.timeout;
     const { host, config, nodeName, monitors } = await setup(options);
-    const timeoutMs = parseDuration(timeoutText ?? config.check.timeout);
-    if (timeoutMs === undefined || timeoutMs <= 0) throw new UsageError(`--timeout: expected a duration such as 30s, got ${JSON.stringify(timeoutText)}`);
+    const timeoutMs = options.timeout === undefined ? config.check.timeout : decodeFlag('--timeout', AgentConfig.properties.check.properties.timeout, options.timeout);
     const log = createLogger(options.logLevel === undefined ? 'warn' : (options.logLevel as 'warn'), 2);
     let instances = await buildInstances(host, config, monitors);
     if (options.only !== undefined) {

@@ -1,13 +1,10 @@
-import { Type, type Static, type TObject, type TProperties } from '@sinclair/typebox';
+import { Type, type StaticDecode, type TObject, type TProperties } from '@sinclair/typebox';
 import type { DetectorDefinition } from '../detectors/engine/types.ts';
 import { detectors } from '../detectors/index.ts';
 import { InstallersConfig } from '../installers/config.ts';
 import { RemediesConfig } from '../remedies/config.ts';
 import { RiskConfig } from '../risk/config.ts';
-
-const DURATION_PATTERN = '^(0|([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$';
-export const Duration = (description: string, defaultValue: string) =>
-  Type.String({ pattern: DURATION_PATTERN, description, default: defaultValue });
+import { Duration } from '../util/duration-schema.ts';
 
 const RecoveryPattern = Type.Object(
   {
@@ -34,7 +31,7 @@ const Monitors = Type.Object(
       pattern: '^/',
       description: "Host directory that relative plugin paths resolve against (NPD's working directory)",
     }),
-    conditionExpiry: Type.Record(Type.String(), Type.String({ pattern: DURATION_PATTERN }), {
+    conditionExpiry: Type.Record(Type.String(), Duration({ max: '168h' }), {
       default: {},
       description: 'Condition type -> how long a log-derived True condition holds without a new match',
     }),
@@ -53,8 +50,8 @@ function detectorSchemas(): TObject {
       [
         Type.Object({
           enabled: Type.Boolean({ default: def.defaults.enabled }),
-          interval: Duration('Time between probes in the daemon', def.defaults.interval),
-          timeout: Duration('Deadline of one probe', def.defaults.timeout),
+          interval: Duration({ description: 'Time between probes in the daemon', default: def.defaults.interval }),
+          timeout: Duration({ description: 'Deadline of one probe', default: def.defaults.timeout, max: '1h' }),
         }),
         def.configSchema,
       ],
@@ -64,13 +61,16 @@ function detectorSchemas(): TObject {
   return Type.Object(props, { additionalProperties: false, default: {} });
 }
 
+/** host:port, the host an IPv4 address, a bracketed IPv6 address or localhost; run and validate check the rest (port range, address). */
+export const LISTEN_PATTERN = '^(\\[[0-9a-fA-F:.]+\\]|[0-9.]+|localhost):[0-9]{1,5}$';
+
 export const AgentConfig = Type.Object(
   {
     nodeName: Type.String({ default: '', description: 'Node name; empty means the host name' }),
     stateDir: Type.String({ default: '/var/lib/kubenode', pattern: '^/', description: 'Host directory for agent state' }),
     listen: Type.String({
       default: '127.0.0.1:9746',
-      pattern: '^(\\[[0-9a-fA-F:]+\\]|[0-9.]+|localhost):[0-9]{1,5}$',
+      pattern: LISTEN_PATTERN,
       description: 'Address of the metrics and health endpoint',
     }),
     logLevel: Type.Union(
@@ -78,7 +78,7 @@ export const AgentConfig = Type.Object(
       { default: 'info' },
     ),
     check: Type.Object(
-      { timeout: Duration('Deadline of the whole `check` command', '30s') },
+      { timeout: Duration({ description: 'Deadline of the whole `check` command', default: '30s', max: '1h' }) },
       { additionalProperties: false, default: {} },
     ),
     detection: Type.Object(
@@ -88,7 +88,7 @@ export const AgentConfig = Type.Object(
           default: [],
           description: 'Reasons to ignore everywhere: their events are dropped and their conditions published False',
         }),
-        recoveryHold: Duration('How long a True condition must be reported clear before it is published False (0 disables)', '1m'),
+        recoveryHold: Duration({ description: 'How long a True condition must be reported clear before it is published False (0 disables)', default: '1m', min: '0' }),
       },
       { additionalProperties: false, default: {} },
     ),
@@ -101,4 +101,5 @@ export const AgentConfig = Type.Object(
   { additionalProperties: false },
 );
 
-export type AgentConfig = Static<typeof AgentConfig>;
+/** The configuration as the agent uses it: durations decoded to milliseconds. */
+export type AgentConfig = StaticDecode<typeof AgentConfig>;

@@ -4,7 +4,7 @@
 // succeeds forgets its failures; addAfter wakes a key at a time (a batch's bake end, a deadline)
 // with one timer per key, the earliest wins.
 import { errorMessage } from '../errors.ts';
-import { jitteredBackoff } from '../kube/client.ts';
+import { backoffDelay } from '../util/backoff.ts';
 import type { Logger } from '../log.ts';
 
 export interface WorkQueueOptions {
@@ -108,7 +108,7 @@ export class WorkQueue {
       failed = true;
       const n = (this.#failures.get(key) ?? 0) + 1;
       this.#failures.set(key, n);
-      again = jitteredBackoff(n - 1, this.#o.backoffMs, this.#o.maxBackoffMs);
+      again = backoffDelay(n - 1, this.#o.backoffMs, this.#o.maxBackoffMs);
       if (!this.#stop.signal.aborted) this.#o.log.warn({ key, err: errorMessage(err), failures: n, retryInMs: again }, 'Reconcile failed; requeued with backoff');
     }
     this.#o.observe?.(key, performance.now() - started, failed);

@@ -1,8 +1,7 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type StaticDecode } from '@sinclair/typebox';
 import type { DetectorResult } from '../types.ts';
 import { Conditions, tripAfter, type ConditionSpec, type Finding } from './engine/conditions.ts';
-import { DurationSetting } from '../util/duration-schema.ts';
-import { parseDuration } from '../util/duration.ts';
+import { Duration } from '../util/duration-schema.ts';
 import type { DetectorDefinition } from './engine/types.ts';
 import { ExecError, execFailure } from '../errors.ts';
 
@@ -59,15 +58,15 @@ export function parseKeyValues(text: string): Map<string, string> {
 
 const configSchema = Type.Object(
   {
-    maxOffset: DurationSetting('ClockSkew when the system clock is further than this from NTP time (chrony only)', '500ms'),
-    commandTimeout: DurationSetting('Deadline of one chronyc or timedatectl call', '3s'),
+    maxOffset: Duration({ description: 'ClockSkew when the system clock is further than this from NTP time (chrony only)', default: '500ms', min: '1ms', max: '1h' }),
+    commandTimeout: Duration({ description: 'Deadline of one chronyc or timedatectl call', default: '3s', max: '1h' }),
     failuresToTrip: Type.Integer({ minimum: 1, default: 2, description: 'Consecutive bad probes before ClockSkew turns (the daemon; check takes one look)' }),
     successesToClear: Type.Integer({ minimum: 1, default: 1, description: 'Consecutive good probes before it clears' }),
   },
   { additionalProperties: false },
 );
 
-export type ClockConfig = Static<typeof configSchema>;
+export type ClockConfig = StaticDecode<typeof configSchema>;
 
 export const CLOCK_CONDITIONS: readonly ConditionSpec[] = [
   { type: 'ClockSkew', okReason: 'ClockSynchronized', okMessage: 'the system clock is synchronized' },
@@ -84,8 +83,8 @@ export const clock: DetectorDefinition<typeof configSchema> = {
   create(config, ctx) {
     const { host } = ctx;
     const tracker = new Conditions(CLOCK_CONDITIONS, ctx, { failuresToTrip: tripAfter(ctx.mode, config.failuresToTrip), successesToClear: config.successesToClear });
-    const maxOffsetMs = parseDuration(config.maxOffset) ?? 500;
-    const timeoutMs = parseDuration(config.commandTimeout) ?? 3000;
+    const maxOffsetMs = config.maxOffset;
+    const timeoutMs = config.commandTimeout;
 
     const fromChrony = async (signal: AbortSignal): Promise<Verdict | undefined> => {
       const run = await host.exec(['chronyc', '-c', 'tracking'], { timeoutMs, signal });

@@ -1,12 +1,12 @@
-import { Type } from '@sinclair/typebox';
+import { Type, type StaticDecode } from '@sinclair/typebox';
 import type { Host } from '../host/host.ts';
 import { unixConnect, unixHttpGet } from '../host/unix-http.ts';
 import type { DetectorResult, ProblemEvent } from '../types.ts';
-import { parseDuration } from '../util/duration.ts';
 import { Conditions } from './engine/conditions.ts';
 import { Debounce } from './engine/window.ts';
 import type { DetectorDefinition } from './engine/types.ts';
 import { ExecError } from '../errors.ts';
+import { Duration } from '../util/duration-schema.ts';
 
 // Container runtime stall: containerd through a real CRI RuntimeService/Status call (crictl info),
 // Docker and Pouch through GET /_ping on their unix sockets, and runtime daemons stuck in
@@ -34,17 +34,16 @@ const RuntimeSettings = (socket: string, label: string) =>
     { additionalProperties: false, default: {} },
   );
 
-const DURATION = '^(0|([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$';
 
 export const configSchema = Type.Object(
   {
     containerd: RuntimeSettings('/run/containerd/containerd.sock', 'containerd CRI'),
     docker: RuntimeSettings('/var/run/docker.sock', 'Docker Engine API'),
     pouch: RuntimeSettings('/var/run/pouchd.sock', 'PouchContainer API'),
-    deadline: Type.String({ pattern: DURATION, default: '3s', description: 'Deadline of one CRI Status call or /_ping' }),
+    deadline: Duration({ default: '3s', min: '100ms', max: '1h', description: 'Deadline of one CRI Status call or /_ping' }),
     failuresToTrip: Type.Integer({ minimum: 1, maximum: 20, default: 3, description: 'Consecutive failed looks before the condition turns True' }),
     successesToClear: Type.Integer({ minimum: 1, maximum: 20, default: 1, description: 'Consecutive good looks before it turns back' }),
-    checkRetryInterval: Type.String({ pattern: DURATION, default: '1s', description: 'Pause between the looks `check` takes in one probe' }),
+    checkRetryInterval: Duration({ default: '1s', min: '100ms', max: '1m', description: 'Pause between the looks `check` takes in one probe' }),
     dStateProcesses: Type.Array(Type.String({ minLength: 1 }), {
       default: ['containerd', 'dockerd', 'containerd-shim*', 'pouchd'],
       description: 'Process names (/proc/PID/stat comm; a trailing * matches a prefix) whose D state counts as a runtime stall',
@@ -199,7 +198,7 @@ async function readProcs(host: Host): Promise<ProcStat[]> {
 
 // ---- the detector ----
 
-type Config = typeof configSchema.static;
+type Config = StaticDecode<typeof configSchema>;
 
 export const containerRuntime: DetectorDefinition<typeof configSchema> = {
   description: 'Container runtime stall: containerd CRI Status, Docker/Pouch /_ping, runtime daemons in D state',
@@ -207,8 +206,8 @@ export const containerRuntime: DetectorDefinition<typeof configSchema> = {
   defaults: { enabled: true, interval: '30s', timeout: '20s' },
   create(config: Config, ctx) {
     const { host } = ctx;
-    const deadlineMs = parseDuration(config.deadline) ?? 3_000;
-    const retryMs = parseDuration(config.checkRetryInterval) ?? 1_000;
+    const deadlineMs = config.deadline;
+    const retryMs = config.checkRetryInterval;
     const book = new Conditions([{ type: CONDITION, okReason: 'ContainerRuntimeIsHealthy', okMessage: 'container runtime answers' }], ctx);
     const tripped = book.get(CONDITION)?.status === 'True';
     const keys = ['containerd', 'docker', 'pouch', 'dstate'] as const;

@@ -1,9 +1,10 @@
-import { Type } from '@sinclair/typebox';
+import { Type, type StaticDecode } from '@sinclair/typebox';
 import type { Host } from '../host/host.ts';
 import type { DetectorResult } from '../types.ts';
 import { Conditions } from './engine/conditions.ts';
 import type { DetectorDefinition } from './engine/types.ts';
 import { ExecError } from '../errors.ts';
+import { Duration } from '../util/duration-schema.ts';
 
 // FPGA health from the kernel's FPGA framework and Intel's DFL driver:
 // - /sys/class/fpga_manager/<fpga>/state: "operating" is programmed and running; the states
@@ -30,12 +31,12 @@ export const configSchema = Type.Object(
     }),
     expectedCount: Type.Integer({ minimum: 0, default: 0, description: 'FPGA managers this node must have; 0: do not compare' }),
     ignoredErrorFiles: Type.Array(Type.String({ minLength: 1 }), { default: ['inject_errors'], description: 'DFL errors/ files never read as faults' }),
-    xrtTimeout: Type.String({ pattern: '^[0-9]+(ms|s)$', default: '8s', description: 'Deadline of `xbutil examine` / `xrt-smi examine` when XRT is installed' }),
+    xrtTimeout: Duration({ default: '8s', min: '100ms', max: '1h', description: 'Deadline of `xbutil examine` / `xrt-smi examine` when XRT is installed' }),
   },
   { additionalProperties: false },
 );
 
-type Config = typeof configSchema.static;
+type Config = StaticDecode<typeof configSchema>;
 
 // ---- pure parsers ----
 
@@ -150,7 +151,7 @@ export const fpga: DetectorDefinition<typeof configSchema> = {
           }
           if (nonZero.length > 0) problems.push({ reason: 'FPGADFLError', message: `${fme}: ${nonZero.join(', ')}` });
         }
-        const xrt = await xrtDevices(host, parseInt(config.xrtTimeout, 10) * (config.xrtTimeout.endsWith('ms') ? 1 : 1000));
+        const xrt = await xrtDevices(host, config.xrtTimeout);
         if (xrt.error !== undefined) problems.push({ reason: 'FPGAXRTFailed', message: xrt.error });
         const notReady = xrt.devices.filter((d) => d.ready === false);
         if (notReady.length > 0) {

@@ -1,18 +1,17 @@
-import { Type } from '@sinclair/typebox';
+import { Type, type StaticDecode } from '@sinclair/typebox';
 import { isErrno, type Host } from '../host/host.ts';
 import type { DetectorResult, ProblemEvent } from '../types.ts';
-import { parseDuration } from '../util/duration.ts';
 import { Conditions } from './engine/conditions.ts';
 import type { DetectorDefinition } from './engine/types.ts';
 import { KernelLog, KMSG_PATH } from './engine/kmsg.ts';
 import { ExecError } from '../errors.ts';
+import { Duration } from '../util/duration-schema.ts';
 
 // NVIDIA GPU health: `nvidia-smi -q -x` and a CSV query (count, ECC, retired pages, row
 // remapping, clock slowdowns), nvidia-smi hanging past its deadline, and XIDs from /dev/kmsg
 // classified by a configurable catalogue. A node where no GPU is expected and none is found is ok.
 
 const CONDITION = 'GPUUnhealthy';
-const DURATION = '^(0|([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$';
 
 /**
  * XIDs that turn GPUUnhealthy, after the immediate-action resolution buckets of NVIDIA's Xid
@@ -71,15 +70,15 @@ export const configSchema = Type.Object(
       description: 'auto: GPUs are expected when /dev/nvidiaN exists or a count is configured; true: always; false: never check',
     }),
     expectedCount: Type.Integer({ minimum: 0, default: 0, description: 'GPUs this node must have; 0: do not compare' }),
-    smiTimeout: Type.String({ pattern: DURATION, default: '15s', description: 'Deadline of one nvidia-smi call; past it, NvidiaSmiHung' }),
+    smiTimeout: Duration({ default: '15s', min: '100ms', max: '1h', description: 'Deadline of one nvidia-smi call; past it, NvidiaSmiHung' }),
     fatalXids: Type.Array(Type.Integer({ minimum: 1 }), { default: DEFAULT_FATAL_XIDS, description: 'XIDs that turn GPUUnhealthy (reason NvidiaXID<N>Error)' }),
     appXids: Type.Array(Type.Integer({ minimum: 1 }), { default: DEFAULT_APP_XIDS, description: 'Application-caused XIDs: info events only, never a problem' }),
-    xidWindow: Type.String({ pattern: DURATION, default: '24h', description: 'How long a fatal XID keeps GPUUnhealthy True, and how far back the first kmsg read looks' }),
+    xidWindow: Duration({ default: '24h', max: '168h', description: 'How long a fatal XID keeps GPUUnhealthy True, and how far back the first kmsg read looks' }),
   },
   { additionalProperties: false },
 );
 
-type Config = typeof configSchema.static;
+type Config = StaticDecode<typeof configSchema>;
 
 // ---- pure parsers ----
 
@@ -236,8 +235,8 @@ export const gpuNvidia: DetectorDefinition<typeof configSchema> = {
   defaults: { enabled: true, interval: '60s', timeout: '25s' },
   create(config: Config, ctx) {
     const { host } = ctx;
-    const smiTimeoutMs = parseDuration(config.smiTimeout) ?? 15_000;
-    const xidWindowMs = parseDuration(config.xidWindow) ?? 86_400_000;
+    const smiTimeoutMs = config.smiTimeout;
+    const xidWindowMs = config.xidWindow;
     const fatalSet = new Set(config.fatalXids);
     const appSet = new Set(config.appXids.filter((c) => !fatalSet.has(c)));
     const book = new Conditions([{ type: CONDITION, okReason: 'GPUIsHealthy', okMessage: 'NVIDIA GPUs are healthy' }], ctx);

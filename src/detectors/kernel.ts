@@ -1,12 +1,12 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type StaticDecode } from '@sinclair/typebox';
 import { errorMessage } from '../errors.ts';
 import { isErrno, type Host } from '../host/host.ts';
 import type { Condition, DetectorResult, ProblemEvent, Severity } from '../types.ts';
-import { parseDuration } from '../util/duration.ts';
 import { CountWindow } from './engine/window.ts';
 import type { Detector, DetectorContext, DetectorDefinition } from './engine/types.ts';
 import { KernelLog, KMSG_PATH } from './engine/kmsg.ts';
 import { compileRe2 } from './npd/re2.ts';
+import { Duration } from '../util/duration-schema.ts';
 
 // ---------------------------------------------------------------- the rule catalogue (data)
 
@@ -134,33 +134,31 @@ export const KERNEL_CONDITIONS: readonly ConditionSpec[] = [
 
 // ---------------------------------------------------------------- configuration
 
-const DURATION = '^(0|([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$';
-const Dur = (description: string, def: string) => Type.String({ pattern: DURATION, description, default: def });
 
 const Threshold = Type.Object(
   {
     count: Type.Integer({ minimum: 1, description: 'Occurrences (per device or interface where the rule has one) that make a warning' }),
-    window: Type.String({ pattern: DURATION, description: 'Within this long' }),
+    window: Duration({ max: '168h', description: 'Within this long' }),
   },
   { additionalProperties: false },
 );
 
 export const kernelConfigSchema = Type.Object(
   {
-    lookback: Dur('How far back the kernel log is read for events when the detector starts (check, daemon start); 0 = the whole buffer. Conditions look at the whole buffer of this boot, bounded by their expiry', '5m'),
+    lookback: Duration({ description: 'How far back the kernel log is read for events when the detector starts (check, daemon start); 0 = the whole buffer. Conditions look at the whole buffer of this boot, bounded by their expiry', default: '5m', min: '0', max: '168h' }),
     deadlockHungTasks: Type.Integer({ minimum: 1, default: 3, description: 'Hung-task reports within deadlockWindow that set KernelDeadlock (reason TooManyHungTasks)' }),
-    deadlockWindow: Dur('Window for deadlockHungTasks', '10m'),
+    deadlockWindow: Duration({ description: 'Window for deadlockHungTasks', default: '10m', max: '168h' }),
     deadlockTasks: Type.Array(Type.String({ minLength: 1 }), {
       default: ['docker', 'dockerd', 'containerd'],
       description: 'Task names whose single hung-task report sets KernelDeadlock at once (reason DockerHung for docker*, else ContainerRuntimeHung)',
     }),
     linkFlapCount: Type.Integer({ minimum: 1, default: 3, description: 'Link-down reports of one interface within linkFlapWindow that raise NICLinkFlapping' }),
-    linkFlapWindow: Dur('Window for linkFlapCount', '10m'),
+    linkFlapWindow: Duration({ description: 'Window for linkFlapCount', default: '10m', max: '168h' }),
     thresholds: Type.Record(Type.String(), Threshold, {
       default: {},
       description: 'Reason -> {count, window}: how many matches make a warning event (default 1); fewer are reported as info',
     }),
-    conditionExpiry: Type.Record(Type.String(), Type.String({ pattern: DURATION }), {
+    conditionExpiry: Type.Record(Type.String(), Duration({ max: '168h' }), {
       default: {},
       description:
         'Condition type -> how long a True condition holds without a new matching record. Absent or 0: until reboot (the state is log-derived and dropped when boot_id changes)',
@@ -174,7 +172,7 @@ export const kernelConfigSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export type KernelConfig = Static<typeof kernelConfigSchema>;
+export type KernelConfig = StaticDecode<typeof kernelConfigSchema>;
 
 export interface KernelSettings {
   lookbackMs: number;
@@ -191,18 +189,17 @@ export interface KernelSettings {
 
 /** Resolves durations and patterns of the configuration once. */
 export function resolveKernelSettings(config: KernelConfig, silenced: ReadonlySet<string> = new Set()): KernelSettings {
-  const ms = (text: string, fallback: number): number => parseDuration(text) ?? fallback;
   const thresholds = new Map<string, { count: number; windowMs: number }>();
-  thresholds.set('NICLinkFlapping', { count: config.linkFlapCount, windowMs: ms(config.linkFlapWindow, 600_000) });
-  for (const [reason, t] of Object.entries(config.thresholds)) thresholds.set(reason, { count: t.count, windowMs: ms(t.window, 0) });
+  thresholds.set('NICLinkFlapping', { count: config.linkFlapCount, windowMs: config.linkFlapWindow });
+  for (const [reason, t] of Object.entries(config.thresholds)) thresholds.set(reason, { count: t.count, windowMs: t.window });
   return {
-    lookbackMs: ms(config.lookback, 300_000),
+    lookbackMs: config.lookback,
     deadlockHungTasks: config.deadlockHungTasks,
-    deadlockWindowMs: ms(config.deadlockWindow, 600_000),
+    deadlockWindowMs: config.deadlockWindow,
     deadlockTasks: new Set(config.deadlockTasks),
     thresholds,
     silenced,
-    expiryMs: new Map(Object.entries(config.conditionExpiry).map(([type, text]) => [type, ms(text, 0)])),
+    expiryMs: new Map(Object.entries(config.conditionExpiry)),
     ignoreDevices: compileRe2(config.ignoreDevices),
     pstore: config.pstore,
   };

@@ -1,14 +1,14 @@
 import { X509Certificate } from 'node:crypto';
-import { Type } from '@sinclair/typebox';
+import { Type, type StaticDecode } from '@sinclair/typebox';
 import type { Host } from '../host/host.ts';
 import { httpGet } from '../host/unix-http.ts';
 import type { DetectorResult, ProblemEvent } from '../types.ts';
-import { parseDuration } from '../util/duration.ts';
 import { Conditions } from './engine/conditions.ts';
 import { Debounce } from './engine/window.ts';
 import type { DetectorDefinition } from './engine/types.ts';
 import { parseProcStat } from './container-runtime.ts';
 import { ExecError } from '../errors.ts';
+import { Duration } from '../util/duration-schema.ts';
 
 // Kubelet health: its /healthz on loopback with a deadline (debounced: failuresToTrip
 // consecutive failed looks; `check` takes them within its one probe, checkRetryInterval apart),
@@ -18,7 +18,6 @@ import { ExecError } from '../errors.ts';
 
 const UNHEALTHY = 'KubeletUnhealthy';
 const CERT = 'KubeletCertificateExpiring';
-const DURATION = '^(0|([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$';
 
 export const configSchema = Type.Object(
   {
@@ -27,21 +26,21 @@ export const configSchema = Type.Object(
       description: 'auto: check when a kubelet unit, process, certificate or state directory is present; true: its absence is a problem; false: never check',
     }),
     healthzUrl: Type.String({ pattern: '^http://', default: 'http://127.0.0.1:10248/healthz', description: "Kubelet's healthz endpoint (--healthz-port, loopback)" }),
-    deadline: Type.String({ pattern: DURATION, default: '3s', description: 'Deadline of one /healthz request' }),
+    deadline: Duration({ default: '3s', min: '100ms', max: '1h', description: 'Deadline of one /healthz request' }),
     failuresToTrip: Type.Integer({ minimum: 1, maximum: 20, default: 3, description: 'Consecutive failed /healthz looks before KubeletUnhealthy turns True' }),
     successesToClear: Type.Integer({ minimum: 1, maximum: 20, default: 1 }),
-    checkRetryInterval: Type.String({ pattern: DURATION, default: '1s', description: 'Pause between the looks `check` takes in one probe' }),
+    checkRetryInterval: Duration({ default: '1s', min: '100ms', max: '1m', description: 'Pause between the looks `check` takes in one probe' }),
     unit: Type.String({ minLength: 1, default: 'kubelet', description: 'systemd unit whose journal is searched for PLEG messages' }),
-    plegWindow: Type.String({ pattern: DURATION, default: '5m', description: 'How far back the journal is searched' }),
+    plegWindow: Duration({ default: '5m', max: '168h', description: 'How far back the journal is searched' }),
     plegMinCount: Type.Integer({ minimum: 1, default: 3, description: '"PLEG is not healthy" lines within plegWindow that turn the condition' }),
-    journalTimeout: Type.String({ pattern: DURATION, default: '10s' }),
+    journalTimeout: Duration({ default: '10s', max: '1h', description: 'Deadline of one journalctl call' }),
     clientCertPath: Type.String({ pattern: '^/', default: '/var/lib/kubelet/pki/kubelet-client-current.pem' }),
     certWarnDays: Type.Number({ minimum: 0, default: 14, description: 'Days left on the client certificate below which KubeletCertificateExpiring turns True (rotation normally renews far earlier)' }),
   },
   { additionalProperties: false },
 );
 
-type Config = typeof configSchema.static;
+type Config = StaticDecode<typeof configSchema>;
 
 // ---- pure parsers ----
 
@@ -102,10 +101,10 @@ export const kubelet: DetectorDefinition<typeof configSchema> = {
   defaults: { enabled: true, interval: '30s', timeout: '25s' },
   create(config: Config, ctx) {
     const { host } = ctx;
-    const deadlineMs = parseDuration(config.deadline) ?? 3_000;
-    const retryMs = parseDuration(config.checkRetryInterval) ?? 1_000;
-    const plegWindowMs = parseDuration(config.plegWindow) ?? 300_000;
-    const journalTimeoutMs = parseDuration(config.journalTimeout) ?? 10_000;
+    const deadlineMs = config.deadline;
+    const retryMs = config.checkRetryInterval;
+    const plegWindowMs = config.plegWindow;
+    const journalTimeoutMs = config.journalTimeout;
     const book = new Conditions(
       [
         { type: UNHEALTHY, okReason: 'KubeletIsHealthy', okMessage: 'kubelet is healthy' },

@@ -1,10 +1,9 @@
 import { isIP } from 'node:net';
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type StaticDecode } from '@sinclair/typebox';
 import { lookupWithServer } from '../host/dns.ts';
 import type { DetectorResult } from '../types.ts';
 import { Conditions, tripAfter, type ConditionSpec, type Finding } from './engine/conditions.ts';
-import { DurationSetting } from '../util/duration-schema.ts';
-import { parseDuration } from '../util/duration.ts';
+import { Duration } from '../util/duration-schema.ts';
 import type { DetectorDefinition } from './engine/types.ts';
 
 // ---------------------------------------------------------------- parsers (pure)
@@ -66,14 +65,14 @@ const configSchema = Type.Object(
     dnsName: Type.String({ default: '', description: 'Name to resolve; empty turns the DNS check off (no surprise lookups from every node)' }),
     dnsServers: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'Servers to ask ("ip" or "ip:port"); empty means the nameservers of the host\'s /etc/resolv.conf' }),
     dnsPort: Type.Integer({ minimum: 1, maximum: 65535, default: 53, description: 'Port for servers given without one' }),
-    dnsTimeout: DurationSetting('Deadline of one DNS query', '2s'),
+    dnsTimeout: Duration({ description: 'Deadline of one DNS query', default: '2s', min: '100ms', max: '1m' }),
     failuresToTrip: Type.Integer({ minimum: 1, default: 3, description: 'Consecutive bad probes before the condition turns (the daemon; check takes one look)' }),
     successesToClear: Type.Integer({ minimum: 1, default: 1, description: 'Consecutive good probes before it clears' }),
   },
   { additionalProperties: false },
 );
 
-export type NetworkConfig = Static<typeof configSchema>;
+export type NetworkConfig = StaticDecode<typeof configSchema>;
 
 export const NETWORK_CONDITIONS: readonly ConditionSpec[] = [
   // Not NetworkUnavailable: that one belongs to the kubelet and the CNI plugin.
@@ -89,7 +88,7 @@ export const network: DetectorDefinition<typeof configSchema> = {
   create(config, ctx) {
     const { host } = ctx;
     const tracker = new Conditions(NETWORK_CONDITIONS, ctx, { failuresToTrip: tripAfter(ctx.mode, config.failuresToTrip), successesToClear: config.successesToClear });
-    const dnsTimeoutMs = parseDuration(config.dnsTimeout) ?? 2000;
+    const dnsTimeoutMs = config.dnsTimeout;
     const read = (p: string): Promise<string | undefined> => host.tryReadText(p).catch(() => undefined);
 
     return {

@@ -1,12 +1,11 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type StaticDecode } from '@sinclair/typebox';
 import type { Host } from '../host/host.ts';
 import { hostStatfs, type FsStats } from '../host/statfs.ts';
 import { writeProbe } from '../host/write-probe.ts';
 import type { DetectorResult } from '../types.ts';
 import { Conditions, tripAfter, type ConditionSpec, type Finding } from './engine/conditions.ts';
 import { withDeadline } from '../util/deadline.ts';
-import { parseDuration } from '../util/duration.ts';
-import { DurationSetting } from '../util/duration-schema.ts';
+import { Duration } from '../util/duration-schema.ts';
 import type { DetectorDefinition } from './engine/types.ts';
 import { ExecError } from '../errors.ts';
 
@@ -155,7 +154,7 @@ const configSchema = Type.Object(
       default: ['/proc/', '/sys/', '/dev/', '/run/containerd/', '/run/docker/', '/var/lib/kubelet/pods/', '/var/lib/kubelet/plugins/', '/var/lib/docker/overlay2/', '/var/lib/containerd/io.containerd.', '/snap/'],
       description: 'Mountpoints under these prefixes are not checked for usage (pod volumes and container layers are not the node disk)',
     }),
-    statfsTimeout: DurationSetting('Deadline of one statfs call', '2s'),
+    statfsTimeout: Duration({ description: 'Deadline of one statfs call', default: '2s', min: '100ms', max: '1h' }),
     readWritePaths: Type.Array(Type.String({ pattern: '^/' }), {
       default: ['/var/lib/kubelet', '/var/lib/containerd', '/var/lib/docker', '/var/log'],
       description: 'Host paths that must be writable: the filesystem holding each must not be mounted ro',
@@ -164,19 +163,19 @@ const configSchema = Type.Object(
       default: ['/var/lib/kubelet'],
       description: 'Directories where the daemon writes, fsyncs and removes a small file (never in `check`); missing ones are skipped',
     }),
-    writeProbeTimeout: DurationSetting('Deadline of one write probe', '5s'),
+    writeProbeTimeout: Duration({ description: 'Deadline of one write probe', default: '5s', min: '100ms', max: '1h' }),
     ioStall: Type.Boolean({ default: true, description: 'Look for block devices with requests in flight and no completions' }),
-    ioStallInterval: DurationSetting('Time between the two reads of /sys/block/*/stat', '1s'),
+    ioStallInterval: Duration({ description: 'Time between the two reads of /sys/block/*/stat', default: '1s', min: '1ms', max: '1m' }),
     ignoreBlockDevices: Type.String({ default: '^(loop|ram|zram|fd|sr|nbd)[0-9]*$', description: 'Regular expression of block device names not checked for stalls' }),
     smart: Type.Boolean({ default: true, description: 'Check SMART health with smartctl when it is installed' }),
-    smartTimeout: DurationSetting('Deadline of one smartctl call', '10s'),
+    smartTimeout: Duration({ description: 'Deadline of one smartctl call', default: '10s', max: '1h' }),
     failuresToTrip: Type.Integer({ minimum: 1, default: 2, description: 'Consecutive probes with a problem before its condition turns (the daemon; check takes one look)' }),
     successesToClear: Type.Integer({ minimum: 1, default: 1, description: 'Consecutive good probes before a condition clears' }),
   },
   { additionalProperties: false },
 );
 
-export type StorageConfig = Static<typeof configSchema>;
+export type StorageConfig = StaticDecode<typeof configSchema>;
 
 export const STORAGE_CONDITIONS: readonly ConditionSpec[] = [
   { type: 'DiskFull', okReason: 'DiskHasFreeSpace', okMessage: 'every checked filesystem has free space' },
@@ -187,7 +186,6 @@ export const STORAGE_CONDITIONS: readonly ConditionSpec[] = [
   { type: 'DiskUnhealthy', okReason: 'DisksHealthy', okMessage: 'SMART health passed (or smartctl is not installed)' },
 ];
 
-const ms = (text: string, fallback: number): number => parseDuration(text) ?? fallback;
 const pct = (n: number): string => `${n.toFixed(1)}%`;
 
 async function readBlockStats(host: Host, ignore: RegExp): Promise<Map<string, BlockStat>> {
@@ -216,7 +214,7 @@ export const storage: DetectorDefinition<typeof configSchema> = {
     const tracker = new Conditions(STORAGE_CONDITIONS, ctx, { failuresToTrip: tripAfter(ctx.mode, config.failuresToTrip), successesToClear: config.successesToClear });
     const ignoredTypes = new Set(config.ignoreFsTypes);
     const ignoredDevices = new RegExp(config.ignoreBlockDevices);
-    const statfsMs = ms(config.statfsTimeout, 2000);
+    const statfsMs = config.statfsTimeout;
 
     const checkUsage = async (mounts: MountEntry[], findings: Finding[], notes: string[], signal: AbortSignal): Promise<void> => {
       const byMountpoint = new Map<string, MountEntry>();
@@ -253,7 +251,7 @@ export const storage: DetectorDefinition<typeof configSchema> = {
       if (ctx.mode !== 'run') return;
       for (const dir of config.writeProbeDirs) {
         if (!(await host.exists(dir))) continue;
-        const probeMs = ms(config.writeProbeTimeout, 5000);
+        const probeMs = config.writeProbeTimeout;
         let result;
         try {
           result = await withDeadline(writeProbe(host, dir), probeMs, host.clock, `write probe in ${dir}`);
@@ -277,7 +275,7 @@ export const storage: DetectorDefinition<typeof configSchema> = {
     const checkStalls = async (findings: Finding[], signal: AbortSignal): Promise<void> => {
       const before = await readBlockStats(host, ignoredDevices);
       if (![...before.values()].some((s) => s.inFlight > 0)) return;
-      const intervalMs = ms(config.ioStallInterval, 1000);
+      const intervalMs = config.ioStallInterval;
       await host.clock.sleep(intervalMs, signal);
       const after = await readBlockStats(host, ignoredDevices);
       for (const [name, b] of before) {
@@ -289,7 +287,7 @@ export const storage: DetectorDefinition<typeof configSchema> = {
     };
 
     const checkSmart = async (findings: Finding[], unknown: Map<string, string>, notes: string[], signal: AbortSignal): Promise<void> => {
-      const timeoutMs = ms(config.smartTimeout, 10_000);
+      const timeoutMs = config.smartTimeout;
       const scan = await host.exec(['smartctl', '--scan-open', '--json'], { timeoutMs, signal });
       if (scan.notFound) {
         notes.push('smartctl is not installed: SMART health not checked');

@@ -1,8 +1,7 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type StaticDecode } from '@sinclair/typebox';
 import type { DetectorResult } from '../types.ts';
 import { Conditions, tripAfter, type ConditionSpec, type Finding } from './engine/conditions.ts';
-import { DurationSetting } from '../util/duration-schema.ts';
-import { parseDuration } from '../util/duration.ts';
+import { Duration } from '../util/duration-schema.ts';
 import { CountWindow } from './engine/window.ts';
 import type { DetectorDefinition } from './engine/types.ts';
 import { ExecError } from '../errors.ts';
@@ -64,15 +63,15 @@ const configSchema = Type.Object(
       description: 'Units watched for restart loops (NRestarts rising); units not installed are skipped',
     }),
     restartCount: Type.Integer({ minimum: 1, default: 5, description: 'FrequentUnitRestart when a unit restarts this many times within restartWindow (NPD: 5 in 20m)' }),
-    restartWindow: DurationSetting('Window for restartCount', '20m'),
-    commandTimeout: DurationSetting('Deadline of one systemctl call', '5s'),
+    restartWindow: Duration({ description: 'Window for restartCount', default: '20m', max: '168h' }),
+    commandTimeout: Duration({ description: 'Deadline of one systemctl call', default: '5s', max: '1h' }),
     failuresToTrip: Type.Integer({ minimum: 1, default: 2, description: 'Consecutive probes seeing a failed unit before SystemdUnitFailed turns (the daemon; check takes one look)' }),
     successesToClear: Type.Integer({ minimum: 1, default: 1, description: 'Consecutive good probes before a condition clears' }),
   },
   { additionalProperties: false },
 );
 
-export type SystemdConfig = Static<typeof configSchema>;
+export type SystemdConfig = StaticDecode<typeof configSchema>;
 
 export const SYSTEMD_CONDITIONS: readonly ConditionSpec[] = [
   { type: 'SystemdUnitFailed', okReason: 'NoFailedUnits', okMessage: 'no watched systemd unit is failed' },
@@ -86,8 +85,8 @@ export const systemd: DetectorDefinition<typeof configSchema> = {
   create(config, ctx) {
     const { host } = ctx;
     const tracker = new Conditions(SYSTEMD_CONDITIONS, ctx, { failuresToTrip: tripAfter(ctx.mode, config.failuresToTrip), successesToClear: config.successesToClear });
-    const timeoutMs = parseDuration(config.commandTimeout) ?? 5000;
-    const windowMs = parseDuration(config.restartWindow) ?? 20 * 60_000;
+    const timeoutMs = config.commandTimeout;
+    const windowMs = config.restartWindow;
     const lastRestarts = new Map<string, number>();
     const windows = new Map<string, CountWindow>();
     const wanted = new Set(config.failedUnits);

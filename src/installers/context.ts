@@ -1,31 +1,24 @@
 import type { AgentConfig } from '../config/schema.ts';
-import { ConfigError } from '../errors.ts';
 import type { Host } from '../host/host.ts';
 import { readLocalDir, readLocalFile } from '../host/local-dir.ts';
 import type { Logger } from '../log.ts';
 import type { InstallerGate } from '../risk/gate.ts';
 import { createRiskGate } from '../risk/index.ts';
 import type { ComponentObserver } from '../report/component-metrics.ts';
-import { parseDuration } from '../util/duration.ts';
 import type { ManifestReader } from './manifests.ts';
 import type { InstallContext, ResolvedInstallersConfig } from './types.ts';
 
 export function resolveInstallersConfig(config: AgentConfig): ResolvedInstallersConfig {
   const c = config.installers;
-  const ms = (field: keyof typeof c, value: string): number => {
-    const v = parseDuration(value);
-    if (v === undefined) throw new ConfigError('agent configuration', `installers.${field}`, `expected a duration, got ${JSON.stringify(value)}`);
-    return v;
-  };
   return {
     ...c,
     stateDir: config.stateDir,
     cacheRoot: c.cacheDir === '' ? `${config.stateDir}/installers/cache` : c.cacheDir,
-    backoffMs: ms('downloadBackoff', c.downloadBackoff),
-    idleTimeoutMs: ms('downloadIdleTimeout', c.downloadIdleTimeout),
-    downloadTimeoutMs: ms('downloadTimeout', c.downloadTimeout),
-    lockTimeoutMs: ms('lockTimeout', c.lockTimeout),
-    commandTimeoutMs: ms('commandTimeout', c.commandTimeout),
+    backoffMs: c.downloadBackoff,
+    idleTimeoutMs: c.downloadIdleTimeout,
+    downloadTimeoutMs: c.downloadTimeout,
+    lockTimeoutMs: c.lockTimeout,
+    commandTimeoutMs: c.commandTimeout,
   };
 }
 

@@ -4,6 +4,7 @@ import { FetchError, fetchInto } from '../host/download.ts';
 import { hashFile, removePath, renamePath, statPath, touch } from '../host/files.ts';
 import type { InstallContext } from './types.ts';
 import { StepError } from './types.ts';
+import { backoffDelay } from '../util/backoff.ts';
 
 export class ChecksumError extends StepError {
   readonly expected: string;
@@ -40,7 +41,6 @@ export async function ensureArtifact(ctx: InstallContext, component: string, url
   const partial = `${final}.partial`;
   const started = performance.now();
   const limit = maxBytes ?? ctx.config.maxDownloadBytes;
-  let delay = ctx.config.backoffMs;
   let restartedAfterMismatch = false;
   const overall = ctx.config.downloadTimeoutMs;
   for (let attempt = 1; ; attempt++) {
@@ -68,7 +68,7 @@ export async function ensureArtifact(ctx: InstallContext, component: string, url
       return final;
     } catch (err) {
       if (!(err instanceof FetchError)) throw err;
-      const wait = Math.min(30_000, delay) * (0.8 + Math.random() * 0.4);
+      const wait = backoffDelay(attempt - 1, ctx.config.backoffMs, 30_000);
       const outOfTime = performance.now() - started + wait >= overall;
       if (err.permanent || attempt >= ctx.config.downloadAttempts || ctx.signal?.aborted === true || outOfTime) {
         const why = outOfTime && !err.permanent ? ` (installers.downloadTimeout: ${overall}ms for all attempts)` : '';
@@ -77,7 +77,6 @@ export async function ensureArtifact(ctx: InstallContext, component: string, url
       }
       ctx.log.warn({ component, url, attempt, bytes: err.bytes, retryInMs: Math.round(wait), err: err.message }, 'Download interrupted; will resume');
       await ctx.host.clock.sleep(wait, ctx.signal);
-      delay *= 2;
     }
   }
 }

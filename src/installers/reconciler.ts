@@ -14,7 +14,6 @@ import { loadManifestDir } from './manifests.ts';
 import type { InstallerGate } from '../risk/gate.ts';
 import { listStatuses } from './status.ts';
 import type { InstallContext, Target } from './types.ts';
-import { parseDuration } from '../util/duration.ts';
 import type { ConfigError } from '../errors.ts';
 
 export interface Desired {
@@ -180,8 +179,8 @@ export function startInstallReconciler(host: Host, config: AgentConfig, nodeName
   const ctx = createInstallContext(host, config, nodeName, log, options);
   const reconciler = new InstallReconciler(ctx, {
     manifestDir: ctx.config.manifestDir,
-    debounceMs: parseDuration(config.installers.reconcileDebounce) ?? 2000,
-    intervalMs: parseDuration(config.installers.reconcileInterval) ?? 600_000,
+    debounceMs: config.installers.reconcileDebounce,
+    intervalMs: config.installers.reconcileInterval,
   });
   reconciler.start();
   return reconciler;

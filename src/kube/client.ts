@@ -102,15 +102,6 @@ export function isRetryable(kind: KubeErrorKind): boolean {
   return kind === 'network' || kind === 'server' || kind === 'throttled' || kind === 'conflict' || kind === 'unauthorized' || kind === 'other';
 }
 
-/**
- * Exponential backoff with jitter in [d/2, d): agents that lost the apiserver
- * together must not come back in lock step.
- */
-export function jitteredBackoff(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
-  const d = Math.min(maxMs, baseMs * 2 ** Math.max(0, Math.min(attempt, 30)));
-  return Math.round(d / 2 + random() * (d / 2));
-}
-
 export const PatchType = {
   merge: 'application/merge-patch+json',
   strategic: 'application/strategic-merge-patch+json',

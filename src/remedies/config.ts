@@ -1,8 +1,8 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type StaticDecode } from '@sinclair/typebox';
 import { RemedyRule } from '../api/node-remedier.ts';
+import { Duration, type DurationOptions } from '../util/duration-schema.ts';
 
-const DURATION_PATTERN = '^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$';
-const Dur = (def: string, description: string) => Type.String({ pattern: DURATION_PATTERN, default: def, description });
+const Dur = (def: string, description: string, bounds: Pick<DurationOptions, 'min' | 'max'> = {}) => Duration({ default: def, description, ...bounds });
 
 /** `remedies:` in agent.yaml. Rules use the NodeRemedier rule shape, so a rule moves between the two unchanged. */
 export const RemediesConfig = Type.Object(
@@ -15,14 +15,14 @@ export const RemediesConfig = Type.Object(
     commandTimeout: Dur('2m', 'Deadline of one systemctl, crictl or journalctl command'),
     drainTimeout: Dur('5m', 'Deadline of a drain; on expiry the node is uncordoned'),
     rebootTimeout: Dur('15m', 'A requested reboot that has not happened by then is failed and undone'),
-    denyBackoff: Dur('30s', 'First retry after a gate denial; doubles (with jitter) up to denyBackoffMax'),
-    denyBackoffMax: Dur('10m', 'Longest wait between retries of a denied remedy'),
+    denyBackoff: Dur('30s', 'First retry after a gate denial; doubles (with jitter) up to denyBackoffMax', { min: '100ms' }),
+    denyBackoffMax: Dur('10m', 'Longest wait between retries of a denied remedy', { min: '100ms' }),
     journalMaxSize: Type.String({ pattern: '^[0-9]+[KMGT]?$', default: '500M', description: 'clean-disk: journalctl --vacuum-size' }),
     cleanPaths: Type.Array(
-      Type.Object({ path: Type.String({ pattern: '^/.+' }), olderThan: Type.String({ pattern: DURATION_PATTERN }) }, { additionalProperties: false }),
+      Type.Object({ path: Type.String({ pattern: '^/.+' }), olderThan: Duration({ min: '1m', max: '8760h', description: 'Files older than this are removed' }) }, { additionalProperties: false }),
       { default: [], description: 'clean-disk: host directories whose files older than olderThan are removed' },
     ),
   },
   { additionalProperties: false, default: {} },
 );
-export type RemediesConfig = Static<typeof RemediesConfig>;
+export type RemediesConfig = StaticDecode<typeof RemediesConfig>;

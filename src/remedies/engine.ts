@@ -9,7 +9,8 @@ import { errorMessage } from '../errors.ts';
 import { readStateFile } from '../host/state-file.ts';
 import type { RiskGate } from '../risk/gate.ts';
 import type { Condition } from '../types.ts';
-import { parseDuration } from '../util/duration.ts';
+import { backoffDelay } from '../util/backoff.ts';
+import { durationMs } from '../util/duration.ts';
 import { afterBoot, clearIntent, readIntent } from './actions/reboot.ts';
 import { uncordon } from './node-ops.ts';
 import type { RemedyOperations } from './operation.ts';
@@ -55,7 +56,6 @@ const LadderFile = Type.Array(Ladder, { maxItems: 10_000 });
 
 export const EXHAUSTED = 'RemedyExhausted';
 
-const dur = (text: string | undefined, fallback: number): number => (text === undefined ? fallback : (parseDuration(text) ?? fallback));
 
 export class RemedyEngine {
   readonly #d: EngineDeps;
@@ -160,7 +160,7 @@ export class RemedyEngine {
     const rule = (await this.#d.rules()).find((r) => r.name === l.rule);
     const s = rule?.steps[l.step];
     if (s === undefined) return undefined;
-    return { action: s.action, params: s.params ?? {}, cooldownMs: dur(s.cooldown, 300_000), maxAttempts: s.maxAttempts ?? 1, verifyAfterMs: dur(s.verifyAfter, 60_000) };
+    return { action: s.action, params: s.params ?? {}, cooldownMs: durationMs(s.cooldown), maxAttempts: s.maxAttempts ?? 1, verifyAfterMs: durationMs(s.verifyAfter) };
   }
 
   async #pass(): Promise<void> {
@@ -209,7 +209,7 @@ export class RemedyEngine {
       if (cond.transitionTime <= now) this.#futureSince.delete(key);
       else if (!this.#futureSince.has(key)) this.#futureSince.set(key, now);
       const heldSince = Math.max(this.#futureSince.get(key) ?? cond.transitionTime, this.startedAt);
-      if (now - heldSince < dur(rule.minDuration, 0)) return;
+      if (now - heldSince < durationMs(rule.minDuration)) return;
       l = { rule: rule.name, step: 0, attempts: 0, phase: 'idle' };
       this.#ladders.set(rule.name, l);
     }
@@ -258,7 +258,7 @@ export class RemedyEngine {
     const step = rule.steps[l.step];
     const horizon = Math.max(
       this.#d.denyBackoffMaxMs * 1.25,
-      step === undefined ? 0 : Math.max(dur(step.cooldown, 300_000), dur(step.verifyAfter, 60_000)),
+      step === undefined ? 0 : Math.max(durationMs(step.cooldown), durationMs(step.verifyAfter)),
       l.phase === 'rebooting' ? this.#d.rebootTimeoutMs : 0,
     );
     const moved: string[] = [];
@@ -290,10 +290,10 @@ export class RemedyEngine {
 
   async #run(l: Ladder, rule: EngineRule, step: EngineRule['steps'][number], cond: Condition, now: number): Promise<void> {
     const dryRun = this.#d.dryRun === true || rule.dryRun === true;
-    const cooldownMs = dur(step.cooldown, 300_000);
+    const cooldownMs = durationMs(step.cooldown);
     const denials = (l.denials ?? 0) + 1;
     // Jitter spreads agents denied together so they do not all come back in the same instant.
-    const backoff = Math.round(Math.min(this.#d.denyBackoffMs * 2 ** Math.min(denials - 1, 20), this.#d.denyBackoffMaxMs) * (0.75 + Math.random() * 0.5));
+    const backoff = backoffDelay(denials - 1, this.#d.denyBackoffMs, this.#d.denyBackoffMaxMs);
     const outcome = await this.#d.operations.run({
       action: step.action,
       params: step.params ?? {},
@@ -314,7 +314,7 @@ export class RemedyEngine {
       case 'not-needed':
         // Someone (or something) already did it: give it verifyAfter to show, like a run of ours.
         l.phase = 'verifying';
-        l.verifyAt = now + dur(step.verifyAfter, 60_000);
+        l.verifyAt = now + durationMs(step.verifyAfter);
         l.attempts += 1;
         l.lastRunAt = now;
         return;
@@ -346,7 +346,7 @@ export class RemedyEngine {
       return;
     }
     l.phase = 'verifying';
-    l.verifyAt = this.#d.ctx.host.clock.now() + dur(step.verifyAfter, 60_000);
+    l.verifyAt = this.#d.ctx.host.clock.now() + durationMs(step.verifyAfter);
   }
 
   /**

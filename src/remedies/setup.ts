@@ -7,7 +7,6 @@ import type { Host } from '../host/host.ts';
 import type { RiskGate } from '../risk/gate.ts';
 import { selectorMatches } from '../risk/policy.ts';
 import type { Condition } from '../types.ts';
-import { parseDuration } from '../util/duration.ts';
 import type { RemediesConfig } from './config.ts';
 import { RemedyEngine, type EngineRule } from './engine.ts';
 import type { KubeApi } from './kube-api.ts';
@@ -39,8 +38,6 @@ export interface Remedies {
   engine: RemedyEngine;
 }
 
-const ms = (text: string, fallback: number): number => parseDuration(text) ?? fallback;
-
 export function createRemedies(s: RemediesSetup): Remedies {
   const c = s.config;
   const log = s.log;
@@ -51,9 +48,9 @@ export function createRemedies(s: RemediesSetup): Remedies {
     stateDir: s.stateDir,
     bootId: s.bootId,
     settings: {
-      commandTimeoutMs: ms(c.commandTimeout, 120_000),
-      drainTimeoutMs: ms(c.drainTimeout, 300_000),
-      cleanPaths: c.cleanPaths.map((p) => ({ path: p.path, olderThanMs: ms(p.olderThan, 72 * 3_600_000) })),
+      commandTimeoutMs: c.commandTimeout,
+      drainTimeoutMs: c.drainTimeout,
+      cleanPaths: c.cleanPaths.map((p) => ({ path: p.path, olderThanMs: p.olderThan })),
       journalMaxSize: c.journalMaxSize,
     },
     ...(s.kube === undefined ? {} : { kube: s.kube }),
@@ -64,7 +61,7 @@ export function createRemedies(s: RemediesSetup): Remedies {
   const operations = new RemedyOperations({ ctx, gate: s.gate, recorder, log, ...(s.metrics === undefined ? {} : { metrics: s.metrics }) });
   const local: EngineRule[] = c.rules.map((r) => ({ ...r, source: 'agent.yaml' }));
   let cached: { at: number; rules: EngineRule[] } | undefined;
-  const resyncMs = ms(c.rulesResync, 60_000);
+  const resyncMs = c.rulesResync;
   const rules = async (): Promise<EngineRule[]> => {
     if (s.kube === undefined) return local;
     const now = s.host.clock.now();
@@ -88,9 +85,9 @@ export function createRemedies(s: RemediesSetup): Remedies {
     operations,
     rules,
     publish: s.publish ?? (() => undefined),
-    denyBackoffMs: ms(c.denyBackoff, 30_000),
-    denyBackoffMaxMs: ms(c.denyBackoffMax, 600_000),
-    rebootTimeoutMs: ms(c.rebootTimeout, 900_000),
+    denyBackoffMs: c.denyBackoff,
+    denyBackoffMaxMs: c.denyBackoffMax,
+    rebootTimeoutMs: c.rebootTimeout,
     dryRun: c.dryRun,
   });
   return { ctx, gate: s.gate, operations, engine };

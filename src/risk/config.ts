@@ -1,7 +1,5 @@
-import { Type, type Static } from '@sinclair/typebox';
-
-const DURATION_PATTERN = '^(0|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$';
-const Dur = (def: string, description: string) => Type.String({ pattern: DURATION_PATTERN, default: def, description });
+import { Type, type StaticDecode } from '@sinclair/typebox';
+import { Duration } from '../util/duration-schema.ts';
 
 /**
  * `risk:` in agent.yaml: the one risk gate that remedies, installer restarts and `apply` by hand
@@ -12,14 +10,14 @@ export const RiskConfig = Type.Object(
     local: Type.Object(
       {
         maxDisruptive: Type.Integer({ minimum: 0, maximum: 1000, default: 3, description: 'Disruptive actions (remedies, installer restarts, by hand or by the daemon) per window on this node' }),
-        window: Dur('1h', 'Sliding window of the local budget'),
+        window: Duration({ default: '1h', max: '168h', description: 'Sliding window of the local budget' }),
       },
       { additionalProperties: false, default: {}, description: 'The node-local budget, kept in STATEDIR/risk/budget.json' },
     ),
     webhook: Type.Object(
       {
         url: Type.String({ default: '', pattern: '^(https://.+)?$', description: 'HTTPS endpoint asked before each disruptive action; empty: none' }),
-        timeout: Dur('5s', 'Deadline of one webhook call'),
+        timeout: Duration({ default: '5s', max: '1m', description: 'Deadline of one webhook call' }),
         caFile: Type.String({ default: '', pattern: '^(/.*)?$', description: 'Host path of the CA bundle for the webhook; empty: system roots' }),
         failOpen: Type.Boolean({ default: false, description: 'Allow when the webhook does not answer properly (default: deny)' }),
       },
@@ -28,7 +26,7 @@ export const RiskConfig = Type.Object(
   },
   { additionalProperties: false, default: {} },
 );
-export type RiskConfig = Static<typeof RiskConfig>;
+export type RiskConfig = StaticDecode<typeof RiskConfig>;
 
 /** Keys of earlier releases, each of which configured half of today's gate. */
 const MOVED: readonly { from: readonly string[]; to: string }[] = [

@@ -2,7 +2,6 @@
 // them spend one local budget and, with a cluster, ask the same RiskPolicy objects.
 import type { Logger } from 'pino';
 import type { Host } from '../host/host.ts';
-import { parseDuration } from '../util/duration.ts';
 import type { RiskConfig } from './config.ts';
 import { localStage, policyStage, RiskGate, webhookStage, type GateStage } from './gate.ts';
 import { LocalBudget } from './local-budget.ts';
@@ -19,17 +18,15 @@ export interface RiskGateSetup {
   metrics?: RiskMetrics;
 }
 
-const ms = (text: string, fallback: number): number => parseDuration(text) ?? fallback;
-
 export function createRiskGate(s: RiskGateSetup): RiskGate {
   const c = s.config;
   const log = s.log.child({ component: 'risk-gate' });
-  const budget = new LocalBudget(s.host, s.stateDir, { maxDisruptive: c.local.maxDisruptive, windowMs: ms(c.local.window, 3_600_000) }, log);
+  const budget = new LocalBudget(s.host, s.stateDir, { maxDisruptive: c.local.maxDisruptive, windowMs: c.local.window }, log);
   const policy = s.kube === undefined ? undefined : new RiskPolicyClient(s.kube, s.host.clock, log);
   const stages: GateStage[] = [
     localStage(budget),
     ...(policy === undefined ? [] : [policyStage(policy)]),
-    ...(c.webhook.url === '' ? [] : [webhookStage(s.host, { url: c.webhook.url, timeoutMs: ms(c.webhook.timeout, 5000), caFile: c.webhook.caFile, failOpen: c.webhook.failOpen })]),
+    ...(c.webhook.url === '' ? [] : [webhookStage(s.host, { url: c.webhook.url, timeoutMs: c.webhook.timeout, caFile: c.webhook.caFile, failOpen: c.webhook.failOpen })]),
   ];
   return new RiskGate({ host: s.host, log, stages, ...(policy === undefined ? {} : { policy }), ...(s.metrics === undefined ? {} : { metrics: s.metrics }) });
 }

@@ -6,9 +6,10 @@
 // reconnect that replays objects changes nothing for them.
 import type { KubeConfig } from '@kubernetes/client-node';
 import { errorMessage } from '../errors.ts';
-import { classifyKubeError, jitteredBackoff, kubeModule, type KubeClient } from '../kube/client.ts';
+import { classifyKubeError, kubeModule, type KubeClient } from '../kube/client.ts';
 import { systemClock, type Clock } from '../host/clock.ts';
 import type { Logger } from '../log.ts';
+import { backoffDelay } from '../util/backoff.ts';
 
 export interface KubeObject {
   apiVersion?: string;
@@ -236,7 +237,7 @@ export class Informer<T extends KubeObject> {
 
   async #backoff(failures: number, why: string): Promise<void> {
     const { backoffMs, maxBackoffMs, random, clock, log } = this.#o;
-    const delay = jitteredBackoff(failures - 1, backoffMs, maxBackoffMs, random);
+    const delay = backoffDelay(failures - 1, backoffMs, maxBackoffMs, random);
     log.warn({ err: why, failures, delayMs: delay, resource: this.#o.resource.plural }, 'Watch failed; reconnecting after backoff');
     await clock.sleep(delay, this.#stop.signal).catch(() => {});
   }

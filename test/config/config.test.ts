@@ -7,7 +7,7 @@ test('defaults come from the schema', () => {
   const config = defaultConfig();
   assert.equal(config.listen, '127.0.0.1:9746');
   assert.equal(config.stateDir, '/var/lib/kubenode');
-  assert.equal(config.check.timeout, '30s');
+  assert.equal(config.check.timeout, 30_000, 'durations are decoded to milliseconds once, at load');
   assert.equal(config.detection.maxConcurrent, 4);
   assert.deepEqual(config.monitors.customPlugin, []);
 });
@@ -15,16 +15,16 @@ test('defaults come from the schema', () => {
 test('a partial file keeps the defaults of what it leaves out', () => {
   const config = parseConfigText('a.yaml', 'detection:\n  maxConcurrent: 2\n');
   assert.equal(config.detection.maxConcurrent, 2);
-  assert.equal(config.check.timeout, '30s');
+  assert.equal(config.check.timeout, 30_000);
 });
 
 const bad: [string, string, RegExp][] = [
   ['unknown top-level key', 'colour: red\n', /^a\.yaml: colour: unknown key$/],
   ['unknown nested key', 'check:\n  timeuot: 5s\n', /^a\.yaml: check\.timeuot: unknown key$/],
-  ['wrong type', 'detection:\n  maxConcurrent: many\n', /^a\.yaml: detection\.maxConcurrent: expected integer, got "many"$/],
-  ['out of range', 'detection:\n  maxConcurrent: 0\n', /^a\.yaml: detection\.maxConcurrent: expected integer, got 0$/],
-  ['bad duration', 'check:\n  timeout: soon\n', /^a\.yaml: check\.timeout: expected string matching .*, got "soon"$/],
-  ['array element', 'monitors:\n  systemLog: [a.json, 3]\n', /^a\.yaml: monitors\.systemLog\[1\]: expected string, got 3$/],
+  ['wrong type', 'detection:\n  maxConcurrent: many\n', /^a\.yaml: detection\.maxConcurrent: expected a whole number at least 1 and at most 64, got "many"$/],
+  ['out of range', 'detection:\n  maxConcurrent: 0\n', /^a\.yaml: detection\.maxConcurrent: expected a whole number at least 1 and at most 64, got 0$/],
+  ['bad duration', 'check:\n  timeout: soon\n', /^a\.yaml: check\.timeout: expected a duration like 30s, 5m, 1h30m, between 1s and 1h, got "soon"$/],
+  ['array element', 'monitors:\n  systemLog: [a.json, 3]\n', /^a\.yaml: monitors\.systemLog\[1\]: expected a non-empty string, got 3$/],
   ['enum', 'logLevel: loud\n', /^a\.yaml: logLevel: expected one of "trace", "debug", "info", "warn", "error", got "loud"$/],
   ['invalid YAML', 'check: [\n', /^a\.yaml: invalid YAML: .* at line 2, column 1$/],
   ['duplicate key', 'logLevel: info\nlogLevel: warn\n', /^a\.yaml: invalid YAML/],

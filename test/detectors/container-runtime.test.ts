@@ -259,7 +259,7 @@ describe('container-runtime in the daemon: N consecutive failures', () => {
     const root = await mkdtemp(path.join(tmp, 'daemon-'));
     await mkdir(path.join(root, 'proc'), { recursive: true });
     const host = createHost({ root });
-    const config = { ...defaultsOf(), deadline: '300ms' };
+    const config = { ...defaultsOf(), deadline: 300 };
     const detector = containerRuntime.create(config, { host, log: pino({ level: 'silent' }), nodeName: 'n', mode: 'run', previous: [], silenced: new Set() });
     const signal = new AbortController().signal;
     let server = await serve(root, 'var/run/docker.sock', 'never');
@@ -289,10 +289,10 @@ function defaultsOf(): Parameters<typeof containerRuntime.create>[0] {
     containerd: { socket: '/run/containerd/containerd.sock', expected: 'auto' },
     docker: { socket: '/var/run/docker.sock', expected: 'auto' },
     pouch: { socket: '/var/run/pouchd.sock', expected: 'auto' },
-    deadline: '3s',
+    deadline: 3000,
     failuresToTrip: 3,
     successesToClear: 1,
-    checkRetryInterval: '1s',
+    checkRetryInterval: 1000,
     dStateProcesses: ['containerd', 'dockerd', 'containerd-shim*', 'pouchd'],
   };
 }

@@ -16,7 +16,6 @@ import {
   type KernelConfig,
   type TimedRecord,
 } from '../../src/detectors/kernel.ts';
-import { Value } from '@sinclair/typebox/value';
 import pino from 'pino';
 import { isKernelRecord, KernelLog, parseKmsgLines } from '../../src/detectors/engine/kmsg.ts';
 import { createHost } from '../../src/host/host.ts';
@@ -24,6 +23,7 @@ import type { DetectorResult } from '../../src/types.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { AGENT, FIXTURES, runAgent } from '../helpers/cli.ts';
 import { detectors } from '../../src/detectors/index.ts';
+import { decodeSection } from '../../src/config/load.ts';
 
 // Real kernel lines (text exactly as published; the source of each is in
 // test/fixtures/hosts/kernel-*/SOURCE.md or named here). kernel: the version the reporter gave,
@@ -212,10 +212,11 @@ test('only kernel records count: userspace writes to /dev/kmsg have facility 1 o
 // ---------------------------------------------------------------- state machine
 
 const NOW = Date.UTC(2026, 0, 1);
-function config(overrides: Partial<KernelConfig> = {}): KernelConfig {
-  return { ...(Value.Default(kernelConfigSchema, {}) as KernelConfig), ...overrides };
+/** The settings as agent.yaml would write them (durations as text), decoded. */
+function config(overrides: Record<string, unknown> = {}): KernelConfig {
+  return decodeSection('test', kernelConfigSchema, overrides);
 }
-function state(overrides: Partial<KernelConfig> = {}): KernelLogState {
+function state(overrides: Record<string, unknown> = {}): KernelLogState {
   return new KernelLogState(resolveKernelSettings(config(overrides)), [], NOW);
 }
 

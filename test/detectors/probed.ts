@@ -3,13 +3,13 @@ import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TObject } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
 import pino from 'pino';
 import type { Detector, DetectorDefinition, Mode } from '../../src/detectors/engine/types.ts';
 import type { Clock } from '../../src/host/clock.ts';
 import { createHost } from '../../src/host/host.ts';
 import type { Condition, DetectorResult } from '../../src/types.ts';
 import { FIXTURES } from '../helpers/cli.ts';
+import { decodeSection } from '../../src/config/load.ts';
 
 export const HOSTS = path.join(FIXTURES, 'hosts');
 
@@ -19,7 +19,7 @@ export function makeDetector<S extends TObject>(
   root: string,
   options: { mode?: Mode; config?: Record<string, unknown>; clock?: Clock; previous?: Condition[]; silenced?: string[] } = {},
 ): Detector {
-  const config = Value.Default(def.configSchema, structuredClone(options.config ?? {})) as never;
+  const config = decodeSection('test', def.configSchema, options.config ?? {}) as never;
   const host = createHost({ root, ...(options.clock === undefined ? {} : { clock: options.clock }) });
   return def.create(config, { host, log: pino({ level: 'silent' }), nodeName: 'test-node', mode: options.mode ?? 'check', previous: options.previous ?? [], silenced: new Set(options.silenced ?? []) });
 }

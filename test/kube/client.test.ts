@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { after, test } from 'node:test';
 import { ConfigError } from '../../src/errors.ts';
-import { classifyKubeError, createKubeClient, jitteredBackoff, KubeApiError, loadKubeConfig } from '../../src/kube/client.ts';
+import { classifyKubeError, createKubeClient, KubeApiError, loadKubeConfig } from '../../src/kube/client.ts';
+import { backoffDelay } from '../../src/util/backoff.ts';
 import { TempRoot } from '../helpers/host-root.ts';
 
 const root = new TempRoot();
@@ -34,12 +35,12 @@ const kinds: [string, unknown, string][] = [
 ];
 for (const [name, err, want] of kinds) test(`classifyKubeError: ${name}`, () => assert.equal(classifyKubeError(err), want));
 
-test('jitteredBackoff: doubles, stays within [d/2, d], caps at max', () => {
-  assert.equal(jitteredBackoff(0, 100, 1000, () => 0), 50);
-  assert.equal(jitteredBackoff(0, 100, 1000, () => 1), 100);
-  assert.equal(jitteredBackoff(3, 100, 1000, () => 1), 800);
-  assert.equal(jitteredBackoff(10, 100, 1000, () => 1), 1000);
-  assert.equal(jitteredBackoff(10, 100, 1000, () => 0), 500);
+test('backoffDelay: doubles, stays within [d/2, d], caps at max', () => {
+  assert.equal(backoffDelay(0, 100, 1000, () => 0), 50);
+  assert.equal(backoffDelay(0, 100, 1000, () => 1), 100);
+  assert.equal(backoffDelay(3, 100, 1000, () => 1), 800);
+  assert.equal(backoffDelay(10, 100, 1000, () => 1), 1000);
+  assert.equal(backoffDelay(10, 100, 1000, () => 0), 500);
 });
 
 test('a refused connection is a network KubeApiError, not a crash', async () => {

@@ -2,7 +2,6 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { Value } from '@sinclair/typebox/value';
 import { Registry } from 'prom-client';
 import { createHost } from '../../src/host/host.ts';
 import { RemediesConfig } from '../../src/remedies/config.ts';
@@ -11,10 +10,11 @@ import type { Condition } from '../../src/types.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { RemedyMetrics } from '../../src/remedies/metrics.ts';
 import { recordingRoot, riskGate, silent } from './helpers.ts';
+import { decodeSection } from '../../src/config/load.ts';
 
 const hung = (at: number): Condition => ({ type: 'KernelDeadlock', status: 'True', reason: 'TaskHung', message: 'task containerd blocked', transitionTime: at });
 
-function setup(config: Partial<RemediesConfig>, options: { clock?: FakeClock } = {}, risk: Record<string, unknown> = {}) {
+function setup(config: Record<string, unknown>, options: { clock?: FakeClock } = {}, risk: Record<string, unknown> = {}) {
   const clock = options.clock ?? new FakeClock();
   const root = recordingRoot();
   const published: Condition[] = [];
@@ -22,7 +22,7 @@ function setup(config: Partial<RemediesConfig>, options: { clock?: FakeClock } =
   const host = createHost({ root: root.dir, clock });
   const r = createRemedies({
     host,
-    config: Value.Default(RemediesConfig, config) as RemediesConfig,
+    config: decodeSection('test', RemediesConfig, config),
     stateDir: '/var/lib/kubenode',
     nodeName: 'node-a',
     bootId: 'boot-1',
@@ -74,7 +74,7 @@ describe('remedy engine: escalation ladder (fake clock)', () => {
       // "After boot": a new engine with a new boot_id, the problem still there.
       const registry2 = new Registry();
       const host2 = createHost({ root: root.dir, clock });
-      const again = createRemedies({ host: host2, config: Value.Default(RemediesConfig, { rules: [{ name: 'task-hung', condition: { type: 'KernelDeadlock', reasons: ['TaskHung'] }, minDuration: '2m', steps: LADDER }] }) as RemediesConfig, stateDir: '/var/lib/kubenode', nodeName: 'node-a', bootId: 'boot-2', log: silent, gate: riskGate(host2, { local: { maxDisruptive: 10 } }), metrics: new RemedyMetrics(registry2), publish: (c) => published.push(c) });
+      const again = createRemedies({ host: host2, config: decodeSection('test', RemediesConfig, { rules: [{ name: 'task-hung', condition: { type: 'KernelDeadlock', reasons: ['TaskHung'] }, minDuration: '2m', steps: LADDER }] }), stateDir: '/var/lib/kubenode', nodeName: 'node-a', bootId: 'boot-2', log: silent, gate: riskGate(host2, { local: { maxDisruptive: 10 } }), metrics: new RemedyMetrics(registry2), publish: (c) => published.push(c) });
       await again.engine.resume();
       assert.equal(again.engine.ladders().get('task-hung')?.phase, 'verifying');
       again.engine.observe([hung(clock.now())]);

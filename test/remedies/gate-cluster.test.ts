@@ -11,7 +11,6 @@ import { createKubeApi, type KubeApi } from '../../src/remedies/kube-api.ts';
 import { CORDONED_AT, CORDONED_BY } from '../../src/remedies/node-ops.ts';
 import { createRemedies } from '../../src/remedies/setup.ts';
 import { runManualRemedy } from '../../src/remedies/manual.ts';
-import { Value } from '@sinclair/typebox/value';
 import { pino } from 'pino';
 import { RemediesConfig } from '../../src/remedies/config.ts';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
@@ -20,6 +19,7 @@ import type { TempRoot } from '../helpers/host-root.ts';
 import { grantAgentRbac, installCrds } from '../helpers/kube-objects.ts';
 import { createNode, must, setReady } from './cluster-fixture.ts';
 import { actionContext, recordingRoot, riskGate, silent } from './helpers.ts';
+import { decodeSection } from '../../src/config/load.ts';
 
 const RP = '/apis/kubenode.io/v1alpha1/riskpolicies';
 
@@ -91,13 +91,13 @@ describe('risk gate and node actions against a real apiserver', () => {
       }),
     ];
     try {
-      const config = Value.Default(RemediesConfig, {
+      const config = decodeSection('test', RemediesConfig, {
         enabled: true,
         denyBackoff: '100ms',
         denyBackoffMax: '400ms',
         rulesResync: '1h',
         rules: [{ name: 'task-hung', condition: { type: 'KernelDeadlock', reasons: ['TaskHung'] }, steps: [{ action: 'restart-runtime', verifyAfter: '300ms', cooldown: '100ms', maxAttempts: 3 }] }],
-      }) as RemediesConfig;
+      });
       const total = { restarts: 0, trials: 0 };
       for (let trial = 0; trial < 3; trial++) {
         const faulty = Array.from({ length: 30 }, (_, i) => i).filter((i) => (i + trial) % 2 === 0);
@@ -339,7 +339,7 @@ describe('risk gate and node actions against a real apiserver', () => {
       spec: { nodeSelector: { matchLabels: { pool: 'health' } }, rules: [{ name: 'hung', condition: { type: 'KernelDeadlock', reasons: ['TaskHung'] }, steps: [{ action: 'reboot', verifyAfter: '1s', cooldown: '1s' }] }] },
     });
     const root = recordingRoot();
-    const config = Value.Default(RemediesConfig, {}) as RemediesConfig;
+    const config = decodeSection('test', RemediesConfig, {});
     const make = async (bootId: string) => {
       const host = createHost({ root: root.dir });
       const kube = await agent(32);

@@ -1,5 +1,4 @@
 import { readFileSync, existsSync } from 'node:fs';
-import { Value } from '@sinclair/typebox/value';
 import { pino } from 'pino';
 import type { Clock } from '../../src/host/clock.ts';
 import { createHost, type Host } from '../../src/host/host.ts';
@@ -9,6 +8,7 @@ import { RiskConfig } from '../../src/risk/config.ts';
 import type { RiskGate } from '../../src/risk/gate.ts';
 import { createRiskGate } from '../../src/risk/index.ts';
 import { TempRoot } from '../helpers/host-root.ts';
+import { decodeSection } from '../../src/config/load.ts';
 
 export const silent = pino({ level: 'silent' });
 
@@ -47,5 +47,5 @@ export function actionContext(root: TempRoot, extra: { clock?: Clock; kube?: Kub
 
 /** The one risk gate as the agent builds it, from a partial `risk:` section. */
 export function riskGate(host: Host, risk: Record<string, unknown> = {}, kube?: KubeApi): RiskGate {
-  return createRiskGate({ host, config: Value.Default(RiskConfig, structuredClone(risk)) as RiskConfig, stateDir: '/var/lib/kubenode', log: silent, ...(kube === undefined ? {} : { kube }) });
+  return createRiskGate({ host, config: decodeSection('test', RiskConfig, risk), stateDir: '/var/lib/kubenode', log: silent, ...(kube === undefined ? {} : { kube }) });
 }

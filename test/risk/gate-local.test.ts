@@ -15,6 +15,7 @@ import { FakeClock } from '../helpers/fake-clock.ts';
 import { TempRoot } from '../helpers/host-root.ts';
 import { readdirSync } from 'node:fs';
 import { recordingRoot, riskGate, silent } from '../remedies/helpers.ts';
+import { decodeSection } from '../../src/config/load.ts';
 
 describe('cron blackout windows', () => {
   const cases = [
@@ -165,16 +166,15 @@ describe('apiserver unreachable', () => {
     const { createKubeApi } = await import('../../src/remedies/kube-api.ts');
     const { createRemedies } = await import('../../src/remedies/setup.ts');
     const { RemediesConfig } = await import('../../src/remedies/config.ts');
-    const { Value } = await import('@sinclair/typebox/value');
     const kube = await createKubeApi({ kubeconfig, timeoutMs: 2000 });
     try {
-      const config = Value.Default(RemediesConfig, {
+      const config = decodeSection('test', RemediesConfig, {
         rulesResync: '1h',
         rules: [
           { name: 'runtime', condition: { type: 'KernelDeadlock', reasons: [] }, steps: [{ action: 'restart-runtime' }] },
           { name: 'pressure', condition: { type: 'MemoryPressure', reasons: [] }, steps: [{ action: 'drop-caches' }] },
         ],
-      }) as import('../../src/remedies/config.ts').RemediesConfig;
+      });
       const host = createHost({ root: root.dir });
       const r = createRemedies({ host, config, stateDir: '/var/lib/kubenode', nodeName: 'n', bootId: 'b', log: silent, kube, gate: riskGate(host, {}, kube) });
       await r.engine.resume();

@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { Value } from '@sinclair/typebox/value';
 import { validateConfig } from '../../src/config/load.ts';
 import { createHost } from '../../src/host/host.ts';
 import { createInstallContext } from '../../src/installers/context.ts';
@@ -13,6 +12,7 @@ import { ConfigError } from '../../src/errors.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { TempRoot } from '../helpers/host-root.ts';
 import { riskGate, silent } from '../remedies/helpers.ts';
+import { decodeSection } from '../../src/config/load.ts';
 
 const HOUR = 3_600_000;
 const FILE = '/var/lib/kubenode/risk/budget.json';
@@ -146,7 +146,7 @@ describe('local budget: one budget for every caller', () => {
     const { root, host } = fixture();
     try {
       const { AgentConfig } = await import('../../src/config/schema.ts');
-      const config = Value.Default(AgentConfig, { nodeName: 'n', risk: { local: { maxDisruptive: 2 } } }) as never;
+      const config = decodeSection('test', AgentConfig, { nodeName: 'n', risk: { local: { maxDisruptive: 2 } } });
       const ctx = createInstallContext(host, config, 'n', silent);
       const restart = await ctx.risk.ask({ component: 'containerd', step: 'restart', action: 'systemctl restart containerd.service' });
       assert.equal(restart.allowed, true, restart.reason);

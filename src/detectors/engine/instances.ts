@@ -3,7 +3,6 @@ import type { AgentConfig } from '../../config/schema.ts';
 import { ConfigError, errorMessage } from '../../errors.ts';
 import type { Host } from '../../host/host.ts';
 import { readLocalText } from '../../host/local.ts';
-import { parseDuration } from '../../util/duration.ts';
 import { detectors } from '../index.ts';
 import kernelMonitor from '../npd/builtin/kernel-monitor.json' with { type: 'json' };
 import readonlyMonitor from '../npd/builtin/readonly-monitor.json' with { type: 'json' };
@@ -45,8 +44,7 @@ async function readMonitor(host: Host, ref: MonitorRef): Promise<{ name: string;
 }
 
 function recoveryFor(config: AgentConfig): Recovery {
-  const expiryMs: Record<string, number> = {};
-  for (const [type, text] of Object.entries(config.monitors.conditionExpiry)) expiryMs[type] = parseDuration(text) ?? 0;
+  const expiryMs: Record<string, number> = { ...config.monitors.conditionExpiry };
   const patterns = config.monitors.recoveryPatterns.map((p, i) => {
     try {
       return { condition: p.condition, regex: compileRe2(p.pattern) };
@@ -74,7 +72,7 @@ export async function buildInstances(host: Host, config: AgentConfig, options: I
   };
 
   for (const [name, def] of Object.entries(detectors as Record<string, DetectorDefinition>)) {
-    const settings = (config.detectors as Record<string, { enabled: boolean; interval: string; timeout: string }>)[name];
+    const settings = (config.detectors as Record<string, { enabled: boolean; interval: number; timeout: number }>)[name];
     if (settings === undefined || !settings.enabled) continue;
     add(
       {
@@ -83,8 +81,8 @@ export async function buildInstances(host: Host, config: AgentConfig, options: I
         metricsReporting: true,
         settings: {
           enabled: true,
-          intervalMs: parseDuration(settings.interval) ?? 60_000,
-          timeoutMs: parseDuration(settings.timeout) ?? 10_000,
+          intervalMs: settings.interval,
+          timeoutMs: settings.timeout,
         },
         create: (ctx) => def.create(settings as never, ctx),
       },

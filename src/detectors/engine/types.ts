@@ -1,4 +1,4 @@
-import type { Static, TObject } from '@sinclair/typebox';
+import type { StaticDecode, TObject } from '@sinclair/typebox';
 import type { Logger } from 'pino';
 import type { Host } from '../../host/host.ts';
 import type { Condition, DetectorResult } from '../../types.ts';
@@ -39,14 +39,15 @@ export interface DetectorSettings {
   timeoutMs: number;
 }
 
-export interface DetectorDefinition<S extends TObject = TObject> {
+/** C is its decoded configuration (durations in ms); a parameter of its own so registries can hold every detector. */
+export interface DetectorDefinition<S extends TObject = TObject, C = StaticDecode<S>> {
   description: string;
   /** The detector's own settings in agent.yaml under detectors.<name>, with their defaults. */
   configSchema: S;
   defaults: { enabled: boolean; interval: string; timeout: string };
   /** Its conditions come from the current boot's logs, so a new boot_id clears them. */
   logDerived?: boolean;
-  create(config: Static<S>, ctx: DetectorContext): Detector;
+  create(config: C, ctx: DetectorContext): Detector;
 }
 
 /** A detector ready to run: a built-in one, or one NPD monitor file. */

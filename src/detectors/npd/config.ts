@@ -2,7 +2,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { fieldPath } from '../../config/load.ts';
 import { ConfigError } from '../../errors.ts';
-import { parseDuration } from '../../util/duration.ts';
+import { TIMER_BOUNDS, durationWithin, expectedDuration, type DurationBounds } from '../../util/duration.ts';
 import { compileRe2, PatternError } from './re2.ts';
 
 // NPD's monitor files, field for field. Unknown keys are allowed, as NPD's JSON decoding allows them,
@@ -73,10 +73,15 @@ function check<T extends TSchema>(file: string, schema: T, doc: unknown): Static
   return doc as Static<T>;
 }
 
-function duration(file: string, field: string, text: string | undefined, fallback: number): number {
-  if (text === undefined) return fallback;
-  const ms = parseDuration(text);
-  if (ms === undefined) throw new ConfigError(file, field, `expected a Go duration such as "5m" or "30s", got ${JSON.stringify(text)}`);
+const PLUGIN_TIMEOUT: DurationBounds = { min: '100ms', max: '1h' };
+const LOOKBACK: DurationBounds = { min: '0', max: '168h' };
+const START_DELAY: DurationBounds = { min: '0', max: '1h' };
+
+/** A duration field of a monitor file; absent, NPD's own default applies. */
+function duration(file: string, field: string, text: string | undefined, npdDefault: number, bounds: DurationBounds): number {
+  if (text === undefined) return npdDefault;
+  const ms = durationWithin(text, bounds);
+  if (ms === undefined) throw new ConfigError(file, field, `expected ${expectedDuration(bounds)}, got ${JSON.stringify(text)}`);
   return ms;
 }
 
@@ -164,8 +169,8 @@ export function parseSystemLogMonitor(file: string, text: string): ParsedLogMoni
     kind: 'system-log-monitor',
     file,
     config,
-    lookbackMs: duration(file, 'lookback', config.lookback, 0),
-    delayMs: duration(file, 'delay', config.delay, 0),
+    lookbackMs: duration(file, 'lookback', config.lookback, 0, LOOKBACK),
+    delayMs: duration(file, 'delay', config.delay, 0, START_DELAY),
     bufferSize: config.bufferSize ?? 10,
     patterns,
   };
@@ -181,14 +186,14 @@ export function parseCustomPluginMonitor(file: string, text: string): ParsedPlug
   checkConditions(file, config.conditions ?? [], config.rules);
   const pc = config.pluginConfig ?? {};
   // NPD's defaults (pkg/custompluginmonitor/types/config.go).
-  const timeoutMs = duration(file, 'pluginConfig.timeout', pc.timeout, 5_000);
+  const timeoutMs = duration(file, 'pluginConfig.timeout', pc.timeout, 5_000, PLUGIN_TIMEOUT);
   return {
     kind: 'custom-plugin-monitor',
     file,
     config,
-    invokeIntervalMs: duration(file, 'pluginConfig.invoke_interval', pc.invoke_interval, 30_000),
+    invokeIntervalMs: duration(file, 'pluginConfig.invoke_interval', pc.invoke_interval, 30_000, TIMER_BOUNDS),
     timeoutMs,
-    ruleTimeoutsMs: config.rules.map((rule, i) => duration(file, `rules[${i}].timeout`, rule.timeout, timeoutMs)),
+    ruleTimeoutsMs: config.rules.map((rule, i) => duration(file, `rules[${i}].timeout`, rule.timeout, timeoutMs, PLUGIN_TIMEOUT)),
     maxOutputLength: pc.max_output_length ?? 80,
     concurrency: pc.concurrency ?? 3,
     messageChangeUpdates: pc.enable_message_change_based_condition_update ?? false,

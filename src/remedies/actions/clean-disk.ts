@@ -1,9 +1,11 @@
 import { removeOlderThan } from '../../host/cleanup.ts';
-import { parseDuration } from '../../util/duration.ts';
+import { durationWithin, expectedDuration, type DurationBounds } from '../../util/duration.ts';
 import { ActionParamError, type ActionContext, type ActionParams, type RemedyAction } from '../types.ts';
 import { ExecError } from '../../errors.ts';
 
 const NAME = 'clean-disk';
+/** Files younger than a minute may still be being written; a year is as old as "old" needs to be. */
+const OLDER_THAN: DurationBounds = { min: '1m', max: '8760h' };
 
 function targets(ctx: ActionContext, params: ActionParams): { path: string; olderThanMs: number }[] {
   // NodeRemedier params are a string map: one path and olderThan per step.
@@ -13,8 +15,8 @@ function targets(ctx: ActionContext, params: ActionParams): { path: string; olde
   return params.paths.map((entry: unknown, i) => {
     const e = entry as { path?: unknown; olderThan?: unknown };
     if (typeof e.path !== 'string' || !e.path.startsWith('/') || e.path === '/') throw new ActionParamError(NAME, `paths[${i}].path`, 'expected an absolute directory other than /');
-    const ms = typeof e.olderThan === 'string' ? parseDuration(e.olderThan) : undefined;
-    if (ms === undefined) throw new ActionParamError(NAME, `paths[${i}].olderThan`, `expected a duration such as 72h, got ${JSON.stringify(e.olderThan)}`);
+    const ms = durationWithin(e.olderThan, OLDER_THAN);
+    if (ms === undefined) throw new ActionParamError(NAME, `paths[${i}].olderThan`, `expected ${expectedDuration(OLDER_THAN)}, got ${JSON.stringify(e.olderThan)}`);
     return { path: e.path, olderThanMs: ms };
   });
 }

@@ -1,13 +1,13 @@
 import { systemClock } from '../../host/clock.ts';
 import { cordon, drain as drainNode, uncordon } from '../node-ops.ts';
-import { parseDuration } from '../../util/duration.ts';
+import { TIMER_BOUNDS, durationWithin, expectedDuration } from '../../util/duration.ts';
 import { ActionParamError, type ActionContext, type ActionParams, type ActionResult, type RemedyAction } from '../types.ts';
 import { needKube } from './cordon.ts';
 
 function drainTimeout(ctx: ActionContext, params: ActionParams): number {
   if (params.timeout === undefined) return ctx.settings.drainTimeoutMs;
-  const ms = typeof params.timeout === 'string' ? parseDuration(params.timeout) : undefined;
-  if (ms === undefined || ms <= 0) throw new ActionParamError('drain', 'timeout', `expected a duration such as 5m, got ${JSON.stringify(params.timeout)}`);
+  const ms = durationWithin(params.timeout, TIMER_BOUNDS);
+  if (ms === undefined) throw new ActionParamError('drain', 'timeout', `expected ${expectedDuration(TIMER_BOUNDS)}, got ${JSON.stringify(params.timeout)}`);
   return ms;
 }
 

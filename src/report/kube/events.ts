@@ -10,10 +10,11 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../../host/clock.ts';
 import { errorMessage } from '../../errors.ts';
-import { classifyKubeError, jitteredBackoff, type KubeClient } from '../../kube/client.ts';
+import { classifyKubeError, type KubeClient } from '../../kube/client.ts';
 import type { ProblemEvent } from '../../types.ts';
 import { kubeTime } from './node-conditions.ts';
 import type { WriteObserver } from './latest-writer.ts';
+import { backoffDelay } from '../../util/backoff.ts';
 
 export const EVENT_SOURCE_COMPONENT = 'kubenode-agent';
 
@@ -148,7 +149,7 @@ export class NodeEventsReporter {
             break;
           }
           try {
-            await this.#o.clock.sleep(jitteredBackoff(attempt, this.#o.backoffBaseMs, 30_000, this.#o.random), this.#abort.signal);
+            await this.#o.clock.sleep(backoffDelay(attempt, this.#o.backoffBaseMs, 30_000, this.#o.random), this.#abort.signal);
           } catch {
             return;
           }

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../../host/clock.ts';
 import { errorMessage } from '../../errors.ts';
-import { classifyKubeError, jitteredBackoff } from '../../kube/client.ts';
+import { classifyKubeError } from '../../kube/client.ts';
+import { backoffDelay } from '../../util/backoff.ts';
 
 /** Counts of one writer's apiserver writes; cheap enough to keep always. */
 export interface WriteStats {
@@ -79,7 +80,7 @@ export class LatestWriter<T> {
         this.#o.observe?.(this.#o.name, false);
         // A newer state set meanwhile supersedes this one.
         this.#pending ??= { state };
-        const delayMs = jitteredBackoff(failuresInRow, this.#o.backoffBaseMs ?? 500, this.#o.backoffMaxMs ?? 30_000, this.#o.random);
+        const delayMs = backoffDelay(failuresInRow, this.#o.backoffBaseMs ?? 500, this.#o.backoffMaxMs ?? 30_000, this.#o.random);
         failuresInRow++;
         // One line per outage, then quiet: an agent cut off for hours must not flood journald.
         const level = failuresInRow === 1 || failuresInRow % 20 === 0 ? 'warn' : 'debug';

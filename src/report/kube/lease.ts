@@ -6,8 +6,9 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../../host/clock.ts';
 import { errorMessage } from '../../errors.ts';
-import { classifyKubeError, jitteredBackoff, type KubeClient } from '../../kube/client.ts';
+import { classifyKubeError, type KubeClient } from '../../kube/client.ts';
 import type { WriteObserver } from './latest-writer.ts';
+import { backoffDelay } from '../../util/backoff.ts';
 
 export const LEASE_NAMESPACE = 'kube-node-lease';
 
@@ -147,7 +148,7 @@ export class LeaseHeartbeat {
       } catch (err) {
         this.stats.failures++;
         // The kubelet's lease controller backs off 200 ms → 7 s; never past the renew interval.
-        wait = Math.min(every, jitteredBackoff(failures, 200, 7000, this.#o.random));
+        wait = Math.min(every, backoffDelay(failures, 200, 7000, this.#o.random));
         failures++;
         const level = failures === 1 || failures % 30 === 0 ? 'warn' : 'debug';
         this.#o.log[level]({ lease: this.name, err: errorMessage(err), kind: classifyKubeError(err), failures }, 'Cannot renew lease');

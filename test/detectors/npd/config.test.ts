@@ -41,7 +41,7 @@ const bad: [string, string, RegExp][] = [
   ['permanent rule without condition', JSON.stringify({ ...base, rules: [{ type: 'permanent', reason: 'R', pattern: 'x' }] }), /^m\.json: rules\[0\]\.condition: a permanent rule must name its condition$/],
   ['undeclared condition', JSON.stringify({ ...base, rules: [{ type: 'permanent', condition: 'Nope', reason: 'R', pattern: 'x' }] }), /^m\.json: rules\[0\]\.condition: condition "Nope" is not declared/],
   ['broken regex', JSON.stringify({ ...base, rules: [{ type: 'temporary', reason: 'R', pattern: 'a(b' }] }), /^m\.json: rules\[0\]\.pattern: unbalanced \(/],
-  ['bad lookback', JSON.stringify({ ...base, lookback: 'a while', rules: [] }), /^m\.json: lookback: expected a Go duration/],
+  ['bad lookback', JSON.stringify({ ...base, lookback: 'a while', rules: [] }), /^m\.json: lookback: expected a duration like 30s, 5m, 1h30m/],
   ['filelog without timestampFormat', JSON.stringify({ ...base, plugin: 'filelog', logPath: '/x', pluginConfig: { timestamp: 'a', message: 'b' }, rules: [] }), /^m\.json: pluginConfig\.timestampFormat: required/],
   ['custom config listed as a log monitor', JSON.stringify({ plugin: 'custom', source: 's', rules: [] }), /^m\.json: plugin: this is a custom-plugin-monitor config/],
 ];
@@ -53,5 +53,5 @@ for (const [name, text, expected] of bad) {
 
 test('a custom plugin monitor with a bad timeout is refused naming the rule', () => {
   const text = JSON.stringify({ plugin: 'custom', source: 's', rules: [{ type: 'temporary', reason: 'R', path: '/bin/true', timeout: 'later' }] });
-  assert.throws(() => parseCustomPluginMonitor('m.json', text), /: m\.json: rules\[0\]\.timeout: expected a Go duration/);
+  assert.throws(() => parseCustomPluginMonitor('m.json', text), /: m\.json: rules\[0\]\.timeout: expected a duration like 30s, 5m, 1h30m/);
 });
