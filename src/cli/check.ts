@@ -89,7 +89,7 @@ export function checkCommand(exit: (code: number) => void): Command {
       import('../detectors/engine/instances.ts'),
       import('../detectors/engine/run.ts'),
       import('../log.ts'),
-      import('../config/load.ts'),
+      import('../config/decode.ts'),
       import('../config/schema.ts'),
     ]);
     const { host, config, nodeName, monitors } = await setup(options);

@@ -1,6 +1,5 @@
 import { Command } from 'commander';
 import { UsageError } from '../errors.ts';
-import { parseDuration } from '../util/duration.ts';
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'];
 
@@ -17,11 +16,6 @@ interface ControllerFlags {
   logLevel: string;
 }
 
-function durationFlag(flag: string, text: string): number {
-  const ms = parseDuration(text);
-  if (ms === undefined || ms <= 0) throw new UsageError(`${flag}: expected a positive duration such as 15s, got ${JSON.stringify(text)}`);
-  return ms;
-}
 
 export function controllerCommand(): Command {
   return new Command('controller')
@@ -41,6 +35,9 @@ export function controllerCommand(): Command {
       if (flags.kubeconfig !== undefined && flags.inCluster === true) throw new UsageError('--kubeconfig and --in-cluster exclude each other');
       if (flags.kubeconfig === undefined && flags.inCluster !== true) throw new UsageError('give --kubeconfig FILE or --in-cluster');
       if (flags.leaderElect !== 'true' && flags.leaderElect !== 'false') throw new UsageError(`--leader-elect: expected true or false, got ${JSON.stringify(flags.leaderElect)}`);
+      const [{ decodeFlag }, { Duration }] = await Promise.all([import('../config/decode.ts'), import('../util/duration-schema.ts')]);
+      const leaderTiming = Duration({ min: '100ms', max: '10m' });
+      const durationFlag = (flag: string, text: string): number => decodeFlag(flag, leaderTiming, text);
       const workers = Number(flags.workers);
       if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new UsageError(`--workers: expected an integer 1..64, got ${JSON.stringify(flags.workers)}`);
       const leaseDurationMs = durationFlag('--leader-elect-lease-duration', flags.leaderElectLeaseDuration);

@@ -5,6 +5,7 @@ import { InstallersConfig } from '../installers/config.ts';
 import { RemediesConfig } from '../remedies/config.ts';
 import { RiskConfig } from '../risk/config.ts';
 import { Duration } from '../util/duration-schema.ts';
+import { LISTEN_PATTERN } from './listen.ts';
 
 const RecoveryPattern = Type.Object(
   {
@@ -60,9 +61,6 @@ function detectorSchemas(): TObject {
   }
   return Type.Object(props, { additionalProperties: false, default: {} });
 }
-
-/** host:port, the host an IPv4 address, a bracketed IPv6 address or localhost; run and validate check the rest (port range, address). */
-export const LISTEN_PATTERN = '^(\\[[0-9a-fA-F:.]+\\]|[0-9.]+|localhost):[0-9]{1,5}$';
 
 export const AgentConfig = Type.Object(
   {

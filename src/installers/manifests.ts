@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Value } from '@sinclair/typebox/value';
 import { parseAllDocuments } from 'yaml';
 import { API_VERSION, KIND, MachineComponent, type MachineComponentSpec } from '../api/machine-component.ts';
-import { fieldPath } from '../config/load.ts';
+import { fieldPath } from '../config/decode.ts';
 import { ConfigError } from '../errors.ts';
 import type { Target } from './types.ts';
 

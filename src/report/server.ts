@@ -1,15 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { parseListen } from '../config/listen.ts';
 
 export interface HealthSource {
   healthy(): { ok: boolean; detail: Record<string, unknown> };
-}
-
-export function parseListen(listen: string): { host: string; port: number } {
-  const idx = listen.lastIndexOf(':');
-  const host = listen.slice(0, idx).replace(/^\[(.*)\]$/, '$1');
-  return { host, port: Number(listen.slice(idx + 1)) };
 }
 
 /** Bound to loopback by default, read-only, nothing else. */

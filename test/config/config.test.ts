@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigError } from '../../src/errors.ts';
-import { defaultConfig, fieldPath, parseConfigText } from '../../src/config/load.ts';
+import { fieldPath } from '../../src/config/decode.ts';
+import { defaultConfig, parseConfigText } from '../../src/config/load.ts';
 
 test('defaults come from the schema', () => {
   const config = defaultConfig();
@@ -26,6 +27,10 @@ const bad: [string, string, RegExp][] = [
   ['bad duration', 'check:\n  timeout: soon\n', /^a\.yaml: check\.timeout: expected a duration like 30s, 5m, 1h30m, between 1s and 1h, got "soon"$/],
   ['array element', 'monitors:\n  systemLog: [a.json, 3]\n', /^a\.yaml: monitors\.systemLog\[1\]: expected a non-empty string, got 3$/],
   ['enum', 'logLevel: loud\n', /^a\.yaml: logLevel: expected one of "trace", "debug", "info", "warn", "error", got "loud"$/],
+  ['port 99999', 'listen: 127.0.0.1:99999\n', /^a\.yaml: listen: port 99999 is out of range: expected 1 to 65535$/],
+  ['port 0', 'listen: 127.0.0.1:0\n', /^a\.yaml: listen: port 0 is out of range: expected 1 to 65535$/],
+  ['not an address', 'listen: 999.1.1.1:9746\n', /^a\.yaml: listen: "999\.1\.1\.1" is not an IP address: expected an address like 127\.0\.0\.1:9746 or \[::1\]:9746$/],
+  ['not host:port', 'listen: everywhere\n', /^a\.yaml: listen: expected an address like 127\.0\.0\.1:9746 or \[::1\]:9746, got "everywhere"$/],
   ['invalid YAML', 'check: [\n', /^a\.yaml: invalid YAML: .* at line 2, column 1$/],
   ['duplicate key', 'logLevel: info\nlogLevel: warn\n', /^a\.yaml: invalid YAML/],
   ['not a mapping', '- a\n- b\n', /^a\.yaml: expected a YAML mapping at the top level$/],

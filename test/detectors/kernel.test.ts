@@ -23,7 +23,7 @@ import type { DetectorResult } from '../../src/types.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { AGENT, FIXTURES, runAgent } from '../helpers/cli.ts';
 import { detectors } from '../../src/detectors/index.ts';
-import { decodeSection } from '../../src/config/load.ts';
+import { decodeSection } from '../../src/config/decode.ts';
 
 // Real kernel lines (text exactly as published; the source of each is in
 // test/fixtures/hosts/kernel-*/SOURCE.md or named here). kernel: the version the reporter gave,

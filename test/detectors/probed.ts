@@ -9,7 +9,7 @@ import type { Clock } from '../../src/host/clock.ts';
 import { createHost } from '../../src/host/host.ts';
 import type { Condition, DetectorResult } from '../../src/types.ts';
 import { FIXTURES } from '../helpers/cli.ts';
-import { decodeSection } from '../../src/config/load.ts';
+import { decodeSection } from '../../src/config/decode.ts';
 
 export const HOSTS = path.join(FIXTURES, 'hosts');
 

@@ -10,7 +10,7 @@ import type { Condition } from '../../src/types.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { RemedyMetrics } from '../../src/remedies/metrics.ts';
 import { recordingRoot, riskGate, silent } from './helpers.ts';
-import { decodeSection } from '../../src/config/load.ts';
+import { decodeSection } from '../../src/config/decode.ts';
 
 const hung = (at: number): Condition => ({ type: 'KernelDeadlock', status: 'True', reason: 'TaskHung', message: 'task containerd blocked', transitionTime: at });
 

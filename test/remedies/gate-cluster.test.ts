@@ -19,7 +19,7 @@ import type { TempRoot } from '../helpers/host-root.ts';
 import { grantAgentRbac, installCrds } from '../helpers/kube-objects.ts';
 import { createNode, must, setReady } from './cluster-fixture.ts';
 import { actionContext, recordingRoot, riskGate, silent } from './helpers.ts';
-import { decodeSection } from '../../src/config/load.ts';
+import { decodeSection } from '../../src/config/decode.ts';
 
 const RP = '/apis/kubenode.io/v1alpha1/riskpolicies';
 

@@ -8,7 +8,7 @@ import { RiskConfig } from '../../src/risk/config.ts';
 import type { RiskGate } from '../../src/risk/gate.ts';
 import { createRiskGate } from '../../src/risk/index.ts';
 import { TempRoot } from '../helpers/host-root.ts';
-import { decodeSection } from '../../src/config/load.ts';
+import { decodeSection } from '../../src/config/decode.ts';
 
 export const silent = pino({ level: 'silent' });
 

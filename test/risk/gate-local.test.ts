@@ -15,7 +15,7 @@ import { FakeClock } from '../helpers/fake-clock.ts';
 import { TempRoot } from '../helpers/host-root.ts';
 import { readdirSync } from 'node:fs';
 import { recordingRoot, riskGate, silent } from '../remedies/helpers.ts';
-import { decodeSection } from '../../src/config/load.ts';
+import { decodeSection } from '../../src/config/decode.ts';
 
 describe('cron blackout windows', () => {
   const cases = [

@@ -12,7 +12,7 @@ import { ConfigError } from '../../src/errors.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { TempRoot } from '../helpers/host-root.ts';
 import { riskGate, silent } from '../remedies/helpers.ts';
-import { decodeSection } from '../../src/config/load.ts';
+import { decodeSection } from '../../src/config/decode.ts';
 
 const HOUR = 3_600_000;
 const FILE = '/var/lib/kubenode/risk/budget.json';

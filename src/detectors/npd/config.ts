@@ -1,6 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { fieldPath } from '../../config/load.ts';
+import { fieldPath } from '../../config/decode.ts';
 import { ConfigError } from '../../errors.ts';
 import { TIMER_BOUNDS, durationWithin, expectedDuration, type DurationBounds } from '../../util/duration.ts';
 import { compileRe2, PatternError } from './re2.ts';
