@@ -20,7 +20,8 @@ export function parseListen(listen: string): ListenAddress {
 export function listenProblem(listen: string): string | undefined {
   if (!new RegExp(LISTEN_PATTERN).test(listen)) return `expected ${LISTEN_EXPECTED}, got ${JSON.stringify(listen)}`;
   const { host, port } = parseListen(listen);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) return `port ${port} is out of range: expected 1 to 65535`;
+  // Port 0 asks the kernel for any free port (tests; the address is logged at start).
+  if (!Number.isInteger(port) || port > 65535) return `port ${port} is out of range: expected 1 to 65535 (0: any free port)`;
   if (host !== 'localhost' && isIP(host) === 0) return `${JSON.stringify(host)} is not an IP address: expected ${LISTEN_EXPECTED}`;
   return undefined;
 }
