@@ -124,7 +124,7 @@ export const RolloutStrategy = Type.Object(
       'x-kubernetes-validations': [{ rule: 'self.exists(x, type(x) == string) || self.isSorted()', message: 'batch sizes must not decrease' }],
     }),
     maxUnavailable: IntOrPercent('Machines whose component may be failed or mid-install at once; reaching it pauses the rollout', 1),
-    bakeTime: Duration({ default: '60s', description: 'How long a batch must stay healthy before the next one starts' }),
+    bakeTime: Duration({ default: '60s', min: '0', description: 'How long a batch must stay healthy before the next one starts' }),
     failureThreshold: Type.Integer({ minimum: 0, default: 0, description: 'Failed machines tolerated before the rollout pauses itself' }),
     progressDeadline: Duration({ default: '10m', description: 'How long a batch may take from its start until every machine in it reports the update installed and ready; beyond it the batch fails with ProgressDeadlineExceeded' }),
     failurePolicy: StringEnum(FailurePolicies, {

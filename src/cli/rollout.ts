@@ -7,7 +7,6 @@ import { Command } from 'commander';
 import { UsageError } from '../errors.ts';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { KubeClient } from '../kube/client.ts';
-import { parseDuration } from '../util/duration.ts';
 
 /** Exit codes of `rollout status`: completed, failed (a gate failed or it rolled back), paused otherwise. */
 export const ROLLOUT_EXIT = { completed: 0, failed: 1, paused: 2, timeout: 3 } as const;
@@ -110,8 +109,8 @@ export function rolloutCommand(exitWith: (code: number) => never): Command {
       .option('-w, --watch <bool>', 'keep following (false: print once and exit by the current state)', 'true')
       .option('--timeout <d>', 'give up after this long (0: never)', '0'),
   ).action(async (name: string, flags: CommonFlags & { watch: string; timeout: string }) => {
-    const timeoutMs = parseDuration(flags.timeout);
-    if (timeoutMs === undefined) throw new UsageError(`--timeout: expected a duration such as 10m, got ${JSON.stringify(flags.timeout)}`);
+    const [{ decodeFlag }, { Duration }] = await Promise.all([import('../config/decode.ts'), import('../util/duration-schema.ts')]);
+    const timeoutMs = decodeFlag('--timeout', Duration({ min: '0', max: '168h' }), flags.timeout);
     if (flags.watch !== 'true' && flags.watch !== 'false') throw new UsageError(`--watch: expected true or false, got ${JSON.stringify(flags.watch)}`);
     const { client, kc } = await connectWithConfig(flags);
     const deadline = timeoutMs === 0 ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;

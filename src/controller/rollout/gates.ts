@@ -6,7 +6,7 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { ConditionOperators, PrometheusGate, WebhookGate } from '../../api/machine-component-set.ts';
 import { errorMessage } from '../../errors.ts';
-import { parseDuration } from '../../util/duration.ts';
+import { durationMs } from '../../util/duration.ts';
 
 export type GateOutcome = { outcome: 'success' | 'failure' | 'error'; message: string };
 
@@ -69,7 +69,7 @@ export async function measurePrometheus(gate: PrometheusGate, query: string, sig
   url.searchParams.set('query', query);
   let answer: HttpAnswer;
   try {
-    answer = await send(url, 'GET', parseDuration(gate.timeout) ?? 10_000, undefined, undefined, signal);
+    answer = await send(url, 'GET', durationMs(gate.timeout), undefined, undefined, signal);
   } catch (err) {
     return { outcome: 'error', message: `Prometheus ${gate.address} unreachable: ${errorMessage(err)}` };
   }
@@ -110,7 +110,7 @@ export async function callWebhook(gate: WebhookGate, review: WebhookReview, sign
   const ca = gate.caBundle === undefined ? undefined : Buffer.from(gate.caBundle, 'base64').toString('utf8');
   let answer: HttpAnswer;
   try {
-    answer = await send(new URL(gate.url), 'POST', parseDuration(gate.timeout) ?? 10_000, JSON.stringify(review), ca, signal);
+    answer = await send(new URL(gate.url), 'POST', durationMs(gate.timeout), JSON.stringify(review), ca, signal);
   } catch (err) {
     return { outcome: 'error', message: `webhook ${gate.name} unreachable: ${errorMessage(err)}` };
   }

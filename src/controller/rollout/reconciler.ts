@@ -14,7 +14,7 @@ import { errorMessage } from '../../errors.ts';
 import type { Clock } from '../../host/clock.ts';
 import { classifyKubeError, type KubeClient } from '../../kube/client.ts';
 import type { Logger } from '../../log.ts';
-import { parseDuration } from '../../util/duration.ts';
+import { durationMs } from '../../util/duration.ts';
 import type { Informer, KubeObject } from '../../watch/informer.ts';
 import type { EventRecorder } from '../events.ts';
 import { callWebhook, measurePrometheus, renderQuery, type GateOutcome } from './gates.ts';
@@ -755,7 +755,7 @@ class Pass {
     }
     const allReady = updated.every((v) => v.health === 'ready' || v.acked);
     this.#gate(batch, 'components', allReady ? 'Successful' : 'Running', `${status.ready}/${status.updated} ready`);
-    const deadline = Date.parse(batch.startTime ?? iso(this.#now)) + (parseDuration(spec.rollout.progressDeadline) ?? 600_000);
+    const deadline = Date.parse(batch.startTime ?? iso(this.#now)) + durationMs(spec.rollout.progressDeadline);
     if (!allReady && (batch.state === 'Upgrading' || batch.state === 'Verifying')) {
       if (this.#now > deadline) {
         const late = updated.filter((v) => v.health !== 'ready' && !v.acked);
@@ -779,7 +779,7 @@ class Pass {
     if (batch.state === 'Verifying' && allReady) {
       batch.state = 'Observing';
       batch.readyTime = iso(this.#now);
-      batch.observationEndTime = iso(this.#now + (parseDuration(spec.rollout.bakeTime) ?? 60_000));
+      batch.observationEndTime = iso(this.#now + durationMs(spec.rollout.bakeTime));
     }
     if (batch.state === 'Observing') {
       const end = Date.parse(batch.observationEndTime as string);
@@ -864,14 +864,14 @@ class Pass {
     const jobs: { name: string; intervalMs: number; failureLimit: number; errorLimit: number; run: () => Promise<GateOutcome> }[] = [
       ...hg.prometheus.map((g) => ({
         name: g.name,
-        intervalMs: parseDuration(g.interval) ?? 30_000,
+        intervalMs: durationMs(g.interval),
         failureLimit: g.failureLimit,
         errorLimit: g.consecutiveErrorLimit,
         run: () => measurePrometheus(g, renderQuery(g.query, { nodes: machines, set: this.#name, batch: batch.index }), this.#signal),
       })),
       ...hg.webhooks
         .filter((w) => w.phase === 'Observation')
-        .map((w) => ({ name: w.name, intervalMs: parseDuration(w.interval) ?? 30_000, failureLimit: 0, errorLimit: 0, run: () => callWebhook(w, this.#review('Observation', batch.index, machines), this.#signal) })),
+        .map((w) => ({ name: w.name, intervalMs: durationMs(w.interval), failureLimit: 0, errorLimit: 0, run: () => callWebhook(w, this.#review('Observation', batch.index, machines), this.#signal) })),
     ];
     for (const job of jobs) {
       const g = this.#gate(batch, job.name, batch.gates.find((x) => x.name === job.name)?.phase ?? 'Running', batch.gates.find((x) => x.name === job.name)?.message ?? '');
