@@ -16,7 +16,6 @@ interface ControllerFlags {
   logLevel: string;
 }
 
-
 export function controllerCommand(): Command {
   return new Command('controller')
     .description('run the fleet controller: MachineComponentSet rollouts in batches with health gates; /metrics, /healthz, /readyz on --listen')
