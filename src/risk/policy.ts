@@ -1,14 +1,15 @@
 // The cluster half of the risk gate: RiskPolicy objects. A permit is an entry in
 // status.permits written with the resourceVersion the decision was computed from, so of two
 // agents racing for the last slot one gets 409, re-reads and finds no slot left.
+import { Value } from '@sinclair/typebox/value';
 import type { Logger } from 'pino';
 import type { LabelSelector } from '../api/common.ts';
 import { RemedyActions, type RiskLevel } from '../api/node-remedier.ts';
-import type { Permit, RiskPolicySpec, RiskPolicyStatus } from '../api/risk-policy.ts';
+import { RiskPolicySpec, type Permit, type RiskPolicyStatus } from '../api/risk-policy.ts';
 import type { Clock } from '../host/clock.ts';
 import { classifyKubeError, type KubeClient } from '../kube/client.ts';
 import { CORDONED_AT, type NodeObject } from '../remedies/node-ops.ts';
-import { parseDuration } from '../util/duration.ts';
+import { durationMs } from '../util/duration.ts';
 import { CronError, parseCron, windowStartContaining } from './cron.ts';
 
 const BASE = '/apis/kubenode.io/v1alpha1/riskpolicies';
@@ -19,7 +20,7 @@ export interface RiskPolicyObject {
   apiVersion?: string;
   kind?: string;
   metadata: { name: string; resourceVersion?: string; annotations?: Record<string, string> };
-  spec: Partial<RiskPolicySpec>;
+  spec: RiskPolicySpec;
   status?: Partial<RiskPolicyStatus>;
 }
 
@@ -37,7 +38,13 @@ export interface PolicyVerdict {
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
-const ms = (text: string | undefined, fallback: number): number => (text === undefined ? fallback : (parseDuration(text) ?? fallback));
+/**
+ * A policy as read from the apiserver, with the schema's defaults filled in (the apiserver fills
+ * them too; this covers objects stored before a default was added), so no default is repeated here.
+ */
+function withDefaults(p: RiskPolicyObject): RiskPolicyObject {
+  return { ...p, spec: Value.Default(RiskPolicySpec, structuredClone(p.spec ?? {})) as RiskPolicySpec };
+}
 
 export function selectorMatches(selector: LabelSelector | undefined, labels: Record<string, string>): boolean {
   for (const [k, v] of Object.entries(selector?.matchLabels ?? {})) if (labels[k] !== v) return false;
@@ -66,15 +73,15 @@ function selectorQuery(selector: LabelSelector | undefined): string {
 export const isHeld = (p: Permit, now: number): boolean => p.releasedAt === undefined && Date.parse(p.expiresAt) > now;
 
 /** Blackout windows: the first one containing now, described; undefined when none does. */
-export function activeBlackout(spec: Partial<RiskPolicySpec>, now: number): string | undefined {
-  for (const [i, w] of (spec.blackoutWindows ?? []).entries()) {
-    const duration = parseDuration(w.duration) ?? 0;
+export function activeBlackout(spec: RiskPolicySpec, now: number): string | undefined {
+  for (const [i, w] of spec.blackoutWindows.entries()) {
     try {
-      const start = windowStartContaining(parseCron(w.cron), duration, w.timeZone ?? 'UTC', now);
-      if (start !== undefined) return `blackout window ${i} ("${w.cron}" ${w.timeZone ?? 'UTC'} for ${w.duration}) began ${iso(start)}`;
+      const duration = durationMs(w.duration);
+      const start = windowStartContaining(parseCron(w.cron), duration, w.timeZone, now);
+      if (start !== undefined) return `blackout window ${i} ("${w.cron}" ${w.timeZone} for ${w.duration}) began ${iso(start)}`;
     } catch (err) {
       // A window the agent cannot read is treated as in force: refusing is the safe reading.
-      const why = err instanceof CronError || err instanceof RangeError ? err.message : String(err);
+      const why = err instanceof CronError || err instanceof RangeError || err instanceof TypeError ? err.message : String(err);
       return `blackout window ${i} unreadable (${why}); treated as active`;
     }
   }
@@ -90,9 +97,9 @@ const isNotFound = (err: unknown): boolean => classifyKubeError(err) === 'not-fo
  * The numeric limits of a policy: the one place where a budget that varies by schedule (fewer
  * permits at peak hours) would make them depend on the time of the decision.
  */
-export function limitsOf(spec: Partial<RiskPolicySpec>): { maxInFlight: number; perWindow?: { count: number; window: string; windowMs: number } } {
+export function limitsOf(spec: RiskPolicySpec): { maxInFlight: number; perWindow?: { count: number; window: string; windowMs: number } } {
   const w = spec.maxPerWindow;
-  return { maxInFlight: spec.maxInFlight ?? 1, ...(w === undefined ? {} : { perWindow: { count: w.count, window: w.window, windowMs: ms(w.window, 3_600_000) } }) };
+  return { maxInFlight: spec.maxInFlight, ...(w === undefined ? {} : { perWindow: { count: w.count, window: w.window, windowMs: durationMs(w.window) } }) };
 }
 
 export class RiskPolicyClient {
@@ -109,13 +116,22 @@ export class RiskPolicyClient {
     this.#maxRetries = options.maxRetries ?? 50;
   }
 
+  async #list(): Promise<{ items: RiskPolicyObject[] }> {
+    const list = await this.#kube.request<{ items: RiskPolicyObject[] }>('GET', BASE);
+    return { items: list.items.map(withDefaults) };
+  }
+
+  async #get(name: string): Promise<RiskPolicyObject> {
+    return withDefaults(await this.#kube.request<RiskPolicyObject>('GET', `${BASE}/${encodeURIComponent(name)}`));
+  }
+
   async #applicable(req: PolicyRequest): Promise<{ node: NodeObject; policies: RiskPolicyObject[] }> {
     const node = await this.#kube.request<NodeObject>('GET', `/api/v1/nodes/${encodeURIComponent(req.node)}`);
-    const list = await this.#kube.request<{ items: RiskPolicyObject[] }>('GET', BASE);
+    const list = await this.#list();
     const labels = node.metadata.labels ?? {};
     const policies = list.items
       .filter((p) => selectorMatches(p.spec.nodeSelector, labels))
-      .filter((p) => (p.spec.actions ?? []).length === 0 ? req.risk === 'disruptive' : (p.spec.actions as string[]).includes(req.action))
+      .filter((p) => (p.spec.actions.length === 0 ? req.risk === 'disruptive' : (p.spec.actions as readonly string[]).includes(req.action)))
       .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
     return { node, policies };
   }
@@ -143,7 +159,7 @@ export class RiskPolicyClient {
 
   async #take(name: string, req: PolicyRequest, dryRun: boolean): Promise<PolicyVerdict> {
     for (let attempt = 1; ; attempt++) {
-      const policy = await this.#kube.request<RiskPolicyObject>('GET', `${BASE}/${encodeURIComponent(name)}`);
+      const policy = await this.#get(name);
       const now = this.#clock.now();
       const decision = await this.#decide(policy, req, now);
       if (dryRun || decision.write === undefined) return decision.verdict;
@@ -169,7 +185,7 @@ export class RiskPolicyClient {
 
     const mine = permits.find((p) => p.operation === req.operation && isHeld(p, now));
     if (mine !== undefined) return { verdict: { allowed: true, policy: name, reason: `RiskPolicy ${name}: permit already held until ${mine.expiresAt}` } };
-    if (spec.paused === true) return deny('paused');
+    if (spec.paused) return deny('paused');
     const blackout = activeBlackout(spec, now);
     if (blackout !== undefined) return deny(blackout);
     if (breaker.state === 'Open') {
@@ -191,7 +207,7 @@ export class RiskPolicyClient {
     const holders = new Set(held.map((p) => p.holder));
     // What the fleet looks like once this node is out too: Ready nodes, less those already out under a permit.
     const readyAfter = nodes.filter((n) => isReady(n) && !holders.has(n.metadata.name) && n.metadata.name !== req.node).length;
-    const minShare = spec.minHealthyShare ?? 0.9;
+    const minShare = spec.minHealthyShare;
     if (readyAfter / total < minShare) {
       return deny(`only ${readyAfter} of ${total} selected nodes would stay Ready and not under a permit (${(readyAfter / total).toFixed(2)} < minHealthyShare ${minShare})`);
     }
@@ -200,7 +216,7 @@ export class RiskPolicyClient {
       // A reset from the future (a clock stepped back, here or where it was written) is discarded:
       // honoured, it would keep the breaker from counting anything until the clocks agree again.
       const resetAt = breaker.resetAt === undefined ? 0 : Date.parse(breaker.resetAt);
-      const since = Math.max(now - ms(spec.circuitBreaker.window, 3_600_000), resetAt <= now ? resetAt : 0);
+      const since = Math.max(now - durationMs(spec.circuitBreaker.window), resetAt <= now ? resetAt : 0);
       const cordoned = new Set<string>();
       for (const n of nodes) {
         const at = Date.parse(n.metadata.annotations?.[CORDONED_AT] ?? '');
@@ -214,8 +230,8 @@ export class RiskPolicyClient {
       }
     }
 
-    const ttl = ms(spec.permitTTL, 15 * 60_000);
-    const keepMs = Math.max(spec.maxPerWindow === undefined ? 0 : ms(spec.maxPerWindow.window, 0), spec.circuitBreaker === undefined ? 0 : ms(spec.circuitBreaker.window, 0));
+    const ttl = durationMs(spec.permitTTL);
+    const keepMs = Math.max(spec.maxPerWindow === undefined ? 0 : durationMs(spec.maxPerWindow.window), spec.circuitBreaker === undefined ? 0 : durationMs(spec.circuitBreaker.window));
     const permit: Permit = { holder: req.node, operation: req.operation, acquiredAt: iso(now), expiresAt: iso(now + ttl), ...(knownAction(req.action) ? { action: req.action } : {}) };
     const next = [...prune(permits.filter((p) => p.operation !== req.operation), req.node, now, keepMs), permit];
     return {
@@ -226,7 +242,7 @@ export class RiskPolicyClient {
 
   /** Marks this operation's permits released in every policy (kept while they count for a window). */
   async release(operation: string): Promise<void> {
-    const list = await this.#kube.request<{ items: RiskPolicyObject[] }>('GET', BASE);
+    const list = await this.#list();
     for (const p of list.items) {
       if ((p.status?.permits ?? []).some((x) => x.operation === operation && x.releasedAt === undefined)) await this.#release(p.metadata.name, operation);
     }
@@ -234,7 +250,7 @@ export class RiskPolicyClient {
 
   /** Releases every permit the node holds except `keep`: an agent that restarted holds nothing it is still using. */
   async releaseHeldBy(node: string, keep: ReadonlySet<string> = new Set()): Promise<string[]> {
-    const list = await this.#kube.request<{ items: RiskPolicyObject[] }>('GET', BASE);
+    const list = await this.#list();
     const released: string[] = [];
     for (const p of list.items) {
       for (const x of p.status?.permits ?? []) {
@@ -251,7 +267,7 @@ export class RiskPolicyClient {
     for (let attempt = 1; ; attempt++) {
       let policy: RiskPolicyObject;
       try {
-        policy = await this.#kube.request<RiskPolicyObject>('GET', `${BASE}/${encodeURIComponent(name)}`);
+        policy = await this.#get(name);
       } catch (err) {
         if (isNotFound(err)) return;
         throw err;
@@ -272,12 +288,12 @@ export class RiskPolicyClient {
 
   /** Pushes expiresAt forward for a permit still in use (long drains, verification after a reboot). */
   async renew(operation: string): Promise<void> {
-    const list = await this.#kube.request<{ items: RiskPolicyObject[] }>('GET', BASE);
+    const list = await this.#list();
     for (const p of list.items) {
       for (let attempt = 1; ; attempt++) {
-        const policy = attempt === 1 ? p : await this.#kube.request<RiskPolicyObject>('GET', `${BASE}/${encodeURIComponent(p.metadata.name)}`);
+        const policy = attempt === 1 ? p : await this.#get(p.metadata.name);
         const now = this.#clock.now();
-        const ttl = ms(policy.spec.permitTTL, 15 * 60_000);
+        const ttl = durationMs(policy.spec.permitTTL);
         const permits = policy.status?.permits ?? [];
         if (!permits.some((x) => x.operation === operation && isHeld(x, now))) break;
         const next = permits.map((x) => (x.operation === operation && isHeld(x, now) ? { ...x, expiresAt: iso(now + ttl) } : x));
