@@ -5,7 +5,7 @@ import type { Condition, DetectorResult, ProblemEvent, Severity } from '../types
 import { CountWindow } from './engine/window.ts';
 import type { Detector, DetectorContext, DetectorDefinition } from './engine/types.ts';
 import { KernelLog, KMSG_PATH } from './engine/kmsg.ts';
-import { compileRe2 } from './npd/re2.ts';
+import { compileRe2, type Re2Regex } from '../util/re2.ts';
 import { Duration } from '../util/duration-schema.ts';
 
 // ---------------------------------------------------------------- the rule catalogue (data)
@@ -183,7 +183,7 @@ export interface KernelSettings {
   /** Reasons the operator silenced (ctx.silenced): never an event, never a condition, so another reason of the type can surface. */
   silenced: ReadonlySet<string>;
   expiryMs: Map<string, number>;
-  ignoreDevices: RegExp;
+  ignoreDevices: Re2Regex;
   pstore: boolean;
 }
 
@@ -208,7 +208,7 @@ export function resolveKernelSettings(config: KernelConfig, silenced: ReadonlySe
 // ---------------------------------------------------------------- matching (pure)
 
 interface CompiledRule extends KernelRule {
-  regex: RegExp;
+  regex: Re2Regex;
 }
 
 let compiled: CompiledRule[] | undefined;

@@ -8,6 +8,7 @@ import { withDeadline } from '../util/deadline.ts';
 import { Duration } from '../util/duration-schema.ts';
 import type { DetectorDefinition } from './engine/types.ts';
 import { ExecError } from '../errors.ts';
+import { compileRe2, type Re2Regex } from '../util/re2.ts';
 
 // ---------------------------------------------------------------- parsers (pure)
 
@@ -166,7 +167,7 @@ const configSchema = Type.Object(
     writeProbeTimeout: Duration({ description: 'Deadline of one write probe', default: '5s', min: '100ms', max: '1h' }),
     ioStall: Type.Boolean({ default: true, description: 'Look for block devices with requests in flight and no completions' }),
     ioStallInterval: Duration({ description: 'Time between the two reads of /sys/block/*/stat', default: '1s', min: '1ms', max: '1m' }),
-    ignoreBlockDevices: Type.String({ default: '^(loop|ram|zram|fd|sr|nbd)[0-9]*$', description: 'Regular expression of block device names not checked for stalls' }),
+    ignoreBlockDevices: Type.String({ default: '^(loop|ram|zram|fd|sr|nbd)[0-9]*$', description: 'RE2 pattern of block device names not checked for stalls' }),
     smart: Type.Boolean({ default: true, description: 'Check SMART health with smartctl when it is installed' }),
     smartTimeout: Duration({ description: 'Deadline of one smartctl call', default: '10s', max: '1h' }),
     failuresToTrip: Type.Integer({ minimum: 1, default: 2, description: 'Consecutive probes with a problem before its condition turns (the daemon; check takes one look)' }),
@@ -188,7 +189,7 @@ export const STORAGE_CONDITIONS: readonly ConditionSpec[] = [
 
 const pct = (n: number): string => `${n.toFixed(1)}%`;
 
-async function readBlockStats(host: Host, ignore: RegExp): Promise<Map<string, BlockStat>> {
+async function readBlockStats(host: Host, ignore: Re2Regex): Promise<Map<string, BlockStat>> {
   const stats = new Map<string, BlockStat>();
   let names: string[];
   try {
@@ -213,7 +214,7 @@ export const storage: DetectorDefinition<typeof configSchema> = {
     const { host } = ctx;
     const tracker = new Conditions(STORAGE_CONDITIONS, ctx, { failuresToTrip: tripAfter(ctx.mode, config.failuresToTrip), successesToClear: config.successesToClear });
     const ignoredTypes = new Set(config.ignoreFsTypes);
-    const ignoredDevices = new RegExp(config.ignoreBlockDevices);
+    const ignoredDevices = compileRe2(config.ignoreBlockDevices);
     const statfsMs = config.statfsTimeout;
 
     const checkUsage = async (mounts: MountEntry[], findings: Finding[], notes: string[], signal: AbortSignal): Promise<void> => {

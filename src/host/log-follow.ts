@@ -114,13 +114,20 @@ function deviceWatch(file: string): DeviceWatch {
   if (dw !== undefined) return dw;
   const created: DeviceWatch = { wakeup: new Wakeup(), failed: false };
   deviceWatches.set(file, created);
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { file } });
-  worker.unref();
   const fail = (): void => {
     created.failed = true;
     deviceWatches.delete(file);
     created.wakeup.wake();
   };
+  let worker: Worker;
+  try {
+    worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { file } });
+  } catch {
+    // No thread to block in: readers fall back to re-reading every FILE_RECHECK_MS.
+    fail();
+    return created;
+  }
+  worker.unref();
   worker.on('message', (msg: unknown) => {
     if (typeof msg === 'number') created.wakeup.wake();
     else fail();

@@ -5,6 +5,7 @@ import { httpGetStatus } from '../host/http.ts';
 import { systemctlLive } from './systemd.ts';
 import type { InstallContext } from './types.ts';
 import { errorMessage, execFailure } from '../errors.ts';
+import { compileRe2 } from '../util/re2.ts';
 
 export type VerifyResult = { ok: true; version?: string } | { ok: false; error: string; version?: string };
 
@@ -15,7 +16,8 @@ export async function probeVersion(ctx: InstallContext, spec: MachineComponentSp
   const r = await ctx.host.exec(probe.argv, { timeoutMs: probe.timeoutSeconds * 1000 });
   const failure = execFailure(r);
   if (failure !== undefined) return { error: `version probe ${failure.message}` };
-  const m = new RegExp(probe.regex).exec(`${r.stdout}${r.stderr}`);
+  // Manifest patterns are RE2 and run in linear time: a careless one cannot stall the node.
+  const m = compileRe2(probe.regex).exec(`${r.stdout}${r.stderr}`);
   if (m === null) return { error: `version probe output does not match /${probe.regex}/: ${JSON.stringify(r.stdout.slice(0, 200))}` };
   return { version: m[1] ?? m[0] };
 }

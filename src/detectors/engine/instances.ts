@@ -9,7 +9,7 @@ import readonlyMonitor from '../npd/builtin/readonly-monitor.json' with { type: 
 import { parseCustomPluginMonitor, parseSystemLogMonitor } from '../npd/config.ts';
 import { createCustomPluginMonitor } from '../npd/custom-plugin-monitor.ts';
 import type { Recovery } from '../npd/log-rules.ts';
-import { compileRe2, PatternError } from '../npd/re2.ts';
+import { compileRe2, PatternError } from '../../util/re2.ts';
 import { createSystemLogMonitor } from '../npd/system-log-monitor.ts';
 import type { DetectorDefinition, DetectorInstance } from './types.ts';
 

@@ -3,7 +3,7 @@ import { Value } from '@sinclair/typebox/value';
 import { fieldPath } from '../../config/decode.ts';
 import { ConfigError } from '../../errors.ts';
 import { TIMER_BOUNDS, durationWithin, expectedDuration, type DurationBounds } from '../../util/duration.ts';
-import { compileRe2, PatternError } from './re2.ts';
+import { compileRe2, PatternError, type Re2Regex } from '../../util/re2.ts';
 
 // NPD's monitor files, field for field. Unknown keys are allowed, as NPD's JSON decoding allows them,
 // so that files written for newer NPD versions still load.
@@ -110,7 +110,7 @@ export interface ParsedLogMonitor {
   /** NPD's delay: lines logged within this long of boot are ignored while the node settles. */
   delayMs: number;
   bufferSize: number;
-  patterns: RegExp[];
+  patterns: Re2Regex[];
 }
 
 export interface ParsedPluginMonitor {

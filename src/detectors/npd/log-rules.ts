@@ -1,6 +1,6 @@
 import type { Condition, ProblemEvent } from '../../types.ts';
 import type { ParsedLogMonitor } from './config.ts';
-import { requiredLiteral } from './re2.ts';
+import { requiredLiteral, type Re2Regex } from '../../util/re2.ts';
 
 export interface LogLine {
   /** Epoch ms. */
@@ -11,7 +11,7 @@ export interface LogLine {
 export interface Recovery {
   /** Condition type → ms a True condition holds without a new match before it clears. */
   expiryMs: Record<string, number>;
-  patterns: { condition: string; regex: RegExp }[];
+  patterns: { condition: string; regex: Re2Regex }[];
 }
 
 interface CompiledRule {
@@ -20,7 +20,7 @@ interface CompiledRule {
   condition: string | undefined;
   reason: string;
   suffix: string;
-  regex: RegExp;
+  regex: Re2Regex;
   /** Index into the literal table; -1 when the rule has no literal to prefilter on. */
   literal: number;
 }
@@ -63,7 +63,7 @@ export class LogRuleEngine {
         condition: rule.condition,
         reason: rule.reason,
         suffix: rule.patternGeneratedMessageSuffix ?? '',
-        regex: monitor.patterns[index] as RegExp,
+        regex: monitor.patterns[index] as Re2Regex,
         literal: literalIndex,
       };
     });
@@ -112,11 +112,21 @@ export class LogRuleEngine {
     }
     let joined: string | undefined;
     for (const rule of this.#rules) {
-      if (rule.literal >= 0 && lineNo - (this.#lastSeen[rule.literal] as number) >= this.#bufferSize) continue;
-      joined ??= this.#buffer.map((l) => l.message).join('\n');
-      const m = rule.regex.exec(joined);
-      if (m === null) continue;
-      const matched = this.#linesFrom(m.index);
+      // A match ends at the end of the buffer; one that cannot contain a newline (nor depend on
+      // where the buffer starts) lies inside the newest line, so only that line is searched:
+      // the work per line then does not grow with bufferSize.
+      const local = !rule.regex.spansLines;
+      if (rule.literal >= 0 && lineNo - (this.#lastSeen[rule.literal] as number) >= (local ? 1 : this.#bufferSize)) continue;
+      let matched: LogLine[];
+      if (local) {
+        if (rule.regex.exec(line.message) === null) continue;
+        matched = [line];
+      } else {
+        joined ??= this.#buffer.map((l) => l.message).join('\n');
+        const m = rule.regex.exec(joined);
+        if (m === null) continue;
+        matched = this.#linesFrom(m.index);
+      }
       const message = matched.map((l) => l.message).join(' ') + rule.suffix;
       const timestamp = (matched[0] as LogLine).timestamp;
       if (rule.type === 'temporary') {

@@ -4,7 +4,7 @@ import { KernelLog, KMSG_PATH, LineSplitter, parseUptime } from '../engine/kmsg.
 import type { ParsedLogMonitor } from './config.ts';
 import { compileGoLayout, parseGoTime } from './go-time.ts';
 import type { LogLine } from './log-rules.ts';
-import { compileRe2 } from './re2.ts';
+import { compileRe2 } from '../../util/re2.ts';
 
 /**
  * A log to read, as NPD's log watchers do: lines from before the start time (NPD's GetStartTime:

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { LogRuleEngine } from '../../../src/detectors/npd/log-rules.ts';
-import { compileRe2 } from '../../../src/detectors/npd/re2.ts';
+import { compileRe2 } from '../../../src/util/re2.ts';
 import { at, inlineMonitor } from './helpers.ts';
 
 const noRecovery = { expiryMs: {}, patterns: [] };
@@ -100,4 +100,32 @@ test('state persisted before a restart is where the monitor starts', () => {
   const engine = new LogRuleEngine(monitor, noRecovery, previous, 1_000);
   assert.deepEqual(engine.conditions, previous);
   assert.deepEqual(engine.process([at(1_001, 'broke A')]), [], 'no second announcement after a restart');
+});
+
+test('with bufferSize 1000 and a pattern without a literal, each line searches only itself unless the pattern can span lines', () => {
+  const big = inlineMonitor({
+    plugin: 'kmsg',
+    source: 'test',
+    bufferSize: 1000,
+    conditions: [],
+    rules: [
+      { type: 'temporary', reason: 'OneLine', pattern: '(x+x+)+y' },
+      { type: 'temporary', reason: 'Spanning', pattern: 'x\\s+y' },
+    ],
+  });
+  const searched: Record<string, number> = { OneLine: 0, Spanning: 0 };
+  big.patterns.forEach((regex, i) => {
+    const reason = big.config.rules[i]?.reason as string;
+    const exec = regex.exec.bind(regex);
+    (regex as { exec: (text: string) => RegExpExecArray | null }).exec = (text) => {
+      searched[reason] = Math.max(searched[reason] as number, text.length);
+      return exec(text);
+    };
+  });
+  const engine = new LogRuleEngine(big, noRecovery, [], 0);
+  const line = 'x'.repeat(50);
+  const events = engine.process([...Array.from({ length: 2000 }, (_, i) => at(i, line)), at(2000, 'xxy'), at(2001, 'x'), at(2002, 'y')]);
+  assert.equal(searched.OneLine, line.length, 'the one-line rule never saw more than one line');
+  assert.ok((searched.Spanning as number) > line.length * 999, 'the spanning rule saw the buffer');
+  assert.deepEqual(events.map((e) => [e.reason, e.message]), [['OneLine', 'xxy'], ['Spanning', 'x y']]);
 });

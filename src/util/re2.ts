@@ -1,13 +1,20 @@
 import { setFlagsFromString } from 'node:v8';
+import { RE2JS } from 're2js';
 
-// NPD's patterns are Go RE2 syntax, matched in linear time. We translate them to
-// JavaScript and compile them for V8's linear-time engine (the `l` flag), so a
-// pathological pattern from a config file cannot stall the agent with backtracking.
-let linearEngineEnabled = false;
-function enableLinearEngine(): void {
-  if (linearEngineEnabled) return;
+// Every regular expression that comes from configuration or a manifest is RE2 syntax (NPD's, Go's)
+// and must run in time linear in its input, so a careless or hostile pattern cannot stall a node.
+// compileRe2() is the one door: re2js (a port of RE2) decides what is valid RE2, then the pattern
+// runs on the cheapest engine that keeps the guarantee:
+// - V8's backtracking engine when the pattern is provably free of backtracking (see isDeterministic);
+// - else V8's linear-time engine (the `l` flag);
+// - else (counted repetitions over 16, Unicode classes, … which V8's linear engine refuses) re2js.
+// V8 is also told to fall back to its linear engine on excessive backtracking, for every regexp.
+let flagsSet = false;
+function setRegexpFlags(): void {
+  if (flagsSet) return;
   setFlagsFromString('--enable-experimental-regexp-engine');
-  linearEngineEnabled = true;
+  setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
+  flagsSet = true;
 }
 
 export class PatternError extends Error {}
@@ -88,6 +95,9 @@ export function translateRe2(pattern: string): string {
         return fail('\\C (any byte) is not supported');
       default:
         if (/[1-9]/.test(next)) fail('backreferences are not RE2 syntax');
+        // RE2's \s is [\t\n\f\r ]; JavaScript's also takes \v and Unicode spaces.
+        if (next === 's') return inClass ? '\\t\\n\\f\\r ' : '[\\t\\n\\f\\r ]';
+        if (next === 'S' && !inClass) return '[^\\t\\n\\f\\r ]';
         if (/[A-Za-z]/.test(next)) return `\\${next}`;
         // An escaped punctuation character is a literal; only syntax characters keep their backslash.
         return /[\\^$.|?*+()[\]{}/-]/.test(next) ? `\\${next}` : next;
@@ -206,7 +216,7 @@ export function translateRe2(pattern: string): string {
       continue;
     }
     if (ch === '.') {
-      out += flags().s ? '[\\s\\S]' : '.';
+      out += flags().s ? '[\\s\\S]' : '[^\\n]';
       pos += 1;
       continue;
     }
@@ -222,17 +232,148 @@ export function translateRe2(pattern: string): string {
   return out;
 }
 
+export type Re2Engine = 'backtracking' | 'linear' | 're2js';
+
+/** A compiled configuration pattern: exec() and test() as RegExp's, on the engine chosen for it. */
+export interface Re2Regex {
+  /** The RE2 pattern as written. */
+  readonly pattern: string;
+  readonly engine: Re2Engine;
+  /** Whether a match can contain a newline or depends on where the text starts (^, \A). */
+  readonly spansLines: boolean;
+  exec(text: string): RegExpExecArray | null;
+  test(text: string): boolean;
+}
+
+/** One token of a translated (JavaScript) pattern. */
+interface Token {
+  kind: 'atom' | 'quant' | 'open' | 'close' | 'alt' | 'start' | 'end';
+  text: string;
+}
+
+/** Splits translated JavaScript source into atoms, quantifiers, group brackets and anchors. */
+function tokenize(source: string): Token[] {
+  const tokens: Token[] = [];
+  let pos = 0;
+  while (pos < source.length) {
+    const ch = source[pos] as string;
+    let m: RegExpExecArray | null;
+    if (ch === '\\') {
+      m = /^\\(?:u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|.)/s.exec(source.slice(pos));
+      tokens.push({ kind: /^\\[bB]$/.test(m?.[0] ?? '') ? 'start' : 'atom', text: m?.[0] ?? ch });
+      pos += m?.[0].length ?? 1;
+    } else if (ch === '[') {
+      let end = pos + 1;
+      if (source[end] === '^') end += 1;
+      if (source[end] === ']') end += 1;
+      while (end < source.length && source[end] !== ']') end += source[end] === '\\' ? 2 : 1;
+      tokens.push({ kind: 'atom', text: source.slice(pos, end + 1) });
+      pos = end + 1;
+    } else if ((m = /^(?:[*+?]|\{\d+(?:,\d*)?\})\??/.exec(source.slice(pos))) !== null) {
+      tokens.push({ kind: 'quant', text: m[0] });
+      pos += m[0].length;
+    } else if (ch === '(') {
+      m = /^\((?:\?:|\?<[A-Za-z_][A-Za-z0-9_]*>)?/.exec(source.slice(pos));
+      tokens.push({ kind: 'open', text: m?.[0] ?? '(' });
+      pos += m?.[0].length ?? 1;
+    } else {
+      tokens.push({ kind: ch === ')' ? 'close' : ch === '|' ? 'alt' : ch === '^' ? 'start' : ch === '$' ? 'end' : 'atom', text: ch });
+      pos += 1;
+    }
+  }
+  return tokens;
+}
+
+/** Whether two one-character atoms share a character (checked over the Basic Multilingual Plane). */
+function overlap(a: string, b: string): boolean {
+  const ra = new RegExp(`^${a}$`);
+  const rb = new RegExp(`^${b}$`);
+  for (let c = 0; c < 0x10000; c++) {
+    const s = String.fromCharCode(c);
+    if (ra.test(s) && rb.test(s)) return true;
+  }
+  return false;
+}
+
 /**
- * Compiles an RE2 pattern for the linear-time engine. `anchorEnd` appends RE2's \z
- * the way NPD's log buffer does (expr + `\z`, so it binds to the last alternative).
+ * A pattern on which a backtracking engine never backtracks: anchored at the start (one start
+ * position), no alternation, no quantified group, and every variable quantifier applies to one
+ * character class and is followed by a character it cannot match (or the end), so each loop has
+ * exactly one way to stop. Matching it is then linear on V8's fast engine.
  */
-export function compileRe2(pattern: string, options: { anchorEnd?: boolean } = {}): RegExp {
-  enableLinearEngine();
-  const source = translateRe2(pattern);
+function isDeterministic(tokens: readonly Token[]): boolean {
+  if (tokens[0]?.kind !== 'start' || tokens[0].text !== '^') return false;
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i] as Token;
+    if (t.kind === 'alt') return false;
+    if (t.kind !== 'quant') continue;
+    const target = tokens[i - 1];
+    if (target?.kind !== 'atom') return false;
+    if (/^\{(\d+)\}$/.test(t.text)) continue;
+    let next = i + 1;
+    while (tokens[next]?.kind === 'open' || tokens[next]?.kind === 'close') next += 1;
+    const follower = tokens[next];
+    if (follower === undefined || follower.kind === 'end') continue;
+    if (follower.kind !== 'atom' || tokens[next + 1]?.kind === 'quant' || overlap(target.text, follower.text)) return false;
+  }
+  return true;
+}
+
+function spansLines(tokens: readonly Token[]): boolean {
+  return tokens.some((t) => (t.kind === 'start' && t.text === '^') || (t.kind === 'atom' && t.text.length > 0 && new RegExp(`^${t.text}$`).test('\n')));
+}
+
+function wrapRegExp(pattern: string, engine: Re2Engine, regex: RegExp, lines: boolean): Re2Regex {
+  return { pattern, engine, spansLines: lines, exec: (text) => regex.exec(text), test: (text) => regex.test(text) };
+}
+
+function wrapRe2js(pattern: string, compiled: RE2JS, lines: boolean): Re2Regex {
+  const names = Object.entries(compiled.namedGroups());
+  const exec = (text: string): RegExpExecArray | null => {
+    const m = compiled.matcher(text);
+    if (!m.find()) return null;
+    const result: (string | undefined)[] = [];
+    for (let g = 0; g <= m.groupCount(); g++) result.push(m.group(g) ?? undefined);
+    const groups: Record<string, string | undefined> = {};
+    for (const [name, index] of names) groups[name] = result[index];
+    return Object.assign(result, { index: m.start(), input: text, groups: names.length > 0 ? groups : undefined }) as unknown as RegExpExecArray;
+  };
+  return { pattern, engine: 're2js', spansLines: lines, exec, test: (text) => compiled.matcher(text).find() };
+}
+
+/**
+ * Compiles an RE2 pattern from configuration. `anchorEnd` appends RE2's \z the way NPD's log
+ * buffer does (expr + `\z`, so it binds to the last alternative). Throws PatternError naming the
+ * problem for anything RE2 refuses.
+ */
+export function compileRe2(pattern: string, options: { anchorEnd?: boolean } = {}): Re2Regex {
+  setRegexpFlags();
+  const full = options.anchorEnd === true ? `${pattern}\\z` : pattern;
+  let source: string | undefined;
+  let untranslatable: PatternError | undefined;
   try {
-    return new RegExp(options.anchorEnd === true ? `${source}$` : source, 'l');
+    source = translateRe2(full);
   } catch (err) {
-    throw new PatternError(`invalid pattern ${JSON.stringify(pattern)}: ${(err as Error).message}`);
+    if (!(err instanceof PatternError)) throw err;
+    untranslatable = err;
+  }
+  let reference: RE2JS;
+  try {
+    reference = RE2JS.compile(full);
+  } catch (err) {
+    // Both refuse it: the translator's message says where, in the pattern as written.
+    throw untranslatable ?? new PatternError(`invalid RE2 pattern ${JSON.stringify(pattern)}: ${(err as Error).message}`);
+  }
+  // Valid RE2 without a JavaScript equivalent here (\pL, (?U), (?m), …): re2js runs it as written.
+  if (source === undefined) return wrapRe2js(pattern, reference, true);
+  const tokens = tokenize(source);
+  const lines = spansLines(tokens);
+  if (isDeterministic(tokens)) return wrapRegExp(pattern, 'backtracking', new RegExp(source), lines);
+  try {
+    return wrapRegExp(pattern, 'linear', new RegExp(source, 'l'), lines);
+  } catch {
+    // V8's linear engine refuses some valid RE2 (a counted repetition over 16, nested counts).
+    return wrapRe2js(pattern, reference, lines);
   }
 }
 

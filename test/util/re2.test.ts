@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { MachineComponentSpec } from '../../src/api/machine-component.ts';
+import { createHost } from '../../src/host/host.ts';
+import { probeVersion } from '../../src/installers/health.ts';
+import type { InstallContext } from '../../src/installers/types.ts';
+import { compileRe2, PatternError, requiredLiteral, translateRe2 } from '../../src/util/re2.ts';
+import { TempRoot } from '../helpers/host-root.ts';
+
+const matches: [string, string, boolean][] = [
+  ['(?i)Currently unreadable.*sectors|(?i)Offline uncorrectable sectors', 'smartd: 8 OFFLINE UNCORRECTABLE sectors', true],
+  ['(?i)abc', 'xAbCx', true],
+  ['a(?i)b', 'aB', true],
+  ['a(?i)b', 'AB', false],
+  ['(?i:x)y', 'Xy', true],
+  ['(?i:x)y', 'XY', false],
+  ['[[:digit:]]+ errors', '12 errors', true],
+  ['(?P<dev>sd[a-z]+)', 'sdb', true],
+  ['\\Qa.b\\E', 'a.b', true],
+  ['\\Qa.b\\E', 'axb', false],
+  ['(?s)a.b', 'a\nb', true],
+  ['a.b', 'a\nb', false],
+  ['end\\z', 'the end', true],
+  ['end\\z', 'end.', false],
+  ['caf\\x{e9}', 'café', true],
+  ['(?i)[a-c]+', 'ABC', true],
+  ['a/b', 'a/b', true],
+];
+
+for (const [pattern, input, expected] of matches) {
+  test(`RE2 ${JSON.stringify(pattern)} ${expected ? 'matches' : 'does not match'} ${JSON.stringify(input)}`, () => {
+    assert.equal(compileRe2(pattern).test(input), expected);
+  });
+}
+
+const refused: [string, RegExp][] = [
+  ['(a)\\1', /backreferences/],
+  ['(?=x)', /lookaround/],
+  ['(abc', /unbalanced \(/],
+  ['abc)', /unbalanced \)/],
+  ['[abc', /unterminated character class/],
+  ['[[:nope:]]', /unknown POSIX class/],
+  ['x{1001}', /invalid repeat count/],
+];
+for (const [pattern, why] of refused) {
+  test(`RE2 ${JSON.stringify(pattern)} is refused with a reason`, () => {
+    assert.throws(() => compileRe2(pattern), (err: unknown) => err instanceof PatternError && why.test(err.message));
+  });
+}
+
+test('a catastrophic-backtracking pattern runs in linear time', () => {
+  // (a+)+$ against "aaaa…b" takes exponential time in a backtracking engine;
+  // 30 000 characters would never finish there. The linear engine answers at once.
+  const re = compileRe2('(a+)+$');
+  assert.notEqual(re.engine, 'backtracking');
+  assert.equal(re.test(`${'a'.repeat(30_000)}b`), false);
+  assert.equal(compileRe2('(x+x+)+y').test('x'.repeat(30_000)), false);
+});
+
+test('translation leaves plain RE2 untouched', () => {
+  assert.equal(translateRe2('task [\\S ]+:\\w+ blocked for more than \\w+ seconds\\.'), 'task [\\S ]+:\\w+ blocked for more than \\w+ seconds\\.');
+});
+
+const literals: [string, string | undefined][] = [
+  ['task [\\S ]+:\\w+ blocked for more than \\w+ seconds\\.', ' blocked for more than '],
+  ['.*\\[Hardware Error\\]: event severity: corrected$', '[Hardware Error]: event severity: corrected'],
+  ['ab?cde+fgh', 'cde'],
+  ['XFS .* Shutting down filesystem.?', ' Shutting down filesystem'],
+  ['foo|barbaz', undefined],
+  ['(?i)Offline uncorrectable', undefined],
+  ['a(bcdef)g', undefined],
+  ['x*', undefined],
+];
+for (const [pattern, literal] of literals) {
+  test(`required literal of ${JSON.stringify(pattern)}`, () => {
+    assert.equal(requiredLiteral(pattern), literal);
+  });
+}
+
+// Valid RE2 (NPD accepts each) that V8's engines cannot run as translated: accepted, on an engine that keeps linear time.
+const accepted: [string, string, boolean][] = [
+  ['[0-9a-f]{64}', `id ${'ab'.repeat(32)}`, true],
+  ['a{64}', 'a'.repeat(63), false],
+  ['(?m)^x', 'a\nx', true],
+  ['(?U)a+', 'aaa', true],
+  ['\\pL+', 'é', true],
+];
+for (const [pattern, input, expected] of accepted) {
+  test(`valid RE2 ${JSON.stringify(pattern)} is accepted and runs in linear time`, () => {
+    const re = compileRe2(pattern);
+    assert.notEqual(re.engine, 'backtracking');
+    assert.equal(re.test(input), expected);
+  });
+}
+
+test('(?U) makes quantifiers lazy, as in RE2', () => {
+  assert.equal(compileRe2('(?U)(a+)').exec('aaa')?.[1], 'a');
+});
+
+test('a pattern that provably never backtracks runs on the fast engine; anything else does not', () => {
+  const engines: [string, string][] = [
+    ['^.{15}', 'backtracking'],
+    ['^(\\d+) (\\w+)$', 'backtracking'],
+    ['^([A-Z][a-z]{2} [ 0-9]\\d) ', 'backtracking'],
+    ['^\\d+\\d+x', 'linear'],
+    ['^.*x', 'linear'],
+    ['kernel: \\[.*\\] (.*)', 'linear'],
+    ['^(a|b)+', 'linear'],
+    ['^(a+)+$', 'linear'],
+  ];
+  for (const [pattern, engine] of engines) assert.equal(compileRe2(pattern).engine, engine, pattern);
+});
+
+test('RE2 semantics where JavaScript differs: . stops only at \\n, \\s is ASCII whitespace', () => {
+  assert.equal(compileRe2('a.b').test('a\rb'), true);
+  assert.equal(compileRe2('a\\sb').test('a\u00a0b'), false);
+  assert.equal(compileRe2('a\\sb').test('a\tb'), true);
+});
+
+test('named groups and the match index come back the same on every engine', () => {
+  for (const pattern of ['(?P<dev>sd[a-z]+) (?P<hex>[0-9a-f]{20})', '(?P<dev>sd[a-z]+) (?P<hex>[0-9a-f]+)']) {
+    const m = compileRe2(pattern).exec(`xx sdb ${'0'.repeat(20)}`);
+    assert.equal(m?.index, 3, pattern);
+    assert.deepEqual({ ...m?.groups }, { dev: 'sdb', hex: '0'.repeat(20) }, pattern);
+  }
+});
+
+test("an installer's versionProbe.regex runs on the linear-time engine: a backtracking pattern over long output still answers", async () => {
+  const root = new TempRoot();
+  try {
+    // 30 001 characters against (a+)+$: a backtracking engine would not finish this in a lifetime.
+    root.script('/usr/bin/demo', `printf 'demo %sb' "$(yes a | head -n 30000 | tr -d '\\n')"`);
+    const ctx = { host: createHost({ root: root.dir }) } as unknown as InstallContext;
+    const spec = { versionProbe: { argv: ['/usr/bin/demo'], regex: '(a+)+$', timeoutSeconds: 10 } } as unknown as MachineComponentSpec;
+    const result = await probeVersion(ctx, spec);
+    assert.match(result?.error ?? '', /does not match/);
+    const named = { versionProbe: { argv: ['/usr/bin/demo'], regex: 'demo (?P<v>a{64})', timeoutSeconds: 10 } } as unknown as MachineComponentSpec;
+    assert.equal((await probeVersion(ctx, named))?.version, 'a'.repeat(64), 'RE2 syntax ((?P<name>), {64}) is accepted');
+  } finally {
+    root.remove();
+  }
+});
