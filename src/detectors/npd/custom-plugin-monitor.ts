@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Condition, ConditionStatus, DetectorResult, ProblemEvent } from '../../types.ts';
 import type { Detector, DetectorContext } from '../engine/types.ts';
 import type { ParsedPluginMonitor } from './config.ts';
-import { defaultConditions } from './log-rules.ts';
+import { conditionChangeEvent, defaultConditions } from './log-rules.ts';
 
 type PluginStatus = 'OK' | 'NonOK' | 'Unknown';
 
@@ -81,7 +81,7 @@ export function createCustomPluginMonitor(monitor: ParsedPluginMonitor, pluginWo
         continue;
       }
       conditions.set(cond.type, { type: cond.type, status: next, reason, message: text, transitionTime: now });
-      events.push({ severity: next === 'True' ? 'warn' : 'info', reason, message: text, timestamp: now });
+      events.push(conditionChangeEvent(cond.type, next, reason, text, now));
     }
     return events;
   };

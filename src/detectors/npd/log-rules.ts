@@ -1,4 +1,4 @@
-import type { Condition, ProblemEvent } from '../../types.ts';
+import type { Condition, ConditionStatus, ProblemEvent } from '../../types.ts';
 import type { ParsedLogMonitor } from './config.ts';
 import { requiredLiteral, type Re2Regex } from '../../util/re2.ts';
 
@@ -23,6 +23,11 @@ interface CompiledRule {
   regex: Re2Regex;
   /** Index into the literal table; -1 when the rule has no literal to prefilter on. */
   literal: number;
+}
+
+/** NPD's condition-change event (pkg/util GenerateConditionChangeEvent): warn when the condition turns True, else info. */
+export function conditionChangeEvent(type: string, status: ConditionStatus, reason: string, message: string, timestamp: number): ProblemEvent {
+  return { severity: status === 'True' ? 'warn' : 'info', reason, message: `Node condition ${type} is now: ${status}, reason: ${reason}, message: ${JSON.stringify(message)}`, timestamp };
 }
 
 export function defaultConditions(declared: readonly { type: string; reason: string; message: string }[], now: number): Condition[] {
@@ -162,7 +167,7 @@ export class LogRuleEngine {
     if (cond.status !== 'True' || cond.reason !== rule.reason) {
       cond.transitionTime = timestamp;
       cond.message = message;
-      events.push({ severity: 'warn', reason: rule.reason, message, timestamp });
+      events.push(conditionChangeEvent(cond.type, 'True', rule.reason, message, timestamp));
     }
     cond.status = 'True';
     cond.reason = rule.reason;
@@ -173,6 +178,6 @@ export class LogRuleEngine {
     if (def === undefined) return;
     this.#conditions.set(type, { type, status: 'False', reason: def.reason, message: def.message, transitionTime: timestamp });
     this.#lastMatch.delete(type);
-    events.push({ severity: 'info', reason: def.reason, message: `${def.message} (recovered: ${why})`, timestamp });
+    events.push(conditionChangeEvent(type, 'False', def.reason, `${def.message} (recovered: ${why})`, timestamp));
   }
 }

@@ -39,10 +39,11 @@ test('the pattern must match up to the end of the newest line, as NPD appends \\
   assert.deepEqual(engine.process([at(1, 'blip 7 and more')]), []);
 });
 
-test('a permanent rule turns its condition True once; a repeat changes nothing; a new reason is a new transition', () => {
+test('a permanent rule turns its condition True once, with NPD\'s condition-change message; a repeat changes nothing; a new reason is a new transition', () => {
   const engine = new LogRuleEngine(monitor, noRecovery, [], 0);
   const first = engine.process([at(10, 'broke A')]);
-  assert.deepEqual(first, [{ severity: 'warn', reason: 'BrokenA', message: 'broke A', timestamp: 10 }]);
+  assert.deepEqual(first, [{ severity: 'warn', reason: 'BrokenA', message: 'Node condition Broken is now: True, reason: BrokenA, message: "broke A"', timestamp: 10 }]);
+  assert.equal(engine.conditions[0]?.message, 'broke A');
   assert.deepEqual(engine.process([at(20, 'broke A')]), []);
   assert.equal(engine.conditions[0]?.transitionTime, 10);
   const second = engine.process([at(30, 'broke B')]);

@@ -82,7 +82,7 @@ test('kmsg in the daemon: a record appended later is picked up, an unfinished on
   controller.abort();
   await watching;
   const events = results.flatMap((r) => r.events);
-  assert.deepEqual(events.map((e) => e.message), ['EXT4-fs (dm-4): Remounting filesystem read-only']);
+  assert.deepEqual(events.map((e) => e.message), ['Node condition ReadonlyFilesystem is now: True, reason: FilesystemIsReadOnly, message: "EXT4-fs (dm-4): Remounting filesystem read-only"']);
   assert.equal(results.at(-1)?.conditions[0]?.status, 'True');
 });
 
