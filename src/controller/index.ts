@@ -30,7 +30,9 @@ import { Informer, type KubeObject, type ResourceRef } from '../watch/informer.t
 import { EventRecorder } from './events.ts';
 import { LeaderElector, LEADER_DEFAULTS } from './leader.ts';
 import { WorkQueue } from './queue.ts';
-import { LABEL_MACHINE, LABEL_SET, LEASE_NAMESPACE, RolloutReconciler, type RolloutCaches } from './rollout/reconciler.ts';
+import { MACHINE_LABEL } from '../api/common.ts';
+import { LEASE_NAMESPACE } from '../report/kube/lease.ts';
+import { LABEL_SET, RolloutReconciler, type RolloutCaches } from './rollout/reconciler.ts';
 
 export const LEADER_LEASE_NAME = 'kubenode-controller';
 
@@ -165,7 +167,7 @@ export class Controller {
     };
     const caches: RolloutCaches = {
       sets: inf({ group: 'kubenode.io', version: 'v1alpha1', plural: 'machinecomponentsets' }),
-      components: inf({ group: 'kubenode.io', version: 'v1alpha1', plural: 'machinecomponents' }, { labelSelector: LABEL_MACHINE }),
+      components: inf({ group: 'kubenode.io', version: 'v1alpha1', plural: 'machinecomponents' }, { labelSelector: MACHINE_LABEL }),
       revisions: inf({ group: 'apps', version: 'v1', plural: 'controllerrevisions', namespace: this.#o.namespace }, { labelSelector: LABEL_SET }),
       machines: inf({ group: 'kubenode.io', version: 'v1alpha1', plural: 'machines' }),
       nodes: inf({ group: '', version: 'v1', plural: 'nodes' }),
@@ -202,7 +204,7 @@ export class Controller {
       if (e.type === 'synced') return all();
       const set = e.object.metadata.labels?.[LABEL_SET];
       if (set !== undefined) enqueue(set);
-      else for (const s of reconciler.setsForMachine(e.object.metadata.labels?.[LABEL_MACHINE] ?? '')) enqueue(s);
+      else for (const s of reconciler.setsForMachine(e.object.metadata.labels?.[MACHINE_LABEL] ?? '')) enqueue(s);
     });
     caches.revisions.on((e) => {
       if (e.type !== 'synced') {

@@ -9,10 +9,9 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Controller } from '../../src/controller/index.ts';
 import { createLogger } from '../../src/log.ts';
-import { startCluster, type Cluster } from '../harness/cluster.ts';
+import type { Cluster } from '../harness/cluster.ts';
 import { kubectl } from '../harness/kubectl.ts';
-import { installCrds } from '../helpers/kube-objects.ts';
-import { addMachine, ensureNamespace, listMcs, MCS_PATH, must, SimulatedAgents, until } from './helpers.ts';
+import { listMcs, MCS_PATH, must, rolloutCluster, type SimulatedAgents, until } from './helpers.ts';
 
 const log = createLogger('silent');
 const NS = 'kubenode-system';
@@ -38,12 +37,7 @@ describe('kubectl kubenode rollout with the real kubectl', () => {
   let pluginDir: string;
 
   before(async () => {
-    cluster = await startCluster({ agents: 1 });
-    await installCrds(cluster);
-    await ensureNamespace(cluster, NS);
-    for (let i = 0; i < 5; i++) await addMachine(cluster, `c-${i}`);
-    agents = new SimulatedAgents(cluster);
-    agents.start();
+    ({ cluster, agents } = await rolloutCluster(Array.from({ length: 5 }, (_, i) => `c-${i}`), NS));
     controller = new Controller({ kubeconfig: cluster.adminKubeconfig, leaderElect: false, namespace: NS, listen: '127.0.0.1:0' }, log);
     await controller.start();
     pluginDir = mkdtempSync(join(tmpdir(), 'kubenode-plugin-'));
@@ -82,18 +76,23 @@ describe('kubectl kubenode rollout with the real kubectl', () => {
     assert.equal(refused.code, 64);
     assert.match(refused.stderr, /failed its rollout/);
 
-    // Pause (user), status says paused (2) — the failure is still there, so first acknowledge it.
+    // Acknowledged, the fixed agents let 2.0.0 complete.
     agents.fail = () => false;
     const resumed = await kk(['kubenode', 'rollout', 'resume', 'agent-x']);
     assert.equal(resumed.code, 0, resumed.stderr);
     assert.match(resumed.stdout, /acknowledged/);
-    const pause = await kk(['kubenode', 'rollout', 'pause', 'agent-x']);
-    assert.equal(pause.code, 0, pause.stderr);
-    await until('paused', async () => (await must<{ status: { pausedReason?: string } }>(cluster, 'GET', `${MCS_PATH}/agent-x`)).status.pausedReason === 'Paused', 30_000);
+    const acked = await kk(['kubenode', 'rollout', 'status', 'agent-x', '--timeout', '2m']);
+    assert.equal(acked.code, 0, acked.stdout + acked.stderr);
+
+    // Paused by the user, a new template starts no batch; status says paused (2).
+    assert.equal((await kk(['kubenode', 'rollout', 'pause', 'agent-x'])).code, 0);
+    assert.equal((await kk(['apply', '-f', '-'], manifest('3.0.0'))).code, 0);
+    await until('paused', async () => (await must<{ status: { pausedReason?: string; updated?: number } }>(cluster, 'GET', `${MCS_PATH}/agent-x`)).status.pausedReason === 'Paused', 30_000);
     const paused = await kk(['kubenode', 'rollout', 'status', 'agent-x', '--watch', 'false']);
     assert.equal(paused.code, 2, paused.stdout + paused.stderr);
+    assert.ok((await listMcs(cluster)).every((mc) => mc.spec.version === '2.0.0'), 'nothing moved to 3.0.0 while paused');
 
-    // Undo from 2.0.0 goes to 1.0.0 (revision 1), a new rollout, not a resume of the paused one.
+    // Undo from 3.0.0 skips 2.0.0 (it failed its gate once) and goes to 1.0.0.
     const undo = await kk(['kubenode', 'rollout', 'undo', 'agent-x']);
     assert.equal(undo.code, 0, undo.stderr);
     assert.match(undo.stdout, /rolled back to revision 1 \(1\.0\.0\)/);
@@ -102,7 +101,7 @@ describe('kubectl kubenode rollout with the real kubectl', () => {
     assert.equal(back.code, 0, back.stdout + back.stderr);
     assert.ok((await listMcs(cluster)).every((mc) => mc.spec.version === '1.0.0'));
     const after = await kk(['kubenode', 'rollout', 'history', 'agent-x']);
-    assert.match(after.stdout, /^3\s+1\.0\.0\s+\S+\s+current$/m, 'the reused template became the newest revision');
+    assert.match(after.stdout, /^4\s+1\.0\.0\s+\S+\s+current$/m, 'the reused template became the newest revision');
 
     const help = await kk(['kubenode', 'rollout', '--help']);
     assert.match(help.stdout, /Usage: kubectl kubenode rollout/);

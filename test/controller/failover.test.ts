@@ -8,9 +8,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startCluster, type Cluster } from '../harness/cluster.ts';
-import { installCrds } from '../helpers/kube-objects.ts';
-import { addMachine, ensureNamespace, listMcs, MCS_PATH, must, patchSet, SimulatedAgents, until } from './helpers.ts';
+import type { Cluster } from '../harness/cluster.ts';
+import { listMcs, MCS_PATH, must, patchSet, rolloutCluster, type SimulatedAgents, until } from './helpers.ts';
 
 const CLI = resolve(import.meta.dirname, '../../dist/kubenode-agent.cjs');
 const NS = 'kubenode-system';
@@ -110,12 +109,7 @@ describe('controller processes: SIGKILL and handover', () => {
   const procs: Proc[] = [];
 
   before(async () => {
-    cluster = await startCluster({ agents: 1 });
-    await installCrds(cluster);
-    await ensureNamespace(cluster, NS);
-    for (const m of machines) await addMachine(cluster, m);
-    agents = new SimulatedAgents(cluster);
-    agents.start();
+    ({ cluster, agents } = await rolloutCluster(machines, NS));
   });
   after(async () => {
     for (const p of procs) await kill(p);

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { createKubeClient, loadKubeConfig, type KubeClient } from '../../src/kube/client.ts';
-import type { Cluster } from '../harness/cluster.ts';
+import { startCluster, type Cluster } from '../harness/cluster.ts';
+import { installCrds } from '../helpers/kube-objects.ts';
 
 export { until } from '../watch/helpers.ts';
 
@@ -131,4 +132,15 @@ export function selfSigned(): { key: string; cert: string; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'kubenode-webhook-tls-'));
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
   return { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8'), dir };
+}
+
+/** A test cluster ready for the controller: CRDs, its namespace, Machines (with Nodes and Leases) and agents played by the test, started. */
+export async function rolloutCluster(machines: readonly string[], namespace = 'kubenode-system'): Promise<{ cluster: Cluster; agents: SimulatedAgents }> {
+  const cluster = await startCluster({ agents: 1 });
+  await installCrds(cluster);
+  await ensureNamespace(cluster, namespace);
+  for (const m of machines) await addMachine(cluster, m);
+  const agents = new SimulatedAgents(cluster);
+  agents.start();
+  return { cluster, agents };
 }

@@ -9,10 +9,9 @@ import { createServer as createHttpsServer } from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import { Controller } from '../../src/controller/index.ts';
 import { createLogger } from '../../src/log.ts';
-import { startCluster, type Cluster } from '../harness/cluster.ts';
+import type { Cluster } from '../harness/cluster.ts';
 import { startPrometheus, type Prometheus } from '../harness/prometheus.ts';
-import { installCrds } from '../helpers/kube-objects.ts';
-import { addMachine, ensureNamespace, listen, listMcs, MCS_PATH, must, patchSet, selfSigned, SimulatedAgents, until } from './helpers.ts';
+import { listen, listMcs, MCS_PATH, must, patchSet, rolloutCluster, selfSigned, type SimulatedAgents, until } from './helpers.ts';
 
 const log = createLogger('silent');
 const NS = 'kubenode-system';
@@ -36,12 +35,7 @@ describe('health gates in a rollout', () => {
   let hookAnswer: (phase: string, res: ServerResponse) => void = (_p, res) => res.writeHead(200).end();
 
   before(async () => {
-    cluster = await startCluster({ agents: 1 });
-    await installCrds(cluster);
-    await ensureNamespace(cluster, NS);
-    for (let i = 0; i < 4; i++) await addMachine(cluster, `g-${i}`);
-    agents = new SimulatedAgents(cluster);
-    agents.start();
+    ({ cluster, agents } = await rolloutCluster(Array.from({ length: 4 }, (_, i) => `g-${i}`), NS));
     exporter = createHttpServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(`# TYPE component_errors gauge\ncomponent_errors{node="g-0"} ${errors}\ncomponent_errors{node="g-1"} 0\ncomponent_errors{node="g-2"} 0\ncomponent_errors{node="g-3"} 0\n`));
     prom = await startPrometheus({ scrapeTargets: [`http://127.0.0.1:${await listen(exporter)}/metrics`] });
     await prom.waitFor('component_errors', (r) => r.length === 4, 30_000);

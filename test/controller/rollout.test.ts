@@ -5,9 +5,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Controller } from '../../src/controller/index.ts';
 import { createLogger } from '../../src/log.ts';
-import { startCluster, type Cluster } from '../harness/cluster.ts';
-import { installCrds } from '../helpers/kube-objects.ts';
-import { addMachine, ensureNamespace, listMcs, MCS_PATH, must, patchSet, SimulatedAgents, until } from './helpers.ts';
+import type { Cluster } from '../harness/cluster.ts';
+import { addMachine, listMcs, MCS_PATH, must, patchSet, rolloutCluster, type SimulatedAgents, until } from './helpers.ts';
 
 const log = createLogger(process.env.KUBENODE_TEST_LOG === '1' ? 'debug' : 'silent');
 const NS = 'kubenode-system';
@@ -41,12 +40,7 @@ describe('MachineComponentSet rollout on a real apiserver', () => {
   const machines = Array.from({ length: 20 }, (_, i) => `m-${String(i).padStart(2, '0')}`);
 
   before(async () => {
-    cluster = await startCluster({ agents: 1 });
-    await installCrds(cluster);
-    await ensureNamespace(cluster, NS);
-    for (const m of machines) await addMachine(cluster, m);
-    agents = new SimulatedAgents(cluster);
-    agents.start();
+    ({ cluster, agents } = await rolloutCluster(machines, NS));
     controller = new Controller({ kubeconfig: cluster.adminKubeconfig, leaderElect: true, namespace: NS, listen: '127.0.0.1:0', leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 500 }, log);
     await controller.start();
   });

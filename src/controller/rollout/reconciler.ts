@@ -9,18 +9,18 @@
 // and update time go in one write preconditioned on the resourceVersion last seen, so no spec is
 // ever written twice for one revision.
 import type { BatchStatus, GateResult, MachineComponentSet, MachineComponentSetStatus, RolloutFailure } from '../../api/machine-component-set.ts';
-import type { Condition } from '../../api/common.ts';
+import { MACHINE_LABEL, type Condition } from '../../api/common.ts';
 import { errorMessage } from '../../errors.ts';
 import type { Clock } from '../../host/clock.ts';
 import { classifyKubeError, type KubeClient } from '../../kube/client.ts';
 import type { Logger } from '../../log.ts';
+import { LEASE_NAMESPACE } from '../../report/kube/lease.ts';
 import { durationMs } from '../../util/duration.ts';
 import type { Informer, KubeObject } from '../../watch/informer.ts';
 import type { EventRecorder } from '../events.ts';
 import { callWebhook, measurePrometheus, renderQuery, type GateOutcome } from './gates.ts';
 import { componentHealth, componentName, matchesSelector, planBatches, resolveIntOrPercent, selectionOrder, templateHash, type BatchPlan, type ComponentHealth } from './plan.ts';
 
-export const LABEL_MACHINE = 'kubenode.io/machine';
 export const LABEL_SET = 'kubenode.io/component-set';
 export const LABEL_REVISION = 'kubenode.io/revision';
 export const LABEL_BATCH = 'kubenode.io/batch';
@@ -29,7 +29,6 @@ export const ANNOTATION_UPDATED_AT = 'kubenode.io/updated-at';
 export const ANNOTATION_FAILED = 'kubenode.io/failed';
 /** On a ControllerRevision whose template the apiserver refused as a MachineComponent. */
 export const ANNOTATION_INVALID = 'kubenode.io/invalid';
-export const LEASE_NAMESPACE = 'kube-node-lease';
 
 const MCS_PATH = '/apis/kubenode.io/v1alpha1/machinecomponentsets';
 const MC_PATH = '/apis/kubenode.io/v1alpha1/machinecomponents';
@@ -120,7 +119,7 @@ export class RolloutReconciler {
     const out: string[] = [];
     for (const s of this.#o.caches.sets.snapshot().values()) {
       if (m === undefined || matchesSelector(s.spec.selector, m.metadata.labels)) out.push(s.metadata.name);
-      else if ([...this.#o.caches.components.snapshot().values()].some((mc) => mc.metadata.labels?.[LABEL_SET] === s.metadata.name && mc.metadata.labels?.[LABEL_MACHINE] === machine)) out.push(s.metadata.name);
+      else if ([...this.#o.caches.components.snapshot().values()].some((mc) => mc.metadata.labels?.[LABEL_SET] === s.metadata.name && mc.metadata.labels?.[MACHINE_LABEL] === machine)) out.push(s.metadata.name);
     }
     return out;
   }
@@ -354,7 +353,7 @@ class Pass {
     // 2. Machines: selected, conflicting, classified.
     const components = this.#r.components();
     const ours = new Map<string, McObject>();
-    for (const mc of components.values()) if (mc.metadata.labels?.[LABEL_SET] === this.#name && mc.metadata.labels[LABEL_MACHINE] !== undefined) ours.set(mc.metadata.labels[LABEL_MACHINE], mc);
+    for (const mc of components.values()) if (mc.metadata.labels?.[LABEL_SET] === this.#name && mc.metadata.labels[MACHINE_LABEL] !== undefined) ours.set(mc.metadata.labels[MACHINE_LABEL], mc);
     const { selected, conflicts } = this.#selectMachines(components, ours);
     status.conflicts = conflicts.slice(0, 20);
     if (conflicts.length > 0) this.#condition('Conflict', 'True', 'ComponentClaimed', `${conflicts.length} machine(s) refused: ${conflicts.slice(0, 5).join('; ')}`);
@@ -489,7 +488,7 @@ class Pass {
   }
 
   #desiredFrom(name: string, machine: string, template: MachineComponentSet['spec']['template'], hash: string, batch: number | undefined): McObject {
-    const labels: Record<string, string> = { ...(template.metadata?.labels ?? {}), [LABEL_MACHINE]: machine, [LABEL_SET]: this.#name, [LABEL_REVISION]: hash };
+    const labels: Record<string, string> = { ...(template.metadata?.labels ?? {}), [MACHINE_LABEL]: machine, [LABEL_SET]: this.#name, [LABEL_REVISION]: hash };
     if (batch !== undefined) labels[LABEL_BATCH] = String(batch);
     return {
       apiVersion: 'kubenode.io/v1alpha1',
@@ -506,7 +505,7 @@ class Pass {
     const conflicts: string[] = [];
     const claimedBy = new Map<string, string>();
     for (const mc of components.values()) {
-      const m = mc.metadata.labels?.[LABEL_MACHINE];
+      const m = mc.metadata.labels?.[MACHINE_LABEL];
       if (m === undefined || mc.spec?.component !== component || mc.metadata.labels?.[LABEL_SET] === this.#name) continue;
       claimedBy.set(m, mc.metadata.labels?.[LABEL_SET] === undefined ? `MachineComponent/${mc.metadata.name}` : `MachineComponentSet/${mc.metadata.labels[LABEL_SET]}`);
     }
