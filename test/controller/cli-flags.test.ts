@@ -14,7 +14,7 @@ describe('controller and rollout flags', () => {
     [['controller', '--kubeconfig', 'x', '--in-cluster'], /exclude each other/],
     [['controller', '--kubeconfig', 'x', '--leader-elect', 'maybe'], /--leader-elect: expected true or false/],
     [['controller', '--kubeconfig', 'x', '--leader-elect-lease-duration', '10s', '--leader-elect-renew-deadline', '10s'], /renew-deadline \(10s\) must be shorter than --leader-elect-lease-duration/],
-    [['controller', '--kubeconfig', 'x', '--leader-elect-retry-period', '0s'], /--leader-elect-retry-period: expected a positive duration/],
+    [['controller', '--kubeconfig', 'x', '--leader-elect-retry-period', '0s'], /--leader-elect-retry-period: expected a duration .*got "0s"/],
     [['controller', '--kubeconfig', 'x', '--workers', '0'], /--workers: expected an integer 1\.\.64/],
     [['controller', '--kubeconfig', '/nonexistent/kc'], /\/nonexistent\/kc: cannot load kubeconfig/],
     [['rollout', 'status', 'x', '--timeout', 'soon'], /--timeout: expected a duration/],

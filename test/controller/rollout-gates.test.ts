@@ -61,7 +61,7 @@ describe('health gates in a rollout', () => {
   });
 
   it('Prometheus gate: passes, fails (HealthGateFailed), and an unreachable Prometheus pauses with GateError', async () => {
-    const gate = (address: string) => ({ name: 'errors', address, query: 'max(component_errors{node=~"{{nodes}}"})', successCondition: { operator: '<', value: 1 }, interval: '300ms', count: 2, consecutiveErrorLimit: 1 });
+    const gate = (address: string) => ({ name: 'errors', address, query: 'max(component_errors{node=~"{{nodes}}"})', successCondition: { operator: '<', value: 1 }, interval: '1s', count: 2, consecutiveErrorLimit: 1 });
     const rollout = (address: string) => ({ batches: [2], maxUnavailable: 4, bakeTime: '500ms', failurePolicy: 'Rollback', healthGate: { prometheus: [gate(address)] } });
     await must(cluster, 'POST', MCS_PATH, { apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponentSet', metadata: { name: 'pg' }, spec: { selector: {}, template: tpl('pg', '1.0.0'), rollout: rollout(prom.url) } });
     await until('v1 completes through the gate', async () => (await statusOf(cluster, 'pg')).phase === 'Completed', 60_000);
@@ -96,7 +96,7 @@ describe('health gates in a rollout', () => {
       apiVersion: 'kubenode.io/v1alpha1',
       kind: 'MachineComponentSet',
       metadata: { name: 'wh' },
-      spec: { selector: {}, template: tpl('wh', '1.0.0'), rollout: { batches: [4], maxUnavailable: 4, bakeTime: '300ms', healthGate: { webhooks: [{ name: 'defender', phase: 'PreBatch', url: hookUrl, caBundle: ca }, { name: 'slo', phase: 'Observation', url: hookUrl, caBundle: ca, timeout: '300ms', interval: '200ms' }] } } },
+      spec: { selector: {}, template: tpl('wh', '1.0.0'), rollout: { batches: [4], maxUnavailable: 4, bakeTime: '300ms', healthGate: { webhooks: [{ name: 'defender', phase: 'PreBatch', url: hookUrl, caBundle: ca }, { name: 'slo', phase: 'Observation', url: hookUrl, caBundle: ca, timeout: '1s', interval: '1s' }] } } },
     });
     await until('denied', async () => (await statusOf(cluster, 'wh')).pausedReason === 'PreBatchDenied', 30_000);
     assert.equal((await listMcs(cluster)).filter((mc) => mc.spec.component === 'wh').length, 0, 'nothing written while denied');
@@ -106,6 +106,6 @@ describe('health gates in a rollout', () => {
     hookAnswer = (phase, res) => (phase === 'PreBatch' ? res.writeHead(200).end() : undefined);
     await patchSet(cluster, 'wh', { spec: { template: tpl('wh', '2.0.0') } });
     await until('observation timeout pauses', async () => (await statusOf(cluster, 'wh')).pausedReason === 'GateError', 60_000);
-    assert.match((await statusOf(cluster, 'wh')).failure?.message ?? '', /slo: .*no answer within 300 ms/);
+    assert.match((await statusOf(cluster, 'wh')).failure?.message ?? '', /slo: .*no answer within 1000 ms/);
   });
 });
