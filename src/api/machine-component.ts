@@ -148,7 +148,7 @@ export const HealthCheck = Type.Object(
 export const VersionProbe = Type.Object(
   {
     argv: Argv,
-    regex: Type.String({ minLength: 1, maxLength: 512, description: 'Regular expression; its first capture group (or the whole match) is the version' }),
+    regex: Type.String({ minLength: 1, maxLength: 512, description: 'RE2 regular expression (matched in linear time; no lookaround or backreferences); its first capture group (or the whole match) is the version' }),
     timeoutSeconds: Type.Integer({ minimum: 1, maximum: 600, default: 10, description: 'Deadline of the command' }),
   },
   { additionalProperties: false, description: 'A command whose output names the installed version; it must match spec.version' },

@@ -8,6 +8,7 @@ import { parseAllDocuments } from 'yaml';
 import { API_VERSION, KIND, MachineComponent, type MachineComponentSpec } from '../api/machine-component.ts';
 import { fieldPath } from '../config/decode.ts';
 import { ConfigError } from '../errors.ts';
+import { compileRe2 } from '../util/re2.ts';
 import type { Target } from './types.ts';
 
 export interface ManifestReader {
@@ -73,9 +74,9 @@ function semanticErrors(spec: MachineComponentSpec): { field: string; message: s
   if (spec.healthCheck?.unitActive === true && spec.unit === undefined) errors.push({ field: 'spec.healthCheck.unitActive', message: 'needs spec.unit' });
   if (spec.versionProbe !== undefined) {
     try {
-      new RegExp(spec.versionProbe.regex);
+      compileRe2(spec.versionProbe.regex);
     } catch (err) {
-      errors.push({ field: 'spec.versionProbe.regex', message: `invalid regular expression: ${(err as Error).message}` });
+      errors.push({ field: 'spec.versionProbe.regex', message: `expected an RE2 regular expression (matched in linear time): ${(err as Error).message}` });
     }
   }
   return errors;

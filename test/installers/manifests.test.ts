@@ -51,6 +51,8 @@ describe('manifest validation', () => {
     ['unknown field', `${base}\nrestartPolicy: always`, /spec\.restartPolicy: unknown field/],
     ['unit name', `${base}\nunit:\n  name: "demo; rm -rf /"`, /spec\.unit\.name: expected string matching/],
     ['unitActive without a unit', `${base}\nhealthCheck:\n  unitActive: true`, /spec\.healthCheck\.unitActive: needs spec\.unit/],
+    ['a versionProbe regex RE2 cannot run (lookahead)', `${base}\nversionProbe:\n  argv: [demo, --version]\n  regex: 'v(?=\\d)(\\S+)'`, /spec\.versionProbe\.regex: expected an RE2 regular expression/],
+    ['hooks on source.type none', `component: demo\nversion: 1.2.3\nsource:\n  type: none\nhooks:\n  postInstall:\n    - [/usr/bin/true]`, /spec\.hooks: source\.type none installs nothing/],
   ];
   for (const [name, spec, error] of bad) {
     it(`refuses ${name}`, () => assert.throws(() => parseManifestText('m.yaml', good(spec)), error));
