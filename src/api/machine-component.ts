@@ -175,6 +175,13 @@ export const MachineComponentSpec = Type.Object(
     healthCheck: Type.Optional(HealthCheck),
     versionProbe: Type.Optional(VersionProbe),
     hooks: ComponentHooks,
+    removalPolicy: Type.Optional(
+      StringEnum(['Uninstall', 'Orphan'] as const, {
+        default: 'Uninstall',
+        description:
+          'When the component is no longer declared (its MachineComponent deleted, or dropped from the manifest directory): Uninstall stops and disables its unit and removes its files, links, version directories and package; Orphan leaves it installed and stops managing it',
+      }),
+    ),
   },
   {
     additionalProperties: false,

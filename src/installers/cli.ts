@@ -38,11 +38,18 @@ export function reportManifestErrors(errors: readonly ConfigError[]): void {
   for (const err of errors) process.stderr.write(`kubenode-agent: ${err.message} (file refused; other files still apply)\n`);
 }
 
+/**
+ * Removal needs the node's whole desired state: the configured manifest directory, every file of
+ * it accepted. `--manifests DIR` names some components to act on, not all the node should have.
+ */
+const wholeDesiredState = (options: InstallerCliOptions, manifests: LoadedManifests): boolean => options.manifests === undefined && manifests.errors.length === 0;
+
 export function renderPlan(plans: readonly ComponentPlan[]): string {
   const lines: string[] = [];
-  const changing = plans.filter((p) => p.actions.length > 0 || p.error !== undefined || p.resume !== undefined || p.warnings !== undefined);
+  const changing = plans.filter((p) => p.actions.length > 0 || p.error !== undefined || p.resume !== undefined || p.warnings !== undefined || p.removal !== undefined);
   for (const p of changing) {
-    const versions = p.fromVersion === undefined ? p.toVersion : p.fromVersion === p.toVersion ? p.toVersion : `${p.fromVersion} → ${p.toVersion}`;
+    const versions =
+      p.removal === 'uninstall' ? `${p.toVersion} → removed` : p.removal === 'orphan' ? `${p.toVersion} left installed, no longer managed (removalPolicy Orphan)` : p.fromVersion === undefined ? p.toVersion : p.fromVersion === p.toVersion ? p.toVersion : `${p.fromVersion} → ${p.toVersion}`;
     lines.push(`${p.component} ${versions}${p.resume === undefined ? '' : ` (resuming a crashed ${p.resume})`}`);
     if (p.error !== undefined) lines.push(`  ! ${p.error}`);
     for (const w of p.warnings ?? []) lines.push(`  ! ${w}`);
@@ -74,7 +81,7 @@ export function renderOutcomes(outcomes: readonly ApplyOutcome[]): string {
 export async function runPlan(options: InstallerCliOptions, exit: (code: number) => void): Promise<void> {
   const { engine, manifests } = await loadInstallerSetup(options);
   reportManifestErrors(manifests.errors);
-  const plans = await engine.plan(manifests.targets, { retryFailed: options.retryFailed === true });
+  const plans = await engine.plan(manifests.targets, { retryFailed: options.retryFailed === true, removeUndeclared: wholeDesiredState(options, manifests) });
   process.stdout.write(options.json === true ? `${JSON.stringify({ components: plans, errors: manifests.errors.map((e) => ({ file: e.file, field: e.field, message: e.message })) }, null, 2)}\n` : renderPlan(plans));
   exit(manifests.errors.length > 0 || plans.some((p) => p.error !== undefined) ? 1 : 0);
 }
@@ -95,7 +102,7 @@ export async function runApply(options: InstallerCliOptions, exit: (code: number
   }
   let outcomes: ApplyOutcome[];
   try {
-    outcomes = await engine.apply(manifests.targets, { retryFailed: options.retryFailed === true });
+    outcomes = await engine.apply(manifests.targets, { retryFailed: options.retryFailed === true, removeUndeclared: wholeDesiredState(options, manifests) });
   } finally {
     await lock.release();
     close();

@@ -37,6 +37,12 @@ function claims(spec: MachineComponentSpec): Claim[] {
   return out;
 }
 
+/** Whether a key (a host path, `unit:NAME`, `package:TYPE:NAME`) is claimed by one of the targets. */
+export function claimedBy(targets: readonly Target[]): (key: string) => boolean {
+  const all = targets.flatMap((t) => claims(t.spec));
+  return (key) => all.some((c) => c.key === key || (c.subtree && !key.includes(':') && under(key, c.key)));
+}
+
 const under = (child: string, dir: string): boolean => child === dir || child.startsWith(dir === '/' ? '/' : `${dir}/`);
 
 /** The claim of `a` that collides with one of `b`, as [a's, b's]. */

@@ -10,7 +10,7 @@ import { verify } from './health.ts';
 import { crashPoint, Journal } from './journal.ts';
 import { installDir } from './sources/common.ts';
 import { sources } from './sources/index.ts';
-import { emptyStatus, pushHistory, readRecord, readStatus, setCondition, setPhase, writeRecord, writeStatus } from './status.ts';
+import { emptyStatus, pushHistory, readRecord, readStatus, recordDir, setCondition, setPhase, writeRecord, writeStatus } from './status.ts';
 import type { ComponentRecord } from './state.ts';
 import { unitSteps } from './systemd.ts';
 import type { InstallContext, Pending, Step, Target } from './types.ts';
@@ -18,8 +18,9 @@ import { StepDeferredError, StepError } from './types.ts';
 import { managedKeys, recordPriors, undoDir, undoRecords } from './undo.ts';
 import { execFailure } from '../errors.ts';
 import { listDir, removePath, removeTempSiblings } from '../host/files.ts';
-import { findConflicts, type ConflictVerdict } from './conflicts.ts';
-import { ownedPaths } from './owned.ts';
+import { claimedBy, findConflicts, type ConflictVerdict } from './conflicts.ts';
+import { ownedFile, ownedPaths } from './owned.ts';
+import { removalSteps } from './remove.ts';
 import { UNIT_DIR } from './systemd.ts';
 
 
@@ -36,8 +37,10 @@ export interface ComponentPlan {
   fromVersion?: string;
   toVersion: string;
   actions: PlannedAction[];
-  /** A crashed run's journal is waiting to be resumed (or its rollback finished). */
-  resume?: 'apply' | 'rollback';
+  /** A crashed run's journal is waiting to be resumed (or its rollback or removal finished). */
+  resume?: 'apply' | 'rollback' | 'remove';
+  /** No longer declared: removed, or left as it is (removalPolicy Orphan). */
+  removal?: 'uninstall' | 'orphan';
   /** Not acted on: this spec failed and was rolled back. */
   held?: string;
   /** The plan could not be computed (a check threw), or the component is refused (a conflict). */
@@ -46,7 +49,7 @@ export interface ComponentPlan {
   warnings?: string[];
 }
 
-export type ApplyResult = 'unchanged' | 'installed' | 'rolled-back' | 'failed' | 'deferred' | 'held';
+export type ApplyResult = 'unchanged' | 'installed' | 'rolled-back' | 'failed' | 'deferred' | 'held' | 'removed' | 'orphaned';
 
 export interface ApplyOutcome {
   component: string;
@@ -120,8 +123,11 @@ interface Evaluated {
 }
 
 /** Runs every check and decides which steps apply() would run, given flags already pending. */
-async function evaluate(ctx: InstallContext, spec: MachineComponentSpec, pending: Record<Pending, boolean>): Promise<Evaluated> {
-  const steps = buildSteps(ctx, spec);
+function evaluate(ctx: InstallContext, spec: MachineComponentSpec, pending: Record<Pending, boolean>): Promise<Evaluated> {
+  return evaluateSteps(buildSteps(ctx, spec), pending);
+}
+
+async function evaluateSteps(steps: Step[], pending: Record<Pending, boolean>): Promise<Evaluated> {
   const diffs = new Map<string, string>();
   for (const step of steps) {
     if (step.trigger !== undefined || step.beforeInstall === true) continue;
@@ -148,6 +154,12 @@ async function evaluate(ctx: InstallContext, spec: MachineComponentSpec, pending
 export interface EngineOptions {
   /** Act on a spec that failed before (and was rolled back). */
   retryFailed?: boolean;
+  /**
+   * The targets are the node's whole desired state (loaded without a refused file or object):
+   * components installed before and no longer declared are removed (or, with removalPolicy
+   * Orphan, forgotten).
+   */
+  removeUndeclared?: boolean;
 }
 
 /** Sets or clears the Conflict condition of a component that keeps what it claims; true when status changed. */
@@ -175,6 +187,22 @@ export class Engine {
     const { host, config } = this.#ctx;
     const out: ComponentPlan[] = [];
     const journaled = new Set(await Journal.list(host, config.stateDir));
+    const declared = new Set(targets.map((t) => t.spec.component));
+    const claimed = claimedBy(targets);
+    for (const component of [...journaled].filter((c) => !declared.has(c))) {
+      const journal = await Journal.load(host, config.stateDir, component, { readOnly: true });
+      if (journal === undefined) continue;
+      const spec = journal.data.target.spec;
+      const base: ComponentPlan = { component, fromVersion: spec.version, toVersion: spec.version, actions: [], resume: journal.data.mode };
+      if (journal.data.mode === 'remove') base.removal = 'uninstall';
+      out.push(await this.#planned(base, journal.data.mode === 'remove' ? removalSteps(this.#ctx, spec, claimed) : buildSteps(this.#ctx, spec), journal.data.pending));
+    }
+    if (options.removeUndeclared === true) {
+      for (const { component, spec } of await this.#undeclared(declared, journaled)) {
+        const base: ComponentPlan = { component, fromVersion: spec.version, toVersion: spec.version, actions: [], removal: spec.removalPolicy === 'Orphan' ? 'orphan' : 'uninstall' };
+        out.push(spec.removalPolicy === 'Orphan' ? base : await this.#planned(base, removalSteps(this.#ctx, spec, claimed), EMPTY_PENDING));
+      }
+    }
     const conflicts = await this.#conflicts(targets);
     for (const target of targets) {
       const spec = target.spec;
@@ -203,6 +231,89 @@ export class Engine {
     return out;
   }
 
+  async #planned(base: ComponentPlan, steps: Step[], pending: Record<Pending, boolean>): Promise<ComponentPlan> {
+    try {
+      return { ...base, actions: (await evaluateSteps(steps, pending)).actions };
+    } catch (err) {
+      return { ...base, error: errorMessage(err) };
+    }
+  }
+
+  /**
+   * Components the agent installed (a last good spec in their record) that are neither declared
+   * nor under a journal, with the spec last installed; and the state of ones that never got that
+   * far, which is only forgotten.
+   */
+  async #undeclared(declared: ReadonlySet<string>, journaled: ReadonlySet<string>): Promise<{ component: string; spec: MachineComponentSpec; target: Target }[]> {
+    const { host, config } = this.#ctx;
+    const out: { component: string; spec: MachineComponentSpec; target: Target }[] = [];
+    for (const name of (await listDir(host, recordDir(config.stateDir))).sort()) {
+      if (!name.endsWith('.json')) continue;
+      const component = name.slice(0, -5);
+      if (declared.has(component) || journaled.has(component)) continue;
+      const good = (await readRecord(host, config.stateDir, component, { readOnly: true })).lastGood;
+      if (good !== undefined) out.push({ component, spec: good.spec, target: good });
+    }
+    return out;
+  }
+
+  /** Drops what the agent keeps about a component: it is no longer managed. */
+  async #forget(component: string): Promise<void> {
+    const { host, config } = this.#ctx;
+    for (const file of [`${recordDir(config.stateDir)}/${component}.json`, `${config.stateDir}/installers/status/${component}.json`, ownedFile(config.stateDir, component)]) await removePath(host, file);
+    await removePath(host, undoDir(config.stateDir, component));
+  }
+
+  /**
+   * Takes an undeclared component off the node (the removal steps of its last installed spec,
+   * journaled; a crash resumes them), or, with removalPolicy Orphan, only forgets it.
+   */
+  async #remove(target: Target, journal: Journal | undefined, claimed: (key: string) => boolean): Promise<ApplyOutcome> {
+    const started = performance.now();
+    const { host, config, log } = this.#ctx;
+    const spec = target.spec;
+    const component = spec.component;
+    const clog = log.child({ component });
+    const outcome = (result: ApplyResult, stepsRun: string[], error?: string): ApplyOutcome => ({
+      component,
+      result,
+      version: spec.version,
+      installedVersion: spec.version,
+      stepsRun,
+      ...(error === undefined ? {} : { error }),
+      durationMs: Math.round(performance.now() - started),
+    });
+    if (journal === undefined && spec.removalPolicy === 'Orphan') {
+      await this.#forget(component);
+      clog.info({ version: spec.version }, 'Component no longer declared; removalPolicy Orphan leaves it installed, no longer managed');
+      return outcome('orphaned', []);
+    }
+    if (journal === undefined) {
+      journal = await Journal.begin(host, config.stateDir, { component, mode: 'remove', target, pending: { ...EMPTY_PENDING } });
+      crashPoint('journal written');
+    }
+    const stepsRun: string[] = [];
+    try {
+      const evaluated = await evaluateSteps(removalSteps(this.#ctx, spec, claimed), journal.data.pending);
+      await this.#runSteps(evaluated.run, journal, stepsRun, clog, { gate: true, record: false });
+    } catch (err) {
+      const message = `removing ${spec.version}: ${errorMessage(err)}`;
+      const status = (await readStatus(host, config.stateDir, component)) ?? emptyStatus();
+      const now = new Date(host.clock.now()).toISOString();
+      status.lastError = message;
+      setPhase(status, 'Failed', now);
+      setCondition(status, now, 'Ready', 'False', 'RemovalFailed', message);
+      await writeStatus(host, config.stateDir, component, status);
+      // The journal stays: the next pass (or start) resumes the removal.
+      clog.error({ err: message }, 'Removing a component failed; retried on the next pass');
+      return outcome(err instanceof StepDeferredError || this.#ctx.signal?.aborted === true ? 'deferred' : 'failed', stepsRun, message);
+    }
+    await this.#forget(component);
+    await journal.finish();
+    clog.info({ version: spec.version, steps: stepsRun }, 'Component removed');
+    return outcome('removed', stepsRun);
+  }
+
   /** Takes the node-wide install lock (waits up to installers.lockTimeout). */
   lock(purpose: string): Promise<Lock> {
     return acquireLock(this.#ctx.host, INSTALL_LOCK, { timeoutMs: this.#ctx.config.lockTimeoutMs, purpose });
@@ -221,12 +332,22 @@ export class Engine {
       this.#swept = true;
     }
     const declared = new Set(targets.map((t) => t.spec.component));
-    for (const component of await Journal.list(host, config.stateDir)) {
+    const claimed = claimedBy(targets);
+    const journaled = new Set(await Journal.list(host, config.stateDir));
+    for (const component of journaled) {
       if (declared.has(component)) continue;
       const problems: string[] = [];
       const journal = await Journal.load(host, config.stateDir, component, { problems });
       for (const p of problems) log.error({ component, err: p }, 'State file set aside');
-      if (journal !== undefined) outcomes.push(await this.#applyOne(journal.data.target, options, journal, []));
+      if (journal?.data.mode === 'remove') outcomes.push(await this.#remove(journal.data.target, journal, claimed));
+      else if (journal !== undefined) outcomes.push(await this.#applyOne(journal.data.target, options, journal, []));
+    }
+    // Removals before installs: what a removed component held may be what a new one claims.
+    if (options.removeUndeclared === true) {
+      for (const { target } of await this.#undeclared(declared, journaled)) {
+        if (this.#ctx.signal?.aborted === true) break;
+        outcomes.push(await this.#remove(target, undefined, claimed));
+      }
     }
     const conflicts = await this.#conflicts(targets);
     for (const target of targets) {
@@ -238,7 +359,12 @@ export class Engine {
       }
       try {
         const problems: string[] = [];
-        const journal = await Journal.load(host, config.stateDir, target.spec.component, { problems });
+        let journal = await Journal.load(host, config.stateDir, target.spec.component, { problems });
+        if (journal?.data.mode === 'remove') {
+          // Declared again while its removal was under way: finish the removal, then install afresh.
+          outcomes.push(await this.#remove(journal.data.target, journal, claimed));
+          journal = undefined;
+        }
         outcomes.push(await this.#applyOne(target, options, journal, problems, conflict));
       } catch (err) {
         // Whatever went wrong with one component (its state unwritable, a path refused), the others still run.

@@ -5,7 +5,7 @@ import { OwnedPaths } from './state.ts';
 import { readInstallerState } from './status.ts';
 import type { InstallContext } from './types.ts';
 
-const ownedFile = (stateDir: string, component: string): string => `${stateDir}/installers/owned/${component}.json`;
+export const ownedFile = (stateDir: string, component: string): string => `${stateDir}/installers/owned/${component}.json`;
 
 export async function ownedPaths(ctx: InstallContext, component: string): Promise<string[]> {
   const problems: string[] = [];

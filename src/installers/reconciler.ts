@@ -146,7 +146,8 @@ export class InstallReconciler {
         throw err;
       }
       try {
-        const outcomes = await this.#engine.apply(manifests.targets);
+        // Removal only from a complete desired state: a refused file or object may declare what is installed.
+        const outcomes = await this.#engine.apply(manifests.targets, { removeUndeclared: manifests.errors.length === 0 });
         this.last = { at: host.clock.now(), outcomes, manifestErrors: manifests.errors.map((e) => e.message) };
       } finally {
         await lock.release();

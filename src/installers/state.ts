@@ -48,8 +48,8 @@ export type JournalStep = Static<typeof JournalStep>;
 export const JournalData = Type.Object({
   version: Type.Literal(1),
   component: Type.String(),
-  /** apply: converging to `target`; rollback: converging back to `target` after `failure`. */
-  mode: Type.Union([Type.Literal('apply'), Type.Literal('rollback')]),
+  /** apply: converging to `target`; rollback: converging back to `target` after `failure`; remove: taking `target` (the last installed spec) off the node. */
+  mode: Type.Union([Type.Literal('apply'), Type.Literal('rollback'), Type.Literal('remove')]),
   target: Target,
   /** The spec that was installed and healthy before this run (what a rollback restores). */
   lastGood: Type.Optional(Target),

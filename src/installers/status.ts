@@ -32,7 +32,7 @@ export async function readInstallerState<S extends TSchema>(host: Host, file: st
 }
 
 const statusDir = (stateDir: string): string => `${stateDir}/installers/status`;
-const recordDir = (stateDir: string): string => `${stateDir}/installers/records`;
+export const recordDir = (stateDir: string): string => `${stateDir}/installers/records`;
 
 export async function readStatus(host: Host, stateDir: string, component: string, options: StateReadOptions = {}): Promise<MachineComponentStatus | undefined> {
   return readInstallerState(host, `${statusDir(stateDir)}/${component}.json`, MachineComponentStatus, options);

@@ -37,7 +37,8 @@ describe('downloads', () => {
     assert.deepEqual(reqs[0], { name: 'tool-resume', range: undefined, status: 200 });
     assert.equal(reqs[1]?.status, 206);
     const from = Number(/^bytes=(\d+)-$/.exec(reqs[1]?.range ?? '')?.[1]);
-    assert.ok(from >= 300_000 && from < body.length, `resumed from ${from}`);
+    // The server sends 300 000 bytes before it drops the connection; the client may have kept fewer.
+    assert.ok(from > 0 && from <= 300_000, `resumed from ${from}`);
     assert.equal(readlinkSync(path.join(root, 'usr/local/bin/tool')), '../../../opt/kubenode/tool/current/tool');
     assert.deepEqual(readdirSync(path.join(root, 'var/lib/kubenode/installers/cache/tool')), [sha256(body)]);
   });

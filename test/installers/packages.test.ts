@@ -2,7 +2,7 @@
 // into sandbox roots with `dpkg --root` and `rpm --root` (the machine's own tools, acting on the tree).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
@@ -202,6 +202,25 @@ for (const kind of kinds) {
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.match(r.stdout, /kn-demo 2\.0\.0: installed \(fetch, pre-install, install, file:\/etc\/kn-demo\.conf, post-install\)/);
       assert.deepEqual(hooked(), ['pre start', 'pre done', 'post start', 'post done']);
+    });
+
+    it(`dropped from the manifest directory: the package is ${kind.type === 'deb' ? 'purged' : 'erased'} and its files removed`, async () => {
+      const fresh = makeSandbox();
+      kind.prepare(fresh);
+      const dir = path.join(fresh, 'etc/kubenode/components');
+      put('2.0.0');
+      mkdirSync(dir, { recursive: true });
+      cpSync(path.join(manifests, 'kn-demo.yaml'), path.join(dir, 'kn-demo.yaml'));
+      const installed = await agent('apply', { root: fresh, config });
+      assert.equal(installed.code, 0, installed.stdout + installed.stderr);
+      assert.equal(kind.installedVersion(fresh), '2.0.0-1');
+      rmSync(path.join(dir, 'kn-demo.yaml'));
+      const r = await agent('apply', { root: fresh, config });
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.match(r.stdout, /kn-demo 2\.0\.0: removed \(file:\/etc\/kn-demo\.conf, package, cache\)/);
+      assert.equal(kind.installedVersion(fresh), undefined, 'package removed');
+      assert.equal(existsSync(path.join(fresh, 'usr/bin/kn-demo')), false);
+      assert.equal(existsSync(path.join(fresh, 'etc/kn-demo.conf')), false);
     });
 
     it(`a failing first install of 3.0.0 into a fresh root ${kind.type === 'deb' ? 'purges' : 'erases'} the package again`, async () => {

@@ -85,7 +85,8 @@ export function fetchStep(ctx: InstallContext, spec: MachineComponentSpec, insta
   };
 }
 
-const linkTarget = (spec: MachineComponentSpec, linkPath: string, target: string): string =>
+/** What a managed link at linkPath holds: a relative path into DIR/current. */
+export const linkTargetOf = (spec: MachineComponentSpec, linkPath: string, target: string): string =>
   path.relative(path.dirname(linkPath), `${installDir(spec)}/current/${target}`);
 
 /** DIR/current must be this agent's kind of link (to a bare version name) or absent; each link path must be safe to swap. */
@@ -119,7 +120,7 @@ export function activateStep(ctx: InstallContext, spec: MachineComponentSpec): S
       const current = await readLink(ctx.host, `${dir}/current`);
       if (current !== spec.version) return { inSync: false, diff: current === undefined ? 'no current version' : `current is ${current}` };
       for (const link of spec.install.links) {
-        if ((await readLink(ctx.host, link.path)) !== linkTarget(spec, link.path, link.target)) return { inSync: false, diff: `${link.path} not linked` };
+        if ((await readLink(ctx.host, link.path)) !== linkTargetOf(spec, link.path, link.target)) return { inSync: false, diff: `${link.path} not linked` };
       }
       return { inSync: true };
     },
@@ -127,7 +128,7 @@ export function activateStep(ctx: InstallContext, spec: MachineComponentSpec): S
       await checkLinks(ctx, spec);
       if ((await versionState(ctx, spec)) !== 'installed') throw new StepError('activate', `${versionDir(spec)} is not installed`);
       await swapSymlink(ctx.host, `${dir}/current`, spec.version);
-      for (const link of spec.install.links) await swapSymlink(ctx.host, link.path, linkTarget(spec, link.path, link.target));
+      for (const link of spec.install.links) await swapSymlink(ctx.host, link.path, linkTargetOf(spec, link.path, link.target));
     },
   };
 }
