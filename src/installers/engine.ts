@@ -199,6 +199,7 @@ export class Engine {
     }
     if (options.removeUndeclared === true) {
       for (const { component, spec } of await this.#undeclared(declared, journaled)) {
+        if (spec === undefined) continue;
         const base: ComponentPlan = { component, fromVersion: spec.version, toVersion: spec.version, actions: [], removal: spec.removalPolicy === 'Orphan' ? 'orphan' : 'uninstall' };
         out.push(spec.removalPolicy === 'Orphan' ? base : await this.#planned(base, removalSteps(this.#ctx, spec, claimed), EMPTY_PENDING));
       }
@@ -244,15 +245,16 @@ export class Engine {
    * nor under a journal, with the spec last installed; and the state of ones that never got that
    * far, which is only forgotten.
    */
-  async #undeclared(declared: ReadonlySet<string>, journaled: ReadonlySet<string>): Promise<{ component: string; spec: MachineComponentSpec; target: Target }[]> {
+  async #undeclared(declared: ReadonlySet<string>, journaled: ReadonlySet<string>): Promise<{ component: string; spec?: MachineComponentSpec; target?: Target }[]> {
     const { host, config } = this.#ctx;
-    const out: { component: string; spec: MachineComponentSpec; target: Target }[] = [];
-    for (const name of (await listDir(host, recordDir(config.stateDir))).sort()) {
+    const names = new Set([...(await listDir(host, recordDir(config.stateDir))), ...(await listDir(host, `${config.stateDir}/installers/status`))]);
+    const out: { component: string; spec?: MachineComponentSpec; target?: Target }[] = [];
+    for (const name of [...names].sort()) {
       if (!name.endsWith('.json')) continue;
       const component = name.slice(0, -5);
       if (declared.has(component) || journaled.has(component)) continue;
       const good = (await readRecord(host, config.stateDir, component, { readOnly: true })).lastGood;
-      if (good !== undefined) out.push({ component, spec: good.spec, target: good });
+      out.push(good === undefined ? { component } : { component, spec: good.spec, target: good });
     }
     return out;
   }
@@ -344,9 +346,11 @@ export class Engine {
     }
     // Removals before installs: what a removed component held may be what a new one claims.
     if (options.removeUndeclared === true) {
-      for (const { target } of await this.#undeclared(declared, journaled)) {
+      for (const { component, target } of await this.#undeclared(declared, journaled)) {
         if (this.#ctx.signal?.aborted === true) break;
-        outcomes.push(await this.#remove(target, undefined, claimed));
+        // Never installed (a failed first install, a refused newcomer): only its status to forget.
+        if (target === undefined) await this.#forget(component);
+        else outcomes.push(await this.#remove(target, undefined, claimed));
       }
     }
     const conflicts = await this.#conflicts(targets);

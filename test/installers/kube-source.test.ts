@@ -168,4 +168,13 @@ describe('MachineComponents from a real apiserver', () => {
     await until('another pass', () => reconciler.passes > passes + 1);
     assert.equal(source.stats.statusWrites, writes);
   });
+
+  it('a MachineComponent deleted: the agent uninstalls what it installed for it', async () => {
+    assert.ok(existsSync(path.join(root, 'etc/race')));
+    const r = await cluster.request('DELETE', `${MC_PATH}/race`);
+    assert.equal(r.status, 200, r.body);
+    await until('removed', async () => !existsSync(path.join(root, 'etc/race')), 60_000);
+    await until('forgotten', async () => !existsSync(path.join(root, 'var/lib/kubenode/installers/status/race.json')), 60_000);
+    assert.ok(existsSync(path.join(root, 'etc/motd')), 'the other components stay');
+  });
 });
