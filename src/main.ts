@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { applyCommand } from './cli/apply.ts';
 import { checkCommand } from './cli/check.ts';
 import { configCommand } from './cli/config.ts';
+import { joinCommand } from './cli/join.ts';
 import { controllerCommand } from './cli/controller.ts';
 import { rolloutCommand } from './cli/rollout.ts';
 import { planCommand } from './cli/plan.ts';
@@ -48,6 +49,7 @@ export async function main(argv: string[]): Promise<void> {
   program.addCommand(remedyCommand(exitWith));
   program.addCommand(controllerCommand());
   program.addCommand(rolloutCommand(exitWith));
+  program.addCommand(joinCommand(exitWith));
   for (const cmd of program.commands) cmd.exitOverride();
   try {
     await program.parseAsync(argv);

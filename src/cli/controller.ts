@@ -14,6 +14,7 @@ interface ControllerFlags {
   listen: string;
   workers: string;
   logLevel: string;
+  csrImportNodes?: string;
 }
 
 export function controllerCommand(): Command {
@@ -29,6 +30,7 @@ export function controllerCommand(): Command {
     .option('--listen <addr>', 'metrics and health address', '127.0.0.1:9747')
     .option('--workers <n>', 'MachineComponentSets reconciled in parallel', '4')
     .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
+    .option('--csr-import-nodes <regex>', "approve agents' first certificates for node names matching this (anchored) RE without an importing Machine")
     .action(async (flags: ControllerFlags) => {
       if (!LOG_LEVELS.includes(flags.logLevel)) throw new UsageError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(flags.logLevel)}`);
       if (flags.kubeconfig !== undefined && flags.inCluster === true) throw new UsageError('--kubeconfig and --in-cluster exclude each other');
@@ -45,7 +47,14 @@ export function controllerCommand(): Command {
       // client-go's rules: the leader must give up before its lease can expire, and retry within that.
       if (renewDeadlineMs >= leaseDurationMs) throw new UsageError(`--leader-elect-renew-deadline (${flags.leaderElectRenewDeadline}) must be shorter than --leader-elect-lease-duration (${flags.leaderElectLeaseDuration})`);
       if (retryPeriodMs >= renewDeadlineMs) throw new UsageError(`--leader-elect-retry-period (${flags.leaderElectRetryPeriod}) must be shorter than --leader-elect-renew-deadline (${flags.leaderElectRenewDeadline})`);
+      let csrImportNodes: RegExp | undefined;
+      try {
+        csrImportNodes = flags.csrImportNodes === undefined ? undefined : new RegExp(`^(?:${flags.csrImportNodes})$`);
+      } catch (err) {
+        throw new UsageError(`--csr-import-nodes: not a regular expression: ${err instanceof Error ? err.message : String(err)}`);
+      }
       const options = {
+        ...(csrImportNodes === undefined ? {} : { csrImportNodes }),
         ...(flags.kubeconfig === undefined ? {} : { kubeconfig: flags.kubeconfig }),
         ...(flags.inCluster === true ? { inCluster: true } : {}),
         leaderElect: flags.leaderElect === 'true',

@@ -65,6 +65,16 @@ function detectorSchemas(): TObject {
 export const AgentConfig = Type.Object(
   {
     nodeName: Type.String({ default: '', description: 'Node name; empty means the host name' }),
+    cluster: Type.Object(
+      {
+        kubeconfig: Type.String({
+          default: '',
+          pattern: '^(/.*)?$',
+          description: 'Host path of the kubeconfig `run` reports with and `join` writes (/etc/kubenode/kubeconfig after a join); empty: standalone unless --kubeconfig',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
     stateDir: Type.String({ default: '/var/lib/kubenode', pattern: '^/', description: 'Host directory for agent state' }),
     listen: Type.String({
       default: '127.0.0.1:9746',

@@ -15,7 +15,8 @@ const NAMESPACE = 'default';
 const QUEUE_MAX = 1000;
 const SENT_MAX = 10_000;
 
-export interface EventTarget { name: string; uid: string }
+/** What an Event is about; a MachineComponentSet unless apiVersion and kind say otherwise. */
+export interface EventTarget { name: string; uid: string; apiVersion?: string; kind?: string }
 
 interface Job { target: EventTarget; type: 'Normal' | 'Warning'; reason: string; message: string; name: string }
 
@@ -65,7 +66,7 @@ export class EventRecorder {
         apiVersion: 'v1',
         kind: 'Event',
         metadata: { name: job.name, namespace: NAMESPACE },
-        involvedObject: { apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponentSet', name: job.target.name, uid: job.target.uid },
+        involvedObject: { apiVersion: job.target.apiVersion ?? 'kubenode.io/v1alpha1', kind: job.target.kind ?? 'MachineComponentSet', name: job.target.name, uid: job.target.uid },
         reason: job.reason,
         message: job.message,
         type: job.type,

@@ -15,6 +15,8 @@
 //   coordination.k8s.io    leases (leader namespace)     get create update         (leader election)
 //   apps                   controllerrevisions (leader namespace)  get list watch create update patch delete
 //   ""                     events (default)              create patch
+//   certificates.k8s.io    certificatesigningrequests    get list watch; /approval update;
+//                          signers kubernetes.io/kube-apiserver-client approve   (machines/csr.ts)
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Server } from 'node:http';
@@ -29,6 +31,7 @@ import { commit, version } from '../version.ts';
 import { Informer, type KubeObject, type ResourceRef } from '../watch/informer.ts';
 import { EventRecorder } from './events.ts';
 import { LeaderElector, LEADER_DEFAULTS } from './leader.ts';
+import { CSR_FIELD_SELECTOR, CSR_RESOURCE, CsrApprover, type Csr } from './machines/csr.ts';
 import { WorkQueue } from './queue.ts';
 import { MACHINE_LABEL } from '../api/common.ts';
 import { LEASE_NAMESPACE } from '../report/kube/lease.ts';
@@ -46,6 +49,8 @@ export interface ControllerOptions extends KubeOptions {
   retryPeriodMs?: number;
   identity?: string;
   clock?: Clock;
+  /** Node names (anchored) whose agents' first certificates are approved without an importing Machine. */
+  csrImportNodes?: RegExp;
 }
 
 type Ended = 'lost' | 'stopped';
@@ -61,6 +66,7 @@ export class Controller {
   #elector: LeaderElector | undefined;
   #informers: Informer<KubeObject>[] = [];
   #queue: WorkQueue | undefined;
+  #csrApprover: CsrApprover | undefined;
   #server: Server | undefined;
   #address = '';
   #leading = false;
@@ -154,13 +160,14 @@ export class Controller {
     this.#leading = false;
     this.#leaderGauge.set(0);
     await this.#queue?.stop();
+    await this.#csrApprover?.queue.stop();
     await Promise.all(this.#informers.map((i) => i.stop()));
   }
 
   async #startWork(signal: AbortSignal): Promise<void> {
     const kc = this.#kc as KubeConfig;
     const log = this.#log;
-    const inf = <T extends KubeObject>(resource: ResourceRef, extra: { labelSelector?: string } = {}): Informer<T> => {
+    const inf = <T extends KubeObject>(resource: ResourceRef, extra: { labelSelector?: string; fieldSelector?: string } = {}): Informer<T> => {
       const i = new Informer<T>({ client: createKubeClient(kc), kubeConfig: kc, resource, log: log.child({ component: 'watch', resource: resource.plural }), ...extra });
       this.#informers.push(i as unknown as Informer<KubeObject>);
       return i;
@@ -183,6 +190,16 @@ export class Controller {
       observe: (_key, ms, failed) => this.#reconciles.observe({ result: failed ? 'error' : 'ok' }, ms / 1000),
     });
     this.#queue = queue;
+    this.#csrApprover = new CsrApprover({
+      client: this.#client as KubeClient,
+      csrs: inf<Csr>(CSR_RESOURCE, { fieldSelector: CSR_FIELD_SELECTOR }),
+      machines: caches.machines,
+      events,
+      log: log.child({ component: 'csr' }),
+      mayWrite,
+      synced: () => this.#synced,
+      policy: this.#o.csrImportNodes === undefined ? {} : { importNodeNames: this.#o.csrImportNodes },
+    });
     // Nothing runs before every cache has synced: a pass over a half-listed cache would take
     // machines not listed yet for machines that left, and delete their components.
     const enqueue = (name: string): void => {
@@ -231,6 +248,7 @@ export class Controller {
     this.#synced = true;
     log.info({ sets: caches.sets.snapshot().size, machines: caches.machines.snapshot().size }, 'Caches synced; reconciling');
     all();
+    this.#csrApprover.addAll();
   }
 
   async stop(): Promise<void> {

@@ -9,3 +9,5 @@ export { kubectl } from './kubectl.ts';
 export type { KubectlOptions, KubectlResult } from './kubectl.ts';
 export { startPrometheus } from './prometheus.ts';
 export type { Prometheus, PrometheusOptions, PromSample } from './prometheus.ts';
+export { BOOTSTRAP_APISERVER_ARGS, BOOTSTRAP_CONTROLLERS, KUBENODE_BOOTSTRAP_GROUP, caCertHash, createBootstrapToken, publishClusterInfo, waitForClusterInfoSignature } from './bootstrap.ts';
+export type { BootstrapToken, BootstrapTokenOptions } from './bootstrap.ts';
