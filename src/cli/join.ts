@@ -1,6 +1,5 @@
 import { Command } from 'commander';
 import { UsageError } from '../errors.ts';
-import { parseDuration } from '../util/duration.ts';
 import { addHostOptions, type CommonOptions } from './common.ts';
 
 interface JoinFlags extends CommonOptions {
@@ -25,8 +24,8 @@ export function joinCommand(exitWith: (code: number) => never): Command {
     .option('--timeout <duration>', 'how long to wait for the certificate to be approved and signed', '5m');
   addHostOptions(cmd);
   return cmd.action(async (flags: JoinFlags) => {
-    const timeoutMs = parseDuration(flags.timeout);
-    if (timeoutMs === undefined || timeoutMs <= 0) throw new UsageError(`--timeout: expected a positive duration such as 5m, got ${JSON.stringify(flags.timeout)}`);
+    const [{ decodeFlag }, { Duration }] = await Promise.all([import('../config/decode.ts'), import('../util/duration-schema.ts')]);
+    const timeoutMs = decodeFlag('--timeout', Duration({ min: '1s', max: '24h' }), flags.timeout);
     const [{ setup }, { createLogger }, { join, JoinRefusedError }, { DEFAULT_KUBECONFIG }] = await Promise.all([
       import('./setup.ts'),
       import('../log.ts'),

@@ -7,7 +7,8 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { errorMessage } from '../errors.ts';
 import type { Clock } from '../host/clock.ts';
 import type { Host } from '../host/host.ts';
-import { jitteredBackoff, loadKubeConfig } from '../kube/client.ts';
+import { loadKubeConfig } from '../kube/client.ts';
+import { backoffDelay } from '../util/backoff.ts';
 import type { Logger } from '../log.ts';
 import { certificateWindow, credentialPath, identityClient, requestCertificate, writeCredential } from './identity.ts';
 
@@ -94,7 +95,7 @@ export class CertificateRotator {
         const fields = { err: errorMessage(err), notAfter: new Date(this.#state.notAfter).toISOString() };
         if (expired) this.#o.log.error(fields, 'Client certificate expired and cannot be renewed: this agent cannot reach the cluster; join the node again');
         else this.#o.log.warn(fields, 'Client certificate renewal failed; retrying');
-        await this.#clock.sleep(jitteredBackoff(attempt++, 5_000, 5 * 60_000, this.#random), signal);
+        await this.#clock.sleep(backoffDelay(attempt++, 5_000, 5 * 60_000, this.#random), signal);
       }
     }
   }
