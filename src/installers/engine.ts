@@ -19,7 +19,7 @@ import { managedKeys, recordPriors, undoDir, undoRecords } from './undo.ts';
 import { execFailure } from '../errors.ts';
 import { listDir, removePath, removeTempSiblings } from '../host/files.ts';
 import { claimedBy, findConflicts, type ConflictVerdict } from './conflicts.ts';
-import { ownedFile, ownedPaths } from './owned.ts';
+import { noteCreated, ownedFile, ownedPaths } from './owned.ts';
 import { removalSteps } from './remove.ts';
 import { UNIT_DIR } from './systemd.ts';
 
@@ -528,6 +528,8 @@ export class Engine {
       if (!verified.ok) throw new StepError('verify', verified.error);
       // Converged and healthy: this is now the last good spec.
       const changed = status.specHash !== target.specHash || status.installedVersion !== (verified.version ?? spec.version);
+      // What this run found absent and wrote is the agent's own: a removal may delete it.
+      await noteCreated(this.#ctx, component, (journal.data.undo ?? []).flatMap((u) => (u.prior.type === 'absent' && u.touch.kind !== 'package' ? [u.touch.path] : [])));
       record.lastGood = target;
       delete record.failed;
       await writeRecord(host, config.stateDir, component, record);

@@ -7,7 +7,7 @@ import type { MachineComponentSpec } from '../api/machine-component.ts';
 import { execFailure } from '../errors.ts';
 import { listDir, readLink, removePath, statPath } from '../host/files.ts';
 import { execRootAware, isSandbox } from '../host/tools.ts';
-import { ownedPaths } from './owned.ts';
+import { createdPaths, ownedPaths } from './owned.ts';
 import { installDir, linkTargetOf, removeVersion } from './sources/common.ts';
 import { sources } from './sources/index.ts';
 import { installLinks, systemctlLive, UNIT_DIR } from './systemd.ts';
@@ -21,6 +21,8 @@ const failIfBad = (step: string, r: Awaited<ReturnType<typeof systemctlLive>>): 
 };
 
 const present = async (ctx: InstallContext, hostPath: string): Promise<boolean> => (await statPath(ctx.host, hostPath)) !== undefined;
+/** The agent wrote it where nothing was: a file it took over (it existed before) is left. */
+const made = async (ctx: InstallContext, component: string, hostPath: string): Promise<boolean> => (await createdPaths(ctx, component)).includes(hostPath);
 
 /**
  * `claimed(key)` says whether a declared component now claims the thing (keys as in
@@ -65,8 +67,10 @@ export function removalSteps(ctx: InstallContext, spec: MachineComponentSpec, cl
         id: 'unit',
         describe: `remove ${unitPath}`,
         marks: ['reload'],
-        check: async () => ((await present(ctx, unitPath)) ? { inSync: false, diff: 'present' } : { inSync: true }),
-        apply: () => removePath(ctx.host, unitPath),
+        check: async () => ((await present(ctx, unitPath)) && (await made(ctx, spec.component, unitPath)) ? { inSync: false, diff: 'present' } : { inSync: true }),
+        async apply() {
+          if (await made(ctx, spec.component, unitPath)) await removePath(ctx.host, unitPath);
+        },
       });
     }
   }
@@ -84,7 +88,7 @@ export function removalSteps(ctx: InstallContext, spec: MachineComponentSpec, cl
   if (versioned) {
     for (const link of spec.install.links.filter((l) => !claimed(l.path))) {
       // Only while it still points where this agent pointed it.
-      const ours = async (): Promise<boolean> => (await readLink(ctx.host, link.path)) === linkTargetOf(spec, link.path, link.target);
+      const ours = async (): Promise<boolean> => (await readLink(ctx.host, link.path)) === linkTargetOf(spec, link.path, link.target) && (await made(ctx, spec.component, link.path));
       steps.push({
         id: `link:${link.path}`,
         describe: `remove the link ${link.path}`,
@@ -109,7 +113,7 @@ export function removalSteps(ctx: InstallContext, spec: MachineComponentSpec, cl
     });
   }
   for (const file of spec.files.filter((f) => !claimed(f.path))) {
-    const isFile = async (): Promise<boolean> => (await statPath(ctx.host, file.path))?.type === 'file';
+    const isFile = async (): Promise<boolean> => (await statPath(ctx.host, file.path))?.type === 'file' && (await made(ctx, spec.component, file.path));
     steps.push({
       id: `file:${file.path}`,
       describe: `remove ${file.path}`,

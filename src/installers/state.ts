@@ -73,6 +73,10 @@ export const ComponentRecord = Type.Object({
 });
 export type ComponentRecord = Static<typeof ComponentRecord>;
 
-/** Version directories this agent created for a component: the only ones it trusts as installed or prunes. */
-export const OwnedPaths = Type.Object({ version: Type.Literal(1), paths: Type.Array(Type.String()) });
+/**
+ * Version directories this agent created for a component: the only ones it trusts as installed or
+ * prunes; and `created`, the files, links and unit files that did not exist before it wrote them:
+ * the only ones a removal deletes (a file it took over stays).
+ */
+export const OwnedPaths = Type.Object({ version: Type.Literal(1), paths: Type.Array(Type.String()), created: Type.Optional(Type.Array(Type.String())) });
 export type OwnedPaths = Static<typeof OwnedPaths>;

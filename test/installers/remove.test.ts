@@ -24,7 +24,10 @@ function demo(server: ArtifactServer, extra: Record<string, unknown> = {}): stri
       version: '1.0.0',
       source: { type: 'tarball', url: server.url('remove-demo.tgz'), sha256: sha256(body), stripComponents: 1 },
       install: { links: [{ path: '/usr/local/bin/demo', target: 'bin/demo' }] },
-      files: [{ path: '/etc/demo/demo.conf', content: 'x\n' }],
+      files: [
+        { path: '/etc/demo/demo.conf', content: 'x\n' },
+        { path: '/etc/demo/taken.conf', content: 'ours now\n' },
+      ],
       unit: { name: 'demo.service', content: '[Service]\nExecStart=/usr/local/bin/demo\n[Install]\nWantedBy=multi-user.target\n' },
       ...extra,
     },
@@ -42,6 +45,8 @@ async function installed(server: ArtifactServer, extra: Record<string, unknown> 
   // Not the agent's: must survive the removal.
   mkdirSync(path.join(root, 'etc/demo'), { recursive: true });
   writeFileSync(path.join(root, 'etc/demo/local.conf'), 'operator\n');
+  // There before the agent: taken over by the spec, so not the agent's to delete.
+  writeFileSync(path.join(root, 'etc/demo/taken.conf'), 'operator\n');
   const config = writeConfig(tempDir('work'));
   const r = await agent('apply', { root, config });
   assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -56,6 +61,7 @@ function assertRemoved(root: string, where: string): void {
   }
   assert.deepEqual(readdirSync(path.join(root, 'opt/kubenode/demo')), ['NOTES'], `${where}: what the agent did not make stays`);
   assert.ok(existsSync(path.join(root, 'etc/demo/local.conf')), `${where}: the operator's file stays`);
+  assert.ok(existsSync(path.join(root, 'etc/demo/taken.conf')), `${where}: a file that was there before the agent stays`);
   assert.ok(existsSync(path.join(root, 'etc/other.conf')), `${where}: the other component stays`);
 }
 
