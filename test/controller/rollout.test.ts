@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { Controller } from '../../src/controller/index.ts';
 import { createLogger } from '../../src/log.ts';
 import type { Cluster } from '../harness/cluster.ts';
-import { addMachine, listMcs, MCS_PATH, must, patchSet, rolloutCluster, type SimulatedAgents, until } from './helpers.ts';
+import { addMachine, setNodeReady, listMcs, MCS_PATH, must, patchSet, rolloutCluster, type SimulatedAgents, until } from './helpers.ts';
 
 const log = createLogger(process.env.KUBENODE_TEST_LOG === '1' ? 'debug' : 'silent');
 const NS = 'kubenode-system';
@@ -133,7 +133,7 @@ describe('MachineComponentSet rollout on a real apiserver', () => {
     const gone = (await mems()).find((mc) => mc.spec.version === '1.0.0' && mc.metadata.labels['kubenode.io/machine'] !== 'b-9')?.metadata.labels['kubenode.io/machine'] as string;
     await must(cluster, 'DELETE', `/apis/kubenode.io/v1alpha1/machines/${gone}`);
     await until('the deleted machine drops out', async () => (await mems()).every((mc) => mc.metadata.labels['kubenode.io/machine'] !== gone), 30_000);
-    assert.equal((await statusOf(cluster, 'mem')).matched, 4);
+    await until('matched counts it out', async () => (await statusOf(cluster, 'mem')).matched === 4, 30_000);
 
     await patchSet(cluster, 'mem', { spec: { rollout: { partition: 100 } } });
     await until('v2 completes past the partition', async () => (await statusOf(cluster, 'mem')).phase === 'Completed', 60_000);
@@ -147,12 +147,44 @@ describe('MachineComponentSet rollout on a real apiserver', () => {
     assert.ok(events.some((e) => e.reason === 'NoMachinesMatched'));
   });
 
+  it('defers NotReady machines (InsufficientBudget), fails on a Node that turns bad after its update, and on the progress deadline', async () => {
+    const ds = Array.from({ length: 4 }, (_, i) => `d-${i}`);
+    for (const m of ds) await addMachine(cluster, m, { pool: 'd' });
+    await setNodeReady(cluster, 'd-0', 'False');
+    const rollout = { batches: [2], maxUnavailable: 1, bakeTime: '200ms' };
+    await must(cluster, 'POST', MCS_PATH, { apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponentSet', metadata: { name: 'dz' }, spec: { selector: { matchLabels: { pool: 'd' } }, template: template('1.0.0', 'dz'), rollout } });
+    await until('no budget left', async () => (await statusOf(cluster, 'dz')).pausedReason === 'InsufficientBudget', 30_000);
+    const paused = (await must<{ status: { deferred: number; deferredMachines: string[] } }>(cluster, 'GET', `${MCS_PATH}/dz`)).status;
+    assert.equal(paused.deferred, 1);
+    assert.deepEqual(paused.deferredMachines, ['d-0: Node Ready=False']);
+    assert.equal((await listMcs(cluster)).filter((mc) => mc.spec.component === 'dz').length, 0, 'nothing chosen while the budget is taken');
+    await setNodeReady(cluster, 'd-0', 'True');
+    await until('v1 completes once the Node is back', async () => (await statusOf(cluster, 'dz')).phase === 'Completed', 60_000);
+
+    await patchSet(cluster, 'dz', { spec: { template: template('2.0.0', 'dz'), rollout: { bakeTime: '1h' } } });
+    let hit = '';
+    await until('a machine is on 2.0.0 and ready', async () => {
+      const mc = (await listMcs(cluster)).find((x) => x.spec.component === 'dz' && x.spec.version === '2.0.0' && x.status?.phase === 'Installed' && x.status.observedGeneration === x.metadata.generation);
+      hit = mc?.metadata.labels['kubenode.io/machine'] ?? '';
+      return hit !== '';
+    }, 30_000);
+    await setNodeReady(cluster, hit, 'False');
+    await until('node problem fails the batch', async () => (await statusOf(cluster, 'dz')).failure?.reason === 'HealthGateFailed', 30_000);
+    assert.match((await statusOf(cluster, 'dz')).conditions.find((c) => c.type === 'Paused')?.message ?? '', new RegExp(`nodeConditions: ${hit}: Node Ready=False`));
+    await setNodeReady(cluster, hit, 'True');
+
+    for (const m of ds) agents.silent.add(m);
+    await patchSet(cluster, 'dz', { spec: { template: template('3.0.0', 'dz'), rollout: { progressDeadline: '2s', bakeTime: '200ms' } } });
+    await until('progress deadline', async () => (await statusOf(cluster, 'dz')).pausedReason === 'ProgressDeadlineExceeded', 30_000);
+    for (const m of ds) agents.silent.delete(m);
+  });
+
   it('refuses a second set for the same component with a condition, and reports bad input', async () => {
     await must(cluster, 'POST', MCS_PATH, {
       apiVersion: 'kubenode.io/v1alpha1',
       kind: 'MachineComponentSet',
       metadata: { name: 'ne-twin' },
-      spec: { selector: {}, template: template('9.0.0'), rollout: { batches: [20] } },
+      spec: { selector: { matchLabels: { pool: 'a' } }, template: template('9.0.0'), rollout: { batches: [20] } },
     });
     await until('twin refused', async () => ((await statusOf(cluster, 'ne-twin')).conflicts ?? []).length === 20, 30_000);
     const twin = await statusOf(cluster, 'ne-twin');
