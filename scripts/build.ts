@@ -18,7 +18,7 @@ export const bundleOptions: BuildOptions = {
   bundle: true,
   platform: 'node',
   format: 'cjs',
-  target: 'node24',
+  target: 'node26',
   legalComments: 'none',
   // esbuild's CommonJS output has no import.meta; the few libraries that read import.meta.url get the bundle's own URL.
   banner: { js: "const __import_meta_url = require('node:url').pathToFileURL(__filename).href;" },

@@ -56,7 +56,7 @@ for (const arch of SEA_ARCHES) {
       assert.equal(r.code, 0);
       const info = JSON.parse(r.stdout) as { version: string; arch: string; node: string };
       assert.equal(info.arch, arch);
-      assert.equal(info.node, '24.21.0');
+      assert.equal(info.node, '26.12.1');
       assert.notEqual(info.version, '0.0.0-dev');
     });
 

@@ -48,7 +48,7 @@ for (const arch of SEA_ARCHES) {
       assert.equal(field('Package'), 'kubenode-agent');
       assert.equal(field('Version'), `${version}-1`);
       assert.equal(field('Architecture'), debArch[arch]);
-      assert.equal(field('Depends'), 'libc6 (>= 2.28), libstdc++6 (>= 5), libgcc-s1 | libgcc1');
+      assert.equal(field('Depends'), 'libc6 (>= 2.28), libstdc++6 (>= 5), libgcc-s1 | libgcc1, libatomic1');
       const info = ok(exec('dpkg-deb', ['-I', deb()]), 'dpkg-deb -I');
       for (const member of ['conffiles', 'postinst', 'prerm', 'postrm']) assert.match(info, new RegExp(`\\b${member}\\b`));
       assert.equal(ok(exec('dpkg-deb', ['-I', deb(), 'conffiles']), 'conffiles').trim(), '/etc/kubenode/agent.yaml');
@@ -94,8 +94,8 @@ for (const arch of SEA_ARCHES) {
       assert.equal(query('--qf', '%{POSTUN}'), scriptText('postremove.sh'));
     });
 
-    test('requires glibc >= 2.28, libstdc++ and libgcc', () => {
-      assert.deepEqual(query('--requires').trim().split('\n').sort(), ['glibc >= 2.28', 'libgcc', 'libstdc++']);
+    test('requires glibc >= 2.28, libstdc++, libgcc and libatomic', () => {
+      assert.deepEqual(query('--requires').trim().split('\n').sort(), ['glibc >= 2.28', 'libatomic', 'libgcc', 'libstdc++']);
     });
 
     test('agent.yaml is %config(noreplace); modes, owner and the binary digest', () => {
@@ -129,6 +129,36 @@ test('declared minimum glibc and libstdc++ cover the symbol versions the binarie
   }
 });
 
+// Every shared library the binaries load comes from a package they depend on (Node 26 added
+// libatomic.so.1: a node without it could not start the agent at all).
+test('every shared library the binaries need is a declared dependency', () => {
+  const escape = (name: string) => name.replace(/[+.]/g, '\\$&');
+  const provider: Record<string, { deb: string; rpm: string }> = {
+    'libc.so.6': { deb: 'libc6', rpm: 'glibc' },
+    'libdl.so.2': { deb: 'libc6', rpm: 'glibc' },
+    'libm.so.6': { deb: 'libc6', rpm: 'glibc' },
+    'libpthread.so.0': { deb: 'libc6', rpm: 'glibc' },
+    'ld-linux-x86-64.so.2': { deb: 'libc6', rpm: 'glibc' },
+    'ld-linux-aarch64.so.1': { deb: 'libc6', rpm: 'glibc' },
+    'libstdc++.so.6': { deb: 'libstdc++6', rpm: 'libstdc++' },
+    'libgcc_s.so.1': { deb: 'libgcc-s1', rpm: 'libgcc' },
+    'libatomic.so.1': { deb: 'libatomic1', rpm: 'libatomic' },
+  };
+  for (const arch of SEA_ARCHES) {
+    const readelf = arch === 'x64' ? 'readelf' : 'aarch64-linux-gnu-readelf';
+    const needed = [...ok(exec(readelf, ['-d', seaBinary(arch)]), readelf).matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]!);
+    assert.ok(needed.length > 0, `${binaryName(arch)} has NEEDED entries`);
+    const depends = ok(exec('dpkg-deb', ['-f', artifact(packageName('deb', arch), 'npm run package'), 'Depends']), 'dpkg-deb -f').trim();
+    const requires = ok(exec('rpm', ['-qp', '--requires', artifact(packageName('rpm', arch), 'npm run package')]), 'rpm -qp');
+    for (const lib of needed) {
+      const p = provider[lib];
+      assert.ok(p !== undefined, `${binaryName(arch)} needs ${lib}, which no declared dependency provides`);
+      assert.match(depends, new RegExp(`(^|[ ,|])${escape(p.deb)}(?=[ ,(|]|$)`), `deb Depends lacks ${p.deb} for ${lib}`);
+      assert.match(requires, new RegExp(`^${escape(p.rpm)}(?=[ ]|$)`, 'm'), `rpm Requires lacks ${p.rpm} for ${lib}`);
+    }
+  }
+});
+
 describe('amd64 deb in a scratch root (dpkg --root)', () => {
   let root: string;
   const dpkg = (...args: string[]) => exec('dpkg', [`--root=${root}`, '--force-script-chrootless', ...args]);
@@ -140,7 +170,7 @@ describe('amd64 deb in a scratch root (dpkg --root)', () => {
     for (const dir of ['info', 'updates', 'triggers']) mkdirSync(join(admin, dir), { recursive: true });
     // This machine's own records of the libraries the package depends on, so dpkg checks the
     // Depends line for real instead of being told to ignore it.
-    writeFileSync(join(admin, 'status'), ok(exec('dpkg-query', ['-s', 'libc6', 'libstdc++6', 'libgcc-s1']), 'dpkg-query'));
+    writeFileSync(join(admin, 'status'), ok(exec('dpkg-query', ['-s', 'libc6', 'libstdc++6', 'libgcc-s1', 'libatomic1']), 'dpkg-query'));
     writeFileSync(join(admin, 'available'), '');
   });
   after(() => rmSync(root, { recursive: true, force: true }));
