@@ -14,6 +14,8 @@ export interface ExecOptions {
   /** Host path to run in. */
   cwd?: string;
   maxOutputBytes?: number;
+  /** What happens past maxOutputBytes: see BoundedOptions.overflow. */
+  overflow?: 'kill' | 'truncate';
 }
 
 export interface ExecResult extends ExecOutcome {
@@ -142,6 +144,7 @@ class LocalHost implements Host {
       ...(options.signal === undefined ? {} : { signal: options.signal }),
       ...(options.input === undefined ? {} : { input: options.input }),
       ...(options.maxOutputBytes === undefined ? {} : { maxOutputBytes: options.maxOutputBytes }),
+      ...(options.overflow === undefined ? {} : { overflow: options.overflow }),
       ...(options.cwd === undefined ? {} : { cwd: this.path(options.cwd) }),
     });
     return { ...base, ...outcome, notFound: false, durationMs: performance.now() - started };

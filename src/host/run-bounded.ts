@@ -11,6 +11,11 @@ export interface BoundedOptions {
   /** Local path to run in. */
   cwd?: string;
   maxOutputBytes?: number;
+  /**
+   * Past maxOutputBytes: 'kill' the command (the default), or 'truncate': keep the first
+   * maxOutputBytes of each stream, drain the rest unbuffered and let the command finish.
+   */
+  overflow?: 'kill' | 'truncate';
 }
 
 export interface BoundedOutcome {
@@ -56,6 +61,19 @@ async function killTagged(tag: string): Promise<void> {
   }
 }
 
+/** Keeps a stream's first `max` bytes and reads past the rest, so the writer never blocks. */
+function keepHead(stream: NodeJS.ReadableStream | null, max: number): { text(): string } {
+  const chunks: Buffer[] = [];
+  let kept = 0;
+  stream?.on('data', (chunk: Buffer) => {
+    if (kept >= max) return;
+    const part = chunk.subarray(0, max - kept);
+    chunks.push(part);
+    kept += part.length;
+  });
+  return { text: () => Buffer.concat(chunks).toString('utf8') };
+}
+
 /**
  * Runs `file` in a process group of its own (detached: setsid), capturing its output.
  * - At the deadline or on abort the whole group gets SIGTERM, then SIGKILL after KILL_GRACE_MS.
@@ -66,17 +84,21 @@ async function killTagged(tag: string): Promise<void> {
  */
 export async function runBounded(file: string, args: readonly string[], options: BoundedOptions): Promise<BoundedOutcome> {
   const tag = randomBytes(12).toString('hex');
+  const maxOutputBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
+  const truncate = options.overflow === 'truncate';
   const subprocess = execa(file, args, {
     reject: false,
     env: { [EXEC_TAG]: tag },
     detached: true,
     cleanup: true,
     stripFinalNewline: false,
-    maxBuffer: options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT,
+    ...(truncate ? { buffer: false } : { maxBuffer: maxOutputBytes }),
     ...(options.input === undefined ? { stdin: 'ignore' as const } : { input: options.input }),
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
   });
   const child = subprocess.nodeChildProcess;
+  const stdoutHead = truncate ? keepHead(child.stdout, maxOutputBytes) : undefined;
+  const stderrHead = truncate ? keepHead(child.stderr, maxOutputBytes) : undefined;
   const group = child.pid;
   const timers: NodeJS.Timeout[] = [];
   const after = (ms: number, fn: () => void): void => {
@@ -128,8 +150,8 @@ export async function runBounded(file: string, args: readonly string[], options:
     return {
       exitCode: timedOut ? null : (result.exitCode ?? null),
       signal: result.signal ?? null,
-      stdout: String(result.stdout ?? ''),
-      stderr: String(result.stderr ?? ''),
+      stdout: stdoutHead?.text() ?? String(result.stdout ?? ''),
+      stderr: stderrHead?.text() ?? String(result.stderr ?? ''),
       timedOut,
     };
   } finally {

@@ -30,7 +30,8 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, 
 /**
  * An NPD custom-plugin-monitor: each probe runs every rule's plugin (bounded concurrency),
  * exit 0 is OK, 1 is a problem, anything else (or a timeout) unknown; output is trimmed to
- * max_output_length. Conditions follow NPD's five transition scenarios
+ * max_output_length, and a plugin that floods its output still runs to its exit code (the rest is
+ * drained, as NPD does). Conditions follow NPD's five transition scenarios
  * (pkg/custompluginmonitor/custom_plugin_monitor.go), so a recovered plugin clears its condition.
  */
 export function createCustomPluginMonitor(monitor: ParsedPluginMonitor, pluginWorkingDir: string, ctx: DetectorContext): Detector {
@@ -44,7 +45,7 @@ export function createCustomPluginMonitor(monitor: ParsedPluginMonitor, pluginWo
     const rule = monitor.config.rules[index] as RuleResult['rule'];
     const timeoutMs = monitor.ruleTimeoutsMs[index] as number;
     const command = path.isAbsolute(rule.path) ? rule.path : path.resolve(pluginWorkingDir, rule.path);
-    const result = await host.exec([command, ...(rule.args ?? [])], { timeoutMs, signal, maxOutputBytes: 1024 * 1024 });
+    const result = await host.exec([command, ...(rule.args ?? [])], { timeoutMs, signal, maxOutputBytes: 1024 * 1024, overflow: 'truncate' });
     const trimmed = result.stdout.trim().slice(0, monitor.maxOutputLength);
     if (result.notFound) return { rule, status: 'Unknown', message: `plugin ${command} not found` };
     if (result.timedOut) return { rule, status: 'Unknown', message: `Timeout when running plugin ${JSON.stringify(rule.path)}: state - killed. output - ${JSON.stringify(trimmed)}` };

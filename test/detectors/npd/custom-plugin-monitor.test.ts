@@ -83,6 +83,14 @@ test('output is trimmed and cut to max_output_length', async () => {
   assert.equal(result.conditions[0]?.message, '0123456789');
 });
 
+test('a plugin that floods megabytes of output and exits 1 is a problem, its message cut', async () => {
+  const { root, detector } = setup({ max_output_length: 16 }, [perm]);
+  root.script('/config/plugin/check_ntp.sh', 'yes "NTP is down, offset unknown" | head -c 8000000; exit 1');
+  const result = await detector().probe(signal);
+  assert.deepEqual([result.conditions[0]?.status, result.conditions[0]?.reason, result.conditions[0]?.message], ['True', 'NTPIsDown', 'NTP is down, off']);
+  assert.equal(result.unknown, undefined);
+});
+
 test('a plugin past its timeout is killed, with its children, and reported unknown', async () => {
   const { root, detector } = setup({ timeout: '5s' }, [{ ...perm, timeout: '300ms' }]);
   root.script('/config/plugin/check_ntp.sh', 'sleep 30 & echo $! > "$(dirname "$0")/child.pid"; wait');
