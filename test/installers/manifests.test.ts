@@ -52,11 +52,19 @@ describe('manifest validation', () => {
     ['unit name', `${base}\nunit:\n  name: "demo; rm -rf /"`, /spec\.unit\.name: expected string matching/],
     ['unitActive without a unit', `${base}\nhealthCheck:\n  unitActive: true`, /spec\.healthCheck\.unitActive: needs spec\.unit/],
     ['a versionProbe regex RE2 cannot run (lookahead)', `${base}\nversionProbe:\n  argv: [demo, --version]\n  regex: 'v(?=\\d)(\\S+)'`, /spec\.versionProbe\.regex: expected an RE2 regular expression/],
+    ['a versionProbe regex with a JS-only backreference', `${base}\nversionProbe:\n  argv: [demo, --version]\n  regex: '(\\d)\\1'`, /m\.yaml: spec\.versionProbe\.regex: expected an RE2 regular expression/],
     ['hooks on source.type none', `component: demo\nversion: 1.2.3\nsource:\n  type: none\nhooks:\n  postInstall:\n    - [/usr/bin/true]`, /spec\.hooks: source\.type none installs nothing/],
   ];
   for (const [name, spec, error] of bad) {
     it(`refuses ${name}`, () => assert.throws(() => parseManifestText('m.yaml', good(spec)), error));
   }
+
+  it('accepts a versionProbe regex in RE2 syntax that JavaScript lacks or limits', () => {
+    for (const regex of ['(?P<v>\\S+)', 'v(\\d{64})', '(?i)version (\\S+)']) {
+      const [t] = parseManifestText('m.yaml', good(`${base}\nversionProbe:\n  argv: [demo, --version]\n  regex: '${regex}'`));
+      assert.equal(t?.spec.versionProbe?.regex, regex);
+    }
+  });
 
   it('refuses a wrong apiVersion or kind', () => {
     assert.throws(() => parseManifestText('m.yaml', good(base).replace('kubenode.io/v1alpha1', 'kubenode.io/v1')), /m\.yaml: apiVersion: expected kubenode\.io\/v1alpha1, got "kubenode\.io\/v1"/);
