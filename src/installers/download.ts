@@ -48,7 +48,7 @@ export async function ensureArtifact(ctx: InstallContext, component: string, url
       const result = await fetchInto(ctx.host, url, partial, {
         maxBytes: limit,
         idleTimeoutMs: ctx.config.idleTimeoutMs,
-        deadlineMs: Math.max(1, overall - (performance.now() - started)),
+        deadlineMs: Math.max(1, Math.round(overall - (performance.now() - started))),
         ...(ctx.signal === undefined ? {} : { signal: ctx.signal }),
       });
       ctx.log.info({ component, url, bytes: result.bytes, resumedFrom: result.resumed ? result.startedAt : undefined, attempt }, 'Downloaded artifact');

@@ -14,6 +14,9 @@ import { after, before, describe, test } from 'node:test';
 import { FetchError, fetchInto, type FetchOptions } from '../../src/host/download.ts';
 import { createHost } from '../../src/host/host.ts';
 import { httpGetStatus } from '../../src/host/http.ts';
+import { ensureArtifact } from '../../src/installers/download.ts';
+import type { InstallContext } from '../../src/installers/types.ts';
+import { createLogger } from '../../src/log.ts';
 
 const BODY = Buffer.alloc(256 * 1024, 0x61);
 const head = (length: number, extra = ''): string => `HTTP/1.1 200 OK\r\nContent-Length: ${length}\r\n${extra}\r\n`;
@@ -148,6 +151,17 @@ describe('downloads against misbehaving servers', () => {
     const started = performance.now();
     const err = await failure(server.url('/trickle'), { idleTimeoutMs: 1_000, deadlineMs: 1_500 });
     assert.match(err.message, /transfer interrupted after \d+ bytes: not finished within 1500ms/);
+    assert.ok(performance.now() - started < 10_000);
+  });
+
+  test('an artifact trickling in is given up at installers.downloadTimeout, all attempts together', async () => {
+    const ctx = {
+      host,
+      log: createLogger('silent'),
+      config: { cacheRoot: dir, maxDownloadBytes: 16 * 1024 * 1024, idleTimeoutMs: 1_000, downloadTimeoutMs: 1_500, downloadAttempts: 5, backoffMs: 10 },
+    } as unknown as InstallContext;
+    const started = performance.now();
+    await assert.rejects(ensureArtifact(ctx, 'slow', server.url('/trickle'), 'a'.repeat(64)), /download failed after 1 attempt: .*not finished within 1[45]\d\dms \(installers\.downloadTimeout: 1500ms for all attempts\)/);
     assert.ok(performance.now() - started < 10_000);
   });
 
