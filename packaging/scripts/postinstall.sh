@@ -2,12 +2,16 @@
 # kubenode-agent post-install, for the deb (postinst configure [OLD-VERSION]) and the rpm
 # (%post N, N = versions installed after this transaction).
 #
-# First install: enable the service, and start it only if /etc/kubenode/start-on-install exists
-# (bootstrap writes it, with the node's agent.yaml, before installing). Upgrade: restart the agent
-# if it is running. Under `dpkg --root DIR --force-script-chrootless` (DPKG_ROOT=DIR) nothing
-# outside DIR is touched: the unit is enabled offline with systemctl --root.
+# First install: enable the agent, and start it only if /etc/kubenode/start-on-install exists
+# (bootstrap writes it, with the node's agent.yaml, before installing). kubenode-controller.service
+# is for control-plane hosts only and stays disabled until an operator enables it. Upgrade:
+# restart whichever of the two is running (try-restart). Under `dpkg --root DIR
+# --force-script-chrootless` (DPKG_ROOT=DIR) nothing outside DIR is touched: the unit is enabled
+# offline with systemctl --root. In a chroot or image build (systemd not running) only the offline
+# enable happens.
 set -e
 unit=kubenode-agent.service
+controller=kubenode-controller.service
 root=${DPKG_ROOT:-}
 
 case "$1" in
@@ -34,6 +38,8 @@ if [ "$action" = install ]; then
     systemctl start "$unit" || echo "kubenode-agent: start failed, see: journalctl -u $unit" >&2
   fi
 elif [ "$booted" = yes ]; then
-  systemctl try-restart "$unit" || echo "kubenode-agent: restart failed, see: journalctl -u $unit" >&2
+  for u in "$unit" "$controller"; do
+    systemctl try-restart "$u" || echo "kubenode-agent: restart failed, see: journalctl -u $u" >&2
+  done
 fi
 exit 0

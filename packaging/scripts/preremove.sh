@@ -1,9 +1,9 @@
 #!/bin/sh
 # kubenode-agent pre-remove, for the deb (prerm remove | upgrade NEW-VERSION | …) and the rpm
 # (%preun N, N = versions left after this transaction). Only a real removal stops and disables
-# the service; on upgrade the new version's post-install restarts it.
+# both services; on upgrade the new version's post-install restarts whichever runs.
 set -e
-unit=kubenode-agent.service
+units="kubenode-agent.service kubenode-controller.service"
 root=${DPKG_ROOT:-}
 
 case "$1" in
@@ -13,11 +13,12 @@ esac
 
 command -v systemctl >/dev/null 2>&1 || exit 0
 
+# $units unquoted on purpose: two unit names.
 if [ -n "$root" ]; then
-  systemctl --root="$root" disable "$unit"
+  systemctl --root="$root" disable $units
 elif [ -d /run/systemd/system ]; then
-  systemctl disable --now "$unit"
+  systemctl disable --now $units
 else
-  systemctl disable "$unit"
+  systemctl disable $units
 fi
 exit 0
