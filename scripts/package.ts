@@ -6,12 +6,16 @@
 // nfpm writes both formats from packaging/nfpm.yaml; it is built from the Go module proxy at a
 // pinned version into node_modules/.cache on first use. SOURCE_DATE_EPOCH (default: the commit's
 // time) fixes every timestamp, so the packages are reproducible too.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
 import { binaryName, SEA_ARCHES, type SeaArch } from './build-sea.ts';
+import { renderManPage } from './man-page.ts';
+import { renderNotices } from './notices.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 // Later nfpm releases need modules (go.digitalxero.dev/…) that the module proxy here refuses.
@@ -27,6 +31,7 @@ const ARCH_NAMES: Record<SeaArch, { deb: string; rpm: string }> = {
   arm64: { deb: 'arm64', rpm: 'aarch64' },
 };
 const RELEASE = '1'; // packaging/nfpm.yaml's release
+const execFileAsync = promisify(execFile);
 
 export function packageVersion(): string {
   return (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -62,26 +67,70 @@ function sourceDateEpoch(): string {
   }
 }
 
-export function buildPackages(out: string): string[] {
+// gzip -9n: no name or time in the header (Node writes mtime 0), so the packages stay reproducible.
+const gz = (text: string) => gzipSync(text, { level: 9 });
+
+/** Debian's machine-readable copyright file (DEP-5) for the deb. */
+function copyright(): string {
+  return [
+    'Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/',
+    'Upstream-Name: kubenode-agent',
+    '',
+    'Files: *',
+    'Copyright: 2026 KubeNode authors',
+    'License: Apache-2.0',
+    ' On Debian systems, the full text of the Apache License, Version 2.0 is in',
+    ' /usr/share/common-licenses/Apache-2.0.',
+    ' .',
+    ' The executable also contains Node.js and npm packages under their own licences,',
+    ' reproduced in full in /usr/share/doc/kubenode-agent/THIRD-PARTY-NOTICES.gz.',
+    '',
+  ].join('\n');
+}
+
+/** The files nfpm.yaml takes from ${KUBENODE_GENERATED}: man page, notices, copyright, README. */
+function writeGenerated(dir: string, version: string, epoch: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  // The help text is the same on both arches; the x64 binary runs here without emulation.
+  const binary = join(dir, '..', binaryName('x64'));
+  writeFileSync(join(dir, 'kubenode-agent.1.gz'), gz(renderManPage({ binary, version, epoch: Number(epoch) })));
+  const notices = renderNotices(ROOT);
+  writeFileSync(join(dir, 'THIRD-PARTY-NOTICES'), notices);
+  writeFileSync(join(dir, 'THIRD-PARTY-NOTICES.gz'), gz(notices));
+  writeFileSync(join(dir, 'README.md.gz'), gz(readFileSync(join(ROOT, 'README.md'), 'utf8')));
+  writeFileSync(join(dir, 'copyright'), copyright());
+}
+
+export async function buildPackages(out: string): Promise<string[]> {
   const tool = nfpm();
   const version = packageVersion();
   const epoch = sourceDateEpoch();
-  const made: string[] = [];
+  const generated = join(out, 'package-files');
+  writeGenerated(generated, version, epoch);
+  const jobs: { target: string; args: string[]; env: NodeJS.ProcessEnv }[] = [];
   for (const arch of SEA_ARCHES) {
     const binary = join(out, binaryName(arch));
     if (!existsSync(binary)) throw new Error(`${binary} is missing: run scripts/build-sea.ts first`);
     for (const format of FORMATS) {
       const target = join(out, packageName(format, arch, version));
       rmSync(target, { force: true });
-      run(tool, ['package', '--config', 'packaging/nfpm.yaml', '--packager', format, '--target', target], {
-        NFPM_ARCH: ARCH_NAMES[arch].deb,
-        KUBENODE_BINARY: binary,
-        KUBENODE_VERSION: version,
-        SOURCE_DATE_EPOCH: epoch,
+      jobs.push({
+        target,
+        args: ['package', '--config', 'packaging/nfpm.yaml', '--packager', format, '--target', target],
+        env: { NFPM_ARCH: ARCH_NAMES[arch].deb, KUBENODE_BINARY: binary, KUBENODE_VERSION: version, KUBENODE_GENERATED: generated, SOURCE_DATE_EPOCH: epoch },
       });
-      made.push(target);
     }
   }
+  // nfpm's xz is single-threaded: one package per core.
+  const queue = [...jobs];
+  const worker = async () => {
+    for (let job = queue.shift(); job !== undefined; job = queue.shift()) {
+      await execFileAsync(tool, job.args, { cwd: ROOT, env: { ...process.env, ...job.env }, maxBuffer: 16 << 20 });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(availableParallelism(), jobs.length) }, worker));
+  const made = jobs.map((j) => j.target);
   const artifacts = [...SEA_ARCHES.map((arch) => join(out, binaryName(arch))), ...made];
   writeFileSync(
     join(out, 'SHA256SUMS'),
@@ -92,5 +141,5 @@ export function buildPackages(out: string): string[] {
 
 if (import.meta.main) {
   const { values } = parseArgs({ options: { out: { type: 'string', default: 'dist' } } });
-  for (const file of buildPackages(resolve(ROOT, values.out))) console.log(relative(process.cwd(), file));
+  for (const file of await buildPackages(resolve(ROOT, values.out))) console.log(relative(process.cwd(), file));
 }

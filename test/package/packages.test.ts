@@ -15,7 +15,11 @@ import { artifact, exec, seaBinary, type Result } from './artifacts.ts';
 
 const version = packageVersion();
 const UNIT = 'kubenode-agent.service';
+const CONTROLLER_UNIT = 'kubenode-controller.service';
 const ENABLED_LINK = `etc/systemd/system/multi-user.target.wants/${UNIT}`;
+const CONTROLLER_ENABLED_LINK = `etc/systemd/system/multi-user.target.wants/${CONTROLLER_UNIT}`;
+// kubectl finds plugins by name on PATH: `kubectl kubenode …` runs this link to the binary.
+const PLUGIN_LINK = '/usr/bin/kubectl-kubenode';
 const scriptText = (name: string) => readFileSync(join(REPO, 'packaging', 'scripts', name), 'utf8');
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
@@ -36,8 +40,24 @@ const PAYLOAD = {
   '/etc/kubenode/agent.yaml': '-rw-r-----',
   '/usr/bin/kubenode-agent': '-rwxr-xr-x',
   [`/usr/lib/systemd/system/${UNIT}`]: '-rw-r--r--',
+  [`/usr/lib/systemd/system/${CONTROLLER_UNIT}`]: '-rw-r--r--',
   '/var/lib/kubenode/': 'drwx------',
+  '/usr/share/man/man1/kubenode-agent.1.gz': '-rw-r--r--',
 };
+// Each format's place for licences and documents.
+const DEB_DOCS = {
+  '/usr/share/doc/kubenode-agent/copyright': '-rw-r--r--',
+  '/usr/share/doc/kubenode-agent/changelog.Debian.gz': '-rw-r--r--',
+  '/usr/share/doc/kubenode-agent/THIRD-PARTY-NOTICES.gz': '-rw-r--r--',
+  '/usr/share/doc/kubenode-agent/README.md.gz': '-rw-r--r--',
+  '/usr/share/lintian/overrides/kubenode-agent': '-rw-r--r--',
+};
+const RPM_DOCS = {
+  '/usr/share/licenses/kubenode-agent/LICENSE': '-rw-r--r--',
+  '/usr/share/licenses/kubenode-agent/THIRD-PARTY-NOTICES': '-rw-r--r--',
+  '/usr/share/doc/kubenode-agent/README.md': '-rw-r--r--',
+};
+const LINKS = [[PLUGIN_LINK, 'kubenode-agent'], ['/usr/share/man/man1/kubectl-kubenode.1.gz', 'kubenode-agent.1.gz']];
 
 for (const arch of SEA_ARCHES) {
   describe(`deb ${debArch[arch]}`, () => {
@@ -59,14 +79,19 @@ for (const arch of SEA_ARCHES) {
 
     test('dpkg-deb -c: the files, owned by root, with their modes', () => {
       const listing = ok(exec('dpkg-deb', ['-c', deb()]), 'dpkg-deb -c');
+      const links = new Map<string, string>();
       const entries = new Map(listing.trim().split('\n').map((line) => {
-        const [mode, owner, , , , path] = line.split(/\s+/);
-        assert.equal(owner, 'root/root', line);
+        const [mode, owner, , , , path, arrow, target] = line.split(/\s+/);
+        // nfpm writes the changelog it generates with numeric ids, the rest with names.
+        assert.ok(owner === 'root/root' || owner === '0/0', line);
+        if (arrow === '->') links.set(path!.replace(/^\./, ''), target!);
         return [path!.replace(/^\./, ''), mode!];
       }));
-      for (const [path, mode] of Object.entries(PAYLOAD)) assert.equal(entries.get(path), mode, path);
-      const files = [...entries].filter(([, mode]) => !mode.startsWith('d')).map(([path]) => path).sort();
-      assert.deepEqual(files, Object.keys(PAYLOAD).filter((p) => !p.endsWith('/')).sort());
+      const expected = { ...PAYLOAD, ...DEB_DOCS };
+      for (const [path, mode] of Object.entries(expected)) assert.equal(entries.get(path), mode, path);
+      assert.deepEqual([...links].sort(), [...LINKS].sort());
+      const files = [...entries].filter(([path, mode]) => !mode.startsWith('d') && !links.has(path)).map(([path]) => path).sort();
+      assert.deepEqual(files, Object.keys(expected).filter((p) => !p.endsWith('/')).sort());
     });
 
     test('ships the built binary unchanged', () => {
@@ -105,8 +130,13 @@ for (const arch of SEA_ARCHES) {
         assert.equal(user, 'root', path);
         return [path!, { flags, mode, digest }];
       }));
-      for (const [path, mode] of Object.entries(PAYLOAD)) assert.equal(files.get(path.replace(/\/$/, ''))?.mode, mode, path);
+      for (const [path, mode] of Object.entries({ ...PAYLOAD, ...RPM_DOCS })) assert.equal(files.get(path.replace(/\/$/, ''))?.mode, mode, path);
       assert.equal(files.get('/etc/kubenode/agent.yaml')?.flags, 'cn');
+      assert.equal(files.get('/usr/share/licenses/kubenode-agent/LICENSE')?.flags, 'l');
+      assert.equal(files.get('/usr/share/man/man1/kubenode-agent.1.gz')?.flags, 'd');
+      // A symlink's own permissions mean nothing on Linux (nfpm leaves them 0 in the rpm).
+      assert.match(files.get(PLUGIN_LINK)?.mode ?? '', /^l/);
+      assert.match(query('--qf', '[%{FILENAMES} %{FILELINKTOS}\n]'), new RegExp(`^${PLUGIN_LINK} kubenode-agent$`, 'm'));
       assert.equal(query('--qf', '%{FILEDIGESTALGO}'), '8'); // SHA-256
       assert.equal(files.get('/usr/bin/kubenode-agent')?.digest, sha256(seaBinary(arch)));
     });
@@ -183,6 +213,9 @@ describe('amd64 deb in a scratch root (dpkg --root)', () => {
     }
     assert.equal(sha256(at('usr/bin/kubenode-agent')), sha256(seaBinary('x64')));
     assert.equal(readlinkSync(at(ENABLED_LINK)), `/usr/lib/systemd/system/${UNIT}`);
+    // The controller is for control-plane hosts: installed, not enabled.
+    assert.equal(lstatSync(at(CONTROLLER_ENABLED_LINK), { throwIfNoEntry: false }), undefined);
+    assert.equal(readlinkSync(at(PLUGIN_LINK)), 'kubenode-agent');
     assert.match(ok(exec('dpkg-query', [`--admindir=${at('var/lib/dpkg')}`, '-W', '-f', '${Status}', 'kubenode-agent']), 'dpkg-query'), /install ok installed/);
   });
 
@@ -191,14 +224,19 @@ describe('amd64 deb in a scratch root (dpkg --root)', () => {
     ok(exec(at('usr/bin/kubenode-agent'), ['config', 'validate', '--root', root]), 'config validate');
   });
 
-  test('the unit passes systemd-analyze verify', () => {
+  test('the installed binary answers as the kubectl plugin', () => {
+    assert.match(ok(exec(at(PLUGIN_LINK), ['version']), 'kubectl-kubenode version'), new RegExp(`^kubenode-agent ${version.replaceAll('.', '\\.')} `));
+  });
+
+  test('both units pass systemd-analyze verify', () => {
     // verify resolves the unit's dependencies (multi-user.target …) inside --root.
     const units = at('usr/lib/systemd/system');
-    cpSync('/usr/lib/systemd/system', units, { recursive: true, filter: (src) => !src.endsWith(`/${UNIT}`) });
+    cpSync('/usr/lib/systemd/system', units, { recursive: true, filter: (src) => !src.endsWith(`/${UNIT}`) && !src.endsWith(`/${CONTROLLER_UNIT}`) });
     // ExecReload runs /bin/sh, which every node has (Essential in Debian, in RHEL's base).
     mkdirSync(at('bin'), { recursive: true });
     cpSync(realpathSync('/bin/sh'), at('bin/sh'));
-    const r = exec('systemd-analyze', ['verify', `--root=${root}`, UNIT]);
+    // Documentation=man:kubenode-agent(1) is checked with man(1), which is told where the root's pages are.
+    const r = exec('systemd-analyze', ['verify', `--root=${root}`, UNIT, CONTROLLER_UNIT], { MANPATH: at('usr/share/man') });
     assert.equal(r.code, 0, r.stderr);
     // systemd < 254 (Debian 12 has 252) does not know the restart backoff keys and says so; any
     // other message is a real problem.
@@ -216,9 +254,11 @@ describe('amd64 deb in a scratch root (dpkg --root)', () => {
     assert.equal(lstatSync(at(ENABLED_LINK), { throwIfNoEntry: false }), undefined, 'upgrade re-enabled a disabled service');
   });
 
-  test('remove disables the service and keeps config and state; purge deletes them', () => {
-    ok(exec('systemctl', [`--root=${root}`, 'enable', UNIT]), 'systemctl --root enable');
+  test('remove disables both services and keeps config and state; purge deletes them', () => {
+    ok(exec('systemctl', [`--root=${root}`, 'enable', UNIT, CONTROLLER_UNIT]), 'systemctl --root enable');
     ok(dpkg('-r', 'kubenode-agent'), 'dpkg -r');
+    assert.equal(lstatSync(at(CONTROLLER_ENABLED_LINK), { throwIfNoEntry: false }), undefined);
+    assert.equal(lstatSync(at(PLUGIN_LINK), { throwIfNoEntry: false }), undefined);
     assert.equal(existsSync(at('usr/bin/kubenode-agent')), false);
     assert.equal(existsSync(at(`usr/lib/systemd/system/${UNIT}`)), false);
     assert.equal(lstatSync(at(ENABLED_LINK), { throwIfNoEntry: false }), undefined);
