@@ -1,6 +1,6 @@
 // Builds the controller's container image without a Docker daemon: an OCI image layout in
 // dist/image/ (oci-layout, index.json, blobs/sha256/…) holding one image per arch, each a single
-// layer with the single executable and the glibc/libstdc++/libgcc shared objects it links,
+// layer with the single executable and the glibc/libstdc++/libgcc/libatomic shared objects it links,
 // taken from Debian's own packages (apt-get download + dpkg -x; for arm64 Debian's *-arm64-cross
 // packages, whose files are the arm64 libraries), plus their copyright files.
 //
@@ -39,7 +39,7 @@ interface ArchSpec {
 export const IMAGE_ARCHES: Record<SeaArch, ArchSpec> = {
   x64: {
     oci: 'amd64',
-    debs: ['libc6', 'libstdc++6', 'libgcc-s1', 'gcc-12-base'],
+    debs: ['libc6', 'libstdc++6', 'libgcc-s1', 'libatomic1', 'gcc-12-base'],
     libFrom: ['lib/x86_64-linux-gnu', 'usr/lib/x86_64-linux-gnu'],
     libTo: 'lib/x86_64-linux-gnu',
     interp: 'lib64/ld-linux-x86-64.so.2',
@@ -47,7 +47,7 @@ export const IMAGE_ARCHES: Record<SeaArch, ArchSpec> = {
   },
   arm64: {
     oci: 'arm64',
-    debs: ['libc6-arm64-cross', 'libstdc++6-arm64-cross', 'libgcc-s1-arm64-cross', 'gcc-12-cross-base'],
+    debs: ['libc6-arm64-cross', 'libstdc++6-arm64-cross', 'libgcc-s1-arm64-cross', 'libatomic1-arm64-cross', 'gcc-12-cross-base'],
     libFrom: ['usr/aarch64-linux-gnu/lib'],
     libTo: 'lib/aarch64-linux-gnu',
     interp: 'lib/ld-linux-aarch64.so.1',
