@@ -14,6 +14,8 @@ function mergedUsrRoot(): string {
   mkdirSync(path.join(root, 'usr/lib'), { recursive: true });
   mkdirSync(path.join(root, 'usr/sbin'), { recursive: true });
   writeFileSync(path.join(root, 'usr/lib/libc.so.6'), 'system\n');
+  writeFileSync(path.join(root, 'usr/bin/python3.11'), 'python\n');
+  symlinkSync('python3.11', path.join(root, 'usr/bin/python3'));
   symlinkSync('usr/bin', path.join(root, 'bin'));
   symlinkSync('usr/lib', path.join(root, 'lib'));
   symlinkSync('usr/sbin', path.join(root, 'sbin'));
@@ -47,6 +49,7 @@ describe('managed paths and symlinked system directories', () => {
     { name: 'a link under /bin', spec: () => tarball({ links: [{ path: '/bin/demo', target: 'bin/demo' }] }), error: /link \/bin\/demo goes through the symlink \/bin -> usr\/bin/ },
     { name: 'install.dir /lib/demo', spec: () => tarball({ dir: '/lib/demo' }), error: /install\.dir \/lib\/demo goes through the symlink \/lib -> usr\/lib/ },
     { name: 'install.dir /bin itself', spec: () => tarball({ dir: '/bin' }), error: /install\.dir \/bin is a symlink to usr\/bin; refusing to write through it/ },
+    { name: 'a link over a link it did not make (usr/bin/python3 -> python3.11)', spec: () => tarball({ links: [{ path: '/usr/bin/python3', target: 'bin/demo' }] }), error: /\/usr\/bin\/python3 is a link to python3\.11, which this agent did not make; refusing to replace it/ },
   ];
   for (const c of cases) {
     it(`refuses ${c.name} before anything is written`, async () => {
@@ -66,6 +69,7 @@ describe('managed paths and symlinked system directories', () => {
       }
       assert.deepEqual({ usr: listing(path.join(root, 'usr/bin')), lib: listing(path.join(root, 'usr/lib')), sbin: listing(path.join(root, 'usr/sbin')) }, before, 'nothing written through the links');
       assert.equal(existsSync(path.join(root, 'opt')), false);
+      assert.equal(readlinkSync(path.join(root, 'usr/bin/python3')), 'python3.11');
     });
   }
 });

@@ -104,6 +104,11 @@ async function checkLinks(ctx: InstallContext, spec: MachineComponentSpec): Prom
     if (existing !== undefined && existing.type !== 'symlink') {
       throw new StepError('activate', `${link.path} exists and is a ${existing.type}, not a link this agent manages; remove it first`);
     }
+    // A link is this agent's when it points into DIR/current; another (an operator's python3 -> python3.11) is not replaced.
+    const held = existing === undefined ? undefined : await readLink(ctx.host, link.path);
+    if (held !== undefined && !path.posix.resolve(path.posix.dirname(link.path), held).startsWith(`${installDir(spec)}/current/`)) {
+      throw new StepError('activate', `${link.path} is a link to ${held}, which this agent did not make; refusing to replace it (remove it first)`);
+    }
   }
 }
 
