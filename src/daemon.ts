@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import type { CommonOptions } from './cli/common.ts';
+import type { CertificateRotator } from './join/rotate.ts';
 import { setup } from './cli/setup.ts';
 import { buildInstances } from './detectors/engine/instances.ts';
 import type { ProbeOutcome } from './detectors/engine/run.ts';
@@ -48,7 +49,7 @@ function filtersFor(config: AgentConfig): Filters {
 
 /** `kubenode-agent run`: detectors on their intervals, state in the state dir, metrics and health on loopback. */
 export class Daemon {
-  readonly #options: DaemonOptions;
+  #options: DaemonOptions;
   readonly #log: Logger;
   readonly #metrics = new AgentMetrics();
   #host: Host | undefined;
@@ -57,6 +58,7 @@ export class Daemon {
   #running: Running | undefined;
   #installers: InstallReconciler | undefined;
   #cluster: ClusterReporter | undefined;
+  #rotator: CertificateRotator | undefined;
   #remedies: Remedies | undefined;
   /** The cluster client of the risk gate and the remedies; absent standalone. */
   #kube: KubeApi | undefined;
@@ -75,6 +77,9 @@ export class Daemon {
   async start(): Promise<string> {
     const s = await setup(this.#options);
     this.#applyLogLevel(s.config);
+    // cluster.kubeconfig (what `join` wrote) makes cluster mode need no flag in the unit.
+    const joined = this.#options.kubeconfig === undefined && this.#options.inCluster !== true && s.config.cluster.kubeconfig !== '';
+    if (joined) this.#options = { ...this.#options, kubeconfig: s.host.path(s.config.cluster.kubeconfig) };
     const instances = await buildInstances(s.host, s.config, s.monitors);
     this.#host = s.host;
     const bootId = (await s.host.tryReadText('/proc/sys/kernel/random/boot_id'))?.trim() ?? 'unknown';
@@ -101,6 +106,14 @@ export class Daemon {
         registry: this.#metrics.registry,
       });
       for (const instance of instances) this.#cluster.setConditions(instance.name, this.#store.previous(instance.name));
+    }
+    if (joined) {
+      const [{ CertificateRotator }, { credentialPath }] = await Promise.all([import('./join/rotate.ts'), import('./join/identity.ts')]);
+      // Only a certificate identity that join made rotates; a token kubeconfig has nothing to renew.
+      if (await s.host.exists(credentialPath(s.config.cluster.kubeconfig))) {
+        this.#rotator = new CertificateRotator({ host: s.host, kubeconfig: s.config.cluster.kubeconfig, nodeName: s.nodeName, log: this.#log.child({ component: 'certificate' }), registry: this.#metrics.registry });
+        this.#rotator.start();
+      }
     }
     if (this.#options.kubeconfig !== undefined || this.#options.inCluster === true) {
       this.#kube = await (await import('./remedies/kube-api.ts')).createKubeApi({ ...(this.#options.kubeconfig === undefined ? {} : { kubeconfig: this.#options.kubeconfig }), inCluster: this.#options.inCluster === true });
@@ -147,7 +160,7 @@ export class Daemon {
     if (this.#stopping) return;
     this.#stopping = true;
     // One part failing to stop must not keep the others, or the state, from being put away.
-    const stopped = await Promise.allSettled([this.#running?.scheduler.stop(), this.#installers?.stop(), this.#cluster?.stop(), this.#remedies?.engine.stop()]);
+    const stopped = await Promise.allSettled([this.#running?.scheduler.stop(), this.#installers?.stop(), this.#cluster?.stop(), this.#remedies?.engine.stop(), this.#rotator?.stop()]);
     this.#kube?.close();
     for (const s of stopped) if (s.status === 'rejected') this.#log.error({ err: errorMessage(s.reason) }, 'Part of the agent did not stop cleanly');
     await this.#store?.flush();

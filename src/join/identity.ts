@@ -58,6 +58,8 @@ export interface RequestOptions {
   /** How long to wait for approval and signing. */
   timeoutMs: number;
   pollMs?: number;
+  /** Stops waiting (the agent is stopping). */
+  signal?: AbortSignal;
 }
 
 /** Sends a CSR for the node and waits for its certificate; JoinRefusedError when refused, denied or not signed in time. */
@@ -93,7 +95,7 @@ export async function requestCertificate(client: KubeClient, nodeName: string, o
     if (options.clock.now() >= deadline) {
       throw new JoinRefusedError(`CertificateSigningRequest ${name} was not approved and signed within ${Math.round(options.timeoutMs / 1000)}s; its Events say why (kubectl describe csr ${name})`);
     }
-    await options.clock.sleep(options.pollMs ?? 1000);
+    await options.clock.sleep(options.pollMs ?? 1000, options.signal);
     try {
       csr = await client.get<Csr>(`${CSR_PATH}/${name}`);
     } catch (err) {

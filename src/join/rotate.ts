@@ -71,7 +71,11 @@ export class CertificateRotator {
   async #load(): Promise<void> {
     const { notBefore, notAfter } = certificateWindow(await this.#o.host.readText(credentialPath(this.#o.kubeconfig)));
     // 75–85% of the lifetime: a fleet joined in one hour does not renew in one minute.
-    const rotateAt = notBefore + (notAfter - notBefore) * (0.75 + 0.1 * this.#random());
+    // Expired: at once. Otherwise never sooner than a minute from now: a signer that caps lifetimes, or a clock that is off,
+    // must not turn renewal into a loop.
+    const now = this.#clock.now();
+    const due = notBefore + (notAfter - notBefore) * (0.75 + 0.1 * this.#random());
+    const rotateAt = now >= notAfter ? now : Math.max(due, now + 60_000);
     this.#state = { ...this.#state, notAfter, rotateAt };
     this.#expiry.set(notAfter / 1000);
   }
@@ -104,7 +108,7 @@ export class CertificateRotator {
     const kc = await loadKubeConfig({ kubeconfig: this.#o.host.path(this.#o.kubeconfig) });
     const client = identityClient(kc, 30_000);
     try {
-      const cred = await requestCertificate(client, this.#o.nodeName, { clock: this.#clock, timeoutMs: this.#o.requestTimeoutMs ?? 5 * 60_000 });
+      const cred = await requestCertificate(client, this.#o.nodeName, { clock: this.#clock, timeoutMs: this.#o.requestTimeoutMs ?? 5 * 60_000, signal: this.#stop.signal });
       await writeCredential(this.#o.host, this.#o.kubeconfig, cred.certPem, cred.keyPem);
       this.#state = { ...this.#state, expired: false, rotations: this.#state.rotations + 1 };
       delete this.#state.lastError;
