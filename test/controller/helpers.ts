@@ -135,8 +135,8 @@ export function selfSigned(): { key: string; cert: string; dir: string } {
 }
 
 /** A test cluster ready for the controller: CRDs, its namespace, Machines (with Nodes and Leases) and agents played by the test, started. */
-export async function rolloutCluster(machines: readonly string[], namespace = 'kubenode-system'): Promise<{ cluster: Cluster; agents: SimulatedAgents }> {
-  const cluster = await startCluster({ agents: 1 });
+export async function rolloutCluster(machines: readonly string[], namespace = 'kubenode-system', options: { controllerManager?: boolean } = {}): Promise<{ cluster: Cluster; agents: SimulatedAgents }> {
+  const cluster = await startCluster({ agents: 1, ...(options.controllerManager === true ? { controllerManager: true } : {}) });
   await installCrds(cluster);
   await ensureNamespace(cluster, namespace);
   for (const m of machines) await addMachine(cluster, m);

@@ -315,6 +315,8 @@ class Pass {
   async run(): Promise<number | undefined> {
     try {
       await this.#step();
+      // After the step: the revisions it keeps depend on where the pass left current and update.
+      await this.#pruneRevisions();
       await this.#save();
     } catch (err) {
       if (err instanceof NotLeaderError) return undefined;
@@ -466,12 +468,12 @@ class Pass {
       // A template equal to an earlier one reuses its revision and makes it the newest (as DaemonSets do).
       rev = await this.#r.writeRevision(rev, { ...rev, revision: max + 1 });
     }
-    await this.#pruneRevisions(all, name);
     return rev;
   }
 
-  async #pruneRevisions(all: RevisionObject[], updateName: string): Promise<void> {
-    const keep = new Set([updateName, this.status.currentRevision, this.status.updateRevision]);
+  async #pruneRevisions(): Promise<void> {
+    const all = this.#r.revisions(this.#name);
+    const keep = new Set([this.status.currentRevision, this.status.updateRevision]);
     const inUse = new Set<string>();
     for (const mc of this.#r.components().values()) if (mc.metadata.labels?.[LABEL_SET] === this.#name) inUse.add(mc.metadata.labels[LABEL_REVISION] ?? '');
     const old = all.filter((r) => !keep.has(r.metadata.name) && !inUse.has(revisionHashOf(r)));
