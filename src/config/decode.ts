@@ -4,6 +4,7 @@ import type { StaticDecode, TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { ConfigError, UsageError } from '../errors.ts';
 import { describeDuration } from '../util/duration-schema.ts';
+import { isRe2Schema, re2Problem } from '../util/re2-schema.ts';
 import { LISTEN_EXPECTED, LISTEN_PATTERN } from './listen.ts';
 
 /** JSON pointer "/monitors/systemLog/0" → "monitors.systemLog[0]". */
@@ -48,6 +49,7 @@ function firstProblem(schema: TSchema, value: unknown): { field: string; message
   const first = Value.Errors(schema, value).First();
   if (first === undefined) return undefined;
   const got = JSON.stringify(first.value) ?? 'nothing';
+  if (isRe2Schema(first.schema) && typeof first.value === 'string') return { field: fieldPath(first.path), message: `expected an RE2 regular expression: ${re2Problem(first.value)}` };
   const message = first.message.startsWith('Unexpected property')
     ? 'unknown key'
     : first.value === undefined

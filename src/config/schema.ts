@@ -5,12 +5,13 @@ import { InstallersConfig } from '../installers/config.ts';
 import { RemediesConfig } from '../remedies/config.ts';
 import { RiskConfig } from '../risk/config.ts';
 import { Duration } from '../util/duration-schema.ts';
+import { Re2Pattern } from '../util/re2-schema.ts';
 import { LISTEN_PATTERN } from './listen.ts';
 
 const RecoveryPattern = Type.Object(
   {
     condition: Type.String({ minLength: 1, description: 'Condition type this pattern clears' }),
-    pattern: Type.String({ minLength: 1, description: 'RE2-syntax regular expression, as NPD rules use' }),
+    pattern: Re2Pattern({ minLength: 1, description: 'RE2-syntax regular expression, as NPD rules use' }),
   },
   { additionalProperties: false },
 );

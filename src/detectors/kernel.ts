@@ -7,6 +7,7 @@ import type { Detector, DetectorContext, DetectorDefinition } from './engine/typ
 import { KernelLog, KMSG_PATH } from './engine/kmsg.ts';
 import { compileRe2, type Re2Regex } from '../util/re2.ts';
 import { Duration } from '../util/duration-schema.ts';
+import { Re2Pattern } from '../util/re2-schema.ts';
 
 // ---------------------------------------------------------------- the rule catalogue (data)
 
@@ -163,7 +164,7 @@ export const kernelConfigSchema = Type.Object(
       description:
         'Condition type -> how long a True condition holds without a new matching record. Absent or 0: until reboot (the state is log-derived and dropped when boot_id changes)',
     }),
-    ignoreDevices: Type.String({
+    ignoreDevices: Re2Pattern({
       default: '^(loop|sr|fd|ram|zram)[0-9]*$',
       description: 'RE2 pattern of block devices whose I/O errors are ignored (optical drives, loop and RAM disks)',
     }),

@@ -9,6 +9,7 @@ import { Duration } from '../util/duration-schema.ts';
 import type { DetectorDefinition } from './engine/types.ts';
 import { ExecError } from '../errors.ts';
 import { compileRe2, type Re2Regex } from '../util/re2.ts';
+import { Re2Pattern } from '../util/re2-schema.ts';
 
 // ---------------------------------------------------------------- parsers (pure)
 
@@ -167,7 +168,7 @@ const configSchema = Type.Object(
     writeProbeTimeout: Duration({ description: 'Deadline of one write probe', default: '5s', min: '100ms', max: '1h' }),
     ioStall: Type.Boolean({ default: true, description: 'Look for block devices with requests in flight and no completions' }),
     ioStallInterval: Duration({ description: 'Time between the two reads of /sys/block/*/stat', default: '1s', min: '1ms', max: '1m' }),
-    ignoreBlockDevices: Type.String({ default: '^(loop|ram|zram|fd|sr|nbd)[0-9]*$', description: 'RE2 pattern of block device names not checked for stalls' }),
+    ignoreBlockDevices: Re2Pattern({ default: '^(loop|ram|zram|fd|sr|nbd)[0-9]*$', description: 'RE2 pattern of block device names not checked for stalls' }),
     smart: Type.Boolean({ default: true, description: 'Check SMART health with smartctl when it is installed' }),
     smartTimeout: Duration({ description: 'Deadline of one smartctl call', default: '10s', max: '1h' }),
     failuresToTrip: Type.Integer({ minimum: 1, default: 2, description: 'Consecutive probes with a problem before its condition turns (the daemon; check takes one look)' }),

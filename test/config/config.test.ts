@@ -32,6 +32,9 @@ const bad: [string, string, RegExp][] = [
   ['not host:port', 'listen: everywhere\n', /^a\.yaml: listen: expected an address like 127\.0\.0\.1:9746 or \[::1\]:9746, got "everywhere"$/],
   ['invalid YAML', 'check: [\n', /^a\.yaml: invalid YAML: .* at line 2, column 1$/],
   ['duplicate key', 'logLevel: info\nlogLevel: warn\n', /^a\.yaml: invalid YAML/],
+  ['a detector pattern RE2 refuses (storage)', 'detectors:\n  storage:\n    ignoreBlockDevices: "(loop)\\\\1"\n', /^a\.yaml: detectors\.storage\.ignoreBlockDevices: expected an RE2 regular expression: backreferences are not RE2 syntax/],
+  ['a detector pattern RE2 refuses (kernel)', 'detectors:\n  kernel:\n    ignoreDevices: "^(?=sr)"\n', /^a\.yaml: detectors\.kernel\.ignoreDevices: expected an RE2 regular expression: /],
+  ['a recovery pattern RE2 refuses', 'monitors:\n  recoveryPatterns:\n    - condition: KernelDeadlock\n      pattern: "a(?!b)"\n', /^a\.yaml: monitors\.recoveryPatterns\[0\]\.pattern: expected an RE2 regular expression: /],
   ['not a mapping', '- a\n- b\n', /^a\.yaml: expected a YAML mapping at the top level$/],
 ];
 

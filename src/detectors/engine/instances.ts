@@ -9,7 +9,7 @@ import readonlyMonitor from '../npd/builtin/readonly-monitor.json' with { type: 
 import { parseCustomPluginMonitor, parseSystemLogMonitor } from '../npd/config.ts';
 import { createCustomPluginMonitor } from '../npd/custom-plugin-monitor.ts';
 import type { Recovery } from '../npd/log-rules.ts';
-import { compileRe2, PatternError } from '../../util/re2.ts';
+import { compileRe2 } from '../../util/re2.ts';
 import { createSystemLogMonitor } from '../npd/system-log-monitor.ts';
 import type { DetectorDefinition, DetectorInstance } from './types.ts';
 
@@ -45,14 +45,8 @@ async function readMonitor(host: Host, ref: MonitorRef): Promise<{ name: string;
 
 function recoveryFor(config: AgentConfig): Recovery {
   const expiryMs: Record<string, number> = { ...config.monitors.conditionExpiry };
-  const patterns = config.monitors.recoveryPatterns.map((p, i) => {
-    try {
-      return { condition: p.condition, regex: compileRe2(p.pattern) };
-    } catch (err) {
-      if (err instanceof PatternError) throw new ConfigError('agent.yaml', `monitors.recoveryPatterns[${i}].pattern`, err.message);
-      throw err;
-    }
-  });
+  // The schema checked every pattern at load (Re2Pattern), so these compile.
+  const patterns = config.monitors.recoveryPatterns.map((p) => ({ condition: p.condition, regex: compileRe2(p.pattern) }));
   return { expiryMs, patterns };
 }
 
