@@ -59,6 +59,8 @@ export const kinds = {
       { name: 'Kernel', type: 'string', jsonPath: '.status.node.kernelVersion' },
       { name: 'Arch', type: 'string', jsonPath: '.status.node.architecture' },
       { name: 'Agent', type: 'string', jsonPath: '.status.agentVersion' },
+      { name: 'Lifecycle', type: 'string', jsonPath: '.status.lifecycle' },
+      { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
       { name: 'OS', type: 'string', jsonPath: '.status.node.osImage', priority: 1 },
       { name: 'CPUs', type: 'integer', jsonPath: '.status.node.cpus', priority: 1 },
       { name: 'GPUs', type: 'string', jsonPath: '.status.gpus[*].model', priority: 1 },

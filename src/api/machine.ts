@@ -2,7 +2,7 @@
 // agent keeps on the Node (labels, taints) and which components the node runs; the status is what
 // the agent found on the machine.
 import { Type, type Static } from '@sinclair/typebox';
-import { COMPONENT_NAME_PATTERN, Conditions, KubeObject, Labels, QUALIFIED_NAME_PATTERN, StringEnum, Time } from './common.ts';
+import { COMPONENT_NAME_PATTERN, Conditions, Duration, KubeObject, Labels, QUALIFIED_NAME_PATTERN, StringEnum, Time } from './common.ts';
 
 export const KIND = 'Machine';
 
@@ -35,6 +35,10 @@ export const MachineSpec = Type.Object(
       description: 'Components this machine should run; each is a MachineComponent labelled kubenode.io/machine=<this name>',
     }),
     paused: Type.Boolean({ default: false, description: 'Maintenance: the agent reports but installs and repairs nothing' }),
+    nodeStartupTimeout: Duration({
+      default: '10m',
+      description: "How long after the Machine's creation the Node may take to first become Ready before the controller sets NodeReady=False, reason NodeStartupTimeout",
+    }),
   },
   { additionalProperties: false, description: 'What the agent keeps on this node: Node labels and taints, and the components it runs' },
 );
@@ -42,6 +46,13 @@ export type MachineSpec = Static<typeof MachineSpec>;
 
 export const MachinePhases = ['Pending', 'Reconciling', 'Ready', 'Degraded', 'Paused', 'Failed'] as const;
 export type MachinePhase = (typeof MachinePhases)[number];
+
+/** Where the controller has the machine in its life; for display, the conditions are the truth. */
+export const LifecyclePhases = ['Pending', 'Importing', 'WaitingForNode', 'InstallingComponents', 'Running', 'Deleting'] as const;
+export type LifecyclePhase = (typeof LifecyclePhases)[number];
+
+/** Condition types the controller writes; the agent's are the Node's problem conditions. */
+export const LifecycleConditions = ['NodeRegistered', 'NodeReady', 'ComponentsReady', 'Ready'] as const;
 
 /** GOARCH names, as the Node's kubernetes.io/arch label has them. */
 export const Architectures = ['amd64', 'arm64', 'arm', 'ppc64le', 's390x', 'riscv64', 'loong64'] as const;
@@ -98,7 +109,7 @@ export const MachineComponentSummary = Type.Object(
 
 export const MachineStatus = Type.Object(
   {
-    phase: StringEnum(MachinePhases, { description: 'Pending, Reconciling, Ready, Degraded (a problem condition is True), Paused or Failed' }),
+    phase: Type.Optional(StringEnum(MachinePhases, { description: 'Written by the agent: Pending, Reconciling, Ready, Degraded (a problem condition is True), Paused or Failed; absent until the agent first reports' })),
     observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: 'metadata.generation the agent last acted on' })),
     agentVersion: Type.Optional(Type.String({ maxLength: 64, description: 'Version of the kubenode-agent on the node' })),
     node: Type.Optional(NodeFacts),
@@ -113,8 +124,17 @@ export const MachineStatus = Type.Object(
     }),
     conditions: Conditions({ default: [] }),
     lastHeartbeatTime: Type.Optional(Time({ description: 'When the agent last wrote this status' })),
+    lifecycle: Type.Optional(
+      StringEnum(LifecyclePhases, {
+        description: 'Written by the controller, for display: Pending (no Node yet), Importing (Node labels and taints being applied), WaitingForNode (Node not Ready), InstallingComponents, Running, or Deleting',
+      }),
+    ),
+    importedTime: Type.Optional(Time({ description: 'Written by the controller: when the machine was first Ready; the importing taint stays on the Node until then' })),
   },
-  { additionalProperties: false, description: 'What the agent found on the node; written only by that agent' },
+  {
+    additionalProperties: false,
+    description: "What the agent found on the node (phase, facts, the Node's problem conditions), and the controller's lifecycle: lifecycle, importedTime and the NodeRegistered, NodeReady, ComponentsReady and Ready conditions, each writer under its own field manager",
+  },
 );
 export type MachineStatus = Static<typeof MachineStatus>;
 

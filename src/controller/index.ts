@@ -10,7 +10,8 @@
 //   kubenode.io            machinecomponentsets/finalizers update   (blockOwnerDeletion on what it owns)
 //   kubenode.io            machinecomponents             get list watch create update patch delete
 //   kubenode.io            machines                      get list watch
-//   ""                     nodes                         get list watch
+//   kubenode.io            machines/status               get patch                 (lifecycle conditions)
+//   ""                     nodes                         get list watch patch      (Machine labels and taints)
 //   coordination.k8s.io    leases (kube-node-lease)      get list watch            (agent liveness)
 //   coordination.k8s.io    leases (leader namespace)     get create update         (leader election)
 //   apps                   controllerrevisions (leader namespace)  get list watch create update patch delete
@@ -32,6 +33,7 @@ import { Informer, type KubeObject, type ResourceRef } from '../watch/informer.t
 import { EventRecorder } from './events.ts';
 import { LeaderElector, LEADER_DEFAULTS } from './leader.ts';
 import { CSR_FIELD_SELECTOR, CSR_RESOURCE, CsrApprover, type Csr } from './machines/csr.ts';
+import { MachineLifecycle, nodeFingerprint, type LifecycleCaches } from './machines/lifecycle.ts';
 import { WorkQueue } from './queue.ts';
 import { MACHINE_LABEL } from '../api/common.ts';
 import { LEASE_NAMESPACE } from '../report/kube/lease.ts';
@@ -67,6 +69,7 @@ export class Controller {
   #informers: Informer<KubeObject>[] = [];
   #queue: WorkQueue | undefined;
   #csrApprover: CsrApprover | undefined;
+  #machineQueue: WorkQueue | undefined;
   #server: Server | undefined;
   #address = '';
   #leading = false;
@@ -159,8 +162,7 @@ export class Controller {
   async #standDown(): Promise<void> {
     this.#leading = false;
     this.#leaderGauge.set(0);
-    await this.#queue?.stop();
-    await this.#csrApprover?.queue.stop();
+    await Promise.all([this.#queue?.stop(), this.#csrApprover?.queue.stop(), this.#machineQueue?.stop()]);
     await Promise.all(this.#informers.map((i) => i.stop()));
   }
 
@@ -199,6 +201,29 @@ export class Controller {
       mayWrite,
       synced: () => this.#synced,
       policy: this.#o.csrImportNodes === undefined ? {} : { importNodeNames: this.#o.csrImportNodes },
+    });
+    const lifecycle = new MachineLifecycle({ client: this.#client as KubeClient, caches: caches as unknown as LifecycleCaches, clock: this.#clock, log: log.child({ component: 'machines' }), mayWrite });
+    const machineQueue = new WorkQueue({ workers: this.#o.workers ?? 4, log: log.child({ component: 'machine-queue' }), handle: (key) => lifecycle.reconcile(key) });
+    this.#machineQueue = machineQueue;
+    const touch = (name: string | undefined): void => {
+      if (this.#synced && name !== undefined) machineQueue.add(name);
+    };
+    const allMachines = (): void => {
+      for (const name of caches.machines.snapshot().keys()) touch(name);
+    };
+    caches.machines.on((e) => (e.type === 'synced' ? allMachines() : e.type === 'delete' ? machineQueue.forget(e.object.metadata.name) : touch(e.object.metadata.name)));
+    caches.nodes.on((e) => {
+      if (e.type === 'synced') return allMachines();
+      if (e.type === 'delete') lifecycle.nodeDeleted(e.object.metadata.name);
+      // Heartbeats again: only what the lifecycle reads makes a Machine look.
+      if (e.type !== 'update' || nodeFingerprint(e.old) !== nodeFingerprint(e.object)) touch(e.object.metadata.name);
+    });
+    caches.components.on((e) => {
+      if (e.type === 'synced') {
+        lifecycle.componentsSynced();
+        return allMachines();
+      }
+      for (const m of lifecycle.componentEvent(e.type, e.object, e.type === 'update' ? e.old : undefined)) touch(m);
     });
     // Nothing runs before every cache has synced: a pass over a half-listed cache would take
     // machines not listed yet for machines that left, and delete their components.
@@ -245,7 +270,9 @@ export class Controller {
     for (const i of this.#informers) i.start();
     await Promise.all(this.#informers.map((i) => i.waitForSync()));
     if (signal.aborted) return;
+    lifecycle.componentsSynced();
     this.#synced = true;
+    allMachines();
     log.info({ sets: caches.sets.snapshot().size, machines: caches.machines.snapshot().size }, 'Caches synced; reconciling');
     all();
     this.#csrApprover.addAll();

@@ -143,13 +143,16 @@ describe('deploy/ with kubectl apply -k', () => {
       ['list', 'leases.coordination.k8s.io', '-n', 'kube-node-lease'],
       ['create', 'events'],
       ['watch', 'nodes'],
+      ['patch', 'nodes'],
+      ['patch', 'machines.kubenode.io', '--subresource=status'],
     ]) {
       assert.equal(await can(allowed), true, `may ${allowed.join(' ')}`);
     }
     for (const denied of [
       ['get', 'secrets', '-n', 'kubenode-system'],
       ['patch', 'machinecomponentsets.kubenode.io'],
-      ['patch', 'nodes'],
+      ['delete', 'nodes'],
+      ['patch', 'machines.kubenode.io'],
       ['delete', 'machines.kubenode.io'],
       ['update', 'leases.coordination.k8s.io', '-n', 'kube-node-lease'],
       ['create', 'controllerrevisions.apps', '-n', 'default'],
