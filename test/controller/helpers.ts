@@ -55,8 +55,8 @@ export async function listMcs(cluster: Cluster): Promise<Mc[]> {
 /** A Machine, its Node (Ready) and its agent's Lease (fresh): what the controller reads about a node. */
 export async function addMachine(cluster: Cluster, name: string, labels: Record<string, string> = { pool: 'a' }): Promise<void> {
   await must(cluster, 'POST', '/apis/kubenode.io/v1alpha1/machines', { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name, labels }, spec: {} });
-  const node = await must<Record<string, unknown>>(cluster, 'POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name } });
-  await setNodeReady(cluster, name, 'True', node);
+  await must(cluster, 'POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name } });
+  await setNodeReady(cluster, name, 'True');
   const now = new Date().toISOString().replace('Z', '000Z').replace(/\.(\d{3})000000Z$/, '.$1000Z');
   await must(cluster, 'POST', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', {
     apiVersion: 'coordination.k8s.io/v1',
@@ -66,13 +66,12 @@ export async function addMachine(cluster: Cluster, name: string, labels: Record<
   });
 }
 
-export async function setNodeReady(cluster: Cluster, name: string, status: 'True' | 'False', node?: Record<string, unknown>): Promise<void> {
-  const current = node ?? (await must<Record<string, unknown>>(cluster, 'GET', `/api/v1/nodes/${name}`));
+/** A merge patch of the status alone: the controller may label or taint the Node at the same time. */
+export async function setNodeReady(cluster: Cluster, name: string, status: 'True' | 'False'): Promise<void> {
   const now = new Date(Math.ceil(Date.now() / 1000) * 1000).toISOString().replace('.000Z', 'Z');
-  await must(cluster, 'PUT', `/api/v1/nodes/${name}/status`, {
-    ...current,
-    status: { conditions: [{ type: 'Ready', status, reason: status === 'True' ? 'KubeletReady' : 'KubeletNotReady', message: '', lastHeartbeatTime: now, lastTransitionTime: now }] },
-  });
+  const body = { status: { conditions: [{ type: 'Ready', status, reason: status === 'True' ? 'KubeletReady' : 'KubeletNotReady', message: '', lastHeartbeatTime: now, lastTransitionTime: now }] } };
+  const r = await cluster.request('PATCH', `/api/v1/nodes/${name}/status`, { body, headers: { 'content-type': 'application/merge-patch+json' } });
+  if (r.status !== 200) throw new Error(`PATCH /api/v1/nodes/${name}/status: ${r.status} ${r.body.slice(0, 600)}`);
 }
 
 /**
