@@ -1,10 +1,10 @@
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
-import type { CommonOptions } from './cli/common.ts';
+import type { Bootstrap, Configuration, HostOptions } from './bootstrap.ts';
 import type { CertificateRotator } from './join/rotate.ts';
-import { setup } from './cli/setup.ts';
 import { buildInstances } from './detectors/engine/instances.ts';
 import type { ProbeOutcome } from './detectors/engine/run.ts';
+import type { ProblemEvent } from './types.ts';
 import type { ClusterReporter } from './report/kube/index.ts';
 import type { Remedies } from './remedies/setup.ts';
 import type { KubeApi } from './remedies/kube-api.ts';
@@ -19,16 +19,15 @@ import { ConditionStore } from './report/condition-store.ts';
 import type { RiskGate } from './risk/gate.ts';
 import { createRiskGate } from './risk/index.ts';
 import { AgentMetrics } from './report/metrics.ts';
-import { startServer } from './report/server.ts';
+import { startServer, type HealthSource } from './report/server.ts';
+import { isLoopback, parseListen } from './config/listen.ts';
 import { version } from './version.ts';
 
-export interface DaemonOptions extends CommonOptions {
+export interface DaemonOptions extends HostOptions {
   listen?: string;
   /** Report to the cluster with this kubeconfig, or with the pod's service account (inCluster). */
   kubeconfig?: string;
   inCluster?: boolean;
-  /** The Node and Machine this agent speaks for; overrides nodeName in the configuration. */
-  nodeName?: string;
   /** From --log-level; when absent, logLevel in the configuration applies. */
   logLevel?: string;
 }
@@ -50,6 +49,7 @@ function filtersFor(config: AgentConfig): Filters {
 /** `kubenode-agent run`: detectors on their intervals, state in the state dir, metrics and health on loopback. */
 export class Daemon {
   #options: DaemonOptions;
+  readonly #boot: Bootstrap;
   readonly #log: Logger;
   readonly #metrics = new AgentMetrics();
   #host: Host | undefined;
@@ -67,15 +67,34 @@ export class Daemon {
   #stopping = false;
   #filters: Filters | undefined;
   readonly #lastOutcome = new Map<string, { at: string; ok: boolean; error?: string }>();
+  /**
+   * Per detector, the newest event already reported. A detector restarted by a reload reads its
+   * log's lookback again; what it finds there was counted and sent before and is not reported twice.
+   */
+  readonly #reportedUntil = new Map<string, number>();
+  #current: Configuration | undefined;
+  #bootId = 'unknown';
+  #address = '';
+  /** Reloads run one at a time; a SIGHUP while starting or reloading is kept and applied after. */
+  #reloading: Promise<boolean> | undefined;
+  #reloadAgain = false;
+  #starting: Promise<string> | undefined;
 
-  constructor(options: DaemonOptions, log: Logger) {
+  constructor(options: DaemonOptions, boot: Bootstrap) {
     this.#options = options;
-    this.#log = log;
+    this.#boot = boot;
+    this.#log = boot.log;
   }
 
   /** Throws ConfigError when the configuration is bad: a daemon must not start half-configured. */
-  async start(): Promise<string> {
-    const s = await setup(this.#options);
+  start(): Promise<string> {
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<string> {
+    const s = this.#boot;
+    this.#current = s;
     this.#applyLogLevel(s.config);
     // cluster.kubeconfig (what `join` wrote) makes cluster mode need no flag in the unit.
     const joined = this.#options.kubeconfig === undefined && this.#options.inCluster !== true && s.config.cluster.kubeconfig !== '';
@@ -83,17 +102,18 @@ export class Daemon {
     const instances = await buildInstances(s.host, s.config, s.monitors);
     this.#host = s.host;
     const bootId = (await s.host.tryReadText('/proc/sys/kernel/random/boot_id'))?.trim() ?? 'unknown';
+    this.#bootId = bootId;
+    // A state directory the agent cannot write (read-only, full, not a directory) stops the start
+    // with the host's reason, rather than a daemon that forgets every condition it reports.
+    await s.host.writeFileAtomic(`${s.config.stateDir}/.writable`, `${process.pid}\n`);
     this.#store = new ConditionStore(s.host, s.config.stateDir, bootId, this.#log.child({ component: 'state' }));
     await this.#store.load();
     // Gauges live in this process: restored conditions must show before any detector reports.
     for (const i of instances) if (i.metricsReporting) for (const after of this.#store.previous(i.name)) this.#metrics.observeCondition({ detector: i.name, before: undefined, after });
-    const { server, address } = await startServer(this.#options.listen ?? s.config.listen, this.#metrics.registry, {
-      healthy: () => ({
-        ok: !this.#stopping && this.#running !== undefined,
-        detail: { node: s.nodeName, detectors: Object.fromEntries(this.#lastOutcome) },
-      }),
-    });
+    const { server, address } = await startServer(this.#options.listen ?? s.config.listen, this.#metrics.registry, this.#health());
     this.#server = server;
+    this.#address = address;
+    if (!isLoopback(parseListen(address).host)) this.#log.warn({ listen: address }, 'Listening beyond loopback: /metrics and /healthz are reachable from the network');
     if (this.#options.kubeconfig !== undefined || this.#options.inCluster === true) {
       // Loaded only with a cluster: a standalone agent never pays for the Kubernetes client.
       const { startClusterReporter } = await import('./report/kube/index.ts');
@@ -127,38 +147,97 @@ export class Daemon {
     return address;
   }
 
-  /** SIGHUP: a new configuration replaces the old only when all of it loads. */
+  /**
+   * SIGHUP, at any moment: while starting or reloading, the request waits and is applied once
+   * after. A new configuration replaces the old only when all of it loads.
+   */
+  requestReload(): Promise<boolean> {
+    if (this.#reloading !== undefined) {
+      this.#reloadAgain = true;
+      return this.#reloading;
+    }
+    const run = async (): Promise<boolean> => {
+      let applied = false;
+      try {
+        await this.#starting?.catch(() => undefined);
+        do {
+          this.#reloadAgain = false;
+          applied = await this.reload();
+        } while (this.#reloadAgain && !this.#stopping);
+      } finally {
+        this.#reloading = undefined;
+      }
+      return applied;
+    };
+    this.#reloading = run();
+    return this.#reloading;
+  }
+
+  /** Applies every section of a new configuration; what needs a restart (stateDir, nodeName) is refused. */
   async reload(): Promise<boolean> {
-    if (this.#running === undefined || this.#stopping) return false;
-    let next: { config: AgentConfig; host: Host; instances: DetectorInstance[]; maxConcurrent: number; nodeName: string; filters: Filters };
+    if (this.#running === undefined || this.#stopping || this.#current === undefined) return false;
+    const host = this.#host as Host;
+    let next: Configuration;
+    let instances: DetectorInstance[];
     try {
-      const s = await setup(this.#options);
-      next = {
-        config: s.config,
-        host: s.host,
-        instances: await buildInstances(s.host, s.config, s.monitors),
-        maxConcurrent: s.config.detection.maxConcurrent,
-        nodeName: s.nodeName,
-        filters: filtersFor(s.config),
-      };
+      next = await this.#boot.reload();
+      instances = await buildInstances(host, next.config, next.monitors);
+      for (const [field, was, now] of [
+        ['stateDir', this.#current.config.stateDir, next.config.stateDir],
+        ['nodeName', this.#current.nodeName, next.nodeName],
+      ] as const) {
+        if (was !== now) throw new Error(`${field} changed from ${was} to ${now}: that takes a restart`);
+      }
     } catch (err) {
       this.#log.error({ err: errorMessage(err) }, 'Configuration reload refused; keeping the running configuration');
       return false;
     }
-    await Promise.all([this.#running.scheduler.stop(), this.#installers?.stop({ finish: true })]);
-    this.#risk = this.#riskGate(next.host, next.config);
-    this.#installers = await this.#startInstallers(next.host, next.config, next.nodeName);
+    await Promise.all([this.#running.scheduler.stop(), this.#installers?.stop({ finish: true }), this.#remedies?.engine.stop()]);
+    this.#remedies = undefined;
+    const previous = this.#current;
+    this.#current = next;
     this.#applyLogLevel(next.config);
-    this.#filters = next.filters;
-    this.#running = this.#startScheduler(next.instances, next.maxConcurrent, next.nodeName);
-    this.#metrics.retainDetectors(next.instances.map((i) => i.name));
-    this.#log.info({ detectors: next.instances.map((i) => i.name) }, 'Configuration reloaded');
+    await this.#rebind(previous.config.listen, next.config.listen);
+    this.#risk = this.#riskGate(host, next.config);
+    if (next.config.remedies.enabled) this.#remedies = await this.#startRemedies(host, next.config, next.nodeName, this.#bootId);
+    this.#installers = await this.#startInstallers(host, next.config, next.nodeName);
+    this.#filters = filtersFor(next.config);
+    this.#running = this.#startScheduler(instances, next.config.detection.maxConcurrent, next.nodeName);
+    this.#metrics.retainDetectors(instances.map((i) => i.name));
+    this.#log.info({ detectors: instances.map((i) => i.name), listen: this.#address, remedies: next.config.remedies.enabled }, 'Configuration reloaded');
     return true;
+  }
+
+  /** A new listen address (not pinned by --listen): bind it first, then let the old one go. */
+  async #rebind(was: string, wanted: string): Promise<void> {
+    if (this.#options.listen !== undefined || wanted === was) return;
+    const old = this.#server;
+    try {
+      const { server, address } = await startServer(wanted, this.#metrics.registry, this.#health());
+      this.#server = server;
+      this.#address = address;
+      old?.close();
+      old?.closeAllConnections();
+    } catch (err) {
+      this.#log.error({ err: errorMessage(err), listen: wanted }, 'Cannot listen on the new address; keeping the old one');
+    }
+  }
+
+  #health(): HealthSource {
+    return {
+      healthy: () => ({
+        ok: !this.#stopping && this.#running !== undefined,
+        detail: { node: this.#current?.nodeName, detectors: Object.fromEntries(this.#lastOutcome) },
+      }),
+    };
   }
 
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    // A stop during start-up lets the start finish first, so nothing is left half-started.
+    await this.#starting?.catch(() => undefined);
+    await this.#reloading;
     // One part failing to stop must not keep the others, or the state, from being put away.
     const stopped = await Promise.allSettled([this.#running?.scheduler.stop(), this.#installers?.stop(), this.#cluster?.stop(), this.#remedies?.engine.stop(), this.#rotator?.stop()]);
     this.#kube?.close();
@@ -249,6 +328,14 @@ export class Daemon {
     return { scheduler, instances };
   }
 
+  #freshEvents(detector: string, events: readonly ProblemEvent[]): ProblemEvent[] {
+    const until = this.#reportedUntil.get(detector);
+    const fresh = until === undefined ? [...events] : events.filter((e) => e.timestamp > until);
+    const newest = Math.max(until ?? Number.NEGATIVE_INFINITY, ...fresh.map((e) => e.timestamp));
+    if (Number.isFinite(newest)) this.#reportedUntil.set(detector, newest);
+    return fresh;
+  }
+
   #onOutcome(instance: DetectorInstance, outcome: ProbeOutcome, durationMs: number): void {
     const detector = instance.name;
     const store = this.#store as ConditionStore;
@@ -263,7 +350,8 @@ export class Daemon {
       return;
     }
     const filters = this.#filters as Filters;
-    const result = silence(outcome.result, filters.silenced);
+    const fresh = this.#freshEvents(detector, outcome.result.events);
+    const result = silence({ ...outcome.result, events: fresh }, filters.silenced);
     const now = (this.#host as Host).clock.now();
     const conditions = filters.hold.apply(detector, result.conditions, store.previous(detector), now);
     for (const event of result.events) {

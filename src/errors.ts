@@ -1,4 +1,4 @@
-export type AgentErrorCode = 'CONFIG' | 'USAGE' | 'EXEC' | 'TIMEOUT' | 'HOST' | 'DETECTOR' | 'KUBE' | 'ARCHIVE' | 'DOWNLOAD' | 'STEP';
+export type AgentErrorCode = 'CONFIG' | 'USAGE' | 'EXEC' | 'TIMEOUT' | 'HOST' | 'DETECTOR' | 'KUBE' | 'ARCHIVE' | 'DOWNLOAD' | 'STEP' | 'LISTEN';
 
 export class AgentError extends Error {
   readonly code: AgentErrorCode;

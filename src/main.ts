@@ -10,12 +10,41 @@ import { remedyCommand } from './cli/remedy.ts';
 import { runCommand } from './cli/run.ts';
 import { statusCommand } from './cli/status.ts';
 import { versionCommand } from './cli/version.ts';
-import { AgentError, errorMessage } from './errors.ts';
+import { completionCommand } from './cli/completion.ts';
+import { AgentError, errorMessage, type AgentErrorCode } from './errors.ts';
 import { version } from './version.ts';
 
-// Exit codes: 0 ok, 1 problem found, 2 unknown, 64 bad usage or configuration (EX_USAGE), 70 internal error.
+// Exit codes (README, "Exit codes"): 0 ok, 1 problem found or an operation failed, 2 unknown or
+// changes pending, 64 bad usage or configuration (EX_USAGE), 69 a resource the command needs is
+// unavailable (EX_UNAVAILABLE: the listen port is taken), 70 internal error (a bug), 74 the host
+// refused a read or write (EX_IOERR: read-only state dir, full disk), 75 try again later.
+const EXIT_FAILED = 1;
 const EXIT_USAGE = 64;
+const EXIT_UNAVAILABLE = 69;
 const EXIT_INTERNAL = 70;
+const EXIT_IOERR = 74;
+
+/** What each kind of error means to the caller; anything else that reaches main is a bug. */
+const EXIT_BY_CODE: Partial<Record<AgentErrorCode, number>> = {
+  CONFIG: EXIT_USAGE,
+  USAGE: EXIT_USAGE,
+  // A --root tree that would have the agent write outside it (src/host/jail.ts).
+  HOST: EXIT_USAGE,
+  LISTEN: EXIT_UNAVAILABLE,
+  EXEC: EXIT_FAILED,
+  TIMEOUT: EXIT_FAILED,
+  KUBE: EXIT_FAILED,
+  DOWNLOAD: EXIT_FAILED,
+  ARCHIVE: EXIT_FAILED,
+  STEP: EXIT_FAILED,
+};
+
+/** The host said no: no space, read-only, no permission, an I/O error. Not a bug: one line, EX_IOERR. */
+const IO_ERRNOS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EIO', 'EMFILE', 'ENFILE', 'ENOTDIR', 'EISDIR', 'ENOENT']);
+
+function isErrno(err: unknown): err is NodeJS.ErrnoException {
+  return err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string' && typeof (err as NodeJS.ErrnoException).syscall === 'string';
+}
 
 function exitWith(code: number): never {
   process.exitCode = code;
@@ -32,12 +61,14 @@ function programName(argv: readonly string[]): string {
   return [process.argv0, ...argv.slice(0, 2)].some((a) => /(^|[/\\])kubectl-kubenode(\.[a-z]+)?$/.test(a)) ? 'kubectl kubenode' : 'kubenode-agent';
 }
 
+const oneLine = (text: string): string => text.replace(/\s*\n\s*/g, ' ').trim();
+
 export async function main(argv: string[]): Promise<void> {
   const program = new Command(programName(argv))
     .description('Kubernetes node agent: desired-state installs, NPD-compatible detection, gated repair, triage')
-    .version(version, '-V, --version-flag', 'print the version number')
+    .version(version, '-V, --version', 'print the version number')
     .exitOverride()
-    .configureOutput({ outputError: (text, write) => write(text) })
+    .configureOutput({ outputError: (text, write) => write(`kubenode-agent: ${oneLine(text.replace(/^error: /, ''))}\n`) })
     .showHelpAfterError(false);
   program.addCommand(checkCommand(exitWith));
   program.addCommand(runCommand());
@@ -50,7 +81,13 @@ export async function main(argv: string[]): Promise<void> {
   program.addCommand(controllerCommand());
   program.addCommand(rolloutCommand(exitWith));
   program.addCommand(joinCommand(exitWith));
-  for (const cmd of program.commands) cmd.exitOverride();
+  program.addCommand(completionCommand(() => program));
+  // Subcommands added with addCommand do not inherit these: every level exits through main, in one line.
+  const override = (cmd: Command): void => {
+    cmd.exitOverride().configureOutput({ outputError: (text, write) => write(`kubenode-agent: ${oneLine(text.replace(/^error: /, ''))}\n`) });
+    cmd.commands.forEach(override);
+  };
+  program.commands.forEach(override);
   try {
     await program.parseAsync(argv);
   } catch (err) {
@@ -58,10 +95,15 @@ export async function main(argv: string[]): Promise<void> {
       exitWith(err.exitCode === 0 ? 0 : EXIT_USAGE);
       return;
     }
-    // HOST: a --root tree that would have the agent write outside it (src/host/jail.ts).
-    if (err instanceof AgentError && (err.code === 'CONFIG' || err.code === 'USAGE' || err.code === 'HOST')) {
-      process.stderr.write(`kubenode-agent: ${err.message}\n`);
-      exitWith(EXIT_USAGE);
+    const code = err instanceof AgentError ? EXIT_BY_CODE[err.code] : undefined;
+    if (code !== undefined) {
+      process.stderr.write(`kubenode-agent: ${oneLine((err as Error).message)}\n`);
+      exitWith(code);
+      return;
+    }
+    if (isErrno(err) && IO_ERRNOS.has(err.code as string)) {
+      process.stderr.write(`kubenode-agent: ${oneLine(err.message)}\n`);
+      exitWith(EXIT_IOERR);
       return;
     }
     process.stderr.write(`kubenode-agent: internal error: ${err instanceof Error ? (err.stack ?? err.message) : errorMessage(err)}\n`);

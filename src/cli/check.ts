@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import type { CheckEntry } from '../detectors/engine/run.ts';
 import { UsageError } from '../errors.ts';
-import { addHostOptions, type CommonOptions } from './common.ts';
+import { addHostOptions, addLogOptions, logOptions, type CommonOptions, type LogFlags } from './common.ts';
 
 export interface CheckReport {
   node: string;
@@ -67,11 +67,10 @@ export function renderTable(report: CheckReport, colour: boolean): string {
   return [line(header), ...rows.map((row) => line(row, row[1] as keyof typeof COLOURS))].join('\n') + '\n';
 }
 
-interface CheckOptions extends CommonOptions {
+interface CheckOptions extends CommonOptions, LogFlags {
   json?: boolean;
   only?: string;
   timeout?: string;
-  logLevel?: string;
 }
 
 export function checkCommand(exit: (code: number) => void): Command {
@@ -80,21 +79,29 @@ export function checkCommand(exit: (code: number) => void): Command {
     .option('--json', 'print JSON instead of a table')
     .option('--only <detectors>', 'comma-separated detector names to run')
     .option('--timeout <duration>', 'deadline for the whole check (default: check.timeout in the config, 30s)')
-    .option('--log-level <level>', 'log level for diagnostics on stderr', 'warn');
+    .addHelpText(
+      'after',
+      `
+Examples:
+  kubenode-agent check                          # every enabled detector, a table
+  kubenode-agent check --only kernel,storage --json
+  kubenode-agent check --root /srv/captured-host --config.system-log-monitor builtin:kernel-monitor.json
+
+Exit codes: 0 all ok, 1 a problem found, 2 something could not be told, 64 bad usage or configuration.`,
+    );
   addHostOptions(cmd);
+  addLogOptions(cmd, 'diagnostics on stderr; default warn');
   return cmd.action(async (options: CheckOptions) => {
     const startedAt = new Date();
-    const [{ setup }, { buildInstances }, { runOnce }, { createLogger }, { decodeFlag }, { AgentConfig }] = await Promise.all([
-      import('./setup.ts'),
+    const [{ bootstrap }, { buildInstances }, { runOnce }, { decodeFlag }, { AgentConfig }] = await Promise.all([
+      import('../bootstrap.ts'),
       import('../detectors/engine/instances.ts'),
       import('../detectors/engine/run.ts'),
-      import('../log.ts'),
       import('../config/decode.ts'),
       import('../config/schema.ts'),
     ]);
-    const { host, config, nodeName, monitors } = await setup(options);
+    const { host, config, nodeName, monitors, log } = await bootstrap(options, logOptions(options, 'warn', 2));
     const timeoutMs = options.timeout === undefined ? config.check.timeout : decodeFlag('--timeout', AgentConfig.properties.check.properties.timeout, options.timeout);
-    const log = createLogger(options.logLevel === undefined ? 'warn' : (options.logLevel as 'warn'), 2);
     let instances = await buildInstances(host, config, monitors);
     if (options.only !== undefined) {
       const wanted = options.only.split(',').map((s) => s.trim()).filter((s) => s !== '');

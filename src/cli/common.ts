@@ -1,11 +1,31 @@
-// Kept free of heavy imports: every command loads this, `version` included. The work lives in setup.ts.
-import type { Command } from 'commander';
+// Kept free of heavy imports: every command loads this, `version` included. The work lives in
+// src/bootstrap.ts.
+import { Option, type Command } from 'commander';
+import type { HostOptions, LogOptions } from '../bootstrap.ts';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../log-levels.ts';
 
-export interface CommonOptions {
-  root?: string;
-  config?: string;
-  'config.systemLogMonitor'?: string;
-  'config.customPluginMonitor'?: string;
+export type CommonOptions = HostOptions;
+
+export interface LogFlags {
+  logLevel?: LogLevel;
+  logFormat?: LogFormat;
+}
+
+/** --log-level and --log-format; commander refuses any other value (a usage error, exit 64). */
+export function addLogOptions(cmd: Command, levelDefault: string): Command {
+  return cmd
+    .addOption(new Option('--log-level <level>', `log level (${levelDefault})`).choices(LOG_LEVELS))
+    .addOption(new Option('--log-format <format>', 'json lines, or text for people (default: text on a terminal, else json)').choices(LOG_FORMATS));
+}
+
+/** The logging a command asked for; `fallback` is its level when neither the flag nor the config says. */
+export function logOptions(flags: LogFlags, fallback?: LogLevel, fd: 1 | 2 = 1): LogOptions {
+  return {
+    fd,
+    ...(flags.logLevel === undefined ? {} : { level: flags.logLevel }),
+    ...(fallback === undefined ? {} : { fallback }),
+    ...(flags.logFormat === undefined ? {} : { format: flags.logFormat }),
+  };
 }
 
 /** Options every command that looks at the host shares. */

@@ -6,7 +6,6 @@ interface JoinFlags extends CommonOptions {
   server?: string;
   token?: string;
   caCertHash: string[];
-  nodeName?: string;
   kubeconfig?: string;
   timeout: string;
 }
@@ -26,16 +25,15 @@ export function joinCommand(exitWith: (code: number) => never): Command {
   return cmd.action(async (flags: JoinFlags) => {
     const [{ decodeFlag }, { Duration }] = await Promise.all([import('../config/decode.ts'), import('../util/duration-schema.ts')]);
     const timeoutMs = decodeFlag('--timeout', Duration({ min: '1s', max: '24h' }), flags.timeout);
-    const [{ setup }, { createLogger }, { join, JoinRefusedError }, { DEFAULT_KUBECONFIG }] = await Promise.all([
-      import('./setup.ts'),
-      import('../log.ts'),
+    const [{ bootstrap }, { join, JoinRefusedError }, { DEFAULT_KUBECONFIG }] = await Promise.all([
+      import('../bootstrap.ts'),
       import('../join/join.ts'),
       import('../join/identity.ts'),
     ]);
-    const s = await setup(flags);
+    const s = await bootstrap(flags, { fallback: 'info', fd: 2 });
     const kubeconfig = flags.kubeconfig ?? (s.config.cluster.kubeconfig === '' ? DEFAULT_KUBECONFIG : s.config.cluster.kubeconfig);
     if (!kubeconfig.startsWith('/')) throw new UsageError(`--kubeconfig: expected an absolute host path, got ${JSON.stringify(kubeconfig)}`);
-    const log = createLogger('info');
+    const log = s.log;
     try {
       const r = await join({
         server: flags.server as string,

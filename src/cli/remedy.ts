@@ -1,11 +1,9 @@
 import { Command } from 'commander';
 import { actions } from '../remedies/actions/index.ts';
 import type { ManualOptions } from '../remedies/manual.ts';
-import { addHostOptions } from './common.ts';
+import { addHostOptions, addLogOptions, logOptions, type LogFlags } from './common.ts';
 
-interface RemedyCliOptions extends ManualOptions {
-  logLevel?: string;
-}
+interface RemedyCliOptions extends ManualOptions, LogFlags {}
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -25,13 +23,18 @@ export function remedyCommand(exit: (code: number) => void, write: (text: string
     .option('--param <key=value>', 'action parameter, repeatable (unit=, key=, effect=, value=, path=, olderThan=, timeout=)', collect)
     .option('--kubeconfig <file>', 'cluster access: RiskPolicy permits, RemedyOperation record, node actions')
     .option('--node-name <name>', 'the Node acted on (default: nodeName in the config, else the host name)')
-    .option('--json', 'print JSON instead of text')
-    .option('--log-level <level>', 'log level for diagnostics on stderr', 'warn');
+    .option('--json', 'print JSON instead of text');
   addHostOptions(cmd);
-  cmd.addHelpText('after', actionHelp);
+  addLogOptions(cmd, 'diagnostics on stderr; default warn');
+  cmd.addHelpText('after', () => `${actionHelp()}
+
+Examples:
+  kubenode-agent remedy restart-runtime --dry-run --reason 'containerd hung'
+  kubenode-agent remedy clean-disk --param path=/var/tmp --param olderThan=72h
+  kubenode-agent remedy drain --kubeconfig /etc/kubenode/kubeconfig --node-name node-1 --reason 'disk errors'`);
   return cmd.action(async (action: string, options: RemedyCliOptions) => {
-    const [{ runManualRemedy }, { createLogger }] = await Promise.all([import('../remedies/manual.ts'), import('../log.ts')]);
-    const log = createLogger((options.logLevel ?? 'warn') as 'warn', 2);
-    exit(await runManualRemedy(action, options, log, write));
+    const [{ runManualRemedy }, { bootstrap }] = await Promise.all([import('../remedies/manual.ts'), import('../bootstrap.ts')]);
+    const boot = await bootstrap(options, logOptions(options, 'warn', 2));
+    exit(await runManualRemedy(action, options, boot, write));
   });
 }

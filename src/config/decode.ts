@@ -2,7 +2,8 @@
 // every command (and the controller's flags) can use it.
 import type { StaticDecode, TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { ConfigError, UsageError } from '../errors.ts';
+import type { Document } from 'yaml';
+import { ConfigError, UsageError, errorMessage } from '../errors.ts';
 import { describeDuration } from '../util/duration-schema.ts';
 import { isRe2Schema, re2Problem } from '../util/re2-schema.ts';
 import { LISTEN_EXPECTED, LISTEN_PATTERN } from './listen.ts';
@@ -77,4 +78,16 @@ export function decodeFlag<T extends TSchema>(flag: string, schema: T, text: str
   const problem = firstProblem(schema, text);
   if (problem !== undefined) throw new UsageError(`${flag}: ${problem.message}`);
   return Value.Decode(schema, text);
+}
+
+/**
+ * The document's value. YAML aliases can expand exponentially (a "billion laughs" file); the
+ * yaml library stops at 100 aliases and says so, which is bad input, not a bug.
+ */
+export function yamlToJs(file: string, doc: Document): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw new ConfigError(file, '', `invalid YAML: ${errorMessage(err)}`);
+  }
 }

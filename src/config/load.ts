@@ -4,7 +4,7 @@ import { ConfigError, errorMessage } from '../errors.ts';
 import type { Host } from '../host/host.ts';
 import { readLocalText } from '../host/local.ts';
 import { movedRiskKey } from '../risk/config.ts';
-import { decodeSection } from './decode.ts';
+import { decodeSection, yamlToJs } from './decode.ts';
 import { listenProblem } from './listen.ts';
 import { AgentConfig } from './schema.ts';
 
@@ -30,7 +30,7 @@ export function parseConfigText(file: string, text: string): AgentConfig {
   if (yamlError !== undefined) {
     throw new ConfigError(file, '', `invalid YAML: ${yamlError.message.split('\n')[0]?.replace(/:$/, '')}`);
   }
-  return validateConfig(file, doc.toJS());
+  return validateConfig(file, yamlToJs(file, doc));
 }
 
 /**

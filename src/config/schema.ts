@@ -84,7 +84,7 @@ export const AgentConfig = Type.Object(
     }),
     logLevel: Type.Union(
       [Type.Literal('trace'), Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')],
-      { default: 'info' },
+      { default: 'info', description: 'Least severe log level written: trace, debug, info, warn or error' },
     ),
     check: Type.Object(
       { timeout: Duration({ description: 'Deadline of the whole `check` command', default: '30s', max: '1h' }) },

@@ -121,7 +121,7 @@ export class Controller {
       this.registry,
       { healthy: () => ({ ok: true, detail: { leader: this.isLeader() } }) },
       // Ready: leading with synced caches, or a healthy candidate standing by.
-      { healthy: () => ({ ok: !this.#leading || this.#synced, detail: { leader: this.isLeader(), synced: this.#synced } }) },
+      { readiness: { healthy: () => ({ ok: !this.#leading || this.#synced, detail: { leader: this.isLeader(), synced: this.#synced } }) } },
     );
     this.#server = server;
     this.#address = address;

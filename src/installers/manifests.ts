@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Value } from '@sinclair/typebox/value';
 import { parseAllDocuments } from 'yaml';
 import { API_VERSION, KIND, MachineComponent, type MachineComponentSpec } from '../api/machine-component.ts';
-import { fieldPath } from '../config/decode.ts';
+import { fieldPath, yamlToJs } from '../config/decode.ts';
 import { ConfigError } from '../errors.ts';
 import { compileRe2 } from '../util/re2.ts';
 import type { Target } from './types.ts';
@@ -94,7 +94,7 @@ export function parseManifestText(file: string, text: string): Target[] {
       const pos = yamlError.linePos?.[0];
       throw new ConfigError(where, '', `invalid YAML${pos === undefined ? '' : ` at line ${pos.line}, column ${pos.col}`}: ${yamlError.message.split('\n')[0]}`);
     }
-    const raw = doc.toJS() as unknown;
+    const raw = yamlToJs(where, doc);
     if (raw === null || raw === undefined) return;
     if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(where, '', 'expected a mapping');
     const obj = raw as Record<string, unknown>;

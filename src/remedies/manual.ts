@@ -1,8 +1,6 @@
 // `kubenode-agent remedy ACTION`: one remedy run by a person, through the same gate and record
 // as the engine's. --dry-run prints the whole decision path and touches nothing.
-import type { Logger } from 'pino';
-import { setup } from '../cli/setup.ts';
-import type { CommonOptions } from '../cli/common.ts';
+import type { Bootstrap, HostOptions } from '../bootstrap.ts';
 import { UsageError } from '../errors.ts';
 import { describePath } from '../risk/gate.ts';
 import { createRiskGate } from '../risk/index.ts';
@@ -11,11 +9,10 @@ import { createKubeApi, type KubeApi } from './kube-api.ts';
 import { noRecord } from './record.ts';
 import { createRemedies } from './setup.ts';
 
-export interface ManualOptions extends CommonOptions {
+export interface ManualOptions extends HostOptions {
   dryRun?: boolean;
   reason?: string;
   kubeconfig?: string;
-  nodeName?: string;
   param?: string[];
   json?: boolean;
 }
@@ -31,12 +28,12 @@ function parseParams(list: readonly string[]): Record<string, string> {
 }
 
 /** Returns the exit code: 0 done (or a dry run that would be allowed), 1 denied, not needed or failed. */
-export async function runManualRemedy(actionName: string, o: ManualOptions, log: Logger, write: (text: string) => void): Promise<number> {
+export async function runManualRemedy(actionName: string, o: ManualOptions, s: Bootstrap, write: (text: string) => void): Promise<number> {
+  const log = s.log;
   const action = findAction(actionName);
   if (action === undefined) throw new UsageError(`unknown action ${JSON.stringify(actionName)}; one of: ${Object.keys(actions).join(', ')}`);
   const params = parseParams(o.param ?? []);
-  const s = await setup(o);
-  const nodeName = o.nodeName ?? s.nodeName;
+  const nodeName = s.nodeName;
   const config = s.config.remedies;
   const dryRun = o.dryRun === true;
   let kube: KubeApi | undefined;

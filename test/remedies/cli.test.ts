@@ -5,11 +5,13 @@ import { Command } from 'commander';
 import { remedyCommand } from '../../src/cli/remedy.ts';
 import { actions } from '../../src/remedies/actions/index.ts';
 import { runManualRemedy } from '../../src/remedies/manual.ts';
+import { bootstrap } from '../../src/bootstrap.ts';
 import { recordingRoot, silent } from './helpers.ts';
 
 async function run(action: string, options: Record<string, unknown>): Promise<{ code: number; out: string }> {
   let out = '';
-  const code = await runManualRemedy(action, options, silent, (t) => (out += t));
+  const boot = { ...(await bootstrap(options)), log: silent };
+  const code = await runManualRemedy(action, options, boot, (t) => (out += t));
   return { code, out };
 }
 

@@ -11,6 +11,7 @@ import { createKubeApi, type KubeApi } from '../../src/remedies/kube-api.ts';
 import { CORDONED_AT, CORDONED_BY } from '../../src/remedies/node-ops.ts';
 import { createRemedies } from '../../src/remedies/setup.ts';
 import { runManualRemedy } from '../../src/remedies/manual.ts';
+import { bootstrap } from '../../src/bootstrap.ts';
 import { pino } from 'pino';
 import { RemediesConfig } from '../../src/remedies/config.ts';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
@@ -380,7 +381,8 @@ describe('risk gate and node actions against a real apiserver', () => {
     const root = recordingRoot();
     try {
       let out = '';
-      const code = await runManualRemedy('drain', { root: root.dir, kubeconfig: cluster.agentKubeconfig(34), nodeName: 'node-34', dryRun: true, reason: 'disk errors' }, silent, (t) => (out += t));
+      const options = { root: root.dir, kubeconfig: cluster.agentKubeconfig(34), nodeName: 'node-34', dryRun: true, reason: 'disk errors' };
+      const code = await runManualRemedy('drain', options, { ...(await bootstrap(options)), log: silent }, (t) => (out += t));
       assert.equal(code, 0, out);
       assert.match(out, /ALLOW policy  RiskPolicy health: permit 1 of 3/);
       const policyNow = await must(cluster, 'GET', `${RP}/health`);

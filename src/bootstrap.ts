@@ -1,26 +1,62 @@
+// The composition root: every command builds its Host, configuration, node name and logger here,
+// and hands each feature only the slice of configuration it needs.
 import os from 'node:os';
 import path from 'node:path';
-import { loadConfig } from '../config/load.ts';
-import type { AgentConfig } from '../config/schema.ts';
-import type { MonitorRef } from '../detectors/engine/instances.ts';
-import { UsageError } from '../errors.ts';
-import { createHost, type Host } from '../host/host.ts';
-import type { CommonOptions } from './common.ts';
+import { loadConfig } from './config/load.ts';
+import type { AgentConfig } from './config/schema.ts';
+import type { MonitorRef } from './detectors/engine/instances.ts';
+import { UsageError } from './errors.ts';
+import { createHost, type Host } from './host/host.ts';
+import type { LogFormat, LogLevel } from './log-levels.ts';
+import { createLogger, defaultLogFormat, type Logger } from './log.ts';
 
-export interface Setup {
-  host: Host;
+/** What selects the host and its configuration: the options every host-facing command shares. */
+export interface HostOptions {
+  root?: string;
+  config?: string;
+  'config.systemLogMonitor'?: string;
+  'config.customPluginMonitor'?: string;
+  /** Overrides nodeName in the configuration. */
+  nodeName?: string;
+}
+
+/** The configuration as loaded: what a reload replaces as a whole. */
+export interface Configuration {
   config: AgentConfig;
   configSource: string;
   nodeName: string;
   monitors: { systemLog: MonitorRef[]; customPlugin: MonitorRef[] };
 }
 
+export interface Bootstrap extends Configuration {
+  host: Host;
+  log: Logger;
+  /** Reads the configuration again (SIGHUP), from the same places; throws ConfigError and changes nothing. */
+  reload(): Promise<Configuration>;
+}
+
+export interface LogOptions {
+  /** From --log-level; absent, logLevel in the configuration (or `fallback`) applies. */
+  level?: LogLevel;
+  /** Commands other than run keep stdout for their output and log warnings only. */
+  fallback?: LogLevel;
+  format?: LogFormat;
+  fd?: 1 | 2;
+}
+
 const splitList = (value: string | undefined): string[] =>
   (value ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
 
-export async function setup(options: CommonOptions & { nodeName?: string }): Promise<Setup> {
+export async function bootstrap(options: HostOptions, logging: LogOptions = {}): Promise<Bootstrap> {
   if (options.root !== undefined && options.root.trim() === '') throw new UsageError('--root needs a directory');
   const host = createHost(options.root === undefined ? {} : { root: options.root });
+  const first = await configuration(host, options);
+  const fd = logging.fd ?? 1;
+  const log = createLogger(logging.level ?? logging.fallback ?? first.config.logLevel, fd, logging.format ?? defaultLogFormat(fd));
+  return { host, log, ...first, reload: () => configuration(host, options) };
+}
+
+async function configuration(host: Host, options: HostOptions): Promise<Configuration> {
   const { config, source } = await loadConfig(host, options.config);
   const flagged = options['config.systemLogMonitor'] !== undefined || options['config.customPluginMonitor'] !== undefined;
   // Files named on the command line, or in a --config file, are read where the operator is; files
@@ -41,7 +77,7 @@ export async function setup(options: CommonOptions & { nodeName?: string }): Pro
           systemLog: config.monitors.systemLog.map(cliRef(path.dirname(path.resolve(options.config)))),
           customPlugin: config.monitors.customPlugin.map(cliRef(path.dirname(path.resolve(options.config)))),
         };
-  return { host, config, configSource: source, nodeName: options.nodeName ?? (await nodeName(host, config)), monitors };
+  return { config, configSource: source, nodeName: options.nodeName ?? (await nodeName(host, config)), monitors };
 }
 
 async function nodeName(host: Host, config: AgentConfig): Promise<string> {
