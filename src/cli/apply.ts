@@ -7,8 +7,11 @@ const EXIT_TEMPFAIL = 75;
 
 export function renderOutcomes(outcomes: readonly ApplyOutcome[]): string {
   const lines = outcomes
-    .filter((o) => o.result !== 'unchanged')
-    .map((o) => `${o.component} ${o.version}: ${o.result}${o.stepsRun.length === 0 ? '' : ` (${o.stepsRun.join(', ')})`}${o.error === undefined ? '' : `: ${o.error}`}`);
+    .filter((o) => o.result !== 'unchanged' || o.warnings !== undefined)
+    .flatMap((o) => [
+      `${o.component} ${o.version}: ${o.result}${o.stepsRun.length === 0 ? '' : ` (${o.stepsRun.join(', ')})`}${o.error === undefined ? '' : `: ${o.error}`}`,
+      ...(o.warnings ?? []).map((w) => `  ! ${w}`),
+    ]);
   const unchanged = outcomes.filter((o) => o.result === 'unchanged').length;
   lines.push(unchanged === outcomes.length ? `Nothing to do: ${unchanged} component(s) converged.` : `${outcomes.length - unchanged} component(s) acted on, ${unchanged} unchanged.`);
   return `${lines.join('\n')}\n`;

@@ -37,11 +37,12 @@ export function pending(plans: readonly ComponentPlan[]): ComponentPlan[] {
 
 export function renderPlan(plans: readonly ComponentPlan[]): string {
   const lines: string[] = [];
-  const changing = plans.filter((p) => p.actions.length > 0 || p.error !== undefined || p.resume !== undefined);
+  const changing = plans.filter((p) => p.actions.length > 0 || p.error !== undefined || p.resume !== undefined || p.warnings !== undefined);
   for (const p of changing) {
     const versions = p.fromVersion === undefined ? p.toVersion : p.fromVersion === p.toVersion ? p.toVersion : `${p.fromVersion} → ${p.toVersion}`;
     lines.push(`${p.component} ${versions}${p.resume === undefined ? '' : ` (resuming a crashed ${p.resume})`}`);
     if (p.error !== undefined) lines.push(`  ! ${p.error}`);
+    for (const w of p.warnings ?? []) lines.push(`  ! ${w}`);
     const width = Math.max(0, ...p.actions.map((a) => a.step.length));
     for (const a of p.actions) lines.push(`  ${a.step.padEnd(width)}  ${a.describe}  [${a.reason}]`);
   }

@@ -54,7 +54,11 @@ describe('downloads', () => {
     assert.equal(r.code, 1);
     assert.match(r.stdout, /download failed after 2 attempts: .*connection closed after \d+ of 200000 bytes|download failed after 2 attempts: .*interrupted/);
     assert.equal(existsSync(path.join(root, 'opt/kubenode/tool')), false);
-    const next = await agent('apply', { root, manifests, config: writeConfig(work, { downloadAttempts: 2 }) });
+    // The failed spec is held (apply exits 1 for a held component); the operator retries it.
+    const held = await agent('apply', { root, manifests, config: writeConfig(work, { downloadAttempts: 2 }) });
+    assert.equal(held.code, 1, held.stdout + held.stderr);
+    assert.match(held.stdout, /tool 1\.2\.3: held/);
+    const next = await agent('apply', { root, manifests, config: writeConfig(work, { downloadAttempts: 2 }) }, ['--retry-failed']);
     assert.equal(next.code, 0, next.stdout + next.stderr);
     const last = server.requests.filter((q) => q.name === 'tool-flaky').at(-1);
     assert.equal(last?.status, 206, 'the next run resumed the partial file');
