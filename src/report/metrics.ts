@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { NpdProblem } from '../detectors/engine/types.ts';
 import type { Condition, ConditionStatus, ProblemEvent } from '../types.ts';
 import { RemedyMetrics } from '../remedies/metrics.ts';
 import { RiskMetrics } from '../risk/metrics.ts';
@@ -101,9 +102,29 @@ export class AgentMetrics {
     }
   }
 
+  /** problem_gauge series set so far, so pre-creating one never resets a value already reported. */
+  readonly #gaugeSeries = new Set<string>();
+
+  #setGauge(type: string, reason: string, value: number): void {
+    this.#gaugeSeries.add(`${type}\0${reason}`);
+    this.#problemGauge.set({ type, reason }, value);
+  }
+
+  /**
+   * What NPD does when it loads a monitor: problem_counter{reason} at 0 for every rule, and
+   * problem_gauge{type,reason} at 0 for every permanent rule, so queries see the series before
+   * the first problem. Existing values are kept (a reload).
+   */
+  declareProblems(problems: readonly NpdProblem[]): void {
+    for (const { reason, condition } of problems) {
+      this.#problemCounter.inc({ reason }, 0);
+      if (condition !== undefined && !this.#gaugeSeries.has(`${condition}\0${reason}`)) this.#setGauge(condition, reason, 0);
+    }
+  }
+
   observeCondition({ detector, before, after }: ConditionObservation): void {
-    if (before !== undefined && before.reason !== after.reason) this.#problemGauge.set({ type: before.type, reason: before.reason }, 0);
-    this.#problemGauge.set({ type: after.type, reason: after.reason }, after.status === 'True' ? 1 : 0);
+    if (before !== undefined && before.reason !== after.reason) this.#setGauge(before.type, before.reason, 0);
+    this.#setGauge(after.type, after.reason, after.status === 'True' ? 1 : 0);
     for (const status of CONDITION_STATUSES) this.#conditionStatus.set({ detector, type: after.type, status }, status === after.status ? 1 : 0);
     this.#typesOf(detector).add(after.type);
   }

@@ -116,6 +116,9 @@ test('a full scrape: every family present, promtool clean but for NPD names, one
 
   // The documented rule: NPD's counter counts the line once per detector that reported it.
   assert.equal(valueOf(text, 'problem_counter', { reason: 'OOMKilling' }), 2);
+  // As NPD at start: every reason kernel-monitor.json can raise has its series, at 0 until it happens.
+  assert.equal(valueOf(text, 'problem_counter', { reason: 'KernelOops' }), 0);
+  assert.equal(valueOf(text, 'problem_gauge', { type: 'KernelDeadlock', reason: 'DockerHung' }), 0);
   assert.equal(valueOf(text, 'kubenode_component_info', { component: 'tool', version: '1.0.0' }), 1);
   assert.equal(valueOf(text, 'kubenode_component_phase', { component: 'tool', phase: 'Installed' }), 1);
   assert.equal(valueOf(text, 'kubenode_component_applies_total', { component: 'tool', result: 'installed' }), 1);
@@ -191,7 +194,7 @@ test('a real Prometheus tells True, False and Unknown conditions apart, where pr
   assert.deepEqual(await types('kubenode_condition_status{status="Unknown"} == 1'), ['RaidProblem']);
   assert.deepEqual(await types('kubenode_condition_status{status="True"} == 1'), ['DiskProblem']);
   assert.deepEqual(await types('kubenode_condition_status{status="False"} == 1'), ['NTPProblem']);
-  assert.deepEqual(await types('problem_gauge == 0'), ['NTPProblem', 'RaidProblem'], "NPD's gauge alone cannot tell them apart");
+  assert.deepEqual(await types('max by (type) (problem_gauge) == 0'), ['NTPProblem', 'RaidProblem'], "NPD's gauge alone cannot tell them apart");
   child.kill('SIGTERM');
   await new Promise((r) => child.once('exit', r));
 });

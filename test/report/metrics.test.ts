@@ -26,6 +26,24 @@ test('an Unknown condition reads apart from a healthy one; problem_gauge stays a
   }
 });
 
+test("NPD's series exist at 0 for every reason a loaded monitor can raise, and a reload keeps their values", async () => {
+  const m = new AgentMetrics();
+  const problems = [{ reason: 'OOMKilling' }, { reason: 'DockerHung', condition: 'KernelDeadlock' }, { reason: 'AUFSUmountHung', condition: 'KernelDeadlock' }];
+  m.declareProblems(problems);
+  let text = await m.registry.metrics();
+  assert.equal(valueOf(text, 'problem_counter', { reason: 'OOMKilling' }), 0);
+  assert.equal(valueOf(text, 'problem_counter', { reason: 'DockerHung' }), 0);
+  assert.equal(valueOf(text, 'problem_gauge', { type: 'KernelDeadlock', reason: 'DockerHung' }), 0);
+  assert.equal(valueOf(text, 'problem_gauge', { type: 'KernelDeadlock', reason: 'AUFSUmountHung' }), 0);
+  assert.equal(valueOf(text, 'problem_gauge', { reason: 'OOMKilling' }), undefined, 'a temporary rule has no gauge');
+  m.observeEvents('kernel-monitor', [{ severity: 'warn', reason: 'OOMKilling', message: '', timestamp: 0 }]);
+  m.observeCondition({ detector: 'kernel-monitor', before: undefined, after: condition('True', 'DockerHung') });
+  m.declareProblems(problems);
+  text = await m.registry.metrics();
+  assert.equal(valueOf(text, 'problem_counter', { reason: 'OOMKilling' }), 1);
+  assert.equal(valueOf(text, 'problem_gauge', { type: 'KernelDeadlock', reason: 'DockerHung' }), 1);
+});
+
 test('two detectors reporting the same condition type keep a series each', async () => {
   const m = new AgentMetrics();
   m.observeCondition({ detector: 'kernel', before: undefined, after: condition('True', 'TaskHung') });

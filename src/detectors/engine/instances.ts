@@ -11,7 +11,7 @@ import { createCustomPluginMonitor } from '../npd/custom-plugin-monitor.ts';
 import type { Recovery } from '../npd/log-rules.ts';
 import { compileRe2 } from '../../util/re2.ts';
 import { createSystemLogMonitor } from '../npd/system-log-monitor.ts';
-import type { DetectorDefinition, DetectorInstance } from './types.ts';
+import type { DetectorDefinition, DetectorInstance, NpdProblem } from './types.ts';
 
 // NPD's own files, shipped inside the binary so that a node without /etc/kubenode still gets them.
 const BUILTIN_MONITORS: Record<string, unknown> = {
@@ -48,6 +48,10 @@ function recoveryFor(config: AgentConfig): Recovery {
   // The schema checked every pattern at load (Re2Pattern), so these compile.
   const patterns = config.monitors.recoveryPatterns.map((p) => ({ condition: p.condition, regex: compileRe2(p.pattern) }));
   return { expiryMs, patterns };
+}
+
+function npdProblems(rules: readonly { type: string; reason: string; condition?: string | undefined }[]): NpdProblem[] {
+  return rules.map((r) => (r.type === 'permanent' && r.condition !== undefined ? { reason: r.reason, condition: r.condition } : { reason: r.reason }));
 }
 
 export interface InstanceOptions {
@@ -93,6 +97,7 @@ export async function buildInstances(host: Host, config: AgentConfig, options: I
         name,
         logDerived: true,
         metricsReporting: monitor.config.metricsReporting ?? true,
+        problems: npdProblems(monitor.config.rules),
         // Log monitors follow their log in the daemon; the interval only paces expiry checks.
         settings: { enabled: true, intervalMs: 60_000, timeoutMs: 20_000 },
         create: (ctx) => createSystemLogMonitor(monitor, recovery, ctx),
@@ -110,6 +115,7 @@ export async function buildInstances(host: Host, config: AgentConfig, options: I
         name,
         logDerived: false,
         metricsReporting: monitor.config.metricsReporting ?? true,
+        problems: npdProblems(monitor.config.rules),
         settings: { enabled: true, intervalMs: monitor.invokeIntervalMs, timeoutMs: waves * longest + 5_000 },
         create: (ctx) => createCustomPluginMonitor(monitor, config.monitors.pluginWorkingDir, ctx),
       },

@@ -51,6 +51,12 @@ export interface DetectorDefinition<S extends TObject = TObject, C = StaticDecod
 }
 
 /** A detector ready to run: a built-in one, or one NPD monitor file. */
+export interface NpdProblem {
+  reason: string;
+  /** Set for a permanent rule: the condition type its problem_gauge series carries. */
+  condition?: string;
+}
+
 export interface DetectorInstance {
   name: string;
   settings: DetectorSettings;
@@ -58,5 +64,7 @@ export interface DetectorInstance {
   logDerived: boolean;
   /** NPD's metricsReporting: false keeps this detector out of problem_counter and problem_gauge. */
   metricsReporting: boolean;
+  /** An NPD monitor's rules: each reason it can raise (with its condition for a permanent rule), pre-created in problem_counter and problem_gauge at 0 as NPD does at start. */
+  problems?: readonly NpdProblem[];
   create(ctx: DetectorContext): Detector;
 }
