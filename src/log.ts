@@ -1,6 +1,6 @@
-import { fstatSync, writeSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { pino, type DestinationStream, type LevelWithSilent, type Logger } from 'pino';
+import { connectedToJournal } from './host/journal.ts';
 
 export type { Logger };
 
@@ -8,18 +8,6 @@ import type { LogFormat } from './log-levels.ts';
 
 /** syslog priorities journald files each level under (`journalctl -p warning` shows warn and worse). */
 const PRIORITY: Record<string, number> = { trace: 7, debug: 7, info: 6, warn: 4, error: 3, fatal: 2 };
-
-/** systemd sets JOURNAL_STREAM to the device:inode of the stream it connected to stdout/stderr. */
-function connectedToJournal(fd: number): boolean {
-  const stream = process.env.JOURNAL_STREAM;
-  if (stream === undefined) return false;
-  try {
-    const st = fstatSync(fd);
-    return stream === `${st.dev}:${st.ino}`;
-  } catch {
-    return false;
-  }
-}
 
 const SPACE = /[\s"=]/;
 const textValue = (v: unknown): string => {
@@ -34,11 +22,12 @@ const textValue = (v: unknown): string => {
  * value wins): Elasticsearch and Loki refuse documents with duplicate keys.
  */
 class LineWriter implements DestinationStream {
-  readonly #fd: number;
+  // SonicBoom, synchronous: it waits out a full pipe rather than drop a line.
+  readonly #out: DestinationStream;
   readonly #format: LogFormat;
   readonly #journal: boolean;
-  constructor(fd: number, format: LogFormat) {
-    this.#fd = fd;
+  constructor(fd: 1 | 2, format: LogFormat) {
+    this.#out = pino.destination({ dest: fd, sync: true });
     this.#format = format;
     this.#journal = format === 'json' && connectedToJournal(fd);
   }
@@ -54,20 +43,7 @@ class LineWriter implements DestinationStream {
     } else {
       out = `${this.#journal ? `<${PRIORITY[level] ?? 6}>` : ''}${JSON.stringify(record)}\n`;
     }
-    writeAll(this.#fd, out);
-  }
-}
-
-/** A pipe opened non-blocking may refuse a write while full: wait for the reader rather than drop a line. */
-function writeAll(fd: number, text: string): void {
-  let buf = Buffer.from(text);
-  while (buf.length > 0) {
-    try {
-      buf = buf.subarray(writeSync(fd, buf));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
-    }
+    this.#out.write(out);
   }
 }
 
