@@ -30,12 +30,12 @@ export interface Result {
   stderr: string;
 }
 
-export function exec(file: string, args: readonly string[], env: NodeJS.ProcessEnv = {}): Result {
+export function exec(file: string, args: readonly string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Result {
   const r = spawnSync(file, args, {
     cwd: REPO,
     env: { ...process.env, NO_COLOR: '1', ...env },
     encoding: 'utf8',
-    timeout: 120_000,
+    timeout: timeoutMs,
     maxBuffer: 64 * 1024 * 1024,
   });
   if (r.error !== undefined) throw r.error;

@@ -46,13 +46,15 @@ function tags(output: string, severity: string): string[] {
 
 for (const arch of SEA_ARCHES) {
   test(`lintian: no error in the ${arch} deb, only the documented warnings`, () => {
-    const r = exec('lintian', ['--no-cfg', '--allow-root', '--show-overrides', artifact(packageName('deb', arch), 'npm run package')]);
+    // lintian reads the whole 120 MB executable (strings, ELF checks): minutes on a loaded 2-core machine.
+    const r = exec('lintian', ['--no-cfg', '--allow-root', '--show-overrides', artifact(packageName('deb', arch), 'npm run package')], {}, 600_000);
     assert.ok(r.code === 0 || r.code === 1 || r.code === 2, r.stderr);
     const out = r.stdout + r.stderr;
     assert.deepEqual(tags(out, 'E'), [], out);
     for (const w of tags(out, 'W')) assert.ok(w in LINTIAN_WARNINGS, `undocumented lintian warning ${w}:\n${out}`);
-    // The one override shipped is used (Node's static zlib), so it is still needed.
-    assert.deepEqual(tags(out, 'O'), ['embedded-library'], out);
+    // The overrides shipped (libraries Node links statically) are used, so they are still needed.
+    const overridden = tags(out, 'O');
+    assert.ok(overridden.length > 0 && overridden.every((t) => t === 'embedded-library'), out);
   });
 
   test(`rpmlint: no error in the ${arch} rpm, only the documented warnings`, () => {
