@@ -235,3 +235,17 @@ test('a bad configuration at start is refused with exit 64', async () => {
   assert.equal(code, 64);
   assert.match(stderr, /^kubenode-agent: [^\n]*agent\.yaml: listen: expected an address like 127\.0\.0\.1:9746 or \[::1\]:9746, got "everywhere"\n$/);
 });
+
+test('SIGHUP applies a remedies change (a section reload used to ignore)', async () => {
+  const root = hostWithKmsg();
+  const config = root.write('/agent.yaml', CONFIG);
+  const agent = await startAgent(root, config);
+  appendFileSync(root.path('/dev/kmsg'), '3,2,99000000,-;EXT4-fs (dm-4): Remounting filesystem read-only\n');
+  await waitFor(async () => /^problem_counter\{reason="FilesystemIsReadOnly"\} 1$/m.test(await metrics(agent)), () => 'event never counted');
+  writeFileSync(config, `${CONFIG}remedies:\n  enabled: true\n`);
+  agent.child.kill('SIGHUP');
+  const reloaded = await waitFor(() => agent.logs.find((l) => l.msg === 'Configuration reloaded'), () => 'no reload');
+  assert.equal(reloaded.remedies, true, 'the remedies section was applied');
+  agent.child.kill('SIGTERM');
+  assert.equal(await agent.exited, 0);
+});
