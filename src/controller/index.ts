@@ -202,7 +202,7 @@ export class Controller {
       synced: () => this.#synced,
       policy: this.#o.csrImportNodes === undefined ? {} : { importNodeNames: this.#o.csrImportNodes },
     });
-    const lifecycle = new MachineLifecycle({ client: this.#client as KubeClient, caches: caches as unknown as LifecycleCaches, clock: this.#clock, log: log.child({ component: 'machines' }), mayWrite });
+    const lifecycle = new MachineLifecycle({ client: this.#client as KubeClient, caches: caches as unknown as LifecycleCaches, clock: this.#clock, log: log.child({ component: 'machines' }), mayWrite, events });
     const machineQueue = new WorkQueue({ workers: this.#o.workers ?? 4, log: log.child({ component: 'machine-queue' }), handle: (key) => lifecycle.reconcile(key) });
     this.#machineQueue = machineQueue;
     const touch = (name: string | undefined): void => {

@@ -33,6 +33,8 @@ const cond = (m: MachineView, type: string): Cond | undefined => m.status?.condi
 const cache = <T>(m: Map<string, T>) => ({ get: (k: string) => m.get(k), snapshot: (): ReadonlyMap<string, T> => m });
 /** The apiserver's TaintNodesByCondition admission adds node.kubernetes.io/not-ready to a new Node: foreign too, and kept. */
 const taints = (n: NodeObject): string[] => (n.spec?.taints ?? []).filter((t) => !t.key.startsWith('node.kubernetes.io/')).map((t) => `${t.key}=${t.value ?? ''}:${t.effect}`).sort();
+const eventsFor = async (cluster: Cluster, name: string): Promise<{ reason: string; type: string }[]> =>
+  (await must<{ items: { reason: string; type: string; involvedObject: { kind: string; name: string } }[] }>(cluster, 'GET', '/api/v1/namespaces/default/events')).items.filter((e) => e.involvedObject.kind === 'Machine' && e.involvedObject.name === name);
 const hasImportingTaint = (n: NodeObject): boolean => (n.spec?.taints ?? []).some((t) => t.key === IMPORTING_TAINT.key && t.effect === IMPORTING_TAINT.effect);
 
 async function patch(cluster: Cluster, path: string, body: unknown): Promise<void> {
@@ -103,6 +105,7 @@ describe('Machine lifecycle on a real apiserver', () => {
     assert.ok(m.status?.importedTime !== undefined);
     n = await node(cluster, 'imp');
     assert.ok(!hasImportingTaint(n), 'importing taint gone once the components are ready');
+    await until('Imported event', async () => (await eventsFor(cluster, 'imp')).some((e) => e.reason === 'Imported' && e.type === 'Normal'), 30_000);
 
     // The agent's own status write (server-side apply, its manager) and the controller's keep each other's fields.
     const agentStatus = { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name: 'imp' }, status: { phase: 'Ready', agentVersion: '0.1.0', conditions: [{ type: 'KernelDeadlock', status: 'False', reason: 'KernelHasNoDeadlock', message: '', lastTransitionTime: at.replace(/\.\d+Z$/, 'Z') }] } };
@@ -139,6 +142,7 @@ describe('Machine lifecycle on a real apiserver', () => {
     assert.equal(cond(m, 'NodeReady')?.status, 'False');
     assert.match(cond(m, 'NodeReady')?.message ?? '', /nodeStartupTimeout 2s/);
     assert.equal(cond(m, 'Ready')?.reason, 'NodeNotRegistered');
+    await until('NodeStartupTimeout event', async () => (await eventsFor(cluster, 'slow')).some((e) => e.reason === 'NodeStartupTimeout' && e.type === 'Warning'), 30_000);
   });
 
   it('refuses a nodeStartupTimeout that is not a duration', async () => {

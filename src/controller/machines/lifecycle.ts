@@ -19,6 +19,7 @@ import type { Logger } from '../../log.ts';
 import { durationMs } from '../../util/duration.ts';
 import { kubeTime } from '../../report/kube/node-conditions.ts';
 import type { KubeObject } from '../../watch/informer.ts';
+import type { EventRecorder } from '../events.ts';
 
 export const FIELD_MANAGER = 'kubenode-controller';
 export const ANNOTATION_OWNED_LABELS = 'kubenode.io/owned-labels';
@@ -26,6 +27,7 @@ export const ANNOTATION_OWNED_TAINTS = 'kubenode.io/owned-taints';
 /** Keeps workloads off a node being imported until its components are ready. */
 export const IMPORTING_TAINT: Taint = { key: 'kubenode.io/importing', effect: 'NoSchedule' };
 const DEFAULT_NODE_STARTUP_TIMEOUT = '10m';
+const READY_MESSAGE = 'Node Ready, labels and taints applied, every component Installed and Ready';
 /** A 409 is looked at again this soon: the watch has usually delivered the newer object by then. */
 const CONFLICT_RETRY_MS = 200;
 
@@ -65,6 +67,8 @@ export interface LifecycleOptions {
   clock: Clock;
   log: Logger;
   mayWrite: () => boolean;
+  /** Events on the Machine: the import done, a Node that did not start in time. */
+  events?: EventRecorder;
 }
 
 type ConditionType = 'NodeRegistered' | 'NodeReady' | 'ComponentsReady' | 'Ready';
@@ -158,7 +162,7 @@ export class MachineLifecycle {
     }
 
     const notReady = [registered, nodeReady, components].find((c) => c.status !== 'True');
-    const ready: Observed = notReady !== undefined ? { status: 'False', reason: notReady.reason, message: notReady.message } : { status: 'True', reason: 'Ready', message: 'Node Ready, labels and taints applied, every component Installed and Ready' };
+    const ready: Observed = notReady !== undefined ? { status: 'False', reason: notReady.reason, message: notReady.message } : { status: 'True', reason: 'Ready', message: READY_MESSAGE };
 
     let lifecycle: LifecyclePhase;
     if (deleting) lifecycle = 'Deleting';
@@ -178,6 +182,9 @@ export class MachineLifecycle {
     const importedTime = machine.status?.importedTime ?? (ready.status === 'True' ? kubeTime(now) : undefined);
     const status = { lifecycle, ...(importedTime === undefined ? {} : { importedTime }), conditions };
     if (!sameStatus(machine, status)) await this.#writeStatus(name, status);
+    const target = { name, uid: machine.metadata.uid ?? '', apiVersion: `${GROUP}/${VERSION}`, kind: 'Machine' };
+    if (nodeReady.reason === 'NodeStartupTimeout' && existing.get('NodeReady')?.reason !== 'NodeStartupTimeout') this.#o.events?.record(target, 'Warning', 'NodeStartupTimeout', nodeReady.message, 'NodeStartupTimeout');
+    if (machine.status?.importedTime === undefined && importedTime !== undefined) this.#o.events?.record(target, 'Normal', 'Imported', READY_MESSAGE, 'Imported');
     return wakeIn;
   }
 
