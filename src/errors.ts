@@ -1,4 +1,12 @@
-export type AgentErrorCode = 'CONFIG' | 'USAGE' | 'EXEC' | 'TIMEOUT' | 'HOST' | 'DETECTOR' | 'KUBE' | 'ARCHIVE' | 'DOWNLOAD' | 'STEP' | 'LISTEN';
+/**
+ * Every error the agent throws on purpose is an AgentError with one of these codes; src/main.ts maps
+ * each to an exit code. INVALID: a value from configuration or a manifest that fails its own grammar
+ * (a pattern, a cron spec, an action's params). LOCK: another process holds a lock we need. INTERNAL:
+ * a bug in our own tables (a schema that cannot be expressed).
+ */
+export type AgentErrorCode =
+  | 'CONFIG' | 'USAGE' | 'EXEC' | 'TIMEOUT' | 'HOST' | 'DETECTOR' | 'KUBE' | 'ARCHIVE' | 'DOWNLOAD' | 'STEP' | 'LISTEN'
+  | 'INVALID' | 'LOCK' | 'INTERNAL';
 
 export class AgentError extends Error {
   readonly code: AgentErrorCode;

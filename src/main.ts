@@ -23,9 +23,10 @@ const EXIT_USAGE = 64;
 const EXIT_UNAVAILABLE = 69;
 const EXIT_INTERNAL = 70;
 const EXIT_IOERR = 74;
+const EXIT_TEMPFAIL = 75;
 
-/** What each kind of error means to the caller; anything else that reaches main is a bug. */
-const EXIT_BY_CODE: Partial<Record<AgentErrorCode, number>> = {
+/** What each kind of error means to the caller; an error that is not an AgentError is a bug. */
+const EXIT_BY_CODE: Record<AgentErrorCode, number> = {
   CONFIG: EXIT_USAGE,
   USAGE: EXIT_USAGE,
   // A --root tree that would have the agent write outside it (src/host/jail.ts).
@@ -37,6 +38,10 @@ const EXIT_BY_CODE: Partial<Record<AgentErrorCode, number>> = {
   DOWNLOAD: EXIT_FAILED,
   ARCHIVE: EXIT_FAILED,
   STEP: EXIT_FAILED,
+  DETECTOR: EXIT_FAILED,
+  INVALID: EXIT_USAGE,
+  LOCK: EXIT_TEMPFAIL,
+  INTERNAL: EXIT_INTERNAL,
 };
 
 /** The host said no: no space, read-only, no permission, an I/O error. Not a bug: one line, EX_IOERR. */
@@ -96,7 +101,7 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     const code = err instanceof AgentError ? EXIT_BY_CODE[err.code] : undefined;
-    if (code !== undefined) {
+    if (code !== undefined && code !== EXIT_INTERNAL) {
       process.stderr.write(`kubenode-agent: ${oneLine((err as Error).message)}\n`);
       exitWith(code);
       return;

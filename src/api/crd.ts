@@ -7,6 +7,7 @@
 // Anything here we cannot translate is an error naming the path, not a silent drop.
 import { stringify } from 'yaml';
 import { GROUP, VERSION, kinds, type KindDefinition, type KindName } from './index.ts';
+import { AgentError } from '../errors.ts';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
@@ -29,10 +30,9 @@ const KEEP = new Set([
 /** TypeBox and JSON Schema annotations that mean nothing to the apiserver. */
 const DROP = new Set(['$id', '$schema', 'title', 'examples', '$comment']);
 
-export class SchemaConversionError extends Error {
+export class SchemaConversionError extends AgentError {
   constructor(path: string, message: string) {
-    super(`${path}: ${message}`);
-    this.name = 'SchemaConversionError';
+    super('INTERNAL', `${path}: ${message}`);
   }
 }
 

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
+import { AgentError } from '../errors.ts';
 import path from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
@@ -19,10 +20,11 @@ const LockHolder = Type.Object({
 });
 export type LockHolder = Static<typeof LockHolder>;
 
-export class LockBusyError extends Error {
+export class LockBusyError extends AgentError {
   readonly holder: LockHolder | undefined;
   constructor(file: string, holder: LockHolder | undefined, waitedMs: number) {
     super(
+      'LOCK',
       `${file} is held by ${holder === undefined ? 'another process' : `pid ${holder.pid} (${holder.purpose}, since ${holder.since})`}; gave up after ${Math.round(waitedMs)}ms`,
     );
     this.holder = holder;

@@ -1,3 +1,4 @@
+import { AgentError } from '../errors.ts';
 import type { Logger } from 'pino';
 import type { RiskLevel } from '../api/node-remedier.ts';
 import type { Host } from '../host/host.ts';
@@ -54,9 +55,9 @@ export interface RemedyAction {
   execute(ctx: ActionContext, params: ActionParams): Promise<ActionResult>;
 }
 
-export class ActionParamError extends Error {
+export class ActionParamError extends AgentError {
   constructor(action: string, field: string, message: string) {
-    super(`${action}: params.${field}: ${message}`);
+    super('INVALID', `${action}: params.${field}: ${message}`);
   }
 }
 

@@ -1,6 +1,7 @@
 // 5-field cron (minute hour day-of-month month day-of-week) evaluated in an IANA time zone,
 // for RiskPolicy blackout windows. Vixie semantics: when both day fields are restricted, a day
 // matches if either does.
+import { AgentError } from '../errors.ts';
 
 export interface CronSchedule {
   minutes: ReadonlySet<number>;
@@ -23,7 +24,11 @@ const MACROS: Record<string, string> = {
 const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
 const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
 
-export class CronError extends Error {}
+export class CronError extends AgentError {
+  constructor(message: string) {
+    super('INVALID', message);
+  }
+}
 
 function parseField(text: string, field: string, min: number, max: number, names?: string[]): Set<number> {
   const out = new Set<number>();

@@ -1,10 +1,10 @@
+import { AgentError } from '../errors.ts';
 import type { Clock } from '../host/clock.ts';
 
 /** Why a host call was abandoned: it did not answer within its deadline. */
-export class DeadlineExceeded extends Error {
+export class DeadlineExceeded extends AgentError {
   constructor(what: string, ms: number) {
-    super(`${what} did not answer within ${ms}ms`);
-    this.name = 'DeadlineExceeded';
+    super('TIMEOUT', `${what} did not answer within ${ms}ms`);
   }
 }
 

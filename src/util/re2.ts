@@ -1,5 +1,6 @@
 import { setFlagsFromString } from 'node:v8';
 import { RE2JS } from 're2js';
+import { AgentError } from '../errors.ts';
 
 // Every regular expression that comes from configuration or a manifest is RE2 syntax (NPD's, Go's)
 // and must run in time linear in its input, so a careless or hostile pattern cannot stall a node.
@@ -17,7 +18,11 @@ function setRegexpFlags(): void {
   flagsSet = true;
 }
 
-export class PatternError extends Error {}
+export class PatternError extends AgentError {
+  constructor(message: string) {
+    super('INVALID', message);
+  }
+}
 
 const POSIX_CLASSES: Record<string, string> = {
   alnum: '0-9A-Za-z',

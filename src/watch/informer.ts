@@ -5,7 +5,7 @@
 // exponential) and watch again. Handlers see a snapshot keyed by name and resourceVersion, so a
 // reconnect that replays objects changes nothing for them.
 import type { KubeConfig } from '@kubernetes/client-node';
-import { errorMessage } from '../errors.ts';
+import { AgentError, errorMessage } from '../errors.ts';
 import { classifyKubeError, kubeModule, type KubeClient } from '../kube/client.ts';
 import { systemClock, type Clock } from '../host/clock.ts';
 import type { Logger } from '../log.ts';
@@ -78,7 +78,11 @@ export interface InformerStats {
 
 type WatchEnd = 'closed' | 'gone' | 'stall' | 'resync' | 'stopped';
 
-class GoneError extends Error {}
+class GoneError extends AgentError {
+  constructor(message: string) {
+    super('KUBE', message);
+  }
+}
 
 /** Does this error (ApiException, Watch error with statusCode, Status object) say 410? */
 function isGone(err: unknown): boolean {

@@ -10,7 +10,7 @@
 // ever written twice for one revision.
 import type { BatchStatus, GateResult, MachineComponentSet, MachineComponentSetStatus, RolloutFailure } from '../../api/machine-component-set.ts';
 import { MACHINE_LABEL, type Condition } from '../../api/common.ts';
-import { errorMessage } from '../../errors.ts';
+import { AgentError, errorMessage } from '../../errors.ts';
 import type { Clock } from '../../host/clock.ts';
 import { classifyKubeError, type KubeClient } from '../../kube/client.ts';
 import type { Logger } from '../../log.ts';
@@ -87,7 +87,11 @@ export interface RolloutReconcilerOptions {
 /** An object we wrote, used instead of the cache until the cache moves past the version it was written on. */
 interface Written<T> { fromRv: string | undefined; obj: T }
 
-class NotLeaderError extends Error {}
+class NotLeaderError extends AgentError {
+  constructor(message: string) {
+    super('KUBE', message);
+  }
+}
 
 interface MachineView {
   name: string;
