@@ -251,3 +251,26 @@ test('SIGHUP applies a remedies change (a section reload used to ignore)', async
   agent.child.kill('SIGTERM');
   assert.equal(await agent.exited, 0);
 });
+
+test('SIGHUP never reports again an event the start-up lookback already reported', async () => {
+  const root = hostWithKmsg();
+  const config = root.write('/agent.yaml', CONFIG);
+  // The kernel's OOM-killer line as 3.10–5.0 kernels print it.
+  appendFileSync(root.path('/dev/kmsg'), '3,2,95000000,-;Killed process 2592 (stress) total-vm:1060908kB, anon-rss:1037216kB, file-rss:0kB\n');
+  const agent = await startAgent(root, config);
+  await waitFor(async () => /^problem_counter\{reason="OOMKilling"\} 1$/m.test(await metrics(agent)), () => 'the lookback event was never counted');
+  for (const n of [1, 2]) {
+    agent.child.kill('SIGHUP');
+    await waitFor(() => agent.logs.filter((l) => l.msg === 'Configuration reloaded').length === n || undefined, () => `reload ${n} never finished`);
+  }
+  // A line written after both reloads: once it is counted, the restarted monitor has read its lookback again.
+  appendFileSync(root.path('/dev/kmsg'), '3,3,99000000,-;task jbd2/sda1-8:311 blocked for more than 120 seconds.\n');
+  const text = await waitFor(async () => {
+    const m = await metrics(agent);
+    return /^problem_counter\{reason="TaskHung"\} 1$/m.test(m) ? m : undefined;
+  }, () => 'the new event was never counted');
+  assert.match(text, /^problem_counter\{reason="OOMKilling"\} 1$/m);
+  assert.equal(agent.logs.filter((l) => l.msg === 'Event' && l.reason === 'OOMKilling').length, 1, 'the event was logged once');
+  agent.child.kill('SIGTERM');
+  assert.equal(await agent.exited, 0);
+});

@@ -78,13 +78,20 @@ export function isKernelRecord(record: Pick<KmsgRecord, 'priority'>): boolean {
 export interface KernelRecord {
   seq: number;
   priority: number;
-  /** Epoch ms on the host clock: now minus (uptime - the record's time since boot). */
+  /** Epoch ms on the host clock: the boot time (now minus uptime, taken once) plus the record's time since boot. */
   timestamp: number;
   /** Trimmed of surrounding whitespace, as NPD's kmsg watcher does. */
   message: string;
 }
 
 export const KMSG_PATH = '/dev/kmsg';
+
+/**
+ * Per host, when it booted on the host clock, estimated once from /proc/uptime: a record read again
+ * (a monitor restarted by a reload reads its lookback again) gets the same timestamp, which is
+ * how the daemon knows it was reported already; /proc/uptime's 10 ms steps would otherwise move it.
+ */
+const bootEpochs = new WeakMap<Host, number>();
 
 /**
  * The kernel log, for every detector that reads it (kernel, gpu-nvidia, NPD kmsg monitors): only
@@ -120,17 +127,26 @@ export class KernelLog {
       }
       const records = parseKmsgLines(lines).filter(isKernelRecord);
       if (records.length === 0) continue;
-      const uptimeText = await this.#host.tryReadText('/proc/uptime').catch(() => undefined);
-      const uptime = uptimeText === undefined ? undefined : parseUptime(uptimeText);
       const now = this.#host.clock.now();
+      const boot = await this.#bootEpoch(now);
       const out: KernelRecord[] = [];
       for (const r of records) {
         const message = r.message.trim();
         if (message === '') continue;
-        out.push({ seq: r.seq, priority: r.priority, timestamp: uptime === undefined ? now : now - Math.max(0, uptime * 1000 - r.usec / 1000), message });
+        out.push({ seq: r.seq, priority: r.priority, timestamp: boot === undefined ? now : Math.min(now, boot + r.usec / 1000), message });
       }
       if (out.length > 0) return out;
     }
+  }
+
+  async #bootEpoch(now: number): Promise<number | undefined> {
+    const known = bootEpochs.get(this.#host);
+    if (known !== undefined) return known;
+    const uptimeText = await this.#host.tryReadText('/proc/uptime').catch(() => undefined);
+    const uptime = uptimeText === undefined ? undefined : parseUptime(uptimeText);
+    if (uptime === undefined) return undefined;
+    bootEpochs.set(this.#host, now - uptime * 1000);
+    return now - uptime * 1000;
   }
 
   wait(signal: AbortSignal): Promise<void> {
