@@ -12,7 +12,7 @@ import { RecoveryHold, silence } from './detectors/engine/filters.ts';
 import { Scheduler } from './detectors/engine/scheduler.ts';
 import type { DetectorInstance } from './detectors/engine/types.ts';
 import type { AgentConfig } from './config/schema.ts';
-import { errorMessage } from './errors.ts';
+import { errorMessage, hostWriteError } from './errors.ts';
 import { startInstallReconciler, type InstallReconciler } from './installers/reconciler.ts';
 import type { Host } from './host/host.ts';
 import { ConditionStore } from './report/condition-store.ts';
@@ -105,7 +105,10 @@ export class Daemon {
     this.#bootId = bootId;
     // A state directory the agent cannot write (read-only, full, not a directory) stops the start
     // with the host's reason, rather than a daemon that forgets every condition it reports.
-    await s.host.writeFileAtomic(`${s.config.stateDir}/.writable`, `${process.pid}\n`);
+    const probe = `${s.config.stateDir}/.writable`;
+    await s.host.writeFileAtomic(probe, `${process.pid}\n`).catch((err: unknown) => {
+      throw hostWriteError(s.host.path(probe), err);
+    });
     this.#store = new ConditionStore(s.host, s.config.stateDir, bootId, this.#log.child({ component: 'state' }));
     await this.#store.load();
     // Gauges live in this process: restored conditions must show before any detector reports.

@@ -1,12 +1,16 @@
+import { constants } from 'node:os';
+import { getSystemErrorMessage } from 'node:util';
+
 /**
  * Every error the agent throws on purpose is an AgentError with one of these codes; src/main.ts maps
  * each to an exit code. INVALID: a value from configuration or a manifest that fails its own grammar
  * (a pattern, a cron spec, an action's params). LOCK: another process holds a lock we need. INTERNAL:
- * a bug in our own tables (a schema that cannot be expressed).
+ * a bug in our own tables (a schema that cannot be expressed). IO: the host refused a write (full disk,
+ * read-only file system).
  */
 export type AgentErrorCode =
   | 'CONFIG' | 'USAGE' | 'EXEC' | 'TIMEOUT' | 'HOST' | 'DETECTOR' | 'KUBE' | 'ARCHIVE' | 'DOWNLOAD' | 'STEP' | 'LISTEN'
-  | 'INVALID' | 'LOCK' | 'INTERNAL';
+  | 'INVALID' | 'LOCK' | 'INTERNAL' | 'IO';
 
 export class AgentError extends Error {
   readonly code: AgentErrorCode;
@@ -108,4 +112,22 @@ export class TimeoutError extends AgentError {
 
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** The host refused to write a file: one line naming the file and the system's reason. */
+export class HostIoError extends AgentError {
+  readonly file: string;
+  readonly errno: string;
+  constructor(file: string, errno: string, options?: { cause?: unknown }) {
+    const number = (constants.errno as Record<string, number | undefined>)[errno];
+    super('IO', `${file}: ${number === undefined ? errno : getSystemErrorMessage(-number)}`, options);
+    this.file = file;
+    this.errno = errno;
+  }
+}
+
+/** A write's failure as the caller should see it: an errno error becomes a HostIoError naming the file. */
+export function hostWriteError(file: string, err: unknown): unknown {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  return err instanceof AgentError || typeof code !== 'string' || !/^E[A-Z]+$/.test(code) ? err : new HostIoError(file, code, { cause: err });
 }

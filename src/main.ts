@@ -42,6 +42,7 @@ const EXIT_BY_CODE: Record<AgentErrorCode, number> = {
   INVALID: EXIT_USAGE,
   LOCK: EXIT_TEMPFAIL,
   INTERNAL: EXIT_INTERNAL,
+  IO: EXIT_IOERR,
 };
 
 /** The host said no: no space, read-only, no permission, an I/O error. Not a bug: one line, EX_IOERR. */

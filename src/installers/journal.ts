@@ -1,5 +1,6 @@
 // The on-disk journal of one component's run: written (fsync + rename) before each step runs and
 // after it finishes, so that after a crash or kill -9 the next start knows what was under way.
+import { hostWriteError } from '../errors.ts';
 import type { Host } from '../host/host.ts';
 import { listDir, removePath, renamePath } from '../host/files.ts';
 import { JournalData } from './state.ts';
@@ -54,7 +55,9 @@ export class Journal {
   }
 
   async save(): Promise<void> {
-    await this.#host.writeFileAtomic(this.#file, `${JSON.stringify(this.data, null, 1)}\n`, 0o600);
+    await this.#host.writeFileAtomic(this.#file, `${JSON.stringify(this.data, null, 1)}\n`, 0o600).catch((err: unknown) => {
+      throw hostWriteError(this.#host.path(this.#file), err);
+    });
   }
 
   async stepStarted(id: string, marks: readonly Pending[]): Promise<void> {

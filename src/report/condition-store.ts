@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { errorMessage } from '../errors.ts';
+import { errorMessage, hostWriteError } from '../errors.ts';
 import type { Host } from '../host/host.ts';
 import type { Condition } from '../types.ts';
 
@@ -93,6 +93,6 @@ export class ConditionStore {
     const snapshot = JSON.stringify(this.#state, null, 1);
     this.#writing = this.#writing
       .then(() => this.#host.writeFileAtomic(this.#file, snapshot, 0o600))
-      .catch((err: unknown) => this.#log.error({ err: errorMessage(err) }, 'Cannot persist condition state'));
+      .catch((err: unknown) => this.#log.error({ err: errorMessage(hostWriteError(this.#host.path(this.#file), err)) }, 'Cannot persist condition state'));
   }
 }
