@@ -39,14 +39,15 @@ Examples:
 Exit codes: 0 converged, 1 a component failed, was rolled back, deferred or held (or a manifest was refused), 64 bad usage or configuration, 75 another agent holds the install lock.`,
     );
   return cmd.action(async (options: InstallerCliOptions) => {
-    const [{ bootstrap }, { openInstallerSession }, { logOptions }, { LockBusyError }] = await Promise.all([
+    const [{ bootstrap }, { openInstallerSession }, { logOptions }, { LockBusyError }, { terminalProgress }] = await Promise.all([
       import('../bootstrap.ts'),
       import('../installers/session.ts'),
       import('./common.ts'),
       import('../host/lock.ts'),
+      import('./progress.ts'),
     ]);
     const boot = await bootstrap(options, logOptions(options, 'warn', 2));
-    const { engine, manifests, close } = await openInstallerSession(options, boot);
+    const { engine, manifests, close } = await openInstallerSession(options, boot, terminalProgress(process.stderr, options.json === true));
     reportManifestErrors(manifests.errors);
     let lock;
     try {

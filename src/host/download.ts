@@ -15,6 +15,8 @@ export interface FetchOptions {
   /** Abort this attempt when it has not finished after this long, however steadily bytes arrive. */
   deadlineMs: number;
   signal?: AbortSignal;
+  /** Told the bytes in the partial file as they arrive, and the artifact's size when the server said it. */
+  onProgress?: (bytes: number, total: number | undefined) => void;
 }
 
 export interface FetchResult {
@@ -132,6 +134,7 @@ export async function fetchInto(host: Host, url: string, partialHostPath: string
         armIdle();
         bytes += chunk.byteLength;
         if (bytes > options.maxBytes) throw new FetchError(`${url}: more than the limit of ${options.maxBytes} bytes`, true, bytes);
+        options.onProgress?.(bytes, expectedTotal);
       });
     } catch (err) {
       bytes = (await handle.stat()).size;

@@ -75,9 +75,9 @@ async function readHolder(file: string): Promise<LockHolder | undefined> {
  * A lock file (O_EXCL) under /run naming its holder by boot_id, pid and the pid's start time. A
  * lock whose holder is gone — killed (-9), or from before a reboot or power loss, even when a new
  * process now has its pid — is taken over; a live holder is waited for up to timeoutMs, then
- * LockBusyError.
+ * LockBusyError. onWait hears of the live holder once, when the wait begins.
  */
-export async function acquireLock(host: Host, hostPath: string, options: { timeoutMs: number; pollMs?: number; purpose: string }): Promise<Lock> {
+export async function acquireLock(host: Host, hostPath: string, options: { timeoutMs: number; pollMs?: number; purpose: string; onWait?: (holder: LockHolder | undefined) => void }): Promise<Lock> {
   const file = await resolveInRoot(host.root, hostPath, { followFinal: false });
   await mkdir(path.dirname(file), { recursive: true, mode: 0o755 });
   const started = host.clock.now();
@@ -90,6 +90,7 @@ export async function acquireLock(host: Host, hostPath: string, options: { timeo
     purpose: options.purpose,
   };
   const poll = options.pollMs ?? 100;
+  let told = false;
   for (;;) {
     try {
       const handle = await open(file, 'wx', 0o644);
@@ -127,6 +128,10 @@ export async function acquireLock(host: Host, hostPath: string, options: { timeo
     }
     const waited = host.clock.now() - started;
     if (waited >= options.timeoutMs) throw new LockBusyError(hostPath, holder, waited);
+    if (!told && live) {
+      told = true;
+      options.onWait?.(holder);
+    }
     await host.clock.sleep(Math.min(poll, Math.max(1, options.timeoutMs - waited)));
   }
 }

@@ -6,7 +6,7 @@ import type { InstallerGate } from '../risk/gate.ts';
 import { createRiskGate } from '../risk/index.ts';
 import type { ComponentObserver } from '../report/component-metrics.ts';
 import type { ManifestReader } from './manifests.ts';
-import type { InstallContext, ResolvedInstallersConfig } from './types.ts';
+import type { InstallContext, InstallProgress, ResolvedInstallersConfig } from './types.ts';
 
 export function resolveInstallersConfig(config: AgentConfig): ResolvedInstallersConfig {
   const c = config.installers;
@@ -22,7 +22,7 @@ export function resolveInstallersConfig(config: AgentConfig): ResolvedInstallers
   };
 }
 
-export function createInstallContext(host: Host, config: AgentConfig, nodeName: string, log: Logger, options: { risk?: InstallerGate; signal?: AbortSignal; metrics?: ComponentObserver } = {}): InstallContext {
+export function createInstallContext(host: Host, config: AgentConfig, nodeName: string, log: Logger, options: { risk?: InstallerGate; signal?: AbortSignal; metrics?: ComponentObserver; progress?: InstallProgress } = {}): InstallContext {
   const resolved = resolveInstallersConfig(config);
   return {
     host,
@@ -33,6 +33,7 @@ export function createInstallContext(host: Host, config: AgentConfig, nodeName: 
     risk: options.risk ?? createRiskGate({ host, config: config.risk, stateDir: config.stateDir, log }).forInstallers(nodeName),
     ...(options.signal === undefined ? {} : { signal: options.signal }),
     ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+    ...(options.progress === undefined ? {} : { progress: options.progress }),
   };
 }
 

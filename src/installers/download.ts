@@ -28,6 +28,14 @@ export async function haveArtifact(ctx: InstallContext, component: string, sha25
  * Cached files are named by their sha256 and only renamed into place once verified.
  */
 export async function ensureArtifact(ctx: InstallContext, component: string, url: string, sha256: string, maxBytes?: number): Promise<string> {
+  try {
+    return await cachedOrFetched(ctx, component, url, sha256, maxBytes);
+  } finally {
+    ctx.progress?.downloadEnd(component);
+  }
+}
+
+async function cachedOrFetched(ctx: InstallContext, component: string, url: string, sha256: string, maxBytes: number | undefined): Promise<string> {
   const final = artifactPath(ctx, component, sha256);
   if ((await statPath(ctx.host, final))?.type === 'file') {
     const actual = await hashFile(ctx.host, final);
@@ -50,6 +58,7 @@ export async function ensureArtifact(ctx: InstallContext, component: string, url
         idleTimeoutMs: ctx.config.idleTimeoutMs,
         deadlineMs: Math.max(1, Math.round(overall - (performance.now() - started))),
         ...(ctx.signal === undefined ? {} : { signal: ctx.signal }),
+        ...(ctx.progress === undefined ? {} : { onProgress: (bytes: number, total: number | undefined) => ctx.progress?.download(component, bytes, total) }),
       });
       ctx.log.info({ component, url, bytes: result.bytes, resumedFrom: result.resumed ? result.startedAt : undefined, attempt }, 'Downloaded artifact');
       const actual = (await hashFile(ctx.host, partial)) ?? '';

@@ -4,7 +4,7 @@
 import path from 'node:path';
 import type { MachineComponentSpec, MachineComponentStatus } from '../api/machine-component.ts';
 import { errorMessage } from '../errors.ts';
-import { acquireLock, type Lock } from '../host/lock.ts';
+import { acquireLock, type Lock, type LockHolder } from '../host/lock.ts';
 import { fileSteps, nodeArch, renderFile, sha256, type Facts } from './files.ts';
 import { verify } from './health.ts';
 import { crashPoint, Journal } from './journal.ts';
@@ -318,7 +318,8 @@ export class Engine {
 
   /** Takes the node-wide install lock (waits up to installers.lockTimeout). */
   lock(purpose: string): Promise<Lock> {
-    return acquireLock(this.#ctx.host, INSTALL_LOCK, { timeoutMs: this.#ctx.config.lockTimeoutMs, purpose });
+    const progress = this.#ctx.progress;
+    return acquireLock(this.#ctx.host, INSTALL_LOCK, { timeoutMs: this.#ctx.config.lockTimeoutMs, purpose, ...(progress === undefined ? {} : { onWait: (holder: LockHolder | undefined) => progress.lockWait(holder) }) });
   }
 
   /**

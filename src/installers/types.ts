@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { AgentError } from '../errors.ts';
 import type { Host } from '../host/host.ts';
+import type { LockHolder } from '../host/lock.ts';
 import type { ComponentObserver } from '../report/component-metrics.ts';
 import type { InstallersConfig } from './config.ts';
 import type { InstallerGate } from '../risk/gate.ts';
@@ -59,6 +60,18 @@ export interface InstallContext {
   signal?: AbortSignal;
   /** The daemon's component metrics; absent for the CLI's one-shot plan and apply. */
   metrics?: ComponentObserver;
+  /** An interactive caller's progress display (the CLI on a terminal); absent elsewhere. */
+  progress?: InstallProgress;
+}
+
+/** Long waits, told as they happen; the caller decides whether and how to show them. */
+export interface InstallProgress {
+  /** Bytes of the component's artifact so far (a resumed transfer counts what was kept), and its size when known. */
+  download(component: string, bytes: number, total: number | undefined): void;
+  /** The component's download finished or gave up (also called when the cache already had it). */
+  downloadEnd(component: string): void;
+  /** The install lock is held by a live process (undefined: its record is unreadable); called once per wait. */
+  lockWait(holder: LockHolder | undefined): void;
 }
 
 export class StepError extends AgentError {
