@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { actions } from '../remedies/actions/index.ts';
-import type { ManualOptions } from '../remedies/manual.ts';
+import { UsageError } from '../errors.ts';
+import type { ManualOptions, ManualResult } from '../remedies/manual.ts';
 import { addHostOptions, addLogOptions, logOptions, type LogFlags } from './common.ts';
 
 interface RemedyCliOptions extends ManualOptions, LogFlags {}
@@ -12,6 +13,20 @@ function actionHelp(): string {
   const list = Object.values(actions);
   const width = Math.max(...list.map((a) => a.name.length));
   return ['', 'Actions (disruptive ones ask the risk gate: local budget, RiskPolicy with --kubeconfig, webhook):', ...list.map((a) => `  ${a.name.padEnd(width)}  ${a.risk.padEnd(10)}  ${a.description}`)].join('\n');
+}
+
+/**
+ * Prints a run by hand and returns its exit code: 0 done, rebooting, or a dry run the gate allows;
+ * 1 denied, not needed or failed. A blocked plan is bad usage: its lines, then a UsageError (64).
+ */
+export function printManualResult(result: ManualResult, json: boolean, write: (text: string) => void): number {
+  if (result.verdict === 'blocked') {
+    write(`${result.lines.join('\n')}\nblocked  ${result.blocked ?? ''}\n`);
+    throw new UsageError(`${result.action}: ${result.blocked ?? 'blocked'}`);
+  }
+  const code = result.verdict === 'done' || result.verdict === 'rebooting' || result.verdict === 'would-run' ? 0 : 1;
+  write(json ? `${JSON.stringify({ ...result.report, exitCode: code }, null, 2)}\n` : `${result.lines.join('\n')}\n`);
+  return code;
 }
 
 export function remedyCommand(exit: (code: number) => void, write: (text: string) => void = (text) => process.stdout.write(text)): Command {
@@ -35,6 +50,6 @@ Examples:
   return cmd.action(async (action: string, options: RemedyCliOptions) => {
     const [{ runManualRemedy }, { bootstrap }] = await Promise.all([import('../remedies/manual.ts'), import('../bootstrap.ts')]);
     const boot = await bootstrap(options, logOptions(options, 'warn', 2));
-    exit(await runManualRemedy(action, options, boot, write));
+    exit(printManualResult(await runManualRemedy(action, options, boot), options.json === true, write));
   });
 }

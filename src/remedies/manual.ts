@@ -27,8 +27,24 @@ function parseParams(list: readonly string[]): Record<string, string> {
   return out;
 }
 
-/** Returns the exit code: 0 done (or a dry run that would be allowed), 1 denied, not needed or failed. */
-export async function runManualRemedy(actionName: string, o: ManualOptions, s: Bootstrap, write: (text: string) => void): Promise<number> {
+/**
+ * How a run by hand ended: done, rebooting, would-run (a dry run the gate allows), not-needed, denied,
+ * failed, or blocked (the plan refused the params or the node).
+ */
+export type ManualVerdict = 'done' | 'rebooting' | 'would-run' | 'not-needed' | 'denied' | 'failed' | 'blocked';
+
+export interface ManualResult {
+  action: string;
+  verdict: ManualVerdict;
+  /** The decision path, one line each, as a person reads it. */
+  lines: string[];
+  /** The same for --json. */
+  report: Record<string, unknown>;
+  /** Why the plan refused, when blocked. */
+  blocked?: string;
+}
+
+export async function runManualRemedy(actionName: string, o: ManualOptions, s: Bootstrap): Promise<ManualResult> {
   const log = s.log;
   const action = findAction(actionName);
   if (action === undefined) throw new UsageError(`unknown action ${JSON.stringify(actionName)}; one of: ${Object.keys(actions).join(', ')}`);
@@ -49,15 +65,8 @@ export async function runManualRemedy(actionName: string, o: ManualOptions, s: B
     lines.push(`action   ${action.name} (${action.risk}) on ${nodeName}${kube === undefined ? ' [standalone]' : ''}`, `reason   ${reason}`, 'plan');
     for (const step of plan.steps) lines.push(`  - ${step}`);
     report.plan = plan;
-    if (plan.blocked !== undefined) {
-      write(`${lines.join('\n')}\nblocked  ${plan.blocked}\n`);
-      throw new UsageError(`${action.name}: ${plan.blocked}`);
-    }
-    const finish = (code: number): number => {
-      report.exitCode = code;
-      write(o.json === true ? `${JSON.stringify(report, null, 2)}\n` : `${lines.join('\n')}\n`);
-      return code;
-    };
+    const finish = (verdict: ManualVerdict): ManualResult => ({ action: action.name, verdict, lines, report });
+    if (plan.blocked !== undefined) return { ...finish('blocked'), blocked: plan.blocked };
     const outcome = await r.operations.run({ action: action.name, params, problem: { conditionType: 'Manual', reason: 'Manual', message: reason }, reason, step: 0, attempt: 1, dryRun });
     const needed = outcome.kind === 'not-needed' ? { needed: false, why: outcome.why } : 'needed' in outcome ? outcome.needed : { needed: true, why: 'checked before acting' };
     lines.push(`needed   ${needed.needed ? 'yes' : 'no'}: ${needed.why}`);
@@ -74,27 +83,27 @@ export async function runManualRemedy(actionName: string, o: ManualOptions, s: B
         throw new UsageError(outcome.message);
       case 'not-needed':
         lines.push(`record   ${outcome.id} (skipped: not needed)`);
-        return finish(1);
+        return finish('not-needed');
       case 'denied':
         if (!dryRun) lines.push(`record   ${outcome.id}`);
-        return finish(1);
+        return finish('denied');
       case 'dry-run':
-        return finish(needed.needed ? 0 : 1);
+        return finish(needed.needed ? 'would-run' : 'not-needed');
       case 'failed':
         lines.push(`result   FAILED: ${outcome.message}`, `record   ${outcome.id}`);
         report.result = { ok: false, message: outcome.message };
-        return finish(1);
+        return finish('failed');
       case 'rebooting':
         // The permit stays held through the reboot; the agent settles it after boot.
         lines.push(`result   ok: ${outcome.message}`, `record   ${outcome.id}`);
         report.result = { ok: true, message: outcome.message, rebooting: true };
-        return finish(0);
+        return finish('rebooting');
     }
     // A person's run is verified by the action's own check (a restarted unit is active, a node uncordoned).
     await r.operations.finish(outcome.id, action.name, { fixed: true, message: outcome.message, startedAt: outcome.startedAt, holdsPermit: outcome.holdsPermit });
     lines.push(`result   ok: ${outcome.message}`, `record   ${outcome.id}`);
     report.result = { ok: true, message: outcome.message };
-    return finish(0);
+    return finish('done');
   } finally {
     kube?.close();
   }

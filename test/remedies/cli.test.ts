@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { Command } from 'commander';
-import { remedyCommand } from '../../src/cli/remedy.ts';
+import { printManualResult, remedyCommand } from '../../src/cli/remedy.ts';
 import { actions } from '../../src/remedies/actions/index.ts';
 import { runManualRemedy } from '../../src/remedies/manual.ts';
 import { bootstrap } from '../../src/bootstrap.ts';
@@ -11,7 +11,7 @@ import { recordingRoot, silent } from './helpers.ts';
 async function run(action: string, options: Record<string, unknown>): Promise<{ code: number; out: string }> {
   let out = '';
   const boot = { ...(await bootstrap(options)), log: silent };
-  const code = await runManualRemedy(action, options, boot, (t) => (out += t));
+  const code = printManualResult(await runManualRemedy(action, options, boot), options.json === true, (t) => (out += t));
   return { code, out };
 }
 

@@ -10,6 +10,7 @@ import { RiskPolicyClient } from '../../src/risk/policy.ts';
 import { createKubeApi, type KubeApi } from '../../src/remedies/kube-api.ts';
 import { CORDONED_AT, CORDONED_BY } from '../../src/remedies/node-ops.ts';
 import { createRemedies } from '../../src/remedies/setup.ts';
+import { printManualResult } from '../../src/cli/remedy.ts';
 import { runManualRemedy } from '../../src/remedies/manual.ts';
 import { bootstrap } from '../../src/bootstrap.ts';
 import { pino } from 'pino';
@@ -382,7 +383,9 @@ describe('risk gate and node actions against a real apiserver', () => {
     try {
       let out = '';
       const options = { root: root.dir, kubeconfig: cluster.agentKubeconfig(34), nodeName: 'node-34', dryRun: true, reason: 'disk errors' };
-      const code = await runManualRemedy('drain', options, { ...(await bootstrap(options)), log: silent }, (t) => (out += t));
+      const result = await runManualRemedy('drain', options, { ...(await bootstrap(options)), log: silent });
+      assert.equal(result.verdict, 'would-run');
+      const code = printManualResult(result, false, (t) => (out += t));
       assert.equal(code, 0, out);
       assert.match(out, /ALLOW policy  RiskPolicy health: permit 1 of 3/);
       const policyNow = await must(cluster, 'GET', `${RP}/health`);
