@@ -1,7 +1,7 @@
 import { constants as fsc } from 'node:fs';
 import { access, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { execFailure, type ExecOutcome } from '../errors.ts';
+import { execFailure, hostWriteError, type ExecOutcome } from '../errors.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { resolveInRoot, writeAtomicReal } from './jail.ts';
 import { runBounded } from './run-bounded.ts';
@@ -151,7 +151,10 @@ class LocalHost implements Host {
   }
 
   async writeFileAtomic(hostPath: string, data: string, mode = 0o644): Promise<void> {
-    await writeAtomicReal(await resolveInRoot(this.root, hostPath, { followFinal: false }), data, { mode });
+    // Every write the agent makes names its file when the host refuses it (a full disk, a read-only mount).
+    await writeAtomicReal(await resolveInRoot(this.root, hostPath, { followFinal: false }), data, { mode }).catch((err: unknown) => {
+      throw hostWriteError(this.path(hostPath), err);
+    });
   }
 
   async openLog(hostPath: string, options: { fromStart: boolean }): Promise<LogReader> {

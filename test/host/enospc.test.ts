@@ -1,6 +1,7 @@
 // A full disk, injected through the Host seam: every write the agent makes to its own state
 // (the start-up probe, an install journal, the condition store) fails as the kernel fails it.
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import pino from 'pino';
@@ -69,4 +70,16 @@ test('the condition store on a full disk logs one line naming the file and keeps
   assert.equal(errors.length, 2);
   for (const e of errors) assert.equal(e.err, `${root.path('/var/lib/kubenode-agent/conditions.json')}: no space left on device`);
   assert.deepEqual(store.all().map((c) => c.reason), ['KernelHasNoDeadlock']);
+});
+
+test('a real refused write through the local Host names the file and the reason', async (t) => {
+  const root = new TempRoot();
+  t.after(() => root.remove());
+  writeFileSync(root.path('/var'), 'a file where the state directory should be');
+  await assert.rejects(createHost({ root: root.dir }).writeFileAtomic('/var/lib/kubenode-agent/.writable', '1\n'), (err: unknown) => {
+    assert.ok(err instanceof HostIoError, String(err));
+    assert.equal(err.code, 'IO');
+    assert.match(err.message, new RegExp(`^${root.path('/var/lib/kubenode-agent/.writable').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: (not a directory|file already exists)$`));
+    return true;
+  });
 });
