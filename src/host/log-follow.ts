@@ -21,6 +21,8 @@ export interface LogReader {
 export const LOG_CHUNK_BYTES = 256 * 1024;
 /** inotify can miss changes (network filesystems, overlay quirks): re-check a quiet file this often anyway. */
 const FILE_RECHECK_MS = 30_000;
+/** How often the device's worker looks for a new record: the latency from a kernel record to its readers. */
+const DEVICE_POLL_MS = 250;
 /** The bytes before the read offset we remember to notice a copytruncate that grew back past it. */
 const FINGERPRINT_BYTES = 64;
 
@@ -66,9 +68,12 @@ class Wakeup {
 
 // The kernel keeps one read position per open /dev/kmsg, so each reader pulls records from its own
 // non-blocking descriptor and nothing is buffered here. What is shared, per device, is the wait:
-// one worker thread blocks in read(2) on its own descriptor and wakes every waiting reader when a
-// record arrives. A worker rather than the libuv threadpool, because a read pending in the pool
-// cannot be cancelled and would keep the process from exiting; the worker is unref'd.
+// one unref'd worker thread watches its own descriptor and wakes every waiting reader when a record
+// arrives, so the main thread sleeps until there is something to read. The worker does not block in
+// read(2): a read blocked in the kernel can be interrupted neither from JavaScript nor by
+// worker.terminate(), and Node joins its threads (the threadpool's too) at exit, so a blocking read
+// kept `check` and a stopping daemon from ever exiting on a real node. It reads non-blocking and
+// sleeps in Atomics.wait between tries, which terminate() does interrupt.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
@@ -81,15 +86,22 @@ function drain(fd) {
     catch (e) { if (e.code === 'EAGAIN') return last; if (e.code !== 'EPIPE') throw e; }
   }
 }
+const idle = new Int32Array(new SharedArrayBuffer(4));
 try {
+  // A FIFO (the tests' stand-in for the device) has nothing to read until its writer has opened it;
+  // a blocking open waits for that, and returns at once on the device.
+  const gate = fs.openSync(workerData.file, fs.constants.O_RDONLY);
+  const fd = fs.openSync(workerData.file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  fs.closeSync(gate);
   // Skip what is already in the buffer without waking anyone: the readers read that themselves.
-  const probe = fs.openSync(workerData.file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-  let last = drain(probe);
-  fs.closeSync(probe);
-  const fd = fs.openSync(workerData.file, fs.constants.O_RDONLY);
+  let last = drain(fd);
   for (;;) {
     let n;
-    try { n = fs.readSync(fd, buf); } catch (e) { if (e.code === 'EPIPE') continue; throw e; }
+    try { n = fs.readSync(fd, buf); } catch (e) {
+      if (e.code === 'EAGAIN') { Atomics.wait(idle, 0, 0, workerData.pollMs); continue; }
+      if (e.code === 'EPIPE') continue;
+      throw e;
+    }
     if (n === 0) break;
     const seq = seqOf(n);
     if (seq > last) { last = seq; parentPort.postMessage(seq); }
@@ -121,7 +133,7 @@ function deviceWatch(file: string): DeviceWatch {
   };
   let worker: Worker;
   try {
-    worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { file } });
+    worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { file, pollMs: DEVICE_POLL_MS } });
   } catch {
     // No thread to block in: readers fall back to re-reading every FILE_RECHECK_MS.
     fail();
