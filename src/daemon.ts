@@ -99,7 +99,7 @@ export class Daemon {
     // cluster.kubeconfig (what `join` wrote) makes cluster mode need no flag in the unit.
     const joined = this.#options.kubeconfig === undefined && this.#options.inCluster !== true && s.config.cluster.kubeconfig !== '';
     if (joined) this.#options = { ...this.#options, kubeconfig: s.host.path(s.config.cluster.kubeconfig) };
-    const instances = await buildInstances(s.host, s.config, s.monitors);
+    const instances = await buildInstances(s.host, { detectors: s.config.detectors, monitors: s.config.monitors }, s.monitors);
     this.#host = s.host;
     const bootId = (await s.host.tryReadText('/proc/sys/kernel/random/boot_id'))?.trim() ?? 'unknown';
     this.#bootId = bootId;
@@ -184,7 +184,7 @@ export class Daemon {
     let instances: DetectorInstance[];
     try {
       next = await this.#boot.reload();
-      instances = await buildInstances(host, next.config, next.monitors);
+      instances = await buildInstances(host, { detectors: next.config.detectors, monitors: next.config.monitors }, next.monitors);
       for (const [field, was, now] of [
         ['stateDir', this.#current.config.stateDir, next.config.stateDir],
         ['nodeName', this.#current.nodeName, next.nodeName],

@@ -102,7 +102,7 @@ Exit codes: 0 all ok, 1 a problem found, 2 something could not be told, 64 bad u
     ]);
     const { host, config, nodeName, monitors, log } = await bootstrap(options, logOptions(options, 'warn', 2));
     const timeoutMs = options.timeout === undefined ? config.check.timeout : decodeFlag('--timeout', AgentConfig.properties.check.properties.timeout, options.timeout);
-    let instances = await buildInstances(host, config, monitors);
+    let instances = await buildInstances(host, { detectors: config.detectors, monitors: config.monitors }, monitors);
     if (options.only !== undefined) {
       const wanted = options.only.split(',').map((s) => s.trim()).filter((s) => s !== '');
       const unknown = wanted.filter((w) => !instances.some((i) => i.name === w));

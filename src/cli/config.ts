@@ -37,7 +37,7 @@ export function configCommand(): Command {
         import('../config/listen.ts'),
       ]);
       const { host, config, configSource, monitors } = await bootstrap(options, { fallback: 'warn', fd: 2 });
-      const instances = await buildInstances(host, config, monitors);
+      const instances = await buildInstances(host, { detectors: config.detectors, monitors: config.monitors }, monitors);
       if (!isLoopback(parseListen(config.listen).host)) {
         process.stderr.write(`kubenode-agent: warning: ${configSource}: listen: ${config.listen} is not a loopback address; /metrics and /healthz will be reachable from the network\n`);
       }

@@ -112,3 +112,7 @@ export const AgentConfig = Type.Object(
 
 /** The configuration as the agent uses it: durations decoded to milliseconds. */
 export type AgentConfig = StaticDecode<typeof AgentConfig>;
+
+/** The detectors' slices, which the composition root hands to buildInstances. */
+export type DetectorsConfig = AgentConfig['detectors'];
+export type MonitorsConfig = AgentConfig['monitors'];

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { AgentConfig } from '../../config/schema.ts';
+import type { DetectorsConfig, MonitorsConfig } from '../../config/schema.ts';
 import { ConfigError, errorMessage } from '../../errors.ts';
 import type { Host } from '../../host/host.ts';
 import { readLocalText } from '../../host/local.ts';
@@ -43,15 +43,21 @@ async function readMonitor(host: Host, ref: MonitorRef): Promise<{ name: string;
   }
 }
 
-function recoveryFor(config: AgentConfig): Recovery {
-  const expiryMs: Record<string, number> = { ...config.monitors.conditionExpiry };
+function recoveryFor(monitors: MonitorsConfig): Recovery {
+  const expiryMs: Record<string, number> = { ...monitors.conditionExpiry };
   // The schema checked every pattern at load (Re2Pattern), so these compile.
-  const patterns = config.monitors.recoveryPatterns.map((p) => ({ condition: p.condition, regex: compileRe2(p.pattern) }));
+  const patterns = monitors.recoveryPatterns.map((p) => ({ condition: p.condition, regex: compileRe2(p.pattern) }));
   return { expiryMs, patterns };
 }
 
 function npdProblems(rules: readonly { type: string; reason: string; condition?: string | undefined }[]): NpdProblem[] {
   return rules.map((r) => (r.type === 'permanent' && r.condition !== undefined ? { reason: r.reason, condition: r.condition } : { reason: r.reason }));
+}
+
+/** The detectors' own slices of the agent config; the composition root cuts them. */
+export interface DetectionSlice {
+  detectors: DetectorsConfig;
+  monitors: MonitorsConfig;
 }
 
 export interface InstanceOptions {
@@ -60,7 +66,7 @@ export interface InstanceOptions {
 }
 
 /** Every enabled detector: the built-in ones, then one per NPD monitor file. Throws ConfigError on a bad file. */
-export async function buildInstances(host: Host, config: AgentConfig, options: InstanceOptions): Promise<DetectorInstance[]> {
+export async function buildInstances(host: Host, config: DetectionSlice, options: InstanceOptions): Promise<DetectorInstance[]> {
   const instances: DetectorInstance[] = [];
   const taken = new Set<string>();
   const add = (instance: DetectorInstance, label: string): void => {
@@ -88,7 +94,7 @@ export async function buildInstances(host: Host, config: AgentConfig, options: I
     );
   }
 
-  const recovery = recoveryFor(config);
+  const recovery = recoveryFor(config.monitors);
   for (const ref of options.systemLog) {
     const { name, label, text } = await readMonitor(host, ref);
     const monitor = parseSystemLogMonitor(label, text);
