@@ -58,7 +58,7 @@ for (let i = 0; i < 15; i++) {
   targets.push(...parseManifestText(`c${i}.yaml`, text));
 }
 const config = validateConfig('bench', { nodeName: 'bench-node', installers: { risk: { maxDisruptive: 1000 } } });
-const ctx = createInstallContext(createHost({ root }), config, 'bench-node', createLogger('silent'), { risk: allowAll });
+const ctx = createInstallContext(createHost({ root }), { installers: config.installers, stateDir: config.stateDir, nodeName: 'bench-node' }, createLogger('silent'), { risk: allowAll });
 const engine = new Engine(ctx);
 const first = await engine.apply(targets);
 if (first.some((o) => o.result !== 'installed')) throw new Error(`setup failed: ${JSON.stringify(first.filter((o) => o.result !== 'installed'))}`);

@@ -290,7 +290,8 @@ export class Daemon {
     const log = this.#log.child({ component: 'installers', node: nodeName });
     // Disruptive installer restarts ask the same gate as remedies.
     const options = { risk: (this.#risk as RiskGate).forInstallers(nodeName), metrics: this.#metrics.components };
-    if (this.#options.kubeconfig === undefined && this.#options.inCluster !== true) return startInstallReconciler(host, config, nodeName, log, options);
+    const slice = { installers: config.installers, stateDir: config.stateDir, nodeName };
+    if (this.#options.kubeconfig === undefined && this.#options.inCluster !== true) return startInstallReconciler(host, slice, log, options);
     const [{ loadKubeConfig, createKubeClient }, { startKubeInstaller }, { createInstallContext }] = await Promise.all([
       import('./kube/client.ts'),
       import('./installers/kube-source.ts'),
@@ -298,7 +299,7 @@ export class Daemon {
     ]);
     const kc = await loadKubeConfig({ ...(this.#options.kubeconfig === undefined ? {} : { kubeconfig: this.#options.kubeconfig }), inCluster: this.#options.inCluster === true });
     // Its own client: the informer drops its client's pooled connections after a stall.
-    return startKubeInstaller(createInstallContext(host, config, nodeName, log, options), {
+    return startKubeInstaller(createInstallContext(host, slice, log, options), {
       client: createKubeClient(kc),
       kubeConfig: kc,
       intervalMs: config.installers.reconcileInterval,

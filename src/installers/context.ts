@@ -1,36 +1,40 @@
-import type { AgentConfig } from '../config/schema.ts';
 import type { Host } from '../host/host.ts';
 import { readLocalDir, readLocalFile } from '../host/local-dir.ts';
 import type { Logger } from '../log.ts';
 import type { InstallerGate } from '../risk/gate.ts';
-import { createRiskGate } from '../risk/index.ts';
 import type { ComponentObserver } from '../report/component-metrics.ts';
+import type { InstallersConfig } from './config.ts';
 import type { ManifestReader } from './manifests.ts';
 import type { InstallContext, InstallProgress, ResolvedInstallersConfig } from './types.ts';
 
-export function resolveInstallersConfig(config: AgentConfig): ResolvedInstallersConfig {
-  const c = config.installers;
+/** The installers' slice of the agent config and the two shared values they need; the composition root cuts it. */
+export interface InstallersSlice {
+  installers: InstallersConfig;
+  stateDir: string;
+  nodeName: string;
+}
+
+export function resolveInstallersConfig(installers: InstallersConfig, stateDir: string): ResolvedInstallersConfig {
   return {
-    ...c,
-    stateDir: config.stateDir,
-    cacheRoot: c.cacheDir === '' ? `${config.stateDir}/installers/cache` : c.cacheDir,
-    backoffMs: c.downloadBackoff,
-    idleTimeoutMs: c.downloadIdleTimeout,
-    downloadTimeoutMs: c.downloadTimeout,
-    lockTimeoutMs: c.lockTimeout,
-    commandTimeoutMs: c.commandTimeout,
+    ...installers,
+    stateDir,
+    cacheRoot: installers.cacheDir === '' ? `${stateDir}/installers/cache` : installers.cacheDir,
+    backoffMs: installers.downloadBackoff,
+    idleTimeoutMs: installers.downloadIdleTimeout,
+    downloadTimeoutMs: installers.downloadTimeout,
+    lockTimeoutMs: installers.lockTimeout,
+    commandTimeoutMs: installers.commandTimeout,
   };
 }
 
-export function createInstallContext(host: Host, config: AgentConfig, nodeName: string, log: Logger, options: { risk?: InstallerGate; signal?: AbortSignal; metrics?: ComponentObserver; progress?: InstallProgress } = {}): InstallContext {
-  const resolved = resolveInstallersConfig(config);
+/** `risk` is the gate the caller built from the node's risk config, so installers and remedies spend one budget. */
+export function createInstallContext(host: Host, slice: InstallersSlice, log: Logger, options: { risk: InstallerGate; signal?: AbortSignal; metrics?: ComponentObserver; progress?: InstallProgress }): InstallContext {
   return {
     host,
-    config: resolved,
+    config: resolveInstallersConfig(slice.installers, slice.stateDir),
     log,
-    nodeName,
-    // Without a gate from the caller: the node's one local budget, as the daemon's remedies spend it.
-    risk: options.risk ?? createRiskGate({ host, config: config.risk, stateDir: config.stateDir, log }).forInstallers(nodeName),
+    nodeName: slice.nodeName,
+    risk: options.risk,
     ...(options.signal === undefined ? {} : { signal: options.signal }),
     ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
     ...(options.progress === undefined ? {} : { progress: options.progress }),

@@ -1,14 +1,13 @@
 // The daemon's install loop: a source of desired state (the manifest directory, watched and
 // debounced, in standalone mode; the cluster's MachineComponents in src/installers/kube-source.ts)
 // plus a periodic pass that repairs drift; one run at a time, under the node-wide install lock.
-import type { AgentConfig } from '../config/schema.ts';
 import { errorMessage } from '../errors.ts';
 import type { Host } from '../host/host.ts';
 import { LockBusyError } from '../host/lock.ts';
 import { watchDir, type DirWatch } from '../host/watch.ts';
 import type { Logger } from '../log.ts';
 import type { ComponentObserver } from '../report/component-metrics.ts';
-import { createInstallContext, manifestReader } from './context.ts';
+import { createInstallContext, manifestReader, type InstallersSlice } from './context.ts';
 import { Engine, type ApplyOutcome } from './engine.ts';
 import { loadManifestDir } from './manifests.ts';
 import type { InstallerGate } from '../risk/gate.ts';
@@ -175,13 +174,13 @@ export class InstallReconciler {
   }
 }
 
-/** What the daemon calls: builds the context from the agent config and starts the loop. */
-export function startInstallReconciler(host: Host, config: AgentConfig, nodeName: string, log: Logger, options: { risk?: InstallerGate; metrics?: ComponentObserver } = {}): InstallReconciler {
-  const ctx = createInstallContext(host, config, nodeName, log, options);
+/** What the daemon calls: builds the context from the installers' slice and starts the loop. */
+export function startInstallReconciler(host: Host, slice: InstallersSlice, log: Logger, options: { risk: InstallerGate; metrics?: ComponentObserver }): InstallReconciler {
+  const ctx = createInstallContext(host, slice, log, options);
   const reconciler = new InstallReconciler(ctx, {
     manifestDir: ctx.config.manifestDir,
-    debounceMs: config.installers.reconcileDebounce,
-    intervalMs: config.installers.reconcileInterval,
+    debounceMs: slice.installers.reconcileDebounce,
+    intervalMs: slice.installers.reconcileInterval,
   });
   reconciler.start();
   return reconciler;

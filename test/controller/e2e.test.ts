@@ -77,7 +77,7 @@ describe('a rollout across 100 real agents', () => {
       const root = makeSandbox();
       roots.push(root);
       const config = validateConfig('test', { nodeName: machine(i), installers: { downloadBackoff: '20ms', lockTimeout: '2s' } });
-      const ctx = createInstallContext(createHost({ root }), config, machine(i), log, { risk: allowAll });
+      const ctx = createInstallContext(createHost({ root }), { installers: config.installers, stateDir: config.stateDir, nodeName: machine(i) }, log, { risk: allowAll });
       const { kc, client } = await agentKube(cluster, i);
       reconcilers.push(startKubeInstaller(ctx, { client, kubeConfig: kc, intervalMs: 600_000 }).reconciler);
     }

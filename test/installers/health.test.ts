@@ -24,7 +24,8 @@ describe('version probe', () => {
       JSON.stringify({ apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponent', metadata: { name: 'p' }, spec: { component: 'p', version: '1.0.0', source: { type: 'none' }, versionProbe: { argv: ['probe'], regex: '^(a|aa)+$' } } }),
     );
     assert.ok(target !== undefined);
-    const ctx = createInstallContext(createHost({ root }), validateConfig('test', { nodeName: 'node-a' }), 'node-a', createLogger('silent'), { risk: allowAll });
+    const config = validateConfig('test', { nodeName: 'node-a' });
+    const ctx = createInstallContext(createHost({ root }), { installers: config.installers, stateDir: config.stateDir, nodeName: 'node-a' }, createLogger('silent'), { risk: allowAll });
     const r = await probeVersion(ctx, target.spec);
     assert.match(r?.error ?? '', /version probe output does not match \/\^\(a\|aa\)\+\$\//);
   });

@@ -90,7 +90,7 @@ describe('a reload or stop while a hook runs', () => {
         stringify({ apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponent', metadata: { name: 'tool' }, spec: { component: 'tool', version: '1.0.0', source: { type: 'binary', url: server.url('slow-hook-tool'), sha256: sha256(body) }, hooks: { postInstall: [['mark', 'post', '1']] } } }),
       );
       const config = validateConfig('test', { nodeName: 'node-a', installers: { reconcileDebounce: '50ms' } });
-      const start = (): ReturnType<typeof startInstallReconciler> => startInstallReconciler(createHost({ root }), config, 'node-a', createLogger('silent'), { risk: allowAll });
+      const start = (): ReturnType<typeof startInstallReconciler> => startInstallReconciler(createHost({ root }), { installers: config.installers, stateDir: config.stateDir, nodeName: 'node-a' }, createLogger('silent'), { risk: allowAll });
       const first = start();
       for (let i = 0; i < 400 && !hooked().includes('post start'); i++) await sleep(25);
       assert.deepEqual(hooked(), ['post start'], 'the hook is running');

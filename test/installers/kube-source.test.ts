@@ -68,7 +68,7 @@ describe('MachineComponents from a real apiserver', () => {
     root = makeSandbox();
     const config = validateConfig('test', { nodeName: 'node-0', installers: { downloadBackoff: '20ms', lockTimeout: '2s' } });
     const log = createLogger('silent');
-    const ctx = createInstallContext(createHost({ root }), config, 'node-0', log, { risk: allowAll });
+    const ctx = createInstallContext(createHost({ root }), { installers: config.installers, stateDir: config.stateDir, nodeName: 'node-0' }, log, { risk: allowAll });
     const { kc, client } = await agentKube(cluster, 0);
     ({ reconciler, source } = startKubeInstaller(ctx, {
       client,

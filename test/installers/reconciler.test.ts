@@ -35,7 +35,7 @@ describe('standalone reconciler', () => {
     mkdirSync(dir, { recursive: true });
     writeFileSync(path.join(dir, 'motd.yaml'), manifest('1.0.0'));
     const config = validateConfig('test', { nodeName: 'node-a', installers: { reconcileDebounce: '50ms' } });
-    const reconciler = startInstallReconciler(createHost({ root }), config, 'node-a', createLogger('silent'), { risk: allowAll });
+    const reconciler = startInstallReconciler(createHost({ root }), { installers: config.installers, stateDir: config.stateDir, nodeName: 'node-a' }, createLogger('silent'), { risk: allowAll });
     try {
       const motd = path.join(root, 'etc/motd');
       await until('first pass', () => existsSync(motd));

@@ -12,7 +12,6 @@ import { ConfigError } from '../../src/errors.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { TempRoot } from '../helpers/host-root.ts';
 import { riskGate, silent } from '../remedies/helpers.ts';
-import { decodeSection } from '../../src/config/decode.ts';
 
 const HOUR = 3_600_000;
 const FILE = '/var/lib/kubenode/risk/budget.json';
@@ -142,12 +141,11 @@ describe('local budget: one budget for every caller', () => {
     }
   });
 
-  test("apply's installer restarts (the default install context) and remedies spend the same budget", async () => {
+  test("apply's installer restarts (its own gate's installer face) and remedies spend the same budget", async () => {
     const { root, host } = fixture();
     try {
-      const { AgentConfig } = await import('../../src/config/schema.ts');
-      const config = decodeSection('test', AgentConfig, { nodeName: 'n', risk: { local: { maxDisruptive: 2 } } });
-      const ctx = createInstallContext(host, config, 'n', silent);
+      const config = validateConfig('test', { nodeName: 'n' });
+      const ctx = createInstallContext(host, { installers: config.installers, stateDir: config.stateDir, nodeName: 'n' }, silent, { risk: riskGate(host, { local: { maxDisruptive: 2 } }).forInstallers('n') });
       const restart = await ctx.risk.ask({ component: 'containerd', step: 'restart', action: 'systemctl restart containerd.service' });
       assert.equal(restart.allowed, true, restart.reason);
       const gate = riskGate(host, { local: { maxDisruptive: 2 } });

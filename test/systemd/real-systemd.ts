@@ -14,6 +14,7 @@ import { createInstallContext } from '../../src/installers/context.ts';
 import { Engine, type ApplyOutcome } from '../../src/installers/engine.ts';
 import { parseManifestText } from '../../src/installers/manifests.ts';
 import { createLogger } from '../../src/log.ts';
+import { createRiskGate } from '../../src/risk/index.ts';
 
 /** Where PID 1's name is read; the refusal test points it at a file of its own. */
 const PID1_COMM = process.env.KUBENODE_SELFTEST_PID1_COMM ?? '/proc/1/comm';
@@ -64,7 +65,10 @@ async function main(): Promise<number> {
 
   const config = defaultConfig();
   config.stateDir = stateDir;
-  const ctx = createInstallContext(createHost(), config, 'selftest', createLogger('warn', 2));
+  const host = createHost();
+  const log = createLogger('warn', 2);
+  const risk = createRiskGate({ host, config: config.risk, stateDir, log }).forInstallers('selftest');
+  const ctx = createInstallContext(host, { installers: config.installers, stateDir, nodeName: 'selftest' }, log, { risk });
   const engine = new Engine(ctx);
   const apply = async (version: string, content: string): Promise<ApplyOutcome | undefined> => {
     const yaml = stringify({
