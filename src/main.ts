@@ -1,3 +1,4 @@
+import './cli/early-sighup.ts';
 import { Command, CommanderError } from 'commander';
 import { applyCommand } from './cli/apply.ts';
 import { checkCommand } from './cli/check.ts';

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import type { DaemonOptions } from '../daemon.ts';
 import { UsageError } from '../errors.ts';
+import { takeEarlySighup } from './early-sighup.ts';
 import { addHostOptions, addLogOptions, logOptions, type LogFlags } from './common.ts';
 
 export function runCommand(): Command {
@@ -32,6 +33,7 @@ Signals: SIGHUP reloads the configuration (at any moment, start-up included); SI
       if (daemon === undefined) pendingReload = true;
       else void daemon.requestReload();
     });
+    if (takeEarlySighup()) pendingReload = true;
     const stop = (signal: string): void => {
       if (daemon === undefined) pendingStop = signal;
       else void daemon.stop();

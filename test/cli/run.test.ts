@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, test } from 'node:test';
 import { detectors } from '../../src/detectors/index.ts';
 import { AGENT, REPO } from '../helpers/cli.ts';
@@ -274,4 +275,37 @@ test('SIGHUP never reports again an event the start-up lookback already reported
   assert.equal(agent.logs.filter((l) => l.msg === 'Event' && l.reason === 'OOMKilling').length, 1, 'the event was logged once');
   agent.child.kill('SIGTERM');
   assert.equal(await agent.exited, 0);
+});
+
+/** Whether the process catches SIGHUP (bit 0 of SigCgt in /proc/PID/status). */
+function catchesSighup(pid: number): boolean {
+  const mask = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return mask !== undefined && (BigInt(`0x${mask}`) & 1n) === 1n;
+}
+
+test('SIGHUP at any moment of start-up leaves the daemon healthy and running', async () => {
+  const root = hostWithKmsg();
+  const config = root.write('/agent.yaml', CONFIG);
+  // Moments after the agent's first statement ran (its SIGHUP listener is up), and one after /healthz answered.
+  for (const moment of [0, 20, 50, 100, 200, 'healthz'] as const) {
+    const child = spawn(process.execPath, [AGENT, 'run', '--root', root.dir, '--config', config, '--listen', '127.0.0.1:0'], { cwd: REPO });
+    children.push(child);
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const pid = child.pid as number;
+    await waitFor(() => catchesSighup(pid) || undefined, () => `moment ${moment}: no SIGHUP listener`);
+    const started = (): Record<string, unknown> | undefined => out.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'Agent started');
+    if (moment === 'healthz') {
+      const line = await waitFor(started, () => 'no start');
+      await waitFor(async () => (await fetch(`http://${line.listen as string}/healthz`)).status === 200 || undefined, () => 'no health');
+    } else await sleep(moment);
+    child.kill('SIGHUP');
+    const line = await waitFor(started, () => `moment ${moment}: no start`);
+    await waitFor(() => out.includes('"msg":"Configuration reloaded"') || undefined, () => `moment ${moment}: the SIGHUP was not applied`);
+    assert.equal((await fetch(`http://${line.listen as string}/healthz`)).status, 200, `moment ${moment}`);
+    assert.equal(child.exitCode, null, `moment ${moment}: still running`);
+    child.kill('SIGTERM');
+    assert.deepEqual(await exited, { code: 0, signal: null }, `moment ${moment}`);
+  }
 });
