@@ -37,9 +37,18 @@ export function pending(plans: readonly ComponentPlan[]): ComponentPlan[] {
 
 export function renderPlan(plans: readonly ComponentPlan[]): string {
   const lines: string[] = [];
-  const changing = plans.filter((p) => p.actions.length > 0 || p.error !== undefined || p.resume !== undefined || p.warnings !== undefined);
+  const changing = plans.filter((p) => p.actions.length > 0 || p.error !== undefined || p.resume !== undefined || p.warnings !== undefined || p.removal !== undefined);
   for (const p of changing) {
-    const versions = p.fromVersion === undefined ? p.toVersion : p.fromVersion === p.toVersion ? p.toVersion : `${p.fromVersion} → ${p.toVersion}`;
+    const versions =
+      p.removal === 'uninstall'
+        ? `${p.toVersion} → removed`
+        : p.removal === 'orphan'
+          ? `${p.toVersion} left installed, no longer managed (removalPolicy Orphan)`
+          : p.fromVersion === undefined
+            ? p.toVersion
+            : p.fromVersion === p.toVersion
+              ? p.toVersion
+              : `${p.fromVersion} → ${p.toVersion}`;
     lines.push(`${p.component} ${versions}${p.resume === undefined ? '' : ` (resuming a crashed ${p.resume})`}`);
     if (p.error !== undefined) lines.push(`  ! ${p.error}`);
     for (const w of p.warnings ?? []) lines.push(`  ! ${w}`);
