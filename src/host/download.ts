@@ -1,5 +1,5 @@
 // Streams an artifact into a host file, appending to what an earlier attempt left (HTTP Range).
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, ftruncateSync } from 'node:fs';
 import { mkdir, open, stat, truncate, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -76,6 +76,10 @@ export async function fetchInto(host: Host, url: string, partialHostPath: string
   // Not permanent by itself: the caller decides whether its overall budget allows another attempt.
   const deadline = setTimeout(() => controller.abort(new Error(`not finished within ${options.deadlineMs}ms`)), options.deadlineMs);
   let response: HttpResponse | undefined;
+  // Opened before the request, so that no await lies between the response and the listeners on its
+  // body: a short body whose connection closes while we waited was destroyed unseen, and the
+  // download hung past both of its timers. O_APPEND writes land at the end, also after a truncate.
+  const handle = await open(file, 'a', 0o600);
   try {
     armIdle();
     if (parsed.protocol === 'file:') {
@@ -88,7 +92,7 @@ export async function fetchInto(host: Host, url: string, partialHostPath: string
       }
       if (total > options.maxBytes) throw new FetchError(`${url}: ${total} bytes is over the limit of ${options.maxBytes}`, true, offset);
       if (offset > total) {
-        await truncate(file, 0);
+        await handle.truncate(0);
         offset = 0;
       }
       expectedTotal = total;
@@ -105,7 +109,7 @@ export async function fetchInto(host: Host, url: string, partialHostPath: string
       if (response.status === 416 && offset > 0) {
         // Everything is already here (or the partial file is longer than the artifact).
         if (contentRangeTotal === offset) return { bytes: offset, resumed: true, startedAt: offset };
-        await truncate(file, 0);
+        await handle.truncate(0);
         throw new FetchError(`${url}: range not satisfiable, restarting from zero`, false, 0);
       }
       if (response.status === 206 && offset > 0) {
@@ -113,7 +117,7 @@ export async function fetchInto(host: Host, url: string, partialHostPath: string
         if (Number.isFinite(contentRangeTotal)) expectedTotal = contentRangeTotal;
       } else if (response.status === 200) {
         if (offset > 0) {
-          await truncate(file, 0);
+          ftruncateSync(handle.fd, 0);
           offset = 0;
         }
         const length = Number(response.headers['content-length'] ?? NaN);
@@ -127,7 +131,6 @@ export async function fetchInto(host: Host, url: string, partialHostPath: string
       }
       body = response.body;
     }
-    const handle = await open(file, offset === 0 ? 'w' : 'a', 0o600);
     let bytes = offset;
     try {
       await writeAll(body, handle, (chunk) => {
@@ -139,13 +142,11 @@ export async function fetchInto(host: Host, url: string, partialHostPath: string
     } catch (err) {
       bytes = (await handle.stat()).size;
       if (err instanceof FetchError) {
-        if (err.permanent) await truncate(file, 0).catch(() => undefined);
+        if (err.permanent) await handle.truncate(0).catch(() => undefined);
         throw new FetchError(err.message, err.permanent, bytes);
       }
       const reason = abortReason(controller.signal) ?? describeNetworkError(err);
       throw new FetchError(`${url}: transfer interrupted after ${bytes} bytes: ${reason}`, false, bytes, { cause: err });
-    } finally {
-      await handle.close();
     }
     if (expectedTotal !== undefined && bytes !== expectedTotal) {
       throw new FetchError(`${url}: connection closed after ${bytes} of ${expectedTotal} bytes`, false, bytes);
@@ -155,6 +156,7 @@ export async function fetchInto(host: Host, url: string, partialHostPath: string
     clearTimeout(idle);
     clearTimeout(deadline);
     response?.body.destroy();
+    await handle.close();
     options.signal?.removeEventListener('abort', onAbort);
   }
 }
