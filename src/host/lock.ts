@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { AgentError } from '../errors.ts';
 import path from 'node:path';
@@ -17,6 +17,11 @@ const LockHolder = Type.Object({
   hostname: Type.String(),
   since: Type.String(),
   purpose: Type.String(),
+  /**
+   * Random per acquisition: callers in one process share pid and start time, so only this tells
+   * whose lock it is at release. Optional because locks written by earlier releases lack it.
+   */
+  token: Type.Optional(Type.String()),
 });
 export type LockHolder = Static<typeof LockHolder>;
 
@@ -72,10 +77,12 @@ async function readHolder(file: string): Promise<LockHolder | undefined> {
 }
 
 /**
- * A lock file (O_EXCL) under /run naming its holder by boot_id, pid and the pid's start time. A
- * lock whose holder is gone — killed (-9), or from before a reboot or power loss, even when a new
- * process now has its pid — is taken over; a live holder is waited for up to timeoutMs, then
- * LockBusyError. onWait hears of the live holder once, when the wait begins.
+ * A lock file under /run naming its holder by boot_id, pid and the pid's start time. It is written
+ * whole to a temporary name and linked into place (link(2) fails if the lock exists), so a reader
+ * never sees a lock half-written. A lock whose holder is gone — killed (-9), or from before a
+ * reboot or power loss, even when a new process now has its pid — is taken over; a live holder is
+ * waited for up to timeoutMs, then LockBusyError. onWait hears of the live holder once, when the
+ * wait begins.
  */
 export async function acquireLock(host: Host, hostPath: string, options: { timeoutMs: number; pollMs?: number; purpose: string; onWait?: (holder: LockHolder | undefined) => void }): Promise<Lock> {
   const file = await resolveInRoot(host.root, hostPath, { followFinal: false });
@@ -88,50 +95,90 @@ export async function acquireLock(host: Host, hostPath: string, options: { timeo
     hostname: os.hostname(),
     since: new Date(started).toISOString(),
     purpose: options.purpose,
+    token: randomBytes(8).toString('hex'),
   };
   const poll = options.pollMs ?? 100;
   let told = false;
+  // When the lock was first seen unreadable, and which file it was: garbage is only judged stale
+  // once the same file has stayed unreadable for a poll.
+  let unreadable: { since: number; ino: number } | undefined;
   for (;;) {
-    try {
-      const handle = await open(file, 'wx', 0o644);
-      try {
-        await handle.writeFile(JSON.stringify(me));
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
+    if (await tryCreate(file, me)) {
       return {
         async release() {
-          const holder = await readHolder(file);
-          if (holder?.pid === me.pid && holder.startTime === me.startTime) await rm(file, { force: true });
+          if ((await readHolder(file))?.token === me.token) await rm(file, { force: true });
         },
       };
-    } catch (err) {
-      if (!isErrno(err, 'EEXIST')) throw err;
     }
+    const ino = await inodeOf(file);
+    if (ino === undefined) continue;
     const holder = await readHolder(file);
+    const now = host.clock.now();
+    if (holder === undefined) {
+      if (unreadable?.ino !== ino) unreadable = { since: now, ino };
+    } else {
+      unreadable = undefined;
+    }
     const live = holder !== undefined && (await holds(holder));
-    // An unreadable holder is being written this instant, or is garbage: it gets one poll of grace.
-    if (!live && (holder !== undefined || host.clock.now() - started > poll)) {
-      // Rename first: of two agents taking over the same stale lock, only one rename succeeds.
-      const aside = `${file}.stale-${randomBytes(4).toString('hex')}`;
-      try {
-        await rename(file, aside);
-        const moved = await readHolder(aside);
-        // Another agent took the stale lock over between our read and our rename: give it back.
-        if (moved !== undefined && moved.pid !== holder?.pid && (await holds(moved))) await link(aside, file).catch(() => undefined);
-        await rm(aside, { force: true });
-      } catch (err) {
-        if (!isErrno(err, 'ENOENT')) throw err;
-      }
+    if (!live && (holder !== undefined || now - (unreadable?.since ?? now) > poll)) {
+      await takeOver(file, ino);
       continue;
     }
-    const waited = host.clock.now() - started;
+    const waited = now - started;
     if (waited >= options.timeoutMs) throw new LockBusyError(hostPath, holder, waited);
     if (!told && live) {
       told = true;
       options.onWait?.(holder);
     }
     await host.clock.sleep(Math.min(poll, Math.max(1, options.timeoutMs - waited)));
+  }
+}
+
+async function tryCreate(file: string, me: LockHolder): Promise<boolean> {
+  const temp = `${file}.new-${me.token ?? ''}`;
+  try {
+    const handle = await open(temp, 'wx', 0o644);
+    try {
+      await handle.writeFile(JSON.stringify(me));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await link(temp, file);
+    return true;
+  } catch (err) {
+    if (isErrno(err, 'EEXIST')) return false;
+    throw err;
+  } finally {
+    await rm(temp, { force: true });
+  }
+}
+
+async function inodeOf(file: string): Promise<number | undefined> {
+  try {
+    return (await lstat(file)).ino;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Moves a stale lock aside. Of two agents taking over the same stale lock only one rename
+ * succeeds; if what was moved is not the file judged stale (another agent took over and locked in
+ * between), it is put back.
+ */
+async function takeOver(file: string, staleIno: number): Promise<void> {
+  const aside = `${file}.stale-${randomBytes(4).toString('hex')}`;
+  try {
+    await rename(file, aside);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return;
+    throw err;
+  }
+  try {
+    if ((await lstat(aside)).ino !== staleIno) await link(aside, file).catch(() => undefined);
+  } finally {
+    await rm(aside, { force: true });
   }
 }
