@@ -314,7 +314,7 @@ export class Daemon {
     const host = this.#host as Host;
     const store = this.#store as ConditionStore;
     const byName = new Map(instances.map((i) => [i.name, i]));
-    for (const i of instances) if (i.metricsReporting && i.problems !== undefined) this.#metrics.declareProblems(i.problems);
+    this.#metrics.loadNpdMonitors(instances.flatMap((i) => (i.metricsReporting && i.problems !== undefined ? [i.problems] : [])));
     const scheduler = new Scheduler({
       maxConcurrent,
       clock: host.clock,

@@ -36,11 +36,18 @@ export interface ConditionObservation {
 export class AgentMetrics {
   readonly registry = new Registry();
   readonly components = new ComponentMetrics(this.registry);
-  readonly #problemCounter = new Counter({ name: 'problem_counter', help: 'Number of times a specific type of problem have occurred.', labelNames: ['reason'], registers: [this.registry] });
-  readonly #problemGauge = new Gauge({ name: 'problem_gauge', help: 'Whether a specific type of problem is affecting the node or not.', labelNames: ['type', 'reason'], registers: [this.registry] });
+  /**
+   * NPD's two series keep queries written for NPD working, and their names break two Prometheus
+   * naming rules (promtool flags them), so they are on the registry only while an NPD monitor
+   * that reports metrics is loaded (see loadNpdMonitors). They count all along, so a counter that
+   * appears after a reload still counts from the agent's start.
+   */
+  readonly #problemCounter = new Counter({ name: 'problem_counter', help: 'Number of times a specific type of problem have occurred.', labelNames: ['reason'], registers: [] });
+  readonly #problemGauge = new Gauge({ name: 'problem_gauge', help: 'Whether a specific type of problem is affecting the node or not.', labelNames: ['type', 'reason'], registers: [] });
+  #npdExported = false;
   readonly #problemEvents = new Counter({
     name: 'kubenode_problem_events_total',
-    help: 'Warning events, by the detector that raised them and reason; problem_counter is the sum over detectors.',
+    help: "Warning events, by the detector that raised them and reason; NPD's problem_counter, there while an NPD monitor is loaded, is the sum over detectors.",
     labelNames: ['detector', 'reason'],
     registers: [this.registry],
   });
@@ -111,12 +118,22 @@ export class AgentMetrics {
   }
 
   /**
-   * What NPD does when it loads a monitor: problem_counter{reason} at 0 for every rule, and
-   * problem_gauge{type,reason} at 0 for every permanent rule, so queries see the series before
-   * the first problem. Existing values are kept (a reload).
+   * At start and on every reload, the rules of each loaded NPD monitor that reports metrics: with
+   * none, NPD's series leave the scrape; with some, they are in it and, as NPD does when it loads
+   * a monitor, problem_counter{reason} is at 0 for every rule and problem_gauge{type,reason} at 0
+   * for every permanent rule, so queries see the series before the first problem. Existing values
+   * are kept (a reload).
    */
-  declareProblems(problems: readonly NpdProblem[]): void {
-    for (const { reason, condition } of problems) {
+  loadNpdMonitors(monitors: readonly (readonly NpdProblem[])[]): void {
+    const wanted = monitors.length > 0;
+    if (wanted !== this.#npdExported) {
+      for (const [name, metric] of [['problem_counter', this.#problemCounter], ['problem_gauge', this.#problemGauge]] as const) {
+        if (wanted) this.registry.registerMetric(metric);
+        else this.registry.removeSingleMetric(name);
+      }
+      this.#npdExported = wanted;
+    }
+    for (const { reason, condition } of monitors.flat()) {
       this.#problemCounter.inc({ reason }, 0);
       if (condition !== undefined && !this.#gaugeSeries.has(`${condition}\0${reason}`)) this.#setGauge(condition, reason, 0);
     }

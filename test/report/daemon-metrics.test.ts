@@ -1,10 +1,13 @@
 // The running daemon (the bundle `npm run build` makes) as Prometheus sees it: a full scrape
-// with every part that registers metrics at work, checked by promtool and read series by series,
+// with every part that registers metrics at work (every detector, NPD monitors, installers,
+// remedies and the risk gate), checked by promtool and read series by series,
 // and a real Prometheus (Debian's package) answering the queries the README gives.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
 import { detectors } from '../../src/detectors/index.ts';
 import { AGENT, REPO } from '../helpers/cli.ts';
@@ -63,7 +66,10 @@ async function waitFor<T>(probe: () => Promise<T | undefined>, why: () => string
   }
 }
 
-test('a full scrape: every family present, promtool clean but for NPD names, one kernel line told apart by detector', async () => {
+// Captured in kubernetes/kubernetes#12905 (4.x kernel); also in test/fixtures/npd/kernel-lines.json.
+const READONLY_LINE = 'EXT4-fs (dm-4): Remounting filesystem read-only';
+
+test('a full scrape: every family present; promtool clean with the built-in detectors alone, and after NPD monitors are loaded NPD\'s names are its only findings', async () => {
   const root = scratchHost();
   root.write('/srv/artifacts/tool-1.0.0', TOOL);
   root.write(
@@ -79,58 +85,59 @@ test('a full scrape: every family present, promtool clean but for NPD names, one
       '',
     ].join('\n'),
   );
-  const config = root.write(
-    '/agent.yaml',
+  // The runtime the remedy restarts, as this host's systemctl sees it (the systemd detector asks it too).
+  root.script('/usr/bin/systemctl', 'case "$*" in *LoadState*) echo loaded;; *is-active*) echo active;; esac\nexit 0');
+  // The kubelet detector's /healthz, so that its probe asks this test and nothing else on the machine.
+  const kubelet = createServer((_req, res) => res.end('ok'));
+  await new Promise<void>((r) => kubelet.listen(0, '127.0.0.1', r));
+  after(() => kubelet.close());
+  const healthz = `http://127.0.0.1:${(kubelet.address() as AddressInfo).port}/healthz`;
+  const configLines = (npd: boolean): string =>
     [
       'listen: 127.0.0.1:0',
-      // Both on purpose: the built-in kernel detector and NPD's kernel monitor read the same kmsg.
-      'monitors:',
-      '  systemLog: [builtin:kernel-monitor.json]',
+      // With NPD's kernel monitor the built-in kernel detector and it read the same kmsg, on purpose.
+      ...(npd ? ['monitors:', '  systemLog: [builtin:kernel-monitor.json]'] : []),
       'detectors:',
-      ...Object.keys(detectors).map((name) => (name === 'kernel' ? '  kernel: { enabled: true, interval: 1s }' : `  ${name}: { enabled: false }`)),
+      '  kernel: { enabled: true, interval: 1s }',
+      `  kubelet: { enabled: true, healthzUrl: "${healthz}" }`,
       'installers:',
       '  reconcileDebounce: 200ms',
       'remedies:',
       '  enabled: true',
       '  interval: 1s',
       '  rules:',
-      '    - name: never',
-      '      condition: { type: XfsShutdown }',
-      '      steps: [{ action: drop-caches }]',
+      '    - name: readonly',
+      '      condition: { type: ReadonlyFilesystem, reasons: [FilesystemIsReadOnly] }',
+      '      steps: [{ action: restart-runtime, params: { unit: containerd.service }, verifyAfter: 1s, cooldown: 1h }]',
       '',
-    ].join('\n'),
-  );
+    ].join('\n');
+  const config = root.write('/agent.yaml', configLines(false));
   const { child, listen, output } = await startAgent(root, config);
   const scrape = async (): Promise<string> => (await fetch(`http://${listen}/metrics`)).text();
 
-  appendFileSync(root.path('/dev/kmsg'), `3,5,99500000,-;${OOM_LINE}\n`);
-  const text = await waitFor(async () => {
+  // Every built-in detector is on (their default); the read-only line starts the remedy, through the risk gate.
+  appendFileSync(root.path('/dev/kmsg'), `3,5,99500000,-;${READONLY_LINE}\n`);
+  const builtIn = await waitFor(async () => {
     const t = await scrape();
     const ready =
-      valueOf(t, 'kubenode_problem_events_total', { detector: 'kernel', reason: 'OOMKilling' }) === 1 &&
-      valueOf(t, 'kubenode_problem_events_total', { detector: 'kernel-monitor', reason: 'OOMKilling' }) === 1 &&
+      Object.keys(detectors).every((detector) => (valueOf(t, 'kubenode_detector_duration_seconds_count', { detector }) ?? 0) >= 1) &&
       valueOf(t, 'kubenode_component_info', { component: 'tool' }) === 1 &&
-      valueOf(t, 'kubenode_detector_last_success_timestamp_seconds', { detector: 'kernel' }) !== undefined;
+      valueOf(t, 'kubenode_risk_gate_decisions_total', { gate: 'local', decision: 'allowed' }) === 1 &&
+      valueOf(t, 'kubenode_remedy_operations_total', { action: 'restart-runtime', result: 'not_fixed' }) === 1;
     return ready ? t : undefined;
   }, () => `metrics never settled:\n${output()}`);
 
-  // The documented rule: NPD's counter counts the line once per detector that reported it.
-  assert.equal(valueOf(text, 'problem_counter', { reason: 'OOMKilling' }), 2);
-  // As NPD at start: every reason kernel-monitor.json can raise has its series, at 0 until it happens.
-  assert.equal(valueOf(text, 'problem_counter', { reason: 'KernelOops' }), 0);
-  assert.equal(valueOf(text, 'problem_gauge', { type: 'KernelDeadlock', reason: 'DockerHung' }), 0);
-  assert.equal(valueOf(text, 'kubenode_component_info', { component: 'tool', version: '1.0.0' }), 1);
-  assert.equal(valueOf(text, 'kubenode_component_phase', { component: 'tool', phase: 'Installed' }), 1);
-  assert.equal(valueOf(text, 'kubenode_component_applies_total', { component: 'tool', result: 'installed' }), 1);
-  assert.equal(valueOf(text, 'kubenode_component_downloads_total', { component: 'tool', result: 'ok' }), 1);
-  assert.equal(valueOf(text, 'kubenode_component_download_bytes_total', { component: 'tool' }), TOOL.length);
-  assert.equal(valueOf(text, 'kubenode_condition_status', { detector: 'kernel-monitor', type: 'KernelDeadlock', status: 'False' }), 1);
+  assert.equal(valueOf(builtIn, 'kubenode_problem_events_total', { detector: 'kernel', reason: 'FilesystemIsReadOnly' }), 1);
+  assert.equal(valueOf(builtIn, 'kubenode_remedy_actions_started_total', { action: 'restart-runtime' }), 1);
+  assert.equal(valueOf(builtIn, 'kubenode_component_info', { component: 'tool', version: '1.0.0' }), 1);
+  assert.equal(valueOf(builtIn, 'kubenode_component_phase', { component: 'tool', phase: 'Installed' }), 1);
+  assert.equal(valueOf(builtIn, 'kubenode_component_applies_total', { component: 'tool', result: 'installed' }), 1);
+  assert.equal(valueOf(builtIn, 'kubenode_component_downloads_total', { component: 'tool', result: 'ok' }), 1);
+  assert.equal(valueOf(builtIn, 'kubenode_component_download_bytes_total', { component: 'tool' }), TOOL.length);
 
-  const { samples, types } = parseScrape(text);
+  const { samples, types } = parseScrape(builtIn);
   const withSamples = new Set(samples.map((s) => s.name.replace(/_(bucket|sum|count)$/, '')));
   const families = [
-    'problem_counter',
-    'problem_gauge',
     'kubenode_build_info',
     'kubenode_problem_events_total',
     'kubenode_condition_status',
@@ -144,6 +151,11 @@ test('a full scrape: every family present, promtool clean but for NPD names, one
     'kubenode_component_downloads_total',
     'kubenode_component_download_duration_seconds',
     'kubenode_component_download_bytes_total',
+    'kubenode_remedy_actions_started_total',
+    'kubenode_remedy_operations_total',
+    'kubenode_remedy_operation_duration_seconds',
+    'kubenode_risk_gate_decisions_total',
+    'kubenode_risk_permits_held',
     'process_cpu_seconds_total',
     'process_resident_memory_bytes',
     'nodejs_heap_size_used_bytes',
@@ -154,10 +166,27 @@ test('a full scrape: every family present, promtool clean but for NPD names, one
     assert.ok(types.has(f), `${f} is not in the scrape`);
     if (f !== 'nodejs_gc_duration_seconds') assert.ok(withSamples.has(f), `${f} has no sample`);
   }
-  for (const prefix of ['kubenode_remedy_', 'kubenode_risk_']) assert.ok([...types.keys()].some((f) => f.startsWith(prefix)), `${prefix}* metrics are registered on the same registry`);
+  assert.deepEqual([...types.keys()].filter((f) => f.startsWith('problem_')), [], "NPD's series only come with an NPD monitor");
+  assert.deepEqual(promtool(builtIn).problems, [], 'promtool check metrics, built-in detectors alone');
 
-  const checked = promtool(text);
-  assert.deepEqual(checked.problems.sort(), [...NPD_NAME_PROBLEMS].sort(), 'promtool check metrics');
+  writeFileSync(config, configLines(true));
+  child.kill('SIGHUP');
+  await waitFor(async () => (output().includes('"Configuration reloaded"') ? true : undefined), () => `no reload:\n${output()}`);
+  appendFileSync(root.path('/dev/kmsg'), `3,6,99600000,-;${OOM_LINE}\n`);
+  const withNpd = await waitFor(async () => {
+    const t = await scrape();
+    const ready =
+      valueOf(t, 'kubenode_problem_events_total', { detector: 'kernel', reason: 'OOMKilling' }) === 1 &&
+      valueOf(t, 'kubenode_problem_events_total', { detector: 'kernel-monitor', reason: 'OOMKilling' }) === 1;
+    return ready ? t : undefined;
+  }, () => `the NPD monitor never counted the line:\n${output()}`);
+  // The documented rule: NPD's counter counts the line once per detector that reported it.
+  assert.equal(valueOf(withNpd, 'problem_counter', { reason: 'OOMKilling' }), 2);
+  // As NPD at start: every reason kernel-monitor.json can raise has its series, at 0 until it happens.
+  assert.equal(valueOf(withNpd, 'problem_counter', { reason: 'KernelOops' }), 0);
+  assert.equal(valueOf(withNpd, 'problem_gauge', { type: 'KernelDeadlock', reason: 'DockerHung' }), 0);
+  assert.equal(valueOf(withNpd, 'kubenode_condition_status', { detector: 'kernel-monitor', type: 'KernelDeadlock', status: 'False' }), 1);
+  assert.deepEqual(promtool(withNpd).problems.sort(), [...NPD_NAME_PROBLEMS].sort(), 'promtool check metrics, NPD monitors loaded');
 
   child.kill('SIGTERM');
   await new Promise((r) => child.once('exit', r));

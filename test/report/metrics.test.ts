@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { createHost } from '../../src/host/host.ts';
+import { CertificateRotator } from '../../src/join/rotate.ts';
+import { writeMetrics } from '../../src/report/kube/index.ts';
 import { AgentMetrics } from '../../src/report/metrics.ts';
 import type { Condition } from '../../src/types.ts';
+import { quietLog } from './kube/helpers.ts';
 import { NPD_NAME_PROBLEMS, parseScrape, promtool, valueOf } from './scrape.ts';
 
 const condition = (status: Condition['status'], reason: string): Condition => ({ type: 'KernelDeadlock', status, reason, message: '', transitionTime: 0 });
@@ -13,6 +17,7 @@ test('an Unknown condition reads apart from a healthy one; problem_gauge stays a
     { status: 'True', reason: 'DockerHung', gauge: 1 },
   ];
   const m = new AgentMetrics();
+  m.loadNpdMonitors([[{ reason: 'DockerHung', condition: 'KernelDeadlock' }]]);
   let before: Condition | undefined;
   for (const c of cases) {
     const after = condition(c.status, c.reason);
@@ -29,7 +34,7 @@ test('an Unknown condition reads apart from a healthy one; problem_gauge stays a
 test("NPD's series exist at 0 for every reason a loaded monitor can raise, and a reload keeps their values", async () => {
   const m = new AgentMetrics();
   const problems = [{ reason: 'OOMKilling' }, { reason: 'DockerHung', condition: 'KernelDeadlock' }, { reason: 'AUFSUmountHung', condition: 'KernelDeadlock' }];
-  m.declareProblems(problems);
+  m.loadNpdMonitors([problems]);
   let text = await m.registry.metrics();
   assert.equal(valueOf(text, 'problem_counter', { reason: 'OOMKilling' }), 0);
   assert.equal(valueOf(text, 'problem_counter', { reason: 'DockerHung' }), 0);
@@ -38,7 +43,7 @@ test("NPD's series exist at 0 for every reason a loaded monitor can raise, and a
   assert.equal(valueOf(text, 'problem_gauge', { reason: 'OOMKilling' }), undefined, 'a temporary rule has no gauge');
   m.observeEvents('kernel-monitor', [{ severity: 'warn', reason: 'OOMKilling', message: '', timestamp: 0 }]);
   m.observeCondition({ detector: 'kernel-monitor', before: undefined, after: condition('True', 'DockerHung') });
-  m.declareProblems(problems);
+  m.loadNpdMonitors([problems]);
   text = await m.registry.metrics();
   assert.equal(valueOf(text, 'problem_counter', { reason: 'OOMKilling' }), 1);
   assert.equal(valueOf(text, 'problem_gauge', { type: 'KernelDeadlock', reason: 'DockerHung' }), 1);
@@ -75,6 +80,7 @@ test('last success: absent before the first probe completes, moved by a success,
 
 test('one kernel line seen by the built-in kernel detector and an NPD kernel monitor: told apart by detector', async () => {
   const m = new AgentMetrics();
+  m.loadNpdMonitors([[{ reason: 'OOMKilling' }]]);
   const oom = { severity: 'warn' as const, reason: 'OOMKilling', message: 'Killed process 27438 (R)', timestamp: 1 };
   m.observeEvents('kernel', [oom]);
   m.observeEvents('kernel-monitor', [oom]);
@@ -136,15 +142,37 @@ test('component metrics: installed version on an info gauge, one phase set, appl
   assert.equal(valueOf(text, 'kubenode_component_applies_total', { component: 'node-exporter', result: 'installed' }), 2);
 });
 
-test('promtool check metrics finds nothing but the NPD names it has always found', async () => {
+test("promtool check metrics: nothing with built-in detectors alone; with an NPD monitor loaded, NPD's names and nothing else", async () => {
   const m = new AgentMetrics();
+  m.loadNpdMonitors([]);
   m.observeProbe('disk', 5, false);
   m.observeEvents('kernel', [{ severity: 'warn', reason: 'OOMKilling', message: '', timestamp: 1 }]);
   m.observeCondition({ detector: 'kernel', before: undefined, after: condition('Unknown', 'KernelDeadlockUnknown') });
   m.components.passDone([{ component: 'a', result: 'installed', durationMs: 1 }], [{ component: 'a', status: { phase: 'Installed', installedVersion: '1.0.0' } }]);
   m.components.downloaded('a', 'ok', 1, 1);
-  const { problems } = promtool(await m.registry.metrics());
-  assert.deepEqual(problems.sort(), [...NPD_NAME_PROBLEMS].sort());
+  m.remedies.started('restart-runtime');
+  m.remedies.ended('restart-runtime', 'not_fixed', 1000);
+  m.risk.decision('local', true);
+  // What a daemon with a kubeconfig adds to the same registry (the full scrape in daemon-metrics.test.ts has none).
+  writeMetrics(m.registry)('lease', true);
+  // Never started: only its series are wanted.
+  new CertificateRotator({ host: createHost({ root: '/nonexistent' }), kubeconfig: '/etc/kubenode/kubeconfig', nodeName: 'n', log: quietLog, registry: m.registry });
+  let text = await m.registry.metrics();
+  for (const family of ['kubenode_remedy_operation_duration_seconds', 'kubenode_risk_gate_decisions_total', 'kubenode_apiserver_writes_total', 'kubenode_agent_client_certificate_expired']) {
+    assert.ok(parseScrape(text).types.has(family), family);
+  }
+  assert.deepEqual(promtool(text).problems, []);
+  assert.deepEqual([...parseScrape(text).types.keys()].filter((f) => f.startsWith('problem_')), [], 'no NPD series without an NPD monitor');
+
+  m.loadNpdMonitors([[{ reason: 'OOMKilling' }]]);
+  text = await m.registry.metrics();
+  assert.deepEqual(promtool(text).problems.sort(), [...NPD_NAME_PROBLEMS].sort());
+  // Counted from the start, before the monitor was loaded.
+  assert.equal(valueOf(text, 'problem_counter', { reason: 'OOMKilling' }), 1);
+  assert.equal(valueOf(text, 'problem_gauge', { type: 'KernelDeadlock', reason: 'KernelDeadlockUnknown' }), 0);
+
+  m.loadNpdMonitors([]);
+  assert.deepEqual(promtool(await m.registry.metrics()).problems, [], 'a reload that drops the last NPD monitor drops its series');
 });
 
 test('a reload that drops a detector drops its condition and last-success series, and keeps the others', async () => {

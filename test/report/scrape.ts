@@ -33,7 +33,7 @@ export function valueOf(text: string, name: string, labels: Record<string, strin
 /**
  * What `promtool check metrics` (Debian's prometheus package) says about a scrape. NPD's own
  * names break two Prometheus naming rules and are kept for NPD compatibility (README, "Metrics
- * and health"); everything else must pass.
+ * and health"): these are the findings while an NPD monitor is loaded, and none otherwise.
  */
 export const NPD_NAME_PROBLEMS = [
   'problem_counter counter metrics should have "_total" suffix',
