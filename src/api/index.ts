@@ -8,6 +8,9 @@ import { MachineComponentSetSpec, MachineComponentSetStatus } from './machine-co
 import { NodeRemedierSpec, NodeRemedierStatus } from './node-remedier.ts';
 import { RemedyOperationSpec, RemedyOperationStatus } from './remedy-operation.ts';
 import { RiskPolicySpec, RiskPolicyStatus } from './risk-policy.ts';
+import { ReleaseApprovalSpec, ReleaseApprovalStatus } from './release-approval.ts';
+import { ReleasePipelineSpec, ReleasePipelineStatus } from './release-pipeline.ts';
+import { ReleaseSpec, ReleaseStatus } from './release.ts';
 
 export { GROUP, VERSION } from './common.ts';
 export const API_GROUP_VERSION = `${GROUP}/${VERSION}`;
@@ -167,6 +170,57 @@ export const kinds = {
       { name: 'Breaker', type: 'string', jsonPath: '.status.circuitBreaker.state' },
       { name: 'Paused', type: 'boolean', jsonPath: '.spec.paused' },
       { name: 'MinHealthy', type: 'number', jsonPath: '.spec.minHealthyShare', priority: 1 },
+      age,
+    ],
+  },
+  ReleasePipeline: {
+    kind: 'ReleasePipeline',
+    plural: 'releasepipelines',
+    singular: 'releasepipeline',
+    shortNames: ['knpl'],
+    scope: 'Cluster',
+    categories: CATEGORIES,
+    spec: ReleasePipelineSpec,
+    status: ReleasePipelineStatus,
+    printerColumns: [
+      { name: 'Stages', type: 'string', jsonPath: '.spec.stages[*].name' },
+      age,
+    ],
+  },
+  Release: {
+    kind: 'Release',
+    plural: 'releases',
+    singular: 'release',
+    shortNames: ['knrel'],
+    scope: 'Cluster',
+    categories: CATEGORIES,
+    spec: ReleaseSpec,
+    status: ReleaseStatus,
+    printerColumns: [
+      { name: 'Pipeline', type: 'string', jsonPath: '.spec.pipeline' },
+      { name: 'Set', type: 'string', jsonPath: '.spec.componentSet' },
+      { name: 'Version', type: 'string', jsonPath: '.spec.template.spec.version' },
+      { name: 'Stage', type: 'string', jsonPath: '.status.currentStage' },
+      { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+      { name: 'State', type: 'string', jsonPath: '.spec.state', priority: 1 },
+      { name: 'Message', type: 'string', jsonPath: '.status.message', priority: 1 },
+      age,
+    ],
+  },
+  ReleaseApproval: {
+    kind: 'ReleaseApproval',
+    plural: 'releaseapprovals',
+    singular: 'releaseapproval',
+    shortNames: ['knra'],
+    scope: 'Cluster',
+    categories: CATEGORIES,
+    spec: ReleaseApprovalSpec,
+    status: ReleaseApprovalStatus,
+    printerColumns: [
+      { name: 'Release', type: 'string', jsonPath: '.spec.release' },
+      { name: 'Stage', type: 'string', jsonPath: '.spec.stage' },
+      { name: 'Approved', type: 'boolean', jsonPath: '.spec.approved' },
+      { name: 'By', type: 'string', jsonPath: '.spec.approvedBy' },
       age,
     ],
   },

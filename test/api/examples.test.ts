@@ -15,6 +15,9 @@ import { MachineComponent } from '../../src/api/machine-component.ts';
 import { MachineComponentSet } from '../../src/api/machine-component-set.ts';
 import { NodeRemedier } from '../../src/api/node-remedier.ts';
 import { RemedyOperation } from '../../src/api/remedy-operation.ts';
+import { ReleaseApproval } from '../../src/api/release-approval.ts';
+import { ReleasePipeline } from '../../src/api/release-pipeline.ts';
+import { Release } from '../../src/api/release.ts';
 import { RiskPolicy } from '../../src/api/risk-policy.ts';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
 import { kubectl as runKubectl } from '../harness/kubectl.ts';
@@ -23,7 +26,7 @@ import { fieldsWithoutDescription } from './schema-walk.ts';
 
 const EXAMPLES = fileURLToPath(new URL('../../examples/', import.meta.url));
 
-const schemas: Record<string, TSchema> = { Machine, MachineComponent, MachineComponentSet, NodeRemedier, RemedyOperation, RiskPolicy };
+const schemas: Record<string, TSchema> = { Machine, MachineComponent, MachineComponentSet, NodeRemedier, RemedyOperation, RiskPolicy, ReleasePipeline, Release, ReleaseApproval };
 const defs = Object.values(kinds) as KindDefinition[];
 
 interface Example {
