@@ -239,6 +239,9 @@ export const MachineComponentStatus = Type.Object(
     phase: StringEnum(ComponentPhases, { description: 'Pending, Installing, Installed, Failed or RollingBack' }),
     installedVersion: Type.Optional(Type.String({ description: 'Version on the node now (from the version probe when there is one)' })),
     observedGeneration: Type.Integer({ minimum: 0, description: 'metadata.generation last installed' }),
+    attemptedGeneration: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'metadata.generation of the spec the last run acted on, whatever its outcome (Installed, Failed, rolled back or held); a Failed phase with attemptedGeneration equal to metadata.generation is the failure of this spec' }),
+    ),
     configHash: Type.Optional(Type.String({ description: 'Hash of the rendered files and unit: what a restart depends on besides the binary' })),
     specHash: Type.Optional(Type.String({ description: 'Hash of the whole spec last acted on' })),
     conditions: Type.Array(ComponentCondition, { default: [], description: 'Ready and RiskGate conditions' }),

@@ -483,7 +483,11 @@ export class Engine {
       const stepsRun = await this.#rollback(journal, record, status, clog);
       return outcome('rolled-back', stepsRun, journal.data.failed?.error);
     }
+    const attempted = status.attemptedGeneration !== target.generation;
+    status.attemptedGeneration = target.generation;
     if (journal === undefined && options.retryFailed !== true && record.failed?.specHash === target.specHash) {
+      // Held is this generation's outcome too: the controller judges a failure by attemptedGeneration.
+      if (attempted) await writeStatus(host, config.stateDir, component, status);
       return outcome('held', [], `${spec.version} failed and was rolled back: ${record.failed.error}`);
     }
     const pending = journal?.data.pending ?? EMPTY_PENDING;

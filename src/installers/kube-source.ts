@@ -45,7 +45,7 @@ export interface KubeSourceStats {
 }
 
 /** The fields of status this agent owns; everything else in status belongs to someone else. */
-const OWN_FIELDS = ['phase', 'installedVersion', 'observedGeneration', 'configHash', 'specHash', 'lastError', 'history', 'updatedAt'] as const;
+const OWN_FIELDS = ['phase', 'installedVersion', 'observedGeneration', 'attemptedGeneration', 'configHash', 'specHash', 'lastError', 'history', 'updatedAt'] as const;
 
 /**
  * What the object's status should say about our fields: the local status, with conditions of the
@@ -149,7 +149,10 @@ export class KubeComponentSource implements DesiredSource {
       const status = await readStatus(ctx.host, ctx.config.stateDir, component);
       if (status === undefined) continue;
       // A spec edit that changes nothing the engine acts on (same hash) is still observed.
-      if (status.phase === 'Installed' && status.specHash === owner.specHash) status.observedGeneration = Math.max(status.observedGeneration, owner.generation);
+      if (status.phase === 'Installed' && status.specHash === owner.specHash) {
+        status.observedGeneration = Math.max(status.observedGeneration, owner.generation);
+        status.attemptedGeneration = Math.max(status.attemptedGeneration ?? 0, owner.generation);
+      }
       wanted.push({ name: owner.name, status });
     }
     for (const [name, err] of this.#refused) {
@@ -162,6 +165,7 @@ export class KubeComponentSource implements DesiredSource {
       if (prevReady !== undefined) status.conditions.push({ ...prevReady });
       setCondition(status, now, 'Ready', 'False', 'InvalidSpec', err.message);
       status.observedGeneration = this.informer.get(name)?.metadata.generation ?? 0;
+      status.attemptedGeneration = status.observedGeneration;
       if (typeof prev?.updatedAt === 'string' && prev.phase === 'Failed' && prev.lastError === err.message) status.updatedAt = prev.updatedAt;
       else status.updatedAt = now;
       wanted.push({ name, status });

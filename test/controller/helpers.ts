@@ -45,7 +45,7 @@ export async function patchSet(cluster: Cluster, name: string, patch: unknown): 
 export interface Mc {
   metadata: { name: string; generation: number; resourceVersion: string; labels: Record<string, string>; annotations?: Record<string, string>; ownerReferences?: { uid: string }[] };
   spec: { component: string; version: string };
-  status?: { phase: string; observedGeneration: number };
+  status?: { phase: string; observedGeneration: number; attemptedGeneration?: number };
 }
 
 export async function listMcs(cluster: Cluster): Promise<Mc[]> {
@@ -77,7 +77,8 @@ export async function setNodeReady(cluster: Cluster, name: string, status: 'True
 /**
  * Agents played by the test: each MachineComponent whose generation the status has not observed
  * gets the status the real agent writes — Installed/Ready=True, or for a version `fail` names on
- * a machine, Failed/Ready=False RolledBack with the old observedGeneration kept (as the engine does).
+ * a machine, Failed/Ready=False RolledBack with the old observedGeneration kept and
+ * attemptedGeneration at the failed one (as the engine does).
  */
 export class SimulatedAgents {
   writes = 0;
@@ -107,12 +108,11 @@ export class SimulatedAgents {
       if (this.silent.has(machine)) continue;
       const at = new Date().toISOString();
       const failing = this.fail(machine, mc.spec.version);
-      const reported = (mc.status as { updatedAt?: string } | undefined)?.updatedAt ?? '';
-      const done = mc.status !== undefined && (failing ? mc.status.phase === 'Failed' && reported >= (mc.metadata.annotations?.['kubenode.io/updated-at'] ?? '') : mc.status.observedGeneration === mc.metadata.generation && mc.status.phase === 'Installed');
+      const done = mc.status !== undefined && (failing ? mc.status.phase === 'Failed' && mc.status.attemptedGeneration === mc.metadata.generation : mc.status.observedGeneration === mc.metadata.generation && mc.status.phase === 'Installed');
       if (done) continue;
       const status = failing
-        ? { phase: 'Failed', observedGeneration: mc.status?.observedGeneration ?? 0, lastError: 'health check failed', updatedAt: at, history: [], conditions: [{ type: 'Ready', status: 'False', reason: 'RolledBack', message: 'health check failed', lastTransitionTime: at }] }
-        : { phase: 'Installed', installedVersion: mc.spec.version, observedGeneration: mc.metadata.generation, updatedAt: at, history: [], conditions: [{ type: 'Ready', status: 'True', reason: 'Installed', message: '', lastTransitionTime: at }] };
+        ? { phase: 'Failed', observedGeneration: mc.status?.observedGeneration ?? 0, attemptedGeneration: mc.metadata.generation, lastError: 'health check failed', updatedAt: at, history: [], conditions: [{ type: 'Ready', status: 'False', reason: 'RolledBack', message: 'health check failed', lastTransitionTime: at }] }
+        : { phase: 'Installed', installedVersion: mc.spec.version, observedGeneration: mc.metadata.generation, attemptedGeneration: mc.metadata.generation, updatedAt: at, history: [], conditions: [{ type: 'Ready', status: 'True', reason: 'Installed', message: '', lastTransitionTime: at }] };
       const r = await this.#cluster.request('PUT', `${MC_PATH}/${mc.metadata.name}/status`, { body: { ...mc, status } });
       if (r.status === 200) this.writes += 1;
     }

@@ -63,24 +63,35 @@ describe('selection order', () => {
 
 describe('component health from the agent status', () => {
   const at = '2026-01-01T00:00:10.000Z';
-  const mc = (status: unknown, generation = 2) => ({ metadata: { generation, annotations: { 'kubenode.io/updated-at': at } }, status } as Parameters<typeof componentHealth>[0]);
+  const mc = (status: unknown, generation = 2) => ({ metadata: { generation }, status }) as Parameters<typeof componentHealth>[0];
   const ready = (t: string) => [{ type: 'Ready', status: 'True', reason: 'Installed', message: '', lastTransitionTime: t }];
   it('ready only at this generation, Installed and Ready=True', () => {
-    assert.equal(componentHealth(mc({ phase: 'Installed', observedGeneration: 2, conditions: ready(at) }), 'kubenode.io/updated-at').health, 'ready');
-    assert.equal(componentHealth(mc({ phase: 'Installed', observedGeneration: 1, conditions: ready(at) }), 'kubenode.io/updated-at').health, 'progressing');
-    assert.equal(componentHealth(mc(undefined), 'kubenode.io/updated-at').health, 'progressing');
+    assert.equal(componentHealth(mc({ phase: 'Installed', observedGeneration: 2, attemptedGeneration: 2, conditions: ready(at) })).health, 'ready');
+    assert.equal(componentHealth(mc({ phase: 'Installed', observedGeneration: 1, attemptedGeneration: 1, conditions: ready(at) })).health, 'progressing');
+    assert.equal(componentHealth(mc(undefined)).health, 'progressing');
   });
-  it('failed when the agent rolled the update back (old observedGeneration, reported after the update)', () => {
-    const failed = { phase: 'Failed', observedGeneration: 1, updatedAt: '2026-01-01T00:00:11.000Z', lastError: 'health check failed', conditions: [{ type: 'Ready', status: 'False', reason: 'RolledBack', message: 'x', lastTransitionTime: '2026-01-01T00:00:11.000Z' }] };
-    const h = componentHealth(mc(failed), 'kubenode.io/updated-at');
+  const rolledBack = (attemptedGeneration: number | undefined) => ({
+    phase: 'Failed',
+    observedGeneration: 1,
+    ...(attemptedGeneration === undefined ? {} : { attemptedGeneration }),
+    lastError: 'health check failed',
+    conditions: [{ type: 'Ready', status: 'False', reason: 'RolledBack', message: 'x', lastTransitionTime: at }],
+  });
+  it('failed when the agent attempted this generation and rolled it back (observedGeneration stays on the good one)', () => {
+    const h = componentHealth(mc(rolledBack(2)));
     assert.equal(h.health, 'failed');
     assert.match(h.message, /RolledBack: health check failed/);
-    const stale = { ...failed, updatedAt: '2026-01-01T00:00:01.000Z', conditions: [{ ...failed.conditions[0], lastTransitionTime: '2026-01-01T00:00:01.000Z' }] };
-    assert.equal(componentHealth(mc(stale), 'kubenode.io/updated-at').health, 'progressing', 'a failure from before the update is not this update’s');
+  });
+  it('a failure of an earlier generation is not this one’s, whatever the timestamps say', () => {
+    assert.equal(componentHealth(mc(rolledBack(1))).health, 'progressing');
+    assert.equal(componentHealth(mc(rolledBack(1), 3)).health, 'progressing');
+  });
+  it('an agent that writes no attemptedGeneration is never judged failed (the progress deadline catches it)', () => {
+    assert.equal(componentHealth(mc(rolledBack(undefined))).health, 'progressing');
   });
   it('Installing is progress, not failure', () => {
-    const s = { phase: 'Installing', observedGeneration: 1, updatedAt: '2026-01-01T00:00:11.000Z', conditions: [{ type: 'Ready', status: 'False', reason: 'Installing', message: '', lastTransitionTime: '2026-01-01T00:00:11.000Z' }] };
-    assert.equal(componentHealth(mc(s), 'kubenode.io/updated-at').health, 'progressing');
+    const s = { phase: 'Installing', observedGeneration: 1, attemptedGeneration: 2, conditions: [{ type: 'Ready', status: 'False', reason: 'Installing', message: '', lastTransitionTime: at }] };
+    assert.equal(componentHealth(mc(s)).health, 'progressing');
   });
 });
 

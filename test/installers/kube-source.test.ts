@@ -132,6 +132,19 @@ describe('MachineComponents from a real apiserver', () => {
     assert.ok(existsSync(path.join(root, 'opt/kubenode/demo/2.0.0/bin/demo')));
   });
 
+  it('a failed upgrade: observedGeneration stays on the good generation, attemptedGeneration names the failed one', async () => {
+    const broken = demoRelease('2.1.0', { healthy: false });
+    artifacts.put('demo-2.1.0.tar.gz', broken);
+    const good = await getMc<Mc>(cluster, 'demo');
+    const patched = await patchMc(cluster, 'demo', { version: '2.1.0', source: { type: 'tarball', url: artifacts.url('demo-2.1.0.tar.gz'), sha256: sha256(broken), stripComponents: 1 } });
+    await until('failed', async () => (await getMc<Mc>(cluster, 'demo')).status?.phase === 'Failed', 60_000);
+    const mc = await getMc<Mc>(cluster, 'demo');
+    assert.equal(mc.status?.attemptedGeneration, patched.metadata.generation);
+    assert.equal(mc.status?.observedGeneration, good.metadata.generation);
+    assert.equal(mc.status?.installedVersion, '2.0.0');
+    assert.equal(mc.status?.conditions.find((c) => c.type === 'Ready')?.reason, 'RolledBack');
+  });
+
   it('a competing status writer makes the first write a 409; the agent re-reads, keeps the other writer’s condition and writes again', async () => {
     const conflictsBefore = source.stats.statusConflicts;
     let raced = false;

@@ -105,30 +105,30 @@ export function selectionOrder(candidates: readonly Candidate[], revision: strin
 export type ComponentHealth = 'ready' | 'failed' | 'progressing';
 
 interface ComponentView {
-  metadata: { generation?: number; annotations?: Record<string, string> };
-  status?: { phase?: string; observedGeneration?: number; updatedAt?: string; lastError?: string; conditions?: { type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string }[] };
+  metadata: { generation?: number };
+  status?: { phase?: string; observedGeneration?: number; attemptedGeneration?: number; lastError?: string; conditions?: { type: string; status: string; reason?: string; message?: string }[] };
 }
 
 /** Ready=False reasons the agent writes for a transient state, not a failure. */
 const IN_PROGRESS_REASONS = new Set(['Installing', 'Pending']);
 
 /**
- * What the agent's status says about the spec it was given: ready when it observed this
- * generation, is Installed and Ready=True; failed when it reports Failed (or Ready=False with a
- * failure reason) for this generation, or since the update was written (the agent keeps the
- * old observedGeneration when it rolls a failed spec back); otherwise still progressing.
+ * What the agent's status says about the spec it was given: ready when it observed (installed)
+ * this generation, is Installed and Ready=True; failed when its last run attempted this
+ * generation and reports Failed or Ready=False with a failure reason (a rolled-back spec leaves
+ * observedGeneration on the last good one, attemptedGeneration on this one); otherwise still
+ * progressing. An agent that does not write attemptedGeneration yet is never judged failed: its
+ * failures surface as the batch's progressDeadline passing.
  */
-export function componentHealth(mc: ComponentView, updatedAtAnnotation: string): { health: ComponentHealth; message: string } {
+export function componentHealth(mc: ComponentView): { health: ComponentHealth; message: string } {
   const s = mc.status;
   if (s === undefined) return { health: 'progressing', message: 'no status yet' };
+  const generation = mc.metadata.generation;
+  if (generation === undefined) return { health: 'progressing', message: 'no metadata.generation' };
   const ready = s.conditions?.find((c) => c.type === 'Ready');
-  const fresh = s.observedGeneration !== undefined && s.observedGeneration === mc.metadata.generation;
-  if (fresh && s.phase === 'Installed' && ready?.status === 'True') return { health: 'ready', message: '' };
-  const updatedAt = Date.parse(mc.metadata.annotations?.[updatedAtAnnotation] ?? '');
-  const reportedAt = Math.max(Date.parse(s.updatedAt ?? '') || 0, Date.parse(ready?.lastTransitionTime ?? '') || 0);
-  const sinceUpdate = fresh || (Number.isFinite(updatedAt) && reportedAt >= updatedAt);
+  if (s.observedGeneration === generation && s.phase === 'Installed' && ready?.status === 'True') return { health: 'ready', message: '' };
   const failedReason = ready?.status === 'False' && ready.reason !== undefined && !IN_PROGRESS_REASONS.has(ready.reason);
-  if (sinceUpdate && (s.phase === 'Failed' || failedReason)) {
+  if (s.attemptedGeneration === generation && (s.phase === 'Failed' || failedReason)) {
     return { health: 'failed', message: `${ready?.reason ?? s.phase}: ${(s.lastError ?? ready?.message ?? '').slice(0, 300)}` };
   }
   return { health: 'progressing', message: s.phase ?? '' };

@@ -40,7 +40,7 @@ const WRITE_PARALLELISM = 16;
 export interface McObject extends KubeObject {
   metadata: KubeObject['metadata'] & { uid?: string; annotations?: Record<string, string>; ownerReferences?: OwnerReference[]; deletionTimestamp?: string };
   spec?: { component?: string; version?: string; [k: string]: unknown };
-  status?: { phase?: string; observedGeneration?: number; updatedAt?: string; lastError?: string; conditions?: { type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string }[] };
+  status?: { phase?: string; observedGeneration?: number; attemptedGeneration?: number; updatedAt?: string; lastError?: string; conditions?: { type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string }[] };
 }
 export interface SetObject extends KubeObject {
   metadata: KubeObject['metadata'] & { uid: string; creationTimestamp?: string; deletionTimestamp?: string };
@@ -394,7 +394,7 @@ class Pass {
         v.mc = await this.#r.writeComponent(undefined, this.#desired(v.name, stableRev, undefined));
         v.revisionHash = revisionHashOf(stableRev);
         v.updated = v.revisionHash === hash;
-        if (v.updated) ({ health: v.health, message: v.healthMessage } = { ...componentHealth(v.mc, ANNOTATION_UPDATED_AT), message: '' });
+        if (v.updated) ({ health: v.health, message: v.healthMessage } = { ...componentHealth(v.mc), message: '' });
       });
     }
     this.#count(views, selected.size);
@@ -539,7 +539,7 @@ class Pass {
       const mc = ours.get(name);
       const revisionHash = mc?.metadata.labels?.[LABEL_REVISION];
       const updated = revisionHash === hash;
-      const h = updated && mc !== undefined ? componentHealth(mc, ANNOTATION_UPDATED_AT) : undefined;
+      const h = updated && mc !== undefined ? componentHealth(mc) : undefined;
       views.push({
         name,
         labels: m.metadata.labels ?? {},
@@ -633,7 +633,7 @@ class Pass {
     status.phase = 'Progressing';
     this.#condition('RolledBack', 'False', 'RollingBack', `${onBad.length} machine(s) still on ${status.updateRevision}`);
     const stableHash = revisionHashOf(stableRev);
-    const backUnready = views.filter((v) => v.revisionHash === stableHash && v.mc?.metadata.annotations?.[ANNOTATION_UPDATED_AT] !== undefined && componentHealth(v.mc, ANNOTATION_UPDATED_AT).health !== 'ready').length;
+    const backUnready = views.filter((v) => v.revisionHash === stableHash && v.mc?.metadata.annotations?.[ANNOTATION_UPDATED_AT] !== undefined && componentHealth(v.mc).health !== 'ready').length;
     const budget = resolveIntOrPercent(this.#set.spec.rollout.maxUnavailable, status.matched) - backUnready;
     const order = [...onBad.filter((v) => v.health === 'failed'), ...onBad.filter((v) => v.health !== 'failed')];
     const chosen = order.slice(0, Math.max(0, budget));
