@@ -92,7 +92,7 @@ export const WebhookGate = Type.Object(
     url: Type.String({ maxLength: 2048, pattern: '^https://[^\\s/?#@]+(/[^\\s]*)?$', description: 'HTTPS endpoint; it receives a JSON POST and allows with 2xx, denies with 4xx' }),
     caBundle: Type.Optional(Type.String({ maxLength: 65536, description: 'PEM CA certificates (base64) that sign the endpoint; default: the system roots' })),
     timeout: Duration({ default: '10s', description: 'Deadline of one call; a timeout is an error (pause), not a denial' }),
-    interval: Duration({ default: '30s', description: 'Time between Observation calls' }),
+    interval: Duration({ default: '30s', description: 'Time between Observation calls; for a PreBatch hook, how long after a denial it is asked again' }),
   },
   { additionalProperties: false },
 );

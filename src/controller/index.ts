@@ -37,6 +37,7 @@ import { MachineLifecycle, nodeFingerprint, type LifecycleCaches } from './machi
 import { WorkQueue } from './queue.ts';
 import { MACHINE_LABEL } from '../api/common.ts';
 import { LEASE_NAMESPACE } from '../report/kube/lease.ts';
+import { LeaseClock } from './rollout/lease-clock.ts';
 import { LABEL_SET, RolloutReconciler, type RolloutCaches } from './rollout/reconciler.ts';
 
 export const LEADER_LEASE_NAME = 'kubenode-controller';
@@ -70,6 +71,7 @@ export class Controller {
   #queue: WorkQueue | undefined;
   #csrApprover: CsrApprover | undefined;
   #machineQueue: WorkQueue | undefined;
+  #leaseClock: LeaseClock | undefined;
   #server: Server | undefined;
   #address = '';
   #leading = false;
@@ -162,6 +164,7 @@ export class Controller {
   async #standDown(): Promise<void> {
     this.#leading = false;
     this.#leaderGauge.set(0);
+    this.#leaseClock?.stop();
     await Promise.all([this.#queue?.stop(), this.#csrApprover?.queue.stop(), this.#machineQueue?.stop()]);
     await Promise.all(this.#informers.map((i) => i.stop()));
   }
@@ -266,7 +269,10 @@ export class Controller {
       if (e.type === 'update' && conditionStatuses(e.old) === conditionStatuses(e.object)) return;
       for (const s of reconciler.setsForMachine(e.object.metadata.name)) enqueue(s);
     });
-    // Leases renew every few seconds on every node: read from the cache, never a reason to run.
+    // Leases renew every few seconds on every node: only an agent turning fresh or stale queues its sets.
+    const leaseClock = new LeaseClock({ clock: this.#clock, changed: (machine) => { for (const s of reconciler.setsForMachine(machine)) enqueue(s); } });
+    this.#leaseClock = leaseClock;
+    caches.leases.on((e) => leaseClock.observe(e));
     for (const i of this.#informers) i.start();
     await Promise.all(this.#informers.map((i) => i.waitForSync()));
     if (signal.aborted) return;

@@ -57,13 +57,20 @@ export async function addMachine(cluster: Cluster, name: string, labels: Record<
   await must(cluster, 'POST', '/apis/kubenode.io/v1alpha1/machines', { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name, labels }, spec: {} });
   await must(cluster, 'POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name } });
   await setNodeReady(cluster, name, 'True');
-  const now = new Date().toISOString().replace('Z', '000Z').replace(/\.(\d{3})000000Z$/, '.$1000Z');
+  const now = new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
   await must(cluster, 'POST', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', {
     apiVersion: 'coordination.k8s.io/v1',
     kind: 'Lease',
     metadata: { name: `kubenode-agent-${name}` },
     spec: { holderIdentity: name, leaseDurationSeconds: 3600, renewTime: now },
   });
+}
+
+/** Renews a machine's agent Lease as the agent does (renewTime now), with the given duration. */
+export async function renewLease(cluster: Cluster, machine: string, durationSeconds: number, renewMs = Date.now()): Promise<void> {
+  const path = `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/kubenode-agent-${machine}`;
+  const lease = await must<{ spec: Record<string, unknown> }>(cluster, 'GET', path);
+  await must(cluster, 'PUT', path, { ...lease, spec: { ...lease.spec, leaseDurationSeconds: durationSeconds, renewTime: new Date(renewMs).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') } });
 }
 
 /** A merge patch of the status alone: the controller may label or taint the Node at the same time. */

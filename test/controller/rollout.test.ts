@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { Controller } from '../../src/controller/index.ts';
 import { createLogger } from '../../src/log.ts';
 import type { Cluster } from '../harness/cluster.ts';
-import { addMachine, setNodeReady, listMcs, MCS_PATH, must, patchSet, rolloutCluster, type SimulatedAgents, until } from './helpers.ts';
+import { addMachine, setNodeReady, listMcs, MCS_PATH, must, patchSet, renewLease, rolloutCluster, type SimulatedAgents, until } from './helpers.ts';
 
 const log = createLogger(process.env.KUBENODE_TEST_LOG === '1' ? 'debug' : 'silent');
 const NS = 'kubenode-system';
@@ -177,6 +177,25 @@ describe('MachineComponentSet rollout on a real apiserver', () => {
     await patchSet(cluster, 'dz', { spec: { template: template('3.0.0', 'dz'), rollout: { progressDeadline: '2s', bakeTime: '200ms' } } });
     await until('progress deadline', async () => (await statusOf(cluster, 'dz')).pausedReason === 'ProgressDeadlineExceeded', 30_000);
     for (const m of ds) agents.silent.delete(m);
+  });
+
+  it('an agent Lease that goes stale defers its machine at that moment, with no other event; renewed, the rollout goes on', async () => {
+    const ls = ['l-0', 'l-1', 'l-2'];
+    for (const m of ls) await addMachine(cluster, m, { pool: 'l' });
+    await renewLease(cluster, 'l-0', 6);
+    // Paused: nothing but the Lease's expiry can make the controller look at the set again.
+    await must(cluster, 'POST', MCS_PATH, { apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponentSet', metadata: { name: 'lz' }, spec: { paused: true, selector: { matchLabels: { pool: 'l' } }, template: template('1.0.0', 'lz'), rollout: { batches: [3], maxUnavailable: 1, bakeTime: '200ms' } } });
+    type Deferred = { status?: { matched?: number; deferred?: number; deferredMachines?: string[] } };
+    await until('seen, nothing deferred', async () => {
+      const s = (await must<Deferred>(cluster, 'GET', `${MCS_PATH}/lz`)).status;
+      return s?.matched === 3 && s.deferred === 0;
+    }, 5_000);
+    await until('deferred when the Lease expires', async () => (await must<Deferred>(cluster, 'GET', `${MCS_PATH}/lz`)).status?.deferred === 1, 30_000);
+    assert.deepEqual((await must<Deferred>(cluster, 'GET', `${MCS_PATH}/lz`)).status?.deferredMachines, ['l-0: agent Lease stale']);
+    await patchSet(cluster, 'lz', { spec: { paused: false } });
+    await until('no budget with l-0 deferred', async () => (await statusOf(cluster, 'lz')).pausedReason === 'InsufficientBudget', 30_000);
+    await renewLease(cluster, 'l-0', 3600);
+    await until('renewed: completes', async () => (await statusOf(cluster, 'lz')).phase === 'Completed', 60_000);
   });
 
   it('refuses a second set for the same component with a condition, and reports bad input', async () => {

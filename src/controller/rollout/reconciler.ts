@@ -14,11 +14,11 @@ import { AgentError, errorMessage } from '../../errors.ts';
 import type { Clock } from '../../host/clock.ts';
 import { classifyKubeError, type KubeClient } from '../../kube/client.ts';
 import type { Logger } from '../../log.ts';
-import { LEASE_NAMESPACE } from '../../report/kube/lease.ts';
 import { durationMs } from '../../util/duration.ts';
 import type { Informer, KubeObject } from '../../watch/informer.ts';
 import type { EventRecorder } from '../events.ts';
 import { callWebhook, measurePrometheus, renderQuery, type GateOutcome } from './gates.ts';
+import { agentLeaseKey, leaseFresh } from './lease-clock.ts';
 import { componentHealth, componentName, matchesSelector, planBatches, resolveIntOrPercent, selectionOrder, templateHash, type BatchPlan, type ComponentHealth } from './plan.ts';
 
 export const LABEL_SET = 'kubenode.io/component-set';
@@ -33,8 +33,6 @@ export const ANNOTATION_INVALID = 'kubenode.io/invalid';
 const MCS_PATH = '/apis/kubenode.io/v1alpha1/machinecomponentsets';
 const MC_PATH = '/apis/kubenode.io/v1alpha1/machinecomponents';
 const MAX_BATCH_ENTRIES = 16;
-/** How often a pause that clears by itself (budget, a pre-batch denial) is looked at again: Lease staleness has no watch event. */
-const RECHECK_MS = 15_000;
 const WRITE_PARALLELISM = 16;
 
 export interface McObject extends KubeObject {
@@ -561,11 +559,9 @@ class Pass {
     if (node === undefined) return 'no Node';
     const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
     if (ready?.status !== 'True') return `Node Ready=${ready?.status ?? 'missing'}`;
-    const lease = this.#o.caches.leases.get(`${LEASE_NAMESPACE}/kubenode-agent-${machine}`);
+    const lease = this.#o.caches.leases.get(agentLeaseKey(machine));
     if (lease === undefined) return 'no agent Lease';
-    const renewed = Date.parse(lease.spec?.renewTime ?? '');
-    const duration = (lease.spec?.leaseDurationSeconds ?? 40) * 1000;
-    if (!Number.isFinite(renewed) || renewed + duration < this.#now) return 'agent Lease stale';
+    if (!leaseFresh(lease, this.#now)) return 'agent Lease stale';
     return undefined;
   }
 
@@ -643,7 +639,6 @@ class Pass {
     await parallel(chosen, async (v) => {
       v.mc = await this.#r.writeComponent(v.mc, this.#desired(v.name, stableRev, undefined));
     });
-    this.#wake(RECHECK_MS);
   }
 
   #fail(entry: BatchStatus, reason: 'HealthGateFailed' | 'ProgressDeadlineExceeded' | 'GateError', gate: string, message: string, machines: string[]): void {
@@ -682,7 +677,8 @@ class Pass {
       for (const hook of spec.rollout.healthGate.webhooks.filter((w) => w.phase === 'PreBatch')) {
         const r = await callWebhook(hook, this.#review(hook.phase, k, nextNames), this.#signal);
         if (r.outcome === 'failure') {
-          this.#wake(RECHECK_MS);
+          // The hook's answer has no watch event: it is asked again after its interval.
+          this.#wake(durationMs(hook.interval));
           return this.#pause('PreBatchDenied', `webhook ${hook.name} denied batch ${k}: ${r.message}`);
         }
         if (r.outcome === 'error') {
@@ -717,8 +713,8 @@ class Pass {
         const maxU = resolveIntOrPercent(spec.rollout.maxUnavailable, status.matched);
         const budget = maxU - status.unavailable - status.deferred;
         const chosen = this.#choose(views, need, Math.max(0, budget), revision);
+        // No timer: what frees budget (a component ready, a Node Ready, an agent Lease fresh again) queues the set.
         if (chosen.length === 0 && status.unavailable === 0) {
-          this.#wake(RECHECK_MS);
           return this.#pause('InsufficientBudget', `${need} machine(s) still to update in batch ${k} but none can be chosen: maxUnavailable ${maxU}, ${status.deferred} deferred (${status.deferredMachines.slice(0, 3).join('; ')})`);
         }
         await parallel(chosen, async (v) => {
