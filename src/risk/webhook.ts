@@ -1,5 +1,48 @@
+// The one client for the HTTPS webhooks the project calls: the risk gate's RemedyReview (here) and
+// the rollout health gate's RolloutGateReview (src/controller/rollout/gates.ts). Each caller
+// decides what an answer means; postJson only says what came back, or why nothing usable did.
 import { request as httpsRequest } from 'node:https';
 import type { Host } from '../host/host.ts';
+
+export type WebhookAnswer = { status: number; text: string } | { error: string };
+
+export interface PostJsonOptions {
+  /** Deadline of the whole call, connection to the answer's last byte. */
+  timeoutMs: number;
+  /** PEM CA certificates for the endpoint; default: the system roots. */
+  ca?: string;
+  signal?: AbortSignal;
+  /** Larger answers are an error. Default 64 KiB. */
+  maxBytes?: number;
+}
+
+/**
+ * POSTs a JSON body over HTTPS and reads the answer as text. Never throws: a URL that is not
+ * https, a refused or reset connection, a TLS failure, the deadline, an answer over maxBytes or
+ * the signal is { error } naming it. One connection per call (agent: false), so no pooled socket
+ * carries one endpoint's misbehaviour into the next call.
+ */
+export function postJson(url: URL, body: string, options: PostJsonOptions): Promise<WebhookAnswer> {
+  if (url.protocol !== 'https:') return Promise.resolve({ error: 'url must be https' });
+  const maxBytes = options.maxBytes ?? 65536;
+  return new Promise((resolve) => {
+    const headers = { 'content-type': 'application/json', accept: 'application/json', 'content-length': String(Buffer.byteLength(body)) };
+    const r = httpsRequest(url, { method: 'POST', headers, agent: false, ...(options.ca === undefined ? {} : { ca: options.ca }), ...(options.signal === undefined ? {} : { signal: options.signal }) }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        text += d;
+        if (text.length > maxBytes) res.destroy(new Error(`answer larger than ${maxBytes} bytes`));
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on('error', (err) => resolve({ error: err.message }));
+    });
+    const timer = setTimeout(() => r.destroy(new Error(`no answer within ${options.timeoutMs}ms`)), options.timeoutMs);
+    r.on('close', () => clearTimeout(timer));
+    r.on('error', (err) => resolve({ error: err.message }));
+    r.end(body);
+  });
+}
 
 export interface WebhookOptions {
   url: string;
@@ -27,29 +70,13 @@ export async function askWebhook(host: Host, options: WebhookOptions, req: Webho
   } catch {
     return fail(`url ${JSON.stringify(options.url)} is not a URL`);
   }
-  if (url.protocol !== 'https:') return fail('url must be https');
   let ca: string | undefined;
   if (options.caFile !== '') {
     ca = await host.tryReadText(options.caFile).catch(() => undefined);
     if (ca === undefined) return fail(`CA file ${options.caFile} unreadable`);
   }
   const body = JSON.stringify({ apiVersion: 'kubenode.io/v1alpha1', kind: 'RemedyReview', request: req });
-  const answer = await new Promise<{ status: number; text: string } | { error: string }>((resolve) => {
-    const r = httpsRequest(url, { method: 'POST', headers: { 'content-type': 'application/json' }, ...(ca === undefined ? {} : { ca }), agent: false }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => {
-        text += d;
-        if (text.length > 65536) res.destroy(new Error('response too large'));
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      res.on('error', (err) => resolve({ error: err.message }));
-    });
-    const timer = setTimeout(() => r.destroy(new Error(`no answer within ${options.timeoutMs}ms`)), options.timeoutMs);
-    r.on('close', () => clearTimeout(timer));
-    r.on('error', (err) => resolve({ error: err.message }));
-    r.end(body);
-  });
+  const answer = await postJson(url, body, { timeoutMs: options.timeoutMs, ...(ca === undefined ? {} : { ca }) });
   if ('error' in answer) return fail(answer.error);
   if (answer.status !== 200) return fail(`answered HTTP ${answer.status}`);
   try {

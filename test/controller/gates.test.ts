@@ -113,7 +113,7 @@ describe('webhook gate against a real HTTPS server', () => {
     answer = () => {};
     const slow = await callWebhook(gate({ timeout: '1s' }), review);
     assert.equal(slow.outcome, 'error');
-    assert.match(slow.message, /no answer within 1000 ms/);
+    assert.match(slow.message, /no answer within 1000ms/);
     answer = (_b, res) => res.writeHead(200).end();
     const untrusted = await callWebhook(gate({ caBundle: undefined }), review);
     assert.equal(untrusted.outcome, 'error');

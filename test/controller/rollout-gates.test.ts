@@ -106,6 +106,6 @@ describe('health gates in a rollout', () => {
     hookAnswer = (phase, res) => (phase === 'PreBatch' ? res.writeHead(200).end() : undefined);
     await patchSet(cluster, 'wh', { spec: { template: tpl('wh', '2.0.0') } });
     await until('observation timeout pauses', async () => (await statusOf(cluster, 'wh')).pausedReason === 'GateError', 60_000);
-    assert.match((await statusOf(cluster, 'wh')).failure?.message ?? '', /slo: .*no answer within 1000 ms/);
+    assert.match((await statusOf(cluster, 'wh')).failure?.message ?? '', /slo: .*no answer within 1000ms/);
   });
 });

@@ -2,41 +2,38 @@
 // success condition, and an HTTPS webhook. Each call has four outcomes (Argo's lesson): success,
 // failure (the answer says no), and error (no usable answer: unreachable, timeout, 5xx, bad
 // JSON, an empty result) — an error pauses a rollout, it never counts as a failure.
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import type { ConditionOperators, PrometheusGate, WebhookGate } from '../../api/machine-component-set.ts';
 import { errorMessage } from '../../errors.ts';
+import { describeNetworkError, HttpError, httpRequest } from '../../host/http.ts';
+import { postJson } from '../../risk/webhook.ts';
 import { durationMs } from '../../util/duration.ts';
 
 export type GateOutcome = { outcome: 'success' | 'failure' | 'error'; message: string };
 
-const MAX_BODY = 1024 * 1024;
+/** A Prometheus answer larger than this is an error: a query that returns that much is not a gate. */
+const MAX_PROMETHEUS_BYTES = 1024 * 1024;
 
-interface HttpAnswer { status: number; body: string }
-
-function send(url: URL, method: string, timeoutMs: number, body?: string, ca?: string, signal?: AbortSignal): Promise<HttpAnswer> {
-  return new Promise((resolve, reject) => {
-    const https = url.protocol === 'https:';
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (body !== undefined) {
-      headers['content-type'] = 'application/json';
-      headers['content-length'] = String(Buffer.byteLength(body));
+/** GET through the project's HTTP client (src/host/http.ts), with a deadline and a bounded body. */
+async function getText(url: URL, timeoutMs: number, signal?: AbortSignal): Promise<{ status: number; text: string }> {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  const both = signal === undefined ? timeout : AbortSignal.any([timeout, signal]);
+  try {
+    const response = await httpRequest(url.href, { signal: both, maxRedirects: 0, headers: { accept: 'application/json' } });
+    let text = '';
+    response.body.setEncoding('utf8');
+    for await (const chunk of response.body as AsyncIterable<string>) {
+      text += chunk;
+      if (text.length > MAX_PROMETHEUS_BYTES) {
+        response.body.destroy();
+        throw new Error(`answer larger than ${MAX_PROMETHEUS_BYTES} bytes`);
+      }
     }
-    const options = { method, headers, timeout: timeoutMs, ...(https && ca !== undefined ? { ca } : {}), ...(signal === undefined ? {} : { signal }) };
-    const req = (https ? httpsRequest : httpRequest)(url, options, (res: IncomingMessage) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => {
-        text += d;
-        if (text.length > MAX_BODY) req.destroy(new Error(`answer larger than ${MAX_BODY} bytes`));
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-    req.end(body);
-  });
+    return { status: response.status, text };
+  } catch (err) {
+    if (timeout.aborted) throw new Error(`no answer within ${timeoutMs}ms`, { cause: err });
+    // The client's error names the URL, which the caller shows already: say only what went wrong.
+    throw new Error(describeNetworkError(err instanceof HttpError && err.cause !== undefined ? err.cause : err), { cause: err });
+  }
 }
 
 const compare: Record<(typeof ConditionOperators)[number], (a: number, b: number) => boolean> = {
@@ -67,15 +64,15 @@ interface PromAnswer {
 export async function measurePrometheus(gate: PrometheusGate, query: string, signal?: AbortSignal): Promise<GateOutcome> {
   const url = new URL(`${gate.address.replace(/\/+$/, '')}/api/v1/query`);
   url.searchParams.set('query', query);
-  let answer: HttpAnswer;
+  let answer: { status: number; text: string };
   try {
-    answer = await send(url, 'GET', durationMs(gate.timeout), undefined, undefined, signal);
+    answer = await getText(url, durationMs(gate.timeout), signal);
   } catch (err) {
     return { outcome: 'error', message: `Prometheus ${gate.address} unreachable: ${errorMessage(err)}` };
   }
   let parsed: PromAnswer;
   try {
-    parsed = JSON.parse(answer.body) as PromAnswer;
+    parsed = JSON.parse(answer.text) as PromAnswer;
   } catch {
     return { outcome: 'error', message: `Prometheus answered ${answer.status} with no JSON` };
   }
@@ -108,15 +105,11 @@ export interface WebhookReview {
 /** One call: 2xx allows, 4xx denies (the body's message, if any, is shown), anything else is an error. */
 export async function callWebhook(gate: WebhookGate, review: WebhookReview, signal?: AbortSignal): Promise<GateOutcome> {
   const ca = gate.caBundle === undefined ? undefined : Buffer.from(gate.caBundle, 'base64').toString('utf8');
-  let answer: HttpAnswer;
+  const answer = await postJson(new URL(gate.url), JSON.stringify(review), { timeoutMs: durationMs(gate.timeout), ...(ca === undefined ? {} : { ca }), ...(signal === undefined ? {} : { signal }) });
+  if ('error' in answer) return { outcome: 'error', message: `webhook ${gate.name} unreachable: ${answer.error}` };
+  let message = answer.text.slice(0, 300);
   try {
-    answer = await send(new URL(gate.url), 'POST', durationMs(gate.timeout), JSON.stringify(review), ca, signal);
-  } catch (err) {
-    return { outcome: 'error', message: `webhook ${gate.name} unreachable: ${errorMessage(err)}` };
-  }
-  let message = answer.body.slice(0, 300);
-  try {
-    const m = (JSON.parse(answer.body) as { message?: unknown }).message;
+    const m = (JSON.parse(answer.text) as { message?: unknown }).message;
     if (typeof m === 'string') message = m.slice(0, 300);
   } catch {
     // not JSON: the raw text is the message
