@@ -4,21 +4,12 @@
 // Only what the agent made goes: the spec's files, links and unit, the version directories it
 // recorded creating, the package it names, its cache; anything else in its directories stays.
 import type { MachineComponentSpec } from '../api/machine-component.ts';
-import { execFailure } from '../errors.ts';
 import { listDir, readLink, removePath, statPath } from '../host/files.ts';
-import { execRootAware, isSandbox } from '../host/tools.ts';
 import { createdPaths, ownedPaths } from './owned.ts';
 import { installDir, linkTargetOf, removeVersion } from './sources/common.ts';
 import { sources } from './sources/index.ts';
-import { installLinks, systemctlLive, UNIT_DIR } from './systemd.ts';
+import { daemonReloadStep, failIfBad, installLinks, setEnablement, systemctlLive, UNIT_DIR } from './systemd.ts';
 import type { InstallContext, Step } from './types.ts';
-import { StepError } from './types.ts';
-
-const failIfBad = (step: string, r: Awaited<ReturnType<typeof systemctlLive>>): void => {
-  if (r === 'skipped') return;
-  const failure = execFailure(r);
-  if (failure !== undefined) throw new StepError(step, failure.message, { cause: failure });
-};
 
 const present = async (ctx: InstallContext, hostPath: string): Promise<boolean> => (await statPath(ctx.host, hostPath)) !== undefined;
 /** The agent wrote it where nothing was: a file it took over (it existed before) is left. */
@@ -56,10 +47,7 @@ export function removalSteps(ctx: InstallContext, spec: MachineComponentSpec, cl
         return { inSync: true };
       },
       async apply() {
-        const argv = ['systemctl', ...(isSandbox(ctx.host) ? ['--root', ctx.host.root] : []), 'disable', unit.name];
-        const r = await execRootAware(ctx.host, argv, { timeoutMs: ctx.config.commandTimeoutMs });
-        const failure = execFailure(r);
-        if (failure !== undefined) throw new StepError('disable', failure.message, { cause: failure });
+        await setEnablement(ctx, 'disable', unit.name, 'disable');
       },
     });
     if (unit.content !== undefined && !claimed(unitPath)) {
@@ -74,15 +62,7 @@ export function removalSteps(ctx: InstallContext, spec: MachineComponentSpec, cl
       });
     }
   }
-  steps.push({
-    id: 'daemon-reload',
-    describe: 'systemctl daemon-reload',
-    trigger: 'reload',
-    check: async () => ({ inSync: true }),
-    async apply() {
-      failIfBad('daemon-reload', await systemctlLive(ctx, ['daemon-reload'], 'daemon-reload'));
-    },
-  });
+  steps.push(daemonReloadStep(ctx));
   const dir = installDir(spec);
   const versioned = (spec.source.type === 'tarball' || spec.source.type === 'binary') && !claimed(dir);
   if (versioned) {

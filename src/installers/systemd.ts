@@ -60,10 +60,29 @@ export async function systemctlLive(ctx: InstallContext, args: string[], step: s
   return result;
 }
 
-function failIfBad(step: string, result: ExecResult | 'skipped'): void {
+export function failIfBad(step: string, result: ExecResult | 'skipped'): void {
   if (result === 'skipped') return;
   const failure = execFailure(result);
   if (failure !== undefined) throw new StepError(step, failure.message, { cause: failure });
+}
+
+/** `systemctl enable|disable` a unit: with --root on a tree (no running systemd needed), as on a node. */
+export async function setEnablement(ctx: InstallContext, verb: 'enable' | 'disable', unitName: string, step: string): Promise<void> {
+  const argv = ['systemctl', ...(isSandbox(ctx.host) ? ['--root', ctx.host.root] : []), verb, unitName];
+  failIfBad(step, await execRootAware(ctx.host, argv, { timeoutMs: ctx.config.commandTimeoutMs }));
+}
+
+/** Runs when a step marked 'reload' changed something: a unit written or removed. */
+export function daemonReloadStep(ctx: InstallContext): Step {
+  return {
+    id: 'daemon-reload',
+    describe: 'systemctl daemon-reload',
+    trigger: 'reload',
+    check: async () => ({ inSync: true }),
+    async apply() {
+      failIfBad('daemon-reload', await systemctlLive(ctx, ['daemon-reload'], 'daemon-reload'));
+    },
+  };
 }
 
 export function unitSteps(ctx: InstallContext, spec: MachineComponentSpec): Step[] {
@@ -89,15 +108,7 @@ export function unitSteps(ctx: InstallContext, spec: MachineComponentSpec): Step
       },
     });
   }
-  steps.push({
-    id: 'daemon-reload',
-    describe: 'systemctl daemon-reload',
-    trigger: 'reload',
-    check: async () => ({ inSync: true }),
-    async apply() {
-      failIfBad('daemon-reload', await systemctlLive(ctx, ['daemon-reload'], 'daemon-reload'));
-    },
-  });
+  steps.push(daemonReloadStep(ctx));
   steps.push({
     id: 'enable',
     describe: `systemctl ${unit.enabled ? 'enable' : 'disable'} ${unit.name}`,
@@ -116,8 +127,7 @@ export function unitSteps(ctx: InstallContext, spec: MachineComponentSpec): Step
       return { inSync: true };
     },
     async apply() {
-      const argv = ['systemctl', ...(isSandbox(ctx.host) ? ['--root', ctx.host.root] : []), unit.enabled ? 'enable' : 'disable', unit.name];
-      failIfBad('enable', await execRootAware(ctx.host, argv, { timeoutMs: ctx.config.commandTimeoutMs }));
+      await setEnablement(ctx, unit.enabled ? 'enable' : 'disable', unit.name, 'enable');
     },
   });
   steps.push({
