@@ -3,9 +3,7 @@
 // across runs), starts it on loopback in a throwaway directory, and tears it
 // down; on request it also runs a real kube-controller-manager against it.
 // Only node: builtins here so it works before any npm install.
-import type { ChildProcess } from 'node:child_process';
-import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, unlink } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -16,6 +14,8 @@ import { startControllerManager } from './controller-manager.ts';
 import type { ControllerManager, ControllerManagerOptions } from './controller-manager.ts';
 import { kubectl } from './kubectl.ts';
 import type { KubectlOptions, KubectlResult } from './kubectl.ts';
+import { startDaemon } from './process.ts';
+import type { Daemon } from './process.ts';
 
 export { testClusterBinary } from './binaries.ts';
 
@@ -101,11 +101,12 @@ export interface Cluster {
 }
 
 // Clusters still running when the test process exits (a test that threw
-// before stop(), say). The binary also gets SIGTERM from the kernel when its
-// parent dies, but only this hook can remove the directory.
+// before stop(), say). The binary also gets SIGHUP from the kernel when its
+// parent dies, and process.ts's exit hook (registered first: that module is
+// evaluated before this one) SIGKILLs it, but only this hook can remove the directory.
 const live = new Set<TestCluster>();
 process.on('exit', () => {
-  for (const c of live) c.killSync();
+  for (const c of live) c.removeDirSync();
 });
 
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
@@ -132,8 +133,7 @@ class TestCluster implements Cluster {
   readonly #args: string[];
   readonly #readyTimeoutMs: number;
   readonly #keepDir: boolean;
-  #child: ChildProcess | undefined;
-  #exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
+  #daemon: Daemon | undefined;
   #info: ReadyInfo | undefined;
   #ca: Buffer | undefined;
   #agentTokens: string[] | undefined;
@@ -171,7 +171,7 @@ class TestCluster implements Cluster {
     return this.#ready().version;
   }
   get pid(): number | undefined {
-    return this.#child?.exitCode === null && this.#child.signalCode === null ? this.#child.pid : undefined;
+    return this.#daemon?.pid;
   }
 
   agentKubeconfig(i: number): string {
@@ -272,47 +272,25 @@ class TestCluster implements Cluster {
     this.#ca = undefined;
     this.#agentTokens = undefined;
 
-    const log = openSync(this.logFile, 'a');
-    let child: ChildProcess;
-    try {
-      child = spawn(this.#bin, this.#args, { stdio: ['ignore', log, log] });
-    } finally {
-      closeSync(log);
-    }
-    // Not keeping the event loop alive: a test that forgets stop() must not
-    // hang the runner; the exit hook and the kernel clean up instead.
-    child.unref();
-    this.#child = child;
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-      child.once('exit', (code, signal) => resolve({ code, signal }));
-      child.once('error', () => resolve({ code: null, signal: null }));
-    });
-    this.#exited = exited;
-    let spawnError: Error | undefined;
-    child.once('error', (err) => (spawnError = err));
-
-    const deadline = Date.now() + this.#readyTimeoutMs;
-    for (;;) {
-      const info = await readFile(readyPath, 'utf8').then(
-        (s) => JSON.parse(s) as ReadyInfo,
-        () => undefined,
-      );
-      // pid guards against a ready.json left by an earlier run.
-      if (info !== undefined && info.pid === child.pid) {
+    this.#daemon = await startDaemon({
+      name: 'kubenode-testcluster',
+      bin: this.#bin,
+      args: this.#args,
+      logFile: this.logFile,
+      ownDeathSignal: true,
+      logTail: () => this.#logTail(),
+      readyTimeoutMs: this.#readyTimeoutMs,
+      ready: async (pid) => {
+        const info = await readFile(readyPath, 'utf8').then(
+          (text) => JSON.parse(text) as ReadyInfo,
+          () => undefined,
+        );
+        // pid guards against a ready.json left by an earlier run.
+        if (info === undefined || info.pid !== pid) return false;
         this.#info = info;
-        return;
-      }
-      const done = await Promise.race([exited, sleep(100).then(() => undefined)]);
-      if (done !== undefined) {
-        const how = spawnError ? spawnError.message : done.signal ? `signal ${done.signal}` : `exit code ${done.code}`;
-        throw new Error(`kubenode-testcluster exited before ready (${how}); ${this.logFile}:\n${await this.#logTail()}`);
-      }
-      if (Date.now() > deadline) {
-        child.kill('SIGKILL');
-        await exited;
-        throw new Error(`kubenode-testcluster not ready within ${this.#readyTimeoutMs}ms; ${this.logFile}:\n${await this.#logTail()}`);
-      }
-    }
+        return true;
+      },
+    });
   }
 
   async #logTail(): Promise<string> {
@@ -323,25 +301,13 @@ class TestCluster implements Cluster {
 
   /** Stops the process, keeping the directory. Resolves with an error description if it did not exit cleanly. */
   async #terminate(timeoutMs = 90_000): Promise<string | undefined> {
-    const child = this.#child;
-    const exited = this.#exited;
+    const daemon = this.#daemon;
     this.#info = undefined;
-    if (child === undefined || exited === undefined) return undefined;
-    this.#child = undefined;
-    if (child.exitCode === null && child.signalCode === null) {
-      child.ref();
-      child.kill('SIGTERM');
-    }
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
-    const result = await Promise.race([exited, timedOut]);
-    clearTimeout(timer);
-    if (result === 'timeout') {
-      child.kill('SIGKILL');
-      await exited;
-      return `did not exit within ${timeoutMs}ms of SIGTERM; killed`;
-    }
-    if (result.code !== 0) return `exited with ${result.signal ? `signal ${result.signal}` : `code ${result.code}`} after SIGTERM`;
+    if (daemon === undefined) return undefined;
+    this.#daemon = undefined;
+    const { code, signal, timedOut } = await daemon.stop(timeoutMs);
+    if (timedOut) return `did not exit within ${timeoutMs}ms of SIGTERM; killed`;
+    if (code !== 0) return `exited with ${signal ? `signal ${signal}` : `code ${code}`} after SIGTERM`;
     return undefined;
   }
 
@@ -370,19 +336,7 @@ class TestCluster implements Cluster {
   }
 
   /** For the process exit hook, where nothing asynchronous can run. */
-  killSync(): void {
-    const child = this.#child;
-    if (child !== undefined && child.exitCode === null && child.signalCode === null) {
-      try {
-        child.kill('SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
+  removeDirSync(): void {
     if (!this.#keepDir) rmSync(this.dir, { recursive: true, force: true, maxRetries: 3 });
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

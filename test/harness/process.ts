@@ -1,7 +1,8 @@
-// One long-running helper process for a test (kube-controller-manager, Prometheus): started with
-// its output in a log file, waited for until a readiness probe passes, stopped with SIGTERM. It
-// never outlives the test process: the kernel SIGKILLs it when its parent dies (setpriv
-// --pdeathsig, util-linux), and a process exit hook kills what a test forgot to stop.
+// One long-running helper process for a test (kubenode-testcluster, kube-controller-manager,
+// Prometheus): started with its output in a log file, waited for until a readiness probe passes,
+// stopped with SIGTERM. It never outlives the test process: the kernel signals it when its parent
+// dies (setpriv --pdeathsig, util-linux, unless it asks for its own), and a process exit hook
+// kills what a test forgot to stop.
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
@@ -15,16 +16,27 @@ export interface DaemonSpec {
   bin: string;
   args: readonly string[];
   logFile: string;
-  /** Resolves true once the process serves; polled every 100 ms. */
-  ready: () => Promise<boolean>;
+  /** Resolves true once the process serves; polled every 100 ms, given the process's pid. */
+  ready: (pid: number | undefined) => Promise<boolean>;
   readyTimeoutMs: number;
+  /** It asks the kernel for its own signal when its parent dies (PR_SET_PDEATHSIG): no setpriv. */
+  ownDeathSignal?: boolean;
+  /** What a start error shows of the logs; default: the tail of logFile. */
+  logTail?: () => Promise<string>;
+}
+
+export interface Ended {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** It outlived the SIGTERM timeout and was killed. */
+  timedOut: boolean;
 }
 
 export interface Daemon {
   readonly pid: number | undefined;
   readonly logFile: string;
   /** SIGTERM, then SIGKILL after timeoutMs; resolves with how it ended. Safe to call twice. */
-  stop(timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(timeoutMs?: number): Promise<Ended>;
 }
 
 /** Thrown when the process exits before it is ready; `log` is the log's tail. */
@@ -54,7 +66,7 @@ function deathSignalPrefix(): string[] {
 }
 
 export async function startDaemon(spec: DaemonSpec): Promise<Daemon> {
-  const [file, ...args] = [...deathSignalPrefix(), spec.bin, ...spec.args] as [string, ...string[]];
+  const [file, ...args] = [...(spec.ownDeathSignal === true ? [] : deathSignalPrefix()), spec.bin, ...spec.args] as [string, ...string[]];
   const log = openSync(spec.logFile, 'a');
   let child: ChildProcess;
   try {
@@ -87,30 +99,27 @@ export async function startDaemon(spec: DaemonSpec): Promise<Daemon> {
       const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
       const result = await Promise.race([exited, timedOut]);
       clearTimeout(timer);
-      if (result !== 'timeout') return result;
+      if (result !== 'timeout') return { ...result, timedOut: false };
       child.kill('SIGKILL');
-      return exited;
+      return { ...(await exited), timedOut: true };
     },
   };
 
+  const logTail = spec.logTail ?? (async () => tail(await readFile(spec.logFile, 'utf8').catch(() => '')));
   const deadline = Date.now() + spec.readyTimeoutMs;
   for (;;) {
-    if (await spec.ready().catch(() => false)) return daemon;
+    if (await spec.ready(child.pid).catch(() => false)) return daemon;
     const done = await Promise.race([exited, sleep(100).then(() => undefined)]);
     if (done !== undefined) {
       const how = spawnError ? spawnError.message : done.signal ? `signal ${done.signal}` : `exit code ${done.code}`;
-      throw new DaemonStartError(`${spec.name} exited before ready (${how}); ${spec.logFile}`, await logTail(spec.logFile));
+      throw new DaemonStartError(`${spec.name} exited before ready (${how}); ${spec.logFile}`, await logTail());
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       await exited;
-      throw new DaemonStartError(`${spec.name} not ready within ${spec.readyTimeoutMs}ms; ${spec.logFile}`, await logTail(spec.logFile));
+      throw new DaemonStartError(`${spec.name} not ready within ${spec.readyTimeoutMs}ms; ${spec.logFile}`, await logTail());
     }
   }
-}
-
-async function logTail(file: string): Promise<string> {
-  return tail(await readFile(file, 'utf8').catch(() => ''));
 }
 
 /**
