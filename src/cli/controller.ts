@@ -15,6 +15,8 @@ interface ControllerFlags {
   workers: string;
   logLevel: string;
   csrImportNodes?: string;
+  pipelines?: boolean;
+  pipelinePollInterval: string;
 }
 
 export function controllerCommand(): Command {
@@ -30,6 +32,8 @@ export function controllerCommand(): Command {
     .option('--listen <addr>', 'metrics and health address', '127.0.0.1:9747')
     .option('--workers <n>', 'MachineComponentSets reconciled in parallel', '4')
     .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
+    .option('--pipelines', 'also run the release pipeline controller: Releases in this (management) cluster written into member clusters from their kubeconfig Secrets; off so a member cluster never runs it')
+    .option('--pipeline-poll-interval <d>', "how often the clusters of a running stage are asked how their rollout stands", '2s')
     .option('--csr-import-nodes <regex>', "approve agents' first certificates for node names matching this (anchored) RE without an importing Machine")
     .action(async (flags: ControllerFlags) => {
       if (!LOG_LEVELS.includes(flags.logLevel)) throw new UsageError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(flags.logLevel)}`);
@@ -53,7 +57,9 @@ export function controllerCommand(): Command {
       } catch (err) {
         throw new UsageError(`--csr-import-nodes: not a regular expression: ${err instanceof Error ? err.message : String(err)}`);
       }
+      const pollIntervalMs = decodeFlag('--pipeline-poll-interval', Duration({ min: '100ms', max: '10m' }), flags.pipelinePollInterval);
       const options = {
+        ...(flags.pipelines === true ? { pipelines: { pollIntervalMs } } : {}),
         ...(csrImportNodes === undefined ? {} : { csrImportNodes }),
         ...(flags.kubeconfig === undefined ? {} : { kubeconfig: flags.kubeconfig }),
         ...(flags.inCluster === true ? { inCluster: true } : {}),

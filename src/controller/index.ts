@@ -39,6 +39,7 @@ import { MACHINE_LABEL } from '../api/common.ts';
 import { LEASE_NAMESPACE } from '../report/kube/lease.ts';
 import { LeaseClock } from './rollout/lease-clock.ts';
 import { LABEL_SET, RolloutReconciler, type RolloutCaches } from './rollout/reconciler.ts';
+import { createPipelineController, type PipelineController, type PipelineSettings } from './pipeline/index.ts';
 
 export const LEADER_LEASE_NAME = 'kubenode-controller';
 
@@ -54,6 +55,8 @@ export interface ControllerOptions extends KubeOptions {
   clock?: Clock;
   /** Node names (anchored) whose agents' first certificates are approved without an importing Machine. */
   csrImportNodes?: RegExp;
+  /** Run the release pipeline controller (management clusters only; src/controller/pipeline/). */
+  pipelines?: PipelineSettings;
 }
 
 type Ended = 'lost' | 'stopped';
@@ -72,6 +75,7 @@ export class Controller {
   #csrApprover: CsrApprover | undefined;
   #machineQueue: WorkQueue | undefined;
   #leaseClock: LeaseClock | undefined;
+  #pipeline: PipelineController | undefined;
   #server: Server | undefined;
   #address = '';
   #leading = false;
@@ -82,6 +86,7 @@ export class Controller {
   readonly #reconciles: Histogram;
   readonly #requests: Counter;
   readonly #depth: Gauge;
+  readonly #memberRequests: Counter;
 
   constructor(options: ControllerOptions, log: Logger) {
     this.#o = options;
@@ -99,6 +104,7 @@ export class Controller {
       registers: [r],
     });
     this.#requests = new Counter({ name: 'kubenode_controller_api_requests_total', help: 'Apiserver requests by verb and outcome.', labelNames: ['verb', 'result'], registers: [r] });
+    this.#memberRequests = new Counter({ name: 'kubenode_controller_member_requests_total', help: 'Requests of the pipeline controller to member clusters by verb and outcome.', labelNames: ['verb', 'result'], registers: [r] });
     this.#depth = new Gauge({ name: 'kubenode_controller_queue_depth', help: 'Sets waiting for a worker.', registers: [r], collect: () => this.#depth.set(this.#queue?.depth ?? 0) });
   }
 
@@ -165,7 +171,8 @@ export class Controller {
     this.#leading = false;
     this.#leaderGauge.set(0);
     this.#leaseClock?.stop();
-    await Promise.all([this.#queue?.stop(), this.#csrApprover?.queue.stop(), this.#machineQueue?.stop()]);
+    await Promise.all([this.#queue?.stop(), this.#csrApprover?.queue.stop(), this.#machineQueue?.stop(), this.#pipeline?.queue.stop()]);
+    this.#pipeline?.members.close();
     await Promise.all(this.#informers.map((i) => i.stop()));
   }
 
@@ -273,6 +280,24 @@ export class Controller {
     const leaseClock = new LeaseClock({ clock: this.#clock, changed: (machine) => { for (const s of reconciler.setsForMachine(machine)) enqueue(s); } });
     this.#leaseClock = leaseClock;
     caches.leases.on((e) => leaseClock.observe(e));
+    if (this.#o.pipelines !== undefined) {
+      this.#pipeline = createPipelineController(
+        {
+          ...this.#o.pipelines,
+          client: this.#client as KubeClient,
+          kubeConfig: kc,
+          namespace: this.#o.namespace,
+          events,
+          clock: this.#clock,
+          log: log.child({ component: 'pipeline' }),
+          mayWrite,
+          workers: this.#o.workers ?? 4,
+          informer: inf,
+          observeMember: (verb, _path, kind) => this.#memberRequests.inc({ verb, result: kind ?? 'ok' }),
+        },
+        () => this.#synced,
+      );
+    }
     for (const i of this.#informers) i.start();
     await Promise.all(this.#informers.map((i) => i.waitForSync()));
     if (signal.aborted) return;
@@ -281,6 +306,7 @@ export class Controller {
     allMachines();
     log.info({ sets: caches.sets.snapshot().size, machines: caches.machines.snapshot().size }, 'Caches synced; reconciling');
     all();
+    this.#pipeline?.all();
     this.#csrApprover.addAll();
   }
 

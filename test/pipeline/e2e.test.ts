@@ -1,0 +1,229 @@
+// Release pipelines across four real apiservers: a management cluster running the pipeline
+// controller (the real CLI process, `controller --pipelines`), and three members — test, staging,
+// production — each with its own in-cluster controller and agents played by the test. Member
+// clusters are kubeconfig Secrets in the management cluster. Production's apiserver writes an
+// audit log, so what the pipeline controller sent there is counted on production itself.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { ReleaseStatus } from '../../src/api/release.ts';
+import { Controller } from '../../src/controller/index.ts';
+import { createLogger } from '../../src/log.ts';
+import { startCluster, type Cluster } from '../harness/cluster.ts';
+import { installCrds } from '../helpers/kube-objects.ts';
+import { addMachine, ensureNamespace, MCS_PATH, must, SimulatedAgents, until } from '../controller/helpers.ts';
+
+const NS = 'kubenode-system';
+const CLI = path.resolve(import.meta.dirname, '../../dist/kubenode-agent.cjs');
+const API = '/apis/kubenode.io/v1alpha1';
+const SHA = 'a'.repeat(64);
+const log = createLogger('silent');
+const MEMBERS = ['test', 'staging', 'production'] as const;
+type MemberName = (typeof MEMBERS)[number];
+
+interface Member { name: MemberName; cluster: Cluster; agents: SimulatedAgents; controller: Controller }
+
+const template = (component: string, version: string) => ({ spec: { component, version, source: { type: 'binary', url: `https://example.com/${component}-${version}`, sha256: SHA } } });
+
+describe('release pipelines across a management and three member apiservers', () => {
+  let mgmt: Cluster;
+  const members = new Map<MemberName, Member>();
+  let pipelineController: ChildProcess | undefined;
+  const auditDir = mkdtempSync(path.join(tmpdir(), 'kubenode-audit-'));
+  const auditLog = path.join(auditDir, 'audit.log');
+
+  const member = (n: MemberName): Member => members.get(n) as Member;
+  const startPipelineController = (): ChildProcess =>
+    spawn(process.execPath, [CLI, 'controller', '--kubeconfig', mgmt.adminKubeconfig, '--listen', '127.0.0.1:0', '--leader-elect', 'false', '--pipelines', '--pipeline-poll-interval', '300ms', '--log-level', 'warn'], { stdio: 'ignore' });
+  const release = async (name: string): Promise<{ metadata: { uid: string }; status?: ReleaseStatus }> => must(mgmt, 'GET', `${API}/releases/${name}`);
+  const statusOf = async (name: string): Promise<ReleaseStatus> => (await release(name)).status ?? ({ phase: 'Pending', stages: [] } as unknown as ReleaseStatus);
+  const stage = (s: ReleaseStatus, name: string) => s.stages.find((x) => x.name === name);
+  const memberSet = async (n: MemberName, set: string) => {
+    const r = await member(n).cluster.request('GET', `${MCS_PATH}/${set}`);
+    return r.status === 404 ? undefined : (JSON.parse(r.body) as { metadata: { generation: number }; spec: { template: { spec: { version: string } } }; status?: { phase?: string } });
+  };
+  /** Audit entries production recorded for requests sent by the pipeline controller. */
+  const pipelineRequestsOnProduction = (): { verb: string; uri: string }[] =>
+    readFileSync(auditLog, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as { stage: string; verb: string; requestURI: string; userAgent?: string })
+      .filter((e) => e.stage === 'ResponseComplete' && (e.userAgent ?? '').includes('pipeline-controller'))
+      .map((e) => ({ verb: e.verb, uri: e.requestURI }));
+  const createRelease = (name: string, pipeline: string, set: string, version: string, rollout: Record<string, unknown> = { batches: [1, '100%'], bakeTime: '1s', maxUnavailable: 3 }) =>
+    must(mgmt, 'POST', `${API}/releases`, { apiVersion: 'kubenode.io/v1alpha1', kind: 'Release', metadata: { name }, spec: { pipeline, componentSet: set, selector: { matchLabels: { pool: 'e2e' } }, template: template(set, version), rollout } });
+
+  before(async () => {
+    writeFileSync(path.join(auditDir, 'policy.yaml'), 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n  - level: Metadata\n');
+    const started = await Promise.all([
+      startCluster({ agents: 1 }),
+      ...MEMBERS.map((n) => startCluster({ agents: 1, ...(n === 'production' ? { apiserverArgs: [`--audit-policy-file=${path.join(auditDir, 'policy.yaml')}`, `--audit-log-path=${auditLog}`] } : {}) })),
+    ]);
+    mgmt = started[0] as Cluster;
+    await installCrds(mgmt);
+    await ensureNamespace(mgmt, NS);
+    for (const [i, n] of MEMBERS.entries()) {
+      const cluster = started[i + 1] as Cluster;
+      await installCrds(cluster);
+      await ensureNamespace(cluster, NS);
+      for (let m = 0; m < 3; m++) await addMachine(cluster, `${n}-node-${m}`, { pool: 'e2e' });
+      const agents = new SimulatedAgents(cluster);
+      agents.start();
+      const controller = new Controller({ kubeconfig: cluster.adminKubeconfig, leaderElect: false, namespace: NS, listen: '127.0.0.1:0' }, log);
+      await controller.start();
+      members.set(n, { name: n, cluster, agents, controller });
+      await must(mgmt, 'POST', `/api/v1/namespaces/${NS}/secrets`, {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: `cluster-${n}`, labels: { 'kubenode.io/member-cluster': n, env: n } },
+        data: { kubeconfig: readFileSync(cluster.adminKubeconfig).toString('base64') },
+      });
+    }
+    pipelineController = startPipelineController();
+  });
+
+  after(async () => {
+    pipelineController?.kill('SIGKILL');
+    for (const m of members.values()) {
+      if (m.cluster.pid !== undefined) process.kill(m.cluster.pid, 'SIGCONT');
+      await m.agents.stop();
+      await m.controller.stop();
+      await m.cluster.stop();
+    }
+    await mgmt?.stop();
+    rmSync(auditDir, { recursive: true, force: true });
+  });
+
+  it('runs test → staging → production in order, waits out the timed wait, stops at the approval, survives a kill -9 of the pipeline controller, completes', async () => {
+    await must(mgmt, 'POST', `${API}/releasepipelines`, {
+      apiVersion: 'kubenode.io/v1alpha1',
+      kind: 'ReleasePipeline',
+      metadata: { name: 'standard' },
+      spec: {
+        stages: [
+          { name: 'test', clusters: ['test'], afterStage: [{ type: 'TimedWait', duration: '4s' }] },
+          { name: 'staging', clusterSelector: { matchLabels: { env: 'staging' } }, afterStage: [{ type: 'Approval' }] },
+          { name: 'production', clusters: ['production'], rolloutOverride: { batches: [1, 1, '100%'] } },
+        ],
+      },
+    });
+    await createRelease('r1', 'standard', 'demo', '1.0.0');
+
+    await until('test stage waits', async () => stage(await statusOf('r1'), 'test')?.state === 'Waiting', 120_000);
+    const waiting = await statusOf('r1');
+    const readyAt = stage(waiting, 'test')?.tasks[0]?.readyAt as string;
+    assert.ok(readyAt !== undefined, 'the timed wait has its end in status');
+    assert.equal(await memberSet('staging', 'demo'), undefined, 'staging untouched while test waits');
+    // kill -9 in the middle of the wait; a new process goes on from status with the same clock.
+    pipelineController?.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 500));
+    pipelineController = startPipelineController();
+
+    await until('staging waits for approval', async () => {
+      const s = stage(await statusOf('r1'), 'staging');
+      return s?.state === 'Waiting' && s.tasks[0]?.state === 'Waiting';
+    }, 120_000);
+    const atApproval = await statusOf('r1');
+    assert.equal(stage(atApproval, 'test')?.tasks[0]?.readyAt, readyAt, 'the restart kept the timed wait');
+    assert.equal(atApproval.phase, 'Waiting');
+    const stagingStart = Date.parse(stage(atApproval, 'staging')?.startTime as string);
+    assert.ok(stagingStart >= Date.parse(readyAt), `staging started (${stage(atApproval, 'staging')?.startTime}) after the wait (${readyAt})`);
+    assert.ok(Date.parse(stage(atApproval, 'test')?.clusters[0]?.endTime as string) <= stagingStart, 'test finished before staging started');
+    assert.equal(stage(atApproval, 'test')?.clusters[0]?.state, 'Finished');
+    assert.equal((await memberSet('staging', 'demo'))?.status?.phase, 'Completed');
+    // It stays at the approval.
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(stage(await statusOf('r1'), 'staging')?.state, 'Waiting');
+    assert.equal(await memberSet('production', 'demo'), undefined, 'production untouched before the approval');
+    assert.deepEqual(pipelineRequestsOnProduction(), [], 'no request reached production before its stage');
+
+    const approval = await must<{ spec: { releaseUID: string; stage: string; approved: boolean } }>(mgmt, 'GET', `${API}/releaseapprovals/r1-staging`);
+    assert.equal(approval.spec.releaseUID, (await release('r1')).metadata.uid);
+    assert.equal(approval.spec.approved, false);
+    const ok = await mgmt.request('PATCH', `${API}/releaseapprovals/r1-staging`, { body: { spec: { approved: true, approvedBy: 'alice' } }, headers: { 'content-type': 'application/merge-patch+json' } });
+    assert.equal(ok.status, 200, ok.body);
+
+    await until('r1 succeeds', async () => (await statusOf('r1')).phase === 'Succeeded', 120_000);
+    const done = await statusOf('r1');
+    assert.deepEqual(done.stages.map((s) => s.state), ['Succeeded', 'Succeeded', 'Succeeded']);
+    assert.equal(stage(done, 'staging')?.tasks[0]?.approvedBy, 'alice');
+    assert.ok(Date.parse(stage(done, 'production')?.startTime as string) >= Date.parse(stage(done, 'staging')?.tasks[0]?.endTime as string), 'production after the approval');
+    assert.deepEqual(done.pipelineSnapshot?.stages.map((s) => s.name), ['test', 'staging', 'production']);
+    for (const n of MEMBERS) {
+      const set = await memberSet(n, 'demo');
+      assert.equal(set?.spec.template.spec.version, '1.0.0', n);
+      assert.equal(set?.status?.phase, 'Completed', n);
+    }
+    const events = await must<{ items: { reason: string; involvedObject: { name: string; kind: string } }[] }>(mgmt, 'GET', '/api/v1/namespaces/default/events');
+    const reasons = new Set(events.items.filter((e) => e.involvedObject.kind === 'Release' && e.involvedObject.name === 'r1').map((e) => e.reason));
+    for (const r of ['Started', 'StageStarted', 'ClusterStarted', 'ClusterFinished', 'Waiting', 'ApprovalRequested', 'Approved', 'StagePromoted', 'ReleaseSucceeded']) assert.ok(reasons.has(r), `Event ${r} (have ${[...reasons].join(', ')})`);
+  });
+
+  it('a failure in staging fails the release before production, whose objects are never touched; a second release of the set waits, then stops', async () => {
+    await must(mgmt, 'POST', `${API}/releasepipelines`, {
+      apiVersion: 'kubenode.io/v1alpha1',
+      kind: 'ReleasePipeline',
+      metadata: { name: 'quick' },
+      spec: { stages: [{ name: 'test', clusters: ['test'] }, { name: 'staging', clusters: ['staging'] }, { name: 'production', clusters: ['production'] }] },
+    });
+    const prodBefore = await memberSet('production', 'demo');
+    const auditBefore = pipelineRequestsOnProduction().length;
+    member('staging').agents.fail = (_m, v) => v === '2.0.0';
+    await createRelease('r2', 'quick', 'demo', '2.0.0');
+    await createRelease('r2-next', 'quick', 'demo', '3.0.0');
+    await until('r2-next waits for r2', async () => ((await statusOf('r2-next')).conditions ?? []).some((c) => c.type === 'Initialized' && c.reason === 'AnotherReleaseActive'), 60_000);
+    assert.equal((await statusOf('r2-next')).stages.length, 0, 'a waiting release has not started');
+    // Stopped while it waits: it never starts, even once r2 ends.
+    const stop = await mgmt.request('PATCH', `${API}/releases/r2-next`, { body: { spec: { state: 'Stop' } }, headers: { 'content-type': 'application/merge-patch+json' } });
+    assert.equal(stop.status, 200, stop.body);
+    await until('r2-next stopped', async () => (await statusOf('r2-next')).phase === 'Stopped', 60_000);
+
+    await until('r2 fails', async () => (await statusOf('r2')).phase === 'Failed', 120_000);
+    const failed = await statusOf('r2');
+    assert.equal(stage(failed, 'staging')?.state, 'Failed');
+    assert.equal(stage(failed, 'staging')?.clusters[0]?.state, 'Failed');
+    assert.match(stage(failed, 'staging')?.clusters[0]?.message ?? '', /rollout failed in batch 0: HealthGateFailed/);
+    assert.equal(stage(failed, 'production')?.state, 'Pending');
+    assert.equal(stage(failed, 'test')?.state, 'Succeeded');
+    assert.equal((await memberSet('test', 'demo'))?.spec.template.spec.version, '2.0.0', 'nothing rolled back in test');
+    await new Promise((r) => setTimeout(r, 2000));
+
+    const prodAfter = await memberSet('production', 'demo');
+    assert.equal(prodAfter?.spec.template.spec.version, '1.0.0');
+    assert.equal(prodAfter?.metadata.generation, prodBefore?.metadata.generation, "production's set was not written");
+    assert.deepEqual(pipelineRequestsOnProduction().slice(auditBefore), [], 'the pipeline controller sent production nothing during r2');
+    assert.ok(auditBefore > 0, 'the audit log does record the pipeline controller (r1 wrote production)');
+    member('staging').agents.fail = () => false;
+  });
+
+  it('a member apiserver stopped mid-release is Unknown, the stage waits, then fails past its deadline', async () => {
+    await must(mgmt, 'POST', `${API}/releasepipelines`, {
+      apiVersion: 'kubenode.io/v1alpha1',
+      kind: 'ReleasePipeline',
+      metadata: { name: 'edge' },
+      spec: { stages: [{ name: 'edge', clusters: ['staging'], deadline: '15s', rolloutOverride: { bakeTime: '30s' } }] },
+    });
+    await createRelease('r3', 'edge', 'demo3', '1.0.0');
+    await until('staging progressing', async () => stage(await statusOf('r3'), 'edge')?.clusters[0]?.state === 'Progressing', 60_000);
+    const pid = member('staging').cluster.pid as number;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await until('staging Unknown', async () => stage(await statusOf('r3'), 'edge')?.clusters[0]?.state === 'Unknown', 30_000);
+      const unknown = await statusOf('r3');
+      assert.equal(stage(unknown, 'edge')?.clusters[0]?.reachable, 'False');
+      assert.equal(stage(unknown, 'edge')?.state, 'Running', 'the stage waits for an unreachable cluster');
+      assert.equal(unknown.phase, 'Progressing');
+      await until('r3 fails past the deadline', async () => (await statusOf('r3')).phase === 'Failed', 60_000);
+      const failed = await statusOf('r3');
+      const c = stage(failed, 'edge')?.clusters[0];
+      assert.equal(c?.state, 'Failed');
+      assert.match(c?.message ?? '', /stage deadline 15s passed: unreachable/);
+      assert.ok(Date.parse(failed.endTime as string) >= Date.parse(stage(failed, 'edge')?.deadline as string), 'not before the deadline');
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+  });
+});
