@@ -9,6 +9,7 @@ import { RiskPolicySpec, type Permit, type RiskPolicyStatus } from '../api/risk-
 import type { Clock } from '../host/clock.ts';
 import { classifyKubeError, type KubeClient } from '../kube/client.ts';
 import { CORDONED_AT, type NodeObject } from '../remedies/node-ops.ts';
+import { backoffDelay } from '../util/backoff.ts';
 import { durationMs } from '../util/duration.ts';
 import { CronError, parseCron, windowStartContaining } from './cron.ts';
 
@@ -169,8 +170,8 @@ export class RiskPolicyClient {
       } catch (err) {
         if (!isConflict(err) || attempt >= this.#maxRetries) throw err;
         this.#log.debug({ policy: name, attempt }, 'RiskPolicy changed under us; re-reading');
-        // Jitter so that racing agents do not collide in lockstep again.
-        await new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 10 * attempt)));
+        // Jittered, so that racing agents do not collide in lockstep again.
+        await this.#clock.sleep(backoffDelay(attempt - 1, 10, 200));
       }
     }
   }
@@ -281,7 +282,7 @@ export class RiskPolicyClient {
         return;
       } catch (err) {
         if (!isConflict(err) || attempt >= this.#maxRetries) throw err;
-        await new Promise((r) => setTimeout(r, Math.random() * Math.min(200, 10 * attempt)));
+        await this.#clock.sleep(backoffDelay(attempt - 1, 10, 200));
       }
     }
   }
