@@ -24,6 +24,8 @@ export interface HostOptions {
 export interface Configuration {
   config: AgentConfig;
   configSource: string;
+  /** Deprecated keys read as their replacements, in words; logged at every load. */
+  warnings: string[];
   nodeName: string;
   monitors: { systemLog: MonitorRef[]; customPlugin: MonitorRef[] };
 }
@@ -53,11 +55,15 @@ export async function bootstrap(options: HostOptions, logging: LogOptions = {}):
   const first = await configuration(host, options);
   const fd = logging.fd ?? 1;
   const log = createLogger(logging.level ?? logging.fallback ?? first.config.logLevel, fd, logging.format ?? defaultLogFormat(fd));
-  return { host, log, ...first, reload: () => configuration(host, options) };
+  const warn = (c: Configuration): Configuration => {
+    for (const w of c.warnings) log.warn(w);
+    return c;
+  };
+  return { host, log, ...warn(first), reload: async () => warn(await configuration(host, options)) };
 }
 
 async function configuration(host: Host, options: HostOptions): Promise<Configuration> {
-  const { config, source } = await loadConfig(host, options.config);
+  const { config, source, warnings } = await loadConfig(host, options.config);
   const flagged = options['config.systemLogMonitor'] !== undefined || options['config.customPluginMonitor'] !== undefined;
   // Files named on the command line, or in a --config file, are read where the operator is; files
   // named in the node's own /etc/kubenode/agent.yaml are host files, read under --root.
@@ -77,7 +83,7 @@ async function configuration(host: Host, options: HostOptions): Promise<Configur
           systemLog: config.monitors.systemLog.map(cliRef(path.dirname(path.resolve(options.config)))),
           customPlugin: config.monitors.customPlugin.map(cliRef(path.dirname(path.resolve(options.config)))),
         };
-  return { config, configSource: source, nodeName: options.nodeName ?? (await nodeName(host, config)), monitors };
+  return { config, configSource: source, warnings, nodeName: options.nodeName ?? (await nodeName(host, config)), monitors };
 }
 
 async function nodeName(host: Host, config: AgentConfig): Promise<string> {

@@ -27,27 +27,3 @@ export const RiskConfig = Type.Object(
   { additionalProperties: false, default: {} },
 );
 export type RiskConfig = StaticDecode<typeof RiskConfig>;
-
-/** Keys of earlier releases, each of which configured half of today's gate. */
-const MOVED: readonly { from: readonly string[]; to: string }[] = [
-  { from: ['installers', 'risk'], to: 'risk.local' },
-  { from: ['remedies', 'gate', 'local'], to: 'risk.local' },
-  { from: ['remedies', 'gate', 'webhook'], to: 'risk.webhook' },
-  { from: ['remedies', 'gate'], to: 'risk' },
-];
-
-/**
- * The first key of an older release present in a parsed agent.yaml, with what replaces it.
- * Refused rather than mapped: the old keys were two budgets with different defaults, and
- * silently merging them would change how many disruptive actions a node may take.
- */
-export function movedRiskKey(doc: unknown): { field: string; message: string } | undefined {
-  for (const m of MOVED) {
-    let at: unknown = doc;
-    for (const key of m.from) at = typeof at === 'object' && at !== null && Object.hasOwn(at, key) ? (at as Record<string, unknown>)[key] : undefined;
-    if (at !== undefined) {
-      return { field: m.from.join('.'), message: `moved to ${m.to}: installers and remedies now spend one budget (see README, "The risk gate")` };
-    }
-  }
-  return undefined;
-}

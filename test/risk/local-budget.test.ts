@@ -114,15 +114,29 @@ describe('local budget: earlier releases', () => {
     }
   });
 
-  test('the old config keys are refused, naming the key that replaces them', () => {
-    for (const [doc, field, to] of [
-      [{ installers: { risk: { maxDisruptive: 2 } } }, 'installers.risk', 'risk.local'],
-      [{ remedies: { gate: { local: { maxDisruptive: 2 } } } }, 'remedies.gate.local', 'risk.local'],
-      [{ remedies: { gate: { webhook: { url: 'https://x' } } } }, 'remedies.gate.webhook', 'risk.webhook'],
+  test('the old config keys are read as their risk.* replacements with one warning; refused only where old and new disagree', () => {
+    const warnings: string[] = [];
+    const config = validateConfig('agent.yaml', { installers: { risk: { maxDisruptive: 2 } }, remedies: { gate: { local: { window: '30m' }, webhook: { url: 'https://x', failOpen: true } } } }, warnings);
+    assert.deepEqual([config.risk.local.maxDisruptive, config.risk.local.window, config.risk.webhook.url, config.risk.webhook.failOpen], [2, 30 * 60_000, 'https://x', true]);
+    assert.deepEqual(warnings, [
+      'agent.yaml: deprecated keys read as their replacements (installers.risk → risk.local, remedies.gate.local → risk.local, remedies.gate.webhook → risk.webhook); move them there — installers and remedies now spend one budget (README, "The risk gate")',
+    ]);
+    // Old and new saying the same (a duration written another way included) is no conflict.
+    const same: string[] = [];
+    assert.equal(validateConfig('agent.yaml', { installers: { risk: { window: '60m' } }, risk: { local: { window: '1h', maxDisruptive: 4 } } }, same).risk.local.maxDisruptive, 4);
+    assert.equal(same.length, 1);
+    const none: string[] = [];
+    assert.equal(validateConfig('agent.yaml', { risk: { local: { maxDisruptive: 5 } } }, none).risk.local.maxDisruptive, 5);
+    assert.deepEqual(none, []);
+    for (const [doc, field, message] of [
+      [{ installers: { risk: { maxDisruptive: 2 } }, risk: { local: { maxDisruptive: 5 } } }, 'installers.risk.maxDisruptive', 'deprecated key for risk.local.maxDisruptive, and risk.local.maxDisruptive says otherwise (5 against 2): keep only risk.local.maxDisruptive'],
+      [{ installers: { risk: { maxDisruptive: 2 } }, remedies: { gate: { local: { maxDisruptive: 3 } } } }, 'remedies.gate.local.maxDisruptive', 'deprecated key for risk.local.maxDisruptive, and installers.risk.maxDisruptive says otherwise (2 against 3): keep only risk.local.maxDisruptive'],
+      [{ remedies: { gate: { webhook: { url: 'https://a' } } }, risk: { webhook: { url: 'https://b' } } }, 'remedies.gate.webhook.url', 'deprecated key for risk.webhook.url, and risk.webhook.url says otherwise ("https://b" against "https://a"): keep only risk.webhook.url'],
+      [{ installers: { risk: { maxDisruptive: -1 } } }, 'installers.risk.maxDisruptive', 'expected a whole number at least 0 and at most 1000, got -1'],
+      [{ remedies: { gate: { budget: 3 } } }, 'remedies.gate.budget', 'unknown key'],
     ] as const) {
-      assert.throws(() => validateConfig('agent.yaml', doc), (err: unknown) => err instanceof ConfigError && err.field === field && err.message === `agent.yaml: ${field}: moved to ${to}: installers and remedies now spend one budget (see README, "The risk gate")`);
+      assert.throws(() => validateConfig('agent.yaml', doc), (err: unknown) => err instanceof ConfigError && err.field === field && err.message === `agent.yaml: ${field}: ${message}`, field);
     }
-    assert.equal(validateConfig('agent.yaml', { risk: { local: { maxDisruptive: 5 } } }).risk.local.maxDisruptive, 5);
   });
 });
 
