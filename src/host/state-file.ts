@@ -1,10 +1,13 @@
 // Reading the agent's own JSON state files. A file that cannot be parsed or does not have the
-// expected shape is copied aside (FILE.corrupt-TIMESTAMP) for a person to look at and reported to
+// expected shape is copied aside (FILE.corrupt-TIMESTAMP, once per bad content) for a person to look at and reported to
 // the caller, which decides what a safe fresh state is; it never throws for bad content, so one
 // bad file cannot stop the agent.
 import type { TSchema, Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import path from 'node:path';
 import { errorMessage } from '../errors.ts';
+import { listDir, removePath } from './files.ts';
+import { TEMP_NAME } from './jail.ts';
 import type { Host } from './host.ts';
 
 export type StateRead<T> =
@@ -14,6 +17,18 @@ export type StateRead<T> =
   | { state: 'corrupt'; reason: string; setAsideAs?: string };
 
 const stamp = (ms: number): string => new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+
+/** The host path of an earlier copy set aside with exactly this content, if any. */
+async function setAsideBefore(host: Host, file: string, text: string): Promise<string | undefined> {
+  const prefix = `${path.posix.basename(file)}.corrupt-`;
+  const dir = path.posix.dirname(file);
+  for (const name of await listDir(host, dir)) {
+    if (!name.startsWith(prefix)) continue;
+    const copy = path.posix.join(dir, name);
+    if ((await host.tryReadText(copy)) === text) return copy;
+  }
+  return undefined;
+}
 
 export async function readStateFile<S extends TSchema>(host: Host, file: string, schema: S): Promise<StateRead<Static<S>>> {
   let text: string | undefined;
@@ -32,11 +47,30 @@ export async function readStateFile<S extends TSchema>(host: Host, file: string,
   } catch (err) {
     reason = `not JSON (${errorMessage(err)})`;
   }
+  try {
+    // Once per bad content: a file read every pass would otherwise fill the directory with copies.
+    const earlier = await setAsideBefore(host, file, text);
+    if (earlier !== undefined) return { state: 'corrupt', reason, setAsideAs: earlier };
+  } catch {
+    // Unlistable siblings: copying again is the safe side.
+  }
   const aside = `${file}.corrupt-${stamp(host.clock.now())}`;
   try {
     await host.writeFileAtomic(aside, text, 0o600);
     return { state: 'corrupt', reason, setAsideAs: aside };
   } catch (err) {
     return { state: 'corrupt', reason: `${reason}; could not be set aside: ${errorMessage(err)}` };
+  }
+}
+
+/**
+ * Start-up: removes what a kill -9 during writeFileAtomic left of a state file (`.NAME.kubenode-XXXX`
+ * beside it), and only that, so a writer of another file in the same directory is never disturbed.
+ */
+export async function removeStateTemps(host: Host, file: string): Promise<void> {
+  const base = path.posix.basename(file);
+  const dir = path.posix.dirname(file);
+  for (const name of await listDir(host, dir)) {
+    if (TEMP_NAME.test(name) && name.startsWith(`.${base}.kubenode-`)) await removePath(host, path.posix.join(dir, name));
   }
 }

@@ -6,14 +6,16 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { Logger } from 'pino';
 import type { RemedyRule } from '../api/node-remedier.ts';
 import { errorMessage } from '../errors.ts';
-import { readStateFile } from '../host/state-file.ts';
+import { removeTempSiblings } from '../host/files.ts';
+import { readStateFile, removeStateTemps } from '../host/state-file.ts';
 import type { RiskGate } from '../risk/gate.ts';
 import type { Condition } from '../types.ts';
 import { backoffDelay } from '../util/backoff.ts';
 import { durationMs } from '../util/duration.ts';
-import { afterBoot, clearIntent, readIntent } from './actions/reboot.ts';
+import { afterBoot, clearIntent, intentFile, readIntent } from './actions/reboot.ts';
 import { uncordon } from './node-ops.ts';
 import type { RemedyOperations } from './operation.ts';
+import { operationsDir } from './record.ts';
 import type { ActionContext } from './types.ts';
 
 export interface EngineRule extends RemedyRule {
@@ -94,6 +96,11 @@ export class RemedyEngine {
 
   /** Start-up: restore ladders, settle a reboot we asked for, hand back permits nobody is using. */
   async resume(): Promise<void> {
+    const { host, stateDir } = this.#d.ctx;
+    // What a kill -9 in the middle of an atomic write left: ladders, the reboot intent, operation records.
+    await Promise.all([removeStateTemps(host, this.#file), removeStateTemps(host, intentFile(stateDir)), removeTempSiblings(host, operationsDir(stateDir))]).catch((err: unknown) =>
+      this.#log.warn({ err: errorMessage(err) }, 'Removing temporary files of interrupted writes failed'),
+    );
     const read = await readStateFile(this.#d.ctx.host, this.#file, LadderFile);
     if (read.state === 'ok') for (const l of read.value) this.#ladders.set(l.rule, l);
     if (read.state === 'corrupt') {

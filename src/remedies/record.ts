@@ -132,6 +132,9 @@ export class ClusterRecorder implements OperationRecorder {
   }
 }
 
+/** Where StateDirRecorder keeps one JSON file per operation. */
+export const operationsDir = (stateDir: string): string => `${stateDir.replace(/\/+$/, '')}/remedies/operations`;
+
 export class StateDirRecorder implements OperationRecorder {
   readonly #host: Host;
   readonly #dir: string;
@@ -140,7 +143,7 @@ export class StateDirRecorder implements OperationRecorder {
 
   constructor(host: Host, stateDir: string, log: Logger) {
     this.#host = host;
-    this.#dir = `${stateDir.replace(/\/+$/, '')}/remedies/operations`;
+    this.#dir = operationsDir(stateDir);
     this.#log = log;
   }
 

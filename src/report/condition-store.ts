@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { errorMessage, hostWriteError } from '../errors.ts';
 import type { Host } from '../host/host.ts';
+import { removeStateTemps } from '../host/state-file.ts';
 import type { Condition } from '../types.ts';
 
 interface StoredDetector {
@@ -41,6 +42,10 @@ export class ConditionStore {
   }
 
   async load(): Promise<void> {
+    // What a kill -9 in the middle of a write left beside the file.
+    await removeStateTemps(this.#host, this.#file).catch((err: unknown) =>
+      this.#log.warn({ err: errorMessage(err), file: this.#host.path(this.#file) }, 'Removing temporary files of an interrupted write failed'),
+    );
     let text: string | undefined;
     try {
       text = await this.#host.tryReadText(this.#file);
