@@ -6,6 +6,7 @@ import { configCommand } from './cli/config.ts';
 import { joinCommand } from './cli/join.ts';
 import { controllerCommand } from './cli/controller.ts';
 import { rolloutCommand } from './cli/rollout.ts';
+import { releaseCommand } from './cli/release.ts';
 import { planCommand } from './cli/plan.ts';
 import { remedyCommand } from './cli/remedy.ts';
 import { runCommand } from './cli/run.ts';
@@ -87,6 +88,7 @@ export async function main(argv: string[]): Promise<void> {
   program.addCommand(remedyCommand(exitWith));
   program.addCommand(controllerCommand());
   program.addCommand(rolloutCommand(exitWith));
+  program.addCommand(releaseCommand(exitWith));
   program.addCommand(joinCommand(exitWith));
   program.addCommand(completionCommand(() => program));
   // Subcommands added with addCommand do not inherit these: every level exits through main, in one line.

@@ -51,7 +51,7 @@ async function connect(flags: CommonFlags): Promise<KubeClient> {
   return (await connectWithConfig(flags)).client;
 }
 
-async function connectWithConfig(flags: CommonFlags): Promise<{ client: KubeClient; kc: KubeConfig }> {
+export async function connectWithConfig(flags: { kubeconfig?: string }): Promise<{ client: KubeClient; kc: KubeConfig }> {
   const { createKubeClient, loadKubeConfig } = await import('../kube/client.ts');
   const kc = await loadKubeConfig({ kubeconfig: kubeconfigPath(flags.kubeconfig) });
   return { client: createKubeClient(kc), kc };

@@ -13,6 +13,7 @@ import type { ReleaseStatus } from '../../src/api/release.ts';
 import { Controller } from '../../src/controller/index.ts';
 import { createLogger } from '../../src/log.ts';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
+import { kubectl } from '../harness/kubectl.ts';
 import { installCrds } from '../helpers/kube-objects.ts';
 import { addMachine, ensureNamespace, MCS_PATH, must, SimulatedAgents, until } from '../controller/helpers.ts';
 
@@ -35,7 +36,18 @@ describe('release pipelines across a management and three member apiservers', ()
   const auditDir = mkdtempSync(path.join(tmpdir(), 'kubenode-audit-'));
   const auditLog = path.join(auditDir, 'audit.log');
 
+  let pluginDir: string;
   const member = (n: MemberName): Member => members.get(n) as Member;
+  /** `kubectl kubenode …` through the plugin as the packages install it, against the management cluster. */
+  const kk = (args: string[]) => kubectl(['kubenode', ...args], { env: { PATH: `${pluginDir}:${process.env.PATH ?? ''}`, KUBECONFIG: mgmt.adminKubeconfig }, timeoutMs: 60_000 });
+  const cli = (args: string[]): Promise<{ code: number | null; out: string }> =>
+    new Promise((resolve) => {
+      const c = spawn(process.execPath, [CLI, ...args, '--kubeconfig', mgmt.adminKubeconfig], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      c.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      c.on('close', (code) => resolve({ code, out }));
+    });
   const startPipelineController = (): ChildProcess =>
     spawn(process.execPath, [CLI, 'controller', '--kubeconfig', mgmt.adminKubeconfig, '--listen', '127.0.0.1:0', '--leader-elect', 'false', '--pipelines', '--pipeline-poll-interval', '300ms', '--log-level', 'warn'], { stdio: 'ignore' });
   const release = async (name: string): Promise<{ metadata: { uid: string }; status?: ReleaseStatus }> => must(mgmt, 'GET', `${API}/releases/${name}`);
@@ -57,6 +69,8 @@ describe('release pipelines across a management and three member apiservers', ()
     must(mgmt, 'POST', `${API}/releases`, { apiVersion: 'kubenode.io/v1alpha1', kind: 'Release', metadata: { name }, spec: { pipeline, componentSet: set, selector: { matchLabels: { pool: 'e2e' } }, template: template(set, version), rollout } });
 
   before(async () => {
+    pluginDir = mkdtempSync(path.join(tmpdir(), 'kubenode-plugin-'));
+    writeFileSync(path.join(pluginDir, 'kubectl-kubenode'), `#!/bin/bash\nexec -a kubectl-kubenode ${process.execPath} ${CLI} "$@"\n`, { mode: 0o755 });
     writeFileSync(path.join(auditDir, 'policy.yaml'), 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n  - level: Metadata\n');
     const started = await Promise.all([
       startCluster({ agents: 1 }),
@@ -95,6 +109,7 @@ describe('release pipelines across a management and three member apiservers', ()
     }
     await mgmt?.stop();
     rmSync(auditDir, { recursive: true, force: true });
+    if (pluginDir !== undefined) rmSync(pluginDir, { recursive: true, force: true });
   });
 
   it('runs test → staging → production in order, waits out the timed wait, stops at the approval, survives a kill -9 of the pipeline controller, completes', async () => {
@@ -143,10 +158,23 @@ describe('release pipelines across a management and three member apiservers', ()
     const approval = await must<{ spec: { releaseUID: string; stage: string; approved: boolean } }>(mgmt, 'GET', `${API}/releaseapprovals/r1-staging`);
     assert.equal(approval.spec.releaseUID, (await release('r1')).metadata.uid);
     assert.equal(approval.spec.approved, false);
-    const ok = await mgmt.request('PATCH', `${API}/releaseapprovals/r1-staging`, { body: { spec: { approved: true, approvedBy: 'alice' } }, headers: { 'content-type': 'application/merge-patch+json' } });
-    assert.equal(ok.status, 200, ok.body);
+    const shown = await kk(['release', 'status', 'r1']);
+    assert.equal(shown.code, 4, `exit 4 while waiting for an approval: ${shown.stdout}${shown.stderr}`);
+    assert.match(shown.stdout, /release r1: demo 1\.0\.0 through standard: Waiting \(stage staging\)/);
+    assert.match(shown.stdout, /stage test: Succeeded, 1\/1 finished, 0 failed/);
+    assert.match(shown.stdout, /cluster staging: Finished, batch 2\/2, 3\/3 updated/);
+    assert.match(shown.stdout, /Approval: Waiting \(ReleaseApproval r1-staging\)/);
+    assert.match(shown.stdout, /approve with: release approve r1 --stage staging/);
+    const wrongStage = await cli(['release', 'approve', 'r1', '--stage', 'test']);
+    assert.equal(wrongStage.code === 0, false, wrongStage.out);
+    assert.match(wrongStage.out, /stage test of release r1 has no Approval task/);
+    const approved = await cli(['release', 'approve', 'r1', '--by', 'alice', '--comment', 'staging looks good']);
+    assert.equal(approved.code, 0, approved.out);
+    assert.match(approved.out, /releaseapproval\/r1-staging approved by alice/);
 
-    await until('r1 succeeds', async () => (await statusOf('r1')).phase === 'Succeeded', 120_000);
+    const followed = await kk(['release', 'status', 'r1', '--watch', '--timeout', '2m']);
+    assert.equal(followed.code, 0, `${followed.stdout}${followed.stderr}`);
+    assert.match(followed.stdout, /through standard: Succeeded/);
     const done = await statusOf('r1');
     assert.deepEqual(done.stages.map((s) => s.state), ['Succeeded', 'Succeeded', 'Succeeded']);
     assert.equal(stage(done, 'staging')?.tasks[0]?.approvedBy, 'alice');
@@ -177,11 +205,16 @@ describe('release pipelines across a management and three member apiservers', ()
     await until('r2-next waits for r2', async () => ((await statusOf('r2-next')).conditions ?? []).some((c) => c.type === 'Initialized' && c.reason === 'AnotherReleaseActive'), 60_000);
     assert.equal((await statusOf('r2-next')).stages.length, 0, 'a waiting release has not started');
     // Stopped while it waits: it never starts, even once r2 ends.
-    const stop = await mgmt.request('PATCH', `${API}/releases/r2-next`, { body: { spec: { state: 'Stop' } }, headers: { 'content-type': 'application/merge-patch+json' } });
-    assert.equal(stop.status, 200, stop.body);
+    const stop = await kk(['release', 'stop', 'r2-next']);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.match(stop.stdout, /release\/r2-next stopped/);
     await until('r2-next stopped', async () => (await statusOf('r2-next')).phase === 'Stopped', 60_000);
+    assert.equal((await kk(['release', 'status', 'r2-next'])).code, 2, 'exit 2 for a stopped release');
 
     await until('r2 fails', async () => (await statusOf('r2')).phase === 'Failed', 120_000);
+    const shownFailed = await cli(['release', 'status', 'r2']);
+    assert.equal(shownFailed.code, 1, shownFailed.out);
+    assert.match(shownFailed.out, /cluster staging: Failed.*HealthGateFailed/);
     const failed = await statusOf('r2');
     assert.equal(stage(failed, 'staging')?.state, 'Failed');
     assert.equal(stage(failed, 'staging')?.clusters[0]?.state, 'Failed');

@@ -1,0 +1,171 @@
+// `kubenode-agent release …` (also `kubectl kubenode release …`): what a person types about a
+// Release going through a pipeline. status reads, approve writes the stage's ReleaseApproval (not
+// the Release: RBAC may grant approving alone), stop sets spec.state: Stop.
+import { userInfo } from 'node:os';
+import { Command } from 'commander';
+import type { ReleaseStatus } from '../api/release.ts';
+import { UsageError } from '../errors.ts';
+import type { KubeClient } from '../kube/client.ts';
+import { connectWithConfig } from './rollout.ts';
+
+/** Exit codes of `release status`. */
+export const RELEASE_EXIT = { succeeded: 0, failed: 1, stopped: 2, timeout: 3, approval: 4, progressing: 5 } as const;
+type Outcome = keyof typeof RELEASE_EXIT;
+
+const API = '/apis/kubenode.io/v1alpha1';
+
+interface ReleaseView {
+  metadata: { name: string; uid: string; generation?: number };
+  spec: { pipeline: string; componentSet: string; state: string; template: { spec: { version: string } } };
+  status?: ReleaseStatus;
+}
+
+interface ApprovalView {
+  metadata: { name: string };
+  spec: { release: string; releaseUID: string; stage: string; approved: boolean; approvedBy?: string };
+}
+
+interface CommonFlags { kubeconfig?: string }
+
+const addCommon = (cmd: Command): Command => cmd.option('--kubeconfig <file>', "the management cluster's kubeconfig (default: $KUBECONFIG, else ~/.kube/config)");
+
+async function getRelease(client: KubeClient, name: string): Promise<ReleaseView> {
+  const { classifyKubeError } = await import('../kube/client.ts');
+  try {
+    return await client.get<ReleaseView>(`${API}/releases/${encodeURIComponent(name)}`);
+  } catch (err) {
+    if (classifyKubeError(err) === 'not-found') throw new UsageError(`release ${JSON.stringify(name)} not found`);
+    throw err;
+  }
+}
+
+/** The stage whose Approval task waits now, if any. */
+function waitingApproval(s: ReleaseStatus | undefined): { stage: string; approval: string | undefined } | undefined {
+  for (const st of s?.stages ?? []) {
+    const task = st.tasks.find((t) => t.type === 'Approval' && t.state === 'Waiting');
+    if (st.state === 'Waiting' && task !== undefined) return { stage: st.name, approval: task.approval };
+  }
+  return undefined;
+}
+
+function outcomeOf(r: ReleaseView): Outcome {
+  const phase = r.status?.phase;
+  if (phase === 'Succeeded') return 'succeeded';
+  if (phase === 'Failed') return 'failed';
+  if (phase === 'Stopped') return 'stopped';
+  return waitingApproval(r.status) === undefined ? 'progressing' : 'approval';
+}
+
+/** One line for the release, one per stage, one per cluster and task of the stages that started. */
+export function describeRelease(r: ReleaseView): string {
+  const s = r.status;
+  const lines = [`release ${r.metadata.name}: ${r.spec.componentSet} ${r.spec.template.spec.version} through ${r.spec.pipeline}: ${s?.phase ?? 'Pending'}${s?.currentStage === undefined ? '' : ` (stage ${s.currentStage})`}${s?.message ? ` — ${s.message}` : ''}`];
+  for (const st of s?.stages ?? []) {
+    const finished = st.clusters.filter((c) => c.state === 'Finished').length;
+    lines.push(`  stage ${st.name}: ${st.state}, ${finished}/${st.clusters.length} finished, ${st.failed} failed${st.message === '' ? '' : ` — ${st.message}`}`);
+    if (st.state === 'Pending') continue;
+    for (const c of st.clusters) lines.push(`    cluster ${c.name}: ${c.state}${c.reachable === 'False' ? ' (unreachable)' : ''}${c.batch === undefined ? '' : `, batch ${c.batch}`}${c.message === '' ? '' : ` — ${c.message}`}`);
+    for (const t of st.tasks) {
+      const detail = t.type === 'TimedWait' ? (t.readyAt === undefined ? '' : ` until ${t.readyAt}`) : t.approvedBy !== undefined ? ` by ${t.approvedBy}` : t.approval === undefined ? '' : ` (ReleaseApproval ${t.approval})`;
+      lines.push(`    ${t.type}: ${t.state}${detail}`);
+    }
+  }
+  const waiting = waitingApproval(s);
+  if (waiting !== undefined) lines.push(`approve with: release approve ${r.metadata.name} --stage ${waiting.stage}`);
+  return lines.join('\n');
+}
+
+export function releaseCommand(exitWith: (code: number) => never): Command {
+  const release = new Command('release').description('follow and steer Releases going through pipelines (in the management cluster)');
+
+  addCommon(
+    release
+      .command('status <name>')
+      .description(
+        `print the release, its stages and clusters; exit ${RELEASE_EXIT.succeeded} succeeded, ${RELEASE_EXIT.failed} failed, ${RELEASE_EXIT.stopped} stopped, ${RELEASE_EXIT.approval} waiting for an approval, ${RELEASE_EXIT.progressing} in progress, ${RELEASE_EXIT.timeout} on --timeout`,
+      )
+      .option('-w, --watch', 'keep following until it ends or waits for an approval')
+      .option('--timeout <d>', 'with --watch: give up after this long (0: never)', '0'),
+  ).action(async (name: string, flags: CommonFlags & { watch?: boolean; timeout: string }) => {
+    const [{ decodeFlag }, { Duration }] = await Promise.all([import('../config/decode.ts'), import('../util/duration-schema.ts')]);
+    const timeoutMs = decodeFlag('--timeout', Duration({ min: '0', max: '720h' }), flags.timeout);
+    const { client } = await connectWithConfig(flags);
+    const deadline = timeoutMs === 0 ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs;
+    let last = '';
+    for (;;) {
+      const r = await getRelease(client, name);
+      const text = describeRelease(r);
+      if (text !== last) process.stdout.write(`${text}\n`);
+      last = text;
+      const outcome = outcomeOf(r);
+      if (flags.watch !== true || outcome !== 'progressing') {
+        client.close();
+        exitWith(RELEASE_EXIT[outcome]);
+      }
+      if (Date.now() > deadline) {
+        process.stderr.write(`timed out waiting for release ${name}\n`);
+        client.close();
+        exitWith(RELEASE_EXIT.timeout);
+      }
+      // A release moves in minutes to days: a poll every 2 s is cheaper than a watch to set up.
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+  });
+
+  addCommon(
+    release
+      .command('approve <name>')
+      .description("approve a stage's Approval task by writing its ReleaseApproval; a later stage may be approved ahead")
+      .option('--stage <stage>', 'the stage (default: the one waiting for approval now)')
+      .option('--by <who>', 'who approves, for the record', userInfo().username)
+      .option('--comment <text>', 'why, for the record'),
+  ).action(async (name: string, flags: CommonFlags & { stage?: string; by: string; comment?: string }) => {
+    const { client } = await connectWithConfig(flags);
+    const { classifyKubeError } = await import('../kube/client.ts');
+    const r = await getRelease(client, name);
+    const waiting = waitingApproval(r.status);
+    const stage = flags.stage ?? waiting?.stage;
+    if (stage === undefined) throw new UsageError(`release ${name} waits for no approval now; name a later stage with --stage to approve it ahead`);
+    const stages = r.status?.pipelineSnapshot?.stages;
+    const def = stages?.find((s) => s.name === stage);
+    if (stages !== undefined && def === undefined) throw new UsageError(`release ${name} has no stage ${JSON.stringify(stage)} (stages: ${stages.map((s) => s.name).join(', ')})`);
+    if (def !== undefined && !def.afterStage.some((t) => t.type === 'Approval')) throw new UsageError(`stage ${stage} of release ${name} has no Approval task`);
+    const approvalName = `${name.slice(0, 189)}-${stage}`;
+    const grant = { approved: true, approvedBy: flags.by, ...(flags.comment === undefined ? {} : { comment: flags.comment }) };
+    let existing: ApprovalView | undefined;
+    try {
+      existing = await client.get<ApprovalView>(`${API}/releaseapprovals/${encodeURIComponent(approvalName)}`);
+    } catch (err) {
+      if (classifyKubeError(err) !== 'not-found') throw err;
+    }
+    if (existing !== undefined && existing.spec.releaseUID !== r.metadata.uid) throw new UsageError(`ReleaseApproval ${approvalName} belongs to an earlier release named ${name}; delete it first`);
+    if (existing === undefined) {
+      await client.request('POST', `${API}/releaseapprovals`, {
+        body: {
+          apiVersion: 'kubenode.io/v1alpha1',
+          kind: 'ReleaseApproval',
+          metadata: { name: approvalName, labels: { 'kubenode.io/release': name }, ownerReferences: [{ apiVersion: 'kubenode.io/v1alpha1', kind: 'Release', name, uid: r.metadata.uid }] },
+          spec: { release: name, releaseUID: r.metadata.uid, stage, ...grant },
+        },
+      });
+    } else {
+      await client.patch(`${API}/releaseapprovals/${encodeURIComponent(approvalName)}`, { spec: grant }, 'merge');
+    }
+    process.stdout.write(`releaseapproval/${approvalName} approved by ${flags.by}${waiting?.stage === stage ? '' : ' (ahead of the stage)'}\n`);
+    client.close();
+  });
+
+  addCommon(release.command('stop <name>').description('set spec.state: Stop — no further cluster is started; rollouts running in member clusters go on under their own controllers. Final')).action(
+    async (name: string, flags: CommonFlags) => {
+      const { client } = await connectWithConfig(flags);
+      const r = await getRelease(client, name);
+      if (r.status?.phase === 'Succeeded' || r.status?.phase === 'Failed') throw new UsageError(`release ${name} already ${r.status.phase.toLowerCase()}`);
+      await client.patch(`${API}/releases/${encodeURIComponent(name)}`, { spec: { state: 'Stop' } }, 'merge');
+      process.stdout.write(`release/${name} stopped: no further cluster is started\n`);
+      client.close();
+    },
+  );
+
+  for (const sub of release.commands) sub.exitOverride().configureOutput({ outputError: (text, write) => write(text) });
+  return release;
+}
