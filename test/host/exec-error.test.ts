@@ -1,10 +1,9 @@
 // One exec error: every failed command, wherever it runs, is described by ExecError alone.
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { describe, test } from 'node:test';
 import { AgentError, ExecError, execFailure } from '../../src/errors.ts';
 import { createHost, execChecked } from '../../src/host/host.ts';
+import { srcLinesMatching } from '../helpers/source-lines.ts';
 
 const host = createHost();
 const sh = (script: string, timeoutMs = 5_000) => host.exec(['sh', '-c', script], { timeoutMs });
@@ -62,25 +61,7 @@ describe('ExecError', () => {
   });
 });
 
-async function sources(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await sources(full)));
-    else if (entry.name.endsWith('.ts')) out.push(full);
-  }
-  return out;
-}
-
 test('no module outside src/errors.ts builds its own message from an exit code or stderr', async () => {
-  const src = path.resolve(import.meta.dirname, '../../src');
   const handBuilt = /exited \$\{|exit \$\{[\w.]*exitCode|\.stderr\.trim\(\)|\.stderr \|\||stderr\.slice\(/;
-  const offenders: string[] = [];
-  for (const file of await sources(src)) {
-    if (file === path.join(src, 'errors.ts')) continue;
-    (await readFile(file, 'utf8')).split('\n').forEach((line, i) => {
-      if (handBuilt.test(line)) offenders.push(`${path.relative(src, file)}:${i + 1}: ${line.trim()}`);
-    });
-  }
-  assert.deepEqual(offenders, []);
+  assert.deepEqual(await srcLinesMatching(handBuilt, ['errors.ts']), []);
 });
