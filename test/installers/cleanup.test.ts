@@ -5,9 +5,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
-import { agent, demoRelease, makeSandbox, readJson, sha256, startArtifactServer, systemctlCalls, tempDir, writeConfig, writeManifest, type ArtifactServer } from './helpers.ts';
+import { describe, it } from 'node:test';
+import { agent, artifactServerForSuite, componentManifest, demoRelease, makeSandbox, readJson, sha256, systemctlCalls, tempDir, writeConfig, writeManifest, type ArtifactServer } from './helpers.ts';
 
 const STATE = 'var/lib/kubenode';
 /** The agent's own state and runtime (lock) dirs; the fake systemctl's call log is the test's instrument, not part of the host. */
@@ -41,24 +40,19 @@ function manifest(server: ArtifactServer, o: Spec): string {
   const name = `demo-${o.version}-${o.healthy === false ? 'broken' : 'ok'}.tar.gz`;
   server.put(name, body);
   const unit = o.unit ?? 'demo.service';
-  return stringify({
-    apiVersion: 'kubenode.io/v1alpha1',
-    kind: 'MachineComponent',
-    metadata: { name: 'node-a-demo' },
-    spec: {
-      component: 'demo',
-      version: o.version,
-      source: { type: 'tarball', url: server.url(name), sha256: sha256(body), stripComponents: 1 },
-      install: { links: [{ path: '/usr/local/bin/demo', target: 'bin/demo' }] },
-      files: [
-        { path: '/etc/demo/demo.conf', content: `version=${o.version}\n`, mode: '0640', owner: 'root:daemon' },
-        ...(o.extraFiles ?? []).map((f) => ({ path: f, content: `added by ${o.version}\n` })),
-      ],
-      unit: { name: unit, content: `[Unit]\nDescription=demo ${o.version}\n[Service]\nExecStart=/usr/local/bin/demo\n[Install]\nWantedBy=multi-user.target\n` },
-      ...(o.postInstall === undefined ? {} : { hooks: { postInstall: o.postInstall } }),
-      healthCheck: { exec: { argv: ['/usr/local/bin/demo', '--health'] }, retries: 0 },
-      versionProbe: { argv: ['/usr/local/bin/demo', '--version'], regex: 'demo version (\\S+)' },
-    },
+  return componentManifest('node-a-demo', {
+    component: 'demo',
+    version: o.version,
+    source: { type: 'tarball', url: server.url(name), sha256: sha256(body), stripComponents: 1 },
+    install: { links: [{ path: '/usr/local/bin/demo', target: 'bin/demo' }] },
+    files: [
+      { path: '/etc/demo/demo.conf', content: `version=${o.version}\n`, mode: '0640', owner: 'root:daemon' },
+      ...(o.extraFiles ?? []).map((f) => ({ path: f, content: `added by ${o.version}\n` })),
+    ],
+    unit: { name: unit, content: `[Unit]\nDescription=demo ${o.version}\n[Service]\nExecStart=/usr/local/bin/demo\n[Install]\nWantedBy=multi-user.target\n` },
+    ...(o.postInstall === undefined ? {} : { hooks: { postInstall: o.postInstall } }),
+    healthCheck: { exec: { argv: ['/usr/local/bin/demo', '--health'] }, retries: 0 },
+    versionProbe: { argv: ['/usr/local/bin/demo', '--version'], regex: 'demo version (\\S+)' },
   });
 }
 
@@ -109,11 +103,7 @@ function assertNotInstalled(root: string, before: string[], where: string, error
 }
 
 describe('a failed first install leaves nothing behind', () => {
-  let server: ArtifactServer;
-  before(async () => {
-    server = await startArtifactServer();
-  });
-  after(() => server.close());
+  const server = artifactServerForSuite();
 
   const failures: { name: string; spec: Spec; error: RegExp }[] = [
     { name: 'its health check fails', spec: { version: '3.0.0', healthy: false }, error: /3\.0\.0: health check .* exited 1: demo 3\.0\.0 is broken.*removed what this run installed/ },
@@ -179,11 +169,7 @@ describe('a failed first install leaves nothing behind', () => {
 });
 
 describe('a failed upgrade takes away what only the failed spec added', () => {
-  let server: ArtifactServer;
-  before(async () => {
-    server = await startArtifactServer();
-  });
-  after(() => server.close());
+  const server = artifactServerForSuite();
 
   it('rolls back 1.0.0 → 3.0.0 (broken, with an extra file, a hand-written file it overwrote and a renamed unit)', async () => {
     const root = baseRoot(() => {});

@@ -4,11 +4,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { stringify } from 'yaml';
-import { agent, makeSandbox, readJson, tempDir, writeConfig, writeManifest } from './helpers.ts';
+import { agent, componentManifest, makeSandbox, readJson, tempDir, writeConfig, writeManifest } from './helpers.ts';
 
 const doc = (component: string, spec: Record<string, unknown>): string =>
-  stringify({ apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponent', metadata: { name: component }, spec: { component, version: '1.0.0', source: { type: 'none' }, ...spec } });
+  componentManifest(component, { component, version: '1.0.0', source: { type: 'none' }, ...spec });
 
 interface StatusFile {
   phase: string;

@@ -4,31 +4,25 @@
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
-import { agent, demoRelease, makeSandbox, readJson, sha256, startArtifactServer, systemctlCalls, clearSystemctlCalls, tempDir, writeConfig, writeManifest, type ArtifactServer } from './helpers.ts';
+import { describe, it } from 'node:test';
+import { agent, artifactServerForSuite, clearSystemctlCalls, componentManifest, demoRelease, installerSandbox, readJson, sha256, systemctlCalls, tempDir, writeConfig, writeManifest, type ArtifactServer } from './helpers.ts';
 
 function manifest(server: ArtifactServer, version: string, body: Buffer): string {
   const name = `demo-${version}.tar.gz`;
   server.put(name, body);
-  return stringify({
-    apiVersion: 'kubenode.io/v1alpha1',
-    kind: 'MachineComponent',
-    metadata: { name: 'node-a-demo' },
-    spec: {
-      component: 'demo',
-      version,
-      source: { type: 'tarball', url: server.url(name), sha256: sha256(body), stripComponents: 1 },
-      install: { links: [{ path: '/usr/local/bin/demo', target: 'bin/demo' }] },
-      files: [{ path: '/etc/demo/demo.conf', content: `version=${version}\n` }],
-      unit: {
-        name: 'demo.service',
-        // The unit changes with the version too, so the upgrade also needs a daemon-reload.
-        content: `[Unit]\nDescription=demo ${version}\n[Service]\nExecStart=/usr/local/bin/demo\n[Install]\nWantedBy=multi-user.target\n`,
-      },
-      healthCheck: { exec: { argv: ['/usr/local/bin/demo', '--health'] }, retries: 0 },
-      versionProbe: { argv: ['/usr/local/bin/demo', '--version'], regex: 'demo version (\\S+)' },
+  return componentManifest('node-a-demo', {
+    component: 'demo',
+    version,
+    source: { type: 'tarball', url: server.url(name), sha256: sha256(body), stripComponents: 1 },
+    install: { links: [{ path: '/usr/local/bin/demo', target: 'bin/demo' }] },
+    files: [{ path: '/etc/demo/demo.conf', content: `version=${version}\n` }],
+    unit: {
+      name: 'demo.service',
+      // The unit changes with the version too, so the upgrade also needs a daemon-reload.
+      content: `[Unit]\nDescription=demo ${version}\n[Service]\nExecStart=/usr/local/bin/demo\n[Install]\nWantedBy=multi-user.target\n`,
     },
+    healthCheck: { exec: { argv: ['/usr/local/bin/demo', '--health'] }, retries: 0 },
+    versionProbe: { argv: ['/usr/local/bin/demo', '--version'], regex: 'demo version (\\S+)' },
   });
 }
 
@@ -65,17 +59,11 @@ const scenarios: Scenario[] = [
 ];
 
 describe('kill -9 at every step boundary', () => {
-  let server: ArtifactServer;
-  before(async () => {
-    server = await startArtifactServer();
-  });
-  after(() => server.close());
+  const server = artifactServerForSuite();
 
   for (const sc of scenarios) {
     it(`${sc.name}: each crash resumes to a converged node`, async () => {
-      const base = makeSandbox();
-      const work = tempDir('work');
-      const manifests = path.join(work, 'manifests');
+      const { root: base, work, manifests } = installerSandbox();
       const config = writeConfig(work);
       writeManifest(manifests, 'demo.yaml', manifest(server, '1.0.0', demoRelease('1.0.0')));
       const installed = await agent('apply', { root: base, manifests, config });

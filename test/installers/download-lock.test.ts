@@ -1,31 +1,19 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
-import { agent, demoRelease, makeSandbox, makeTar, sha256, startArtifactServer, tempDir, writeConfig, writeManifest, type ArtifactServer } from './helpers.ts';
+import { describe, it } from 'node:test';
+import { agent, artifactServerForSuite, componentManifest, demoRelease, installerSandbox, makeTar, sha256, startArtifactServer, tempDir, writeConfig, writeManifest, type ArtifactServer } from './helpers.ts';
 
 function binaryManifest(server: ArtifactServer, name: string, body: Buffer, extra: Record<string, unknown> = {}): string {
   server.put(name, body);
-  return stringify({
-    apiVersion: 'kubenode.io/v1alpha1',
-    kind: 'MachineComponent',
-    metadata: { name: 'node-a-tool' },
-    spec: { component: 'tool', version: '1.2.3', source: { type: 'binary', url: server.url(name), sha256: sha256(body), binaryName: 'tool', ...extra }, install: { links: [{ path: '/usr/local/bin/tool', target: 'tool' }] } },
-  });
+  return componentManifest('node-a-tool', { component: 'tool', version: '1.2.3', source: { type: 'binary', url: server.url(name), sha256: sha256(body), binaryName: 'tool', ...extra }, install: { links: [{ path: '/usr/local/bin/tool', target: 'tool' }] } });
 }
 
 describe('downloads', () => {
-  let server: ArtifactServer;
-  before(async () => {
-    server = await startArtifactServer();
-  });
-  after(() => server.close());
+  const server = artifactServerForSuite();
 
   it('resumes an interrupted download with Range and installs the verified binary', async () => {
-    const root = makeSandbox();
-    const work = tempDir('work');
-    const manifests = path.join(work, 'manifests');
+    const { root, work, manifests } = installerSandbox();
     // 1 MiB of a binary-like payload; the server drops the first connection after 300 000 bytes.
     const body = Buffer.concat([Buffer.from('#!/bin/sh\necho tool 1.2.3\nexit 0\n'), Buffer.alloc(1024 * 1024, 7)]);
     writeManifest(manifests, 'tool.yaml', binaryManifest(server, 'tool-resume', body));
@@ -44,9 +32,7 @@ describe('downloads', () => {
   });
 
   it('gives up after the configured attempts and keeps the partial file for the next run, which resumes', async () => {
-    const root = makeSandbox();
-    const work = tempDir('work');
-    const manifests = path.join(work, 'manifests');
+    const { root, work, manifests } = installerSandbox();
     const body = Buffer.alloc(200_000, 3);
     writeManifest(manifests, 'tool.yaml', binaryManifest(server, 'tool-flaky', body));
     server.cutAfter('tool-flaky', 50_000, 2);
@@ -65,9 +51,7 @@ describe('downloads', () => {
   });
 
   it('refuses an artifact over source.maxBytes', async () => {
-    const root = makeSandbox();
-    const work = tempDir('work');
-    const manifests = path.join(work, 'manifests');
+    const { root, work, manifests } = installerSandbox();
     writeManifest(manifests, 'tool.yaml', binaryManifest(server, 'tool-big', Buffer.alloc(5000, 1), { maxBytes: 4096 }));
     const r = await agent('apply', { root, manifests, config: writeConfig(work) });
     assert.equal(r.code, 1);
@@ -76,9 +60,7 @@ describe('downloads', () => {
   });
 
   it('a 404 fails at once with the URL', async () => {
-    const root = makeSandbox();
-    const work = tempDir('work');
-    const manifests = path.join(work, 'manifests');
+    const { root, work, manifests } = installerSandbox();
     const text = binaryManifest(server, 'present', Buffer.from('x')).replace('/present', '/absent');
     writeManifest(manifests, 'tool.yaml', text);
     const r = await agent('apply', { root, manifests, config: writeConfig(work) });
@@ -91,9 +73,7 @@ describe('install lock', () => {
   it('two concurrent applies: one acts, the other waits for it or gives up naming the holder', async () => {
     const server = await startArtifactServer();
     try {
-      const root = makeSandbox();
-      const work = tempDir('work');
-      const manifests = path.join(work, 'manifests');
+      const { root, work, manifests } = installerSandbox();
       const body = demoRelease('1.0.0');
       server.put('demo.tgz', body);
       // A pre-install hook that takes a while keeps the first agent inside the lock.
@@ -102,12 +82,7 @@ describe('install lock', () => {
       writeManifest(
         manifests,
         'demo.yaml',
-        stringify({
-          apiVersion: 'kubenode.io/v1alpha1',
-          kind: 'MachineComponent',
-          metadata: { name: 'demo' },
-          spec: { component: 'demo', version: '1.0.0', source: { type: 'tarball', url: server.url('demo.tgz'), sha256: sha256(body), stripComponents: 1 }, hooks: { preInstall: [['slow-hook']] } },
-        }),
+        componentManifest('demo', { component: 'demo', version: '1.0.0', source: { type: 'tarball', url: server.url('demo.tgz'), sha256: sha256(body), stripComponents: 1 }, hooks: { preInstall: [['slow-hook']] } }),
       );
       const config = writeConfig(work, { lockTimeout: '200ms' });
       const [a, b] = await Promise.all([agent('apply', { root, manifests, config }), agent('apply', { root, manifests, config })]);
@@ -144,13 +119,11 @@ describe('install lock left by a holder that is gone', () => {
   ];
   for (const c of cases) {
     it(c.name, async () => {
-      const root = makeSandbox();
-      const work = tempDir('work');
-      const manifests = path.join(work, 'manifests');
+      const { root, work, manifests } = installerSandbox();
       writeManifest(
         manifests,
         'files.yaml',
-        stringify({ apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponent', metadata: { name: 'conf' }, spec: { component: 'conf', version: '1.0.0', source: { type: 'none' }, files: [{ path: '/etc/conf.d/a', content: 'a\n' }] } }),
+        componentManifest('conf', { component: 'conf', version: '1.0.0', source: { type: 'none' }, files: [{ path: '/etc/conf.d/a', content: 'a\n' }] }),
       );
       mkdirSync(path.join(root, 'run/kubenode-agent'), { recursive: true });
       writeFileSync(path.join(root, 'run/kubenode-agent/installers.lock'), c.lock);
@@ -171,10 +144,5 @@ describe('install lock left by a holder that is gone', () => {
 function readManifestWithVersion(server: ArtifactServer, version: string): string {
   const body = makeTar([{ path: `d/bin/demo`, content: '#!/bin/sh\nexit 0\n', mode: 0o755 }]);
   server.put(`demo-${version}.tgz`, body);
-  return stringify({
-    apiVersion: 'kubenode.io/v1alpha1',
-    kind: 'MachineComponent',
-    metadata: { name: 'demo' },
-    spec: { component: 'demo', version, source: { type: 'tarball', url: server.url(`demo-${version}.tgz`), sha256: sha256(body), stripComponents: 1 }, hooks: { preInstall: [['slow-hook']] } },
-  });
+  return componentManifest('demo', { component: 'demo', version, source: { type: 'tarball', url: server.url(`demo-${version}.tgz`), sha256: sha256(body), stripComponents: 1 }, hooks: { preInstall: [['slow-hook']] } });
 }

@@ -3,7 +3,9 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync,
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { Header } from 'tar';
+import { stringify } from 'yaml';
 import { gzipSync } from 'node:zlib';
 import { runAgent, type CliResult } from '../helpers/cli.ts';
 
@@ -42,6 +44,18 @@ exit 0
     chmodSync(path.join(root, 'usr/bin/systemctl'), 0o755);
   }
   return root;
+}
+
+/** A sandbox root (makeSandbox), a scratch work directory, and the manifest directory's path in it (writeManifest makes it). */
+export function installerSandbox(options: { systemctl?: boolean } = {}): { root: string; work: string; manifests: string } {
+  const root = makeSandbox(options);
+  const work = tempDir('work');
+  return { root, work, manifests: path.join(work, 'manifests') };
+}
+
+/** A MachineComponent manifest (kubenode.io/v1alpha1), as YAML. */
+export function componentManifest(name: string, spec: Record<string, unknown>): string {
+  return stringify({ apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponent', metadata: { name }, spec });
 }
 
 /** usr/bin/mark WORD [SECONDS]: appends "WORD start", sleeps, appends "WORD done" to var/log/hooks. */
@@ -189,6 +203,28 @@ export async function startArtifactServer(): Promise<ArtifactServer> {
         server.closeAllConnections();
         server.close(() => resolve());
       }),
+  };
+}
+
+/** One artifact server for the enclosing describe(): started before its first test, closed after its last. */
+export function artifactServerForSuite(): ArtifactServer {
+  let server: ArtifactServer | undefined;
+  before(async () => {
+    server = await startArtifactServer();
+  });
+  after(() => server?.close());
+  const running = (): ArtifactServer => {
+    if (server === undefined) throw new Error('the artifact server runs only while the tests of its describe() run');
+    return server;
+  };
+  return {
+    url: (name) => running().url(name),
+    put: (name, body) => running().put(name, body),
+    cutAfter: (name, bytes, times) => running().cutAfter(name, bytes, times),
+    get requests() {
+      return running().requests;
+    },
+    close: () => running().close(),
   };
 }
 

@@ -4,24 +4,19 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { stringify } from 'yaml';
 import { validateConfig } from '../../src/config/load.ts';
 import { createHost } from '../../src/host/host.ts';
 import { startInstallReconciler } from '../../src/installers/reconciler.ts';
 import { allowAll } from '../../src/risk/gate.ts';
 import { createLogger } from '../../src/log.ts';
-import { agent, demoRelease, makeSandbox, sha256, startArtifactServer, tempDir, withMarkHook, writeConfig, writeManifest, type ArtifactServer } from './helpers.ts';
+import { agent, artifactServerForSuite, componentManifest, demoRelease, installerSandbox, makeSandbox, sha256, tempDir, withMarkHook, writeConfig, writeManifest, type ArtifactServer } from './helpers.ts';
 
 const hooks = { preInstall: [['mark', 'pre']], postInstall: [['mark', 'post']] };
 
 describe('hooks for every source type', () => {
-  let server: ArtifactServer;
-  before(async () => {
-    server = await startArtifactServer();
-  });
-  after(() => server.close());
+  const server = artifactServerForSuite();
 
   const sources: { type: string; source: (s: ArtifactServer) => Record<string, unknown> }[] = [
     {
@@ -47,7 +42,7 @@ describe('hooks for every source type', () => {
       const hooked = withMarkHook(root);
       const work = tempDir('work');
       const manifests = path.join(work, 'manifests');
-      writeManifest(manifests, 'demo.yaml', stringify({ apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponent', metadata: { name: 'demo' }, spec: { component: 'demo', version: '1.0.0', source: src.source(server), hooks } }));
+      writeManifest(manifests, 'demo.yaml', componentManifest('demo', { component: 'demo', version: '1.0.0', source: src.source(server), hooks }));
       const r = await agent('apply', { root, manifests, config: writeConfig(work) });
       assert.equal(r.code, 0, r.stdout + r.stderr);
       assert.match(r.stdout, /demo 1\.0\.0: installed \(fetch, pre-install, install, activate, post-install\)/);
@@ -59,10 +54,8 @@ describe('hooks for every source type', () => {
   }
 
   it('none: hooks are refused at validation, naming the field (they would never run)', async () => {
-    const root = makeSandbox();
-    const work = tempDir('work');
-    const manifests = path.join(work, 'manifests');
-    writeManifest(manifests, 'conf.yaml', stringify({ apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponent', metadata: { name: 'conf' }, spec: { component: 'conf', version: '1.0.0', source: { type: 'none' }, files: [{ path: '/etc/c', content: 'c\n' }], hooks } }));
+    const { root, work, manifests } = installerSandbox();
+    writeManifest(manifests, 'conf.yaml', componentManifest('conf', { component: 'conf', version: '1.0.0', source: { type: 'none' }, files: [{ path: '/etc/c', content: 'c\n' }], hooks }));
     const r = await agent('apply', { root, manifests, config: writeConfig(work) });
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stderr, /conf\.yaml: spec\.hooks: source\.type none installs nothing, so preInstall and postInstall hooks would never run/);
@@ -71,11 +64,7 @@ describe('hooks for every source type', () => {
 });
 
 describe('a reload or stop while a hook runs', () => {
-  let server: ArtifactServer;
-  before(async () => {
-    server = await startArtifactServer();
-  });
-  after(() => server.close());
+  const server = artifactServerForSuite();
 
   for (const how of ['reload (stop with finish)', 'stop (SIGTERM)'] as const) {
     it(`${how}: the running hook finishes, and is not run again`, async () => {
@@ -87,7 +76,7 @@ describe('a reload or stop while a hook runs', () => {
       mkdirSync(dir, { recursive: true });
       writeFileSync(
         path.join(dir, 'tool.yaml'),
-        stringify({ apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponent', metadata: { name: 'tool' }, spec: { component: 'tool', version: '1.0.0', source: { type: 'binary', url: server.url('slow-hook-tool'), sha256: sha256(body) }, hooks: { postInstall: [['mark', 'post', '1']] } } }),
+        componentManifest('tool', { component: 'tool', version: '1.0.0', source: { type: 'binary', url: server.url('slow-hook-tool'), sha256: sha256(body) }, hooks: { postInstall: [['mark', 'post', '1']] } }),
       );
       const config = validateConfig('test', { nodeName: 'node-a', installers: { reconcileDebounce: '50ms' } });
       const start = (): ReturnType<typeof startInstallReconciler> => startInstallReconciler(createHost({ root }), { installers: config.installers, stateDir: config.stateDir, nodeName: 'node-a' }, createLogger('silent'), { risk: allowAll });

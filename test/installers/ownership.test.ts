@@ -4,34 +4,24 @@
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
-import { agent, demoRelease, makeSandbox, sha256, startArtifactServer, tempDir, writeConfig, writeManifest, type ArtifactServer } from './helpers.ts';
+import { describe, it } from 'node:test';
+import { agent, artifactServerForSuite, componentManifest, demoRelease, installerSandbox, makeSandbox, sha256, tempDir, writeConfig, writeManifest, type ArtifactServer } from './helpers.ts';
 
 function demo(server: ArtifactServer, version: string, dir?: string): string {
   const body = demoRelease(version);
   const name = `own-demo-${version}.tar.gz`;
   server.put(name, body);
-  return stringify({
-    apiVersion: 'kubenode.io/v1alpha1',
-    kind: 'MachineComponent',
-    metadata: { name: 'demo' },
-    spec: {
-      component: 'demo',
-      version,
-      source: { type: 'tarball', url: server.url(name), sha256: sha256(body), stripComponents: 1 },
-      install: dir === undefined ? {} : { dir },
-      versionProbe: { argv: [`${dir ?? '/opt/kubenode/demo'}/current/bin/demo`, '--version'], regex: 'demo version (\\S+)' },
-    },
+  return componentManifest('demo', {
+    component: 'demo',
+    version,
+    source: { type: 'tarball', url: server.url(name), sha256: sha256(body), stripComponents: 1 },
+    install: dir === undefined ? {} : { dir },
+    versionProbe: { argv: [`${dir ?? '/opt/kubenode/demo'}/current/bin/demo`, '--version'], regex: 'demo version (\\S+)' },
   });
 }
 
 describe('pruning and version directories: only what the agent made', () => {
-  let server: ArtifactServer;
-  before(async () => {
-    server = await startArtifactServer();
-  });
-  after(() => server.close());
+  const server = artifactServerForSuite();
 
   it('install.dir /opt: pruning keeps /opt/nvidia and a version-looking /opt/0.9.0 it did not make, removes its own old version', async () => {
     const root = makeSandbox();
@@ -69,9 +59,7 @@ describe('pruning and version directories: only what the agent made', () => {
   });
 
   it('kill -9 at every boundary while pruning: a version is whole at its name or not there, and going back to it unpacks it again', async () => {
-    const base = makeSandbox();
-    const work = tempDir('work');
-    const manifests = path.join(work, 'manifests');
+    const { root: base, work, manifests } = installerSandbox();
     const config = writeConfig(work, { keepVersions: 1 });
     writeManifest(manifests, 'demo.yaml', demo(server, '1.0.0'));
     assert.equal((await agent('apply', { root: base, manifests, config })).code, 0);

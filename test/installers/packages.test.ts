@@ -5,8 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
-import { agent, makeSandbox, readJson, sha256, startArtifactServer, tempDir, withMarkHook, writeConfig, writeManifest, type ArtifactServer } from './helpers.ts';
+import { agent, componentManifest, makeSandbox, readJson, sha256, startArtifactServer, tempDir, withMarkHook, writeConfig, writeManifest, type ArtifactServer } from './helpers.ts';
 
 const script = (version: string, healthy: boolean): string =>
   `#!/bin/sh\nif [ "$1" = --version ]; then echo "kn-demo ${version}"; exit 0; fi\nif [ "$1" = --health ]; then ${healthy ? 'exit 0' : `echo "kn-demo ${version} is broken" >&2; exit 1`}; fi\n`;
@@ -103,19 +102,14 @@ for (const kind of kinds) {
       writeManifest(
         manifests,
         'kn-demo.yaml',
-        stringify({
-          apiVersion: 'kubenode.io/v1alpha1',
-          kind: 'MachineComponent',
-          metadata: { name: 'node-a-kn-demo' },
-          spec: {
-            component: 'kn-demo',
-            version,
-            source: { type: kind.type, url: server.url(name), sha256: sha256(body), package: 'kn-demo' },
-            files: [{ path: '/etc/kn-demo.conf', content: `v=${version}\n` }],
-            healthCheck: { exec: { argv: ['/usr/bin/kn-demo', '--health'] }, retries: 0 },
-            versionProbe: { argv: ['/usr/bin/kn-demo', '--version'], regex: 'kn-demo (\\S+)' },
-            ...extra,
-          },
+        componentManifest('node-a-kn-demo', {
+          component: 'kn-demo',
+          version,
+          source: { type: kind.type, url: server.url(name), sha256: sha256(body), package: 'kn-demo' },
+          files: [{ path: '/etc/kn-demo.conf', content: `v=${version}\n` }],
+          healthCheck: { exec: { argv: ['/usr/bin/kn-demo', '--health'] }, retries: 0 },
+          versionProbe: { argv: ['/usr/bin/kn-demo', '--version'], regex: 'kn-demo (\\S+)' },
+          ...extra,
         }),
       );
     };

@@ -5,8 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
-import { agent, demoRelease, makeSandbox, sha256, startArtifactServer, tempDir, writeConfig, writeManifest, type ArtifactServer } from './helpers.ts';
+import { agent, componentManifest, demoRelease, makeSandbox, sha256, startArtifactServer, tempDir, writeConfig, writeManifest, type ArtifactServer } from './helpers.ts';
 
 /** A sandbox laid out like a merged-/usr host. */
 function mergedUsrRoot(): string {
@@ -56,7 +55,7 @@ describe('managed paths and symlinked system directories', () => {
       const root = mergedUsrRoot();
       const work = tempDir('work');
       const manifests = path.join(work, 'manifests');
-      writeManifest(manifests, 'demo.yaml', stringify({ apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponent', metadata: { name: 'demo' }, spec: c.spec() }));
+      writeManifest(manifests, 'demo.yaml', componentManifest('demo', c.spec() ));
       const before = { usr: listing(path.join(root, 'usr/bin')), lib: listing(path.join(root, 'usr/lib')), sbin: listing(path.join(root, 'usr/sbin')) };
       const plan = await agent('plan', { root, manifests, config: writeConfig(work) });
       assert.match(plan.stdout, c.error, plan.stdout + plan.stderr);
@@ -75,12 +74,7 @@ describe('managed paths and symlinked system directories', () => {
 });
 
 describe('--root is a jail', () => {
-  const files = stringify({
-    apiVersion: 'kubenode.io/v1alpha1',
-    kind: 'MachineComponent',
-    metadata: { name: 'conf' },
-    spec: { component: 'conf', version: '1.0.0', source: { type: 'none' }, files: [{ path: '/etc/conf.d/a', content: 'a\n' }] },
-  });
+  const files = componentManifest('conf', { component: 'conf', version: '1.0.0', source: { type: 'none' }, files: [{ path: '/etc/conf.d/a', content: 'a\n' }] });
   const escapes: { name: string; plant: (root: string, outside: string) => void; error: RegExp }[] = [
     {
       name: 'the state dir is an absolute link to a directory outside the root',

@@ -3,21 +3,15 @@ import { readFileSync, renameSync, writeFileSync, existsSync, mkdirSync } from '
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { stringify } from 'yaml';
 import { validateConfig } from '../../src/config/load.ts';
 import { createHost } from '../../src/host/host.ts';
 import { startInstallReconciler } from '../../src/installers/reconciler.ts';
 import { allowAll } from '../../src/risk/gate.ts';
 import { createLogger } from '../../src/log.ts';
-import { makeSandbox } from './helpers.ts';
+import { componentManifest, makeSandbox } from './helpers.ts';
 
 const manifest = (version: string): string =>
-  stringify({
-    apiVersion: 'kubenode.io/v1alpha1',
-    kind: 'MachineComponent',
-    metadata: { name: 'motd' },
-    spec: { component: 'motd', version, source: { type: 'none' }, files: [{ path: '/etc/motd', template: 'node {{nodeName}} at {{version}}\n' }] },
-  });
+  componentManifest('motd', { component: 'motd', version, source: { type: 'none' }, files: [{ path: '/etc/motd', template: 'node {{nodeName}} at {{version}}\n' }] });
 
 /** Waits (bounded) for a condition; the assertion is on the state reached, not on the time taken. */
 async function until(what: string, cond: () => boolean, limitMs = 15_000): Promise<void> {

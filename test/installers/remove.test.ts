@@ -5,9 +5,8 @@
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
-import { agent, clearSystemctlCalls, demoRelease, makeSandbox, sha256, startArtifactServer, systemctlCalls, tempDir, writeConfig, type ArtifactServer } from './helpers.ts';
+import { describe, it } from 'node:test';
+import { agent, artifactServerForSuite, clearSystemctlCalls, componentManifest, demoRelease, makeSandbox, sha256, systemctlCalls, tempDir, writeConfig, type ArtifactServer } from './helpers.ts';
 
 const DIR = 'etc/kubenode/components';
 const STATE = 'var/lib/kubenode/installers';
@@ -15,26 +14,21 @@ const STATE = 'var/lib/kubenode/installers';
 function demo(server: ArtifactServer, extra: Record<string, unknown> = {}): string {
   const body = demoRelease('1.0.0');
   server.put('remove-demo.tgz', body);
-  return stringify({
-    apiVersion: 'kubenode.io/v1alpha1',
-    kind: 'MachineComponent',
-    metadata: { name: 'demo' },
-    spec: {
-      component: 'demo',
-      version: '1.0.0',
-      source: { type: 'tarball', url: server.url('remove-demo.tgz'), sha256: sha256(body), stripComponents: 1 },
-      install: { links: [{ path: '/usr/local/bin/demo', target: 'bin/demo' }] },
-      files: [
-        { path: '/etc/demo/demo.conf', content: 'x\n' },
-        { path: '/etc/demo/taken.conf', content: 'ours now\n' },
-      ],
-      unit: { name: 'demo.service', content: '[Service]\nExecStart=/usr/local/bin/demo\n[Install]\nWantedBy=multi-user.target\n' },
-      ...extra,
-    },
+  return componentManifest('demo', {
+    component: 'demo',
+    version: '1.0.0',
+    source: { type: 'tarball', url: server.url('remove-demo.tgz'), sha256: sha256(body), stripComponents: 1 },
+    install: { links: [{ path: '/usr/local/bin/demo', target: 'bin/demo' }] },
+    files: [
+      { path: '/etc/demo/demo.conf', content: 'x\n' },
+      { path: '/etc/demo/taken.conf', content: 'ours now\n' },
+    ],
+    unit: { name: 'demo.service', content: '[Service]\nExecStart=/usr/local/bin/demo\n[Install]\nWantedBy=multi-user.target\n' },
+    ...extra,
   });
 }
 
-const other = stringify({ apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponent', metadata: { name: 'other' }, spec: { component: 'other', version: '1.0.0', source: { type: 'none' }, files: [{ path: '/etc/other.conf', content: 'o\n' }] } });
+const other = componentManifest('other', { component: 'other', version: '1.0.0', source: { type: 'none' }, files: [{ path: '/etc/other.conf', content: 'o\n' }] });
 
 /** A root with demo and other installed from the configured manifest directory. */
 async function installed(server: ArtifactServer, extra: Record<string, unknown> = {}): Promise<{ root: string; config: string }> {
@@ -66,11 +60,7 @@ function assertRemoved(root: string, where: string): void {
 }
 
 describe('removing a component', () => {
-  let server: ArtifactServer;
-  before(async () => {
-    server = await startArtifactServer();
-  });
-  after(() => server.close());
+  const server = artifactServerForSuite();
 
   it('dropped from the manifest directory: plan shows the removal first; apply stops, disables and removes only what the agent made', async () => {
     const { root, config } = await installed(server);

@@ -5,25 +5,17 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
-import { agent, demoRelease, makeSandbox, sha256, startArtifactServer, tempDir, writeConfig, writeManifest, type ArtifactServer } from './helpers.ts';
+import { describe, it } from 'node:test';
+import { agent, artifactServerForSuite, componentManifest, demoRelease, installerSandbox, sha256, writeConfig, writeManifest } from './helpers.ts';
 
 const STATE = 'var/lib/kubenode/installers';
 
 const conf = (component: string): string =>
-  stringify({
-    apiVersion: 'kubenode.io/v1alpha1',
-    kind: 'MachineComponent',
-    metadata: { name: component },
-    spec: { component, version: '1.0.0', source: { type: 'none' }, files: [{ path: `/etc/${component}.conf`, content: `${component}\n` }] },
-  });
+  componentManifest(component, { component, version: '1.0.0', source: { type: 'none' }, files: [{ path: `/etc/${component}.conf`, content: `${component}\n` }] });
 
 describe('corrupt state files', () => {
   it('a torn journal, a garbage record and a status of the wrong shape: each set aside and named, every component still converges', async () => {
-    const root = makeSandbox();
-    const work = tempDir('work');
-    const manifests = path.join(work, 'manifests');
+    const { root, work, manifests } = installerSandbox();
     for (const c of ['alpha', 'beta', 'gamma', 'delta']) writeManifest(manifests, `${c}.yaml`, conf(c));
     const bad: Record<string, string> = {
       'journal/alpha.json': '{"version": 1, "component": "alpha", "mode": "ap',
@@ -57,27 +49,16 @@ describe('corrupt state files', () => {
 });
 
 describe('leftovers of a kill -9 are swept at the next start', () => {
-  let server: ArtifactServer;
-  before(async () => {
-    server = await startArtifactServer();
-  });
-  after(() => server.close());
+  const server = artifactServerForSuite();
 
   it('removes atomic-write temps, unpack and prune temps and stale partial downloads; keeps look-alikes and the partial it will resume', async () => {
-    const root = makeSandbox();
-    const work = tempDir('work');
-    const manifests = path.join(work, 'manifests');
+    const { root, work, manifests } = installerSandbox();
     const body = demoRelease('1.0.0');
     server.put('sweep-demo.tgz', body);
     writeManifest(
       manifests,
       'demo.yaml',
-      stringify({
-        apiVersion: 'kubenode.io/v1alpha1',
-        kind: 'MachineComponent',
-        metadata: { name: 'demo' },
-        spec: { component: 'demo', version: '1.0.0', source: { type: 'tarball', url: server.url('sweep-demo.tgz'), sha256: sha256(body), stripComponents: 1 }, files: [{ path: '/etc/demo/demo.conf', content: 'x\n' }] },
-      }),
+      componentManifest('demo', { component: 'demo', version: '1.0.0', source: { type: 'tarball', url: server.url('sweep-demo.tgz'), sha256: sha256(body), stripComponents: 1 }, files: [{ path: '/etc/demo/demo.conf', content: 'x\n' }] }),
     );
     const plant = (rel: string, dir = false): void => {
       const p = path.join(root, rel);

@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { stringify } from 'yaml';
-import { agent, clearSystemctlCalls, demoRelease, makeSandbox, makeTar, readJson, sha256, startArtifactServer, systemctlCalls, tempDir, writeConfig, writeManifest, type ArtifactServer, type TarEntry } from './helpers.ts';
+import { agent, artifactServerForSuite, clearSystemctlCalls, componentManifest, demoRelease, installerSandbox, makeSandbox, makeTar, readJson, sha256, startArtifactServer, systemctlCalls, tempDir, writeConfig, writeManifest, type ArtifactServer, type TarEntry } from './helpers.ts';
 
 interface DemoOptions {
   version: string;
@@ -15,23 +14,18 @@ interface DemoOptions {
 function demoManifest(server: ArtifactServer, body: Buffer, o: DemoOptions): string {
   const artifact = `demo-${o.version}-${sha256(body).slice(0, 8)}.tar.gz`;
   server.put(artifact, body);
-  return stringify({
-    apiVersion: 'kubenode.io/v1alpha1',
-    kind: 'MachineComponent',
-    metadata: { name: `node-a-${o.name ?? 'demo'}` },
-    spec: {
-      component: o.name ?? 'demo',
-      version: o.version,
-      source: { type: 'tarball', url: server.url(artifact), sha256: o.sha ?? sha256(body), stripComponents: 1 },
-      install: { links: [{ path: `/usr/local/bin/${o.name ?? 'demo'}`, target: 'bin/demo' }] },
-      files: [{ path: '/etc/demo/demo.conf', content: o.conf ?? `version=${o.version}\n`, mode: '0640', owner: 'root:daemon' }],
-      unit: {
-        name: 'demo.service',
-        content: '[Unit]\nDescription=demo\n[Service]\nExecStart=/usr/local/bin/demo\n[Install]\nWantedBy=multi-user.target\n',
-      },
-      healthCheck: { exec: { argv: ['/usr/local/bin/demo', '--health'] }, unitActive: true, retries: 1, intervalSeconds: 0 },
-      versionProbe: { argv: ['/usr/local/bin/demo', '--version'], regex: 'demo version (\\S+)' },
+  return componentManifest(`node-a-${o.name ?? 'demo'}`, {
+    component: o.name ?? 'demo',
+    version: o.version,
+    source: { type: 'tarball', url: server.url(artifact), sha256: o.sha ?? sha256(body), stripComponents: 1 },
+    install: { links: [{ path: `/usr/local/bin/${o.name ?? 'demo'}`, target: 'bin/demo' }] },
+    files: [{ path: '/etc/demo/demo.conf', content: o.conf ?? `version=${o.version}\n`, mode: '0640', owner: 'root:daemon' }],
+    unit: {
+      name: 'demo.service',
+      content: '[Unit]\nDescription=demo\n[Service]\nExecStart=/usr/local/bin/demo\n[Install]\nWantedBy=multi-user.target\n',
     },
+    healthCheck: { exec: { argv: ['/usr/local/bin/demo', '--health'] }, unitActive: true, retries: 1, intervalSeconds: 0 },
+    versionProbe: { argv: ['/usr/local/bin/demo', '--version'], regex: 'demo version (\\S+)' },
   });
 }
 
@@ -185,16 +179,10 @@ describe('tarball component: install, no-op, upgrade, config change, downgrade, 
 });
 
 describe('refused artifacts install nothing', () => {
-  let server: ArtifactServer;
-  before(async () => {
-    server = await startArtifactServer();
-  });
-  after(() => server.close());
+  const server = artifactServerForSuite();
 
   it('checksum mismatch names both sums and leaves the node as it was', async () => {
-    const root = makeSandbox();
-    const work = tempDir('work');
-    const manifests = path.join(work, 'manifests');
+    const { root, work, manifests } = installerSandbox();
     const body = demoRelease('1.0.0');
     const wrong = sha256('something else');
     writeManifest(manifests, 'demo.yaml', demoManifest(server, body, { version: '1.0.0', sha: wrong }));
@@ -220,9 +208,7 @@ describe('refused artifacts install nothing', () => {
   ];
   for (const h of hostile) {
     it(`refuses a tarball with ${h.name}`, async () => {
-      const root = makeSandbox();
-      const work = tempDir('work');
-      const manifests = path.join(work, 'manifests');
+      const { root, work, manifests } = installerSandbox();
       const body = makeTar(h.entries);
       writeManifest(manifests, 'demo.yaml', demoManifest(server, body, { version: '1.0.0' }));
       const r = await agent('apply', { root, manifests, config: writeConfig(work) });
