@@ -4,7 +4,7 @@ import { createReadStream } from 'node:fs';
 import { chmod, chown, lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, symlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { isErrno, type Host } from './host.ts';
-import { fsyncDir, resolveInRoot, TEMP_NAME, tempName, writeAtomicReal, type AtomicWriteOptions } from './jail.ts';
+import { fsyncDir, renameIntoPlace, resolveInRoot, TEMP_NAME, tempName, writeAtomicReal, type AtomicWriteOptions } from './jail.ts';
 
 /** Where a change to a host path lands, checked against the root (src/host/jail.ts). */
 export const writablePath = (host: Host, hostPath: string, followFinal: boolean): Promise<string> => resolveInRoot(host.root, hostPath, { followFinal });
@@ -128,13 +128,7 @@ export async function swapSymlink(host: Host, linkHostPath: string, target: stri
   await mkdir(dir, { recursive: true, mode: 0o755 });
   const tmp = path.join(dir, tempName(path.basename(link)));
   await symlink(target, tmp);
-  try {
-    await rename(tmp, link);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await fsyncDir(dir);
+  await renameIntoPlace(tmp, link);
 }
 
 /** Marks a path as used now (pruning keeps the most recently used versions). */

@@ -126,11 +126,16 @@ export async function writeAtomicReal(file: string, data: string | Uint8Array, o
     throw err;
   }
   await handle.close();
+  await renameIntoPlace(tmp, file);
+}
+
+/** Renames a finished temporary (a file, a link) over its real destination and syncs the directory; a failed rename removes the temporary. */
+export async function renameIntoPlace(tmp: string, dest: string): Promise<void> {
   try {
-    await rename(tmp, file);
+    await rename(tmp, dest);
   } catch (err) {
     await rm(tmp, { force: true });
     throw err;
   }
-  await fsyncDir(dir);
+  await fsyncDir(path.dirname(dest));
 }
