@@ -4,18 +4,13 @@ import path from 'node:path';
 import { execFailure, hostWriteError, type ExecOutcome } from '../errors.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { resolveInRoot, writeAtomicReal } from './jail.ts';
-import { runBounded } from './run-bounded.ts';
+import { runBounded, type BoundedOptions } from './run-bounded.ts';
 import { openDeviceLog, openFileLog, type LogReader } from './log-follow.ts';
 
-export interface ExecOptions {
-  timeoutMs: number;
-  signal?: AbortSignal;
-  input?: string;
+/** The process runner's limits and input (BoundedOptions), with the directory to run in a host path. */
+export interface ExecOptions extends Omit<BoundedOptions, 'cwd'> {
   /** Host path to run in. */
   cwd?: string;
-  maxOutputBytes?: number;
-  /** What happens past maxOutputBytes: see BoundedOptions.overflow. */
-  overflow?: 'kill' | 'truncate';
 }
 
 export interface ExecResult extends ExecOutcome {
