@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import { detectors } from '../../src/detectors/index.ts';
 import { AGENT, REPO } from '../helpers/cli.ts';
@@ -283,10 +284,11 @@ function catchesSighup(pid: number): boolean {
   return mask !== undefined && (BigInt(`0x${mask}`) & 1n) === 1n;
 }
 
-test('SIGHUP at any moment of start-up leaves the daemon healthy and running', async () => {
+test('SIGHUP at any moment once the agent catches it (as the unit\'s ExecReload waits for) is applied after start-up, leaving the daemon healthy', async () => {
   const root = hostWithKmsg();
   const config = root.write('/agent.yaml', CONFIG);
-  // Moments after the agent's first statement ran (its SIGHUP listener is up), and one after /healthz answered.
+  // Moments from the first one /proc shows SIGHUP caught (most fall inside start-up, before the
+  // daemon exists, where a reload must be kept for later), and one after /healthz answered.
   for (const moment of [0, 20, 50, 100, 200, 'healthz'] as const) {
     const child = spawn(process.execPath, [AGENT, 'run', '--root', root.dir, '--config', config, '--listen', '127.0.0.1:0'], { cwd: REPO });
     children.push(child);
@@ -308,4 +310,22 @@ test('SIGHUP at any moment of start-up leaves the daemon healthy and running', a
     child.kill('SIGTERM');
     assert.deepEqual(await exited, { code: 0, signal: null }, `moment ${moment}`);
   }
+});
+
+test("SIGHUP while the agent's modules are still loading is kept and applied after start-up", async () => {
+  const root = hostWithKmsg();
+  const config = root.write('/agent.yaml', CONFIG);
+  const hook = fileURLToPath(new URL('../helpers/sighup-while-loading.cjs', import.meta.url));
+  const child = spawn(process.execPath, ['--require', hook, AGENT, 'run', '--root', root.dir, '--config', config, '--listen', '127.0.0.1:0'], { cwd: REPO });
+  children.push(child);
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const done = await Promise.race([exited, waitFor(() => out.includes('"msg":"Configuration reloaded"') || undefined, () => `not reloaded: ${err}`)]);
+  assert.equal(done, true, `the SIGHUP ended the agent: ${JSON.stringify(done)}`);
+  assert.match(err, /sighup-while-loading: sent/);
+  child.kill('SIGTERM');
+  assert.deepEqual(await exited, { code: 0, signal: null });
 });
