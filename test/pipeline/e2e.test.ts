@@ -180,6 +180,9 @@ describe('release pipelines across a management and three member apiservers', ()
     assert.equal(stage(done, 'staging')?.tasks[0]?.approvedBy, 'alice');
     assert.ok(Date.parse(stage(done, 'production')?.startTime as string) >= Date.parse(stage(done, 'staging')?.tasks[0]?.endTime as string), 'production after the approval');
     assert.deepEqual(done.pipelineSnapshot?.stages.map((s) => s.name), ['test', 'staging', 'production']);
+    // The pass that starts a stage writes its first cluster (the first request to a member is its /readyz probe, then the apply).
+    assert.equal(stage(done, 'production')?.clusters[0]?.startTime, stage(done, 'production')?.startTime, 'production written in the pass that promoted');
+    assert.equal(stage(done, 'test')?.clusters[0]?.startTime, stage(done, 'test')?.startTime, 'test written in the pass that started the release');
     for (const n of MEMBERS) {
       const set = await memberSet(n, 'demo');
       assert.equal(set?.spec.template.spec.version, '1.0.0', n);

@@ -8,7 +8,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { MEMBER_CLUSTER_LABEL, MEMBER_KUBECONFIG_KEY } from '../../api/release-pipeline.ts';
 import { errorMessage } from '../../errors.ts';
 import type { Clock } from '../../host/clock.ts';
-import { classifyKubeError, createKubeClient, kubeModule, type KubeClient, type RequestObserver } from '../../kube/client.ts';
+import { classifyKubeError, createKubeClient, KubeApiError, kubeModule, type KubeClient, type RequestObserver } from '../../kube/client.ts';
 import type { Informer, KubeObject } from '../../watch/informer.ts';
 
 export interface SecretObject extends KubeObject {
@@ -118,7 +118,7 @@ export class MemberClusters {
     const entry = this.#entries.get(name) as Entry;
     const now = this.#o.clock.now();
     if (entry.health.reachable !== 'True' || entry.health.lastSeen === undefined || now - entry.health.lastSeen > this.#o.probeIntervalMs) {
-      await this.#record(entry, () => member.client.request('GET', '/readyz', { timeoutMs: this.#o.requestTimeoutMs }));
+      await this.#record(entry, () => probe(member.client, this.#o.requestTimeoutMs));
     }
     return this.#record(entry, () => fn(member.client));
   }
@@ -144,5 +144,14 @@ export class MemberClusters {
 
   close(): void {
     for (const name of [...this.#entries.keys()]) this.#close(name);
+  }
+}
+
+/** /readyz answers 200 with the text "ok", which the JSON client reports as a non-JSON answer: that is the healthy case. */
+async function probe(client: KubeClient, timeoutMs: number): Promise<void> {
+  try {
+    await client.request('GET', '/readyz', { timeoutMs });
+  } catch (err) {
+    if (!(err instanceof KubeApiError && err.status === 200)) throw err;
   }
 }
