@@ -139,12 +139,14 @@ function deviceWatch(file: string): DeviceWatch {
     fail();
     return created;
   }
-  worker.unref();
   worker.on('message', (msg: unknown) => {
     if (typeof msg === 'number') created.wakeup.wake();
     else fail();
   });
   worker.on('error', fail);
+  // After the listeners: adding a 'message' listener refs the worker's port again, and a ref'd port
+  // keeps the process from ever exiting.
+  worker.unref();
   dw = created;
   return dw;
 }

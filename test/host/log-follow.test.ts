@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { appendFileSync, mkdtempSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -124,3 +124,30 @@ test('the shared record-device wait wakes on a new record (a FIFO stands in for 
   assert.ok(wakeup.generation > seen);
 });
 
+
+// /dev/kmsg cannot be created here, but /dev/ptmx reads as it does where it matters: a character
+// device, each open independent, EAGAIN on a non-blocking read with nothing to hand out, and a
+// blocking read that never returns. A worker stuck in such a read keeps Node from exiting.
+test('a reader of a silent record device (/dev/ptmx under the root as dev/kmsg) lets its process exit', { skip: !existsSync('/dev/ptmx') && 'no /dev/ptmx' }, () => {
+  const root = scratch();
+  mkdirSync(path.join(root, 'dev'));
+  symlinkSync('/dev/ptmx', path.join(root, 'dev/kmsg'));
+  const hostModule = new URL('../../src/host/host.ts', import.meta.url).href;
+  const script = `
+    import { createHost } from ${JSON.stringify(hostModule)};
+    const log = await createHost({ root: process.argv[2] }).openLog('/dev/kmsg', { fromStart: true });
+    if (await log.read() !== '') throw new Error('a silent device handed out text');
+    const quiet = new AbortController();
+    setTimeout(() => quiet.abort(), 500);
+    await log.wait(quiet.signal);
+    await log.close();
+    process.stdout.write('closed');
+  `;
+  // A module file, as the CLI is: a process started with -e ends without waiting for its threads.
+  const file = path.join(root, 'read-silent-device.mjs');
+  writeFileSync(file, script);
+  const child = spawnSync(process.execPath, [file, root], { encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL' });
+  assert.equal(child.error, undefined, 'the process did not exit by itself within 60 s');
+  assert.equal(child.stdout, 'closed', child.stderr);
+  assert.equal(child.status, 0, child.stderr);
+});
