@@ -11,6 +11,11 @@ export const GROUP = 'kubenode.io';
 export const VERSION = 'v1alpha1';
 /** Label a MachineComponent carries to name its Machine (= Node name). */
 export const MACHINE_LABEL = 'kubenode.io/machine';
+/**
+ * On a MachineComponent of a Machine being deleted: the controller adds it before the delete, and
+ * the node's agent removes it once the component is uninstalled (or, removalPolicy Orphan, let go).
+ */
+export const UNINSTALL_FINALIZER = 'kubenode.io/uninstall';
 
 /** DNS-1123 subdomain: Node, Machine and most object names. */
 export const NODE_NAME_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';

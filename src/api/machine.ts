@@ -39,6 +39,11 @@ export const MachineSpec = Type.Object(
       default: '10m',
       description: "How long after the Machine's creation the Node may take to first become Ready before the controller sets NodeReady=False, reason NodeStartupTimeout",
     }),
+    deleteNode: Type.Boolean({ default: false, description: 'When the Machine is deleted: delete its Node too, once it is drained and its components are uninstalled' }),
+    deletionTimeout: Duration({
+      default: '20m',
+      description: "How long, from the Machine's deletion, drain and uninstall may take before the controller reports them stalled (condition reason DrainTimeout or RemovalTimeout, a Warning Event); it keeps waiting until annotation kubenode.io/force-delete=true says to go on",
+    }),
   },
   { additionalProperties: false, description: 'What the agent keeps on this node: Node labels and taints, and the components it runs' },
 );
@@ -52,7 +57,10 @@ export const LifecyclePhases = ['Pending', 'Importing', 'WaitingForNode', 'Insta
 export type LifecyclePhase = (typeof LifecyclePhases)[number];
 
 /** Condition types the controller writes; the agent's are the Node's problem conditions. */
-export const LifecycleConditions = ['NodeRegistered', 'NodeReady', 'ComponentsReady', 'Ready'] as const;
+export const LifecycleConditions = ['NodeRegistered', 'NodeReady', 'ComponentsReady', 'Ready', 'AgentCertificateValid'] as const;
+
+/** Condition types the controller writes while a Machine is being deleted. */
+export const DeletionConditions = ['Drained', 'ComponentsRemoved'] as const;
 
 /** GOARCH names, as the Node's kubernetes.io/arch label has them. */
 export const Architectures = ['amd64', 'arm64', 'arm', 'ppc64le', 's390x', 'riscv64', 'loong64'] as const;
@@ -130,6 +138,7 @@ export const MachineStatus = Type.Object(
       }),
     ),
     importedTime: Type.Optional(Time({ description: 'Written by the controller: when the machine was first Ready; the importing taint stays on the Node until then' })),
+    agentCertificateExpiry: Type.Optional(Time({ description: "Written by the controller: when the newest client certificate issued to this machine's agent expires (from the signed CertificateSigningRequest)" })),
   },
   {
     additionalProperties: false,

@@ -17,6 +17,7 @@ interface ControllerFlags {
   csrImportNodes?: string;
   pipelines?: boolean;
   pipelinePollInterval: string;
+  importNodeSelector?: string;
 }
 
 export function controllerCommand(): Command {
@@ -35,6 +36,7 @@ export function controllerCommand(): Command {
     .option('--pipelines', 'also run the release pipeline controller: Releases in this (management) cluster written into member clusters from their kubeconfig Secrets; off so a member cluster never runs it')
     .option('--pipeline-poll-interval <d>', "how often the clusters of a running stage are asked how their rollout stands", '2s')
     .option('--csr-import-nodes <regex>', "approve agents' first certificates for node names matching this (anchored) RE without an importing Machine")
+    .option('--import-node-selector <selector>', 'import policy: create a Machine for every Node matching this label selector (kubectl -l syntax), which approves its agent\'s first certificate')
     .action(async (flags: ControllerFlags) => {
       if (!LOG_LEVELS.includes(flags.logLevel)) throw new UsageError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(flags.logLevel)}`);
       if (flags.kubeconfig !== undefined && flags.inCluster === true) throw new UsageError('--kubeconfig and --in-cluster exclude each other');
@@ -58,9 +60,12 @@ export function controllerCommand(): Command {
         throw new UsageError(`--csr-import-nodes: not a regular expression: ${err instanceof Error ? err.message : String(err)}`);
       }
       const pollIntervalMs = decodeFlag('--pipeline-poll-interval', Duration({ min: '100ms', max: '10m' }), flags.pipelinePollInterval);
+      const { parseNodeSelector } = await import('../controller/machines/import.ts');
+      const importNodeSelector = flags.importNodeSelector === undefined ? undefined : parseNodeSelector(flags.importNodeSelector);
       const options = {
         ...(flags.pipelines === true ? { pipelines: { pollIntervalMs } } : {}),
         ...(csrImportNodes === undefined ? {} : { csrImportNodes }),
+        ...(importNodeSelector === undefined ? {} : { importNodeSelector }),
         ...(flags.kubeconfig === undefined ? {} : { kubeconfig: flags.kubeconfig }),
         ...(flags.inCluster === true ? { inCluster: true } : {}),
         leaderElect: flags.leaderElect === 'true',

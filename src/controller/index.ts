@@ -9,9 +9,10 @@
 //   kubenode.io            machinecomponentsets/status   get update patch
 //   kubenode.io            machinecomponentsets/finalizers update   (blockOwnerDeletion on what it owns)
 //   kubenode.io            machinecomponents             get list watch create update patch delete
-//   kubenode.io            machines                      get list watch
+//   kubenode.io            machines                      get list watch create patch  (deletion finalizer; auto-import)
 //   kubenode.io            machines/status               get patch                 (lifecycle conditions)
-//   ""                     nodes                         get list watch patch      (Machine labels and taints)
+//   ""                     nodes                         get list watch patch delete  (Machine labels and taints; spec.deleteNode)
+//   ""                     pods; pods/eviction           list; create              (draining a retired Machine's Node)
 //   coordination.k8s.io    leases (kube-node-lease)      get list watch            (agent liveness)
 //   coordination.k8s.io    leases (leader namespace)     get create update         (leader election)
 //   apps                   controllerrevisions (leader namespace)  get list watch create update patch delete
@@ -33,7 +34,8 @@ import { Informer, type KubeObject, type ResourceRef } from '../watch/informer.t
 import { EventRecorder } from './events.ts';
 import { LeaderElector, LEADER_DEFAULTS } from './leader.ts';
 import { CSR_FIELD_SELECTOR, CSR_RESOURCE, CsrApprover, type Csr } from './machines/csr.ts';
-import { MachineLifecycle, nodeFingerprint, type LifecycleCaches } from './machines/lifecycle.ts';
+import { MachineLifecycle, nodeFingerprint, type LifecycleCaches, type NodeObject } from './machines/lifecycle.ts';
+import { NodeImporter, type NodeSelector } from './machines/import.ts';
 import { WorkQueue } from './queue.ts';
 import { MACHINE_LABEL } from '../api/common.ts';
 import { LEASE_NAMESPACE } from '../report/kube/lease.ts';
@@ -57,6 +59,8 @@ export interface ControllerOptions extends KubeOptions {
   csrImportNodes?: RegExp;
   /** Run the release pipeline controller (management clusters only; src/controller/pipeline/). */
   pipelines?: PipelineSettings;
+  /** The import policy: Nodes matching it get a Machine (machines/import.ts). */
+  importNodeSelector?: NodeSelector;
 }
 
 type Ended = 'lost' | 'stopped';
@@ -76,6 +80,9 @@ export class Controller {
   #machineQueue: WorkQueue | undefined;
   #leaseClock: LeaseClock | undefined;
   #pipeline: PipelineController | undefined;
+  #importQueue: WorkQueue | undefined;
+  #machinesCache: Informer<KubeObject> | undefined;
+  #importAll: (() => void) | undefined;
   #server: Server | undefined;
   #address = '';
   #leading = false;
@@ -106,6 +113,17 @@ export class Controller {
     this.#requests = new Counter({ name: 'kubenode_controller_api_requests_total', help: 'Apiserver requests by verb and outcome.', labelNames: ['verb', 'result'], registers: [r] });
     this.#memberRequests = new Counter({ name: 'kubenode_controller_member_requests_total', help: 'Requests of the pipeline controller to member clusters by verb and outcome.', labelNames: ['verb', 'result'], registers: [r] });
     this.#depth = new Gauge({ name: 'kubenode_controller_queue_depth', help: 'Sets waiting for a worker.', registers: [r], collect: () => this.#depth.set(this.#queue?.depth ?? 0) });
+    const expired = new Gauge({
+      name: 'kubenode_controller_machines_agent_certificate_expired',
+      help: "Machines whose agent's newest client certificate has expired unrenewed (condition AgentCertificateValid=False).",
+      registers: [r],
+      collect: () => {
+        const now = this.#clock.now();
+        let n = 0;
+        for (const m of this.#machinesCache?.snapshot().values() ?? []) if (Date.parse((m as { status?: { agentCertificateExpiry?: string } }).status?.agentCertificateExpiry ?? '') <= now) n += 1;
+        expired.set(n);
+      },
+    });
   }
 
   get address(): string {
@@ -171,7 +189,7 @@ export class Controller {
     this.#leading = false;
     this.#leaderGauge.set(0);
     this.#leaseClock?.stop();
-    await Promise.all([this.#queue?.stop(), this.#csrApprover?.queue.stop(), this.#machineQueue?.stop(), this.#pipeline?.queue.stop()]);
+    await Promise.all([this.#queue?.stop(), this.#csrApprover?.queue.stop(), this.#machineQueue?.stop(), this.#importQueue?.stop(), this.#pipeline?.queue.stop()]);
     this.#pipeline?.members.close();
     await Promise.all(this.#informers.map((i) => i.stop()));
   }
@@ -222,6 +240,23 @@ export class Controller {
       for (const name of caches.machines.snapshot().keys()) touch(name);
     };
     caches.machines.on((e) => (e.type === 'synced' ? allMachines() : e.type === 'delete' ? machineQueue.forget(e.object.metadata.name) : touch(e.object.metadata.name)));
+    this.#machinesCache = caches.machines;
+    const selector = this.#o.importNodeSelector;
+    if (selector !== undefined) {
+      const importer = new NodeImporter({ client: this.#client as KubeClient, machines: caches.machines as unknown as LifecycleCaches['machines'], nodes: caches.nodes as unknown as LifecycleCaches['nodes'], selector, log: log.child({ component: 'import' }), mayWrite });
+      const importQueue = new WorkQueue({ workers: this.#o.workers ?? 4, log: log.child({ component: 'import-queue' }), handle: (key) => importer.reconcile(key) });
+      this.#importQueue = importQueue;
+      const consider = (node: KubeObject): void => {
+        if (this.#synced && importer.matches(node as NodeObject)) importQueue.add(node.metadata.name);
+      };
+      caches.nodes.on((e) => {
+        if (e.type === 'synced') for (const n of caches.nodes.snapshot().values()) consider(n);
+        else if (e.type === 'add' || (e.type === 'update' && importView(e.old) !== importView(e.object))) consider(e.object);
+      });
+      this.#importAll = () => {
+        for (const n of caches.nodes.snapshot().values()) consider(n);
+      };
+    }
     caches.nodes.on((e) => {
       if (e.type === 'synced') return allMachines();
       if (e.type === 'delete') lifecycle.nodeDeleted(e.object.metadata.name);
@@ -308,6 +343,7 @@ export class Controller {
     all();
     this.#pipeline?.all();
     this.#csrApprover.addAll();
+    this.#importAll?.();
   }
 
   async stop(): Promise<void> {
@@ -318,6 +354,11 @@ export class Controller {
     await new Promise<void>((resolve) => (this.#server === undefined ? resolve() : this.#server.close(() => resolve())));
     this.#client?.close();
   }
+}
+
+/** What of a Node the import policy reads: its labels and whether it is cordoned. */
+function importView(o: KubeObject): string {
+  return JSON.stringify([o.metadata.labels ?? {}, (o as { spec?: { unschedulable?: boolean } }).spec?.unschedulable === true]);
 }
 
 function conditionStatuses(o: KubeObject): string {

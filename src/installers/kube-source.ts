@@ -9,6 +9,7 @@ import { classifyKubeError, type KubeClient } from '../kube/client.ts';
 import type { Logger } from '../log.ts';
 import type { Informer, InformerStats, KubeObject } from '../watch/informer.ts';
 import { GROUP, MACHINE_LABEL, VERSION, machineComponentInformer } from '../watch/sources.ts';
+import { UNINSTALL_FINALIZER } from '../api/common.ts';
 import type { ApplyOutcome } from './engine.ts';
 import { parseManifestText } from './manifests.ts';
 import { InstallReconciler, type Desired, type DesiredSource } from './reconciler.ts';
@@ -105,7 +106,13 @@ export class KubeComponentSource implements DesiredSource {
     this.#unsubscribe = this.informer.on((event) => {
       // Our own status writes come back as MODIFIED: only a spec change (generation), a new or
       // deleted object or a completed list can change what to install.
-      if (event.type === 'update' && event.old.metadata.generation === event.object.metadata.generation && event.old.metadata.labels?.[MACHINE_LABEL] === event.object.metadata.labels?.[MACHINE_LABEL]) return;
+      if (
+        event.type === 'update' &&
+        event.old.metadata.generation === event.object.metadata.generation &&
+        event.old.metadata.labels?.[MACHINE_LABEL] === event.object.metadata.labels?.[MACHINE_LABEL] &&
+        event.old.metadata.deletionTimestamp === event.object.metadata.deletionTimestamp
+      )
+        return;
       trigger();
     });
     this.informer.start();
@@ -120,6 +127,8 @@ export class KubeComponentSource implements DesiredSource {
     this.#refused = new Map();
     const objects = [...this.informer.snapshot().values()].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
     for (const obj of objects) {
+      // Being deleted (its Machine retired): no longer declared, so the engine removes it.
+      if (obj.metadata.deletionTimestamp !== undefined) continue;
       const where = `${KIND}/${obj.metadata.name}`;
       try {
         // The same validation (and defaults) as a manifest file: JSON is YAML.
@@ -176,6 +185,30 @@ export class KubeComponentSource implements DesiredSource {
       } catch (err) {
         this.stats.statusErrors += 1;
         this.#o.log.warn({ component: name, err: errorMessage(err) }, 'MachineComponent status write failed; retried on the next pass');
+      }
+    }
+    await this.#releaseUninstalled(ctx);
+  }
+
+  /**
+   * A deleted MachineComponent held by the uninstall finalizer is let go once the engine keeps no
+   * status for its component any more: removed, or (removalPolicy Orphan) forgotten. A removal that
+   * failed keeps its status, so the finalizer stays and the controller says it waits.
+   */
+  async #releaseUninstalled(ctx: InstallContext): Promise<void> {
+    for (const obj of this.informer.snapshot().values()) {
+      const held = ((obj.metadata.finalizers as string[] | undefined) ?? []).indexOf(UNINSTALL_FINALIZER);
+      const component = obj.spec?.component;
+      if (obj.metadata.deletionTimestamp === undefined || held < 0 || component === undefined) continue;
+      if (this.#owners.has(component) || (await readStatus(ctx.host, ctx.config.stateDir, component)) !== undefined) continue;
+      try {
+        // test-then-remove: a list that changed since it was read is a 422, tried again next pass.
+        await this.#o.client.patch(objectPath(obj.metadata.name), [{ op: 'test', path: `/metadata/finalizers/${held}`, value: UNINSTALL_FINALIZER }, { op: 'remove', path: `/metadata/finalizers/${held}` }], 'json');
+        this.#o.log.info({ component, object: obj.metadata.name }, 'Component uninstalled; MachineComponent released');
+      } catch (err) {
+        if (classifyKubeError(err) === 'not-found') continue;
+        this.stats.statusErrors += 1;
+        this.#o.log.warn({ component: obj.metadata.name, err: errorMessage(err) }, 'Releasing the uninstall finalizer failed; retried on the next pass');
       }
     }
   }

@@ -17,6 +17,7 @@ describe('controller and rollout flags', () => {
     [['controller', '--kubeconfig', 'x', '--leader-elect-retry-period', '0s'], /--leader-elect-retry-period: expected a duration .*got "0s"/],
     [['controller', '--kubeconfig', 'x', '--workers', '0'], /--workers: expected an integer 1\.\.64/],
     [['controller', '--kubeconfig', '/nonexistent/kc'], /\/nonexistent\/kc: cannot load kubeconfig/],
+    [['controller', '--kubeconfig', 'x', '--import-node-selector', 'pool in (a,b'], /--import-node-selector: unbalanced parentheses in "pool in \(a,b"/],
     [['rollout', 'status', 'x', '--timeout', 'soon'], /--timeout: expected a duration/],
     [['rollout', 'undo', 'x', '--kubeconfig', '/nonexistent/kc'], /cannot load kubeconfig/],
     [['rollout', 'status'], /missing required argument 'name'/],

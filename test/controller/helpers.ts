@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { UNINSTALL_FINALIZER } from '../../src/api/common.ts';
 import { createKubeClient, loadKubeConfig, type KubeClient } from '../../src/kube/client.ts';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
 import { installCrds } from '../helpers/kube-objects.ts';
@@ -85,7 +86,8 @@ export async function setNodeReady(cluster: Cluster, name: string, status: 'True
  * Agents played by the test: each MachineComponent whose generation the status has not observed
  * gets the status the real agent writes — Installed/Ready=True, or for a version `fail` names on
  * a machine, Failed/Ready=False RolledBack with the old observedGeneration kept and
- * attemptedGeneration at the failed one (as the engine does).
+ * attemptedGeneration at the failed one (as the engine does);
+ * a deleted one held by the uninstall finalizer is let go.
  */
 export class SimulatedAgents {
   writes = 0;
@@ -113,6 +115,15 @@ export class SimulatedAgents {
     for (const mc of await listMcs(this.#cluster)) {
       const machine = mc.metadata.labels['kubenode.io/machine'] as string;
       if (this.silent.has(machine)) continue;
+      const meta = mc.metadata as { deletionTimestamp?: string; finalizers?: string[] };
+      if (meta.deletionTimestamp !== undefined) {
+        // Uninstalled at once; the real agent lifts the finalizer the same way (installers/kube-source.ts).
+        if (meta.finalizers?.includes(UNINSTALL_FINALIZER) === true) {
+          const r = await this.#cluster.request('PATCH', `${MC_PATH}/${mc.metadata.name}`, { body: { metadata: { finalizers: meta.finalizers.filter((f) => f !== UNINSTALL_FINALIZER) } }, headers: { 'content-type': 'application/merge-patch+json' } });
+          if (r.status === 200) this.writes += 1;
+        }
+        continue;
+      }
       const at = new Date().toISOString();
       const failing = this.fail(machine, mc.spec.version);
       const done = mc.status !== undefined && (failing ? mc.status.phase === 'Failed' && mc.status.attemptedGeneration === mc.metadata.generation : mc.status.observedGeneration === mc.metadata.generation && mc.status.phase === 'Installed');

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Controller } from '../../src/controller/index.ts';
 import { ANNOTATION_OWNED_LABELS, IMPORTING_TAINT, MachineLifecycle, type MachineObject, type NodeObject } from '../../src/controller/machines/lifecycle.ts';
+import { MACHINE_FINALIZER } from '../../src/controller/machines/deletion.ts';
 import { systemClock } from '../../src/host/clock.ts';
 import { createLogger } from '../../src/log.ts';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
@@ -204,6 +205,12 @@ describe('Machine lifecycle: a Node write that meets a newer Node', () => {
     const nodes = new Map([['c1', stale]]);
     const lifecycle = new MachineLifecycle({ client, caches: { machines: cache(machines), nodes: cache(nodes), components: cache(new Map()) }, clock: systemClock, log, mayWrite: () => true });
     try {
+      // The first pass puts the deletion finalizer on, and does nothing else.
+      assert.equal(await lifecycle.reconcile('c1'), undefined);
+      const held = await must<MachineObject & { metadata: { finalizers?: string[] } }>(cluster, 'GET', `${MACHINES}/c1`);
+      assert.deepEqual(held.metadata.finalizers, [MACHINE_FINALIZER]);
+      assert.equal((await node(cluster, 'c1')).metadata.labels?.mine, undefined);
+      machines.set('c1', held);
       const again = await lifecycle.reconcile('c1');
       assert.ok(again !== undefined && again > 0, 'looked at again soon');
       let n = await node(cluster, 'c1');

@@ -141,7 +141,8 @@ describe('MachineComponentSet rollout on a real apiserver', () => {
 
     for (const mc of await mems()) await must(cluster, 'DELETE', `/apis/kubenode.io/v1alpha1/machines/${mc.metadata.labels['kubenode.io/machine']}`);
     await until('no machines left', async () => (await statusOf(cluster, 'mem')).conditions?.some((c) => c.reason === 'NoMachinesMatched') === true, 30_000);
-    assert.equal((await mems()).length, 0);
+    // Retired Machines' components go once their agents have uninstalled them.
+    await until('components gone', async () => (await mems()).length === 0, 30_000);
     const events = (await must<{ items: { involvedObject: { name: string }; reason: string }[] }>(cluster, 'GET', '/api/v1/namespaces/default/events')).items.filter((e) => e.involvedObject.name === 'mem');
     assert.ok(events.some((e) => e.reason === 'MachinesRemoved'));
     assert.ok(events.some((e) => e.reason === 'NoMachinesMatched'));

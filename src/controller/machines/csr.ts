@@ -8,6 +8,8 @@
 //   - a renewal: requested by kubenode:agent:<node> itself, for the same CN;
 // and in both cases O exactly kubenode:agents, usages exactly [client auth], no requested
 // extensions (SANs and the like), a request signed by the key it carries.
+import { X509Certificate } from 'node:crypto';
+import { GROUP, VERSION } from '../../api/common.ts';
 import { errorMessage } from '../../errors.ts';
 import type { KubeClient } from '../../kube/client.ts';
 import { classifyKubeError } from '../../kube/client.ts';
@@ -32,8 +34,11 @@ export interface Csr extends KubeObject {
 }
 
 interface MachineLike extends KubeObject {
-  status?: { phase?: string };
+  status?: { phase?: string; agentCertificateExpiry?: string };
 }
+
+/** Writes status.agentCertificateExpiry alone: the lifecycle's apply (its own manager) keeps its fields. */
+export const CERTIFICATE_FIELD_MANAGER = 'kubenode-controller-certificates';
 
 export type CsrDecision =
   | { action: 'approve'; reason: 'AgentBootstrap' | 'AgentRenewal'; message: string }
@@ -115,12 +120,18 @@ export class CsrApprover {
       else add(e.object.metadata.name);
     });
     o.machines.on((e) => {
-      if (e.type !== 'delete') this.addAll();
+      if (e.type !== 'delete') this.addPending();
     });
   }
 
-  /** Every CSR still waiting. */
+  /** Every CSR still waiting, and every signed one (its expiry may not be on its Machine yet). */
   addAll(): void {
+    if (!this.#o.synced()) return;
+    for (const [name, csr] of this.#o.csrs.snapshot()) if (!settled(csr) || csr.status?.certificate !== undefined) this.queue.add(name);
+  }
+
+  /** Every CSR still waiting: what a Machine's change can decide. */
+  addPending(): void {
     if (!this.#o.synced()) return;
     for (const [name, csr] of this.#o.csrs.snapshot()) if (!settled(csr)) this.queue.add(name);
   }
@@ -128,6 +139,10 @@ export class CsrApprover {
   async reconcile(name: string): Promise<undefined> {
     const csr = this.#o.csrs.get(name);
     if (csr === undefined || !this.#o.mayWrite()) return undefined;
+    if (csr.status?.certificate !== undefined) {
+      await this.#recordExpiry(csr, csr.status.certificate);
+      return undefined;
+    }
     const d = decideCsr(csr, (n) => this.#o.machines.get(n), this.#o.policy);
     const target = { name, uid: String(csr.metadata.uid ?? ''), apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest' };
     if (d.action === 'none') return undefined;
@@ -151,5 +166,36 @@ export class CsrApprover {
     this.#o.log.info({ csr: name, reason: d.reason }, 'Certificate request approved');
     this.#o.events.record(target, 'Normal', 'CertificateApproved', d.message, 'approved');
     return undefined;
+  }
+
+  /**
+   * A certificate signed for an agent: its notAfter goes on the Machine, so that the lifecycle can
+   * say AgentCertificateValid=False once it passes unrenewed (the agent itself can say nothing then).
+   */
+  async #recordExpiry(csr: Csr, certificate: string): Promise<void> {
+    let cn: string | undefined;
+    let notAfter: number;
+    try {
+      const parsed = parseCsr(Buffer.from(csr.spec.request, 'base64').toString('utf8'));
+      cn = parsed.commonNames.length === 1 ? parsed.commonNames[0] : undefined;
+      notAfter = Date.parse(new X509Certificate(Buffer.from(certificate, 'base64')).validTo);
+    } catch {
+      return;
+    }
+    if (cn === undefined || !cn.startsWith(AGENT_USER_PREFIX) || !Number.isFinite(notAfter)) return;
+    const node = cn.slice(AGENT_USER_PREFIX.length);
+    const machine = this.#o.machines.get(node) as MachineLike | undefined;
+    if (machine === undefined || machine.metadata.deletionTimestamp !== undefined) return;
+    const known = Date.parse(machine.status?.agentCertificateExpiry ?? '');
+    if (Number.isFinite(known) && known >= notAfter) return;
+    const at = new Date(notAfter).toISOString().replace(/\.\d+Z$/, 'Z');
+    const body = { apiVersion: `${GROUP}/${VERSION}`, kind: 'Machine', metadata: { name: node }, status: { agentCertificateExpiry: at } };
+    try {
+      await this.#o.client.patch(`/apis/${GROUP}/${VERSION}/machines/${encodeURIComponent(node)}/status`, body, 'apply', { query: { fieldManager: CERTIFICATE_FIELD_MANAGER, force: 'true' } });
+    } catch (err) {
+      if (classifyKubeError(err) === 'not-found') return;
+      throw err;
+    }
+    this.#o.log.info({ machine: node, notAfter: at }, "Agent's certificate expiry recorded");
   }
 }

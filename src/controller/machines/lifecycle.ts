@@ -12,7 +12,7 @@
 // concurrent writer makes it a 409, and the key is looked at again from a fresher cache.
 import { GROUP, MACHINE_LABEL, VERSION } from '../../api/common.ts';
 import type { Condition } from '../../api/common.ts';
-import type { LifecyclePhase, Machine, Taint } from '../../api/machine.ts';
+import { DeletionConditions, LifecycleConditions, type LifecyclePhase, type Machine, type Taint } from '../../api/machine.ts';
 import { classifyKubeError, type KubeClient } from '../../kube/client.ts';
 import type { Clock } from '../../host/clock.ts';
 import type { Logger } from '../../log.ts';
@@ -20,6 +20,7 @@ import { durationMs } from '../../util/duration.ts';
 import { kubeTime } from '../../report/kube/node-conditions.ts';
 import type { KubeObject } from '../../watch/informer.ts';
 import type { EventRecorder } from '../events.ts';
+import { addMachineFinalizer, hasMachineFinalizer, MachineDeletion } from './deletion.ts';
 
 export const FIELD_MANAGER = 'kubenode-controller';
 export const ANNOTATION_OWNED_LABELS = 'kubenode.io/owned-labels';
@@ -71,7 +72,7 @@ export interface LifecycleOptions {
   events?: EventRecorder;
 }
 
-type ConditionType = 'NodeRegistered' | 'NodeReady' | 'ComponentsReady' | 'Ready';
+type ConditionType = 'NodeRegistered' | 'NodeReady' | 'ComponentsReady' | 'Ready' | 'AgentCertificateValid' | 'Drained' | 'ComponentsRemoved';
 interface Observed {
   status: 'True' | 'False' | 'Unknown';
   reason: string;
@@ -84,9 +85,11 @@ export class MachineLifecycle {
   readonly #byMachine = new Map<string, Set<string>>();
   /** What our last write returned, used while the cache still holds the object it was computed from. */
   readonly #written = new Map<string, { fromRv: string | undefined; obj: NodeObject }>();
+  readonly #deletion: MachineDeletion;
 
   constructor(options: LifecycleOptions) {
     this.#o = options;
+    this.#deletion = new MachineDeletion({ client: options.client, log: options.log, now: () => options.clock.now(), ...(options.events === undefined ? {} : { events: options.events }) });
   }
 
   /** The machine a component event concerns (and the index kept up to date). */
@@ -124,6 +127,15 @@ export class MachineLifecycle {
   async reconcile(name: string): Promise<number | undefined> {
     const machine = this.#o.caches.machines.get(name);
     if (machine === undefined) return undefined;
+    const deleting = machine.metadata.deletionTimestamp !== undefined;
+    // Held by someone else's finalizer only: ours is done, nothing is left to retire.
+    if (deleting && !hasMachineFinalizer(machine)) return undefined;
+    if (!deleting && !hasMachineFinalizer(machine)) {
+      if (!this.#o.mayWrite()) throw new Error('not the leader: refusing to write');
+      // The patch comes back through the watch, and that event brings the Machine here again.
+      if ((await addMachineFinalizer(this.#o.client, machine)) === 'conflict') return CONFLICT_RETRY_MS;
+      return undefined;
+    }
     const now = this.#o.clock.now();
     const node = this.#node(name);
     const existing = new Map((machine.status?.conditions ?? []).map((c) => [c.type, c]));
@@ -152,7 +164,6 @@ export class MachineLifecycle {
     const components = this.#components(machine);
     const imported = machine.status?.importedTime !== undefined;
     const importing = !imported && components.status !== 'True';
-    const deleting = machine.metadata.deletionTimestamp !== undefined;
 
     let wrote = false;
     if (node !== undefined && !deleting) {
@@ -161,8 +172,27 @@ export class MachineLifecycle {
       wrote = synced === 'written';
     }
 
-    const notReady = [registered, nodeReady, components].find((c) => c.status !== 'True');
-    const ready: Observed = notReady !== undefined ? { status: 'False', reason: notReady.reason, message: notReady.message } : { status: 'True', reason: 'Ready', message: READY_MESSAGE };
+    const certificate = this.#certificate(machine, now);
+    if (certificate?.wakeIn !== undefined) wakeIn = Math.min(wakeIn ?? Infinity, certificate.wakeIn);
+
+    const observed: Partial<Record<ConditionType, Observed>> = { NodeRegistered: registered, NodeReady: nodeReady, ComponentsReady: components };
+    if (certificate !== undefined) observed.AgentCertificateValid = certificate.observed;
+    if (deleting) {
+      if (!this.#o.mayWrite()) throw new Error('not the leader: refusing to write');
+      const mcs = [...(this.#byMachine.get(name) ?? [])].map((n) => this.#o.caches.components.get(n)).filter((mc): mc is ComponentObject => mc !== undefined);
+      const pass = await this.#deletion.step(machine, node, mcs);
+      if (pass.done) return undefined;
+      observed.Drained = pass.drained;
+      observed.ComponentsRemoved = pass.removed;
+      wakeIn = pass.wakeIn;
+    }
+    const notReady = Object.values(observed).find((c) => c.status !== 'True');
+    const ready: Observed = deleting
+      ? { status: 'False', reason: 'Deleting', message: `the Machine is being deleted: ${notReady?.message ?? 'finishing'}` }
+      : notReady !== undefined
+        ? { status: 'False', reason: notReady.reason, message: notReady.message }
+        : { status: 'True', reason: 'Ready', message: READY_MESSAGE };
+    observed.Ready = ready;
 
     let lifecycle: LifecyclePhase;
     if (deleting) lifecycle = 'Deleting';
@@ -172,9 +202,7 @@ export class MachineLifecycle {
     else if (ready.status !== 'True') lifecycle = 'InstallingComponents';
     else lifecycle = 'Running';
 
-    const observed: Record<ConditionType, Observed> = { NodeRegistered: registered, NodeReady: nodeReady, ComponentsReady: components, Ready: ready };
-    const conditions: Condition[] = (Object.keys(observed) as ConditionType[]).map((type) => {
-      const o = observed[type];
+    const conditions: Condition[] = (Object.entries(observed) as [ConditionType, Observed][]).map(([type, o]) => {
       const prior = existing.get(type);
       const lastTransitionTime = prior !== undefined && prior.status === o.status ? prior.lastTransitionTime : kubeTime(now);
       return { type, status: o.status, reason: o.reason, message: o.message.slice(0, 32768), observedGeneration: machine.metadata.generation, lastTransitionTime };
@@ -185,7 +213,27 @@ export class MachineLifecycle {
     const target = { name, uid: machine.metadata.uid ?? '', apiVersion: `${GROUP}/${VERSION}`, kind: 'Machine' };
     if (nodeReady.reason === 'NodeStartupTimeout' && existing.get('NodeReady')?.reason !== 'NodeStartupTimeout') this.#o.events?.record(target, 'Warning', 'NodeStartupTimeout', nodeReady.message, 'NodeStartupTimeout');
     if (machine.status?.importedTime === undefined && importedTime !== undefined) this.#o.events?.record(target, 'Normal', 'Imported', READY_MESSAGE, 'Imported');
+    if (certificate?.observed.reason === 'CertificateExpired' && existing.get('AgentCertificateValid')?.reason !== 'CertificateExpired') {
+      this.#o.events?.record(target, 'Warning', 'AgentCertificateExpired', certificate.observed.message, `cert-expired/${machine.status?.agentCertificateExpiry ?? ''}`);
+      this.#o.log.error({ machine: name, notAfter: machine.status?.agentCertificateExpiry }, certificate.observed.message);
+    }
     return wakeIn;
+  }
+
+  /** From status.agentCertificateExpiry (the newest certificate signed for the agent), once known. */
+  #certificate(machine: MachineObject, now: number): { observed: Observed; wakeIn?: number } | undefined {
+    const at = machine.status?.agentCertificateExpiry;
+    const notAfter = Date.parse(at ?? '');
+    if (at === undefined || !Number.isFinite(notAfter)) return undefined;
+    // Looked at again within a day: a timer longer than 2^31 ms would fire at once.
+    if (now < notAfter) return { observed: { status: 'True', reason: 'CertificateValid', message: `the agent's client certificate is valid until ${at}` }, wakeIn: Math.min(notAfter - now, 24 * 3600_000) };
+    return {
+      observed: {
+        status: 'False',
+        reason: 'CertificateExpired',
+        message: `the agent's client certificate expired at ${at} and no renewal was signed: the agent can no longer reach the apiserver; run kubenode-agent join on the node with a new bootstrap token`,
+      },
+    };
   }
 
   #index(machine: string): Set<string> {
@@ -295,10 +343,15 @@ export function nodePatch(machine: MachineObject, node: NodeObject, importing: b
   };
 }
 
+/** The controller's conditions on the Machine; the agent's problem conditions are not ours to count. */
+const OWN_CONDITIONS = new Set<string>([...LifecycleConditions, ...DeletionConditions]);
+
 function sameStatus(machine: MachineObject, status: { lifecycle: string; importedTime?: string; conditions: Condition[] }): boolean {
   const s = machine.status;
   if (s?.lifecycle !== status.lifecycle || s.importedTime !== status.importedTime) return false;
   const have = new Map((s.conditions ?? []).map((c) => [c.type, c]));
+  // A condition type we wrote before and write no more must be dropped: that needs a write too.
+  if ([...have.keys()].filter((t) => OWN_CONDITIONS.has(t)).length !== status.conditions.length) return false;
   return status.conditions.every((c) => {
     const h = have.get(c.type);
     return h !== undefined && h.status === c.status && h.reason === c.reason && h.message === c.message && h.lastTransitionTime === c.lastTransitionTime && h.observedGeneration === c.observedGeneration;

@@ -363,10 +363,14 @@ class Pass {
     if (conflicts.length > 0) this.#condition('Conflict', 'True', 'ComponentClaimed', `${conflicts.length} machine(s) refused: ${conflicts.slice(0, 5).join('; ')}`);
     else this.#dropCondition('Conflict');
 
-    // Machines gone or no longer selected drop out and free their slot.
+    // Machines gone or no longer selected drop out and free their slot. A Machine being deleted
+    // keeps its component: the Machine lifecycle has it uninstalled once the node is drained.
     const removed = [...ours.entries()].filter(([m]) => !selected.has(m));
     if (removed.length > 0) {
-      await parallel(removed, ([, mc]) => this.#r.deleteComponent(mc));
+      await parallel(
+        removed.filter(([m]) => this.#o.caches.machines.get(m)?.metadata.deletionTimestamp === undefined),
+        ([, mc]) => this.#r.deleteComponent(mc),
+      );
       for (const [m] of removed) ours.delete(m);
       this.#event('Normal', 'MachinesRemoved', `${removed.length} machine(s) left the set: ${removed.slice(0, 5).map(([m]) => m).join(', ')}`, `removed/${removed.map(([m]) => m).sort().join(',')}`);
     }
