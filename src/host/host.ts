@@ -5,7 +5,7 @@ import { execFailure, hostWriteError, type ExecOutcome } from '../errors.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { resolveInRoot, writeAtomicReal } from './jail.ts';
 import { runBounded, type BoundedOptions } from './run-bounded.ts';
-import { openDeviceLog, openFileLog, type LogReader } from './log-follow.ts';
+import { openCommandLog, openDeviceLog, openFileLog, type CommandLog, type LogReader } from './log-follow.ts';
 
 /** The process runner's limits and input (BoundedOptions), with the directory to run in a host path. */
 export interface ExecOptions extends Omit<BoundedOptions, 'cwd'> {
@@ -29,7 +29,7 @@ export async function execChecked(host: Host, argv: readonly string[], options: 
   return result;
 }
 
-export type { LogReader } from './log-follow.ts';
+export type { CommandLog, LogReader } from './log-follow.ts';
 
 /**
  * The only door to the machine. Every host path is resolved under `root`, and
@@ -49,6 +49,8 @@ export interface Host {
   exec(argv: readonly string[], options: ExecOptions): Promise<ExecResult>;
   /** Follows a log from its start, or from its end (`fromStart: false`, for a file; a device always replays its buffer). */
   openLog(hostPath: string, options: { fromStart: boolean }): Promise<LogReader>;
+  /** Starts a long-running command (e.g. `journalctl -f`) and follows its stdout; undefined when the host lacks it. */
+  followCommand(argv: readonly string[]): Promise<CommandLog | undefined>;
   /** Writes through a temp file, fsync and rename, creating parent directories; never through a symlink out of the root. */
   writeFileAtomic(hostPath: string, data: string, mode?: number): Promise<void>;
 }
@@ -150,6 +152,12 @@ class LocalHost implements Host {
     await writeAtomicReal(await resolveInRoot(this.root, hostPath, { followFinal: false }), data, { mode }).catch((err: unknown) => {
       throw hostWriteError(this.path(hostPath), err);
     });
+  }
+
+  async followCommand(argv: readonly string[]): Promise<CommandLog | undefined> {
+    const [command, ...args] = argv;
+    const file = command === undefined ? undefined : await this.resolveCommand(command);
+    return file === undefined ? undefined : openCommandLog(file, args);
   }
 
   async openLog(hostPath: string, options: { fromStart: boolean }): Promise<LogReader> {

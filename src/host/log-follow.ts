@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { watch, type FSWatcher } from 'node:fs';
 import { constants as fsc } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
@@ -293,6 +294,86 @@ export async function openFileLog(file: string, fromStart: boolean): Promise<Log
       watcher?.close();
       watcher = undefined;
       await handle.close();
+    },
+  };
+}
+
+// ---------------------------------------------------------------- a command's output (journalctl -f)
+
+/** A follower of a long-running command's stdout; after it ended, `ended()` says how. */
+export interface CommandLog extends LogReader {
+  /** undefined while the command runs (or its output is not yet all read); else how it ended and its stderr's tail. */
+  ended(): string | undefined;
+}
+
+/** Between SIGTERM to the follower's process group and SIGKILL. */
+const COMMAND_KILL_GRACE_MS = 2_000;
+const STDERR_TAIL_BYTES = 2048;
+
+/**
+ * Runs `file args` once and hands out its stdout as it comes, at most LOG_CHUNK_BYTES held: past
+ * that the pipe is paused, so a command that floods waits for us instead of filling memory.
+ * close() ends its whole process group.
+ */
+export function openCommandLog(file: string, args: readonly string[]): CommandLog {
+  const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const wakeup = new Wakeup();
+  let seen = -1;
+  const queued: Buffer[] = [];
+  let queuedBytes = 0;
+  let stderr = '';
+  let exit: string | undefined;
+  const decoder = new StringDecoder('utf8');
+  const exited = new Promise<void>((resolve) => {
+    child.once('close', (code, sig) => {
+      exit = sig !== null ? `killed by ${sig}` : `exited with status ${code}`;
+      wakeup.wake();
+      resolve();
+    });
+  });
+  child.once('error', (err) => {
+    exit = err.message;
+    wakeup.wake();
+  });
+  child.stdout.on('data', (chunk: Buffer) => {
+    queued.push(chunk);
+    queuedBytes += chunk.length;
+    if (queuedBytes >= LOG_CHUNK_BYTES) child.stdout.pause();
+    wakeup.wake();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
+  });
+  const killGroup = (signal: NodeJS.Signals): void => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, signal);
+    } catch {
+      // already gone
+    }
+  };
+  return {
+    async read() {
+      seen = wakeup.generation;
+      if (queued.length === 0) return '';
+      const chunk = Buffer.concat(queued.splice(0));
+      queuedBytes = 0;
+      child.stdout.resume();
+      return decoder.write(chunk);
+    },
+    wait(signal) {
+      return wakeup.wait(seen, signal);
+    },
+    ended() {
+      if (exit === undefined || queued.length > 0) return undefined;
+      const tail = stderr.trim();
+      return tail === '' ? exit : `${exit}: ${tail}`;
+    },
+    async close() {
+      if (exit !== undefined) return;
+      killGroup('SIGTERM');
+      const timer = setTimeout(() => killGroup('SIGKILL'), COMMAND_KILL_GRACE_MS);
+      await exited;
+      clearTimeout(timer);
     },
   };
 }

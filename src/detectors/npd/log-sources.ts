@@ -1,5 +1,5 @@
 import { errorMessage, execFailure } from '../../errors.ts';
-import type { Host, LogReader } from '../../host/host.ts';
+import type { CommandLog, Host, LogReader } from '../../host/host.ts';
 import { KernelLog, KMSG_PATH, LineSplitter, parseUptime } from '../engine/kmsg.ts';
 import type { ParsedLogMonitor } from './config.ts';
 import { compileGoLayout, parseGoTime } from './go-time.ts';
@@ -134,48 +134,90 @@ interface JournalEntry {
   __CURSOR?: string;
 }
 
-const JOURNAL_POLL_MS = 5_000;
+/** Before a `journalctl -f` that ended is started again (from the last cursor). */
+const JOURNAL_RESTART_MS = 5_000;
 
+/**
+ * journald through journalctl's JSON output. A one-shot read (check) runs journalctl once; the
+ * daemon keeps one `journalctl -f` open and reads what it prints as it comes, so an idle journal
+ * costs no process starts. A follower that ends is restarted after the cursor it last printed.
+ */
 async function openJournald(host: Host, monitor: ParsedLogMonitor, window: StartWindow): Promise<LogSource> {
   const identifier = monitor.config.pluginConfig?.source;
   const logPath = monitor.config.logPath ?? '/var/log/journal';
   const directory = (await host.exists(logPath)) ? ['-D', host.path(logPath)] : [];
   let cursor: string | undefined;
   let caughtUp = false;
+  let follower: CommandLog | undefined;
+  let restartAt = 0;
+  const splitter = new LineSplitter();
   const skip = skipper(monitor);
+  const argv = (follow: boolean): string[] => {
+    const since = cursor !== undefined ? [`--after-cursor=${cursor}`] : Number.isFinite(window.start) ? [`--since=@${Math.floor(window.start / 1000)}`] : [];
+    // -f alone starts at the last 10 entries: --lines=all keeps it to the window, as the one-shot run.
+    const mode = follow ? ['-f', '--lines=all'] : [];
+    return ['journalctl', '--no-pager', '-o', 'json', ...mode, ...directory, ...since, ...(identifier === undefined ? [] : [`SYSLOG_IDENTIFIER=${identifier}`])];
+  };
+  const parse = (raws: readonly string[]): LogLine[] => {
+    const now = host.clock.now();
+    const lines: LogLine[] = [];
+    for (const raw of raws) {
+      if (raw.trim() === '') continue;
+      let entry: JournalEntry;
+      try {
+        entry = JSON.parse(raw) as JournalEntry;
+      } catch (err) {
+        throw new Error(`journalctl printed a line that is not JSON: ${errorMessage(err)}`);
+      }
+      if (entry.__CURSOR !== undefined) cursor = entry.__CURSOR;
+      const message = Array.isArray(entry.MESSAGE) ? Buffer.from(entry.MESSAGE).toString('utf8') : entry.MESSAGE;
+      if (message === undefined || skip(message)) continue;
+      const timestamp = Number(entry.__REALTIME_TIMESTAMP ?? now * 1000) / 1000;
+      if (timestamp < window.settled) continue;
+      lines.push({ timestamp, message });
+    }
+    return lines;
+  };
+  const follow = async (): Promise<LogLine[] | undefined> => {
+    if (follower === undefined) {
+      if (host.clock.now() < restartAt) return undefined;
+      follower = await host.followCommand(argv(true));
+      if (follower === undefined) throw new Error('journalctl not found');
+    }
+    for (;;) {
+      const text = await follower.read();
+      if (text === '') break;
+      const lines = parse(splitter.push(text));
+      if (lines.length > 0) return lines;
+    }
+    const ended = follower.ended();
+    if (ended === undefined) return undefined;
+    follower = undefined;
+    splitter.flush();
+    restartAt = host.clock.now() + JOURNAL_RESTART_MS;
+    throw new Error(`journalctl -f ${ended}`);
+  };
   return {
-    async read(signal) {
+    async read(signal, final = false) {
+      if (!final) return follow();
       // One journalctl run per catch-up: its output is the batch, the next read() reports caught up.
       if (caughtUp) {
         caughtUp = false;
         return undefined;
       }
       caughtUp = true;
-      const since = cursor !== undefined ? [`--after-cursor=${cursor}`] : Number.isFinite(window.start) ? [`--since=@${Math.floor(window.start / 1000)}`] : [];
-      const argv = ['journalctl', '--no-pager', '-o', 'json', ...directory, ...since, ...(identifier === undefined ? [] : [`SYSLOG_IDENTIFIER=${identifier}`])];
-      const result = await host.exec(argv, { timeoutMs: 30_000, signal });
+      const result = await host.exec(argv(false), { timeoutMs: 30_000, signal });
       const failure = execFailure(result);
       if (failure !== undefined) throw failure;
-      const now = host.clock.now();
-      const lines: LogLine[] = [];
-      for (const raw of result.stdout.split('\n')) {
-        if (raw.trim() === '') continue;
-        let entry: JournalEntry;
-        try {
-          entry = JSON.parse(raw) as JournalEntry;
-        } catch (err) {
-          throw new Error(`journalctl printed a line that is not JSON: ${errorMessage(err)}`);
-        }
-        if (entry.__CURSOR !== undefined) cursor = entry.__CURSOR;
-        const message = Array.isArray(entry.MESSAGE) ? Buffer.from(entry.MESSAGE).toString('utf8') : entry.MESSAGE;
-        if (message === undefined || skip(message)) continue;
-        const timestamp = Number(entry.__REALTIME_TIMESTAMP ?? now * 1000) / 1000;
-        if (timestamp < window.settled) continue;
-        lines.push({ timestamp, message });
-      }
-      return lines;
+      return parse(result.stdout.split('\n'));
     },
-    wait: (signal) => host.clock.sleep(JOURNAL_POLL_MS, signal).catch(() => undefined),
-    close: async () => undefined,
+    async wait(signal) {
+      if (follower !== undefined) return follower.wait(signal);
+      await host.clock.sleep(Math.max(0, restartAt - host.clock.now()), signal).catch(() => undefined);
+    },
+    async close() {
+      await follower?.close();
+      follower = undefined;
+    },
   };
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { after, test } from 'node:test';
 import type { LogLine } from '../../../src/detectors/npd/log-rules.ts';
 import { openLogSource, type LogSource } from '../../../src/detectors/npd/log-sources.ts';
@@ -105,6 +105,38 @@ test('journald: real journalctl over a real journal, filtered by identifier and 
   const detector = createSystemLogMonitor(monitor, { expiryMs: {}, patterns: [] }, { host: createHost({ root: root.dir }), log: createLogger('silent'), nodeName: 'n', mode: 'check', previous: [], silenced: new Set() });
   const result = await detector.probe(signal);
   assert.deepEqual(result.events.map((e) => e.reason), ['KubeletStart', 'ContainerdStart']);
+});
+
+test('journald in the daemon: one journalctl -f stays open, a new entry comes through it, and it ends with the watch', async () => {
+  const root = newRoot();
+  const now = Date.now() * 1000;
+  const entry = (usec: number, id: string, message: string): string =>
+    `__REALTIME_TIMESTAMP=${usec}\n__MONOTONIC_TIMESTAMP=${usec % 1_000_000_000}\n_BOOT_ID=6c1f2d0e4b1a4f449d6e0a8f3b2c1d00\nMESSAGE=${message}\nSYSLOG_IDENTIFIER=${id}\nPRIORITY=6\n\n`;
+  const dir = root.path('/var/log/journal/0123456789abcdef0123456789abcdef');
+  execFileSync('mkdir', ['-p', dir]);
+  // systemd's own unit messages as systemd 252 prints them, written into journal files by systemd-journal-remote.
+  const journal = (name: string, exported: string): void => {
+    execFileSync('/lib/systemd/systemd-journal-remote', ['-o', `${dir}/${name}`, '-'], { input: exported, stdio: ['pipe', 'ignore', 'ignore'] });
+  };
+  journal('system.journal', entry(now - 60_000_000, 'systemd', 'Started kubelet.service - kubelet: The Kubernetes Node Agent.'));
+  // Each start of journalctl leaves its pid here.
+  const calls = root.path('/journalctl-calls');
+  root.script('/usr/bin/journalctl', `echo $$ >> ${calls}\nexec /usr/bin/journalctl "$@"`);
+  const host = createHost({ root: root.dir });
+  const detector = createSystemLogMonitor(referenceMonitor('systemd-monitor.json'), { expiryMs: {}, patterns: [] }, { host, log: createLogger('silent'), nodeName: 'n', mode: 'run', previous: [], silenced: new Set() });
+  const controller = new AbortController();
+  const results: DetectorResult[] = [];
+  const watching = detector.watch!((r) => results.push(r), controller.signal);
+  const reasons = (): string[] => results.flatMap((r) => r.events.map((e) => e.reason));
+  for (let i = 0; i < 200 && !reasons().includes('KubeletStart'); i++) await new Promise((r) => setTimeout(r, 100));
+  journal('system@0005f0a1b2c3d4e5-0000000000000001.journal', entry(Date.now() * 1000, 'systemd', 'Starting containerd.service - containerd container runtime...'));
+  for (let i = 0; i < 200 && !reasons().includes('ContainerdStart'); i++) await new Promise((r) => setTimeout(r, 100));
+  controller.abort();
+  await watching;
+  assert.deepEqual(reasons(), ['KubeletStart', 'ContainerdStart']);
+  const pids = readFileSync(calls, 'utf8').trim().split('\n');
+  assert.equal(pids.length, 1, 'journalctl was started once, not once per catch-up');
+  assert.equal(existsSync(`/proc/${pids[0]}`), false, 'the follower ends with the watch');
 });
 
 test('journald without journalctl on the host is an error the engine reports as unknown', async () => {
