@@ -82,7 +82,12 @@ export interface RolloutReconcilerOptions {
   mayWrite: () => boolean;
 }
 
-/** An object we wrote, used instead of the cache until the cache moves past the version it was written on. */
+/**
+ * An object we wrote, used instead of the cache while the cache still holds the version it held
+ * when the write was sent. Taken before the request, not after: the watch may deliver our write
+ * and the next writer's (an agent's status) before the response is read, and a version taken
+ * then would hide that newer object behind ours until some other event came.
+ */
 interface Written<T> { fromRv: string | undefined; obj: T }
 
 class NotLeaderError extends AgentError {
@@ -179,19 +184,21 @@ export class RolloutReconciler {
   async writeStatus(set: SetObject, status: MachineComponentSetStatus): Promise<SetObject> {
     this.#guard();
     const body = { apiVersion: set.apiVersion, kind: set.kind, metadata: { name: set.metadata.name, resourceVersion: set.metadata.resourceVersion }, spec: set.spec, status };
+    const fromRv = this.#o.caches.sets.get(set.metadata.name)?.metadata.resourceVersion;
     const out = await this.#o.client.request<SetObject>('PUT', `${MCS_PATH}/${encodeURIComponent(set.metadata.name)}/status`, { body });
-    this.#writtenSets.set(set.metadata.name, { fromRv: this.#o.caches.sets.get(set.metadata.name)?.metadata.resourceVersion, obj: out });
+    this.#writtenSets.set(set.metadata.name, { fromRv, obj: out });
     return out;
   }
 
   async writeComponent(existing: McObject | undefined, desired: McObject): Promise<McObject> {
     this.#guard();
     const name = desired.metadata.name;
+    const fromRv = this.#o.caches.components.get(name)?.metadata.resourceVersion;
     const out =
       existing === undefined
         ? await this.#o.client.request<McObject>('POST', MC_PATH, { body: desired })
         : await this.#o.client.request<McObject>('PUT', `${MC_PATH}/${encodeURIComponent(name)}`, { body: { ...desired, metadata: { ...desired.metadata, resourceVersion: existing.metadata.resourceVersion } } });
-    this.#writtenMcs.set(name, { fromRv: this.#o.caches.components.get(name)?.metadata.resourceVersion, obj: out });
+    this.#writtenMcs.set(name, { fromRv, obj: out });
     return out;
   }
 
@@ -220,11 +227,13 @@ export class RolloutReconciler {
   async writeRevision(existing: RevisionObject | undefined, desired: RevisionObject): Promise<RevisionObject> {
     this.#guard();
     const path = `/apis/apps/v1/namespaces/${encodeURIComponent(this.#o.namespace)}/controllerrevisions`;
+    const key = `${this.#o.namespace}/${desired.metadata.name}`;
+    const fromRv = this.#o.caches.revisions.get(key)?.metadata.resourceVersion;
     const out =
       existing === undefined
         ? await this.#o.client.request<RevisionObject>('POST', path, { body: desired })
         : await this.#o.client.request<RevisionObject>('PUT', `${path}/${encodeURIComponent(desired.metadata.name)}`, { body: { ...desired, metadata: { ...desired.metadata, resourceVersion: existing.metadata.resourceVersion } } });
-    this.#writtenRevisions.set(`${this.#o.namespace}/${desired.metadata.name}`, { fromRv: this.#o.caches.revisions.get(`${this.#o.namespace}/${desired.metadata.name}`)?.metadata.resourceVersion, obj: out });
+    this.#writtenRevisions.set(key, { fromRv, obj: out });
     return out;
   }
 
