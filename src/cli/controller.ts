@@ -34,7 +34,7 @@ export function controllerCommand(): Command {
     .option('--workers <n>', 'MachineComponentSets reconciled in parallel', '4')
     .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
     .option('--pipelines', 'also run the release pipeline controller: Releases in this (management) cluster written into member clusters from their kubeconfig Secrets; off so a member cluster never runs it')
-    .option('--pipeline-poll-interval <d>', "how often the clusters of a running stage are asked how their rollout stands", '2s')
+    .option('--pipeline-poll-interval <d>', 'how often the clusters of a running stage are asked how their rollout stands (the delay from a stage finishing to the next one starting is at most this)', '1s')
     .option('--csr-import-nodes <regex>', "approve agents' first certificates for node names matching this (anchored) RE without an importing Machine")
     .option('--import-node-selector <selector>', 'import policy: create a Machine for every Node matching this label selector (kubectl -l syntax), which approves its agent\'s first certificate')
     .action(async (flags: ControllerFlags) => {

@@ -24,7 +24,7 @@ import { MemberClusters, type SecretObject } from './members.ts';
 import { ReleaseReconciler, type ApprovalObject, type PipelineCaches, type PipelineObject, type ReleaseObject } from './reconciler.ts';
 
 export interface PipelineSettings {
-  /** How often the clusters of a running stage are asked how their rollout stands. Default 2 s. */
+  /** How often the clusters of a running stage are asked how their rollout stands. Default 1 s. */
   pollIntervalMs?: number;
   /** A member not heard from for this long answers /readyz before it is used. Default 10 s. */
   probeIntervalMs?: number;
@@ -70,7 +70,7 @@ export function createPipelineController(o: PipelineControllerOptions, synced: (
     userAgent: `kubenode-agent/${version} pipeline-controller`,
     ...(o.observeMember === undefined ? {} : { observe: o.observeMember }),
   });
-  const reconciler = new ReleaseReconciler({ client: o.client, caches, members, events: o.events, clock: o.clock, log: o.log, pollIntervalMs: o.pollIntervalMs ?? 2_000, mayWrite: o.mayWrite });
+  const reconciler = new ReleaseReconciler({ client: o.client, caches, members, events: o.events, clock: o.clock, log: o.log, pollIntervalMs: o.pollIntervalMs ?? 1_000, mayWrite: o.mayWrite });
   const queue = new WorkQueue({ workers: o.workers, log: o.log.child({ component: 'release-queue' }), handle: (key) => reconciler.reconcile(key) });
   const add = (names: readonly string[]): void => {
     if (synced()) for (const n of names) queue.add(n);
