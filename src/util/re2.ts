@@ -244,8 +244,13 @@ export interface Re2Regex {
   /** The RE2 pattern as written. */
   readonly pattern: string;
   readonly engine: Re2Engine;
-  /** Whether a match can contain a newline or depends on where the text starts (^, \A). */
-  readonly spansLines: boolean;
+  /**
+   * The most newlines a match can contain: 0 for a match inside one line, Infinity when
+   * unbounded (a repeated class that takes \n) or not worked out (patterns only re2js runs).
+   */
+  readonly maxLineBreaks: number;
+  /** Whether a match must begin where the text begins (^, \A outside multi-line mode). */
+  readonly anchoredStart: boolean;
   exec(text: string): RegExpExecArray | null;
   test(text: string): boolean;
 }
@@ -324,15 +329,64 @@ function isDeterministic(tokens: readonly Token[]): boolean {
   return true;
 }
 
-function spansLines(tokens: readonly Token[]): boolean {
-  return tokens.some((t) => (t.kind === 'start' && t.text === '^') || (t.kind === 'atom' && t.text.length > 0 && new RegExp(`^${t.text}$`).test('\n')));
+const takesNewline = (atom: string): boolean => atom.length > 0 && new RegExp(`^${atom}$`).test('\n');
+
+/** The most times a quantifier repeats what it follows. */
+function quantMax(quant: string): number {
+  if (quant.startsWith('?')) return 1;
+  if (quant.startsWith('*') || quant.startsWith('+')) return Infinity;
+  const m = /^\{(\d+)(,(\d*))?\}/.exec(quant);
+  if (m === null) return Infinity;
+  if (m[2] === undefined) return Number(m[1]);
+  return m[3] === '' ? Infinity : Number(m[3]);
 }
 
-function wrapRegExp(pattern: string, engine: Re2Engine, regex: RegExp, lines: boolean): Re2Regex {
-  return { pattern, engine, spansLines: lines, exec: (text) => regex.exec(text), test: (text) => regex.test(text) };
+/** An upper bound of the newlines one match of tokens[from…] (to the closing bracket) can hold; `next` is where it stopped. */
+function lineBreaksOf(tokens: readonly Token[], from: number): { max: number; next: number } {
+  let best = 0;
+  let seq = 0;
+  let i = from;
+  while (i < tokens.length) {
+    const t = tokens[i] as Token;
+    if (t.kind === 'close') break;
+    if (t.kind === 'alt') {
+      best = Math.max(best, seq);
+      seq = 0;
+      i += 1;
+      continue;
+    }
+    let item = 0;
+    if (t.kind === 'open') {
+      const inner = lineBreaksOf(tokens, i + 1);
+      item = inner.max;
+      i = inner.next + 1;
+    } else {
+      item = t.kind === 'atom' && takesNewline(t.text) ? 1 : 0;
+      i += 1;
+    }
+    const q = tokens[i];
+    if (q?.kind === 'quant') {
+      if (item > 0) item *= quantMax(q.text);
+      i += 1;
+    }
+    seq += item;
+  }
+  return { max: Math.max(best, seq), next: i };
 }
 
-function wrapRe2js(pattern: string, compiled: RE2JS, lines: boolean): Re2Regex {
+function lineShape(tokens: readonly Token[]): { maxLineBreaks: number; anchoredStart: boolean } {
+  return { maxLineBreaks: lineBreaksOf(tokens, 0).max, anchoredStart: tokens.some((t) => t.kind === 'start' && t.text === '^') };
+}
+
+type LineShape = ReturnType<typeof lineShape>;
+/** What is assumed of a pattern whose shape is not worked out: anything. */
+const ANY_SHAPE: LineShape = { maxLineBreaks: Infinity, anchoredStart: true };
+
+function wrapRegExp(pattern: string, engine: Re2Engine, regex: RegExp, shape: LineShape): Re2Regex {
+  return { pattern, engine, ...shape, exec: (text) => regex.exec(text), test: (text) => regex.test(text) };
+}
+
+function wrapRe2js(pattern: string, compiled: RE2JS, shape: LineShape): Re2Regex {
   const names = Object.entries(compiled.namedGroups());
   const exec = (text: string): RegExpExecArray | null => {
     const m = compiled.matcher(text);
@@ -343,7 +397,7 @@ function wrapRe2js(pattern: string, compiled: RE2JS, lines: boolean): Re2Regex {
     for (const [name, index] of names) groups[name] = result[index];
     return Object.assign(result, { index: m.start(), input: text, groups: names.length > 0 ? groups : undefined }) as unknown as RegExpExecArray;
   };
-  return { pattern, engine: 're2js', spansLines: lines, exec, test: (text) => compiled.matcher(text).find() };
+  return { pattern, engine: 're2js', ...shape, exec, test: (text) => compiled.matcher(text).find() };
 }
 
 /**
@@ -370,9 +424,9 @@ export function compileRe2(pattern: string, options: { anchorEnd?: boolean } = {
     throw untranslatable ?? new PatternError(`invalid RE2 pattern ${JSON.stringify(pattern)}: ${(err as Error).message}`);
   }
   // Valid RE2 without a JavaScript equivalent here (\pL, (?U), (?m), …): re2js runs it as written.
-  if (source === undefined) return wrapRe2js(pattern, reference, true);
+  if (source === undefined) return wrapRe2js(pattern, reference, ANY_SHAPE);
   const tokens = tokenize(source);
-  const lines = spansLines(tokens);
+  const lines = lineShape(tokens);
   if (isDeterministic(tokens)) return wrapRegExp(pattern, 'backtracking', new RegExp(source), lines);
   try {
     return wrapRegExp(pattern, 'linear', new RegExp(source, 'l'), lines);

@@ -34,6 +34,16 @@ export function defaultConditions(declared: readonly { type: string; reason: str
   return declared.map((c) => ({ type: c.type, status: 'False', reason: c.reason, message: c.message, transitionTime: now }));
 }
 
+/** The lines from the one holding character `offset` of their newline-joined text. */
+function linesFrom(lines: readonly LogLine[], offset: number): LogLine[] {
+  for (let i = 0, pos = 0; i < lines.length; i++) {
+    const len = (lines[i] as LogLine).message.length + 1;
+    if (offset < pos + len) return lines.slice(i);
+    pos += len;
+  }
+  return lines.slice();
+}
+
 /**
  * NPD's system-log-monitor semantics (pkg/systemlogmonitor): each line is pushed into a
  * buffer of the last bufferSize lines; a rule matches when its pattern matches the joined
@@ -115,22 +125,27 @@ export class LogRuleEngine {
     for (let i = 0; i < this.#literals.length; i++) {
       if (line.message.includes(this.#literals[i] as string)) this.#lastSeen[i] = lineNo;
     }
-    let joined: string | undefined;
+    const joined = new Map<number, string>();
     for (const rule of this.#rules) {
-      // A match ends at the end of the buffer; one that cannot contain a newline (nor depend on
-      // where the buffer starts) lies inside the newest line, so only that line is searched:
-      // the work per line then does not grow with bufferSize.
-      const local = !rule.regex.spansLines;
-      if (rule.literal >= 0 && lineNo - (this.#lastSeen[rule.literal] as number) >= (local ? 1 : this.#bufferSize)) continue;
+      // A match ends at the end of the buffer, so one with at most k newlines lies in the last
+      // k+1 lines, and only they are searched: the work per line then grows with the pattern's
+      // reach, not with bufferSize (all of the buffer only for a reach without bound). One
+      // anchored at the buffer's start must span the whole buffer.
+      const { maxLineBreaks, anchoredStart } = rule.regex;
+      if (anchoredStart && this.#buffer.length > maxLineBreaks + 1) continue;
+      const span = anchoredStart ? this.#buffer.length : Math.min(this.#buffer.length, maxLineBreaks + 1);
+      if (rule.literal >= 0 && lineNo - (this.#lastSeen[rule.literal] as number) >= span) continue;
       let matched: LogLine[];
-      if (local) {
+      if (span === 1) {
         if (rule.regex.exec(line.message) === null) continue;
         matched = [line];
       } else {
-        joined ??= this.#buffer.map((l) => l.message).join('\n');
-        const m = rule.regex.exec(joined);
+        const window = this.#buffer.slice(-span);
+        let text = joined.get(span);
+        if (text === undefined) joined.set(span, (text = window.map((l) => l.message).join('\n')));
+        const m = rule.regex.exec(text);
         if (m === null) continue;
-        matched = this.#linesFrom(m.index);
+        matched = linesFrom(window, m.index);
       }
       const message = matched.map((l) => l.message).join(' ') + rule.suffix;
       const timestamp = (matched[0] as LogLine).timestamp;
@@ -145,19 +160,6 @@ export class LogRuleEngine {
         this.#reset(condition, line.timestamp, line.message, events);
       }
     }
-  }
-
-  #linesFrom(offset: number): LogLine[] {
-    let start = 0;
-    for (let i = 0, pos = 0; i < this.#buffer.length; i++) {
-      const len = (this.#buffer[i] as LogLine).message.length + 1;
-      if (offset < pos + len) {
-        start = i;
-        break;
-      }
-      pos += len;
-    }
-    return this.#buffer.slice(start);
   }
 
   #setTrue(rule: CompiledRule, message: string, timestamp: number, events: ProblemEvent[]): void {

@@ -130,3 +130,33 @@ test('with bufferSize 1000 and a pattern without a literal, each line searches o
   assert.ok((searched.Spanning as number) > line.length * 999, 'the spanning rule saw the buffer');
   assert.deepEqual(events.map((e) => [e.reason, e.message]), [['OneLine', 'xxy'], ['Spanning', 'x y']]);
 });
+
+test('with bufferSize 1000, a pattern that spans at most k lines breaks searches only the last k+1 lines, and still finds its match', () => {
+  const big = inlineMonitor({
+    plugin: 'kmsg',
+    source: 'test',
+    bufferSize: 1000,
+    conditions: [],
+    rules: [
+      { type: 'temporary', reason: 'ThreeLines', pattern: 'x\\n[^\\n]*\\n(a|b)+y' },
+      { type: 'temporary', reason: 'Counted', pattern: '(q\\n){2}z' },
+      { type: 'temporary', reason: 'FromStart', pattern: '^only\\nthis' },
+    ],
+  });
+  const searched: Record<string, number> = { ThreeLines: 0, Counted: 0, FromStart: 0 };
+  big.patterns.forEach((regex, i) => {
+    const reason = big.config.rules[i]?.reason as string;
+    const exec = regex.exec.bind(regex);
+    (regex as { exec: (text: string) => RegExpExecArray | null }).exec = (text) => {
+      searched[reason] = Math.max(searched[reason] as number, text.length);
+      return exec(text);
+    };
+  });
+  const engine = new LogRuleEngine(big, noRecovery, [], 0);
+  const line = 'x'.repeat(50);
+  const events = engine.process([at(0, 'only'), at(1, 'this'), ...Array.from({ length: 2000 }, (_, i) => at(i + 2, line)), at(3000, 'x'), at(3001, 'middle'), at(3002, 'aby'), at(3003, 'q'), at(3004, 'q'), at(3005, 'z')]);
+  assert.ok((searched.ThreeLines as number) <= 3 * (line.length + 1), `searched ${searched.ThreeLines} characters`);
+  assert.ok((searched.Counted as number) <= 3 * (line.length + 1), `searched ${searched.Counted} characters`);
+  assert.equal(searched.FromStart, 'only\nthis'.length, 'a pattern anchored at the start is not searched once the buffer holds more lines than it can span');
+  assert.deepEqual(events.map((e) => [e.reason, e.message]), [['FromStart', 'only this'], ['ThreeLines', 'x middle aby'], ['Counted', 'q q z']]);
+});
