@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import type { ApplyOutcome } from '../installers/engine.ts';
+import { installerSlice } from './common.ts';
 import { addInstallerOptions, reportManifestErrors, wholeDesiredState, type InstallerCliOptions } from './plan.ts';
 
 /** EX_TEMPFAIL: another agent holds the install lock; try again later. */
@@ -47,7 +48,7 @@ Exit codes: 0 converged, 1 a component failed, was rolled back, deferred or held
       import('./progress.ts'),
     ]);
     const boot = await bootstrap(options, logOptions(options, 'warn', 2));
-    const { engine, manifests, close } = await openInstallerSession(options, boot, terminalProgress(process.stderr, options.json === true));
+    const { engine, manifests, close } = await openInstallerSession(options, installerSlice(boot), terminalProgress(process.stderr, options.json === true));
     reportManifestErrors(manifests.errors);
     let lock;
     try {

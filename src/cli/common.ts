@@ -1,7 +1,9 @@
 // Kept free of heavy imports: every command loads this, `version` included. The work lives in
 // src/bootstrap.ts.
 import { Option, type Command } from 'commander';
-import type { HostOptions, LogOptions } from '../bootstrap.ts';
+import type { Bootstrap, HostOptions, LogOptions } from '../bootstrap.ts';
+import type { InstallerSessionSetup } from '../installers/session.ts';
+import type { ManualRemedySetup } from '../remedies/manual.ts';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../log-levels.ts';
 
 export type CommonOptions = HostOptions;
@@ -35,4 +37,14 @@ export function addHostOptions(cmd: Command): Command {
     .option('--config <file>', 'agent configuration (default: /etc/kubenode/agent.yaml under --root, else embedded defaults)')
     .option('--config.system-log-monitor <files>', 'NPD system-log-monitor files, comma separated (replaces the configured list)')
     .option('--config.custom-plugin-monitor <files>', 'NPD custom-plugin-monitor files, comma separated (replaces the configured list)');
+}
+
+/** The slices `plan` and `apply` hand the installers: their section and the risk gate's. */
+export function installerSlice(boot: Bootstrap): InstallerSessionSetup {
+  return { host: boot.host, log: boot.log, nodeName: boot.nodeName, stateDir: boot.config.stateDir, installers: boot.config.installers, risk: boot.config.risk };
+}
+
+/** The slices `remedy` hands a remedy by hand: its section and the risk gate's. */
+export function remedySlice(boot: Bootstrap): ManualRemedySetup {
+  return { host: boot.host, log: boot.log, nodeName: boot.nodeName, stateDir: boot.config.stateDir, remedies: boot.config.remedies, risk: boot.config.risk };
 }

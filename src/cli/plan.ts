@@ -3,7 +3,7 @@ import type { ConfigError } from '../errors.ts';
 import type { ComponentPlan } from '../installers/engine.ts';
 import type { LoadedManifests } from '../installers/manifests.ts';
 import type { InstallerSessionOptions } from '../installers/session.ts';
-import { addHostOptions, addLogOptions, logOptions, type LogFlags } from './common.ts';
+import { addHostOptions, addLogOptions, installerSlice, logOptions, type LogFlags } from './common.ts';
 
 export interface InstallerCliOptions extends InstallerSessionOptions, LogFlags {
   json?: boolean;
@@ -86,7 +86,7 @@ Examples:
   return cmd.action(async (options: PlanOptions) => {
     const [{ bootstrap }, { openInstallerSession }] = await Promise.all([import('../bootstrap.ts'), import('../installers/session.ts')]);
     const boot = await bootstrap(options, logOptions(options, 'warn', 2));
-    const { engine, manifests } = await openInstallerSession(options, boot);
+    const { engine, manifests } = await openInstallerSession(options, installerSlice(boot));
     reportManifestErrors(manifests.errors);
     const plans = await engine.plan(manifests.targets, { retryFailed: options.retryFailed === true, removeUndeclared: wholeDesiredState(options, manifests) });
     process.stdout.write(

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { actions } from '../remedies/actions/index.ts';
 import { UsageError } from '../errors.ts';
 import type { ManualOptions, ManualResult } from '../remedies/manual.ts';
-import { addHostOptions, addLogOptions, logOptions, type LogFlags } from './common.ts';
+import { addHostOptions, addLogOptions, logOptions, remedySlice, type LogFlags } from './common.ts';
 
 interface RemedyCliOptions extends ManualOptions, LogFlags {}
 
@@ -50,6 +50,6 @@ Examples:
   return cmd.action(async (action: string, options: RemedyCliOptions) => {
     const [{ runManualRemedy }, { bootstrap }] = await Promise.all([import('../remedies/manual.ts'), import('../bootstrap.ts')]);
     const boot = await bootstrap(options, logOptions(options, 'warn', 2));
-    exit(printManualResult(await runManualRemedy(action, options, boot), options.json === true, write));
+    exit(printManualResult(await runManualRemedy(action, options, remedySlice(boot)), options.json === true, write));
   });
 }

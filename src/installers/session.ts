@@ -4,7 +4,10 @@ import path from 'node:path';
 import { createKubeClient, loadKubeConfig } from '../kube/client.ts';
 import type { Logger } from '../log.ts';
 import { createRiskGate } from '../risk/index.ts';
-import type { Bootstrap, HostOptions } from '../bootstrap.ts';
+import type { HostOptions } from '../bootstrap.ts';
+import type { Host } from '../host/host.ts';
+import type { RiskConfig } from '../risk/config.ts';
+import type { InstallersConfig } from './config.ts';
 import { createInstallContext, manifestReader } from './context.ts';
 import { Engine } from './engine.ts';
 import type { InstallProgress } from './types.ts';
@@ -16,11 +19,21 @@ export interface InstallerSessionOptions extends HostOptions {
   kubeconfig?: string;
 }
 
-export async function openInstallerSession(options: InstallerSessionOptions, s: Bootstrap, progress?: InstallProgress): Promise<{ engine: Engine; manifests: LoadedManifests; log: Logger; nodeName: string; close: () => void }> {
+/** What a session needs of the command's bootstrap: the installers' and the risk gate's slices. */
+export interface InstallerSessionSetup {
+  host: Host;
+  log: Logger;
+  nodeName: string;
+  stateDir: string;
+  installers: InstallersConfig;
+  risk: RiskConfig;
+}
+
+export async function openInstallerSession(options: InstallerSessionOptions, s: InstallerSessionSetup, progress?: InstallProgress): Promise<{ engine: Engine; manifests: LoadedManifests; log: Logger; nodeName: string; close: () => void }> {
   const log = s.log;
   const kube = options.kubeconfig === undefined ? undefined : createKubeClient(await loadKubeConfig({ kubeconfig: options.kubeconfig }));
-  const risk = createRiskGate({ host: s.host, config: s.config.risk, stateDir: s.config.stateDir, log, ...(kube === undefined ? {} : { kube }) }).forInstallers(s.nodeName);
-  const ctx = createInstallContext(s.host, { installers: s.config.installers, stateDir: s.config.stateDir, nodeName: s.nodeName }, log, { risk, ...(progress === undefined ? {} : { progress }) });
+  const risk = createRiskGate({ host: s.host, config: s.risk, stateDir: s.stateDir, log, ...(kube === undefined ? {} : { kube }) }).forInstallers(s.nodeName);
+  const ctx = createInstallContext(s.host, { installers: s.installers, stateDir: s.stateDir, nodeName: s.nodeName }, log, { risk, ...(progress === undefined ? {} : { progress }) });
   const dir = options.manifests === undefined ? ctx.config.manifestDir : path.resolve(options.manifests);
   const manifests = await loadManifestDir(manifestReader(s.host, options.manifests !== undefined), dir);
   return { engine: new Engine(ctx), manifests, log, nodeName: s.nodeName, close: () => kube?.close() };

@@ -1,6 +1,10 @@
 // `kubenode-agent remedy ACTION`: one remedy run by a person, through the same gate and record
 // as the engine's. --dry-run prints the whole decision path and touches nothing.
-import type { Bootstrap, HostOptions } from '../bootstrap.ts';
+import type { HostOptions } from '../bootstrap.ts';
+import type { Host } from '../host/host.ts';
+import type { Logger } from '../log.ts';
+import type { RiskConfig } from '../risk/config.ts';
+import type { RemediesConfig } from './config.ts';
 import { UsageError } from '../errors.ts';
 import { describePath } from '../risk/gate.ts';
 import { createRiskGate } from '../risk/index.ts';
@@ -44,20 +48,30 @@ export interface ManualResult {
   blocked?: string;
 }
 
-export async function runManualRemedy(actionName: string, o: ManualOptions, s: Bootstrap): Promise<ManualResult> {
+/** What a remedy by hand needs of the command's bootstrap: the remedies' and the risk gate's slices. */
+export interface ManualRemedySetup {
+  host: Host;
+  log: Logger;
+  nodeName: string;
+  stateDir: string;
+  remedies: RemediesConfig;
+  risk: RiskConfig;
+}
+
+export async function runManualRemedy(actionName: string, o: ManualOptions, s: ManualRemedySetup): Promise<ManualResult> {
   const log = s.log;
   const action = findAction(actionName);
   if (action === undefined) throw new UsageError(`unknown action ${JSON.stringify(actionName)}; one of: ${Object.keys(actions).join(', ')}`);
   const params = parseParams(o.param ?? []);
   const nodeName = s.nodeName;
-  const config = s.config.remedies;
+  const config = s.remedies;
   const dryRun = o.dryRun === true;
   let kube: KubeApi | undefined;
   if (o.kubeconfig !== undefined) kube = await createKubeApi({ kubeconfig: o.kubeconfig });
   try {
     const bootId = (await s.host.tryReadText('/proc/sys/kernel/random/boot_id'))?.trim() ?? 'unknown';
-    const gate = createRiskGate({ host: s.host, config: s.config.risk, stateDir: s.config.stateDir, log, ...(kube === undefined ? {} : { kube }) });
-    const r = createRemedies({ host: s.host, config, stateDir: s.config.stateDir, nodeName, bootId, log, gate, ...(kube === undefined ? {} : { kube }), ...(dryRun ? { recorder: noRecord } : {}) });
+    const gate = createRiskGate({ host: s.host, config: s.risk, stateDir: s.stateDir, log, ...(kube === undefined ? {} : { kube }) });
+    const r = createRemedies({ host: s.host, config, stateDir: s.stateDir, nodeName, bootId, log, gate, ...(kube === undefined ? {} : { kube }), ...(dryRun ? { recorder: noRecord } : {}) });
     const reason = o.reason ?? 'manual';
     const lines: string[] = [];
     const report: Record<string, unknown> = { node: nodeName, action: action.name, risk: action.risk, reason, dryRun };

@@ -6,11 +6,12 @@ import { printManualResult, remedyCommand } from '../../src/cli/remedy.ts';
 import { actions } from '../../src/remedies/actions/index.ts';
 import { runManualRemedy } from '../../src/remedies/manual.ts';
 import { bootstrap } from '../../src/bootstrap.ts';
+import { remedySlice } from '../../src/cli/common.ts';
 import { recordingRoot, silent } from './helpers.ts';
 
 async function run(action: string, options: Record<string, unknown>): Promise<{ code: number; out: string }> {
   let out = '';
-  const boot = { ...(await bootstrap(options)), log: silent };
+  const boot = { ...remedySlice(await bootstrap(options)), log: silent };
   const code = printManualResult(await runManualRemedy(action, options, boot), options.json === true, (t) => (out += t));
   return { code, out };
 }

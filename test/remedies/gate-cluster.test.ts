@@ -11,6 +11,7 @@ import { createKubeApi, type KubeApi } from '../../src/remedies/kube-api.ts';
 import { CORDONED_AT, CORDONED_BY } from '../../src/remedies/node-ops.ts';
 import { createRemedies } from '../../src/remedies/setup.ts';
 import { printManualResult } from '../../src/cli/remedy.ts';
+import { remedySlice } from '../../src/cli/common.ts';
 import { runManualRemedy } from '../../src/remedies/manual.ts';
 import { bootstrap } from '../../src/bootstrap.ts';
 import { pino } from 'pino';
@@ -383,7 +384,7 @@ describe('risk gate and node actions against a real apiserver', () => {
     try {
       let out = '';
       const options = { root: root.dir, kubeconfig: cluster.agentKubeconfig(34), nodeName: 'node-34', dryRun: true, reason: 'disk errors' };
-      const result = await runManualRemedy('drain', options, { ...(await bootstrap(options)), log: silent });
+      const result = await runManualRemedy('drain', options, { ...remedySlice(await bootstrap(options)), log: silent });
       assert.equal(result.verdict, 'would-run');
       const code = printManualResult(result, false, (t) => (out += t));
       assert.equal(code, 0, out);
