@@ -209,6 +209,34 @@ test('only kernel records count: userspace writes to /dev/kmsg have facility 1 o
   }
 });
 
+test('a record read by two kernel logs opened together, and again by one opened later, has one timestamp (boot time estimated once per host)', async () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'kernel-boot-'));
+  try {
+    mkdirSync(path.join(root, 'proc'));
+    writeFileSync(path.join(root, 'proc', 'uptime'), '10.00 10.00\n');
+    writeFileSync(path.join(root, 'kmsg'), '3,1,1000000,-;Out of memory: Killed process 3581527 (uwsgi) total-vm:517892kB, anon-rss:263092kB, file-rss:29128kB, shmem-rss:0kB, UID:33 pgtables:740kB oom_score_adj:0\n');
+    // Every look at the clock finds it a second later, as a loaded node's would between two readers.
+    const clock = new FakeClock(1_000_000);
+    let ticks = 0;
+    const host = createHost({ root, clock: { now: () => clock.now() + (ticks += 1000), sleep: (ms, signal) => clock.sleep(ms, signal) } });
+    const readOnce = async (): Promise<number | undefined> => {
+      const log = await KernelLog.open(host, '/kmsg');
+      try {
+        return (await log.read(true))?.[0]?.timestamp;
+      } finally {
+        await log.close();
+      }
+    };
+    // Two monitors at start, then one a reload restarted.
+    const together = await Promise.all([readOnce(), readOnce()]);
+    const later = await readOnce();
+    assert.ok(together[0] !== undefined);
+    assert.deepEqual([...together, later], [together[0], together[0], together[0]]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 // ---------------------------------------------------------------- state machine
 
 const NOW = Date.UTC(2026, 0, 1);

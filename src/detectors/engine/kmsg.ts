@@ -91,7 +91,7 @@ export const KMSG_PATH = '/dev/kmsg';
  * (a monitor restarted by a reload reads its lookback again) gets the same timestamp, which is
  * how the daemon knows it was reported already; /proc/uptime's 10 ms steps would otherwise move it.
  */
-const bootEpochs = new WeakMap<Host, number>();
+const bootEpochs = new WeakMap<Host, Promise<number | undefined>>();
 
 /**
  * The kernel log, for every detector that reads it (kernel, gpu-nvidia, NPD kmsg monitors): only
@@ -139,14 +139,24 @@ export class KernelLog {
     }
   }
 
-  async #bootEpoch(now: number): Promise<number | undefined> {
-    const known = bootEpochs.get(this.#host);
+  /**
+   * The estimate is shared while it is being made: two readers opened together (two kmsg monitors
+   * at start) would otherwise each estimate, and the one whose estimate was overwritten would give
+   * its records other timestamps when read again after a reload, and report them twice.
+   */
+  #bootEpoch(now: number): Promise<number | undefined> {
+    const host = this.#host;
+    const known = bootEpochs.get(host);
     if (known !== undefined) return known;
-    const uptimeText = await this.#host.tryReadText('/proc/uptime').catch(() => undefined);
-    const uptime = uptimeText === undefined ? undefined : parseUptime(uptimeText);
-    if (uptime === undefined) return undefined;
-    bootEpochs.set(this.#host, now - uptime * 1000);
-    return now - uptime * 1000;
+    const estimate = (async () => {
+      const uptimeText = await host.tryReadText('/proc/uptime').catch(() => undefined);
+      const uptime = uptimeText === undefined ? undefined : parseUptime(uptimeText);
+      // Unknown is not kept: the next read tries again.
+      if (uptime === undefined) bootEpochs.delete(host);
+      return uptime === undefined ? undefined : now - uptime * 1000;
+    })();
+    bootEpochs.set(host, estimate);
+    return estimate;
   }
 
   wait(signal: AbortSignal): Promise<void> {
