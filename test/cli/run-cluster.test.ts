@@ -2,19 +2,15 @@
 // node it speaks for becomes that Node's condition and an Event, under the agent's own
 // least-privilege identity (deploy/rbac and the admission policy applied).
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { appendFileSync, readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
-import { AGENT, REPO } from '../helpers/cli.ts';
-import { TempRoot } from '../helpers/host-root.ts';
+import { agentRoot, spawnAgent, waitFor } from '../helpers/daemon.ts';
 import { applyDir, goodObjects, installCrds } from '../helpers/kube-objects.ts';
 import { createNode } from '../report/kube/rbac.ts';
 import { nodeConditions } from '../report/kube/helpers.ts';
 
 let cluster: Cluster;
-const roots: TempRoot[] = [];
-const children: ChildProcessWithoutNullStreams[] = [];
 
 before(async () => {
   cluster = await startCluster({ agents: 2 });
@@ -26,47 +22,28 @@ before(async () => {
   assert.equal(res.status, 201, res.body);
 });
 
-after(async () => {
-  children.forEach((c) => c.kill('SIGKILL'));
-  roots.forEach((r) => r.remove());
-  await cluster?.stop();
-});
-
-async function waitFor<T>(probe: () => Promise<T | undefined>, why: string, ms = 60_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting: ${why}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+after(() => cluster?.stop());
 
 test('a kernel fault on the node becomes its Node condition and an Event; the agent holds its Lease and writes its Machine status', async () => {
-  const root = new TempRoot();
-  roots.push(root);
-  root.write('/proc/uptime', '100.00 100.00\n');
-  root.write('/proc/sys/kernel/random/boot_id', 'boot-1\n');
-  root.write('/dev/kmsg', '6,1,1000,-;Linux version 6.1.0\n');
+  const root = agentRoot('node-0');
   // The node facts of this very machine, for Machine status.
   for (const file of ['/proc/sys/kernel/osrelease', '/etc/os-release', '/proc/cpuinfo', '/proc/meminfo']) root.write(file, readFileSync(file, 'utf8'));
   const config = root.write('/agent.yaml', 'listen: 127.0.0.1:0\n');
-  const child = spawn(process.execPath, [AGENT, 'run', '--root', root.dir, '--config', config, '--kubeconfig', cluster.agentKubeconfig(0), '--node-name', 'node-0'], { cwd: REPO });
-  children.push(child);
+  const child = spawnAgent(['run', '--root', root.dir, '--config', config, '--kubeconfig', cluster.agentKubeconfig(0), '--node-name', 'node-0']);
   let stderr = '';
   let stdout = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
 
-  const healthy = await waitFor(async () => (await nodeConditions(cluster, 'node-0')).get('ReadonlyFilesystem'), `the healthy condition never reached the Node; ${stderr}`);
+  const healthy = await waitFor(async () => (await nodeConditions(cluster, 'node-0')).get('ReadonlyFilesystem'), () => `the healthy condition never reached the Node; ${stderr}`);
   assert.equal(healthy.status, 'False');
 
   appendFileSync(root.path('/dev/kmsg'), '3,2,99000000,-;EXT4-fs (dm-4): Remounting filesystem read-only\n');
   const turned = await waitFor(async () => {
     const c = (await nodeConditions(cluster, 'node-0')).get('ReadonlyFilesystem');
     return c?.status === 'True' ? c : undefined;
-  }, 'ReadonlyFilesystem never turned True on the Node');
+  }, () => 'ReadonlyFilesystem never turned True on the Node');
   assert.equal(turned.reason, 'FilesystemIsReadOnly');
   assert.match(turned.message ?? '', /EXT4-fs \(dm-4\): Remounting filesystem read-only/);
 
@@ -74,7 +51,7 @@ test('a kernel fault on the node becomes its Node condition and an Event; the ag
     const res = await cluster.request('GET', '/api/v1/namespaces/default/events?fieldSelector=involvedObject.name=node-0');
     const items = (JSON.parse(res.body) as { items: { reason: string; type: string; source?: { component?: string } }[] }).items;
     return items.find((e) => e.reason === 'FilesystemIsReadOnly');
-  }, 'no Event for the fault');
+  }, () => 'no Event for the fault');
   assert.equal(event.type, 'Warning');
   assert.equal(event.source?.component, 'kubenode-agent');
 
@@ -86,7 +63,7 @@ test('a kernel fault on the node becomes its Node condition and an Event; the ag
     const res = await cluster.request('GET', '/apis/kubenode.io/v1alpha1/machines/node-0');
     const m = JSON.parse(res.body) as { status?: { phase?: string } };
     return m.status?.phase === 'Degraded' ? m : undefined;
-  }, `Machine status never showed the fault; agent log:\n${stdout.split('\n').filter((l) => /machine|warn|error/i.test(l)).slice(-10).join('\n')}`);
+  }, () => `Machine status never showed the fault; agent log:\n${stdout.split('\n').filter((l) => /machine|warn|error/i.test(l)).slice(-10).join('\n')}`);
   assert.equal(machine.status?.phase, 'Degraded');
 
   child.kill('SIGTERM');
@@ -94,7 +71,7 @@ test('a kernel fault on the node becomes its Node condition and an Event; the ag
 });
 
 test('run refuses --kubeconfig together with --in-cluster', async () => {
-  const child = spawn(process.execPath, [AGENT, 'run', '--kubeconfig', cluster.agentKubeconfig(0), '--in-cluster'], { cwd: REPO });
+  const child = spawnAgent(['run', '--kubeconfig', cluster.agentKubeconfig(0), '--in-cluster']);
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const code = await new Promise((resolve) => child.on('exit', resolve));

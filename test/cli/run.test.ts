@@ -1,19 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { detectors } from '../../src/detectors/index.ts';
-import { AGENT, REPO } from '../helpers/cli.ts';
-import { TempRoot } from '../helpers/host-root.ts';
+import { REPO } from '../helpers/cli.ts';
+import { agentRoot, spawnAgent, startAgent, waitFor, type Agent } from '../helpers/daemon.ts';
 
-const roots: TempRoot[] = [];
-const children: ChildProcessWithoutNullStreams[] = [];
-after(() => {
-  children.forEach((c) => c.kill('SIGKILL'));
-  roots.forEach((r) => r.remove());
-});
 
 // Only the embedded NPD monitors, so that the daemon's behaviour, not the detectors', is under test.
 const configWith = (monitors: string): string =>
@@ -27,55 +20,11 @@ const configWith = (monitors: string): string =>
   ].join('\n');
 const CONFIG = configWith('builtin:kernel-monitor.json, builtin:readonly-monitor.json');
 
-interface Agent {
-  child: ChildProcessWithoutNullStreams;
-  logs: Record<string, unknown>[];
-  base: string;
-  exited: Promise<number | null>;
-}
-
-async function startAgent(root: TempRoot, config: string): Promise<Agent> {
-  const child = spawn(process.execPath, [AGENT, 'run', '--root', root.dir, '--config', config], { cwd: REPO });
-  children.push(child);
-  const logs: Record<string, unknown>[] = [];
-  let buffered = '';
-  child.stdout.on('data', (d: Buffer) => {
-    buffered += d.toString();
-    const lines = buffered.split('\n');
-    buffered = lines.pop() ?? '';
-    for (const line of lines) logs.push(JSON.parse(line) as Record<string, unknown>);
-  });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const started = await waitFor(() => logs.find((l) => l.msg === 'Agent started'), () => `no start: ${stderr}`);
-  return { child, logs, base: `http://${started.listen as string}`, exited };
-}
-
-async function waitFor<T>(probe: () => T | undefined | Promise<T | undefined>, why: () => string, ms = 60_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting: ${why()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 const metrics = async (agent: Agent): Promise<string> => (await fetch(`${agent.base}/metrics`)).text();
 
-function hostWithKmsg(): TempRoot {
-  const root = new TempRoot();
-  roots.push(root);
-  root.write('/proc/uptime', '100.00 100.00\n');
-  root.write('/proc/sys/kernel/random/boot_id', 'boot-1\n');
-  root.write('/proc/sys/kernel/hostname', 'node-run\n');
-  root.write('/dev/kmsg', '6,1,1000,-;Linux version 6.1.0\n');
-  return root;
-}
 
 test('the daemon serves health and metrics, turns a new kernel fault into a condition, and stops cleanly', async () => {
-  const root = hostWithKmsg();
+  const root = agentRoot('node-run');
   const config = root.write('/agent.yaml', CONFIG);
   const agent = await startAgent(root, config);
 
@@ -108,7 +57,7 @@ test('the daemon serves health and metrics, turns a new kernel fault into a cond
 });
 
 test('a restart keeps the condition without announcing it again; a new boot clears it', async () => {
-  const root = hostWithKmsg();
+  const root = agentRoot('node-run');
   const config = root.write('/agent.yaml', CONFIG);
   appendFileSync(root.path('/dev/kmsg'), '3,2,99000000,-;EXT4-fs (dm-4): Remounting filesystem read-only\n');
   const first = await startAgent(root, config);
@@ -133,7 +82,7 @@ test('a restart keeps the condition without announcing it again; a new boot clea
 });
 
 test('SIGHUP reloads a good configuration and refuses a bad one, keeping the running one', async () => {
-  const root = hostWithKmsg();
+  const root = agentRoot('node-run');
   const config = root.write('/agent.yaml', CONFIG);
   const agent = await startAgent(root, config);
 
@@ -153,7 +102,7 @@ test('SIGHUP reloads a good configuration and refuses a bad one, keeping the run
 });
 
 test('the daemon installs a component dropped into its manifest directory', async () => {
-  const root = hostWithKmsg();
+  const root = agentRoot('node-run');
   const config = root.write('/agent.yaml', `${CONFIG}installers:\n  reconcileDebounce: 200ms\n`);
   const agent = await startAgent(root, config);
   root.write('/etc/kubenode/components/sysctls.yaml', readFileSync(new URL('../../examples/manifests/node-basics.yaml', import.meta.url), 'utf8'));
@@ -173,7 +122,7 @@ test('the daemon installs a component dropped into its manifest directory', asyn
 });
 
 test("a monitor with NPD's metricsReporting false stays out of problem metrics", async () => {
-  const root = hostWithKmsg();
+  const root = agentRoot('node-run');
   root.script('/opt/ntp.sh', 'echo "ntp is down"; exit 1');
   const monitor = (name: string, metricsReporting: boolean): string =>
     root.write(`/etc/kubenode/${name}.json`, JSON.stringify({
@@ -197,7 +146,7 @@ test("a monitor with NPD's metricsReporting false stays out of problem metrics",
 });
 
 test('the daemon runs a remedy rule on a condition, through the local risk gate, and records it', async () => {
-  const root = hostWithKmsg();
+  const root = agentRoot('node-run');
   // The runtime the remedy restarts, as this host's systemctl sees it: calls are recorded at the Host seam.
   root.script('/usr/bin/systemctl', 'echo "$*" >> "$(dirname "$0")/systemctl.calls"\ncase "$*" in *LoadState*) echo loaded;; *is-active*) echo active;; esac\nexit 0');
   const config = root.write('/agent.yaml', [
@@ -230,10 +179,9 @@ test('the daemon runs a remedy rule on a condition, through the local risk gate,
 });
 
 test('a bad configuration at start is refused with exit 64', async () => {
-  const root = hostWithKmsg();
+  const root = agentRoot('node-run');
   const config = root.write('/agent.yaml', 'listen: everywhere\n');
-  const child = spawn(process.execPath, [AGENT, 'run', '--root', root.dir, '--config', config], { cwd: REPO });
-  children.push(child);
+  const child = spawnAgent(['run', '--root', root.dir, '--config', config]);
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const code = await new Promise((resolve) => child.on('exit', resolve));
@@ -242,7 +190,7 @@ test('a bad configuration at start is refused with exit 64', async () => {
 });
 
 test('SIGHUP applies a remedies change (a section reload used to ignore)', async () => {
-  const root = hostWithKmsg();
+  const root = agentRoot('node-run');
   const config = root.write('/agent.yaml', CONFIG);
   const agent = await startAgent(root, config);
   appendFileSync(root.path('/dev/kmsg'), '3,2,99000000,-;EXT4-fs (dm-4): Remounting filesystem read-only\n');
@@ -256,7 +204,7 @@ test('SIGHUP applies a remedies change (a section reload used to ignore)', async
 });
 
 test('SIGHUP never reports again an event the start-up lookback already reported', async () => {
-  const root = hostWithKmsg();
+  const root = agentRoot('node-run');
   const config = root.write('/agent.yaml', CONFIG);
   // The kernel's OOM-killer line as 3.10–5.0 kernels print it.
   appendFileSync(root.path('/dev/kmsg'), '3,2,95000000,-;Killed process 2592 (stress) total-vm:1060908kB, anon-rss:1037216kB, file-rss:0kB\n');
@@ -285,13 +233,12 @@ function catchesSighup(pid: number): boolean {
 }
 
 test('SIGHUP at any moment once the agent catches it (as the unit\'s ExecReload waits for) is applied after start-up, leaving the daemon healthy', async () => {
-  const root = hostWithKmsg();
+  const root = agentRoot('node-run');
   const config = root.write('/agent.yaml', CONFIG);
   // Moments from the first one /proc shows SIGHUP caught (most fall inside start-up, before the
   // daemon exists, where a reload must be kept for later), and one after /healthz answered.
   for (const moment of [0, 20, 50, 100, 200, 'healthz'] as const) {
-    const child = spawn(process.execPath, [AGENT, 'run', '--root', root.dir, '--config', config, '--listen', '127.0.0.1:0'], { cwd: REPO });
-    children.push(child);
+    const child = spawnAgent(['run', '--root', root.dir, '--config', config, '--listen', '127.0.0.1:0']);
     const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -313,11 +260,10 @@ test('SIGHUP at any moment once the agent catches it (as the unit\'s ExecReload 
 });
 
 test("SIGHUP while the agent's modules are still loading is kept and applied after start-up", async () => {
-  const root = hostWithKmsg();
+  const root = agentRoot('node-run');
   const config = root.write('/agent.yaml', CONFIG);
   const hook = fileURLToPath(new URL('../helpers/sighup-while-loading.cjs', import.meta.url));
-  const child = spawn(process.execPath, ['--require', hook, AGENT, 'run', '--root', root.dir, '--config', config, '--listen', '127.0.0.1:0'], { cwd: REPO });
-  children.push(child);
+  const child = spawnAgent(['run', '--root', root.dir, '--config', config, '--listen', '127.0.0.1:0'], { nodeArgs: ['--require', hook] });
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   let out = '';
   let err = '';

@@ -3,74 +3,28 @@
 // remedies and the risk gate), checked by promtool and read series by series,
 // and a real Prometheus (Debian's package) answering the queries the README gives.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, test } from 'node:test';
 import { detectors } from '../../src/detectors/index.ts';
-import { AGENT, REPO } from '../helpers/cli.ts';
 import { startPrometheus, type Prometheus } from '../harness/prometheus.ts';
-import { TempRoot } from '../helpers/host-root.ts';
+import { agentRoot, startAgent, waitFor } from '../helpers/daemon.ts';
 import { NPD_NAME_PROBLEMS, parseScrape, promtool, valueOf } from './scrape.ts';
 
-const roots: TempRoot[] = [];
-const children: ChildProcessWithoutNullStreams[] = [];
 let prometheus: Prometheus | undefined;
-after(async () => {
-  for (const c of children) c.kill('SIGKILL');
-  await prometheus?.stop();
-  for (const r of roots) r.remove();
-});
-
-function scratchHost(): TempRoot {
-  const root = new TempRoot();
-  roots.push(root);
-  root.write('/proc/uptime', '100.00 100.00\n');
-  root.write('/proc/sys/kernel/random/boot_id', 'boot-1\n');
-  root.write('/proc/sys/kernel/hostname', 'node-metrics\n');
-  root.write('/dev/kmsg', '6,1,1000,-;Linux version 6.1.0\n');
-  return root;
-}
+after(() => prometheus?.stop());
 
 // Captured by genular/pandora#49 (4.x kernel); the same line is in test/detectors/kernel.test.ts.
 const OOM_LINE = 'Killed process 27438 (R) total-vm:38349780kB, anon-rss:1041924kB, file-rss:4kB, shmem-rss:0kB';
 const TOOL = '#!/bin/sh\necho tool 1.0.0\n';
 
-/** Starts `run` and resolves once it says where it listens. */
-async function startAgent(root: TempRoot, config: string): Promise<{ child: ChildProcessWithoutNullStreams; listen: string; output: () => string }> {
-  const child = spawn(process.execPath, [AGENT, 'run', '--root', root.dir, '--config', config], { cwd: REPO });
-  children.push(child);
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const started = (): string | undefined => {
-    for (const line of out.split('\n')) {
-      if (!line.includes('"Agent started"')) continue;
-      return (JSON.parse(line) as { listen: string }).listen;
-    }
-    return undefined;
-  };
-  const listen = await waitFor(async () => started(), () => `no start: ${out}`);
-  return { child, listen, output: () => out };
-}
-
-async function waitFor<T>(probe: () => Promise<T | undefined>, why: () => string, ms = 60_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting: ${why()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 // Captured in kubernetes/kubernetes#12905 (4.x kernel); also in test/fixtures/npd/kernel-lines.json.
 const READONLY_LINE = 'EXT4-fs (dm-4): Remounting filesystem read-only';
 
 test('a full scrape: every family present; promtool clean with the built-in detectors alone, and after NPD monitors are loaded NPD\'s names are its only findings', async () => {
-  const root = scratchHost();
+  const root = agentRoot('node-metrics');
   root.write('/srv/artifacts/tool-1.0.0', TOOL);
   root.write(
     '/etc/kubenode/components/tool.yaml',
@@ -112,8 +66,8 @@ test('a full scrape: every family present; promtool clean with the built-in dete
       '',
     ].join('\n');
   const config = root.write('/agent.yaml', configLines(false));
-  const { child, listen, output } = await startAgent(root, config);
-  const scrape = async (): Promise<string> => (await fetch(`http://${listen}/metrics`)).text();
+  const { child, base, output, exited } = await startAgent(root, config);
+  const scrape = async (): Promise<string> => (await fetch(`${base}/metrics`)).text();
 
   // Every built-in detector is on (their default); the read-only line starts the remedy, through the risk gate.
   appendFileSync(root.path('/dev/kmsg'), `3,5,99500000,-;${READONLY_LINE}\n`);
@@ -189,11 +143,11 @@ test('a full scrape: every family present; promtool clean with the built-in dete
   assert.deepEqual(promtool(withNpd).problems.sort(), [...NPD_NAME_PROBLEMS].sort(), 'promtool check metrics, NPD monitors loaded');
 
   child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
+  await exited;
 });
 
 test('a real Prometheus tells True, False and Unknown conditions apart, where problem_gauge reads 0 for both of the last two', async () => {
-  const root = scratchHost();
+  const root = agentRoot('node-metrics');
   // NPD custom plugins: exit 0 is OK, 1 a problem, anything else unknown.
   const checks = [
     { type: 'NTPProblem', exit: 0 },
@@ -215,8 +169,8 @@ test('a real Prometheus tells True, False and Unknown conditions apart, where pr
     '/agent.yaml',
     ['listen: 127.0.0.1:0', 'monitors:', `  customPlugin: [${monitor}]`, 'detectors:', ...Object.keys(detectors).map((name) => `  ${name}: { enabled: false }`), ''].join('\n'),
   );
-  const { child, listen, output } = await startAgent(root, config);
-  const prom = await startPrometheus({ scrapeTargets: [`http://${listen}/metrics`] });
+  const { child, base, output, exited } = await startAgent(root, config);
+  const prom = await startPrometheus({ scrapeTargets: [`${base}/metrics`] });
   prometheus = prom;
   const types = async (expr: string): Promise<string[]> => (await prom.query(expr)).map((r) => r.metric.type ?? '').sort();
   await waitFor(async () => ((await types('kubenode_condition_status{status="Unknown"} == 1')).length === 1 ? true : undefined), () => `Unknown never reached Prometheus:\n${output()}`);
@@ -225,5 +179,5 @@ test('a real Prometheus tells True, False and Unknown conditions apart, where pr
   assert.deepEqual(await types('kubenode_condition_status{status="False"} == 1'), ['NTPProblem']);
   assert.deepEqual(await types('max by (type) (problem_gauge) == 0'), ['NTPProblem', 'RaidProblem'], "NPD's gauge alone cannot tell them apart");
   child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
+  await exited;
 });
