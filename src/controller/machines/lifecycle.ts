@@ -132,9 +132,8 @@ export class MachineLifecycle {
     if (deleting && !hasMachineFinalizer(machine)) return undefined;
     if (!deleting && !hasMachineFinalizer(machine)) {
       if (!this.#o.mayWrite()) throw new Error('not the leader: refusing to write');
-      // The patch comes back through the watch, and that event brings the Machine here again.
+      // The rest of the pass goes on from the same Machine: nothing below needs the finalizer in the cache.
       if ((await addMachineFinalizer(this.#o.client, machine)) === 'conflict') return CONFLICT_RETRY_MS;
-      return undefined;
     }
     const now = this.#o.clock.now();
     const node = this.#node(name);
