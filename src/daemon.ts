@@ -176,7 +176,7 @@ export class Daemon {
     return this.#reloading;
   }
 
-  /** Applies every section of a new configuration; what needs a restart (stateDir, nodeName) is refused. */
+  /** Applies every section of a new configuration; what needs a restart (stateDir, nodeName, cluster.kubeconfig) is refused. */
   async reload(): Promise<boolean> {
     if (this.#running === undefined || this.#stopping || this.#current === undefined) return false;
     const host = this.#host as Host;
@@ -188,8 +188,10 @@ export class Daemon {
       for (const [field, was, now] of [
         ['stateDir', this.#current.config.stateDir, next.config.stateDir],
         ['nodeName', this.#current.nodeName, next.nodeName],
+        // The cluster client is built once, at start.
+        ['cluster.kubeconfig', this.#current.config.cluster.kubeconfig, next.config.cluster.kubeconfig],
       ] as const) {
-        if (was !== now) throw new Error(`${field} changed from ${was} to ${now}: that takes a restart`);
+        if (was !== now) throw new Error(`${field} changed from ${JSON.stringify(was)} to ${JSON.stringify(now)}: that takes a restart`);
       }
     } catch (err) {
       this.#log.error({ err: errorMessage(err) }, 'Configuration reload refused; keeping the running configuration');

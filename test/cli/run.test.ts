@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
@@ -274,4 +275,110 @@ test("SIGHUP while the agent's modules are still loading is kept and applied aft
   assert.match(err, /sighup-while-loading: sent/);
   child.kill('SIGTERM');
   assert.deepEqual(await exited, { code: 0, signal: null });
+});
+
+test('SIGHUP refuses a change of each restart-only field (stateDir, nodeName, cluster.kubeconfig), saying so, and keeps the running configuration', async () => {
+  const root = agentRoot('node-run');
+  const config = root.write('/agent.yaml', CONFIG);
+  const agent = await startAgent(root, config);
+  const cases = [
+    ['stateDir: /var/lib/elsewhere\n', 'stateDir changed from "/var/lib/kubenode" to "/var/lib/elsewhere": that takes a restart'],
+    ['nodeName: node-other\n', 'nodeName changed from "node-run" to "node-other": that takes a restart'],
+    ['cluster: { kubeconfig: /etc/kubenode/kubeconfig }\n', 'cluster.kubeconfig changed from "" to "/etc/kubenode/kubeconfig": that takes a restart'],
+  ] as const;
+  for (const [i, [extra, why]] of cases.entries()) {
+    // Each with a section that would apply, which must not be applied either.
+    writeFileSync(config, `${configWith('builtin:readonly-monitor.json')}${extra}`);
+    agent.child.kill('SIGHUP');
+    const refusals = await waitFor(() => {
+      const r = agent.logs.filter((l) => l.msg === 'Configuration reload refused; keeping the running configuration');
+      return r.length === i + 1 ? r : undefined;
+    }, () => `no refusal for ${extra}`);
+    assert.equal(refusals[i]?.err, why);
+  }
+  assert.equal(agent.logs.filter((l) => l.msg === 'Configuration reloaded').length, 0);
+  const health = (await (await fetch(`${agent.base}/healthz`)).json()) as { status: string; node: string; detectors: Record<string, unknown> };
+  assert.deepEqual([health.status, health.node, Object.keys(health.detectors).sort()], ['ok', 'node-run', ['kernel-monitor', 'readonly-monitor']]);
+  agent.child.kill('SIGTERM');
+  assert.equal(await agent.exited, 0);
+});
+
+/** A port free on 127.0.0.1 a moment ago. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+const answers = async (port: number): Promise<boolean> => {
+  try {
+    return (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200;
+  } catch {
+    return false;
+  }
+};
+
+test('SIGHUP applies each section: listen, detectors, installers, risk, detection, logLevel (remedies and monitors: above)', async () => {
+  const root = agentRoot('node-run');
+  root.script('/usr/bin/systemctl', 'echo "$*" >> "$(dirname "$0")/systemctl.calls"\ncase "$*" in *LoadState*) echo loaded;; *is-active*) echo active;; esac\nexit 0');
+  root.write('/etc/kubenode/other/sysctls.yaml', readFileSync(new URL('../../examples/manifests/node-basics.yaml', import.meta.url), 'utf8'));
+  const remedies = ['remedies:', '  enabled: true', '  interval: 1s', '  rules:', '    - name: readonly', '      condition: { type: ReadonlyFilesystem, reasons: [FilesystemIsReadOnly] }', '      steps: [{ action: restart-runtime, params: { unit: containerd.service }, verifyAfter: 1h, cooldown: 1h }]', ''].join('\n');
+  const write = (port: number, extra: string): void => writeFileSync(config, `${CONFIG.replace('listen: 127.0.0.1:0', `listen: 127.0.0.1:${port}`)}${remedies}${extra}`);
+  const ports = [await freePort(), await freePort(), await freePort()] as const;
+  const config = root.write('/agent.yaml', '');
+  write(ports[0], 'installers: { reconcileDebounce: 200ms }\nrisk: { local: { maxDisruptive: 5 } }\n');
+  const agent = await startAgent(root, config);
+  const reloaded = (n: number) => waitFor(() => agent.logs.filter((l) => l.msg === 'Configuration reloaded')[n - 1], () => `reload ${n} never finished`);
+
+  // listen, detectors, installers.manifestDir and risk at once.
+  write(ports[1], 'installers: { reconcileDebounce: 200ms, manifestDir: /etc/kubenode/other }\nrisk: { local: { maxDisruptive: 0 } }\n');
+  writeFileSync(config, readFileSync(config, 'utf8').replace('  pressure: { enabled: false }', '  pressure: { enabled: true }'));
+  agent.child.kill('SIGHUP');
+  const first = await reloaded(1);
+  assert.ok((first.detectors as string[]).includes('pressure'), `detectors: ${JSON.stringify(first.detectors)}`);
+  assert.equal(first.listen, `127.0.0.1:${ports[1]}`);
+  assert.equal(await answers(ports[1]), true, 'the new listen address answers');
+  assert.equal(await answers(ports[0]), false, 'the old one was let go');
+  await waitFor(() => {
+    try {
+      return readFileSync(root.path('/etc/sysctl.d/90-kubelet.conf'), 'utf8');
+    } catch {
+      return undefined;
+    }
+  }, () => 'the new installers.manifestDir was never applied');
+  const base = `http://127.0.0.1:${ports[1]}`;
+  const metricsAt = async (): Promise<string> => (await fetch(`${base}/metrics`)).text();
+  appendFileSync(root.path('/dev/kmsg'), '3,2,99000000,-;EXT4-fs (dm-4): Remounting filesystem read-only\n');
+  await waitFor(async () => /^kubenode_risk_gate_decisions_total\{gate="local",decision="denied"\} [1-9]/m.test(await metricsAt()) || undefined, () => 'risk.local.maxDisruptive: 0 never denied the remedy');
+  const calls = (): string => {
+    try {
+      return readFileSync(root.path('/usr/bin/systemctl.calls'), 'utf8');
+    } catch {
+      return '';
+    }
+  };
+  assert.doesNotMatch(calls(), /^restart containerd/m, 'nothing restarted past a budget of 0');
+
+  // detection.silencedReasons.
+  write(ports[1], 'installers: { reconcileDebounce: 200ms, manifestDir: /etc/kubenode/other }\nrisk: { local: { maxDisruptive: 0 } }\ndetection: { silencedReasons: [TaskHung] }\n');
+  agent.child.kill('SIGHUP');
+  await reloaded(2);
+  appendFileSync(root.path('/dev/kmsg'), '3,3,99100000,-;task jbd2/sda1-8:311 blocked for more than 120 seconds.\n');
+  appendFileSync(root.path('/dev/kmsg'), '3,4,99200000,-;Killed process 2592 (stress) total-vm:1060908kB, anon-rss:1037216kB, file-rss:0kB\n');
+  const counted = await waitFor(async () => {
+    const m = await metricsAt();
+    return /^problem_counter\{reason="OOMKilling"\} 1$/m.test(m) ? m : undefined;
+  }, () => 'the OOM line was never counted');
+  assert.doesNotMatch(counted, /^problem_counter\{reason="TaskHung"\} [1-9]/m, 'detection.silencedReasons applied');
+
+  // logLevel, with a new listen address that says when the reload is done.
+  const before = agent.logs.length;
+  writeFileSync(config, `${CONFIG.replace('listen: 127.0.0.1:0', `listen: 127.0.0.1:${ports[2]}`)}logLevel: error\n`);
+  agent.child.kill('SIGHUP');
+  await waitFor(() => answers(ports[2]).then((ok) => ok || undefined), () => 'the last reload never finished');
+  assert.deepEqual(agent.logs.slice(before).filter((l) => (l.level as number) < 50).map((l) => l.msg), [], 'logLevel: error applied');
+  agent.child.kill('SIGTERM');
+  assert.equal(await agent.exited, 0);
 });
