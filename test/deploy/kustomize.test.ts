@@ -145,14 +145,20 @@ describe('deploy/ with kubectl apply -k', () => {
       ['watch', 'nodes'],
       ['patch', 'nodes'],
       ['patch', 'machines.kubenode.io', '--subresource=status'],
+      // A retired Machine: its finalizer, its Node drained (evictions honour PDBs) and deleted when spec.deleteNode asks.
+      ['patch', 'machines.kubenode.io'],
+      ['create', 'pods', '--subresource=eviction'],
+      ['delete', 'nodes'],
+      // Auto-import: Machines for the Nodes the import policy selects.
+      ['create', 'machines.kubenode.io'],
     ]) {
       assert.equal(await can(allowed), true, `may ${allowed.join(' ')}`);
     }
     for (const denied of [
       ['get', 'secrets', '-n', 'kubenode-system'],
       ['patch', 'machinecomponentsets.kubenode.io'],
-      ['delete', 'nodes'],
-      ['patch', 'machines.kubenode.io'],
+      ['delete', 'pods'],
+      ['update', 'nodes'],
       ['delete', 'machines.kubenode.io'],
       ['update', 'leases.coordination.k8s.io', '-n', 'kube-node-lease'],
       ['create', 'controllerrevisions.apps', '-n', 'default'],
