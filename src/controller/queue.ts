@@ -5,6 +5,7 @@
 // with one timer per key, the earliest wins.
 import { errorMessage } from '../errors.ts';
 import { backoffDelay } from '../util/backoff.ts';
+import { MAX_TIMER_MS } from '../util/duration.ts';
 import type { Logger } from '../log.ts';
 
 export interface WorkQueueOptions {
@@ -50,7 +51,11 @@ export class WorkQueue {
     this.#pump();
   }
 
-  /** Queues the key after ms; an earlier wake-up already set for it stands. */
+  /**
+   * Queues the key after ms; an earlier wake-up already set for it stands. A Node timer fires at
+   * once past MAX_TIMER_MS (~24.8 days), so a later wake-up comes at that bound instead: the
+   * handler looks again and asks for the rest.
+   */
   addAfter(key: string, ms: number): void {
     if (this.#stop.signal.aborted) return;
     if (ms <= 0) {
@@ -64,7 +69,7 @@ export class WorkQueue {
     const timer = setTimeout(() => {
       this.#timers.delete(key);
       this.add(key);
-    }, ms);
+    }, Math.min(ms, MAX_TIMER_MS));
     timer.unref();
     this.#timers.set(key, { at, timer });
   }

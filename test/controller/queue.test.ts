@@ -77,4 +77,13 @@ describe('work queue', () => {
     assert.ok((at[1] as number) - (at[0] as number) >= 45);
     await q.stop();
   });
+
+  it('a wake-up past what a Node timer holds (~24.8 days) does not fire at once', async () => {
+    let runs = 0;
+    const q = new WorkQueue({ workers: 1, log, handle: async () => (runs++, undefined) });
+    q.addAfter('k', 30 * 24 * 3_600_000);
+    await sleep(100);
+    assert.equal(runs, 0);
+    await q.stop();
+  });
 });
