@@ -22,6 +22,7 @@ import { AgentMetrics } from './report/metrics.ts';
 import { startServer, type HealthSource } from './report/server.ts';
 import { isLoopback, parseListen } from './config/listen.ts';
 import { version } from './version.ts';
+import { confirmSelfUpgrade, hostArgs } from './installers/self-upgrade.ts';
 
 export interface DaemonOptions extends HostOptions {
   listen?: string;
@@ -79,6 +80,8 @@ export class Daemon {
   #reloading: Promise<boolean> | undefined;
   #reloadAgain = false;
   #starting: Promise<string> | undefined;
+  /** Confirms a self-upgrade in progress once this agent is healthy (src/installers/self-upgrade.ts). */
+  #confirm: { abort: AbortController; done: Promise<void> } | undefined;
 
   constructor(options: DaemonOptions, boot: Bootstrap) {
     this.#options = options;
@@ -94,6 +97,7 @@ export class Daemon {
 
   async #start(): Promise<string> {
     const s = this.#boot;
+    const startedAt = s.host.clock.now();
     this.#current = s;
     this.#applyLogLevel(s.config);
     // cluster.kubeconfig (what `join` wrote) makes cluster mode need no flag in the unit.
@@ -146,6 +150,12 @@ export class Daemon {
     this.#installers = await this.#startInstallers(s.host, s.config, s.nodeName);
     this.#filters = filtersFor(s.config);
     this.#running = this.#startScheduler(instances, s.config.detection.maxConcurrent, s.nodeName);
+    const abort = new AbortController();
+    const cluster = this.#cluster;
+    const done = confirmSelfUpgrade({ host: s.host, stateDir: s.config.stateDir, address, agentVersion: version, startedAt, log: this.#log.child({ component: 'self-upgrade' }), signal: abort.signal, ...(cluster === undefined ? {} : { leaseRenewed: () => cluster.leaseRenewed() }) }).catch((err: unknown) =>
+      this.#log.error({ err: errorMessage(err) }, 'Self-upgrade: could not confirm this agent is healthy'),
+    );
+    this.#confirm = { abort, done };
     this.#log.info({ node: s.nodeName, config: s.configSource, listen: address, detectors: instances.map((i) => i.name) }, 'Agent started');
     return address;
   }
@@ -243,6 +253,8 @@ export class Daemon {
     // A stop during start-up lets the start finish first, so nothing is left half-started.
     await this.#starting?.catch(() => undefined);
     await this.#reloading;
+    this.#confirm?.abort.abort(new Error('stopped'));
+    await this.#confirm?.done;
     // One part failing to stop must not keep the others, or the state, from being put away.
     const stopped = await Promise.allSettled([this.#running?.scheduler.stop(), this.#installers?.stop(), this.#cluster?.stop(), this.#remedies?.engine.stop(), this.#rotator?.stop()]);
     this.#kube?.close();
@@ -291,7 +303,7 @@ export class Daemon {
   async #startInstallers(host: Host, config: AgentConfig, nodeName: string): Promise<InstallReconciler> {
     const log = this.#log.child({ component: 'installers', node: nodeName });
     // Disruptive installer restarts ask the same gate as remedies.
-    const options = { risk: (this.#risk as RiskGate).forInstallers(nodeName), metrics: this.#metrics.components };
+    const options = { risk: (this.#risk as RiskGate).forInstallers(nodeName), metrics: this.#metrics.components, selfUpgrade: { mode: 'hand-off' as const, agentArgs: hostArgs(this.#options) } };
     const slice = { installers: config.installers, stateDir: config.stateDir, nodeName };
     if (this.#options.kubeconfig === undefined && this.#options.inCluster !== true) return startInstallReconciler(host, slice, log, options);
     const [{ loadKubeConfig, createKubeClient }, { startKubeInstaller }, { createInstallContext }] = await Promise.all([

@@ -1,6 +1,7 @@
 import './cli/early-sighup.ts';
 import { Command, CommanderError } from 'commander';
 import { applyCommand } from './cli/apply.ts';
+import { selfUpgradeCommand } from './cli/self-upgrade.ts';
 import { checkCommand } from './cli/check.ts';
 import { configCommand } from './cli/config.ts';
 import { joinCommand } from './cli/join.ts';
@@ -91,6 +92,7 @@ export async function main(argv: string[]): Promise<void> {
   program.addCommand(releaseCommand(exitWith));
   program.addCommand(joinCommand(exitWith));
   program.addCommand(completionCommand(() => program));
+  program.addCommand(selfUpgradeCommand(exitWith), { hidden: true });
   // Subcommands added with addCommand do not inherit these: every level exits through main, in one line.
   const override = (cmd: Command): void => {
     cmd.exitOverride().configureOutput({ outputError: (text, write) => write(`kubenode-agent: ${oneLine(text.replace(/^error: /, ''))}\n`) });

@@ -18,6 +18,7 @@ export const InstallersConfig = Type.Object(
     commandTimeout: Duration({ default: '5m', description: 'Deadline of one package manager or systemctl command' }),
     rpmDbPath: Type.String({ default: '', pattern: '^(/.*)?$', description: "rpm --dbpath; empty: rpm's default (/var/lib/rpm under a --root tree)" }),
     reconcileDebounce: Duration({ default: '2s', min: '10ms', max: '1h', description: 'Quiet time after a manifest change before the daemon reconciles' }),
+    selfUpgradeTimeout: Duration({ default: '5m', min: '10s', max: '1h', description: "How long a new version of the agent itself has to report healthy (its /healthz ok and, in a cluster, its Lease renewed) before the previous version is restored" }),
     reconcileInterval: Duration({ default: '10m', description: 'Periodic reconcile even without manifest changes (drift repair)' }),
   },
   { additionalProperties: false, default: {} },

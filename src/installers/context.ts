@@ -4,6 +4,7 @@ import type { Logger } from '../log.ts';
 import type { InstallerGate } from '../risk/gate.ts';
 import type { ComponentObserver } from '../report/component-metrics.ts';
 import type { InstallersConfig } from './config.ts';
+import type { SelfUpgradeRole } from './self-upgrade.ts';
 import type { ManifestReader } from './manifests.ts';
 import type { InstallContext, InstallProgress, ResolvedInstallersConfig } from './types.ts';
 
@@ -28,7 +29,7 @@ export function resolveInstallersConfig(installers: InstallersConfig, stateDir: 
 }
 
 /** `risk` is the gate the caller built from the node's risk config, so installers and remedies spend one budget. */
-export function createInstallContext(host: Host, slice: InstallersSlice, log: Logger, options: { risk: InstallerGate; signal?: AbortSignal; metrics?: ComponentObserver; progress?: InstallProgress }): InstallContext {
+export function createInstallContext(host: Host, slice: InstallersSlice, log: Logger, options: { risk: InstallerGate; signal?: AbortSignal; metrics?: ComponentObserver; progress?: InstallProgress; selfUpgrade?: SelfUpgradeRole }): InstallContext {
   return {
     host,
     config: resolveInstallersConfig(slice.installers, slice.stateDir),
@@ -38,6 +39,7 @@ export function createInstallContext(host: Host, slice: InstallersSlice, log: Lo
     ...(options.signal === undefined ? {} : { signal: options.signal }),
     ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
     ...(options.progress === undefined ? {} : { progress: options.progress }),
+    ...(options.selfUpgrade === undefined ? {} : { selfUpgrade: options.selfUpgrade }),
   };
 }
 

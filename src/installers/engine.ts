@@ -6,7 +6,7 @@ import type { MachineComponentSpec, MachineComponentStatus } from '../api/machin
 import { errorMessage } from '../errors.ts';
 import { acquireLock, type Lock, type LockHolder } from '../host/lock.ts';
 import { fileSteps, nodeArch, renderFile, sha256, type Facts } from './files.ts';
-import { verify } from './health.ts';
+import { handOff, handsOff, isSelf, verifyComponent } from './self-upgrade.ts';
 import { crashPoint, Journal } from './journal.ts';
 import { installDir } from './sources/common.ts';
 import { sources } from './sources/index.ts';
@@ -49,7 +49,7 @@ export interface ComponentPlan {
   warnings?: string[];
 }
 
-export type ApplyResult = 'unchanged' | 'installed' | 'rolled-back' | 'failed' | 'deferred' | 'held' | 'removed' | 'orphaned';
+export type ApplyResult = 'unchanged' | 'installed' | 'rolled-back' | 'failed' | 'deferred' | 'held' | 'removed' | 'orphaned' | 'handed-off';
 
 export interface ApplyOutcome {
   component: string;
@@ -160,6 +160,8 @@ export interface EngineOptions {
    * Orphan, forgotten).
    */
   removeUndeclared?: boolean;
+  /** Act on the given targets alone: no sweep of leftovers, no other component's journal (the self-upgrade unit). */
+  only?: boolean;
 }
 
 /** Sets or clears the Conflict condition of a component that keeps what it claims; true when status changed. */
@@ -200,8 +202,9 @@ export class Engine {
     if (options.removeUndeclared === true) {
       for (const { component, spec } of await this.#undeclared(declared, journaled)) {
         if (spec === undefined) continue;
-        const base: ComponentPlan = { component, fromVersion: spec.version, toVersion: spec.version, actions: [], removal: spec.removalPolicy === 'Orphan' ? 'orphan' : 'uninstall' };
-        out.push(spec.removalPolicy === 'Orphan' ? base : await this.#planned(base, removalSteps(this.#ctx, spec, claimed), EMPTY_PENDING));
+        const orphan = spec.removalPolicy === 'Orphan' || isSelf(spec);
+        const base: ComponentPlan = { component, fromVersion: spec.version, toVersion: spec.version, actions: [], removal: orphan ? 'orphan' : 'uninstall' };
+        out.push(orphan ? base : await this.#planned(base, removalSteps(this.#ctx, spec, claimed), EMPTY_PENDING));
       }
     }
     const conflicts = await this.#conflicts(targets);
@@ -285,7 +288,8 @@ export class Engine {
       ...(error === undefined ? {} : { error }),
       durationMs: Math.round(performance.now() - started),
     });
-    if (journal === undefined && spec.removalPolicy === 'Orphan') {
+    // The agent never uninstalls itself: that would end the node's repair tool (README, "The agent upgrades itself").
+    if (journal === undefined && (spec.removalPolicy === 'Orphan' || isSelf(spec))) {
       await this.#forget(component);
       clog.info({ version: spec.version }, 'Component no longer declared; removalPolicy Orphan leaves it installed, no longer managed');
       return outcome('orphaned', []);
@@ -330,7 +334,7 @@ export class Engine {
   async apply(targets: readonly Target[], options: EngineOptions = {}): Promise<ApplyOutcome[]> {
     const { host, config, log } = this.#ctx;
     const outcomes: ApplyOutcome[] = [];
-    if (!this.#swept) {
+    if (!this.#swept && options.only !== true) {
       await this.#sweep(targets).catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'Removing leftovers of an interrupted run failed'));
       this.#swept = true;
     }
@@ -338,7 +342,7 @@ export class Engine {
     const claimed = claimedBy(targets);
     const journaled = new Set(await Journal.list(host, config.stateDir));
     for (const component of journaled) {
-      if (declared.has(component)) continue;
+      if (declared.has(component) || options.only === true) continue;
       const problems: string[] = [];
       const journal = await Journal.load(host, config.stateDir, component, { problems });
       for (const p of problems) log.error({ component, err: p }, 'State file set aside');
@@ -478,6 +482,10 @@ export class Engine {
       durationMs: Math.round(performance.now() - started),
     });
 
+    if (handsOff(this.#ctx, spec, undefined, journal !== undefined)) {
+      const handed = await handOff(this.#ctx, target, record, journal, status);
+      return outcome(handed.result, [], handed.message);
+    }
     if (journal?.data.mode === 'rollback') {
       clog.warn({ failed: journal.data.failed }, 'Finishing a rollback a crashed run left');
       const stepsRun = await this.#rollback(journal, record, status, clog);
@@ -503,6 +511,10 @@ export class Engine {
     }
     const converged = evaluated.run.length === 0 && journal === undefined && status.phase === 'Installed' && status.specHash === target.specHash;
     if (converged) return outcome('unchanged', []);
+    if (handsOff(this.#ctx, spec, evaluated.run, false)) {
+      const handed = await handOff(this.#ctx, target, record, undefined, status);
+      return outcome(handed.result, [], handed.message);
+    }
 
     if (journal === undefined) {
       // Backups a crashed run left after its journal was finished belong to no run.
@@ -528,7 +540,7 @@ export class Engine {
     const stepsRun: string[] = [];
     try {
       await this.#runSteps(evaluated.run, journal, stepsRun, clog, { gate: true, record: true });
-      const verified = await verify(this.#ctx, spec);
+      const verified = await verifyComponent(this.#ctx, spec, journal.data.startedAt);
       crashPoint('verified');
       if (!verified.ok) throw new StepError('verify', verified.error);
       // Converged and healthy: this is now the last good spec.
@@ -647,7 +659,7 @@ export class Engine {
         // What only the failed spec declared (a new file, a renamed unit, its version directory) goes too.
         const problems = await undoRecords(this.#ctx, journal, await managedKeys(evaluated.steps));
         if (problems.length > 0) lastError += `; could not undo: ${problems.join('; ')}`;
-        const verified = await verify(this.#ctx, good.spec);
+        const verified = await verifyComponent(this.#ctx, good.spec, journal.data.startedAt);
         status.installedVersion = verified.version ?? good.spec.version;
         status.configHash = configHash(this.#ctx, good.spec);
         status.specHash = good.specHash;

@@ -5,6 +5,7 @@ import type { LockHolder } from '../host/lock.ts';
 import type { ComponentObserver } from '../report/component-metrics.ts';
 import type { InstallersConfig } from './config.ts';
 import type { InstallerGate } from '../risk/gate.ts';
+import type { SelfUpgradeRole } from './self-upgrade.ts';
 
 export type { Target, Touch } from './state.ts';
 import type { Touch } from './state.ts';
@@ -62,6 +63,8 @@ export interface InstallContext {
   metrics?: ComponentObserver;
   /** An interactive caller's progress display (the CLI on a terminal); absent elsewhere. */
   progress?: InstallProgress;
+  /** The agent's own component: handed to the self-upgrade unit (and which flags it gets), or run here, in that unit. */
+  selfUpgrade?: SelfUpgradeRole;
 }
 
 /** Long waits, told as they happen; the caller decides whether and how to show them. */

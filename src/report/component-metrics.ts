@@ -9,7 +9,7 @@ export type DownloadResult = 'ok' | 'checksum-mismatch' | 'failed';
 
 // Every result, so that each component's counters start at 0 and increase() sees the first
 // failure on a node; a result added to either type and missing here fails to compile.
-const APPLY_RESULTS = Object.keys({ unchanged: 0, installed: 0, 'rolled-back': 0, failed: 0, deferred: 0, held: 0, removed: 0, orphaned: 0 } satisfies Record<ApplyResult, 0>);
+const APPLY_RESULTS = Object.keys({ unchanged: 0, installed: 0, 'rolled-back': 0, failed: 0, deferred: 0, held: 0, removed: 0, orphaned: 0, 'handed-off': 0 } satisfies Record<ApplyResult, 0>);
 const DOWNLOAD_RESULTS = Object.keys({ ok: 0, 'checksum-mismatch': 0, failed: 0 } satisfies Record<DownloadResult, 0>);
 
 export interface ApplyObservation {

@@ -35,6 +35,8 @@ export interface ClusterReporter {
   recordEvents(detector: string, events: readonly ProblemEvent[]): void;
   /** Machine phase; undefined derives it from the conditions (Degraded while any is True, else Ready). */
   setPhase(phase: MachinePhase | undefined): void;
+  /** Whether this agent's Lease has been written (created or renewed) since it started. */
+  leaseRenewed(): boolean;
   /** Stops every loop; pending writes are abandoned (the next start rewrites the full state). */
   stop(): Promise<void>;
 }
@@ -76,6 +78,7 @@ export async function startClusterReporter(o: ClusterReporterOptions): Promise<C
     setPhase(phase) {
       machine?.setPhase(phase);
     },
+    leaseRenewed: () => lease.stats.renewals + lease.stats.creates > 0,
     async stop() {
       await Promise.all([conditions.stop(), events.stop(), lease.stop(), machine?.stop()]);
       client.close();
