@@ -7,9 +7,10 @@ interface Described {
   options: { long: string; description: string; values: readonly string[] }[];
 }
 
-/** Every command (subcommands as "rollout status"), with its options, read from the program itself. */
+/** Every command people run (subcommands as "rollout status"; hidden ones, such as self-upgrade, left out), with its options, read from the program itself. */
 function commandsOf(program: Command, prefix = ''): Described[] {
-  return program.commands.flatMap((cmd) => {
+  const visible = new Set(program.createHelp().visibleCommands(program));
+  return program.commands.filter((cmd) => visible.has(cmd)).flatMap((cmd) => {
     const name = `${prefix}${cmd.name()}`;
     const options = (cmd.options as readonly Option[])
       .filter((o) => o.long !== undefined)

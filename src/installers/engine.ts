@@ -540,7 +540,7 @@ export class Engine {
     const stepsRun: string[] = [];
     try {
       await this.#runSteps(evaluated.run, journal, stepsRun, clog, { gate: true, record: true });
-      const verified = await verifyComponent(this.#ctx, spec, journal.data.startedAt);
+      const verified = await verifyComponent(this.#ctx, spec, journal.data);
       crashPoint('verified');
       if (!verified.ok) throw new StepError('verify', verified.error);
       // Converged and healthy: this is now the last good spec.
@@ -659,7 +659,7 @@ export class Engine {
         // What only the failed spec declared (a new file, a renamed unit, its version directory) goes too.
         const problems = await undoRecords(this.#ctx, journal, await managedKeys(evaluated.steps));
         if (problems.length > 0) lastError += `; could not undo: ${problems.join('; ')}`;
-        const verified = await verifyComponent(this.#ctx, good.spec, journal.data.startedAt);
+        const verified = await verifyComponent(this.#ctx, good.spec, journal.data);
         status.installedVersion = verified.version ?? good.spec.version;
         status.configHash = configHash(this.#ctx, good.spec);
         status.specHash = good.specHash;

@@ -20,7 +20,7 @@ import { formatDuration } from '../util/duration.ts';
 import { ensureArtifact } from './download.ts';
 import { verify, versionMatches, type VerifyResult } from './health.ts';
 import { crashPoint, Journal } from './journal.ts';
-import type { ComponentRecord, Target } from './state.ts';
+import type { ComponentRecord, JournalData, Target } from './state.ts';
 import { readInstallerState, setCondition, setPhase, writeStatus } from './status.ts';
 import type { InstallContext, Step } from './types.ts';
 
@@ -181,14 +181,25 @@ export async function disarm(host: Host, stateDir: string): Promise<void> {
 }
 
 /**
+ * When the agent running now must have started by: the start of the run's last step that replaced
+ * or restarted it (recorded before the step ran, so an agent that systemd started during it, and
+ * only such a one, counts), else the start of the run.
+ */
+function switchedAt(journal: JournalData): number {
+  let at = Date.parse(journal.startedAt);
+  for (const s of journal.steps) if (s.state === 'started' && SWITCHING.has(s.id)) at = Math.max(at, Date.parse(s.at));
+  return at;
+}
+
+/**
  * Verification of the agent itself, in the transient unit: the spec's own checks, and an agent of
- * that version started after the upgrade began has confirmed (/healthz ok, Lease renewed), within
+ * that version started since the last switch has confirmed (/healthz ok, Lease renewed), within
  * installers.selfUpgradeTimeout. Anything else is the engine's verify.
  */
-export async function verifyComponent(ctx: InstallContext, spec: MachineComponentSpec, attempt: string): Promise<VerifyResult> {
+export async function verifyComponent(ctx: InstallContext, spec: MachineComponentSpec, journal: JournalData): Promise<VerifyResult> {
   if (!isSelf(spec) || ctx.selfUpgrade?.mode !== 'run') return verify(ctx, spec);
   const { host, config } = ctx;
-  const since = Date.parse(attempt);
+  const since = switchedAt(journal);
   const deadline = host.clock.now() + config.selfUpgradeTimeout;
   let why = `no kubenode-agent ${spec.version} reported healthy`;
   for (;;) {
@@ -198,7 +209,7 @@ export async function verifyComponent(ctx: InstallContext, spec: MachineComponen
       if (checked.ok) return checked;
       why = checked.error;
     } else if (c !== undefined) {
-      why = `the agent that reported healthy is ${c.agentVersion} (pid ${c.pid}), not ${spec.version} started since the upgrade began`;
+      why = `the agent that reported healthy is ${c.agentVersion} (pid ${c.pid}), not ${spec.version} started since it was last switched or restarted`;
     }
     const left = deadline - host.clock.now();
     if (left <= 0) return { ok: false, error: `${why} within ${formatDuration(config.selfUpgradeTimeout)} (its /healthz ok and, in a cluster, its Lease renewed)` };
