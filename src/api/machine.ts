@@ -18,6 +18,31 @@ export const Taint = Type.Object(
 );
 export type Taint = Static<typeof Taint>;
 
+export const BmcInterfaces = ['lanplus', 'lan'] as const;
+
+/** The machine's baseboard management controller, for the controller's out-of-band power cycle (IPMI over the network). */
+export const Bmc = Type.Object(
+  {
+    address: Type.String({
+      minLength: 1,
+      maxLength: 261,
+      pattern: '^([A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?$',
+      description: 'Host name or IP address of the BMC, with an optional UDP port (default 623); IPv6 in brackets, e.g. [fd00::5]:623',
+    }),
+    credentialsSecret: Type.Object(
+      {
+        name: Type.String({ minLength: 1, maxLength: 253, pattern: '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$', description: 'Secret name' }),
+        namespace: Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', default: 'kubenode-system', description: 'Secret namespace (the controller needs get on Secrets there)' }),
+      },
+      { additionalProperties: false, description: 'Secret with the keys username and password' },
+    ),
+    interface: StringEnum(BmcInterfaces, { default: 'lanplus', description: 'ipmitool interface: lanplus (IPMI 2.0 RMCP+) or lan (IPMI 1.5)' }),
+    cipherSuite: Type.Integer({ minimum: 0, maximum: 17, default: 3, description: 'RMCP+ cipher suite for lanplus (3: HMAC-SHA1, AES-128; 17: HMAC-SHA256, AES-128)' }),
+  },
+  { additionalProperties: false, description: "The machine's BMC, reached by the controller with ipmitool for the power-cycle remedy" },
+);
+export type Bmc = Static<typeof Bmc>;
+
 export const MachineSpec = Type.Object(
   {
     labels: Labels({ default: {}, description: 'Labels the agent keeps on the Node (adds and corrects; never removes labels it did not set)' }),
@@ -35,6 +60,7 @@ export const MachineSpec = Type.Object(
       description: 'Components this machine should run; each is a MachineComponent labelled kubenode.io/machine=<this name>',
     }),
     paused: Type.Boolean({ default: false, description: 'Maintenance: the agent reports but installs and repairs nothing' }),
+    bmc: Type.Optional(Bmc),
     nodeStartupTimeout: Duration({
       default: '10m',
       description: "How long after the Machine's creation the Node may take to first become Ready before the controller sets NodeReady=False, reason NodeStartupTimeout",

@@ -1,11 +1,14 @@
 // RemedyOperation (kubenode.io/v1alpha1): one repair on one node, from the problem that asked for
 // it through the risk gate's decision to the result. The spec is a record of intent and never
-// changes after creation; the agent on spec.node writes the status.
+// changes after creation; its actor (the agent on spec.node, or the controller for a node whose
+// agent cannot act) writes the status.
 import { Type, type Static } from '@sinclair/typebox';
 import { Conditions, KubeObject, NodeName, QUALIFIED_NAME_PATTERN, REASON_PATTERN, StringEnum, StringMap, Time } from './common.ts';
-import { RemedyActions, RiskLevels } from './node-remedier.ts';
+import { OperationActions, RiskLevels } from './node-remedier.ts';
 
 export const KIND = 'RemedyOperation';
+
+export const Actors = ['agent', 'controller'] as const;
 
 export const Problem = Type.Object(
   {
@@ -20,9 +23,10 @@ export type Problem = Static<typeof Problem>;
 
 export const RemedyOperationSpec = Type.Object(
   {
-    node: NodeName({ description: 'The node repaired; only its agent may act on this operation' }),
+    node: NodeName({ description: 'The node repaired' }),
+    actor: StringEnum(Actors, { default: 'agent', description: "Who acts: the node's agent, or the controller (central remedies on a node whose agent cannot act)" }),
     problem: Problem,
-    action: StringEnum(RemedyActions, { description: `What to do: ${RemedyActions.join(', ')}` }),
+    action: StringEnum(OperationActions, { description: `What to do: ${OperationActions.join(', ')}` }),
     params: Type.Optional(StringMap({ maxProperties: 16, description: 'Action parameters, as in the NodeRemedier step' })),
     risk: StringEnum(RiskLevels, { description: 'disruptive actions need a permit from the risk gate' }),
     remedier: Type.Optional(Type.String({ maxLength: 253, description: 'NodeRemedier that asked for it' })),
@@ -38,13 +42,13 @@ export const RemedyOperationSpec = Type.Object(
 );
 export type RemedyOperationSpec = Static<typeof RemedyOperationSpec>;
 
-/** Which gate said no (or the last one that said yes): local budget, cluster RiskPolicy, external webhook. */
-export const Gates = ['none', 'local', 'policy', 'webhook'] as const;
+/** Which gate said no (or the last one that said yes): local budget, cluster RiskPolicy, NodeRemedier storm breaker, external webhook. */
+export const Gates = ['none', 'local', 'policy', 'storm', 'webhook'] as const;
 
 export const GateDecision = Type.Object(
   {
     allowed: Type.Boolean({ description: 'Whether the action may run' }),
-    gate: StringEnum(Gates, { description: 'The gate that refused, or the last one that allowed: none, local, policy or webhook' }),
+    gate: StringEnum(Gates, { description: 'The gate that refused, or the last one that allowed: none, local, policy, storm (the NodeRemedier storm breaker) or webhook' }),
     policy: Type.Optional(Type.String({ maxLength: 253, description: 'RiskPolicy that granted or refused the permit' })),
     reasons: Type.Array(Type.String({ maxLength: 1024 }), { default: [], maxItems: 16, description: "Each gate's answer, in the order they were asked" }),
     decidedAt: Time({ description: 'When the decision was made' }),
@@ -71,7 +75,7 @@ export const RemedyOperationStatus = Type.Object(
   },
   {
     additionalProperties: false,
-    description: "What the node's agent did; written only by that agent",
+    description: 'What the actor did; written only by the actor',
     'x-kubernetes-validations': [
       { rule: "!(self.phase in ['Succeeded', 'Failed', 'Skipped', 'Denied']) || has(self.endTime)", message: 'a finished operation has an endTime' },
       { rule: "self.phase != 'Running' || (has(self.gate) && self.gate.allowed)", message: 'an operation runs only after the gate allowed it' },

@@ -4,7 +4,7 @@
 // node that dies holding one does not block the fleet.
 import { Type, type Static } from '@sinclair/typebox';
 import { Conditions, Duration, KubeObject, LabelSelector, NodeName, StringEnum, Time } from './common.ts';
-import { RemedyActions } from './node-remedier.ts';
+import { BreakerStates, OperationActions } from './node-remedier.ts';
 
 export const KIND = 'RiskPolicy';
 
@@ -21,10 +21,21 @@ export const BlackoutWindow = Type.Object(
 );
 export type BlackoutWindow = Static<typeof BlackoutWindow>;
 
+export const Budget = Type.Object(
+  {
+    cron: Type.String({ maxLength: 128, pattern: CRON_FIELDS_PATTERN, description: 'When the budget starts, e.g. "0 9 * * 1-5"' }),
+    duration: Duration({ max: '168h', description: 'How long it lasts' }),
+    timeZone: Type.String({ maxLength: 64, default: 'UTC', pattern: '^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$', description: 'IANA time zone, e.g. Asia/Shanghai' }),
+    maxInFlight: Type.Integer({ minimum: 0, maximum: 100000, description: 'Permits held at once while it is active (0: none)' }),
+  },
+  { additionalProperties: false, description: 'A limit on permits in flight during a recurring time' },
+);
+export type Budget = Static<typeof Budget>;
+
 export const RiskPolicySpec = Type.Object(
   {
     nodeSelector: LabelSelector({ default: {}, description: 'Nodes this policy limits (by Node labels); empty selects all' }),
-    actions: Type.Array(StringEnum(RemedyActions), {
+    actions: Type.Array(StringEnum(OperationActions), {
       default: [],
       maxItems: 16,
       'x-kubernetes-list-type': 'set',
@@ -51,6 +62,7 @@ export const RiskPolicySpec = Type.Object(
         { additionalProperties: false, description: 'Trips open (no permits) on a fleet-wide fault; only a person closes it' },
       ),
     ),
+    budgets: Type.Array(Budget, { default: [], maxItems: 32, description: 'Lower limits at scheduled times (e.g. fewer at peak hours); the most restrictive active one wins' }),
     blackoutWindows: Type.Array(BlackoutWindow, { default: [], maxItems: 32, description: 'Times when no permit is granted, e.g. business hours' }),
     paused: Type.Boolean({ default: false, description: 'No permits at all' }),
   },
@@ -62,7 +74,7 @@ export const Permit = Type.Object(
   {
     holder: NodeName({ description: 'Node holding the permit' }),
     operation: Type.String({ minLength: 1, maxLength: 253, description: 'RemedyOperation it was taken for' }),
-    action: Type.Optional(StringEnum(RemedyActions, { description: 'Action it was taken for' })),
+    action: Type.Optional(StringEnum(OperationActions, { description: 'Action it was taken for' })),
     acquiredAt: Time({ description: 'When it was taken' }),
     expiresAt: Time({ description: 'When it stops counting as held unless renewed' }),
     releasedAt: Type.Optional(Time({ description: 'Set when the holder is done; kept while it still counts for maxPerWindow' })),
@@ -74,7 +86,7 @@ export const Permit = Type.Object(
 );
 export type Permit = Static<typeof Permit>;
 
-export const BreakerStates = ['Closed', 'Open'] as const;
+export { BreakerStates };
 
 export const RiskPolicyStatus = Type.Object(
   {

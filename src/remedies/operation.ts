@@ -93,7 +93,7 @@ export class RemedyOperations {
       this.#count(action.name, 'not_needed');
       return { kind: 'not-needed', id, action, why: needed.why };
     }
-    const decision = await gate.decide({ node: ctx.nodeName, action: action.name, risk: action.risk, reason: req.reason, operation: id }, { dryRun: req.dryRun });
+    const decision = await gate.decide({ node: ctx.nodeName, action: action.name, risk: action.risk, reason: req.reason, operation: id, ...(req.remedier === undefined ? {} : { remedier: req.remedier }) }, { dryRun: req.dryRun });
     const rlog = this.#d.log.child({ remedy: action.name, operation: id, ...(req.rule === undefined ? {} : { rule: req.rule }) });
     if (!decision.allowed) {
       const why = decision.path.filter((s) => !s.allowed).map((s) => s.reason).join('; ');

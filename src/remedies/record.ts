@@ -41,7 +41,8 @@ export interface OperationRecorder {
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
-function gateStatus(g: GateDecision) {
+/** A gate decision as RemedyOperation status.gate has it (the agents' records and the controller's). */
+export function gateStatus(g: GateDecision) {
   return {
     allowed: g.allowed,
     gate: g.gate,

@@ -68,9 +68,10 @@ export function createRemedies(s: RemediesSetup): Remedies {
     if (cached !== undefined && now - cached.at < resyncMs) return cached.rules;
     try {
       const node = await s.kube.request<NodeObject>('GET', `/api/v1/nodes/${encodeURIComponent(s.nodeName)}`);
-      const list = await s.kube.request<{ items: { metadata: { name: string }; spec: NodeRemedierSpec }[] }>('GET', '/apis/kubenode.io/v1alpha1/noderemediers');
+      const list = await s.kube.request<{ items: { metadata: { name: string }; spec: NodeRemedierSpec; status?: { stormBreaker?: { state?: string } } }[] }>('GET', '/apis/kubenode.io/v1alpha1/noderemediers');
+      // A tripped storm breaker stops the rule's safe steps too (the gate refuses its disruptive ones).
       const fromCluster = list.items
-        .filter((r) => r.spec.paused !== true && selectorMatches(r.spec.nodeSelector, node.metadata.labels ?? {}))
+        .filter((r) => r.spec.paused !== true && r.status?.stormBreaker?.state !== 'Open' && selectorMatches(r.spec.nodeSelector, node.metadata.labels ?? {}))
         .flatMap((r) => r.spec.rules.map((rule) => ({ ...rule, name: `${r.metadata.name}/${rule.name}`, source: r.metadata.name, dryRun: r.spec.dryRun })));
       cached = { at: now, rules: [...local, ...fromCluster] };
     } catch (err) {

@@ -1,7 +1,7 @@
 // The risk gate, asked before anything disruptive, by remedies and installers alike: a chain of
 // stages — the node's local budget, every RiskPolicy selecting the node (permits on the
-// apiserver), an optional webhook. The first "no" wins, and whatever earlier stages hold for the
-// request is handed back. A new kind of check (a fleet storm breaker) is one more stage.
+// apiserver), the storm breaker of the NodeRemedier that asked, an optional webhook. The first
+// "no" wins, and whatever earlier stages hold for the request is handed back.
 import type { Logger } from 'pino';
 import type { RiskLevel } from '../api/node-remedier.ts';
 import type { Gates } from '../api/remedy-operation.ts';
@@ -23,6 +23,8 @@ export interface RiskRequest {
   reason: string;
   /** Names the permits: what release and renew hand back or extend. */
   operation: string;
+  /** The NodeRemedier whose rule asked: its storm breaker is a gate. */
+  remedier?: string;
 }
 
 export interface GateStep {
@@ -88,6 +90,28 @@ export function policyStage(policy: RiskPolicyClient): GateStage {
     },
     release: (operation) => policy.release(operation),
     renew: (operation) => policy.renew(operation),
+  };
+}
+
+/** Reads a NodeRemedier's storm breaker: the controller opens it, a person closes it. */
+export type StormReader = (remedier: string) => Promise<{ state: 'Open' | 'Closed'; trippedAt?: string; reason?: string }>;
+
+export function stormStage(read: StormReader): GateStage {
+  return {
+    name: 'storm',
+    async ask(req) {
+      if (req.remedier === undefined) return [{ gate: 'storm', allowed: true, reason: 'not asked by a NodeRemedier rule' }];
+      try {
+        const b = await read(req.remedier);
+        if (b.state === 'Open') {
+          return [{ gate: 'storm', allowed: false, reason: `NodeRemedier ${req.remedier}: storm breaker open since ${b.trippedAt ?? '?'} (${b.reason ?? 'no reason recorded'}); a person closes it by setting status.stormBreaker.state=Closed` }];
+        }
+        return [{ gate: 'storm', allowed: true, reason: `NodeRemedier ${req.remedier}: storm breaker closed` }];
+      } catch (err) {
+        // Fail closed, as the policy stage: a breaker nobody can read may be open.
+        return [{ gate: 'storm', allowed: false, reason: `cannot read the storm breaker of NodeRemedier ${req.remedier} (${errorMessage(err)}): only safe actions run` }];
+      }
+    },
   };
 }
 

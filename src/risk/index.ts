@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import type { Host } from '../host/host.ts';
 import type { RiskConfig } from './config.ts';
-import { localStage, policyStage, RiskGate, webhookStage, type GateStage } from './gate.ts';
+import { localStage, policyStage, RiskGate, stormStage, webhookStage, type GateStage, type StormReader } from './gate.ts';
 import { LocalBudget } from './local-budget.ts';
 import type { RiskMetrics } from './metrics.ts';
 import { RiskPolicyClient, type PolicyKube } from './policy.ts';
@@ -25,8 +25,17 @@ export function createRiskGate(s: RiskGateSetup): RiskGate {
   const policy = s.kube === undefined ? undefined : new RiskPolicyClient(s.kube, s.host.clock, log);
   const stages: GateStage[] = [
     localStage(budget),
-    ...(policy === undefined ? [] : [policyStage(policy)]),
+    ...(policy === undefined || s.kube === undefined ? [] : [policyStage(policy), stormStage(remedierStorm(s.kube))]),
     ...(c.webhook.url === '' ? [] : [webhookStage(s.host, { url: c.webhook.url, timeoutMs: c.webhook.timeout, caFile: c.webhook.caFile, failOpen: c.webhook.failOpen })]),
   ];
   return new RiskGate({ host: s.host, log, stages, ...(policy === undefined ? {} : { policy }), ...(s.metrics === undefined ? {} : { metrics: s.metrics }) });
+}
+
+/** The storm breaker as the apiserver has it: one GET of the NodeRemedier per disruptive decision. */
+export function remedierStorm(kube: PolicyKube): StormReader {
+  return async (name) => {
+    const r = await kube.request<{ status?: { stormBreaker?: { state?: 'Open' | 'Closed'; trippedAt?: string; reason?: string } } }>('GET', `/apis/kubenode.io/v1alpha1/noderemediers/${encodeURIComponent(name)}`);
+    const b = r.status?.stormBreaker;
+    return { state: b?.state ?? 'Closed', ...(b?.trippedAt === undefined ? {} : { trippedAt: b.trippedAt }), ...(b?.reason === undefined ? {} : { reason: b.reason }) };
+  };
 }

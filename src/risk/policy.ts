@@ -4,9 +4,10 @@
 import { Value } from '@sinclair/typebox/value';
 import type { Logger } from 'pino';
 import type { LabelSelector } from '../api/common.ts';
-import { RemedyActions, type RiskLevel } from '../api/node-remedier.ts';
+import { OperationActions, type RiskLevel } from '../api/node-remedier.ts';
 import { RiskPolicySpec, type Permit, type RiskPolicyStatus } from '../api/risk-policy.ts';
 import type { Clock } from '../host/clock.ts';
+import { errorMessage } from '../errors.ts';
 import { classifyKubeError, type KubeClient } from '../kube/client.ts';
 import { CORDONED_AT, type NodeObject } from '../remedies/node-ops.ts';
 import { backoffDelay } from '../util/backoff.ts';
@@ -15,7 +16,7 @@ import { CronError, parseCron, windowStartContaining } from './cron.ts';
 
 const BASE = '/apis/kubenode.io/v1alpha1/riskpolicies';
 /** Actions that take the node out of scheduling: what the circuit breaker counts. */
-const CORDONING = new Set(['cordon', 'drain', 'reboot']);
+const CORDONING = new Set(['cordon', 'drain', 'reboot', 'power-cycle']);
 
 export interface RiskPolicyObject {
   apiVersion?: string;
@@ -93,16 +94,35 @@ export type PolicyKube = Pick<KubeClient, 'request'>;
 const isConflict = (err: unknown): boolean => classifyKubeError(err) === 'conflict';
 const isNotFound = (err: unknown): boolean => classifyKubeError(err) === 'not-found';
 
-/** The RiskPolicy client: takes, renews and releases permits for one agent. */
 /**
- * The numeric limits of a policy: the one place where a budget that varies by schedule (fewer
- * permits at peak hours) would make them depend on the time of the decision.
+ * The numeric limits of a policy at `now`: maxInFlight, lowered by every budget whose schedule is
+ * active (the most restrictive wins, as Karpenter's disruption budgets). A budget whose schedule
+ * cannot be read counts as active with 0: refusing is the safe reading.
  */
-export function limitsOf(spec: RiskPolicySpec): { maxInFlight: number; perWindow?: { count: number; window: string; windowMs: number } } {
+export function limitsOf(spec: RiskPolicySpec, now: number): { maxInFlight: number; budget?: string; perWindow?: { count: number; window: string; windowMs: number } } {
+  let maxInFlight = spec.maxInFlight;
+  let budget: string | undefined;
+  for (const [i, b] of spec.budgets.entries()) {
+    let limit: number;
+    let active: boolean;
+    try {
+      active = windowStartContaining(parseCron(b.cron), durationMs(b.duration), b.timeZone, now) !== undefined;
+      limit = b.maxInFlight;
+    } catch (err) {
+      active = true;
+      limit = 0;
+      budget = `budget ${i} unreadable (${errorMessage(err)}); treated as 0`;
+    }
+    if (active && limit < maxInFlight) {
+      maxInFlight = limit;
+      budget ??= `budget ${i} ("${b.cron}" ${b.timeZone} for ${b.duration})`;
+    }
+  }
   const w = spec.maxPerWindow;
-  return { maxInFlight: spec.maxInFlight, ...(w === undefined ? {} : { perWindow: { count: w.count, window: w.window, windowMs: durationMs(w.window) } }) };
+  return { maxInFlight, ...(budget === undefined ? {} : { budget }), ...(w === undefined ? {} : { perWindow: { count: w.count, window: w.window, windowMs: durationMs(w.window) } }) };
 }
 
+/** The RiskPolicy client: takes, renews and releases permits for one agent (or for the controller, on a node's behalf). */
 export class RiskPolicyClient {
   readonly #kube: PolicyKube;
   readonly #clock: Clock;
@@ -193,8 +213,8 @@ export class RiskPolicyClient {
       return deny(`circuit breaker open since ${breaker.trippedAt ?? '?'} (${breaker.reason ?? 'no reason recorded'}); a person closes it by setting status.circuitBreaker.state=Closed`);
     }
     const held = permits.filter((p) => isHeld(p, now));
-    const { maxInFlight, perWindow } = limitsOf(spec);
-    if (held.length >= maxInFlight) return deny(`${held.length} of ${maxInFlight} permits in flight (${held.map((p) => `${p.holder}:${p.action ?? '?'}`).join(', ')})`);
+    const { maxInFlight, perWindow, budget } = limitsOf(spec, now);
+    if (held.length >= maxInFlight) return deny(`${held.length} of ${maxInFlight} permits in flight${budget === undefined ? '' : ` under ${budget}`} (${held.map((p) => `${p.holder}:${p.action ?? '?'}`).join(', ')})`);
     if (perWindow !== undefined) {
       const recent = permits.filter((p) => Date.parse(p.acquiredAt) > now - perWindow.windowMs).length;
       if (recent >= perWindow.count) return deny(`${recent} of ${perWindow.count} permits granted in the last ${perWindow.window}`);
@@ -309,7 +329,7 @@ export class RiskPolicyClient {
   }
 }
 
-const KNOWN: ReadonlySet<string> = new Set(RemedyActions);
+const KNOWN: ReadonlySet<string> = new Set(OperationActions);
 const knownAction = (a: string): a is NonNullable<Permit['action']> => KNOWN.has(a);
 
 /**
