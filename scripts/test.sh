@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # systemd-analyze, dpkg/rpm tooling for packages built in tests, openssl for certificates,
 # qemu-user and an arm64 sysroot to run the arm64 binary, GNU time for the benchmarks, Prometheus
 # (and its promtool) for the rollout gates and the metrics checks, lintian, rpmlint and man-db
-# for the packages' checks, skopeo and umoci to read the container image.
-packages=(systemd systemd-journal-remote dpkg dpkg-dev rpm openssl time binutils binutils-aarch64-linux-gnu qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross libatomic1-arm64-cross prometheus lintian rpmlint man-db skopeo umoci)
+# for the packages' checks, skopeo and umoci to read the container image, OpenIPMI's ipmi_sim
+# (a real BMC on 127.0.0.1) and ipmitool for the central remedies.
+packages=(systemd systemd-journal-remote dpkg dpkg-dev rpm openssl time binutils binutils-aarch64-linux-gnu qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross libatomic1-arm64-cross prometheus lintian rpmlint man-db skopeo umoci openipmi ipmitool)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

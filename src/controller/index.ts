@@ -14,7 +14,14 @@
 //   ""                     nodes                         get list watch patch delete  (Machine labels and taints; spec.deleteNode)
 //   ""                     pods; pods/eviction           list; create              (draining a retired Machine's Node)
 //   coordination.k8s.io    leases (kube-node-lease)      get list watch            (agent liveness)
-//   coordination.k8s.io    leases (leader namespace)     get create update         (leader election)
+//   coordination.k8s.io    leases (leader namespace)     get list create update    (leader election; per-node coordination Leases)
+//   kubenode.io            noderemediers                 get list watch            (central remedies)
+//   kubenode.io            noderemediers/status          get update                (storm breaker)
+//   kubenode.io            remedyoperations              get list watch create patch
+//   kubenode.io            remedyoperations/status       patch
+//   kubenode.io            riskpolicies                  get list; /status update  (permits for central steps)
+//   kubenode.io            machines                      patch                     (replacement annotation)
+//   ""                     secrets (leader namespace)    get                       (BMC credentials)
 //   apps                   controllerrevisions (leader namespace)  get list watch create update patch delete
 //   ""                     events (default)              create patch
 //   certificates.k8s.io    certificatesigningrequests    get list watch; /approval update;
@@ -42,6 +49,12 @@ import { LEASE_NAMESPACE } from '../report/kube/lease.ts';
 import { LeaseClock } from './rollout/lease-clock.ts';
 import { LABEL_SET, RolloutReconciler, type RolloutCaches } from './rollout/reconciler.ts';
 import { createPipelineController, type PipelineController, type PipelineSettings } from './pipeline/index.ts';
+import { CentralRemedies, type RemedyCaches } from './remedy/central.ts';
+import { NodeCoordinator } from './remedy/coordination.ts';
+import { createHost, type Host } from '../host/host.ts';
+import { policyStage, RiskGate, stormStage } from '../risk/gate.ts';
+import { remedierStorm } from '../risk/index.ts';
+import { RiskPolicyClient } from '../risk/policy.ts';
 
 export const LEADER_LEASE_NAME = 'kubenode-controller';
 
@@ -61,6 +74,12 @@ export interface ControllerOptions extends KubeOptions {
   pipelines?: PipelineSettings;
   /** The import policy: Nodes matching it get a Machine (machines/import.ts). */
   importNodeSelector?: NodeSelector;
+  /** The command runner of central remedies (ipmitool); default: this machine. */
+  host?: Host;
+  /** How often the nodes are looked over for unreachable ones (in memory, from the caches). */
+  remedySweepMs?: number;
+  /** How soon a central step refused by the risk gate, or deferred by a rollout, is asked again. */
+  remedyRetryMs?: number;
 }
 
 type Ended = 'lost' | 'stopped';
@@ -83,6 +102,9 @@ export class Controller {
   #importQueue: WorkQueue | undefined;
   #machinesCache: Informer<KubeObject> | undefined;
   #importAll: (() => void) | undefined;
+  #remedyQueue: WorkQueue | undefined;
+  /** The central remedies, once leading (tests and the bench read their counters). */
+  remedies: CentralRemedies | undefined;
   #server: Server | undefined;
   #address = '';
   #leading = false;
@@ -189,7 +211,7 @@ export class Controller {
     this.#leading = false;
     this.#leaderGauge.set(0);
     this.#leaseClock?.stop();
-    await Promise.all([this.#queue?.stop(), this.#csrApprover?.queue.stop(), this.#machineQueue?.stop(), this.#importQueue?.stop(), this.#pipeline?.queue.stop()]);
+    await Promise.all([this.#queue?.stop(), this.#csrApprover?.queue.stop(), this.#machineQueue?.stop(), this.#importQueue?.stop(), this.#pipeline?.queue.stop(), this.#remedyQueue?.stop()]);
     this.#pipeline?.members.close();
     await Promise.all(this.#informers.map((i) => i.stop()));
   }
@@ -212,7 +234,9 @@ export class Controller {
     };
     const mayWrite = (): boolean => !signal.aborted && this.isLeader();
     const events = new EventRecorder(this.#client as KubeClient, this.#clock, log.child({ component: 'events' }), this.#identity, mayWrite);
-    const reconciler = new RolloutReconciler({ client: this.#client as KubeClient, caches, namespace: this.#o.namespace, events, clock: this.#clock, log: log.child({ component: 'rollout' }), mayWrite });
+    const coordinator = new NodeCoordinator(this.#client as KubeClient, this.#o.namespace, this.#clock, log.child({ component: 'node-lease' }));
+    const reconciler = new RolloutReconciler({ client: this.#client as KubeClient, caches, namespace: this.#o.namespace, events, clock: this.#clock, log: log.child({ component: 'rollout' }), mayWrite, coordinator });
+    this.#startRemedies(caches, inf, events, coordinator, mayWrite, signal);
     const queue = new WorkQueue({
       workers: this.#o.workers ?? 4,
       log: log.child({ component: 'queue' }),
@@ -344,6 +368,43 @@ export class Controller {
     this.#pipeline?.all();
     this.#csrApprover.addAll();
     this.#importAll?.();
+  }
+
+  #startRemedies(caches: RolloutCaches, inf: <T extends KubeObject>(resource: ResourceRef) => Informer<T>, events: EventRecorder, coordinator: NodeCoordinator, mayWrite: () => boolean, signal: AbortSignal): void {
+    const log = this.#log.child({ component: 'remedy' });
+    const client = this.#client as KubeClient;
+    const host = this.#o.host ?? createHost({ clock: this.#clock });
+    const rc: RemedyCaches = {
+      remediers: inf({ group: 'kubenode.io', version: 'v1alpha1', plural: 'noderemediers' }),
+      operations: inf({ group: 'kubenode.io', version: 'v1alpha1', plural: 'remedyoperations' }),
+      nodes: caches.nodes as unknown as RemedyCaches['nodes'],
+      leases: caches.leases,
+      machines: caches.machines as unknown as RemedyCaches['machines'],
+    };
+    // The agents' gate, less the node-local budget: the same RiskPolicies and storm breakers.
+    const policy = new RiskPolicyClient(client, this.#clock, log);
+    const gate = new RiskGate({ host, log, stages: [policyStage(policy), stormStage(remedierStorm(client))], policy });
+    const central = new CentralRemedies({ client, caches: rc, host, gate, coordinator, events, clock: this.#clock, log, mayWrite, ...(this.#o.remedyRetryMs === undefined ? {} : { retryMs: this.#o.remedyRetryMs }) });
+    this.remedies = central;
+    const queue = new WorkQueue({ workers: this.#o.workers ?? 4, log: log.child({ component: 'remedy-queue' }), handle: (key) => central.reconcile(key) });
+    this.#remedyQueue = queue;
+    const add = (key: string): void => {
+      if (this.#synced) queue.add(key);
+    };
+    rc.remediers.on((e) => (e.type === 'synced' ? undefined : add(`remedier/${e.object.metadata.name}`)));
+    rc.operations.on((e) => {
+      if (e.type === 'add' && e.object.spec.remedier !== undefined) add(`remedier/${e.object.spec.remedier}`);
+    });
+    caches.leases.on((e) => {
+      if (e.type !== 'synced' && central.active.has(e.object.metadata.name.replace(/^kubenode-agent-/, ''))) add(`node/${e.object.metadata.name.replace(/^kubenode-agent-/, '')}`);
+    });
+    const every = this.#o.remedySweepMs ?? 2000;
+    const timer = setInterval(() => {
+      if (!this.#synced || signal.aborted) return;
+      for (const key of central.sweep()) queue.add(key);
+    }, every);
+    timer.unref();
+    signal.addEventListener('abort', () => clearInterval(timer), { once: true });
   }
 
   async stop(): Promise<void> {

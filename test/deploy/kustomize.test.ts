@@ -151,14 +151,23 @@ describe('deploy/ with kubectl apply -k', () => {
       ['delete', 'nodes'],
       // Auto-import: Machines for the Nodes the import policy selects.
       ['create', 'machines.kubenode.io'],
+      // Central remedies: operations, storm breakers, BMC credentials, the replacement mark.
+      ['create', 'remedyoperations.kubenode.io'],
+      ['patch', 'remedyoperations.kubenode.io', '--subresource=status'],
+      ['update', 'noderemediers.kubenode.io', '--subresource=status'],
+      ['update', 'riskpolicies.kubenode.io', '--subresource=status'],
+      ['get', 'secrets', '-n', 'kubenode-system'],
     ]) {
       assert.equal(await can(allowed), true, `may ${allowed.join(' ')}`);
     }
     for (const denied of [
-      ['get', 'secrets', '-n', 'kubenode-system'],
+      ['get', 'secrets', '-n', 'default'],
+      ['list', 'secrets', '-n', 'kubenode-system'],
       ['patch', 'machinecomponentsets.kubenode.io'],
       ['delete', 'pods'],
       ['update', 'nodes'],
+      ['update', 'noderemediers.kubenode.io'],
+      ['delete', 'remedyoperations.kubenode.io'],
       ['delete', 'machines.kubenode.io'],
       ['update', 'leases.coordination.k8s.io', '-n', 'kube-node-lease'],
       ['create', 'controllerrevisions.apps', '-n', 'default'],

@@ -19,6 +19,7 @@ import type { Informer, KubeObject } from '../../watch/informer.ts';
 import type { EventRecorder } from '../events.ts';
 import { callWebhook, measurePrometheus, renderQuery, type GateOutcome } from './gates.ts';
 import { agentLeaseKey, leaseFresh } from './lease-clock.ts';
+import type { RolloutCoordination } from '../remedy/coordination.ts';
 import { componentHealth, componentName, matchesSelector, planBatches, resolveIntOrPercent, selectionOrder, templateHash, type BatchPlan, type ComponentHealth } from './plan.ts';
 
 export const LABEL_SET = 'kubenode.io/component-set';
@@ -80,6 +81,8 @@ export interface RolloutReconcilerOptions {
   log: Logger;
   /** Checked before every write: a replica that lost its lease must not write. */
   mayWrite: () => boolean;
+  /** Per-node Leases: a batch claims its machines; a machine a remedy holds is deferred. */
+  coordinator?: RolloutCoordination;
 }
 
 /**
@@ -725,8 +728,13 @@ class Pass {
       if (need > 0 && !userPaused) {
         const maxU = resolveIntOrPercent(spec.rollout.maxUnavailable, status.matched);
         const budget = maxU - status.unavailable - status.deferred;
-        const chosen = this.#choose(views, need, Math.max(0, budget), revision);
-        // No timer: what frees budget (a component ready, a Node Ready, an agent Lease fresh again) queues the set.
+        const picked = this.#choose(views, need, Math.max(0, budget), revision);
+        const held = (await this.#o.coordinator?.claimAll(picked.map((v) => v.name), `rollout/${this.#name}`, durationMs(spec.rollout.progressDeadline) + durationMs(spec.rollout.bakeTime))) ?? new Map<string, string>();
+        for (const v of picked) if (held.has(v.name)) v.deferred = `under repair (node Lease held by ${held.get(v.name) as string})`;
+        const chosen = picked.filter((v) => !held.has(v.name));
+        // What frees budget (a component ready, a Node Ready, an agent Lease fresh again) queues the set; a
+        // node Lease runs out or is handed back with no event here, so a machine deferred for one needs a timer.
+        if (held.size > 0) this.#wake(15_000);
         if (chosen.length === 0 && status.unavailable === 0) {
           return this.#pause('InsufficientBudget', `${need} machine(s) still to update in batch ${k} but none can be chosen: maxUnavailable ${maxU}, ${status.deferred} deferred (${status.deferredMachines.slice(0, 3).join('; ')})`);
         }
@@ -801,6 +809,7 @@ class Pass {
       if (this.#now >= end && allReady && countsMet) {
         batch.state = 'Succeeded';
         batch.endTime = iso(this.#now);
+        await this.#o.coordinator?.releaseAll(`rollout/${this.#name}`);
         this.#event('Normal', 'BatchSucceeded', `batch ${k} succeeded: ${status.updated}/${status.matched} machine(s) on ${spec.template.spec.version}`, `batch/${revision.metadata.name}/${k}/ok/${batch.startTime}`);
         if (status.updated >= status.matched) return this.#complete(revision);
         status.currentBatch = k + 1;
