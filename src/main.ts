@@ -10,6 +10,7 @@ import { rolloutCommand } from './cli/rollout.ts';
 import { releaseCommand } from './cli/release.ts';
 import { planCommand } from './cli/plan.ts';
 import { remedyCommand } from './cli/remedy.ts';
+import { remediesCommand } from './cli/remedies.ts';
 import { runCommand } from './cli/run.ts';
 import { statusCommand } from './cli/status.ts';
 import { versionCommand } from './cli/version.ts';
@@ -87,6 +88,7 @@ export async function main(argv: string[]): Promise<void> {
   program.addCommand(applyCommand(exitWith));
   program.addCommand(statusCommand());
   program.addCommand(remedyCommand(exitWith));
+  program.addCommand(remediesCommand());
   program.addCommand(controllerCommand());
   program.addCommand(rolloutCommand(exitWith));
   program.addCommand(releaseCommand(exitWith));

@@ -41,7 +41,7 @@ interface RevisionView {
 }
 
 /** The kubeconfig kubectl would use: --kubeconfig, else the first file in $KUBECONFIG, else ~/.kube/config. */
-function kubeconfigPath(flag: string | undefined): string {
+export function kubeconfigPath(flag: string | undefined): string {
   if (flag !== undefined) return flag;
   const env = process.env.KUBECONFIG?.split(':').find((p) => p !== '');
   return env ?? join(homedir(), '.kube', 'config');
