@@ -6,7 +6,7 @@
 // Cluster API, without a watch per member (hundreds of clusters, few of them active at once).
 import type { KubeConfig } from '@kubernetes/client-node';
 import { MEMBER_CLUSTER_LABEL, MEMBER_KUBECONFIG_KEY } from '../../api/release-pipeline.ts';
-import { errorMessage } from '../../errors.ts';
+import { AgentError, errorMessage } from '../../errors.ts';
 import type { Clock } from '../../host/clock.ts';
 import { classifyKubeError, createKubeClient, KubeApiError, kubeModule, type KubeClient, type RequestObserver } from '../../kube/client.ts';
 import type { Informer, KubeObject } from '../../watch/informer.ts';
@@ -29,7 +29,11 @@ export interface Member {
 }
 
 /** A member Secret that cannot be used: named in status, never thrown past the reconcile. */
-export class MemberConfigError extends Error {}
+export class MemberConfigError extends AgentError {
+  constructor(message: string) {
+    super('CONFIG', message);
+  }
+}
 
 interface Entry {
   secretKey: string;
