@@ -82,8 +82,9 @@ export async function bundle(outfile: string): Promise<void> {
 // Runs as root: nothing from NODE_OPTIONS or --node-options may add code or flags
 // (execArgvExtension 'none'), and SIGUSR1 must not open an unauthenticated inspector port.
 // Detectors match untrusted log lines against user-supplied patterns: the 'l' flag needs V8's
-// linear-time regexp engine.
-const EXEC_ARGV = ['--enable-experimental-regexp-engine', '--disable-sigusr1'];
+// linear-time regexp engine. A 1 MB semi-space (V8's default is sized for throughput, not for a
+// small resident daemon) takes 3-7 MB off every command's resident memory (BENCHMARKS.md, issue 15).
+const EXEC_ARGV = ['--enable-experimental-regexp-engine', '--disable-sigusr1', '--max-semi-space-size=1'];
 
 // The code cache (about 30 ms off every start) is CPU-arch specific, so each arch's blob is made
 // by its own node, arm64 under qemu-user. It is rejected unless made under the same V8 flags as
