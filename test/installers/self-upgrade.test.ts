@@ -223,5 +223,12 @@ for (const kind of kinds) {
         await runningIs(current);
       });
     }
+
+    it('no longer declared: the agent forgets itself but never uninstalls itself', async () => {
+      rmSync(file('etc/kubenode/components/kubenode-agent.yaml'));
+      await waitFor('the agent component forgotten', () => status() === undefined && !existsSync(file(`${STATE}/installers/records/kubenode-agent.json`)));
+      assert.equal(box.installedVersion(), `${current}-1`);
+      await runningIs(current);
+    });
   });
 }
