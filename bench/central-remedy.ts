@@ -92,17 +92,31 @@ try {
     });
   });
   const metrics = async (): Promise<string> => (await fetch(`http://${addr}/metrics`)).text();
-  // Synced, then a quiet start: the Machine lifecycle's first writes are not the remedies' cost.
-  await sleep(30_000);
+  // Synced, then quiet: the Machine lifecycle's first writes for N new Machines are not the
+  // remedies' cost. Quiet = the request count stood still for 15 s (at most 10 min).
+  await sleep(15_000);
+  const quiet0 = Date.now();
+  let seen = counter(await metrics(), 'kubenode_controller_api_requests_total');
+  for (;;) {
+    await sleep(15_000);
+    const n = counter(await metrics(), 'kubenode_controller_api_requests_total');
+    if (n === seen || Date.now() - quiet0 > 10 * 60_000) break;
+    seen = n;
+  }
+  const quietS = (Date.now() - quiet0) / 1000;
   const c0 = proc(child.pid as number);
-  const r0 = counter(await metrics(), 'kubenode_controller_api_requests_total');
+  const m0 = await metrics();
+  const r0 = counter(m0, 'kubenode_controller_api_requests_total');
   let peak = 0;
   for (let s = 0; s < windowSeconds; s += 5) {
     await sleep(5000);
     peak = Math.max(peak, proc(child.pid as number).rssMiB);
   }
   const c1 = proc(child.pid as number);
-  const r1 = counter(await metrics(), 'kubenode_controller_api_requests_total');
+  const m1 = await metrics();
+  const r1 = counter(m1, 'kubenode_controller_api_requests_total');
+  const verb = (m: string, v: string): number => counter(m.split('\n').filter((l) => l.includes(`verb="${v}"`)).join('\n'), 'kubenode_controller_api_requests_total');
+  const byVerb = ['GET', 'LIST', 'POST', 'PUT', 'PATCH', 'DELETE'].map((v) => [v, verb(m1, v) - verb(m0, v)] as const).filter(([, n]) => n > 0).map(([v, n]) => `${v} ${n}`).join(', ');
 
   // The dead: Leases stop, Nodes go Unknown; the first step is the cordon operation's startTime.
   const victims = names.slice(0, deadCount);
@@ -124,7 +138,7 @@ try {
   process.stdout.write(
     [
       `nodes: ${nodes}, Leases renewed every ${renewSeconds} s (${(nodes / renewSeconds).toFixed(0)} Lease writes/s by the driver), one NodeRemedier selecting all`,
-      `controller over ${windowSeconds} s: ${(((r1 - r0) * 60) / windowSeconds).toFixed(1)} REST requests/min (watches not counted), CPU ${(c1.cpuSeconds - c0.cpuSeconds).toFixed(1)} s (${((100 * (c1.cpuSeconds - c0.cpuSeconds)) / windowSeconds).toFixed(1)}% of a core), RSS ${c1.rssMiB.toFixed(0)} MiB (peak ${peak.toFixed(0)} MiB)`,
+      `controller over ${windowSeconds} s, from ${quietS.toFixed(0)} s after its requests stood still: ${(((r1 - r0) * 60) / windowSeconds).toFixed(1)} REST requests/min (${byVerb || 'none'}; watches not counted), CPU ${(c1.cpuSeconds - c0.cpuSeconds).toFixed(1)} s (${((100 * (c1.cpuSeconds - c0.cpuSeconds)) / windowSeconds).toFixed(1)}% of a core), RSS ${c1.rssMiB.toFixed(0)} MiB (peak ${peak.toFixed(0)} MiB)`,
       `Lease stale → first step, less unreachableFor ${GRACE_S} s, ${victims.length} nodes: ${sorted.map((d) => d.toFixed(1)).join(', ')} s (${delays.length} of ${victims.length} acted on); load average ${l1?.toFixed(2)} ${l5?.toFixed(2)} ${l15?.toFixed(2)}`,
       '',
     ].join('\n'),
