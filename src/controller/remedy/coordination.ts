@@ -12,6 +12,8 @@ import type { Logger } from '../../log.ts';
 import { microTime } from '../../report/kube/lease.ts';
 
 export const NODE_LEASE_PREFIX = 'kubenode-node-';
+/** A rollout batch's holder identity: this prefix and the set's name. */
+export const ROLLOUT_HOLDER_PREFIX = 'rollout/';
 const LABEL = 'kubenode.io/coordination';
 const NODE_LABEL = 'kubenode.io/node';
 
@@ -113,11 +115,16 @@ export class NodeCoordinator implements RolloutCoordination {
     }
   }
 
+  /**
+   * A machine another rollout holds is not refused: the claim is there to keep remedies and
+   * rollouts apart, while two sets updating different components of one node are each held by
+   * their own budget and gates, and deferring one for the other would serialise every set.
+   */
   async claimAll(machines: readonly string[], holder: string, ttlMs: number): Promise<Map<string, string>> {
     const refused = new Map<string, string>();
     for (const m of machines) {
       const r = await this.claim(m, holder, ttlMs);
-      if (!r.ok) refused.set(m, r.holder);
+      if (!r.ok && !(isRollout(holder) && isRollout(r.holder))) refused.set(m, r.holder);
     }
     return refused;
   }
@@ -146,6 +153,8 @@ export class NodeCoordinator implements RolloutCoordination {
     }
   }
 }
+
+const isRollout = (holder: string): boolean => holder.startsWith(ROLLOUT_HOLDER_PREFIX);
 
 function heldBy(lease: CoordinationLease, now: number): { holder: string; until: string } | undefined {
   const holder = lease.spec.holderIdentity ?? '';

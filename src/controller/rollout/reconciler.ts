@@ -19,7 +19,7 @@ import type { Informer, KubeObject } from '../../watch/informer.ts';
 import type { EventRecorder } from '../events.ts';
 import { callWebhook, measurePrometheus, renderQuery, type GateOutcome } from './gates.ts';
 import { agentLeaseKey, leaseFresh } from './lease-clock.ts';
-import type { RolloutCoordination } from '../remedy/coordination.ts';
+import { ROLLOUT_HOLDER_PREFIX, type RolloutCoordination } from '../remedy/coordination.ts';
 import { componentHealth, componentName, matchesSelector, planBatches, resolveIntOrPercent, selectionOrder, templateHash, type BatchPlan, type ComponentHealth } from './plan.ts';
 
 export const LABEL_SET = 'kubenode.io/component-set';
@@ -729,7 +729,7 @@ class Pass {
         const maxU = resolveIntOrPercent(spec.rollout.maxUnavailable, status.matched);
         const budget = maxU - status.unavailable - status.deferred;
         const picked = this.#choose(views, need, Math.max(0, budget), revision);
-        const held = (await this.#o.coordinator?.claimAll(picked.map((v) => v.name), `rollout/${this.#name}`, durationMs(spec.rollout.progressDeadline) + durationMs(spec.rollout.bakeTime))) ?? new Map<string, string>();
+        const held = (await this.#o.coordinator?.claimAll(picked.map((v) => v.name), `${ROLLOUT_HOLDER_PREFIX}${this.#name}`, durationMs(spec.rollout.progressDeadline) + durationMs(spec.rollout.bakeTime))) ?? new Map<string, string>();
         for (const v of picked) if (held.has(v.name)) v.deferred = `under repair (node Lease held by ${held.get(v.name) as string})`;
         const chosen = picked.filter((v) => !held.has(v.name));
         // What frees budget (a component ready, a Node Ready, an agent Lease fresh again) queues the set; a
@@ -809,7 +809,7 @@ class Pass {
       if (this.#now >= end && allReady && countsMet) {
         batch.state = 'Succeeded';
         batch.endTime = iso(this.#now);
-        await this.#o.coordinator?.releaseAll(`rollout/${this.#name}`);
+        await this.#o.coordinator?.releaseAll(`${ROLLOUT_HOLDER_PREFIX}${this.#name}`);
         this.#event('Normal', 'BatchSucceeded', `batch ${k} succeeded: ${status.updated}/${status.matched} machine(s) on ${spec.template.spec.version}`, `batch/${revision.metadata.name}/${k}/ok/${batch.startTime}`);
         if (status.updated >= status.matched) return this.#complete(revision);
         status.currentBatch = k + 1;
