@@ -12,7 +12,7 @@ import { Buffer } from 'node:buffer';
 import type { CentralRemedy, CentralStep } from '../../api/node-remedier.ts';
 import type { Bmc } from '../../api/machine.ts';
 import type { Condition, LabelSelector } from '../../api/common.ts';
-import { errorMessage } from '../../errors.ts';
+import { AgentError, errorMessage } from '../../errors.ts';
 import type { Clock } from '../../host/clock.ts';
 import type { Host } from '../../host/host.ts';
 import { classifyKubeError, type KubeClient } from '../../kube/client.ts';
@@ -95,7 +95,11 @@ export interface CentralRemedyOptions {
   retryMs?: number;
 }
 
-class NotLeader extends Error {}
+class NotLeader extends AgentError {
+  constructor() {
+    super('KUBE', 'not the leader');
+  }
+}
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
@@ -136,7 +140,7 @@ export class CentralRemedies {
   }
 
   #guard(): void {
-    if (!this.#o.mayWrite()) throw new NotLeader('not the leader');
+    if (!this.#o.mayWrite()) throw new NotLeader();
   }
 
   #op(name: string): OperationObject | undefined {

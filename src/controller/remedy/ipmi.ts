@@ -3,7 +3,7 @@
 // never on the command line, where every local user could read it in /proc; standard input will
 // not do, as ipmitool opens the file by name and a spawned child's stdin is a socket.
 import type { Bmc } from '../../api/machine.ts';
-import { AgentError } from '../../errors.ts';
+import { AgentError, execFailure } from '../../errors.ts';
 import type { ExecResult, Host } from '../../host/host.ts';
 import { withPrivateFile } from '../../host/private-file.ts';
 
@@ -52,9 +52,10 @@ function interpret(bmc: Bmc, r: ExecResult, timeoutMs: number): string {
   const said = `${r.stdout}\n${r.stderr}`.trim().replace(/\s+/g, ' ').slice(0, 400);
   if (r.notFound) throw new IpmiError('ipmitool is not installed on the controller host (Debian/Ubuntu: apt install ipmitool; RHEL: dnf install ipmitool)');
   if (r.timedOut) throw new IpmiError(`BMC ${bmc.address} did not answer within ${Math.round(timeoutMs / 1000)} s`);
-  if (r.exitCode !== 0) {
+  const failed = execFailure(r);
+  if (failed !== undefined) {
     const why = /RMCP\+ session|LAN session|Authentication|unauthorized|password/i.test(said) ? ' (wrong credentials, or the BMC does not answer)' : '';
-    throw new IpmiError(`ipmitool chassis power cycle on BMC ${bmc.address} failed${why}: exit ${r.exitCode ?? r.signal ?? '?'}: ${said || 'no output'}`);
+    throw new IpmiError(`ipmitool chassis power cycle on BMC ${bmc.address} failed${why}: ${failed.message}`);
   }
   return said;
 }
