@@ -1,7 +1,7 @@
 // The risk gate, asked before anything disruptive, by remedies and installers alike: a chain of
-// stages — the node's local budget, every RiskPolicy selecting the node (permits on the
-// apiserver), the storm breaker of the NodeRemedier that asked, an optional webhook. The first
-// "no" wins, and whatever earlier stages hold for the request is handed back.
+// stages — the storm breaker of the NodeRemedier that asked, the node's local budget, every
+// RiskPolicy selecting the node (permits on the apiserver), an optional webhook. The first "no"
+// wins, and whatever earlier stages hold for the request is handed back.
 import type { Logger } from 'pino';
 import type { RiskLevel } from '../api/node-remedier.ts';
 import type { Gates } from '../api/remedy-operation.ts';

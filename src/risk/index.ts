@@ -23,9 +23,11 @@ export function createRiskGate(s: RiskGateSetup): RiskGate {
   const log = s.log.child({ component: 'risk-gate' });
   const budget = new LocalBudget(s.host, s.stateDir, { maxDisruptive: c.local.maxDisruptive, windowMs: c.local.window }, log);
   const policy = s.kube === undefined ? undefined : new RiskPolicyClient(s.kube, s.host.clock, log);
+  // The storm breaker first: a tripped rule is refused before it takes a local grant or a cluster permit.
   const stages: GateStage[] = [
+    ...(s.kube === undefined ? [] : [stormStage(remedierStorm(s.kube))]),
     localStage(budget),
-    ...(policy === undefined || s.kube === undefined ? [] : [policyStage(policy), stormStage(remedierStorm(s.kube))]),
+    ...(policy === undefined ? [] : [policyStage(policy)]),
     ...(c.webhook.url === '' ? [] : [webhookStage(s.host, { url: c.webhook.url, timeoutMs: c.webhook.timeout, caFile: c.webhook.caFile, failOpen: c.webhook.failOpen })]),
   ];
   return new RiskGate({ host: s.host, log, stages, ...(policy === undefined ? {} : { policy }), ...(s.metrics === undefined ? {} : { metrics: s.metrics }) });
