@@ -96,7 +96,7 @@ describe('health gates in a rollout', () => {
       apiVersion: 'kubenode.io/v1alpha1',
       kind: 'MachineComponentSet',
       metadata: { name: 'wh' },
-      spec: { selector: {}, template: tpl('wh', '1.0.0'), rollout: { batches: [4], maxUnavailable: 4, bakeTime: '300ms', healthGate: { webhooks: [{ name: 'defender', phase: 'PreBatch', url: hookUrl, caBundle: ca }, { name: 'slo', phase: 'Observation', url: hookUrl, caBundle: ca, timeout: '1s', interval: '1s' }] } } },
+      spec: { selector: {}, template: tpl('wh', '1.0.0'), rollout: { batches: [4], maxUnavailable: 4, bakeTime: '300ms', healthGate: { webhooks: [{ name: 'defender', phase: 'PreBatch', url: hookUrl, caBundle: ca, interval: '1s' }, { name: 'slo', phase: 'Observation', url: hookUrl, caBundle: ca, timeout: '1s', interval: '1s' }] } } },
     });
     await until('denied', async () => (await statusOf(cluster, 'wh')).pausedReason === 'PreBatchDenied', 30_000);
     assert.equal((await listMcs(cluster)).filter((mc) => mc.spec.component === 'wh').length, 0, 'nothing written while denied');
