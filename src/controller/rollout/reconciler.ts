@@ -19,6 +19,7 @@ import type { Informer, KubeObject } from '../../watch/informer.ts';
 import type { EventRecorder } from '../events.ts';
 import { callWebhook, measurePrometheus, renderQuery, type GateOutcome } from './gates.ts';
 import { agentLeaseKey, leaseFresh } from './lease-clock.ts';
+import { eachBounded } from '../../util/parallel.ts';
 import { ROLLOUT_HOLDER_PREFIX, type RolloutCoordination } from '../remedy/coordination.ts';
 import { componentHealth, componentName, matchesSelector, planBatches, resolveIntOrPercent, selectionOrder, templateHash, type BatchPlan, type ComponentHealth } from './plan.ts';
 
@@ -379,8 +380,9 @@ class Pass {
     // keeps its component: the Machine lifecycle has it uninstalled once the node is drained.
     const removed = [...ours.entries()].filter(([m]) => !selected.has(m));
     if (removed.length > 0) {
-      await parallel(
+      await eachBounded(
         removed.filter(([m]) => this.#o.caches.machines.get(m)?.metadata.deletionTimestamp === undefined),
+        WRITE_PARALLELISM,
         ([, mc]) => this.#r.deleteComponent(mc),
       );
       for (const [m] of removed) ours.delete(m);
@@ -404,7 +406,7 @@ class Pass {
     // Machines without a component get the stable revision at once (a new machine is no change to the fleet).
     if (stableRev !== undefined) {
       const fresh = views.filter((v) => v.mc === undefined);
-      await parallel(fresh, async (v) => {
+      await eachBounded(fresh, WRITE_PARALLELISM, async (v) => {
         v.mc = await this.#r.writeComponent(undefined, this.#desired(v.name, stableRev, undefined));
         v.revisionHash = revisionHashOf(stableRev);
         v.updated = v.revisionHash === hash;
@@ -652,7 +654,7 @@ class Pass {
     if (chosen.length > 0) {
       this.#event('Warning', 'RollbackStarted', `rolling ${onBad.length} machine(s) back to ${stableRev.metadata.name}`, `rollback/${failure.token}`);
     }
-    await parallel(chosen, async (v) => {
+    await eachBounded(chosen, WRITE_PARALLELISM, async (v) => {
       v.mc = await this.#r.writeComponent(v.mc, this.#desired(v.name, stableRev, undefined));
     });
   }
@@ -738,7 +740,7 @@ class Pass {
         if (chosen.length === 0 && status.unavailable === 0) {
           return this.#pause('InsufficientBudget', `${need} machine(s) still to update in batch ${k} but none can be chosen: maxUnavailable ${maxU}, ${status.deferred} deferred (${status.deferredMachines.slice(0, 3).join('; ')})`);
         }
-        await parallel(chosen, async (v) => {
+        await eachBounded(chosen, WRITE_PARALLELISM, async (v) => {
           v.mc = await this.#r.writeComponent(v.mc, this.#desired(v.name, revision, k));
           v.updated = true;
           v.revisionHash = hash;
@@ -929,21 +931,4 @@ class Pass {
 /** The hash part of a revision's name (what the MachineComponents' revision label holds). */
 export function revisionHashOf(rev: { metadata: { name: string; labels?: Record<string, string> } }): string {
   return rev.metadata.labels?.[LABEL_REVISION] ?? rev.metadata.name.slice(rev.metadata.name.lastIndexOf('-') + 1);
-}
-
-async function parallel<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const errors: unknown[] = [];
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      try {
-        await fn(item);
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(WRITE_PARALLELISM, items.length) }, worker));
-  if (errors.length > 0) throw errors[0];
 }
