@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { agent, componentManifest, makeSandbox, readJson, sha256, startArtifactServer, tempDir, withMarkHook, writeConfig, writeManifest, type ArtifactServer } from './helpers.ts';
+import { agent, componentManifest, makeSandbox, hasTool, readJson, sha256, startArtifactServer, tempDir, withMarkHook, writeConfig, writeManifest, type ArtifactServer } from './helpers.ts';
 
 const script = (version: string, healthy: boolean): string =>
   `#!/bin/sh\nif [ "$1" = --version ]; then echo "kn-demo ${version}"; exit 0; fi\nif [ "$1" = --health ]; then ${healthy ? 'exit 0' : `echo "kn-demo ${version} is broken" >&2; exit 1`}; fi\n`;
@@ -32,15 +32,6 @@ function buildRpm(version: string, healthy: boolean, name = 'kn-demo'): Buffer {
   execFileSync('rpmbuild', ['--quiet', '--define', `_topdir ${top}`, '--define', '_build_id_links none', '-bb', path.join(top, 'SPECS/kn-demo.spec')], { stdio: 'ignore' });
   const dir = path.join(top, 'RPMS/noarch');
   return readFileSync(path.join(dir, readdirSync(dir)[0] as string));
-}
-
-function has(tool: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 interface Kind {
@@ -86,7 +77,7 @@ const kinds: Kind[] = [
 ];
 
 for (const kind of kinds) {
-  const missing = kind.tools.filter((t) => !has(t));
+  const missing = kind.tools.filter((t) => !hasTool(t));
   describe(`${kind.type} component: install, no-op, upgrade, downgrade, rollback on a failing health check`, { skip: missing.length > 0 ? `missing ${missing.join(', ')} (apt-get install rpm; dpkg-deb comes with dpkg)` : false }, () => {
     let server: ArtifactServer;
     let root: string;

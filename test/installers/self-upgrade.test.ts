@@ -9,20 +9,11 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
-import { readJson, sha256, startArtifactServer, tempDir, type ArtifactServer } from './helpers.ts';
+import { hasTool, readJson, sha256, startArtifactServer, tempDir, type ArtifactServer } from './helpers.ts';
 import { agentPackage, makeSelfSandbox, stopSandboxUnits, type PackageType, type SelfSandbox } from './self-sandbox.ts';
 
 const UNIT = 'kubenode-agent-self-upgrade.service';
 const STATE = 'var/lib/kubenode';
-
-function has(tool: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 interface Status {
   phase: string;
@@ -46,7 +37,7 @@ const kinds: { type: PackageType; tools: string[] }[] = [
 ];
 
 for (const kind of kinds) {
-  const missing = kind.tools.filter((t) => !has(t));
+  const missing = kind.tools.filter((t) => !hasTool(t));
   describe(`the agent upgrades itself (${kind.type})`, { skip: missing.length > 0 ? `missing ${missing.join(', ')}` : false }, () => {
     let server: ArtifactServer;
     let box: SelfSandbox;
