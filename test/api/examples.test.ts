@@ -2,8 +2,7 @@
 // examples/ applies with kubectl, `kubectl explain` shows the descriptions written in src/api/,
 // and the short names and the kubenode category reach exactly our kinds.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { TSchema } from '@sinclair/typebox';
@@ -21,6 +20,7 @@ import { Release } from '../../src/api/release.ts';
 import { RiskPolicy } from '../../src/api/risk-policy.ts';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
 import { kubectl as runKubectl } from '../harness/kubectl.ts';
+import { filesUnder } from '../helpers/files.ts';
 import { installCrds } from '../helpers/kube-objects.ts';
 import { fieldsWithoutDescription } from './schema-walk.ts';
 
@@ -34,14 +34,8 @@ interface Example {
   obj: { apiVersion: string; kind: string; metadata: { name: string } };
 }
 
-function yamlFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? yamlFiles(join(dir, e.name)) : e.name.endsWith('.yaml') ? [join(dir, e.name)] : [],
-  );
-}
-
 function examples(): Example[] {
-  return yamlFiles(EXAMPLES).flatMap((file) =>
+  return filesUnder(EXAMPLES, '.yaml').flatMap((file) =>
     parseAllDocuments(readFileSync(file, 'utf8'))
       .map((d) => d.toJS() as Example['obj'] | null)
       .filter((obj) => obj !== null)

@@ -2,13 +2,14 @@
 // the CRDs, the agents' RBAC and admission policy and the controller; what it made is checked
 // with `kubectl get`, and the controller's ServiceAccount gets exactly the access it needs.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { startCluster } from '../harness/index.ts';
 import type { Cluster } from '../harness/index.ts';
+import { filesUnder } from '../helpers/files.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DEPLOY = join(ROOT, 'deploy');
@@ -27,12 +28,6 @@ function reached(dir: string): Set<string> {
   return out;
 }
 
-function yamlFiles(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? yamlFiles(join(dir, e.name)) : e.name.endsWith('.yaml') ? [join(dir, e.name)] : [],
-  );
-}
-
 describe('deploy/ with kubectl apply -k', () => {
   let cluster: Cluster;
   let firstApply: { code: number | null; stdout: string; stderr: string };
@@ -47,7 +42,7 @@ describe('deploy/ with kubectl apply -k', () => {
 
   test('every manifest under deploy/ is part of deploy/kustomization.yaml', () => {
     const inKustomization = reached(DEPLOY);
-    const missing = yamlFiles(DEPLOY).filter((f) => !inKustomization.has(f));
+    const missing = filesUnder(DEPLOY, '.yaml').filter((f) => !inKustomization.has(f));
     assert.deepEqual(missing.map((f) => relative(ROOT, f)), []);
   });
 

@@ -103,27 +103,30 @@ test('state persisted before a restart is where the monitor starts', () => {
   assert.deepEqual(engine.process([at(1_001, 'broke A')]), [], 'no second announcement after a restart');
 });
 
-test('with bufferSize 1000 and a pattern without a literal, each line searches only itself unless the pattern can span lines', () => {
-  const big = inlineMonitor({
-    plugin: 'kmsg',
-    source: 'test',
-    bufferSize: 1000,
-    conditions: [],
-    rules: [
-      { type: 'temporary', reason: 'OneLine', pattern: '(x+x+)+y' },
-      { type: 'temporary', reason: 'Spanning', pattern: 'x\\s+y' },
-    ],
-  });
-  const searched: Record<string, number> = { OneLine: 0, Spanning: 0 };
+/**
+ * A bufferSize-1000 engine over rules, whose regexes record the longest text each was asked to
+ * search, by rule reason: what the buffer-window tests measure.
+ */
+function searchedPerRule(rules: object[]): { engine: LogRuleEngine; searched: Record<string, number> } {
+  const big = inlineMonitor({ plugin: 'kmsg', source: 'test', bufferSize: 1000, conditions: [], rules });
+  const searched: Record<string, number> = {};
   big.patterns.forEach((regex, i) => {
     const reason = big.config.rules[i]?.reason as string;
+    searched[reason] = 0;
     const exec = regex.exec.bind(regex);
     (regex as { exec: (text: string) => RegExpExecArray | null }).exec = (text) => {
       searched[reason] = Math.max(searched[reason] as number, text.length);
       return exec(text);
     };
   });
-  const engine = new LogRuleEngine(big, noRecovery, [], 0);
+  return { engine: new LogRuleEngine(big, noRecovery, [], 0), searched };
+}
+
+test('with bufferSize 1000 and a pattern without a literal, each line searches only itself unless the pattern can span lines', () => {
+  const { engine, searched } = searchedPerRule([
+    { type: 'temporary', reason: 'OneLine', pattern: '(x+x+)+y' },
+    { type: 'temporary', reason: 'Spanning', pattern: 'x\\s+y' },
+  ]);
   const line = 'x'.repeat(50);
   const events = engine.process([...Array.from({ length: 2000 }, (_, i) => at(i, line)), at(2000, 'xxy'), at(2001, 'x'), at(2002, 'y')]);
   assert.equal(searched.OneLine, line.length, 'the one-line rule never saw more than one line');
@@ -132,27 +135,11 @@ test('with bufferSize 1000 and a pattern without a literal, each line searches o
 });
 
 test('with bufferSize 1000, a pattern that spans at most k lines breaks searches only the last k+1 lines, and still finds its match', () => {
-  const big = inlineMonitor({
-    plugin: 'kmsg',
-    source: 'test',
-    bufferSize: 1000,
-    conditions: [],
-    rules: [
-      { type: 'temporary', reason: 'ThreeLines', pattern: 'x\\n[^\\n]*\\n(a|b)+y' },
-      { type: 'temporary', reason: 'Counted', pattern: '(q\\n){2}z' },
-      { type: 'temporary', reason: 'FromStart', pattern: '^only\\nthis' },
-    ],
-  });
-  const searched: Record<string, number> = { ThreeLines: 0, Counted: 0, FromStart: 0 };
-  big.patterns.forEach((regex, i) => {
-    const reason = big.config.rules[i]?.reason as string;
-    const exec = regex.exec.bind(regex);
-    (regex as { exec: (text: string) => RegExpExecArray | null }).exec = (text) => {
-      searched[reason] = Math.max(searched[reason] as number, text.length);
-      return exec(text);
-    };
-  });
-  const engine = new LogRuleEngine(big, noRecovery, [], 0);
+  const { engine, searched } = searchedPerRule([
+    { type: 'temporary', reason: 'ThreeLines', pattern: 'x\\n[^\\n]*\\n(a|b)+y' },
+    { type: 'temporary', reason: 'Counted', pattern: '(q\\n){2}z' },
+    { type: 'temporary', reason: 'FromStart', pattern: '^only\\nthis' },
+  ]);
   const line = 'x'.repeat(50);
   const events = engine.process([at(0, 'only'), at(1, 'this'), ...Array.from({ length: 2000 }, (_, i) => at(i + 2, line)), at(3000, 'x'), at(3001, 'middle'), at(3002, 'aby'), at(3003, 'q'), at(3004, 'q'), at(3005, 'z')]);
   assert.ok((searched.ThreeLines as number) <= 3 * (line.length + 1), `searched ${searched.ThreeLines} characters`);
