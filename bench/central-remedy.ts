@@ -7,15 +7,14 @@
 //      startTime), less the grace period (unreachableFor), for `dead` nodes killed at once: the
 //      target is ≤ 5 s. A wall-clock figure: taken on a loaded machine it is labelled so.
 // Run: npm run build && node bench/central-remedy.ts [nodes=5000] [windowSeconds=60] [renewSeconds=10] [dead=5]
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { microTime } from '../src/report/kube/lease.ts';
 import { startCluster } from '../test/harness/cluster.ts';
 import { installCrds } from '../test/helpers/kube-objects.ts';
 import { ensureNamespace, must } from '../test/controller/helpers.ts';
+import { eachBounded } from '../src/util/parallel.ts';
+import { counter, procStats as proc, startController } from './helpers.ts';
 
 const nodes = Number(process.argv[2] ?? 5000);
 const windowSeconds = Number(process.argv[3] ?? 60);
@@ -23,24 +22,7 @@ const renewSeconds = Number(process.argv[4] ?? 10);
 const deadCount = Number(process.argv[5] ?? 5);
 const LEASE_S = 40;
 const GRACE_S = 10;
-const CLI = resolve(import.meta.dirname, '../dist/kubenode-agent.cjs');
 const NS = 'kubenode-system';
-
-async function parallel<T>(items: T[], n: number, fn: (x: T) => Promise<void>): Promise<void> {
-  let i = 0;
-  await Promise.all(Array.from({ length: n }, async () => {
-    while (i < items.length) await fn(items[i++] as T);
-  }));
-}
-
-function proc(pid: number): { rssMiB: number; cpuSeconds: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-  return { rssMiB: rss / 1024, cpuSeconds: (Number(stat[11]) + Number(stat[12])) / 100 };
-}
-
-const counter = (text: string, name: string): number =>
-  text.split('\n').filter((l) => l.startsWith(`${name}{`)).reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
 
 const cluster = await startCluster({ agents: 1, apiserverArgs: ['--max-requests-inflight=2000', '--max-mutating-requests-inflight=1000'] });
 try {
@@ -51,7 +33,7 @@ try {
     const t = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     return { status: { conditions: [{ type: 'Ready', status, reason: status === 'True' ? 'KubeletReady' : 'NodeStatusUnknown', message: '', lastHeartbeatTime: t, lastTransitionTime: t }] } };
   };
-  await parallel(names, 32, async (name) => {
+  await eachBounded(names, 32, async (name) => {
     await must(cluster, 'POST', '/apis/kubenode.io/v1alpha1/machines', { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name, labels: { pool: 'bench' } }, spec: {} });
     await must(cluster, 'POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { pool: 'bench' } } });
     await cluster.request('PATCH', `/api/v1/nodes/${name}/status`, { body: ready('True'), headers: { 'content-type': 'application/merge-patch+json' } });
@@ -72,7 +54,7 @@ try {
     while (!stop) {
       const t0 = Date.now();
       const alive = names.filter((n) => !dead.has(n));
-      await parallel(alive, 16, async (name) => {
+      await eachBounded(alive, 16, async (name) => {
         if (dead.has(name)) return;
         const at = Date.now();
         const r = await cluster.request('PATCH', `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/kubenode-agent-${name}`, { body: { spec: { renewTime: microTime(at) } }, headers: { 'content-type': 'application/merge-patch+json' } });
@@ -82,16 +64,7 @@ try {
     }
   })();
 
-  const child = spawn(process.execPath, [CLI, 'controller', '--kubeconfig', cluster.adminKubeconfig, '--listen', '127.0.0.1:0', '--log-level', 'info', '--leader-elect', 'false'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const addr = await new Promise<string>((res) => {
-    let text = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      text += d;
-      const m = /"listen":"([^"]+)"/.exec(text);
-      if (m) res(m[1] as string);
-    });
-  });
-  const metrics = async (): Promise<string> => (await fetch(`http://${addr}/metrics`)).text();
+  const { child, metrics } = await startController(cluster.adminKubeconfig);
   // Synced, then quiet: the Machine lifecycle's first writes for N new Machines are not the
   // remedies' cost. Quiet = the request count stood still for 15 s (at most 10 min).
   await sleep(15_000);
@@ -115,7 +88,7 @@ try {
   const c1 = proc(child.pid as number);
   const m1 = await metrics();
   const r1 = counter(m1, 'kubenode_controller_api_requests_total');
-  const verb = (m: string, v: string): number => counter(m.split('\n').filter((l) => l.includes(`verb="${v}"`)).join('\n'), 'kubenode_controller_api_requests_total');
+  const verb = (m: string, v: string): number => counter(m, 'kubenode_controller_api_requests_total', (l) => l.includes(`verb="${v}"`));
   const byVerb = ['GET', 'LIST', 'POST', 'PUT', 'PATCH', 'DELETE'].map((v) => [v, verb(m1, v) - verb(m0, v)] as const).filter(([, n]) => n > 0).map(([v, n]) => `${v} ${n}`).join(', ');
 
   // The dead: Leases stop, Nodes go Unknown; the first step is the cordon operation's startTime.

@@ -11,9 +11,6 @@
 // Run: npm run bench:controller (5,000 then 1,000 machines), or after npm run build:
 //   node bench/controller.ts [machines=5000] [steadySeconds=60] [bakeMs=1000]
 // Run it twice (e.g. 1000 and 5000) to see how the overhead grows with machines.
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createKubeClient, loadKubeConfig } from '../src/kube/client.ts';
 import { createLogger } from '../src/log.ts';
@@ -21,25 +18,14 @@ import { Informer, type KubeObject } from '../src/watch/informer.ts';
 import { startCluster } from '../test/harness/cluster.ts';
 import { installCrds } from '../test/helpers/kube-objects.ts';
 import { ensureNamespace, must } from '../test/controller/helpers.ts';
+import { eachBounded } from '../src/util/parallel.ts';
+import { counter, pct, procStats as proc, startController } from './helpers.ts';
 
 const machines = Number(process.argv[2] ?? 5000);
 const steadySeconds = Number(process.argv[3] ?? 60);
 const bakeMs = Number(process.argv[4] ?? 1000);
-const CLI = resolve(import.meta.dirname, '../dist/kubenode-agent.cjs');
 const NS = 'kubenode-system';
 const log = createLogger('silent');
-
-async function parallel<T>(items: T[], n: number, fn: (x: T) => Promise<void>): Promise<void> {
-  let i = 0;
-  await Promise.all(Array.from({ length: n }, async () => {
-    while (i < items.length) await fn(items[i++] as T);
-  }));
-}
-
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(s.length * p))] ?? NaN;
-};
 
 /** A quantile from a Prometheus histogram's cumulative buckets (upper bound of the bucket it falls in). */
 function histogramQuantile(text: string, name: string, q: number): number {
@@ -57,16 +43,6 @@ function histogramQuantile(text: string, name: string, q: number): number {
   return buckets.find((b) => b[1] >= q * total)?.[0] ?? NaN;
 }
 
-const counter = (text: string, name: string, filter: (labels: string) => boolean = () => true): number =>
-  text.split('\n').filter((l) => l.startsWith(`${name}{`) && filter(l)).reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
-
-function proc(pid: number): { rssMiB: number; cpuSeconds: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  const ticks = Number(stat[11]) + Number(stat[12]);
-  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-  return { rssMiB: rss / 1024, cpuSeconds: ticks / 100 };
-}
-
 const cluster = await startCluster({ agents: 1, apiserverArgs: ['--max-requests-inflight=2000', '--max-mutating-requests-inflight=1000'] });
 try {
   await installCrds(cluster);
@@ -74,7 +50,7 @@ try {
   const t0 = Date.now();
   const names = Array.from({ length: machines }, (_, i) => `b-${String(i).padStart(5, '0')}`);
   const now = new Date().toISOString().replace('Z', '000Z');
-  await parallel(names, 32, async (name) => {
+  await eachBounded(names, 32, async (name) => {
     await must(cluster, 'POST', '/apis/kubenode.io/v1alpha1/machines', { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name, labels: { pool: 'bench' } }, spec: {} });
     const node = await must<Record<string, unknown>>(cluster, 'POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name } });
     await must(cluster, 'PUT', `/api/v1/nodes/${name}/status`, { ...node, status: { conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady', message: '', lastHeartbeatTime: now.slice(0, 19) + 'Z', lastTransitionTime: now.slice(0, 19) + 'Z' }] } });
@@ -108,16 +84,7 @@ try {
   mcs.start();
   await mcs.waitForSync();
 
-  const child = spawn(process.execPath, [CLI, 'controller', '--kubeconfig', cluster.adminKubeconfig, '--listen', '127.0.0.1:0', '--log-level', 'info', '--leader-elect', 'false'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const addr = await new Promise<string>((res) => {
-    let text = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      text += d;
-      const m = /"listen":"([^"]+)"/.exec(text);
-      if (m) res(m[1] as string);
-    });
-  });
-  const metrics = async (): Promise<string> => (await fetch(`http://${addr}/metrics`)).text();
+  const { child, metrics } = await startController(cluster.adminKubeconfig);
   const cpu0 = proc(child.pid as number);
   const m0 = await metrics();
   const start = Date.now();

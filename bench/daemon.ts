@@ -4,9 +4,10 @@
 // write probes) lands in the scratch root: the machine is not changed.
 // Run: node scripts/build.ts && node bench/daemon.ts [seconds=600] [binary=dist/kubenode-agent.cjs]
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { procStats } from './helpers.ts';
 
 const seconds = Number(process.argv[2] ?? 600);
 const target = process.argv[3] ?? 'dist/kubenode-agent.cjs';
@@ -17,12 +18,8 @@ symlinkSync('/var/log', path.join(root, 'var/log'));
 
 const argv = target.endsWith('.cjs') ? [process.execPath, target] : [target];
 const child = spawn(argv[0] as string, [...argv.slice(1), 'run', '--root', root, '--listen', '127.0.0.1:0', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
-const ticks = 100; // USER_HZ on Linux
-const cpuSeconds = (): number => {
-  const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / ticks;
-};
-const rssMb = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+const cpuSeconds = (): number => procStats(child.pid as number).cpuSeconds;
+const rssMb = (): number => procStats(child.pid as number).rssMiB;
 
 await new Promise((r) => setTimeout(r, 20_000));
 const startCpu = cpuSeconds();

@@ -10,17 +10,13 @@ import { createLogger } from '../src/log.ts';
 import { Informer, type KubeObject } from '../src/watch/informer.ts';
 import { startCluster, type Cluster } from '../test/harness/cluster.ts';
 import { agentKube, createMc, grantAgents, installCrd, patchMc } from '../test/watch/helpers.ts';
+import { pct } from './helpers.ts';
 
 const changes = Number(process.argv[2] ?? 200);
 const agents = Number(process.argv[3] ?? 100);
 const steadySeconds = Number(process.argv[4] ?? 60);
 const log = createLogger('silent');
 const resource = { group: 'kubenode.io', version: 'v1alpha1', plural: 'machinecomponents' };
-
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(s.length * p))] as number;
-};
 
 async function informer(cluster: Cluster, i: number, onRequest: () => void): Promise<Informer<KubeObject>> {
   const { kc, client } = await agentKube(cluster, i, { observe: onRequest });

@@ -10,8 +10,6 @@
 //                  the controller's REST requests by verb (its own counter), its peak RSS and CPU
 //                  seconds (/proc).
 // Run (after npm run build): node bench/machines.ts join | node bench/machines.ts import 1000
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { validateConfig } from '../src/config/load.ts';
@@ -27,40 +25,13 @@ import { TempRoot } from '../test/helpers/host-root.ts';
 import { grantAgentRbac, installCrds } from '../test/helpers/kube-objects.ts';
 import { makeSandbox, makeTar, sha256, startArtifactServer } from '../test/installers/helpers.ts';
 import { ensureNamespace, must, setNodeReady } from '../test/controller/helpers.ts';
+import { eachBounded } from '../src/util/parallel.ts';
+import { pct, procStats as proc, startController } from './helpers.ts';
 
-const CLI = path.resolve(import.meta.dirname, '../dist/kubenode-agent.cjs');
 const NS = 'kubenode-system';
 const MACHINES = '/apis/kubenode.io/v1alpha1/machines';
 const log = createLogger('silent');
 const mode = process.argv[2] ?? 'join';
-
-const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))] ?? NaN;
-
-function proc(pid: number): { hwmMiB: number; cpuSeconds: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  const hwm = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-  return { hwmMiB: hwm / 1024, cpuSeconds: (Number(stat[11]) + Number(stat[12])) / 100 };
-}
-
-async function startController(cluster: Cluster): Promise<{ child: ChildProcess; metrics: () => Promise<string> }> {
-  const child = spawn(process.execPath, [CLI, 'controller', '--kubeconfig', cluster.adminKubeconfig, '--listen', '127.0.0.1:0', '--log-level', 'info', '--leader-elect', 'false', '--workers', '8'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const addr = await new Promise<string>((res) => {
-    let text = '';
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-      text += d;
-      const m = /"listen":"([^"]+)"/.exec(text);
-      if (m) res(m[1] as string);
-    });
-  });
-  return { child, metrics: async () => (await fetch(`http://${addr}/metrics`)).text() };
-}
-
-async function parallel<T>(items: T[], n: number, fn: (x: T) => Promise<void>): Promise<void> {
-  let i = 0;
-  await Promise.all(Array.from({ length: n }, async () => {
-    while (i < items.length) await fn(items[i++] as T);
-  }));
-}
 
 async function lifecycle(cluster: Cluster, name: string): Promise<string | undefined> {
   return (await must<{ status?: { lifecycle?: string } }>(cluster, 'GET', `${MACHINES}/${name}`)).status?.lifecycle;
@@ -70,7 +41,7 @@ async function benchJoin(): Promise<void> {
   const cluster = await startCluster({ agents: 1, apiserverArgs: BOOTSTRAP_APISERVER_ARGS, controllerManager: { controllers: BOOTSTRAP_CONTROLLERS } });
   const artifacts = await startArtifactServer();
   const root = new TempRoot();
-  const { child } = await startController(cluster);
+  const { child } = await startController(cluster.adminKubeconfig, ['--workers', '8']);
   try {
     await installCrds(cluster);
     await grantAgentRbac(cluster);
@@ -130,16 +101,16 @@ async function benchImport(n: number): Promise<void> {
     await installCrds(cluster);
     await ensureNamespace(cluster, NS);
     const names = Array.from({ length: n }, (_, i) => `imp-${String(i).padStart(5, '0')}`);
-    await parallel(names, 32, async (name) => {
+    await eachBounded(names, 32, async (name) => {
       await must(cluster, 'POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name } });
       await setNodeReady(cluster, name, 'True');
     });
-    const { child, metrics } = await startController(cluster);
+    const { child, metrics } = await startController(cluster.adminKubeconfig, ['--workers', '8']);
     await sleep(3000);
     const before = proc(child.pid as number);
     const created = new Map<string, number>();
     const t0 = performance.now();
-    await parallel(names, 64, async (name) => {
+    await eachBounded(names, 64, async (name) => {
       created.set(name, performance.now());
       await must(cluster, 'POST', MACHINES, { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name }, spec: { labels: { 'kubenode.io/pool': 'bench' } } });
     });

@@ -26,6 +26,7 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { procStats } from './helpers.ts';
 
 const { values: opt } = parseArgs({
   options: {
@@ -118,14 +119,6 @@ async function generateKernLog(root: string, records: number): Promise<string> {
 
 // ---------------------------------------------------------------- processes
 
-const ticks = 100; // USER_HZ
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / ticks;
-}
-function statusMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -330,28 +323,28 @@ async function runOnce(subject: Subject, scenario: Scenario, input: { root: stri
     const slow = cg === undefined ? 1 : 60;
     await until(r, ready, 30_000 * slow, 2);
     const readyMs = performance.now() - t0;
-    const readyCpu = cpuSeconds(r.pid);
-    const readyRssMb = statusMb(r.pid, 'VmRSS');
+    const readyCpu = procStats(r.pid).cpuSeconds;
+    const readyRssMb = procStats(r.pid).rssMiB;
     if (scenario === 'idle' || scenario === 'idle-all') {
       if (cg !== undefined) {
         await r.stop();
         return { readyMs, readyCpu, readyRssMb, cpu: 0, rssMb: readyRssMb, hwmMb: readyRssMb, instructions: callgrindTotal(cg) };
       }
       if (!ONLY.has('idle')) {
-        return { readyMs, readyCpu, readyRssMb, cpu: 0, rssMb: readyRssMb, hwmMb: statusMb(r.pid, 'VmHWM') };
+        return { readyMs, readyCpu, readyRssMb, cpu: 0, rssMb: readyRssMb, hwmMb: procStats(r.pid).hwmMiB };
       }
       await new Promise((res) => setTimeout(res, 10_000));
-      const c0 = cpuSeconds(r.pid);
+      const c0 = procStats(r.pid).cpuSeconds;
       const w0 = performance.now();
       await new Promise((res) => setTimeout(res, IDLE_S * 1000));
-      const cpu = cpuSeconds(r.pid) - c0;
+      const cpu = procStats(r.pid).cpuSeconds - c0;
       const wall = (performance.now() - w0) / 1000;
-      return { readyMs, readyCpu, readyRssMb, cpu, share: cpu / wall, rssMb: statusMb(r.pid, 'VmRSS'), hwmMb: statusMb(r.pid, 'VmHWM') };
+      return { readyMs, readyCpu, readyRssMb, cpu, share: cpu / wall, rssMb: procStats(r.pid).rssMiB, hwmMb: procStats(r.pid).hwmMiB };
     }
     const want = expectedEvents(RECORDS);
     await until(r, (text) => counter(text, 'OOMKilling') >= want, 600_000 * slow, cg === undefined ? 50 : 500);
     const doneMs = performance.now() - t0;
-    const sample: Sample = { readyMs, readyCpu, readyRssMb, cpu: cpuSeconds(r.pid) - readyCpu, rssMb: statusMb(r.pid, 'VmRSS'), hwmMb: statusMb(r.pid, 'VmHWM'), doneMs };
+    const sample: Sample = { readyMs, readyCpu, readyRssMb, cpu: procStats(r.pid).cpuSeconds - readyCpu, rssMb: procStats(r.pid).rssMiB, hwmMb: procStats(r.pid).hwmMiB, doneMs };
     if (cg !== undefined) {
       await r.stop();
       sample.instructions = callgrindTotal(cg);

@@ -13,6 +13,7 @@ import { Controller } from '../src/controller/index.ts';
 import { startCluster, type Cluster } from '../test/harness/cluster.ts';
 import { installCrds } from '../test/helpers/kube-objects.ts';
 import { addMachine, ensureNamespace, must, SimulatedAgents, until } from '../test/controller/helpers.ts';
+import { procStats } from './helpers.ts';
 
 const N = Number(process.argv[2] ?? 4);
 const POLL = process.argv[3] ?? '1s';
@@ -26,7 +27,7 @@ const mgmt = clusters[0] as Cluster;
 const members = clusters.slice(1);
 const agents: SimulatedAgents[] = [];
 const controllers: Controller[] = [];
-const clusterRss = (c: Cluster): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${c.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+const clusterRss = (c: Cluster): number => procStats(c.pid as number).rssMiB * 2 ** 20;
 try {
   await installCrds(mgmt);
   await ensureNamespace(mgmt, NS);
@@ -55,9 +56,8 @@ try {
   });
   const pc = spawn(process.execPath, ['dist/kubenode-agent.cjs', 'controller', '--kubeconfig', mgmt.adminKubeconfig, '--listen', `127.0.0.1:${PORT}`, '--leader-elect', 'false', '--pipelines', '--pipeline-poll-interval', POLL, '--log-level', 'warn'], { stdio: 'inherit' });
   const stat = (): { cpu: number; hwm: number; rss: number } => {
-    const s = readFileSync(`/proc/${pc.pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    const st = readFileSync(`/proc/${pc.pid}/status`, 'utf8');
-    return { cpu: (Number(s[11]) + Number(s[12])) / 100, hwm: Number(/VmHWM:\s+(\d+)/.exec(st)?.[1]) * 1024, rss: Number(/VmRSS:\s+(\d+)/.exec(st)?.[1]) * 1024 };
+    const p = procStats(pc.pid as number);
+    return { cpu: p.cpuSeconds, hwm: p.hwmMiB * 2 ** 20, rss: p.rssMiB * 2 ** 20 };
   };
   const metrics = async (): Promise<{ mgmt: number; member: number }> => {
     const text = await (await fetch(`http://127.0.0.1:${PORT}/metrics`)).text();

@@ -9,8 +9,8 @@ import { createKubeApi } from '../src/remedies/kube-api.ts';
 import { startCluster } from '../test/harness/cluster.ts';
 import { createNode, must } from '../test/remedies/cluster-fixture.ts';
 import { grantAgentRbac, installCrds } from '../test/helpers/kube-objects.ts';
+import { pct } from './helpers.ts';
 
-const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))] as number;
 const fmt = (n: number): string => n.toFixed(1);
 
 console.log('## Blackout window evaluation (one window, a time outside it: the whole duration is scanned)');

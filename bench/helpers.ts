@@ -1,0 +1,54 @@
+// What the benchmarks share: the controller process started from the built CLI, a process's CPU
+// and memory from /proc, sums from a Prometheus scrape, and percentiles.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+const CLI = resolve(import.meta.dirname, '../dist/kubenode-agent.cjs');
+const USER_HZ = 100;
+
+export interface ControllerProcess {
+  child: ChildProcess;
+  pid: number;
+  /** The controller's own /metrics, scraped now. */
+  metrics: () => Promise<string>;
+}
+
+/**
+ * `kubenode-agent controller` (the built CLI) against kubeconfig, leader election off, listening on
+ * a free port; resolves once its log names the address it listens on. extraArgs go last.
+ */
+export async function startController(kubeconfig: string, extraArgs: readonly string[] = []): Promise<ControllerProcess> {
+  const child = spawn(process.execPath, [CLI, 'controller', '--kubeconfig', kubeconfig, '--listen', '127.0.0.1:0', '--log-level', 'info', '--leader-elect', 'false', ...extraArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const addr = await new Promise<string>((res, rej) => {
+    let text = '';
+    child.once('exit', (code, signal) => rej(new Error(`controller exited (${signal ?? code}) before it listened`)));
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+      text += d;
+      const m = /"listen":"([^"]+)"/.exec(text);
+      if (m) res(m[1] as string);
+    });
+  });
+  return { child, pid: child.pid as number, metrics: async () => (await fetch(`http://${addr}/metrics`)).text() };
+}
+
+/** A process's CPU seconds (user + system), resident and peak resident memory, from /proc. */
+export function procStats(pid: number): { cpuSeconds: number; rssMiB: number; hwmMiB: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  return { cpuSeconds: (Number(stat[11]) + Number(stat[12])) / USER_HZ, rssMiB: kib('VmRSS') / 1024, hwmMiB: kib('VmHWM') / 1024 };
+}
+
+/** The sum of every series of metric name in a Prometheus text scrape whose labels pass filter. */
+export const counter = (text: string, name: string, filter: (labels: string) => boolean = () => true): number =>
+  text
+    .split('\n')
+    .filter((l) => l.startsWith(`${name}{`) && filter(l))
+    .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+
+/** The p-quantile (0–1) of xs by rank; NaN when xs is empty. */
+export const pct = (xs: readonly number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(s.length * p))] ?? NaN;
+};
