@@ -47,17 +47,43 @@ const age: PrinterColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.cre
 /** `kubectl get kubenode` lists every kind. */
 const CATEGORIES = ['kubenode'] as const;
 
-export const kinds = {
+/** What differs from kind to kind; the rest of a KindDefinition follows from it in defineKinds. */
+interface KindRow {
+  shortName: string;
+  /** When lower-case kind + `s` is not the English plural. */
+  plural?: string;
+  spec: TSchema;
+  status: TSchema;
+  /** The printer columns before Age, which every kind ends with. */
+  columns: readonly PrinterColumn[];
+}
+
+/** Every kind is cluster-scoped, in the kubenode category, singular = lower-case kind. */
+function defineKinds<K extends string>(rows: Record<K, KindRow>): Record<K, KindDefinition> {
+  const out = {} as Record<K, KindDefinition>;
+  for (const kind of Object.keys(rows) as K[]) {
+    const row = rows[kind];
+    out[kind] = {
+      kind,
+      plural: row.plural ?? `${kind.toLowerCase()}s`,
+      singular: kind.toLowerCase(),
+      shortNames: [row.shortName],
+      scope: 'Cluster',
+      categories: CATEGORIES,
+      spec: row.spec,
+      status: row.status,
+      printerColumns: [...row.columns, age],
+    };
+  }
+  return out;
+}
+
+export const kinds = defineKinds({
   Machine: {
-    kind: 'Machine',
-    plural: 'machines',
-    singular: 'machine',
-    shortNames: ['knm'],
-    scope: 'Cluster',
-    categories: CATEGORIES,
+    shortName: 'knm',
     spec: MachineSpec,
     status: MachineStatus,
-    printerColumns: [
+    columns: [
       { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
       { name: 'Kernel', type: 'string', jsonPath: '.status.node.kernelVersion' },
       { name: 'Arch', type: 'string', jsonPath: '.status.node.architecture' },
@@ -68,19 +94,13 @@ export const kinds = {
       { name: 'CPUs', type: 'integer', jsonPath: '.status.node.cpus', priority: 1 },
       { name: 'GPUs', type: 'string', jsonPath: '.status.gpus[*].model', priority: 1 },
       { name: 'Heartbeat', type: 'date', jsonPath: '.status.lastHeartbeatTime', priority: 1 },
-      age,
     ],
   },
   MachineComponent: {
-    kind: 'MachineComponent',
-    plural: 'machinecomponents',
-    singular: 'machinecomponent',
-    shortNames: ['knmc'],
-    scope: 'Cluster',
-    categories: CATEGORIES,
+    shortName: 'knmc',
     spec: MachineComponentSpec,
     status: MachineComponentStatus,
-    printerColumns: [
+    columns: [
       { name: 'Machine', type: 'string', jsonPath: '.metadata.labels.kubenode\\.io/machine' },
       { name: 'Component', type: 'string', jsonPath: '.spec.component' },
       { name: 'Desired', type: 'string', jsonPath: '.spec.version' },
@@ -88,19 +108,13 @@ export const kinds = {
       { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
       { name: 'Source', type: 'string', jsonPath: '.spec.source.type', priority: 1 },
       { name: 'Error', type: 'string', jsonPath: '.status.lastError', priority: 1 },
-      age,
     ],
   },
   MachineComponentSet: {
-    kind: 'MachineComponentSet',
-    plural: 'machinecomponentsets',
-    singular: 'machinecomponentset',
-    shortNames: ['knmcs'],
-    scope: 'Cluster',
-    categories: CATEGORIES,
+    shortName: 'knmcs',
     spec: MachineComponentSetSpec,
     status: MachineComponentSetStatus,
-    printerColumns: [
+    columns: [
       { name: 'Component', type: 'string', jsonPath: '.spec.template.spec.component' },
       { name: 'Version', type: 'string', jsonPath: '.spec.template.spec.version' },
       { name: 'Revision', type: 'string', jsonPath: '.status.updateRevision' },
@@ -112,37 +126,25 @@ export const kinds = {
       { name: 'Failed', type: 'integer', jsonPath: '.status.failed', priority: 1 },
       { name: 'Reason', type: 'string', jsonPath: '.status.pausedReason', priority: 1 },
       { name: 'Paused', type: 'boolean', jsonPath: '.spec.paused', priority: 1 },
-      age,
     ],
   },
   NodeRemedier: {
-    kind: 'NodeRemedier',
-    plural: 'noderemediers',
-    singular: 'noderemedier',
-    shortNames: ['knnr'],
-    scope: 'Cluster',
-    categories: CATEGORIES,
+    shortName: 'knnr',
     spec: NodeRemedierSpec,
     status: NodeRemedierStatus,
-    printerColumns: [
+    columns: [
       { name: 'Rules', type: 'string', jsonPath: '.spec.rules[*].name' },
       { name: 'Nodes', type: 'integer', jsonPath: '.status.matchedNodes' },
       { name: 'Active', type: 'integer', jsonPath: '.status.activeOperations' },
       { name: 'Paused', type: 'boolean', jsonPath: '.spec.paused' },
       { name: 'DryRun', type: 'boolean', jsonPath: '.spec.dryRun', priority: 1 },
-      age,
     ],
   },
   RemedyOperation: {
-    kind: 'RemedyOperation',
-    plural: 'remedyoperations',
-    singular: 'remedyoperation',
-    shortNames: ['knro'],
-    scope: 'Cluster',
-    categories: CATEGORIES,
+    shortName: 'knro',
     spec: RemedyOperationSpec,
     status: RemedyOperationStatus,
-    printerColumns: [
+    columns: [
       { name: 'Node', type: 'string', jsonPath: '.spec.node' },
       { name: 'Reason', type: 'string', jsonPath: '.spec.problem.reason' },
       { name: 'Action', type: 'string', jsonPath: '.spec.action' },
@@ -152,51 +154,34 @@ export const kinds = {
       { name: 'Result', type: 'string', jsonPath: '.status.result' },
       { name: 'Gate', type: 'string', jsonPath: '.status.gate.gate', priority: 1 },
       { name: 'Attempts', type: 'integer', jsonPath: '.status.attempts', priority: 1 },
-      age,
     ],
   },
   RiskPolicy: {
-    kind: 'RiskPolicy',
+    shortName: 'knrp',
     plural: 'riskpolicies',
-    singular: 'riskpolicy',
-    shortNames: ['knrp'],
-    scope: 'Cluster',
-    categories: CATEGORIES,
     spec: RiskPolicySpec,
     status: RiskPolicyStatus,
-    printerColumns: [
+    columns: [
       { name: 'MaxInFlight', type: 'integer', jsonPath: '.spec.maxInFlight' },
       { name: 'Holders', type: 'string', jsonPath: '.status.permits[*].holder', description: 'Nodes with permit entries, held or still counting for maxPerWindow' },
       { name: 'Breaker', type: 'string', jsonPath: '.status.circuitBreaker.state' },
       { name: 'Paused', type: 'boolean', jsonPath: '.spec.paused' },
       { name: 'MinHealthy', type: 'number', jsonPath: '.spec.minHealthyShare', priority: 1 },
-      age,
     ],
   },
   ReleasePipeline: {
-    kind: 'ReleasePipeline',
-    plural: 'releasepipelines',
-    singular: 'releasepipeline',
-    shortNames: ['knpl'],
-    scope: 'Cluster',
-    categories: CATEGORIES,
+    shortName: 'knpl',
     spec: ReleasePipelineSpec,
     status: ReleasePipelineStatus,
-    printerColumns: [
+    columns: [
       { name: 'Stages', type: 'string', jsonPath: '.spec.stages[*].name' },
-      age,
     ],
   },
   Release: {
-    kind: 'Release',
-    plural: 'releases',
-    singular: 'release',
-    shortNames: ['knrel'],
-    scope: 'Cluster',
-    categories: CATEGORIES,
+    shortName: 'knrel',
     spec: ReleaseSpec,
     status: ReleaseStatus,
-    printerColumns: [
+    columns: [
       { name: 'Pipeline', type: 'string', jsonPath: '.spec.pipeline' },
       { name: 'Set', type: 'string', jsonPath: '.spec.componentSet' },
       { name: 'Version', type: 'string', jsonPath: '.spec.template.spec.version' },
@@ -204,26 +189,19 @@ export const kinds = {
       { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
       { name: 'State', type: 'string', jsonPath: '.spec.state', priority: 1 },
       { name: 'Message', type: 'string', jsonPath: '.status.message', priority: 1 },
-      age,
     ],
   },
   ReleaseApproval: {
-    kind: 'ReleaseApproval',
-    plural: 'releaseapprovals',
-    singular: 'releaseapproval',
-    shortNames: ['knra'],
-    scope: 'Cluster',
-    categories: CATEGORIES,
+    shortName: 'knra',
     spec: ReleaseApprovalSpec,
     status: ReleaseApprovalStatus,
-    printerColumns: [
+    columns: [
       { name: 'Release', type: 'string', jsonPath: '.spec.release' },
       { name: 'Stage', type: 'string', jsonPath: '.spec.stage' },
       { name: 'Approved', type: 'boolean', jsonPath: '.spec.approved' },
       { name: 'By', type: 'string', jsonPath: '.spec.approvedBy' },
-      age,
     ],
   },
-} as const satisfies Record<string, KindDefinition>;
+});
 
 export type KindName = keyof typeof kinds;
