@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { deviceWakeup, LOG_CHUNK_BYTES, openFileLog, type LogReader } from '../../src/host/log-follow.ts';
+import { skipOutsideCi } from '../helpers/prerequisites.ts';
 
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -128,7 +129,7 @@ test('the shared record-device wait wakes on a new record (a FIFO stands in for 
 // /dev/kmsg cannot be created here, but /dev/ptmx reads as it does where it matters: a character
 // device, each open independent, EAGAIN on a non-blocking read with nothing to hand out, and a
 // blocking read that never returns. A worker stuck in such a read keeps Node from exiting.
-test('a reader of a silent record device (/dev/ptmx under the root as dev/kmsg) lets its process exit', { skip: !existsSync('/dev/ptmx') && 'no /dev/ptmx' }, () => {
+test('a reader of a silent record device (/dev/ptmx under the root as dev/kmsg) lets its process exit', { skip: skipOutsideCi(existsSync('/dev/ptmx') ? undefined : 'no /dev/ptmx') }, () => {
   const root = scratch();
   mkdirSync(path.join(root, 'dev'));
   symlinkSync('/dev/ptmx', path.join(root, 'dev/kmsg'));

@@ -5,7 +5,8 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { agent, componentManifest, makeSandbox, hasTool, readJson, sha256, startArtifactServer, tempDir, withMarkHook, writeConfig, writeManifest, type ArtifactServer } from './helpers.ts';
+import { agent, componentManifest, makeSandbox, readJson, sha256, startArtifactServer, tempDir, withMarkHook, writeConfig, writeManifest, type ArtifactServer } from './helpers.ts';
+import { missingTools, skipOutsideCi } from '../helpers/prerequisites.ts';
 
 const script = (version: string, healthy: boolean): string =>
   `#!/bin/sh\nif [ "$1" = --version ]; then echo "kn-demo ${version}"; exit 0; fi\nif [ "$1" = --health ]; then ${healthy ? 'exit 0' : `echo "kn-demo ${version} is broken" >&2; exit 1`}; fi\n`;
@@ -77,8 +78,8 @@ const kinds: Kind[] = [
 ];
 
 for (const kind of kinds) {
-  const missing = kind.tools.filter((t) => !hasTool(t));
-  describe(`${kind.type} component: install, no-op, upgrade, downgrade, rollback on a failing health check`, { skip: missing.length > 0 ? `missing ${missing.join(', ')} (apt-get install rpm; dpkg-deb comes with dpkg)` : false }, () => {
+  const skip = skipOutsideCi(missingTools(kind.tools, 'apt-get install rpm; dpkg-deb comes with dpkg'));
+  describe(`${kind.type} component: install, no-op, upgrade, downgrade, rollback on a failing health check`, { skip }, () => {
     let server: ArtifactServer;
     let root: string;
     let manifests: string;

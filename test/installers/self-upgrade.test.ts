@@ -9,7 +9,8 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
-import { hasTool, readJson, sha256, startArtifactServer, tempDir, type ArtifactServer } from './helpers.ts';
+import { readJson, sha256, startArtifactServer, tempDir, type ArtifactServer } from './helpers.ts';
+import { missingTools, skipOutsideCi } from '../helpers/prerequisites.ts';
 import { agentPackage, makeSelfSandbox, stopSandboxUnits, type PackageType, type SelfSandbox } from './self-sandbox.ts';
 
 const UNIT = 'kubenode-agent-self-upgrade.service';
@@ -37,8 +38,8 @@ const kinds: { type: PackageType; tools: string[] }[] = [
 ];
 
 for (const kind of kinds) {
-  const missing = kind.tools.filter((t) => !hasTool(t));
-  describe(`the agent upgrades itself (${kind.type})`, { skip: missing.length > 0 ? `missing ${missing.join(', ')}` : false }, () => {
+  const skip = skipOutsideCi(missingTools(kind.tools, 'apt-get install dpkg rpm'));
+  describe(`the agent upgrades itself (${kind.type})`, { skip }, () => {
     let server: ArtifactServer;
     let box: SelfSandbox;
     const packages = new Map<string, Buffer>();
