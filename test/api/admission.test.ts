@@ -6,12 +6,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startCluster, type ApiResponse, type Cluster } from '../harness/cluster.ts';
 import { applyDir, goodObjects, installCrds } from '../helpers/kube-objects.ts';
+import { KUBENODE_API, MERGE_PATCH, NODE_LEASES_PATH } from '../helpers/kube-api.ts';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-const API = '/apis/kubenode.io/v1alpha1';
-const LEASES = '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases';
-const MERGE = { 'content-type': 'application/merge-patch+json' };
 const POLICY = /ValidatingAdmissionPolicy 'kubenode-agent-restriction'/;
 const NOW = '2025-06-01T12:00:00Z';
 const LATER = '2025-06-01T12:15:00Z';
@@ -42,7 +40,7 @@ function lease(node: string, holder = node): Obj {
 }
 
 async function riskPolicy(): Promise<Obj> {
-  return json(admin('GET', `${API}/riskpolicies/fleet`));
+  return json(admin('GET', `${KUBENODE_API}/riskpolicies/fleet`));
 }
 
 async function putPolicyStatus(t: string, mutate: (status: Obj) => void): Promise<ApiResponse> {
@@ -50,7 +48,7 @@ async function putPolicyStatus(t: string, mutate: (status: Obj) => void): Promis
   rp.status ??= {};
   rp.status.permits ??= [];
   mutate(rp.status);
-  return cluster.request('PUT', `${API}/riskpolicies/fleet/status`, { token: t, body: rp });
+  return cluster.request('PUT', `${KUBENODE_API}/riskpolicies/fleet/status`, { token: t, body: rp });
 }
 
 interface ConfinedOp {
@@ -67,7 +65,7 @@ const confined: ConfinedOp[] = [
     run: (t, node) =>
       cluster.request('PATCH', `/api/v1/nodes/${node}/status`, {
         token: t,
-        headers: MERGE,
+        headers: MERGE_PATCH,
         body: { status: { conditions: [{ type: 'KernelDeadlock', status: 'False', reason: 'KernelHasNoDeadlock', message: 'ok', lastHeartbeatTime: NOW, lastTransitionTime: NOW }] } },
       }),
   },
@@ -77,22 +75,22 @@ const confined: ConfinedOp[] = [
     run: (t, node) =>
       cluster.request('PATCH', `/api/v1/nodes/${node}`, {
         token: t,
-        headers: MERGE,
+        headers: MERGE_PATCH,
         body: { spec: { unschedulable: true, taints: [{ key: 'kubenode.io/remedy', effect: 'NoSchedule' }] } },
       }),
   },
   {
     name: 'label the Node',
     ok: 200,
-    run: (t, node) => cluster.request('PATCH', `/api/v1/nodes/${node}`, { token: t, headers: MERGE, body: { metadata: { labels: { 'kubenode.io/pool': `p${++counter}` } } } }),
+    run: (t, node) => cluster.request('PATCH', `/api/v1/nodes/${node}`, { token: t, headers: MERGE_PATCH, body: { metadata: { labels: { 'kubenode.io/pool': `p${++counter}` } } } }),
   },
   {
     name: 'write Machine status',
     ok: 200,
     run: (t, node) =>
-      cluster.request('PATCH', `${API}/machines/${node}/status`, {
+      cluster.request('PATCH', `${KUBENODE_API}/machines/${node}/status`, {
         token: t,
-        headers: MERGE,
+        headers: MERGE_PATCH,
         body: { status: { phase: 'Ready', agentVersion: '0.1.0', lastHeartbeatTime: NOW } },
       }),
   },
@@ -100,9 +98,9 @@ const confined: ConfinedOp[] = [
     name: 'write MachineComponent status',
     ok: 200,
     run: (t, node) =>
-      cluster.request('PATCH', `${API}/machinecomponents/${node}-node-exporter/status`, {
+      cluster.request('PATCH', `${KUBENODE_API}/machinecomponents/${node}-node-exporter/status`, {
         token: t,
-        headers: MERGE,
+        headers: MERGE_PATCH,
         body: { status: { phase: 'Installed', installedVersion: '1.8.2', observedGeneration: 1 } },
       }),
   },
@@ -110,18 +108,18 @@ const confined: ConfinedOp[] = [
     name: 'create its Lease',
     ok: 201,
     run: async (t, node) => {
-      await admin('DELETE', `${LEASES}/kubenode-agent-${node}`);
-      return cluster.request('POST', LEASES, { token: t, body: lease(node) });
+      await admin('DELETE', `${NODE_LEASES_PATH}/kubenode-agent-${node}`);
+      return cluster.request('POST', NODE_LEASES_PATH, { token: t, body: lease(node) });
     },
   },
   {
     name: 'renew its Lease',
     ok: 200,
     run: async (t, node) => {
-      const current = await admin('GET', `${LEASES}/kubenode-agent-${node}`);
-      const obj = current.status === 200 ? (JSON.parse(current.body) as Obj) : await json(admin('POST', LEASES, lease(node)), 201);
+      const current = await admin('GET', `${NODE_LEASES_PATH}/kubenode-agent-${node}`);
+      const obj = current.status === 200 ? (JSON.parse(current.body) as Obj) : await json(admin('POST', NODE_LEASES_PATH, lease(node)), 201);
       obj.spec.renewTime = `2025-06-01T12:00:${String(++counter % 60).padStart(2, '0')}.000000Z`;
-      return cluster.request('PUT', `${LEASES}/kubenode-agent-${node}`, { token: t, body: obj });
+      return cluster.request('PUT', `${NODE_LEASES_PATH}/kubenode-agent-${node}`, { token: t, body: obj });
     },
   },
   {
@@ -130,16 +128,16 @@ const confined: ConfinedOp[] = [
     run: (t, node) => {
       const op = goodObjects(node).remedyoperations as Obj;
       op.metadata.name = `${node}-op-${++counter}`;
-      return cluster.request('POST', `${API}/remedyoperations`, { token: t, body: op });
+      return cluster.request('POST', `${KUBENODE_API}/remedyoperations`, { token: t, body: op });
     },
   },
   {
     name: 'write RemedyOperation status',
     ok: 200,
     run: (t, node) =>
-      cluster.request('PATCH', `${API}/remedyoperations/${node}-runtime-down-1/status`, {
+      cluster.request('PATCH', `${KUBENODE_API}/remedyoperations/${node}-runtime-down-1/status`, {
         token: t,
-        headers: MERGE,
+        headers: MERGE_PATCH,
         body: { status: { phase: 'Denied', gate: { allowed: false, gate: 'policy', policy: 'fleet', reasons: ['maxInFlight 2 reached'], decidedAt: NOW }, endTime: NOW } },
       }),
   },
@@ -190,9 +188,9 @@ describe('agent RBAC and admission policy on a real apiserver', () => {
     for (const node of ['node-0', 'node-1', 'node-2']) {
       await json(admin('POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: node, labels: { 'node-role.kubernetes.io/worker': '' } }}), 201);
       const objs = goodObjects(node);
-      for (const plural of ['machines', 'machinecomponents', 'remedyoperations']) await json(admin('POST', `${API}/${plural}`, objs[plural]), 201);
+      for (const plural of ['machines', 'machinecomponents', 'remedyoperations']) await json(admin('POST', `${KUBENODE_API}/${plural}`, objs[plural]), 201);
     }
-    await json(admin('POST', `${API}/riskpolicies`, goodObjects().riskpolicies), 201);
+    await json(admin('POST', `${KUBENODE_API}/riskpolicies`, goodObjects().riskpolicies), 201);
     // A policy takes effect once the apiserver has compiled it and seen its binding; wait for
     // the first refusal by name instead of guessing a delay.
     for (let i = 0; ; i++) {
@@ -245,22 +243,22 @@ describe('agent RBAC and admission policy on a real apiserver', () => {
     {
       name: 'set its own Node podCIDR (the node IPAM controller owns it)',
       by: 'policy',
-      run: () => cluster.request('PATCH', '/api/v1/nodes/node-0', { token: token(0), headers: MERGE, body: { spec: { podCIDR: '10.9.0.0/24' } } }),
+      run: () => cluster.request('PATCH', '/api/v1/nodes/node-0', { token: token(0), headers: MERGE_PATCH, body: { spec: { podCIDR: '10.9.0.0/24' } } }),
     },
     {
       name: 'set its own Node providerID',
       by: 'policy',
-      run: () => cluster.request('PATCH', '/api/v1/nodes/node-0', { token: token(0), headers: MERGE, body: { spec: { providerID: 'aws:///us-east-1a/i-0' } } }),
+      run: () => cluster.request('PATCH', '/api/v1/nodes/node-0', { token: token(0), headers: MERGE_PATCH, body: { spec: { providerID: 'aws:///us-east-1a/i-0' } } }),
     },
     {
       name: 'remove a node-role label from its own Node',
       by: 'policy',
-      run: () => cluster.request('PATCH', '/api/v1/nodes/node-0', { token: token(0), headers: MERGE, body: { metadata: { labels: { 'node-role.kubernetes.io/worker': null } } } }),
+      run: () => cluster.request('PATCH', '/api/v1/nodes/node-0', { token: token(0), headers: MERGE_PATCH, body: { metadata: { labels: { 'node-role.kubernetes.io/worker': null } } } }),
     },
     {
       name: 'add a node-restriction label to its own Node',
       by: 'policy',
-      run: () => cluster.request('PATCH', '/api/v1/nodes/node-0', { token: token(0), headers: MERGE, body: { metadata: { labels: { 'node-restriction.kubernetes.io/trusted': 'yes' } } } }),
+      run: () => cluster.request('PATCH', '/api/v1/nodes/node-0', { token: token(0), headers: MERGE_PATCH, body: { metadata: { labels: { 'node-restriction.kubernetes.io/trusted': 'yes' } } } }),
     },
     {
       name: 'an Event about another node',
@@ -276,11 +274,11 @@ describe('agent RBAC and admission policy on a real apiserver', () => {
       by: 'rbac',
       run: () => cluster.request('POST', '/apis/coordination.k8s.io/v1/namespaces/default/leases', { token: token(0), body: { ...lease('node-0'), metadata: { name: 'kubenode-agent-node-0', namespace: 'default' } } }),
     },
-    { name: 'delete its Machine', by: 'rbac', run: () => cluster.request('DELETE', `${API}/machines/node-0`, { token: token(0) }) },
-    { name: 'create a Machine', by: 'rbac', run: () => cluster.request('POST', `${API}/machines`, { token: token(0), body: { ...goodObjects('node-9').machines } }) },
-    { name: 'change its Machine spec', by: 'rbac', run: () => cluster.request('PATCH', `${API}/machines/node-0`, { token: token(0), headers: MERGE, body: { spec: { paused: true } } }) },
-    { name: 'change RiskPolicy spec', by: 'rbac', run: () => cluster.request('PATCH', `${API}/riskpolicies/fleet`, { token: token(0), headers: MERGE, body: { spec: { maxInFlight: 100 } } }) },
-    { name: 'patch RiskPolicy status (no resourceVersion guard)', by: 'rbac', run: () => cluster.request('PATCH', `${API}/riskpolicies/fleet/status`, { token: token(0), headers: MERGE, body: { status: {} } }) },
+    { name: 'delete its Machine', by: 'rbac', run: () => cluster.request('DELETE', `${KUBENODE_API}/machines/node-0`, { token: token(0) }) },
+    { name: 'create a Machine', by: 'rbac', run: () => cluster.request('POST', `${KUBENODE_API}/machines`, { token: token(0), body: { ...goodObjects('node-9').machines } }) },
+    { name: 'change its Machine spec', by: 'rbac', run: () => cluster.request('PATCH', `${KUBENODE_API}/machines/node-0`, { token: token(0), headers: MERGE_PATCH, body: { spec: { paused: true } } }) },
+    { name: 'change RiskPolicy spec', by: 'rbac', run: () => cluster.request('PATCH', `${KUBENODE_API}/riskpolicies/fleet`, { token: token(0), headers: MERGE_PATCH, body: { spec: { maxInFlight: 100 } } }) },
+    { name: 'patch RiskPolicy status (no resourceVersion guard)', by: 'rbac', run: () => cluster.request('PATCH', `${KUBENODE_API}/riskpolicies/fleet/status`, { token: token(0), headers: MERGE_PATCH, body: { status: {} } }) },
     { name: 'delete a Node', by: 'rbac', run: () => cluster.request('DELETE', '/api/v1/nodes/node-0', { token: token(0) }) },
     { name: 'read Secrets', by: 'rbac', run: () => cluster.request('GET', '/api/v1/namespaces/default/secrets', { token: token(0) }) },
   ];
@@ -310,7 +308,7 @@ describe('agent RBAC and admission policy on a real apiserver', () => {
       const copy = structuredClone(base);
       copy.status ??= {};
       copy.status.permits = [...(copy.status.permits ?? []), { holder: `node-${i}`, operation: `race-${i}`, acquiredAt: NOW, expiresAt: LATER }];
-      return cluster.request('PUT', `${API}/riskpolicies/fleet/status`, { token: token(i), body: copy });
+      return cluster.request('PUT', `${KUBENODE_API}/riskpolicies/fleet/status`, { token: token(i), body: copy });
     };
     const first = await take(1);
     const second = await take(2);
@@ -335,7 +333,7 @@ describe('agent RBAC and admission policy on a real apiserver', () => {
   });
 
   test('reads are not confined: an agent can get another node’s Machine (documented gap)', async () => {
-    const r = await cluster.request('GET', `${API}/machines/node-1`, { token: token(0) });
+    const r = await cluster.request('GET', `${KUBENODE_API}/machines/node-1`, { token: token(0) });
     assert.equal(r.status, 200, r.body);
   });
 });

@@ -11,8 +11,10 @@ import { UNINSTALL_FINALIZER } from '../../src/api/common.ts';
 import { createKubeClient, loadKubeConfig, type KubeClient } from '../../src/kube/client.ts';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
 import { installCrds } from '../helpers/kube-objects.ts';
+import { MC_PATH, MCS_PATH, MERGE_PATCH } from '../helpers/kube-api.ts';
 
 export { until } from '../watch/helpers.ts';
+export { MCS_PATH } from '../helpers/kube-api.ts';
 
 export async function adminKube(cluster: Cluster, server?: string): Promise<{ kc: KubeConfig; client: KubeClient }> {
   const kc = await loadKubeConfig({ kubeconfig: cluster.adminKubeconfig });
@@ -35,11 +37,9 @@ export async function ensureNamespace(cluster: Cluster, name: string): Promise<v
   await must(cluster, 'POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } }, [201, 409]);
 }
 
-const MC_PATH = '/apis/kubenode.io/v1alpha1/machinecomponents';
-export const MCS_PATH = '/apis/kubenode.io/v1alpha1/machinecomponentsets';
 
 export async function patchSet(cluster: Cluster, name: string, patch: unknown): Promise<void> {
-  const r = await cluster.request('PATCH', `${MCS_PATH}/${name}`, { body: patch, headers: { 'content-type': 'application/merge-patch+json' } });
+  const r = await cluster.request('PATCH', `${MCS_PATH}/${name}`, { body: patch, headers: MERGE_PATCH });
   if (r.status !== 200) throw new Error(`PATCH ${name}: ${r.status} ${r.body.slice(0, 400)}`);
 }
 
@@ -78,7 +78,7 @@ export async function renewLease(cluster: Cluster, machine: string, durationSeco
 export async function setNodeReady(cluster: Cluster, name: string, status: 'True' | 'False'): Promise<void> {
   const now = new Date(Math.ceil(Date.now() / 1000) * 1000).toISOString().replace('.000Z', 'Z');
   const body = { status: { conditions: [{ type: 'Ready', status, reason: status === 'True' ? 'KubeletReady' : 'KubeletNotReady', message: '', lastHeartbeatTime: now, lastTransitionTime: now }] } };
-  const r = await cluster.request('PATCH', `/api/v1/nodes/${name}/status`, { body, headers: { 'content-type': 'application/merge-patch+json' } });
+  const r = await cluster.request('PATCH', `/api/v1/nodes/${name}/status`, { body, headers: MERGE_PATCH });
   if (r.status !== 200) throw new Error(`PATCH /api/v1/nodes/${name}/status: ${r.status} ${r.body.slice(0, 600)}`);
 }
 
@@ -119,7 +119,7 @@ export class SimulatedAgents {
       if (meta.deletionTimestamp !== undefined) {
         // Uninstalled at once; the real agent lifts the finalizer the same way (installers/kube-source.ts).
         if (meta.finalizers?.includes(UNINSTALL_FINALIZER) === true) {
-          const r = await this.#cluster.request('PATCH', `${MC_PATH}/${mc.metadata.name}`, { body: { metadata: { finalizers: meta.finalizers.filter((f) => f !== UNINSTALL_FINALIZER) } }, headers: { 'content-type': 'application/merge-patch+json' } });
+          const r = await this.#cluster.request('PATCH', `${MC_PATH}/${mc.metadata.name}`, { body: { metadata: { finalizers: meta.finalizers.filter((f) => f !== UNINSTALL_FINALIZER) } }, headers: MERGE_PATCH });
           if (r.status === 200) this.writes += 1;
         }
         continue;

@@ -9,11 +9,13 @@ import { parseAllDocuments } from 'yaml';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { createKubeClient, loadKubeConfig, type KubeClient, type KubeClientOptions } from '../../src/kube/client.ts';
 import type { Cluster } from '../harness/cluster.ts';
+import { MC_PATH } from '../helpers/kube-api.ts';
+
+export { MC_PATH };
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 export const CRD_FILE = path.join(REPO, 'deploy/crds/machinecomponents.kubenode.io.yaml');
 const RBAC_DIR = path.join(REPO, 'deploy/rbac');
-export const MC_PATH = '/apis/kubenode.io/v1alpha1/machinecomponents';
 
 /** Waits (bounded) for a condition; the assertion is on the state reached, not on the time taken. */
 export async function until(what: string, cond: () => boolean | Promise<boolean>, limitMs = 30_000): Promise<void> {

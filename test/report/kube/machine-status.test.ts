@@ -11,12 +11,12 @@ import { startCluster, type Cluster } from '../../harness/cluster.ts';
 import { FakeClock } from '../../helpers/fake-clock.ts';
 import type { TempRoot } from '../../helpers/host-root.ts';
 import { installCrds } from '../../helpers/kube-objects.ts';
+import { MACHINES_PATH, MERGE_PATCH } from '../../helpers/kube-api.ts';
 import { quietLog, waitAllowed } from './helpers.ts';
 import { gpuFpgaRoot } from './machine-host.ts';
 import { createNode } from './rbac.ts';
 import { grantAgentRbac } from '../../helpers/kube-objects.ts';
 
-const MACHINES = '/apis/kubenode.io/v1alpha1/machines';
 
 describe('Machine status (real apiserver, generated CRDs)', () => {
   let cluster: Cluster;
@@ -30,10 +30,10 @@ describe('Machine status (real apiserver, generated CRDs)', () => {
     await grantAgentRbac(cluster);
     for (const i of [0, 1]) {
       await createNode(cluster, `node-${i}`);
-      const res = await cluster.request('POST', MACHINES, { body: { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name: `node-${i}` }, spec: {} } });
+      const res = await cluster.request('POST', MACHINES_PATH, { body: { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name: `node-${i}` }, spec: {} } });
       assert.equal(res.status, 201, res.body);
     }
-    await waitAllowed(cluster, 0, `${MACHINES}/node-0/status`);
+    await waitAllowed(cluster, 0, `${MACHINES_PATH}/node-0/status`);
   });
   after(async () => {
     await Promise.all(reporters.map((r) => r.stop()));
@@ -51,7 +51,7 @@ describe('Machine status (real apiserver, generated CRDs)', () => {
   }
 
   async function machine(name: string): Promise<Machine> {
-    const res = await cluster.request('GET', `${MACHINES}/${name}`);
+    const res = await cluster.request('GET', `${MACHINES_PATH}/${name}`);
     assert.equal(res.status, 200, res.body);
     return JSON.parse(res.body) as Machine;
   }
@@ -100,8 +100,8 @@ describe('Machine status (real apiserver, generated CRDs)', () => {
 
   test('other writers\' status fields and condition types survive our server-side apply', async () => {
     // The installers (another field manager) own components and a condition type.
-    const other = await cluster.request('PATCH', `${MACHINES}/node-1/status?fieldManager=installers`, {
-      headers: { 'content-type': 'application/merge-patch+json' },
+    const other = await cluster.request('PATCH', `${MACHINES_PATH}/node-1/status?fieldManager=installers`, {
+      headers: MERGE_PATCH,
       body: { status: { phase: 'Reconciling', components: [{ name: 'kubelet', version: '1.34.4', phase: 'Installed' }], conditions: [{ type: 'ComponentsReady', status: 'True', reason: 'AllInstalled', message: '', lastTransitionTime: '2026-06-01T00:00:00Z' }] } },
     });
     assert.equal(other.status, 200, other.body);
