@@ -328,7 +328,7 @@ export class Daemon {
     const host = this.#host as Host;
     const store = this.#store as ConditionStore;
     const byName = new Map(instances.map((i) => [i.name, i]));
-    this.#metrics.loadNpdMonitors(instances.flatMap((i) => (i.metricsReporting && i.problems !== undefined ? [i.problems] : [])));
+    this.#metrics.loadNpdMonitors(instances.flatMap((i) => (i.metricsReporting && i.problems !== undefined ? [{ detector: i.name, problems: i.problems }] : [])));
     const scheduler = new Scheduler({
       maxConcurrent,
       clock: host.clock,

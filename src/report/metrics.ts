@@ -104,16 +104,28 @@ export class AgentMetrics {
   observeEvents(detector: string, events: readonly ProblemEvent[]): void {
     for (const event of events) {
       if (event.severity !== 'warn') continue;
+      this.#own(`counter\0${event.reason}`, detector);
       this.#problemCounter.inc({ reason: event.reason });
       this.#problemEvents.inc({ detector, reason: event.reason });
     }
   }
 
-  /** problem_gauge series set so far, so pre-creating one never resets a value already reported. */
-  readonly #gaugeSeries = new Set<string>();
+  /**
+   * NPD's series (`counter\0reason`, `gauge\0type\0reason`) → the detectors that raised them or
+   * whose monitor's rules pre-created them. problem_* sum over detectors, so a series leaves the
+   * scrape when a reload drops the last of its detectors (retainDetectors), not before. A gauge
+   * series present here is never reset by pre-creating it again.
+   */
+  readonly #owners = new Map<string, Set<string>>();
 
-  #setGauge(type: string, reason: string, value: number): void {
-    this.#gaugeSeries.add(`${type}\0${reason}`);
+  #own(key: string, detector: string): void {
+    let owners = this.#owners.get(key);
+    if (owners === undefined) this.#owners.set(key, (owners = new Set()));
+    owners.add(detector);
+  }
+
+  #setGauge(detector: string, type: string, reason: string, value: number): void {
+    this.#own(`gauge\0${type}\0${reason}`, detector);
     this.#problemGauge.set({ type, reason }, value);
   }
 
@@ -124,7 +136,7 @@ export class AgentMetrics {
    * for every permanent rule, so queries see the series before the first problem. Existing values
    * are kept (a reload).
    */
-  loadNpdMonitors(monitors: readonly (readonly NpdProblem[])[]): void {
+  loadNpdMonitors(monitors: readonly { detector: string; problems: readonly NpdProblem[] }[]): void {
     const wanted = monitors.length > 0;
     if (wanted !== this.#npdExported) {
       for (const [name, metric] of [['problem_counter', this.#problemCounter], ['problem_gauge', this.#problemGauge]] as const) {
@@ -133,25 +145,39 @@ export class AgentMetrics {
       }
       this.#npdExported = wanted;
     }
-    for (const { reason, condition } of monitors.flat()) {
-      this.#problemCounter.inc({ reason }, 0);
-      if (condition !== undefined && !this.#gaugeSeries.has(`${condition}\0${reason}`)) this.#setGauge(condition, reason, 0);
+    for (const { detector, problems } of monitors) {
+      for (const { reason, condition } of problems) {
+        this.#own(`counter\0${reason}`, detector);
+        this.#problemCounter.inc({ reason }, 0);
+        if (condition === undefined) continue;
+        if (this.#owners.has(`gauge\0${condition}\0${reason}`)) this.#own(`gauge\0${condition}\0${reason}`, detector);
+        else this.#setGauge(detector, condition, reason, 0);
+      }
     }
   }
 
   observeCondition({ detector, before, after }: ConditionObservation): void {
-    if (before !== undefined && before.reason !== after.reason) this.#setGauge(before.type, before.reason, 0);
-    this.#setGauge(after.type, after.reason, after.status === 'True' ? 1 : 0);
+    if (before !== undefined && before.reason !== after.reason) this.#setGauge(detector, before.type, before.reason, 0);
+    this.#setGauge(detector, after.type, after.reason, after.status === 'True' ? 1 : 0);
     for (const status of CONDITION_STATUSES) this.#conditionStatus.set({ detector, type: after.type, status }, status === after.status ? 1 : 0);
     this.#typesOf(detector).add(after.type);
   }
 
   /**
    * After a reload: drops the condition and last-success series of detectors no longer configured,
-   * which would otherwise read as conditions that never change and a detector that stopped working.
+   * which would otherwise read as conditions that never change and a detector that stopped working,
+   * and the problem_counter and problem_gauge series that only they had.
    */
   retainDetectors(names: Iterable<string>): void {
     const keep = new Set(names);
+    for (const [key, owners] of this.#owners) {
+      for (const detector of owners) if (!keep.has(detector)) owners.delete(detector);
+      if (owners.size > 0) continue;
+      const [metric, a, b] = key.split('\0') as [string, string, string | undefined];
+      if (metric === 'counter') this.#problemCounter.remove({ reason: a });
+      else this.#problemGauge.remove({ type: a, reason: b as string });
+      this.#owners.delete(key);
+    }
     for (const [detector, types] of this.#detectors) {
       if (keep.has(detector)) continue;
       for (const type of types) for (const status of CONDITION_STATUSES) this.#conditionStatus.remove({ detector, type, status });

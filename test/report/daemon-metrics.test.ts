@@ -46,11 +46,11 @@ test('a full scrape: every family present; promtool clean with the built-in dete
   await new Promise<void>((r) => kubelet.listen(0, '127.0.0.1', r));
   after(() => kubelet.close());
   const healthz = `http://127.0.0.1:${(kubelet.address() as AddressInfo).port}/healthz`;
-  const configLines = (npd: boolean): string =>
+  const configLines = (monitor?: string): string =>
     [
       'listen: 127.0.0.1:0',
       // With NPD's kernel monitor the built-in kernel detector and it read the same kmsg, on purpose.
-      ...(npd ? ['monitors:', '  systemLog: [builtin:kernel-monitor.json]'] : []),
+      ...(monitor === undefined ? [] : ['monitors:', `  systemLog: [builtin:${monitor}]`]),
       'detectors:',
       '  kernel: { enabled: true, interval: 1s }',
       `  kubelet: { enabled: true, healthzUrl: "${healthz}" }`,
@@ -65,7 +65,7 @@ test('a full scrape: every family present; promtool clean with the built-in dete
       '      steps: [{ action: restart-runtime, params: { unit: containerd.service }, verifyAfter: 1s, cooldown: 1h }]',
       '',
     ].join('\n');
-  const config = root.write('/agent.yaml', configLines(false));
+  const config = root.write('/agent.yaml', configLines());
   const { child, base, output, exited } = await startAgent(root, config);
   const scrape = async (): Promise<string> => (await fetch(`${base}/metrics`)).text();
 
@@ -123,9 +123,14 @@ test('a full scrape: every family present; promtool clean with the built-in dete
   assert.deepEqual([...types.keys()].filter((f) => f.startsWith('problem_')), [], "NPD's series only come with an NPD monitor");
   assert.deepEqual(promtool(builtIn).problems, [], 'promtool check metrics, built-in detectors alone');
 
-  writeFileSync(config, configLines(true));
-  child.kill('SIGHUP');
-  await waitFor(async () => (output().includes('"Configuration reloaded"') ? true : undefined), () => `no reload:\n${output()}`);
+  let reloads = 0;
+  const reload = async (monitor: string): Promise<void> => {
+    writeFileSync(config, configLines(monitor));
+    child.kill('SIGHUP');
+    const want = ++reloads;
+    await waitFor(async () => (output().split('"Configuration reloaded"').length - 1 >= want ? true : undefined), () => `no reload ${want}:\n${output()}`);
+  };
+  await reload('kernel-monitor.json');
   appendFileSync(root.path('/dev/kmsg'), `3,6,99600000,-;${OOM_LINE}\n`);
   const withNpd = await waitFor(async () => {
     const t = await scrape();
@@ -141,6 +146,18 @@ test('a full scrape: every family present; promtool clean with the built-in dete
   assert.equal(valueOf(withNpd, 'problem_gauge', { type: 'KernelDeadlock', reason: 'DockerHung' }), 0);
   assert.equal(valueOf(withNpd, 'kubenode_condition_status', { detector: 'kernel-monitor', type: 'KernelDeadlock', status: 'False' }), 1);
   assert.deepEqual(promtool(withNpd).problems.sort(), [...NPD_NAME_PROBLEMS].sort(), 'promtool check metrics, NPD monitors loaded');
+
+  // A reload that swaps kernel-monitor for readonly-monitor: the series only kernel-monitor had go;
+  // the OOMKilling count stays, the built-in kernel detector raised it too.
+  await reload('readonly-monitor.json');
+  const swapped = await waitFor(async () => {
+    const t = await scrape();
+    return valueOf(t, 'problem_gauge', { type: 'ReadonlyFilesystem', reason: 'FilesystemIsReadOnly' }) !== undefined ? t : undefined;
+  }, () => `readonly-monitor's series never came:\n${output()}`);
+  assert.equal(valueOf(swapped, 'problem_gauge', { type: 'KernelDeadlock', reason: 'DockerHung' }), undefined);
+  assert.equal(valueOf(swapped, 'problem_counter', { reason: 'KernelOops' }), undefined);
+  assert.equal(valueOf(swapped, 'problem_counter', { reason: 'OOMKilling' }), 2);
+  assert.equal(valueOf(swapped, 'kubenode_condition_status', { detector: 'kernel-monitor', type: 'KernelDeadlock', status: 'False' }), undefined);
 
   child.kill('SIGTERM');
   await exited;

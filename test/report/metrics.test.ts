@@ -17,7 +17,7 @@ test('an Unknown condition reads apart from a healthy one; problem_gauge stays a
     { status: 'True', reason: 'DockerHung', gauge: 1 },
   ];
   const m = new AgentMetrics();
-  m.loadNpdMonitors([[{ reason: 'DockerHung', condition: 'KernelDeadlock' }]]);
+  m.loadNpdMonitors([{ detector: 'kernel-monitor', problems: [{ reason: 'DockerHung', condition: 'KernelDeadlock' }] }]);
   let before: Condition | undefined;
   for (const c of cases) {
     const after = condition(c.status, c.reason);
@@ -34,7 +34,7 @@ test('an Unknown condition reads apart from a healthy one; problem_gauge stays a
 test("NPD's series exist at 0 for every reason a loaded monitor can raise, and a reload keeps their values", async () => {
   const m = new AgentMetrics();
   const problems = [{ reason: 'OOMKilling' }, { reason: 'DockerHung', condition: 'KernelDeadlock' }, { reason: 'AUFSUmountHung', condition: 'KernelDeadlock' }];
-  m.loadNpdMonitors([problems]);
+  m.loadNpdMonitors([{ detector: 'kernel-monitor', problems }]);
   let text = await m.registry.metrics();
   assert.equal(valueOf(text, 'problem_counter', { reason: 'OOMKilling' }), 0);
   assert.equal(valueOf(text, 'problem_counter', { reason: 'DockerHung' }), 0);
@@ -43,7 +43,7 @@ test("NPD's series exist at 0 for every reason a loaded monitor can raise, and a
   assert.equal(valueOf(text, 'problem_gauge', { reason: 'OOMKilling' }), undefined, 'a temporary rule has no gauge');
   m.observeEvents('kernel-monitor', [{ severity: 'warn', reason: 'OOMKilling', message: '', timestamp: 0 }]);
   m.observeCondition({ detector: 'kernel-monitor', before: undefined, after: condition('True', 'DockerHung') });
-  m.loadNpdMonitors([problems]);
+  m.loadNpdMonitors([{ detector: 'kernel-monitor', problems }]);
   text = await m.registry.metrics();
   assert.equal(valueOf(text, 'problem_counter', { reason: 'OOMKilling' }), 1);
   assert.equal(valueOf(text, 'problem_gauge', { type: 'KernelDeadlock', reason: 'DockerHung' }), 1);
@@ -80,7 +80,7 @@ test('last success: absent before the first probe completes, moved by a success,
 
 test('one kernel line seen by the built-in kernel detector and an NPD kernel monitor: told apart by detector', async () => {
   const m = new AgentMetrics();
-  m.loadNpdMonitors([[{ reason: 'OOMKilling' }]]);
+  m.loadNpdMonitors([{ detector: 'kernel-monitor', problems: [{ reason: 'OOMKilling' }] }]);
   const oom = { severity: 'warn' as const, reason: 'OOMKilling', message: 'Killed process 27438 (R)', timestamp: 1 };
   m.observeEvents('kernel', [oom]);
   m.observeEvents('kernel-monitor', [oom]);
@@ -164,7 +164,7 @@ test("promtool check metrics: nothing with built-in detectors alone; with an NPD
   assert.deepEqual(promtool(text).problems, []);
   assert.deepEqual([...parseScrape(text).types.keys()].filter((f) => f.startsWith('problem_')), [], 'no NPD series without an NPD monitor');
 
-  m.loadNpdMonitors([[{ reason: 'OOMKilling' }]]);
+  m.loadNpdMonitors([{ detector: 'kernel-monitor', problems: [{ reason: 'OOMKilling' }] }]);
   text = await m.registry.metrics();
   assert.deepEqual(promtool(text).problems.sort(), [...NPD_NAME_PROBLEMS].sort());
   // Counted from the start, before the monitor was loaded.
@@ -173,6 +173,32 @@ test("promtool check metrics: nothing with built-in detectors alone; with an NPD
 
   m.loadNpdMonitors([]);
   assert.deepEqual(promtool(await m.registry.metrics()).problems, [], 'a reload that drops the last NPD monitor drops its series');
+});
+
+test("a reload that drops an NPD monitor drops the problem_counter and problem_gauge series only it had, and keeps shared ones with their values", async () => {
+  const m = new AgentMetrics();
+  const kernelMonitor = { detector: 'kernel-monitor', problems: [{ reason: 'OOMKilling' }, { reason: 'DockerHung', condition: 'KernelDeadlock' }] };
+  const readonlyMonitor = { detector: 'readonly-monitor', problems: [{ reason: 'FilesystemIsReadOnly', condition: 'ReadonlyFilesystem' }] };
+  m.loadNpdMonitors([kernelMonitor, readonlyMonitor]);
+  const oom = { severity: 'warn' as const, reason: 'OOMKilling', message: '', timestamp: 1 };
+  m.observeEvents('kernel-monitor', [oom, { ...oom, reason: 'KernelOops' }]);
+  m.observeEvents('kernel', [oom]);
+  m.observeCondition({ detector: 'kernel-monitor', before: undefined, after: condition('True', 'DockerHung') });
+  m.observeCondition({ detector: 'readonly-monitor', before: undefined, after: { ...condition('True', 'FilesystemIsReadOnly'), type: 'ReadonlyFilesystem' } });
+
+  // As the daemon reloads: the new set's monitors loaded, then the detectors that are left retained.
+  m.loadNpdMonitors([readonlyMonitor]);
+  m.retainDetectors(['kernel', 'readonly-monitor']);
+  const text = await m.registry.metrics();
+  assert.equal(valueOf(text, 'problem_gauge', { type: 'KernelDeadlock', reason: 'DockerHung' }), undefined, 'pre-created and set by the dropped monitor alone');
+  assert.equal(valueOf(text, 'problem_counter', { reason: 'KernelOops' }), undefined, 'raised by the dropped monitor alone');
+  assert.equal(valueOf(text, 'problem_counter', { reason: 'OOMKilling' }), 2, 'the built-in kernel detector raised it too: kept, with its count');
+  assert.equal(valueOf(text, 'problem_gauge', { type: 'ReadonlyFilesystem', reason: 'FilesystemIsReadOnly' }), 1, 'the monitor that stays keeps its value');
+  assert.equal(valueOf(text, 'problem_counter', { reason: 'FilesystemIsReadOnly' }), 0);
+
+  // Loaded again later, the dropped monitor's series come back at 0.
+  m.loadNpdMonitors([kernelMonitor, readonlyMonitor]);
+  assert.equal(valueOf(await m.registry.metrics(), 'problem_gauge', { type: 'KernelDeadlock', reason: 'DockerHung' }), 0);
 });
 
 test('a reload that drops a detector drops its condition and last-success series, and keeps the others', async () => {
