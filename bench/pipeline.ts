@@ -5,24 +5,34 @@
 // member) then rest (all the others at once). It prints the pipeline controller's peak RSS, CPU
 // seconds over the release, its requests to the management cluster and to the members (from its
 // /metrics), and the time from the canary stage finishing to the rest stage's first member update.
-// Run: npm run build && node bench/pipeline.ts [members=4] [poll=1s]
+// Then the steady state: a second Release whose one stage holds every member in a 10-minute bake;
+// over 60 s of it, the requests per minute each member's apiserver recorded (its audit log, by
+// the pipeline's own identity, so watches count too) and those to the management cluster.
+// Run: npm run build && node bench/pipeline.ts [members=4]
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { createLogger } from '../src/log.ts';
 import { Controller } from '../src/controller/index.ts';
 import { startCluster, type Cluster } from '../test/harness/cluster.ts';
 import { installCrds } from '../test/helpers/kube-objects.ts';
 import { addMachine, ensureNamespace, must, SimulatedAgents, until } from '../test/controller/helpers.ts';
 import { procStats } from './helpers.ts';
+import { AUDIT_POLICY, memberKubeconfig, pipelineRequests } from '../test/pipeline/helpers.ts';
 
 const N = Number(process.argv[2] ?? 4);
-const POLL = process.argv[3] ?? '1s';
 const NS = 'kubenode-system';
 const API = '/apis/kubenode.io/v1alpha1';
 const log = createLogger('silent');
 const PORT = 20000 + Math.floor(Math.random() * 20000);
 
-const clusters = await Promise.all(Array.from({ length: N + 1 }, () => startCluster({ agents: 1 })));
+const auditDir = mkdtempSync(path.join(tmpdir(), 'kubenode-bench-audit-'));
+writeFileSync(path.join(auditDir, 'policy.yaml'), AUDIT_POLICY);
+const auditLog = (i: number): string => path.join(auditDir, `m${i}.log`);
+const clusters = await Promise.all(
+  Array.from({ length: N + 1 }, (_, i) => startCluster({ agents: 1, ...(i === 0 ? {} : { apiserverArgs: [`--audit-policy-file=${path.join(auditDir, 'policy.yaml')}`, `--audit-log-path=${auditLog(i - 1)}`] }) })),
+);
 const mgmt = clusters[0] as Cluster;
 const members = clusters.slice(1);
 const agents: SimulatedAgents[] = [];
@@ -45,7 +55,7 @@ try {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata: { name: `cluster-m${i}`, labels: { 'kubenode.io/member-cluster': `m${i}`, stage: i === 0 ? 'canary' : 'rest' } },
-      data: { kubeconfig: readFileSync(c.adminKubeconfig).toString('base64') },
+      data: { kubeconfig: Buffer.from(await memberKubeconfig(c)).toString('base64') },
     });
   }
   await must(mgmt, 'POST', `${API}/releasepipelines`, {
@@ -54,7 +64,7 @@ try {
     metadata: { name: 'bench' },
     spec: { stages: [{ name: 'canary', clusters: ['m0'] }, { name: 'rest', clusterSelector: { matchLabels: { stage: 'rest' } }, maxConcurrency: '100%' }] },
   });
-  const pc = spawn(process.execPath, ['dist/kubenode-agent.cjs', 'controller', '--kubeconfig', mgmt.adminKubeconfig, '--listen', `127.0.0.1:${PORT}`, '--leader-elect', 'false', '--pipelines', '--pipeline-poll-interval', POLL, '--log-level', 'warn'], { stdio: 'inherit' });
+  const pc = spawn(process.execPath, ['dist/kubenode-agent.cjs', 'controller', '--kubeconfig', mgmt.adminKubeconfig, '--listen', `127.0.0.1:${PORT}`, '--leader-elect', 'false', '--pipelines', '--log-level', 'warn'], { stdio: 'inherit' });
   const stat = (): { cpu: number; hwm: number; rss: number } => {
     const p = procStats(pc.pid as number);
     return { cpu: p.cpuSeconds, hwm: p.hwmMiB * 2 ** 20, rss: p.rssMiB * 2 ** 20 };
@@ -94,10 +104,50 @@ try {
   // When the member's own status said finished: its last batch's observation window end (the member controller's clock).
   const m0 = await must<{ status: { batches: { observationEndTime?: string; endTime?: string }[] } }>(members[0] as Cluster, 'GET', `${API}/machinecomponentsets/demo`);
   const memberDone = Math.max(...m0.status.batches.map((b) => Date.parse(b.endTime ?? b.observationEndTime ?? '')).filter((t) => !Number.isNaN(t)));
+
+  // Steady state: every member in a long bake, nothing to do but notice when it ends.
+  await must(mgmt, 'POST', `${API}/releasepipelines`, {
+    apiVersion: 'kubenode.io/v1alpha1',
+    kind: 'ReleasePipeline',
+    metadata: { name: 'steady' },
+    spec: { stages: [{ name: 'all', clusterSelector: {}, maxConcurrency: '100%' }] },
+  });
+  await must(mgmt, 'POST', `${API}/releases`, {
+    apiVersion: 'kubenode.io/v1alpha1',
+    kind: 'Release',
+    metadata: { name: 'bench-steady' },
+    spec: {
+      pipeline: 'steady',
+      componentSet: 'steady',
+      selector: { matchLabels: { pool: 'bench' } },
+      template: { spec: { component: 'steady', version: '1.0.0', source: { type: 'binary', url: 'https://example.com/steady-1.0.0', sha256: 'a'.repeat(64) } } },
+      rollout: { batches: ['100%'], bakeTime: '10m', maxUnavailable: 3 },
+    },
+  });
+  type Steady = { stages: { clusters: { state: string; updated?: number; matched?: number }[] }[] };
+  await until('every member baking', async () => {
+    const s = (await must<{ status?: Steady }>(mgmt, 'GET', `${API}/releases/bench-steady`)).status;
+    const cs = s?.stages[0]?.clusters ?? [];
+    return cs.length === N && cs.every((c) => c.state === 'Progressing' && c.updated === 3 && c.matched === 3);
+  }, 300_000);
+  await new Promise((r) => setTimeout(r, 5000));
+  const memberCount = (): number => members.reduce((n, _c, i) => n + pipelineRequests(auditLog(i)).length, 0);
+  const verbs = (from: number[]): Record<string, number> => {
+    const out: Record<string, number> = {};
+    members.forEach((_c, i) => {
+      for (const e of pipelineRequests(auditLog(i)).slice(from[i])) out[e.verb] = (out[e.verb] ?? 0) + 1;
+    });
+    return out;
+  };
+  const steadyFrom = members.map((_c, i) => pipelineRequests(auditLog(i)).length);
+  const steadyBefore = { ...stat(), ...(await metrics()), members: memberCount() };
+  await new Promise((r) => setTimeout(r, 60_000));
+  const steadyAfter = { ...stat(), ...(await metrics()), members: memberCount() };
+  const steadyVerbs = verbs(steadyFrom);
   pc.kill('SIGTERM');
   const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   const testclusterRss = members.map(clusterRss).reduce((a, b) => a + b, 0) / members.length;
-  console.log(`## Pipeline controller, 1 management + ${N} member apiservers, poll ${POLL} (load average ${load}; machine shared)`);
+  console.log(`## Pipeline controller, 1 management + ${N} member apiservers (load average ${load}; machine shared)`);
   console.log(`release through canary (1) → rest (${N - 1}): ${took.toFixed(1)} s wall-clock`);
   console.log(`pipeline controller RSS: ${(idle.rss / 2 ** 20).toFixed(0)} MiB idle, peak ${(done.hwm / 2 ** 20).toFixed(0)} MiB`);
   console.log(`pipeline controller CPU: ${(done.cpu - idle.cpu).toFixed(2)} s over the release (${(idle.cpu).toFixed(2)} s to start and sync)`);
@@ -105,8 +155,16 @@ try {
   console.log(`canary finished (controller saw it) → first rest member update: ${firstRest - Date.parse(canary?.finishedTime as string)} ms`);
   console.log(`canary member's last batch ended (member clock) → first rest member update: ${firstRest - memberDone} ms`);
   console.log(`member test apiserver (apiserver + etcd) RSS: ${(testclusterRss / 2 ** 20).toFixed(0)} MiB each`);
+  console.log(
+    `steady state (${N} members baking, 60 s): ${((steadyAfter.members - steadyBefore.members) / N).toFixed(1)} requests/min per member on its audit log (${Object.entries(steadyVerbs).map(([v, n]) => `${v} ${n}`).join(', ')}), ${steadyAfter.mgmt - steadyBefore.mgmt} to the management cluster, ${(steadyAfter.cpu - steadyBefore.cpu).toFixed(2)} s CPU`,
+  );
+} catch (err) {
+  // The clusters' stop below may throw too; the first error is the one to see.
+  console.error(err);
+  process.exitCode = 1;
 } finally {
   await Promise.all(agents.map((a) => a.stop()));
   await Promise.all(controllers.map((c) => c.stop()));
   await Promise.all(clusters.map((c) => c.stop()));
+  rmSync(auditDir, { recursive: true, force: true });
 }

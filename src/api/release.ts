@@ -5,7 +5,8 @@ import { Conditions, KubeObject, LabelSelector, NODE_NAME_PATTERN, StringEnum, T
 import { ComponentTemplate } from './machine-component-set.ts';
 import { MAX_STAGE_CLUSTERS, MAX_STAGES, RolloutOverride, StageTaskTypes, Stages } from './release-pipeline.ts';
 
-export const ReleaseStates = ['Run', 'Stop'] as const;
+export const ReleaseStates = ['Run', 'Pause', 'Stop'] as const;
+export type ReleaseState = (typeof ReleaseStates)[number];
 
 export const ReleaseSpec = Type.Object(
   {
@@ -40,15 +41,18 @@ export const ReleaseSpec = Type.Object(
     }),
     state: StringEnum(ReleaseStates, {
       default: 'Run',
-      description: 'Run, or Stop: no further cluster is started; rollouts already running in member clusters go on under their own safety logic. Stop is final',
+      description:
+        "Run; Pause: no further cluster is started, the member sets whose rollout this release is running get spec.paused (in-flight installs finish, no new batch starts, nothing is rolled back) and stage deadlines stop counting, until Run again; Stop: the same pause, and final (a new Release takes the set over and its write lifts the pause)",
       'x-kubernetes-validations': [{ rule: "oldSelf != 'Stop' || self == 'Stop'", message: 'a stopped release cannot run again: create a new Release' }],
     }),
+    stateBy: Type.Optional(Type.String({ maxLength: 253, description: 'Who set state last, for the record (the CLI fills it in; the apiserver audit log has the authenticated user)' })),
+    stateReason: Type.Optional(Type.String({ maxLength: 1024, description: 'Why, for the record' })),
   },
   { additionalProperties: false, description: 'One run of a pinned component template through a pipeline' },
 );
 export type ReleaseSpec = Static<typeof ReleaseSpec>;
 
-export const ReleasePhases = ['Pending', 'Progressing', 'Waiting', 'Succeeded', 'Failed', 'Stopped'] as const;
+export const ReleasePhases = ['Pending', 'Progressing', 'Waiting', 'Paused', 'Succeeded', 'Failed', 'Stopped'] as const;
 export type ReleasePhase = (typeof ReleasePhases)[number];
 export const StageStates = ['Pending', 'Running', 'Waiting', 'Succeeded', 'Failed', 'Stopped'] as const;
 export type StageState = (typeof StageStates)[number];
@@ -65,7 +69,7 @@ export const ClusterStatus = Type.Object(
     reachable: StringEnum(['True', 'False', 'Unknown'] as const, { description: 'Whether the last probe of its apiserver answered' }),
     startTime: Type.Optional(Time({ description: 'When the set was first written into the cluster' })),
     endTime: Type.Optional(Time({ description: 'When it finished or failed' })),
-    lastSeen: Type.Optional(Time({ description: "When its apiserver last answered" })),
+    lastSeen: Type.Optional(Time({ description: 'When its apiserver last answered, to the minute while it keeps answering' })),
     revision: Type.Optional(Type.String({ maxLength: 253, description: "The ControllerRevision name the pinned template has in this cluster (what finished means it runs)" })),
     observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: "The member set's status.observedGeneration" })),
     generation: Type.Optional(Type.Integer({ minimum: 0, description: "The member set's metadata.generation" })),
@@ -73,6 +77,9 @@ export const ClusterStatus = Type.Object(
     batch: Type.Optional(Type.String({ maxLength: 32, description: "The member set's batch progress: current batch index + 1 / batches run, and updated/matched machines" })),
     updated: Type.Optional(Type.Integer({ minimum: 0, description: 'Machines updated in the cluster' })),
     matched: Type.Optional(Type.Integer({ minimum: 0, description: 'Machines the set matches in the cluster' })),
+    memberPaused: Type.Optional(
+      Type.Boolean({ description: "True while the release's pause (spec.paused, the pipeline's field manager) is in the member set; false when a stopped release found the set no longer its own (written by a later release, or deleted) and left it alone" }),
+    ),
     message: Type.String({ maxLength: 2048, default: '', description: 'Why the state is what it is, for people' }),
   },
   { additionalProperties: false },
@@ -110,9 +117,21 @@ export const StageStatus = Type.Object(
 );
 export type StageStatus = Static<typeof StageStatus>;
 
+export const HoldStatus = Type.Object(
+  {
+    state: StringEnum(['Pause', 'Stop'] as const, { description: 'The spec.state in force' }),
+    by: Type.Optional(Type.String({ maxLength: 253, description: "spec.stateBy when it took effect" })),
+    reason: Type.Optional(Type.String({ maxLength: 1024, description: 'spec.stateReason when it took effect' })),
+    since: Time({ description: 'When the controller paused or stopped the release (a Pause turned Stop keeps it; status.endTime is when it stopped)' }),
+  },
+  { additionalProperties: false, description: 'The pause or stop in force: who, why, since when' },
+);
+export type HoldStatus = Static<typeof HoldStatus>;
+
 export const ReleaseStatus = Type.Object(
   {
-    phase: StringEnum(ReleasePhases, { description: 'Pending, Progressing, Waiting (after-stage task), Succeeded, Failed or Stopped (for display; conditions are the truth)' }),
+    phase: StringEnum(ReleasePhases, { description: 'Pending, Progressing, Waiting (after-stage task), Paused, Succeeded, Failed or Stopped (for display; conditions are the truth)' }),
+    hold: Type.Optional(HoldStatus),
     observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: 'metadata.generation the status is for' })),
     startTime: Type.Optional(Time({ description: 'When the release started' })),
     endTime: Type.Optional(Time({ description: 'When it succeeded, failed or stopped' })),

@@ -16,7 +16,7 @@ interface ControllerFlags {
   logLevel: string;
   csrImportNodes?: string;
   pipelines?: boolean;
-  pipelinePollInterval: string;
+  pipelineProbeInterval: string;
   importNodeSelector?: string;
 }
 
@@ -34,7 +34,7 @@ export function controllerCommand(): Command {
     .option('--workers <n>', 'MachineComponentSets reconciled in parallel', '4')
     .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
     .option('--pipelines', 'also run the release pipeline controller: Releases in this (management) cluster written into member clusters from their kubeconfig Secrets; off so a member cluster never runs it')
-    .option('--pipeline-poll-interval <d>', 'how often the clusters of a running stage are asked how their rollout stands (the delay from a stage finishing to the next one starting is at most this)', '1s')
+    .option('--pipeline-probe-interval <d>', 'a member cluster of a running stage that sent no watch event for this long answers /readyz (how soon a stopped member apiserver is found Unknown)', '10s')
     .option('--csr-import-nodes <regex>', "approve agents' first certificates for node names matching this (anchored) RE without an importing Machine")
     .option('--import-node-selector <selector>', 'import policy: create a Machine for every Node matching this label selector (kubectl -l syntax), which approves its agent\'s first certificate')
     .action(async (flags: ControllerFlags) => {
@@ -59,11 +59,11 @@ export function controllerCommand(): Command {
       } catch (err) {
         throw new UsageError(`--csr-import-nodes: not a regular expression: ${err instanceof Error ? err.message : String(err)}`);
       }
-      const pollIntervalMs = decodeFlag('--pipeline-poll-interval', Duration({ min: '100ms', max: '10m' }), flags.pipelinePollInterval);
+      const probeIntervalMs = decodeFlag('--pipeline-probe-interval', Duration({ min: '100ms', max: '10m' }), flags.pipelineProbeInterval);
       const { parseNodeSelector } = await import('../controller/machines/import.ts');
       const importNodeSelector = flags.importNodeSelector === undefined ? undefined : parseNodeSelector(flags.importNodeSelector);
       const options = {
-        ...(flags.pipelines === true ? { pipelines: { pollIntervalMs } } : {}),
+        ...(flags.pipelines === true ? { pipelines: { probeIntervalMs } } : {}),
         ...(csrImportNodes === undefined ? {} : { csrImportNodes }),
         ...(importNodeSelector === undefined ? {} : { importNodeSelector }),
         ...(flags.kubeconfig === undefined ? {} : { kubeconfig: flags.kubeconfig }),

@@ -1,6 +1,7 @@
 // `kubenode-agent release …` (also `kubectl kubenode release …`): what a person types about a
 // Release going through a pipeline. status reads, approve writes the stage's ReleaseApproval (not
-// the Release: RBAC may grant approving alone), stop sets spec.state: Stop.
+// the Release: RBAC may grant approving alone), pause, resume and stop set spec.state (Pause, Run,
+// Stop) with who and why.
 import { userInfo } from 'node:os';
 import { Command } from 'commander';
 import type { ReleaseStatus } from '../api/release.ts';
@@ -9,13 +10,13 @@ import type { KubeClient } from '../kube/client.ts';
 import { connectWithConfig } from './rollout.ts';
 
 /** Exit codes of `release status`. */
-export const RELEASE_EXIT = { succeeded: 0, failed: 1, stopped: 2, timeout: 3, approval: 4, progressing: 5 } as const;
+export const RELEASE_EXIT = { succeeded: 0, failed: 1, stopped: 2, timeout: 3, approval: 4, progressing: 5, paused: 6 } as const;
 type Outcome = keyof typeof RELEASE_EXIT;
 
 const API = '/apis/kubenode.io/v1alpha1';
 
 interface ReleaseView {
-  metadata: { name: string; uid: string; generation?: number };
+  metadata: { name: string; uid: string; generation?: number; resourceVersion?: string };
   spec: { pipeline: string; componentSet: string; state: string; template: { spec: { version: string } } };
   status?: ReleaseStatus;
 }
@@ -53,6 +54,7 @@ function outcomeOf(r: ReleaseView): Outcome {
   if (phase === 'Succeeded') return 'succeeded';
   if (phase === 'Failed') return 'failed';
   if (phase === 'Stopped') return 'stopped';
+  if (phase === 'Paused') return 'paused';
   return waitingApproval(r.status) === undefined ? 'progressing' : 'approval';
 }
 
@@ -60,11 +62,13 @@ function outcomeOf(r: ReleaseView): Outcome {
 export function describeRelease(r: ReleaseView): string {
   const s = r.status;
   const lines = [`release ${r.metadata.name}: ${r.spec.componentSet} ${r.spec.template.spec.version} through ${r.spec.pipeline}: ${s?.phase ?? 'Pending'}${s?.currentStage === undefined ? '' : ` (stage ${s.currentStage})`}${s?.message ? ` — ${s.message}` : ''}`];
+  const hold = s?.hold;
+  if (hold !== undefined) lines.push(`  ${hold.state === 'Pause' ? 'paused' : 'stopped'} since ${hold.since}${hold.by === undefined ? '' : ` by ${hold.by}`}${hold.reason === undefined ? '' : ` — ${hold.reason}`}`);
   for (const st of s?.stages ?? []) {
     const finished = st.clusters.filter((c) => c.state === 'Finished').length;
     lines.push(`  stage ${st.name}: ${st.state}, ${finished}/${st.clusters.length} finished, ${st.failed} failed${st.message === '' ? '' : ` — ${st.message}`}`);
     if (st.state === 'Pending') continue;
-    for (const c of st.clusters) lines.push(`    cluster ${c.name}: ${c.state}${c.reachable === 'False' ? ' (unreachable)' : ''}${c.batch === undefined ? '' : `, batch ${c.batch}`}${c.message === '' ? '' : ` — ${c.message}`}`);
+    for (const c of st.clusters) lines.push(`    cluster ${c.name}: ${c.state}${c.reachable === 'False' ? ' (unreachable)' : ''}${c.memberPaused === true ? ' (paused in the cluster)' : ''}${c.batch === undefined ? '' : `, batch ${c.batch}`}${c.message === '' ? '' : ` — ${c.message}`}`);
     for (const t of st.tasks) {
       const detail = t.type === 'TimedWait' ? (t.readyAt === undefined ? '' : ` until ${t.readyAt}`) : t.approvedBy !== undefined ? ` by ${t.approvedBy}` : t.approval === undefined ? '' : ` (ReleaseApproval ${t.approval})`;
       lines.push(`    ${t.type}: ${t.state}${detail}`);
@@ -82,9 +86,9 @@ export function releaseCommand(exitWith: (code: number) => never): Command {
     release
       .command('status <name>')
       .description(
-        `print the release, its stages and clusters; exit ${RELEASE_EXIT.succeeded} succeeded, ${RELEASE_EXIT.failed} failed, ${RELEASE_EXIT.stopped} stopped, ${RELEASE_EXIT.approval} waiting for an approval, ${RELEASE_EXIT.progressing} in progress, ${RELEASE_EXIT.timeout} on --timeout`,
+        `print the release, its stages and clusters; exit ${RELEASE_EXIT.succeeded} succeeded, ${RELEASE_EXIT.failed} failed, ${RELEASE_EXIT.stopped} stopped, ${RELEASE_EXIT.approval} waiting for an approval, ${RELEASE_EXIT.paused} paused, ${RELEASE_EXIT.progressing} in progress, ${RELEASE_EXIT.timeout} on --timeout`,
       )
-      .option('-w, --watch', 'keep following until it ends or waits for an approval')
+      .option('-w, --watch', 'keep following until it ends, is paused or waits for an approval')
       .option('--timeout <d>', 'with --watch: give up after this long (0: never)', '0'),
   ).action(async (name: string, flags: CommonFlags & { watch?: boolean; timeout: string }) => {
     const [{ decodeFlag }, { Duration }] = await Promise.all([import('../config/decode.ts'), import('../util/duration-schema.ts')]);
@@ -155,16 +159,30 @@ export function releaseCommand(exitWith: (code: number) => never): Command {
     client.close();
   });
 
-  addCommon(release.command('stop <name>').description('set spec.state: Stop — no further cluster is started; rollouts running in member clusters go on under their own controllers. Final')).action(
-    async (name: string, flags: CommonFlags) => {
+  const setState = (verb: string, state: 'Run' | 'Pause' | 'Stop', description: string, done: string): void => {
+    addCommon(
+      release
+        .command(`${verb} <name>`)
+        .description(description)
+        .option('--by <who>', 'who, for the record (status.hold, Events)', userInfo().username)
+        .option('--reason <text>', 'why, for the record'),
+    ).action(async (name: string, flags: CommonFlags & { by: string; reason?: string }) => {
       const { client } = await connectWithConfig(flags);
       const r = await getRelease(client, name);
-      if (r.status?.phase === 'Succeeded' || r.status?.phase === 'Failed') throw new UsageError(`release ${name} already ${r.status.phase.toLowerCase()}`);
-      await client.patch(`${API}/releases/${encodeURIComponent(name)}`, { spec: { state: 'Stop' } }, 'merge');
-      process.stdout.write(`release/${name} stopped: no further cluster is started\n`);
+      const phase = r.status?.phase;
+      if (phase === 'Succeeded' || phase === 'Failed') throw new UsageError(`release ${name} already ${phase.toLowerCase()}`);
+      if (r.spec.state === 'Stop') throw new UsageError(`release ${name} is stopped, which is final: create a new Release`);
+      if (state === 'Run' && r.spec.state === 'Run') throw new UsageError(`release ${name} is not paused`);
+      // The precondition on resourceVersion: a state changed by someone else meanwhile is not overwritten unseen.
+      const body = { metadata: { resourceVersion: r.metadata.resourceVersion }, spec: { state, stateBy: flags.by, stateReason: flags.reason ?? null } };
+      await client.patch(`${API}/releases/${encodeURIComponent(name)}`, body, 'merge');
+      process.stdout.write(`release/${name} ${done}\n`);
       client.close();
-    },
-  );
+    });
+  };
+  setState('pause', 'Pause', 'set spec.state: Pause — no further cluster starts, rollouts in flight are paused in their clusters (spec.paused), stage deadlines stop counting; resume undoes it', 'paused: no further cluster starts; rollouts in flight are paused in their clusters');
+  setState('resume', 'Run', 'set spec.state: Run after pause — the pause is lifted in the member clusters and the release goes on where it stood', 'resumed');
+  setState('stop', 'Stop', 'set spec.state: Stop — like pause, but final: nothing is rolled back; a new Release of the set takes over (and lifts the pause as it writes each cluster)', 'stopped: no further cluster starts; rollouts in flight are paused in their clusters');
 
   for (const sub of release.commands) sub.exitOverride().configureOutput({ outputError: (text, write) => write(text) });
   return release;

@@ -212,7 +212,7 @@ export class Controller {
     this.#leaderGauge.set(0);
     this.#leaseClock?.stop();
     await Promise.all([this.#queue?.stop(), this.#csrApprover?.queue.stop(), this.#machineQueue?.stop(), this.#importQueue?.stop(), this.#pipeline?.queue.stop(), this.#remedyQueue?.stop()]);
-    this.#pipeline?.members.close();
+    await this.#pipeline?.members.close();
     await Promise.all(this.#informers.map((i) => i.stop()));
   }
 

@@ -1,6 +1,6 @@
 // The ReleasePipeline, Release and ReleaseApproval CRDs on a real apiserver: what their CEL rules
 // refuse (a cluster in two stages, a stage with no clusters, a template edited after the start,
-// a stopped release run again, an approval taken back) and that a good object goes in.
+// a stopped release run again, an approval taken back) and that a good object goes in; Pause → Run is allowed.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
@@ -68,7 +68,7 @@ describe('release pipeline CRDs on a real apiserver', () => {
     }
   });
 
-  test('a release pins its template: edits are refused, Stop is final', async () => {
+  test('a release pins its template: edits are refused, Pause can return to Run, Stop is final', async () => {
     const r = await post('releases', release('r1'));
     assert.equal(r.status, 201, r.body);
     assert.equal((JSON.parse(r.body) as { spec: { state: string } }).spec.state, 'Run');
@@ -80,6 +80,12 @@ describe('release pipeline CRDs on a real apiserver', () => {
       assert.equal(e.status, 422, `${field}: ${e.body}`);
       assert.match(e.body, new RegExp(`${field} is immutable`));
     }
+    // Pause is undone by Run; who and why go along.
+    assert.equal((await patch('releases', 'r1', { spec: { state: 'Pause', stateBy: 'bob', stateReason: 'checking alerts' } })).status, 200);
+    assert.equal((await patch('releases', 'r1', { spec: { state: 'Run', stateBy: 'bob' } })).status, 200);
+    const bad = await patch('releases', 'r1', { spec: { state: 'Hold' } });
+    assert.equal(bad.status, 422, bad.body);
+    assert.match(bad.body, /supported values: \\"Run\\", \\"Pause\\", \\"Stop\\"/);
     assert.equal((await patch('releases', 'r1', { spec: { state: 'Stop' } })).status, 200);
     const again = await patch('releases', 'r1', { spec: { state: 'Run' } });
     assert.equal(again.status, 422, again.body);

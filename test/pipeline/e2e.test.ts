@@ -1,11 +1,12 @@
 // Release pipelines across four real apiservers: a management cluster running the pipeline
 // controller (the real CLI process, `controller --pipelines`), and three members — test, staging,
 // production — each with its own in-cluster controller and agents played by the test. Member
-// clusters are kubeconfig Secrets in the management cluster. Production's apiserver writes an
-// audit log, so what the pipeline controller sent there is counted on production itself.
+// clusters are kubeconfig Secrets in the management cluster, each for a ServiceAccount bound in
+// the member to deploy/'s kubenode:pipeline-member role. Every member's apiserver writes an audit
+// log, so what the pipeline controller sent a member is counted on that member itself.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -16,6 +17,7 @@ import { startCluster, type Cluster } from '../harness/cluster.ts';
 import { kubectl } from '../harness/kubectl.ts';
 import { installCrds } from '../helpers/kube-objects.ts';
 import { addMachine, ensureNamespace, MCS_PATH, must, SimulatedAgents, until } from '../controller/helpers.ts';
+import { AUDIT_POLICY, memberKubeconfig, pipelineRequests } from './helpers.ts';
 
 const NS = 'kubenode-system';
 const CLI = path.resolve(import.meta.dirname, '../../dist/kubenode-agent.cjs');
@@ -34,7 +36,7 @@ describe('release pipelines across a management and three member apiservers', ()
   const members = new Map<MemberName, Member>();
   let pipelineController: ChildProcess | undefined;
   const auditDir = mkdtempSync(path.join(tmpdir(), 'kubenode-audit-'));
-  const auditLog = path.join(auditDir, 'audit.log');
+  const auditLog = (n: MemberName): string => path.join(auditDir, `${n}.log`);
 
   let pluginDir: string;
   const member = (n: MemberName): Member => members.get(n) as Member;
@@ -49,32 +51,32 @@ describe('release pipelines across a management and three member apiservers', ()
       c.on('close', (code) => resolve({ code, out }));
     });
   const startPipelineController = (): ChildProcess =>
-    spawn(process.execPath, [CLI, 'controller', '--kubeconfig', mgmt.adminKubeconfig, '--listen', '127.0.0.1:0', '--leader-elect', 'false', '--pipelines', '--pipeline-poll-interval', '300ms', '--log-level', 'warn'], { stdio: 'ignore' });
+    spawn(process.execPath, [CLI, 'controller', '--kubeconfig', mgmt.adminKubeconfig, '--listen', '127.0.0.1:0', '--leader-elect', 'false', '--pipelines', '--pipeline-probe-interval', '2s', '--log-level', 'warn'], { stdio: 'ignore' });
   const release = async (name: string): Promise<{ metadata: { uid: string }; status?: ReleaseStatus }> => must(mgmt, 'GET', `${API}/releases/${name}`);
   const statusOf = async (name: string): Promise<ReleaseStatus> => (await release(name)).status ?? ({ phase: 'Pending', stages: [] } as unknown as ReleaseStatus);
   const stage = (s: ReleaseStatus, name: string) => s.stages.find((x) => x.name === name);
   const memberSet = async (n: MemberName, set: string) => {
     const r = await member(n).cluster.request('GET', `${MCS_PATH}/${set}`);
-    return r.status === 404 ? undefined : (JSON.parse(r.body) as { metadata: { generation: number }; spec: { template: { spec: { version: string } } }; status?: { phase?: string } });
+    return r.status === 404
+      ? undefined
+      : (JSON.parse(r.body) as { metadata: { generation: number }; spec: { paused?: boolean; template: { spec: { version: string } } }; status?: { phase?: string; updated?: number } });
   };
   /** Audit entries production recorded for requests sent by the pipeline controller. */
-  const pipelineRequestsOnProduction = (): { verb: string; uri: string }[] =>
-    readFileSync(auditLog, 'utf8')
-      .split('\n')
-      .filter((l) => l !== '')
-      .map((l) => JSON.parse(l) as { stage: string; verb: string; requestURI: string; userAgent?: string })
-      .filter((e) => e.stage === 'ResponseComplete' && (e.userAgent ?? '').includes('pipeline-controller'))
-      .map((e) => ({ verb: e.verb, uri: e.requestURI }));
+  const pipelineRequestsOnProduction = (): { verb: string; uri: string }[] => pipelineRequests(auditLog('production')).map((e) => ({ verb: e.verb, uri: e.requestURI }));
+  const WRITES = new Set(['create', 'update', 'patch', 'delete', 'deletecollection']);
   const createRelease = (name: string, pipeline: string, set: string, version: string, rollout: Record<string, unknown> = { batches: [1, '100%'], bakeTime: '1s', maxUnavailable: 3 }) =>
     must(mgmt, 'POST', `${API}/releases`, { apiVersion: 'kubenode.io/v1alpha1', kind: 'Release', metadata: { name }, spec: { pipeline, componentSet: set, selector: { matchLabels: { pool: 'e2e' } }, template: template(set, version), rollout } });
 
   before(async () => {
     pluginDir = mkdtempSync(path.join(tmpdir(), 'kubenode-plugin-'));
     writeFileSync(path.join(pluginDir, 'kubectl-kubenode'), `#!/bin/bash\nexec -a kubectl-kubenode ${process.execPath} ${CLI} "$@"\n`, { mode: 0o755 });
-    writeFileSync(path.join(auditDir, 'policy.yaml'), 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n  - level: Metadata\n');
+    writeFileSync(path.join(auditDir, 'policy.yaml'), AUDIT_POLICY);
     const started = await Promise.all([
       startCluster({ agents: 1 }),
-      ...MEMBERS.map((n) => startCluster({ agents: 1, ...(n === 'production' ? { apiserverArgs: [`--audit-policy-file=${path.join(auditDir, 'policy.yaml')}`, `--audit-log-path=${auditLog}`] } : {}) })),
+      // test's apiserver ends every watch after 4–8 s (the flag's floor and twice it), as a real one does after 30–60 min.
+      ...MEMBERS.map((n) =>
+        startCluster({ agents: 1, apiserverArgs: [`--audit-policy-file=${path.join(auditDir, 'policy.yaml')}`, `--audit-log-path=${auditLog(n)}`, ...(n === 'test' ? ['--min-request-timeout=4'] : [])] }),
+      ),
     ]);
     mgmt = started[0] as Cluster;
     await installCrds(mgmt);
@@ -93,7 +95,7 @@ describe('release pipelines across a management and three member apiservers', ()
         apiVersion: 'v1',
         kind: 'Secret',
         metadata: { name: `cluster-${n}`, labels: { 'kubenode.io/member-cluster': n, env: n } },
-        data: { kubeconfig: readFileSync(cluster.adminKubeconfig).toString('base64') },
+        data: { kubeconfig: Buffer.from(await memberKubeconfig(cluster)).toString('base64') },
       });
     }
     pipelineController = startPipelineController();
@@ -233,6 +235,150 @@ describe('release pipelines across a management and three member apiservers', ()
     assert.deepEqual(pipelineRequestsOnProduction().slice(auditBefore), [], 'the pipeline controller sent production nothing during r2');
     assert.ok(auditBefore > 0, 'the audit log does record the pipeline controller (r1 wrote production)');
     member('staging').agents.fail = () => false;
+  });
+
+  it('pause mid-stage pauses the member sets in flight and writes nothing more until resume; stop pauses them for good; a new release lifts the pause', async () => {
+    await must(mgmt, 'POST', `${API}/releasepipelines`, {
+      apiVersion: 'kubenode.io/v1alpha1',
+      kind: 'ReleasePipeline',
+      metadata: { name: 'hold' },
+      spec: { stages: [{ name: 'both', clusters: ['test', 'staging'], maxConcurrency: 2, rolloutOverride: { batches: [1, 1, '100%'], bakeTime: '8s' } }, { name: 'last', clusters: ['production'] }] },
+    });
+    const pair = ['test', 'staging'] as const;
+    /** The pipeline controller's requests on each of the stage's members from audit entry `from` on. */
+    const sent = (from: Record<string, number>) => Object.fromEntries(pair.map((n) => [n, pipelineRequests(auditLog(n)).slice(from[n]).map((e) => e.verb)]));
+    const mark = (): Record<string, number> => Object.fromEntries(pair.map((n) => [n, pipelineRequests(auditLog(n)).length]));
+    const prodBefore = pipelineRequestsOnProduction().length;
+    await createRelease('r4', 'hold', 'demo4', '1.0.0', { batches: [1, '100%'], bakeTime: '1s', maxUnavailable: 3 });
+    await until('both members mid-rollout', async () => {
+      const st = stage(await statusOf('r4'), 'both');
+      return st?.clusters.every((c) => c.state === 'Progressing' && (c.updated ?? 0) >= 1) === true;
+    }, 60_000);
+
+    // Pause, through the kubectl plugin.
+    const beforePause = mark();
+    const deadlineBefore = stage(await statusOf('r4'), 'both')?.deadline as string;
+    const pause = await kk(['release', 'pause', 'r4', '--by', 'bob', '--reason', 'checking alerts']);
+    assert.equal(pause.code, 0, pause.stderr);
+    assert.match(pause.stdout, /release\/r4 paused/);
+    await until('r4 paused in both members', async () => {
+      const s = await statusOf('r4');
+      return s.phase === 'Paused' && stage(s, 'both')?.clusters.every((c) => c.memberPaused === true) === true;
+    }, 60_000);
+    const paused = await statusOf('r4');
+    assert.equal(paused.hold?.state, 'Pause');
+    assert.equal(paused.hold?.by, 'bob');
+    assert.equal(paused.hold?.reason, 'checking alerts');
+    assert.ok(paused.hold?.since !== undefined);
+    for (const n of pair) assert.equal((await memberSet(n, 'demo4'))?.spec.paused, true, `${n}'s set carries spec.paused`);
+    const shownPaused = await kk(['release', 'status', 'r4']);
+    assert.equal(shownPaused.code, 6, `exit 6 while paused: ${shownPaused.stdout}${shownPaused.stderr}`);
+    assert.match(shownPaused.stdout, /through hold: Paused/);
+    assert.match(shownPaused.stdout, /paused since \S+ by bob — checking alerts/);
+    assert.match(shownPaused.stdout, /cluster test: Progressing \(paused in the cluster\)/);
+    await until('the member rollouts stand still', async () => (await memberSet('test', 'demo4'))?.status?.phase === 'Paused' && (await memberSet('staging', 'demo4'))?.status?.phase === 'Paused', 60_000);
+    // The pause itself is one write per member; then nothing is written while paused.
+    const writesAtPause = sent(beforePause);
+    for (const n of pair) assert.deepEqual(writesAtPause[n]?.filter((v) => WRITES.has(v)), ['patch'], `${n}: the pause is one apply (${writesAtPause[n]?.join(', ')})`);
+    const whilePaused = mark();
+    await new Promise((r) => setTimeout(r, 5000));
+    for (const n of pair) assert.deepEqual(sent(whilePaused)[n]?.filter((v) => WRITES.has(v)), [], `${n}: no write while paused`);
+    assert.equal(stage(await statusOf('r4'), 'both')?.state, 'Running', 'the stage is neither failed nor promoted while paused');
+
+    // Resume: the pause is lifted in each member, the deadline moves on by the time paused.
+    const resume = await cli(['release', 'resume', 'r4', '--by', 'bob']);
+    assert.equal(resume.code, 0, resume.out);
+    await until('r4 resumed', async () => {
+      const s = await statusOf('r4');
+      return s.phase === 'Progressing' && stage(s, 'both')?.clusters.every((c) => c.memberPaused === undefined) === true;
+    }, 60_000);
+    const resumed = await statusOf('r4');
+    assert.equal(resumed.hold, undefined);
+    assert.ok(Date.parse(stage(resumed, 'both')?.deadline as string) - Date.parse(deadlineBefore) >= 5000, `deadline ${deadlineBefore} moved on by the pause: ${stage(resumed, 'both')?.deadline}`);
+    for (const n of pair) assert.notEqual((await memberSet(n, 'demo4'))?.spec.paused, true, `${n}: pause lifted`);
+
+    // Stop before the members finish: paused for good, then no request at all reaches them.
+    const beforeStop = mark();
+    const stop = await cli(['release', 'stop', 'r4', '--by', 'carol', '--reason', 'error budget burnt']);
+    assert.equal(stop.code, 0, stop.out);
+    await until('r4 stopped with both members paused', async () => {
+      const s = await statusOf('r4');
+      return s.phase === 'Stopped' && stage(s, 'both')?.clusters.every((c) => c.memberPaused === true) === true;
+    }, 60_000);
+    const stopped = await statusOf('r4');
+    assert.equal(stopped.hold?.state, 'Stop');
+    assert.equal(stopped.hold?.by, 'carol');
+    assert.equal(stopped.hold?.reason, 'error budget burnt');
+    assert.equal(stage(stopped, 'both')?.state, 'Stopped');
+    assert.equal(stage(stopped, 'last')?.state, 'Pending');
+    assert.match(stopped.message, /stopped by carol: error budget burnt/);
+    for (const n of pair) {
+      const set = await memberSet(n, 'demo4');
+      assert.equal(set?.spec.paused, true, `${n} paused`);
+      assert.ok((set?.status?.updated ?? 0) < 3, `${n} did not finish: nothing rolled back, nothing more rolled out (${set?.status?.updated} updated)`);
+      assert.deepEqual(sent(beforeStop)[n]?.filter((v) => WRITES.has(v)), ['patch'], `${n}: the stop is one apply`);
+    }
+    const afterStop = mark();
+    await new Promise((r) => setTimeout(r, 5000));
+    assert.deepEqual(sent(afterStop), { test: [], staging: [] }, 'a stopped release sends its members nothing');
+    assert.equal(pipelineRequestsOnProduction().length, prodBefore, 'production never reached');
+    const shownStopped = await kk(['release', 'status', 'r4']);
+    assert.equal(shownStopped.code, 2, shownStopped.stdout);
+    assert.match(shownStopped.stdout, /stopped since \S+ by carol — error budget burnt/);
+    const again = await cli(['release', 'resume', 'r4']);
+    assert.notEqual(again.code, 0, again.out);
+    assert.match(again.out, /stopped, which is final: create a new Release/);
+    const events = await must<{ items: { reason: string; involvedObject: { name: string } }[] }>(mgmt, 'GET', '/api/v1/namespaces/default/events');
+    const reasons = new Set(events.items.filter((e) => e.involvedObject.name === 'r4').map((e) => e.reason));
+    for (const r of ['Paused', 'ClusterPaused', 'Resumed', 'ClusterResumed', 'Stopped']) assert.ok(reasons.has(r), `Event ${r} (have ${[...reasons].join(', ')})`);
+
+    // The next release of the set takes over, and its write lifts the stopped one's pause.
+    await createRelease('r5', 'hold', 'demo4', '1.0.1', { batches: [1, '100%'], bakeTime: '1s', maxUnavailable: 3 });
+    await until("r5's write lifts the pause in test", async () => {
+      const set = await memberSet('test', 'demo4');
+      return set?.spec.template.spec.version === '1.0.1' && set.spec.paused !== true;
+    }, 60_000);
+    await cli(['release', 'stop', 'r5']);
+  });
+
+  it("a member apiserver that ends watches every few seconds: the set's watch reconnects each time and the release finishes", async () => {
+    await must(mgmt, 'POST', `${API}/releasepipelines`, {
+      apiVersion: 'kubenode.io/v1alpha1',
+      kind: 'ReleasePipeline',
+      metadata: { name: 'bounce' },
+      spec: { stages: [{ name: 'only', clusters: ['test'], rolloutOverride: { batches: [1, '100%'], bakeTime: '10s' } }] },
+    });
+    const from = pipelineRequests(auditLog('test')).length;
+    await createRelease('r6', 'bounce', 'demo6', '1.0.0');
+    await until('r6 succeeds', async () => (await statusOf('r6')).phase === 'Succeeded', 120_000);
+    const watches = pipelineRequests(auditLog('test')).slice(from).filter((e) => e.verb === 'watch' && e.requestURI.includes('metadata.name%3Ddemo6'));
+    assert.ok(watches.length >= 3, `the watch of the set was opened again after the apiserver ended it (${watches.length} watches)`);
+    assert.equal((await memberSet('test', 'demo6'))?.status?.phase, 'Completed');
+  });
+
+  it('a release stopped while a member does not answer pauses that member once it answers again', async () => {
+    await must(mgmt, 'POST', `${API}/releasepipelines`, {
+      apiVersion: 'kubenode.io/v1alpha1',
+      kind: 'ReleasePipeline',
+      metadata: { name: 'late-stop' },
+      spec: { stages: [{ name: 'only', clusters: ['staging'], rolloutOverride: { batches: [1, '100%'], bakeTime: '30s' } }] },
+    });
+    await createRelease('r7', 'late-stop', 'demo7', '1.0.0');
+    await until('staging progressing', async () => stage(await statusOf('r7'), 'only')?.clusters[0]?.state === 'Progressing', 60_000);
+    const pid = member('staging').cluster.pid as number;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const stop = await cli(['release', 'stop', 'r7', '--by', 'dave']);
+      assert.equal(stop.code, 0, stop.out);
+      await until('stopped, pause not delivered', async () => /pause not delivered yet/.test(stage(await statusOf('r7'), 'only')?.clusters[0]?.message ?? ''), 60_000);
+      const s = await statusOf('r7');
+      assert.equal(s.phase, 'Stopped');
+      assert.equal(stage(s, 'only')?.clusters[0]?.memberPaused, undefined);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await until('paused once staging answers', async () => stage(await statusOf('r7'), 'only')?.clusters[0]?.memberPaused === true, 60_000);
+    assert.equal((await memberSet('staging', 'demo7'))?.spec.paused, true);
   });
 
   it('a member apiserver stopped mid-release is Unknown, the stage waits, then fails past its deadline', async () => {

@@ -36,7 +36,7 @@ describe('release start rules', () => {
     cluster = await startCluster({ agents: 1 });
     await installCrds(cluster);
     await ensureNamespace(cluster, NS);
-    controller = new Controller({ kubeconfig: cluster.adminKubeconfig, leaderElect: false, namespace: NS, listen: '127.0.0.1:0', pipelines: { pollIntervalMs: 200 } }, createLogger('silent'));
+    controller = new Controller({ kubeconfig: cluster.adminKubeconfig, leaderElect: false, namespace: NS, listen: '127.0.0.1:0', pipelines: { probeIntervalMs: 1000 } }, createLogger('silent'));
     await controller.start();
   });
   after(async () => {

@@ -1,6 +1,7 @@
 // The pipeline controller's wiring inside `kubenode-agent controller --pipelines`: watches of the
 // Releases, ReleasePipelines, ReleaseApprovals and member Secrets of the management cluster, one
-// work queue over the Releases, and the member clusters' clients. Off by default: a controller
+// work queue over the Releases, and the member clusters' clients and the watches of the sets
+// whose rollouts releases follow (their events queue those releases). Off by default: a controller
 // inside a member cluster must never start writing into other clusters because a Secret showed up.
 //
 // The API access this adds (deploy/controller/rbac.yaml, management cluster only):
@@ -10,7 +11,8 @@
 //   kubenode.io   releasepipelines/status  patch
 //   kubenode.io   releaseapprovals         get list watch create
 //   ""            secrets (controller namespace, label kubenode.io/member-cluster)   get list watch
-// and in each member cluster, through its kubeconfig: machinecomponentsets get patch (apply).
+// and in each member cluster, through its kubeconfig: machinecomponentsets get list watch patch
+// (deploy/controller/pipeline-rbac.yaml, kubenode:pipeline-member).
 import type { KubeConfig } from '@kubernetes/client-node';
 import { MEMBER_CLUSTER_LABEL } from '../../api/release-pipeline.ts';
 import type { Clock } from '../../host/clock.ts';
@@ -24,9 +26,11 @@ import { MemberClusters, type SecretObject } from './members.ts';
 import { ReleaseReconciler, type ApprovalObject, type PipelineCaches, type PipelineObject, type ReleaseObject } from './reconciler.ts';
 
 export interface PipelineSettings {
-  /** How often the clusters of a running stage are asked how their rollout stands. Default 1 s. */
-  pollIntervalMs?: number;
-  /** A member not heard from for this long answers /readyz before it is used. Default 10 s. */
+  /**
+   * A member not heard from for this long (no answer, no watch event) answers /readyz before it
+   * is used, and a running stage's members are asked this often: how soon a stopped member
+   * apiserver is found Unknown. Default 10 s.
+   */
   probeIntervalMs?: number;
   /** Deadline of one request to a member. Default 5 s. */
   memberTimeoutMs?: number;
@@ -68,9 +72,11 @@ export function createPipelineController(o: PipelineControllerOptions, synced: (
     probeIntervalMs: o.probeIntervalMs ?? 10_000,
     requestTimeoutMs: o.memberTimeoutMs ?? 5_000,
     userAgent: `kubenode-agent/${version} pipeline-controller`,
+    log: o.log.child({ component: 'member-watch' }),
     ...(o.observeMember === undefined ? {} : { observe: o.observeMember }),
+    onSetChange: (_cluster, set) => add(reconciler.releasesOfSet(set)),
   });
-  const reconciler = new ReleaseReconciler({ client: o.client, caches, members, events: o.events, clock: o.clock, log: o.log, pollIntervalMs: o.pollIntervalMs ?? 1_000, mayWrite: o.mayWrite });
+  const reconciler = new ReleaseReconciler({ client: o.client, caches, members, events: o.events, clock: o.clock, log: o.log, mayWrite: o.mayWrite });
   const queue = new WorkQueue({ workers: o.workers, log: o.log.child({ component: 'release-queue' }), handle: (key) => reconciler.reconcile(key) });
   const add = (names: readonly string[]): void => {
     if (synced()) for (const n of names) queue.add(n);
@@ -80,9 +86,10 @@ export function createPipelineController(o: PipelineControllerOptions, synced: (
     if (e.type === 'synced') return all();
     if (e.type === 'delete') {
       queue.forget(e.object.metadata.name);
+      members.want(e.object.metadata.name, []);
       return add(reconciler.releasesOfSet(e.object.spec.componentSet));
     }
-    // Our own status writes come back too: only spec (state: Stop) matters, and a release that ends frees its set.
+    // Our own status writes come back too: only spec (state: Pause, Stop, Run) matters, and a release that ends frees its set.
     const ended = e.type === 'update' && e.old.status?.phase !== e.object.status?.phase;
     if (e.type === 'update' && e.old.metadata.generation === e.object.metadata.generation && !ended) return;
     add([e.object.metadata.name]);

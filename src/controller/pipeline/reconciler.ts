@@ -1,6 +1,7 @@
 // Release reconcile: one pass reads the Release, its pipeline, its approvals and the member
-// Secrets from the informers' caches, asks the clusters of the current stage how their
-// MachineComponentSet stands, and takes the next step. Every clock (stage start and deadline,
+// Secrets from the informers' caches, reads the current stage's member sets from their watches
+// (a member's health from its last answer, or /readyz when that is a probe interval old), and
+// takes the next step. Every clock (stage start and deadline,
 // when a stage finished, when a timed wait is over) and every cluster's state is in the Release's
 // status, so a pass after a crash or failover goes on from where the last one wrote; writes into
 // member clusters are server-side applies of the same object, so repeating one changes nothing.
@@ -14,9 +15,13 @@
 // - an unreachable cluster is Unknown (not finished, not failed) until the stage deadline, then
 //   failed; one failure past the tolerance fails the release before the next stage, and nothing
 //   is rolled back anywhere (a rollback is a new Release of the old template);
-// - one active release per component set: a later one waits in Pending.
+// - one active release per component set: a later one waits in Pending;
+// - Pause and Stop start no further cluster and put spec.paused (this controller's field manager)
+//   into the member sets whose rollout is in flight: in-flight installs finish, no new batch
+//   starts, nothing is rolled back — the member controller's own pause. Pause is undone by Run
+//   (the pause lifted, stage deadlines moved on by the time paused); Stop is final, and the
+//   next release's write of the set lifts the pause, since it does not carry the field.
 import type { Condition, LabelSelector } from '../../api/common.ts';
-import type { MachineComponentSetStatus } from '../../api/machine-component-set.ts';
 import { RELEASE_LABEL, RELEASE_ANNOTATION, type PipelineStage, type ReleasePipelineSpec, type RolloutOverride } from '../../api/release-pipeline.ts';
 import type { ClusterStatus, ReleasePhase, ReleaseSpec, ReleaseStatus, StageStatus } from '../../api/release.ts';
 import type { ReleaseApprovalSpec } from '../../api/release-approval.ts';
@@ -28,13 +33,14 @@ import { durationMs } from '../../util/duration.ts';
 import type { Informer, KubeObject } from '../../watch/informer.ts';
 import type { EventRecorder } from '../events.ts';
 import { matchesSelector, resolveIntOrPercent, templateHash } from '../rollout/plan.ts';
-import { MemberConfigError, type MemberClusters } from './members.ts';
+import { MemberConfigError, type MemberClusters, type MemberSet } from './members.ts';
 
 const API = '/apis/kubenode.io/v1alpha1';
 const MCS_PATH = `${API}/machinecomponentsets`;
 export const FIELD_MANAGER = 'kubenode-pipeline';
 /** How often a release waiting for another one, a missing pipeline or a missing Secret looks again (their events also wake it). */
 const BLOCKED_RECHECK_MS = 30_000;
+const LAST_SEEN_STEP_MS = 60_000;
 
 export interface ReleaseObject extends KubeObject {
   metadata: KubeObject['metadata'] & { uid: string; creationTimestamp?: string; deletionTimestamp?: string };
@@ -47,11 +53,6 @@ export interface PipelineObject extends KubeObject {
 }
 export interface ApprovalObject extends KubeObject {
   spec: ReleaseApprovalSpec;
-}
-interface MemberSet {
-  metadata: { name: string; generation?: number; annotations?: Record<string, string> };
-  spec: { template: unknown };
-  status?: Partial<MachineComponentSetStatus>;
 }
 
 export interface PipelineCaches {
@@ -67,8 +68,6 @@ export interface ReleaseReconcilerOptions {
   events: EventRecorder;
   clock: Clock;
   log: Logger;
-  /** How often the clusters of a running stage are asked how their rollout stands. */
-  pollIntervalMs: number;
   mayWrite: () => boolean;
 }
 
@@ -137,7 +136,10 @@ export class ReleaseReconciler {
       if (current !== undefined && current.metadata.resourceVersion === w.fromRv) current = w.obj;
       else this.#written.delete(name);
     }
-    if (current === undefined || current.metadata.deletionTimestamp !== undefined) return undefined;
+    if (current === undefined || current.metadata.deletionTimestamp !== undefined) {
+      this.#o.members.want(name, []);
+      return undefined;
+    }
     const pass = new Pass(this.#o, structuredClone(current), (obj) => this.#written.set(name, { fromRv: current.metadata.resourceVersion, obj }));
     return pass.run();
   }
@@ -183,30 +185,148 @@ class Pass {
 
   async run(): Promise<number | undefined> {
     const status = this.status;
+    const state = this.#r.spec.state;
     status.observedGeneration = this.#r.metadata.generation ?? 0;
-    if (TERMINAL.includes(status.phase)) return undefined;
-    if (this.#r.spec.state === 'Stop') {
-      this.#stop();
-    } else if (status.pipelineSnapshot === undefined) {
-      if (!(await this.#start())) this.#after(this.#now + BLOCKED_RECHECK_MS);
+    if (TERMINAL.includes(status.phase) && status.phase !== 'Stopped') {
+      this.#o.members.want(this.#r.metadata.name, []);
+      return undefined;
     }
-    if (status.pipelineSnapshot !== undefined && !TERMINAL.includes(status.phase)) await this.#progress();
+    const retry = status.phase === 'Stopped';
+    if (!retry) {
+      if (state === 'Stop') this.#stop();
+      else if (state === 'Pause') await this.#pause();
+      else {
+        if (status.hold !== undefined) this.#resume();
+        if (status.pipelineSnapshot === undefined && !(await this.#start())) this.#after(this.#now + BLOCKED_RECHECK_MS);
+        if (status.pipelineSnapshot !== undefined && !TERMINAL.includes(status.phase)) await this.#progress();
+      }
+    }
+    // A stopped release keeps trying to pause the members it could not reach when it stopped.
+    if (state !== 'Run') await this.#pauseMembers(retry);
     await this.#write();
-    if (TERMINAL.includes(status.phase)) return undefined;
-    return Math.max(0, Math.min(this.#wake, this.#now + this.#o.pollIntervalMs) - this.#o.clock.now());
+    this.#o.members.want(this.#r.metadata.name, this.#followed());
+    return Number.isFinite(this.#wake) ? Math.max(0, this.#wake - this.#o.clock.now()) : undefined;
+  }
+
+  /** The member sets this release reads while it runs or is paused: its started, unfinished clusters. */
+  #followed(): [string, string][] {
+    if (TERMINAL.includes(this.status.phase)) return [];
+    const set = this.#r.spec.componentSet;
+    return this.status.stages.flatMap((st) => st.clusters.filter((c) => c.state === 'Progressing' || c.state === 'Unknown').map((c): [string, string] => [c.name, set]));
+  }
+
+  /** "by alice: reason", for messages and events. */
+  #who(): string {
+    const { stateBy, stateReason } = this.#r.spec;
+    return `${stateBy === undefined ? '' : ` by ${stateBy}`}${stateReason === undefined ? '' : `: ${stateReason}`}`;
+  }
+
+  #hold(state: 'Pause' | 'Stop'): void {
+    const { stateBy, stateReason } = this.#r.spec;
+    this.status.hold = { state, ...(stateBy === undefined ? {} : { by: stateBy }), ...(stateReason === undefined ? {} : { reason: stateReason }), since: this.status.hold?.since ?? iso(this.#now) };
   }
 
   #stop(): void {
     const status = this.status;
+    this.#hold('Stop');
     for (const s of status.stages) {
       if (s.state === 'Running' || s.state === 'Waiting') {
         s.state = 'Stopped';
         s.endTime = iso(this.#now);
-        s.message = 'release stopped; rollouts already running in its clusters go on under their own controllers';
+        s.message = 'release stopped: no further cluster starts; sets in flight are paused in their clusters, nothing is rolled back';
       }
     }
-    this.#finish('Stopped', 'Stopped', 'spec.state is Stop: no further cluster is started');
-    this.#event('Normal', 'Stopped', 'release stopped by spec.state: Stop', 'stopped');
+    this.#finish('Stopped', 'Stopped', `stopped${this.#who()}: no further cluster starts; rollouts in flight are paused in their clusters (spec.paused), nothing is rolled back`);
+    this.#event('Normal', 'Stopped', `release stopped${this.#who()}`, 'stopped');
+  }
+
+  async #pause(): Promise<void> {
+    const status = this.status;
+    if (status.hold?.state !== 'Pause') {
+      this.#hold('Pause');
+      this.#event('Normal', 'Paused', `release paused${this.#who()}`, `paused/${status.hold?.since ?? ''}`);
+    }
+    status.phase = 'Paused';
+    status.message = `paused${this.#who()}: no cluster starts, rollouts in flight are paused in their clusters (spec.paused) and stage deadlines do not count; resume with: release resume ${this.#r.metadata.name}`;
+    this.#condition('Progressing', 'False', 'Paused', status.message);
+    // While paused the members' in-flight batches still finish: show them from the watches, without asking.
+    const set = this.#r.spec.componentSet;
+    await Promise.all(
+      status.stages.flatMap((st) =>
+        st.clusters
+          .filter((c) => c.state === 'Progressing' || c.state === 'Unknown')
+          .map(async (c) => {
+            const view = await this.#o.members.watchedSet(c.name, set).catch(() => undefined);
+            if (view?.synced === true && view.set !== undefined) this.#read(c, view.set);
+          }),
+      ),
+    );
+  }
+
+  /** Run after Pause: stage deadlines move on by the time paused; the members' pause is lifted as each is next looked at. */
+  #resume(): void {
+    const status = this.status;
+    const hold = status.hold as NonNullable<ReleaseStatus['hold']>;
+    const paused = Math.max(0, this.#now - ms(hold.since));
+    for (const st of status.stages) if (st.state === 'Running' && st.deadline !== undefined) st.deadline = iso(ms(st.deadline) + paused);
+    delete status.hold;
+    const current = status.stages.find((st) => st.state !== 'Succeeded');
+    status.phase = status.pipelineSnapshot === undefined ? 'Pending' : current?.state === 'Waiting' ? 'Waiting' : 'Progressing';
+    status.message = '';
+    this.#condition('Progressing', 'True', 'Resumed', `resumed${this.#who()} after ${Math.round(paused / 1000)} s paused`);
+    this.#event('Normal', 'Resumed', `release resumed${this.#who()} after ${Math.round(paused / 1000)} s paused`, `resumed/${hold.since}`);
+  }
+
+  /** A later release of the same set has started: the member sets are its now. */
+  #superseded(): boolean {
+    const mine = this.#r;
+    const started = this.status.startTime ?? '';
+    return [...this.#o.caches.releases.snapshot().values()].some((r) => r.metadata.name !== mine.metadata.name && r.spec.componentSet === mine.spec.componentSet && (r.status?.startTime ?? '') > started);
+  }
+
+  /**
+   * Puts spec.paused into every member set this release has in flight and has not paused yet.
+   * A stopped release retrying a member it could not reach pauses the set only while it is still
+   * its own: a later release may have written it since (or it is gone), and that is left alone.
+   */
+  async #pauseMembers(retry: boolean): Promise<void> {
+    const snapshot = this.status.pipelineSnapshot;
+    // A release stopped by a controller from before pauses existed left its members running.
+    if (snapshot === undefined || this.status.hold === undefined) return;
+    if (retry && this.#superseded()) return;
+    const name = this.#r.spec.componentSet;
+    await Promise.all(
+      this.status.stages.flatMap((st, i) =>
+        st.clusters
+          .filter((c) => (c.state === 'Progressing' || c.state === 'Unknown') && c.memberPaused === undefined)
+          .map(async (c) => {
+            try {
+              if (retry) {
+                const current = await this.#o.members.call(c.name, (client) => client.get<MemberSet>(`${MCS_PATH}/${encodeURIComponent(name)}`)).catch((err: unknown) => {
+                  if (classifyKubeError(err) === 'not-found') return undefined;
+                  throw err;
+                });
+                const owner = current?.metadata.annotations?.[RELEASE_ANNOTATION];
+                if (owner !== this.#r.metadata.name) {
+                  c.memberPaused = false;
+                  c.message = current === undefined ? `${name} is gone from the cluster: nothing to pause` : `${name} was written by release ${owner ?? '(none)'} since: left alone`;
+                  return;
+                }
+              }
+              this.#read(c, await this.#applySet(c, snapshot.stages[i] as PipelineStage, true));
+              c.memberPaused = true;
+              c.message = `paused in the cluster (spec.paused): in-flight installs finish, no new batch starts; ${c.updated ?? 0}/${c.matched ?? 0} updated`;
+              this.#event('Normal', 'ClusterPaused', `stage ${st.name}, cluster ${c.name}: ${this.#r.spec.componentSet} paused`, `cluster-paused/${st.name}/${c.name}/${this.status.hold?.since ?? ''}`);
+            } catch (err) {
+              if (err instanceof NotLeaderError) throw err;
+              const health = this.#o.members.health(c.name);
+              c.reachable = health.reachable;
+              c.message = `pause not delivered yet: ${errorMessage(err)}`;
+              this.#after(this.#o.members.nextProbe(c.name));
+            }
+          }),
+      ),
+    );
   }
 
   #finish(phase: ReleasePhase, reason: string, message: string): void {
@@ -362,27 +482,35 @@ class Pass {
     this.#event('Warning', 'ClusterFailed', `stage ${st.name}, cluster ${c.name}: ${message}`, `cluster-failed/${st.name}/${c.name}`);
   }
 
-  /** The member set as this stage wants it in the cluster: applied with one field manager, so humans' spec.paused stays theirs. */
-  #desired(def: PipelineStage): Record<string, unknown> {
+  /**
+   * The member set as this stage wants it in the cluster, applied with one field manager: a
+   * human's spec.paused stays theirs, and ours goes when a later apply leaves it out.
+   */
+  #desired(def: PipelineStage, paused: boolean): Record<string, unknown> {
     const spec = this.#r.spec;
     return {
       apiVersion: 'kubenode.io/v1alpha1',
       kind: 'MachineComponentSet',
       metadata: { name: spec.componentSet, annotations: { [RELEASE_ANNOTATION]: this.#r.metadata.name } },
-      spec: { selector: spec.selector, template: spec.template, rollout: stageRollout(spec.rollout, def.rolloutOverride) },
+      spec: { selector: spec.selector, template: spec.template, rollout: stageRollout(spec.rollout, def.rolloutOverride), ...(paused ? { paused: true } : {}) },
     };
   }
 
-  async #applySet(c: ClusterStatus, def: PipelineStage): Promise<MemberSet> {
+  async #applySet(c: ClusterStatus, def: PipelineStage, paused: boolean): Promise<MemberSet> {
     if (!this.#o.mayWrite()) throw new NotLeaderError();
-    const path = `${MCS_PATH}/${encodeURIComponent(this.#r.spec.componentSet)}`;
-    return this.#o.members.call(c.name, (client) => client.patch<MemberSet>(path, this.#desired(def), 'apply', { query: { fieldManager: FIELD_MANAGER, force: 'true' } }));
+    const name = this.#r.spec.componentSet;
+    // A set whose rollout is to be followed is watched from before the write, so no change after it is missed.
+    if (!paused) await this.#o.members.watchedSet(c.name, name);
+    const path = `${MCS_PATH}/${encodeURIComponent(name)}`;
+    const set = await this.#o.members.call(c.name, (client) => client.patch<MemberSet>(path, this.#desired(def, paused), 'apply', { query: { fieldManager: FIELD_MANAGER, force: 'true' } }));
+    this.#o.members.wrote(c.name, set);
+    return set;
   }
 
   /** Starts a cluster: false when it could not be (unreachable, a bad Secret, the apiserver refused). */
   async #apply(st: StageStatus, c: ClusterStatus, def: PipelineStage): Promise<boolean> {
     try {
-      const set = await this.#applySet(c, def);
+      const set = await this.#applySet(c, def, false);
       c.state = 'Progressing';
       c.startTime = iso(this.#now);
       c.reachable = 'True';
@@ -395,6 +523,7 @@ class Pass {
     } catch (err) {
       if (err instanceof NotLeaderError) throw err;
       this.#unreachableOrRefused(st, c, err);
+      this.#after(this.#o.members.nextProbe(c.name));
       return false;
     }
   }
@@ -422,27 +551,36 @@ class Pass {
   }
 
   async #observe(st: StageStatus, c: ClusterStatus, def: PipelineStage): Promise<void> {
-    const path = `${MCS_PATH}/${encodeURIComponent(this.#r.spec.componentSet)}`;
+    const name = this.#r.spec.componentSet;
     try {
-      let set = await this.#o.members.call(c.name, (client) => client.get<MemberSet>(path)).catch(async (err: unknown) => {
-        if (classifyKubeError(err) !== 'not-found') throw err;
-        return undefined;
-      });
-      const revision = set === undefined ? undefined : `${this.#r.spec.componentSet}-${templateHash(set.spec.template)}`;
-      // Deleted or edited in the member since it was written: write it again (the pin wins).
-      if (set === undefined || revision !== c.revision || set.metadata.annotations?.[RELEASE_ANNOTATION] !== this.#r.metadata.name) {
-        set = await this.#applySet(c, def);
-        c.revision = `${this.#r.spec.componentSet}-${templateHash(set.spec.template)}`;
+      await this.#o.members.check(c.name);
+      const view = await this.#o.members.watchedSet(c.name, name);
+      // Its first list wakes this release again.
+      if (!view.synced) {
+        c.message = `waiting for the watch of ${name} in ${c.name} to list`;
+        return;
+      }
+      let set = view.set;
+      const revision = set === undefined ? undefined : `${name}-${templateHash(set.spec.template)}`;
+      // Deleted or edited in the member since it was written, or still carrying a lifted pause: write it again (the pin wins).
+      if (set === undefined || revision !== c.revision || set.metadata.annotations?.[RELEASE_ANNOTATION] !== this.#r.metadata.name || c.memberPaused === true) {
+        set = await this.#applySet(c, def, false);
+        c.revision = `${name}-${templateHash(set.spec.template)}`;
+        if (c.memberPaused === true) this.#event('Normal', 'ClusterResumed', `stage ${st.name}, cluster ${c.name}: ${name} no longer paused`, `cluster-resumed/${st.name}/${c.name}/${c.lastSeen ?? ''}`);
+        delete c.memberPaused;
       }
       if (c.state === 'Unknown') this.#event('Normal', 'ClusterReachable', `stage ${st.name}, cluster ${c.name} answers again`, `reachable/${st.name}/${c.name}/${c.lastSeen ?? ''}`);
+      // Kept to the minute while it keeps answering: a probe every few seconds must not rewrite the status each time.
+      if (c.state === 'Unknown' || c.lastSeen === undefined || this.#now - ms(c.lastSeen) >= LAST_SEEN_STEP_MS) c.lastSeen = iso(this.#now);
       c.state = 'Progressing';
       c.reachable = 'True';
-      c.lastSeen = iso(this.#now);
       this.#read(c, set);
       this.#judge(st, c, set);
     } catch (err) {
       if (err instanceof NotLeaderError) throw err;
       this.#unreachableOrRefused(st, c, err);
+    } finally {
+      if (c.state === 'Progressing' || c.state === 'Unknown') this.#after(this.#o.members.nextProbe(c.name));
     }
   }
 
