@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
+import { MCS_PATH } from '../helpers/kube-api.ts';
 import { installCrds } from '../helpers/kube-objects.ts';
 import { MEMBER_USER, memberKubeconfig, pipelineRbac } from './helpers.ts';
 
@@ -156,12 +157,12 @@ describe('release pipeline RBAC', () => {
     // The job itself under that identity: a server-side apply that creates the set, then a watch of it.
     const token = kubeconfig.users[0]?.user.token as string;
     const set = { apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponentSet', metadata: { name: 'demo' }, spec: { selector: {}, template: { spec: { component: 'demo', version: '1.0.0', source: { type: 'binary', url: 'https://example.com/demo', sha256: 'a'.repeat(64) } } }, paused: true } };
-    const applied = await cluster.request('PATCH', '/apis/kubenode.io/v1alpha1/machinecomponentsets/demo?fieldManager=kubenode-pipeline&force=true', { token, body: JSON.stringify(set), headers: { 'content-type': 'application/apply-patch+yaml' } });
+    const applied = await cluster.request('PATCH', `${MCS_PATH}/demo?fieldManager=kubenode-pipeline&force=true`, { token, body: JSON.stringify(set), headers: { 'content-type': 'application/apply-patch+yaml' } });
     assert.equal(applied.status, 201, applied.body);
-    const watched = await cluster.request('GET', '/apis/kubenode.io/v1alpha1/machinecomponentsets?watch=true&fieldSelector=metadata.name%3Ddemo&timeoutSeconds=1', { token });
+    const watched = await cluster.request('GET', `${MCS_PATH}?watch=true&fieldSelector=metadata.name%3Ddemo&timeoutSeconds=1`, { token });
     assert.equal(watched.status, 200, watched.body);
     assert.match(watched.body, /"type":"ADDED"/);
-    const deleted = await cluster.request('DELETE', '/apis/kubenode.io/v1alpha1/machinecomponentsets/demo', { token });
+    const deleted = await cluster.request('DELETE', `${MCS_PATH}/demo`, { token });
     assert.equal(deleted.status, 403, deleted.body);
   });
 });
