@@ -55,6 +55,7 @@ import { createHost, type Host } from '../host/host.ts';
 import { policyStage, RiskGate, stormStage } from '../risk/gate.ts';
 import { remedierStorm } from '../risk/index.ts';
 import { RiskPolicyClient } from '../risk/policy.ts';
+import { labelValue } from '../report/label-value.ts';
 
 export const LEADER_LEASE_NAME = 'kubenode-controller';
 
@@ -163,7 +164,7 @@ export class Controller {
   /** Starts the health server and the election; resolves at once. `ended` says how it ends. */
   async start(): Promise<void> {
     this.#kc = await loadKubeConfig(this.#o);
-    this.#client = createKubeClient(this.#kc, { observe: (verb, _path, kind) => this.#requests.inc({ verb, result: kind ?? 'ok' }) });
+    this.#client = createKubeClient(this.#kc, { observe: (verb, _path, kind) => this.#requests.inc({ verb, result: labelValue(kind ?? 'ok') }) });
     const { server, address } = await startServer(
       this.#o.listen,
       this.registry,
@@ -352,7 +353,7 @@ export class Controller {
           mayWrite,
           workers: this.#o.workers ?? 4,
           informer: inf,
-          observeMember: (verb, _path, kind) => this.#memberRequests.inc({ verb, result: kind ?? 'ok' }),
+          observeMember: (verb, _path, kind) => this.#memberRequests.inc({ verb, result: labelValue(kind ?? 'ok') }),
         },
         () => this.#synced,
       );

@@ -69,7 +69,7 @@ async function cachedOrFetched(ctx: InstallContext, component: string, url: stri
           restartedAfterMismatch = true;
           continue;
         }
-        ctx.metrics?.downloaded(component, 'checksum-mismatch', performance.now() - started, 0);
+        ctx.metrics?.downloaded(component, 'checksum_mismatch', performance.now() - started, 0);
         throw new ChecksumError(url, sha256, actual);
       }
       await renamePath(ctx.host, partial, final);

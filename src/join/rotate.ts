@@ -2,7 +2,7 @@
 // certificate's lifetime the agent asks for the next one with its current identity (no bootstrap
 // token), and swaps the credential file the kubeconfig names; every client reads that file per
 // request, so the running agent switches without a restart. A certificate that expires with no
-// renewal is loud: an error log on every attempt and kubenode_agent_client_certificate_expired 1.
+// renewal is loud: an error log on every attempt and kubenode_client_certificate_expired 1.
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { errorMessage } from '../errors.ts';
 import type { Clock } from '../host/clock.ts';
@@ -48,9 +48,9 @@ export class CertificateRotator {
     this.#o = o;
     this.#clock = o.clock ?? o.host.clock;
     this.#random = o.random ?? Math.random;
-    this.#expiry = new Gauge({ name: 'kubenode_agent_client_certificate_expiration_timestamp_seconds', help: "When the agent's client certificate expires.", registers: [o.registry] });
-    this.#expired = new Gauge({ name: 'kubenode_agent_client_certificate_expired', help: "1 while the agent's client certificate has expired without a renewal: the agent cannot reach the cluster.", registers: [o.registry] });
-    this.#failures = new Counter({ name: 'kubenode_agent_client_certificate_renewal_failures_total', help: 'Renewals of the client certificate that failed.', registers: [o.registry] });
+    this.#expiry = new Gauge({ name: 'kubenode_client_certificate_expiration_timestamp_seconds', help: "When the agent's client certificate expires.", registers: [o.registry] });
+    this.#expired = new Gauge({ name: 'kubenode_client_certificate_expired', help: "1 while the agent's client certificate has expired without a renewal: the agent cannot reach the cluster.", registers: [o.registry] });
+    this.#failures = new Counter({ name: 'kubenode_client_certificate_renewal_failures_total', help: 'Renewals of the client certificate that failed.', registers: [o.registry] });
   }
 
   state(): RotatorState {

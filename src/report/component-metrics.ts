@@ -4,13 +4,14 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { ComponentPhases } from '../api/machine-component.ts';
 import type { ApplyResult } from '../installers/engine.ts';
+import { labelValue } from './label-value.ts';
 
-export type DownloadResult = 'ok' | 'checksum-mismatch' | 'failed';
+export type DownloadResult = 'ok' | 'checksum_mismatch' | 'failed';
 
 // Every result, so that each component's counters start at 0 and increase() sees the first
 // failure on a node; a result added to either type and missing here fails to compile.
-const APPLY_RESULTS = Object.keys({ unchanged: 0, installed: 0, 'rolled-back': 0, failed: 0, deferred: 0, held: 0, removed: 0, orphaned: 0, 'handed-off': 0 } satisfies Record<ApplyResult, 0>);
-const DOWNLOAD_RESULTS = Object.keys({ ok: 0, 'checksum-mismatch': 0, failed: 0 } satisfies Record<DownloadResult, 0>);
+const APPLY_RESULTS = Object.keys({ unchanged: 0, installed: 0, 'rolled-back': 0, failed: 0, deferred: 0, held: 0, removed: 0, orphaned: 0, 'handed-off': 0 } satisfies Record<ApplyResult, 0>).map(labelValue);
+const DOWNLOAD_RESULTS = Object.keys({ ok: 0, checksum_mismatch: 0, failed: 0 } satisfies Record<DownloadResult, 0>);
 
 export interface ApplyObservation {
   component: string;
@@ -51,7 +52,7 @@ export class ComponentMetrics implements ComponentObserver {
     });
     this.#applies = new Counter({
       name: 'kubenode_component_applies_total',
-      help: 'Component reconciles, by result (unchanged, installed, rolled-back, failed, deferred, held).',
+      help: 'Component reconciles, by result (unchanged, installed, rolled_back, failed, deferred, held, removed, orphaned, handed_off).',
       labelNames: ['component', 'result'],
       registers,
     });
@@ -64,7 +65,7 @@ export class ComponentMetrics implements ComponentObserver {
     });
     this.#downloads = new Counter({
       name: 'kubenode_component_downloads_total',
-      help: 'Artifact downloads, by result (ok, checksum-mismatch, failed after every retry).',
+      help: 'Artifact downloads, by result (ok, checksum_mismatch, failed after every retry).',
       labelNames: ['component', 'result'],
       registers,
     });
@@ -84,7 +85,7 @@ export class ComponentMetrics implements ComponentObserver {
       for (const result of DOWNLOAD_RESULTS) this.#downloads.inc({ component, result }, 0);
     }
     for (const o of outcomes) {
-      this.#applies.inc({ component: o.component, result: o.result });
+      this.#applies.inc({ component: o.component, result: labelValue(o.result) });
       this.#applySeconds.observe({ component: o.component }, o.durationMs / 1000);
     }
     // Rebuilt from the state dir: a removed component or a replaced version leaves no stale series.

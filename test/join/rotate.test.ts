@@ -114,8 +114,8 @@ describe('client certificate rotation (fake clock, real apiserver and kcm)', () 
       }
       assert.equal(rotator.state().expired, true);
       assert.match(rotator.state().lastError ?? '', /was not approved and signed within 5s/);
-      assert.match(await registry.metrics(), /^kubenode_agent_client_certificate_expired 1$/m);
-      assert.match(await registry.metrics(), /^kubenode_agent_client_certificate_renewal_failures_total [1-9]/m);
+      assert.match(await registry.metrics(), /^kubenode_client_certificate_expired 1$/m);
+      assert.match(await registry.metrics(), /^kubenode_client_certificate_renewal_failures_total [1-9]/m);
     } finally {
       await rotator.stop();
     }

@@ -109,6 +109,7 @@ test('component metrics: installed version on an info gauge, one phase set, appl
     [
       { component: 'node-exporter', result: 'installed', durationMs: 2500 },
       { component: 'containerd', result: 'failed', durationMs: 800 },
+      { component: 'kubelet', result: 'rolled-back', durationMs: 900 },
     ],
     [
       { component: 'node-exporter', status: { phase: 'Installed', installedVersion: '1.8.2' } },
@@ -116,21 +117,23 @@ test('component metrics: installed version on an info gauge, one phase set, appl
     ],
   );
   m.components.downloaded('node-exporter', 'ok', 1500, 10_485_760);
-  m.components.downloaded('containerd', 'checksum-mismatch', 300, 0);
+  m.components.downloaded('containerd', 'checksum_mismatch', 300, 0);
   let text = await m.registry.metrics();
   assert.equal(valueOf(text, 'kubenode_component_info', { component: 'node-exporter', version: '1.8.2' }), 1);
   assert.equal(valueOf(text, 'kubenode_component_info', { component: 'containerd' }), undefined, 'nothing installed, no version');
   assert.equal(valueOf(text, 'kubenode_component_phase', { component: 'containerd', phase: 'Failed' }), 1);
   assert.equal(valueOf(text, 'kubenode_component_phase', { component: 'containerd', phase: 'Installed' }), 0);
   assert.equal(valueOf(text, 'kubenode_component_applies_total', { component: 'containerd', result: 'failed' }), 1);
+  assert.equal(valueOf(text, 'kubenode_component_applies_total', { component: 'kubelet', result: 'rolled_back' }), 1, 'label values are snake_case');
+  assert.equal(parseScrape(text).samples.filter((x) => /-/.test(x.labels.result ?? '')).length, 0, 'no hyphenated result');
   // Every result starts at 0, so increase() sees a node's first failure.
-  for (const result of ['unchanged', 'installed', 'rolled-back', 'failed', 'deferred', 'held']) {
+  for (const result of ['unchanged', 'installed', 'rolled_back', 'failed', 'deferred', 'held', 'removed', 'orphaned', 'handed_off']) {
     assert.notEqual(valueOf(text, 'kubenode_component_applies_total', { component: 'node-exporter', result }), undefined, result);
   }
   assert.equal(valueOf(text, 'kubenode_component_applies_total', { component: 'node-exporter', result: 'failed' }), 0);
   assert.equal(valueOf(text, 'kubenode_component_downloads_total', { component: 'node-exporter', result: 'failed' }), 0);
   assert.equal(valueOf(text, 'kubenode_component_apply_duration_seconds_sum', { component: 'node-exporter' }), 2.5);
-  assert.equal(valueOf(text, 'kubenode_component_downloads_total', { component: 'containerd', result: 'checksum-mismatch' }), 1);
+  assert.equal(valueOf(text, 'kubenode_component_downloads_total', { component: 'containerd', result: 'checksum_mismatch' }), 1);
   assert.equal(valueOf(text, 'kubenode_component_download_bytes_total', { component: 'node-exporter' }), 10_485_760);
 
   // An upgrade and a removal leave no stale series behind.
@@ -158,7 +161,7 @@ test("promtool check metrics: nothing with built-in detectors alone; with an NPD
   // Never started: only its series are wanted.
   new CertificateRotator({ host: createHost({ root: '/nonexistent' }), kubeconfig: '/etc/kubenode/kubeconfig', nodeName: 'n', log: quietLog, registry: m.registry });
   let text = await m.registry.metrics();
-  for (const family of ['kubenode_remedy_operation_duration_seconds', 'kubenode_risk_gate_decisions_total', 'kubenode_apiserver_writes_total', 'kubenode_agent_client_certificate_expired']) {
+  for (const family of ['kubenode_remedy_operation_duration_seconds', 'kubenode_risk_gate_decisions_total', 'kubenode_apiserver_writes_total', 'kubenode_client_certificate_expired']) {
     assert.ok(parseScrape(text).types.has(family), family);
   }
   assert.deepEqual(promtool(text).problems, []);

@@ -14,6 +14,7 @@ import type { WriteObserver } from './latest-writer.ts';
 import { LeaseHeartbeat } from './lease.ts';
 import { MachineStatusReporter } from './machine-status.ts';
 import { NodeConditionsReporter } from './node-conditions.ts';
+import { labelValue } from '../label-value.ts';
 
 export interface ClusterReporterOptions {
   kube: KubeOptions;
@@ -49,7 +50,7 @@ export function writeMetrics(registry: Registry): WriteObserver {
     labelNames: ['writer', 'result'],
     registers: [registry],
   });
-  return (writer, ok) => writes.inc({ writer, result: ok ? 'ok' : 'error' });
+  return (writer, ok) => writes.inc({ writer: labelValue(writer), result: ok ? 'ok' : 'error' });
 }
 
 export async function startClusterReporter(o: ClusterReporterOptions): Promise<ClusterReporter> {

@@ -164,7 +164,7 @@ describe('Node conditions (real apiserver)', () => {
       for (let i = 0; i < 200 && !(await seen()); i++) await new Promise((res) => setTimeout(res, 50));
       assert.ok(await seen(), 'condition, event and lease all written');
       const text = await registry.metrics();
-      assert.match(text, /kubenode_apiserver_writes_total\{writer="node-conditions",result="ok"\} 1/);
+      assert.match(text, /kubenode_apiserver_writes_total\{writer="node_conditions",result="ok"\} 1/);
       assert.match(text, /kubenode_apiserver_writes_total\{writer="lease",result="ok"\} [1-9]/);
     } finally {
       await r.stop();
