@@ -206,11 +206,6 @@ export class MemberClusters {
     for (const [key, w] of this.#watched) if (!needed.has(key)) this.#unwatch(key, w);
   }
 
-  /** Watches running now, for tests and metrics. */
-  get watches(): number {
-    return this.#watched.size;
-  }
-
   #unwatch(key: string, w: Watched): void {
     this.#watched.delete(key);
     void this.#stopWatch(w);
