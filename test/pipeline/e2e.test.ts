@@ -237,7 +237,7 @@ describe('release pipelines across a management and three member apiservers', ()
     member('staging').agents.fail = () => false;
   });
 
-  it('pause mid-stage pauses the member sets in flight and writes nothing more until resume; stop pauses them for good; a new release lifts the pause', async () => {
+  it('pause mid-stage pauses the member sets in flight and writes nothing more until resume, across a kill -9; stop pauses them for good; a new release lifts the pause', async () => {
     await must(mgmt, 'POST', `${API}/releasepipelines`, {
       apiVersion: 'kubenode.io/v1alpha1',
       kind: 'ReleasePipeline',
@@ -281,8 +281,13 @@ describe('release pipelines across a management and three member apiservers', ()
     const writesAtPause = sent(beforePause);
     for (const n of pair) assert.deepEqual(writesAtPause[n]?.filter((v) => WRITES.has(v)), ['patch'], `${n}: the pause is one apply (${writesAtPause[n]?.join(', ')})`);
     const whilePaused = mark();
-    await new Promise((r) => setTimeout(r, 5000));
-    for (const n of pair) assert.deepEqual(sent(whilePaused)[n]?.filter((v) => WRITES.has(v)), [], `${n}: no write while paused`);
+    // kill -9 while paused: the new process reads the pause from status and writes nothing either.
+    pipelineController?.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 500));
+    pipelineController = startPipelineController();
+    await new Promise((r) => setTimeout(r, 6000));
+    for (const n of pair) assert.deepEqual(sent(whilePaused)[n]?.filter((v) => WRITES.has(v)), [], `${n}: no write while paused, across a restart`);
+    assert.equal((await statusOf('r4')).hold?.since, paused.hold?.since, 'the restart kept the pause');
     assert.equal(stage(await statusOf('r4'), 'both')?.state, 'Running', 'the stage is neither failed nor promoted while paused');
 
     // Resume: the pause is lifted in each member, the deadline moves on by the time paused.
