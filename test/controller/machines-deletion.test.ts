@@ -21,6 +21,7 @@ import { CORDONED_BY } from '../../src/remedies/node-ops.ts';
 import { allowAll } from '../../src/risk/gate.ts';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
 import { grantAgentRbac, installCrds } from '../helpers/kube-objects.ts';
+import { conditionOf, MACHINES_PATH, MC_PATH, MERGE_PATCH, type Condition } from '../helpers/kube-api.ts';
 import { makeSandbox, makeTar, sha256, startArtifactServer, type ArtifactServer } from '../installers/helpers.ts';
 import { agentKube } from '../watch/helpers.ts';
 import { ensureNamespace, must, setNodeReady, until } from './helpers.ts';
@@ -28,19 +29,10 @@ import { ensureNamespace, must, setNodeReady, until } from './helpers.ts';
 const log = createLogger(process.env.KUBENODE_TEST_LOG === '1' ? 'debug' : 'silent');
 const NS = 'kubenode-system';
 const APPS = 'retire';
-const MACHINES = '/apis/kubenode.io/v1alpha1/machines';
-const MCS = '/apis/kubenode.io/v1alpha1/machinecomponents';
-const MERGE = { 'content-type': 'application/merge-patch+json' };
 
-interface Cond {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-}
 interface MachineView {
   metadata: { finalizers?: string[]; deletionTimestamp?: string };
-  status?: { lifecycle?: string; conditions?: Cond[] };
+  status?: { lifecycle?: string; conditions?: Condition[] };
 }
 interface PodView {
   metadata: { name: string; deletionTimestamp?: string };
@@ -68,8 +60,7 @@ describe('a Machine deleted: drained (PDB respected), uninstalled by its agent, 
     if (r.status !== 200) throw new Error(`GET ${p}: ${r.status} ${r.body.slice(0, 300)}`);
     return JSON.parse(r.body) as T;
   };
-  const machine = (name: string): Promise<MachineView | undefined> => get<MachineView>(`${MACHINES}/${name}`);
-  const cond = (m: MachineView | undefined, type: string): Cond | undefined => m?.status?.conditions?.find((c) => c.type === type);
+  const machine = (name: string): Promise<MachineView | undefined> => get<MachineView>(`${MACHINES_PATH}/${name}`);
   const pods = async (): Promise<PodView[]> => (await must<{ items: PodView[] }>(cluster, 'GET', `/api/v1/namespaces/${APPS}/pods`)).items;
   const events = async (name: string): Promise<{ reason: string; type: string; message: string }[]> =>
     (await must<{ items: { reason: string; type: string; message: string; involvedObject: { kind: string; name: string } }[] }>(cluster, 'GET', '/api/v1/namespaces/default/events')).items.filter((e) => e.involvedObject.kind === 'Machine' && e.involvedObject.name === name);
@@ -132,7 +123,7 @@ describe('a Machine deleted: drained (PDB respected), uninstalled by its agent, 
     const name = 'node-0';
     await createNode(name);
     await createNode('spare');
-    await must(cluster, 'POST', MACHINES, { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name }, spec: { deleteNode: true, components: ['demo'] } });
+    await must(cluster, 'POST', MACHINES_PATH, { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name }, spec: { deleteNode: true, components: ['demo'] } });
     await until('finalizer on the Machine', async () => (await machine(name))?.metadata.finalizers?.includes(MACHINE_FINALIZER) === true, 30_000);
 
     root = makeSandbox();
@@ -140,7 +131,7 @@ describe('a Machine deleted: drained (PDB respected), uninstalled by its agent, 
     const ctx = createInstallContext(createHost({ root }), { installers: config.installers, stateDir: config.stateDir, nodeName: name }, log, { risk: allowAll });
     const { kc, client } = await agentKube(cluster, 0);
     reconciler = startKubeInstaller(ctx, { client, kubeConfig: kc, intervalMs: 600_000 }).reconciler;
-    await must(cluster, 'POST', MCS, {
+    await must(cluster, 'POST', MC_PATH, {
       apiVersion: 'kubenode.io/v1alpha1',
       kind: 'MachineComponent',
       metadata: { name: `${name}-demo`, labels: { 'kubenode.io/machine': name } },
@@ -158,25 +149,25 @@ describe('a Machine deleted: drained (PDB respected), uninstalled by its agent, 
     await until('the disruption controller allows one', async () => (await must<{ status?: { disruptionsAllowed?: number } }>(cluster, 'GET', `/apis/policy/v1/namespaces/${APPS}/poddisruptionbudgets/web`)).status?.disruptionsAllowed === 1, 60_000);
     kubelet = startKubelet();
 
-    const r = await cluster.request('DELETE', `${MACHINES}/${name}`);
+    const r = await cluster.request('DELETE', `${MACHINES_PATH}/${name}`);
     assert.equal(r.status, 200, r.body);
-    await until('drain blocked by the budget', async () => cond(await machine(name), 'Drained')?.reason === 'DrainBlocked', 60_000);
+    await until('drain blocked by the budget', async () => conditionOf(await machine(name), 'Drained')?.reason === 'DrainBlocked', 60_000);
     let m = await machine(name);
     assert.equal(m?.status?.lifecycle, 'Deleting');
-    assert.equal(cond(m, 'Ready')?.reason, 'Deleting');
-    assert.match(cond(m, 'Drained')?.message ?? '', /PodDisruptionBudget/);
-    assert.equal(cond(m, 'ComponentsRemoved')?.reason, 'WaitingForDrain');
+    assert.equal(conditionOf(m, 'Ready')?.reason, 'Deleting');
+    assert.match(conditionOf(m, 'Drained')?.message ?? '', /PodDisruptionBudget/);
+    assert.equal(conditionOf(m, 'ComponentsRemoved')?.reason, 'WaitingForDrain');
     const onNode = async (): Promise<string[]> => (await pods()).filter((p) => p.spec.nodeName === name).map((p) => p.metadata.name);
     await until('one of the two pods evicted (and gone)', async () => (await onNode()).length === 1, 30_000);
     // Several passes later the other is still there: the budget holds it.
     await new Promise((r) => setTimeout(r, 6000));
     assert.equal((await onNode()).length, 1, 'the budget holds the second pod');
-    assert.equal(cond(await machine(name), 'Drained')?.reason, 'DrainBlocked');
+    assert.equal(conditionOf(await machine(name), 'Drained')?.reason, 'DrainBlocked');
     const node = await must<{ spec: { unschedulable?: boolean }; metadata: { annotations?: Record<string, string> } }>(cluster, 'GET', `/api/v1/nodes/${name}`);
     assert.equal(node.spec.unschedulable, true, 'cordoned');
     assert.equal(node.metadata.annotations?.[CORDONED_BY], 'kubenode-agent');
     assert.ok(existsSync(path.join(installed, 'current')), 'nothing uninstalled before the drain is done');
-    assert.ok((await get(`${MCS}/${name}-demo`)) !== undefined, 'the component stays while the node drains');
+    assert.ok((await get(`${MC_PATH}/${name}-demo`)) !== undefined, 'the component stays while the node drains');
 
     // A controller restart in the middle: the new one reads where things are and goes on.
     await controller.stop();
@@ -188,7 +179,7 @@ describe('a Machine deleted: drained (PDB respected), uninstalled by its agent, 
     assert.deepEqual((await pods()).filter((p) => p.spec.nodeName === name), [], 'drained');
     assert.equal(existsSync(path.join(installed, 'current')), false, 'demo uninstalled by the agent');
     assert.equal(existsSync(path.join(root, 'usr/local/bin/demo')), false, 'its link removed');
-    assert.equal(await get(`${MCS}/${name}-demo`), undefined, 'MachineComponent gone');
+    assert.equal(await get(`${MC_PATH}/${name}-demo`), undefined, 'MachineComponent gone');
     assert.equal(await get(`/api/v1/nodes/${name}`), undefined, 'Node deleted (spec.deleteNode)');
     const ev = await events(name);
     assert.ok(ev.some((e) => e.reason === 'NodeDeleted' && e.type === 'Normal'), JSON.stringify(ev));
@@ -200,29 +191,29 @@ describe('a Machine deleted: drained (PDB respected), uninstalled by its agent, 
   it('an agent that never uninstalls: RemovalTimeout after deletionTimeout, a Warning Event, still waiting; force-delete goes on and keeps the Node', async () => {
     const name = 'node-1';
     await createNode(name);
-    await must(cluster, 'POST', MACHINES, { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name }, spec: { deletionTimeout: '3s' } });
-    await must(cluster, 'POST', MCS, {
+    await must(cluster, 'POST', MACHINES_PATH, { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name }, spec: { deletionTimeout: '3s' } });
+    await must(cluster, 'POST', MC_PATH, {
       apiVersion: 'kubenode.io/v1alpha1',
       kind: 'MachineComponent',
       metadata: { name: `${name}-demo`, labels: { 'kubenode.io/machine': name } },
       spec: { component: 'demo', version: '1.0.0', source: { type: 'tarball', url: artifacts.url('demo-1.0.0.tar.gz'), sha256: sha256(demo()), stripComponents: 1 } },
     });
     await until('finalizer on the Machine', async () => (await machine(name))?.metadata.finalizers?.includes(MACHINE_FINALIZER) === true, 30_000);
-    assert.equal((await cluster.request('DELETE', `${MACHINES}/${name}`)).status, 200);
-    await until('RemovalTimeout', async () => cond(await machine(name), 'ComponentsRemoved')?.reason === 'RemovalTimeout', 60_000);
+    assert.equal((await cluster.request('DELETE', `${MACHINES_PATH}/${name}`)).status, 200);
+    await until('RemovalTimeout', async () => conditionOf(await machine(name), 'ComponentsRemoved')?.reason === 'RemovalTimeout', 60_000);
     const m = await machine(name);
-    assert.equal(cond(m, 'Drained')?.status, 'True');
-    assert.match(cond(m, 'ComponentsRemoved')?.message ?? '', /node-1-demo.*deletionTimeout 3s.*kubenode\.io\/force-delete=true/);
-    const mc = await get<{ metadata: { finalizers?: string[]; deletionTimestamp?: string } }>(`${MCS}/${name}-demo`);
+    assert.equal(conditionOf(m, 'Drained')?.status, 'True');
+    assert.match(conditionOf(m, 'ComponentsRemoved')?.message ?? '', /node-1-demo.*deletionTimeout 3s.*kubenode\.io\/force-delete=true/);
+    const mc = await get<{ metadata: { finalizers?: string[]; deletionTimestamp?: string } }>(`${MC_PATH}/${name}-demo`);
     assert.ok(mc?.metadata.deletionTimestamp !== undefined, 'the component is deleted');
     assert.deepEqual(mc?.metadata.finalizers, [UNINSTALL_FINALIZER], 'held for the agent');
     await until('DeletionStalled event', async () => (await events(name)).some((e) => e.reason === 'DeletionStalled' && e.type === 'Warning' && /RemovalTimeout|not reported/.test(e.message)), 30_000);
     assert.ok((await machine(name)) !== undefined, 'still waiting: nothing is left unmanaged without a person saying so');
 
-    const p = await cluster.request('PATCH', `${MACHINES}/${name}`, { body: { metadata: { annotations: { [ANNOTATION_FORCE_DELETE]: 'true' } } }, headers: MERGE });
+    const p = await cluster.request('PATCH', `${MACHINES_PATH}/${name}`, { body: { metadata: { annotations: { [ANNOTATION_FORCE_DELETE]: 'true' } } }, headers: MERGE_PATCH });
     assert.equal(p.status, 200, p.body);
     await until('Machine gone', async () => (await machine(name)) === undefined, 60_000);
-    assert.equal(await get(`${MCS}/${name}-demo`), undefined);
+    assert.equal(await get(`${MC_PATH}/${name}-demo`), undefined);
     const n = await get<{ spec: { unschedulable?: boolean } }>(`/api/v1/nodes/${name}`);
     assert.ok(n !== undefined, 'Node kept: deleteNode is false');
     assert.equal(n.spec.unschedulable, true, 'left cordoned: the machine was retired');

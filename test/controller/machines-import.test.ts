@@ -17,17 +17,16 @@ import { runAgent } from '../helpers/cli.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { TempRoot } from '../helpers/host-root.ts';
 import { installCrds } from '../helpers/kube-objects.ts';
+import { conditionOf, CSRS_PATH, MACHINES_PATH, MERGE_PATCH, type Condition } from '../helpers/kube-api.ts';
 import { ensureNamespace, must, until } from './helpers.ts';
 
 const log = createLogger(process.env.KUBENODE_TEST_LOG === '1' ? 'debug' : 'silent');
 const NS = 'kubenode-system';
-const MACHINES = '/apis/kubenode.io/v1alpha1/machines';
-const CSRS = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
 const N = 50;
 
 interface MachineView {
   metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
-  status?: { agentCertificateExpiry?: string; conditions?: { type: string; status: string; reason: string; message: string }[] };
+  status?: { agentCertificateExpiry?: string; conditions?: Condition[] };
 }
 
 describe('parseNodeSelector', () => {
@@ -62,7 +61,7 @@ describe('auto-import of 50 Nodes by label selector', () => {
   const roots: TempRoot[] = [];
   const selector = parseNodeSelector('kubenode.io/pool=auto');
   const machine = async (name: string): Promise<MachineView | undefined> => {
-    const r = await cluster.request('GET', `${MACHINES}/${name}`);
+    const r = await cluster.request('GET', `${MACHINES_PATH}/${name}`);
     return r.status === 404 ? undefined : (JSON.parse(r.body) as MachineView);
   };
 
@@ -97,7 +96,7 @@ describe('auto-import of 50 Nodes by label selector', () => {
       const spec = name === 'retired-0' ? { unschedulable: true } : {};
       await must(cluster, 'POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name, ...extra }, spec });
     }
-    const imported = async (): Promise<MachineView[]> => (await must<{ items: MachineView[] }>(cluster, 'GET', MACHINES)).items;
+    const imported = async (): Promise<MachineView[]> => (await must<{ items: MachineView[] }>(cluster, 'GET', MACHINES_PATH)).items;
     await until(`${N} Machines`, async () => (await imported()).length >= N, 120_000);
     // Passes still running would show up as extra Machines: give them time to.
     await new Promise((r) => setTimeout(r, 2000));
@@ -110,10 +109,10 @@ describe('auto-import of 50 Nodes by label selector', () => {
     }
 
     // A Node relabelled into the policy is imported; a Machine someone made by hand is left as it is.
-    await must(cluster, 'POST', MACHINES, { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name: 'manual-1', labels: { mine: 'yes' } }, spec: {} });
-    const relabel = await cluster.request('PATCH', '/api/v1/nodes/manual-1', { body: { metadata: { labels: { 'kubenode.io/pool': 'auto' } } }, headers: { 'content-type': 'application/merge-patch+json' } });
+    await must(cluster, 'POST', MACHINES_PATH, { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name: 'manual-1', labels: { mine: 'yes' } }, spec: {} });
+    const relabel = await cluster.request('PATCH', '/api/v1/nodes/manual-1', { body: { metadata: { labels: { 'kubenode.io/pool': 'auto' } } }, headers: MERGE_PATCH });
     assert.equal(relabel.status, 200, relabel.body);
-    await cluster.request('PATCH', '/api/v1/nodes/manual-0', { body: { metadata: { labels: { 'kubenode.io/pool': 'auto' } } }, headers: { 'content-type': 'application/merge-patch+json' } });
+    await cluster.request('PATCH', '/api/v1/nodes/manual-0', { body: { metadata: { labels: { 'kubenode.io/pool': 'auto' } } }, headers: MERGE_PATCH });
     await until('manual-0 imported', async () => (await machine('manual-0')) !== undefined, 30_000);
     assert.deepEqual((await machine('manual-1'))?.metadata.labels, { mine: 'yes' });
     assert.equal(await machine('retired-0'), undefined, 'a Node kubenode cordoned is not imported');
@@ -124,7 +123,7 @@ describe('auto-import of 50 Nodes by label selector', () => {
     roots.push(root);
     const r = await runAgent(['join', '--server', cluster.server, '--token', token.token, '--ca-cert-hash', caCertHash(cluster.ca), '--node-name', 'auto-7', '--root', root.dir, '--timeout', '60s'], { timeoutMs: 90_000 });
     assert.equal(r.code, 0, r.stderr + r.stdout);
-    const csr = (await must<{ items: { spec: { username: string }; status?: { conditions?: { type: string; reason?: string; message?: string }[] } }[] }>(cluster, 'GET', CSRS)).items.find((c) => c.spec.username === `system:bootstrap:${token.id}`);
+    const csr = (await must<{ items: { spec: { username: string }; status?: { conditions?: { type: string; reason?: string; message?: string }[] } }[] }>(cluster, 'GET', CSRS_PATH)).items.find((c) => c.spec.username === `system:bootstrap:${token.id}`);
     assert.deepEqual(csr?.status?.conditions?.map((c) => [c.type, c.reason]), [['Approved', 'AgentBootstrap']]);
     assert.match(csr?.status?.conditions?.[0]?.message ?? '', /importing Machine auto-7/);
 
@@ -140,10 +139,10 @@ describe('auto-import of 50 Nodes by label selector', () => {
     await controller.start();
     await until('CertificateExpired', async () => (await machine('auto-7'))?.status?.conditions?.some((c) => c.type === 'AgentCertificateValid' && c.reason === 'CertificateExpired') === true, 30_000);
     const m = await machine('auto-7');
-    const c = m?.status?.conditions?.find((x) => x.type === 'AgentCertificateValid');
+    const c = conditionOf(m, 'AgentCertificateValid');
     assert.equal(c?.status, 'False');
     assert.match(c?.message ?? '', new RegExp(`expired at ${notAfter}.*kubenode-agent join`));
-    assert.equal(m?.status?.conditions?.find((x) => x.type === 'Ready')?.status, 'False', 'not Ready: its agent cannot reach the cluster');
+    assert.equal(conditionOf(m, 'Ready')?.status, 'False', 'not Ready: its agent cannot reach the cluster');
     const events = (await must<{ items: { reason: string; type: string; involvedObject: { kind: string; name: string } }[] }>(cluster, 'GET', '/api/v1/namespaces/default/events')).items;
     await until('Warning AgentCertificateExpired', async () => (await must<{ items: typeof events }>(cluster, 'GET', '/api/v1/namespaces/default/events')).items.some((e) => e.involvedObject.name === 'auto-7' && e.reason === 'AgentCertificateExpired' && e.type === 'Warning'), 30_000);
     const metrics = await controller.registry.metrics();

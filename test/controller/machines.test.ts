@@ -11,26 +11,17 @@ import { systemClock } from '../../src/host/clock.ts';
 import { createLogger } from '../../src/log.ts';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
 import { goodObjects, installCrds } from '../helpers/kube-objects.ts';
+import { conditionOf, MACHINES_PATH, MC_PATH, MERGE_PATCH, type Condition } from '../helpers/kube-api.ts';
 import { adminKube, ensureNamespace, must, setNodeReady, until } from './helpers.ts';
 
 const log = createLogger(process.env.KUBENODE_TEST_LOG === '1' ? 'debug' : 'silent');
 const NS = 'kubenode-system';
-const MACHINES = '/apis/kubenode.io/v1alpha1/machines';
-const MCS = '/apis/kubenode.io/v1alpha1/machinecomponents';
-const MERGE = { 'content-type': 'application/merge-patch+json' };
 
-interface Cond {
-  type: string;
-  status: string;
-  reason: string;
-  message: string;
-}
 interface MachineView {
-  status?: { lifecycle?: string; importedTime?: string; conditions?: Cond[] };
+  status?: { lifecycle?: string; importedTime?: string; conditions?: Condition[] };
 }
-const machine = (cluster: Cluster, name: string): Promise<MachineView> => must<MachineView>(cluster, 'GET', `${MACHINES}/${name}`);
+const machine = (cluster: Cluster, name: string): Promise<MachineView> => must<MachineView>(cluster, 'GET', `${MACHINES_PATH}/${name}`);
 const node = (cluster: Cluster, name: string): Promise<NodeObject> => must<NodeObject>(cluster, 'GET', `/api/v1/nodes/${name}`);
-const cond = (m: MachineView, type: string): Cond | undefined => m.status?.conditions?.find((c) => c.type === type);
 const cache = <T>(m: Map<string, T>) => ({ get: (k: string) => m.get(k), snapshot: (): ReadonlyMap<string, T> => m });
 /** The apiserver's TaintNodesByCondition admission adds node.kubernetes.io/not-ready to a new Node: foreign too, and kept. */
 const taints = (n: NodeObject): string[] => (n.spec?.taints ?? []).filter((t) => !t.key.startsWith('node.kubernetes.io/')).map((t) => `${t.key}=${t.value ?? ''}:${t.effect}`).sort();
@@ -39,12 +30,12 @@ const eventsFor = async (cluster: Cluster, name: string): Promise<{ reason: stri
 const hasImportingTaint = (n: NodeObject): boolean => (n.spec?.taints ?? []).some((t) => t.key === IMPORTING_TAINT.key && t.effect === IMPORTING_TAINT.effect);
 
 async function patch(cluster: Cluster, path: string, body: unknown): Promise<void> {
-  const r = await cluster.request('PATCH', path, { body, headers: MERGE });
+  const r = await cluster.request('PATCH', path, { body, headers: MERGE_PATCH });
   if (r.status !== 200) throw new Error(`PATCH ${path}: ${r.status} ${r.body.slice(0, 400)}`);
 }
 
 async function createMachine(cluster: Cluster, name: string, spec: Record<string, unknown>): Promise<void> {
-  await must(cluster, 'POST', MACHINES, { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name }, spec });
+  await must(cluster, 'POST', MACHINES_PATH, { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name }, spec });
 }
 
 async function createNode(cluster: Cluster, name: string, metadata: Record<string, unknown> = {}, spec: Record<string, unknown> = {}): Promise<void> {
@@ -71,15 +62,15 @@ describe('Machine lifecycle on a real apiserver', () => {
     await createMachine(cluster, 'imp', { labels: { 'kubenode.io/pool': 'gpu' }, components: ['node-exporter'] });
     await until('Pending', async () => (await machine(cluster, 'imp')).status?.lifecycle === 'Pending', 30_000);
     let m = await machine(cluster, 'imp');
-    assert.equal(cond(m, 'NodeRegistered')?.status, 'False');
-    assert.equal(cond(m, 'NodeRegistered')?.reason, 'NodeNotRegistered');
-    assert.equal(cond(m, 'Ready')?.status, 'False');
+    assert.equal(conditionOf(m, 'NodeRegistered')?.status, 'False');
+    assert.equal(conditionOf(m, 'NodeRegistered')?.reason, 'NodeNotRegistered');
+    assert.equal(conditionOf(m, 'Ready')?.status, 'False');
 
     await createNode(cluster, 'imp');
     await until('WaitingForNode', async () => (await machine(cluster, 'imp')).status?.lifecycle === 'WaitingForNode', 30_000);
     m = await machine(cluster, 'imp');
-    assert.equal(cond(m, 'NodeRegistered')?.status, 'True');
-    assert.equal(cond(m, 'NodeReady')?.reason, 'NodeStarting');
+    assert.equal(conditionOf(m, 'NodeRegistered')?.status, 'True');
+    assert.equal(conditionOf(m, 'NodeReady')?.reason, 'NodeStarting');
     let n = await node(cluster, 'imp');
     assert.equal(n.metadata.labels?.['kubenode.io/pool'], 'gpu');
     assert.ok(hasImportingTaint(n), 'importing taint while the components are not ready');
@@ -87,22 +78,22 @@ describe('Machine lifecycle on a real apiserver', () => {
     await setNodeReady(cluster, 'imp', 'True');
     await until('InstallingComponents', async () => (await machine(cluster, 'imp')).status?.lifecycle === 'InstallingComponents', 30_000);
     m = await machine(cluster, 'imp');
-    assert.equal(cond(m, 'NodeReady')?.status, 'True');
-    assert.equal(cond(m, 'ComponentsReady')?.reason, 'ComponentsMissing');
+    assert.equal(conditionOf(m, 'NodeReady')?.status, 'True');
+    assert.equal(conditionOf(m, 'ComponentsReady')?.reason, 'ComponentsMissing');
 
     const mc = { ...goodObjects('imp').machinecomponents, metadata: { name: 'imp-node-exporter', labels: { 'kubenode.io/machine': 'imp' } } };
-    const created = await must<Record<string, unknown> & { metadata: { generation: number } }>(cluster, 'POST', MCS, mc);
-    await until('ComponentsNotReady', async () => cond(await machine(cluster, 'imp'), 'ComponentsReady')?.reason === 'ComponentsNotReady', 30_000);
+    const created = await must<Record<string, unknown> & { metadata: { generation: number } }>(cluster, 'POST', MC_PATH, mc);
+    await until('ComponentsNotReady', async () => conditionOf(await machine(cluster, 'imp'), 'ComponentsReady')?.reason === 'ComponentsNotReady', 30_000);
     assert.ok(hasImportingTaint(await node(cluster, 'imp')), 'still tainted while a component installs');
 
     const at = new Date().toISOString();
-    await must(cluster, 'PUT', `${MCS}/imp-node-exporter/status`, {
+    await must(cluster, 'PUT', `${MC_PATH}/imp-node-exporter/status`, {
       ...created,
       status: { phase: 'Installed', installedVersion: '1.8.2', observedGeneration: created.metadata.generation, updatedAt: at, history: [], conditions: [{ type: 'Ready', status: 'True', reason: 'Installed', message: '', lastTransitionTime: at }] },
     });
     await until('Running', async () => (await machine(cluster, 'imp')).status?.lifecycle === 'Running', 30_000);
     m = await machine(cluster, 'imp');
-    for (const t of ['NodeRegistered', 'NodeReady', 'ComponentsReady', 'Ready']) assert.equal(cond(m, t)?.status, 'True', t);
+    for (const t of ['NodeRegistered', 'NodeReady', 'ComponentsReady', 'Ready']) assert.equal(conditionOf(m, t)?.status, 'True', t);
     assert.ok(m.status?.importedTime !== undefined);
     n = await node(cluster, 'imp');
     assert.ok(!hasImportingTaint(n), 'importing taint gone once the components are ready');
@@ -110,23 +101,23 @@ describe('Machine lifecycle on a real apiserver', () => {
 
     // The agent's own status write (server-side apply, its manager) and the controller's keep each other's fields.
     const agentStatus = { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name: 'imp' }, status: { phase: 'Ready', agentVersion: '0.1.0', conditions: [{ type: 'KernelDeadlock', status: 'False', reason: 'KernelHasNoDeadlock', message: '', lastTransitionTime: at.replace(/\.\d+Z$/, 'Z') }] } };
-    const r = await cluster.request('PATCH', `${MACHINES}/imp/status?fieldManager=kubenode-agent&force=true`, { body: agentStatus, headers: { 'content-type': 'application/apply-patch+yaml' } });
+    const r = await cluster.request('PATCH', `${MACHINES_PATH}/imp/status?fieldManager=kubenode-agent&force=true`, { body: agentStatus, headers: { 'content-type': 'application/apply-patch+yaml' } });
     assert.equal(r.status, 200, r.body);
     m = await machine(cluster, 'imp');
-    assert.equal(cond(m, 'Ready')?.status, 'True', "the agent's write keeps the controller's conditions");
+    assert.equal(conditionOf(m, 'Ready')?.status, 'True', "the agent's write keeps the controller's conditions");
 
     // Imported: a component that stops being ready does not bring the taint back.
     await setNodeReady(cluster, 'imp', 'False');
-    await until('NodeNotReady', async () => cond(await machine(cluster, 'imp'), 'NodeReady')?.reason === 'NodeNotReady', 30_000);
+    await until('NodeNotReady', async () => conditionOf(await machine(cluster, 'imp'), 'NodeReady')?.reason === 'NodeNotReady', 30_000);
     m = await machine(cluster, 'imp');
     assert.equal(m.status?.lifecycle, 'WaitingForNode');
-    assert.equal(cond(m, 'Ready')?.status, 'False');
+    assert.equal(conditionOf(m, 'Ready')?.status, 'False');
     assert.ok(!hasImportingTaint(await node(cluster, 'imp')));
-    assert.equal(cond(m, 'KernelDeadlock')?.reason, 'KernelHasNoDeadlock', "the controller's write keeps the agent's conditions");
+    assert.equal(conditionOf(m, 'KernelDeadlock')?.reason, 'KernelHasNoDeadlock', "the controller's write keeps the agent's conditions");
     assert.equal((m.status as { phase?: string }).phase, 'Ready');
 
     // kubectl get shows the lifecycle and Ready next to the agent's phase.
-    const table = await cluster.request('GET', MACHINES, { headers: { accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' } });
+    const table = await cluster.request('GET', MACHINES_PATH, { headers: { accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' } });
     const t = JSON.parse(table.body) as { columnDefinitions: { name: string }[]; rows: { cells: unknown[]; object: { metadata: { name: string } } }[] };
     const names = t.columnDefinitions.map((c) => c.name);
     const row = t.rows.find((x) => x.cells[0] === 'imp');
@@ -138,16 +129,16 @@ describe('Machine lifecycle on a real apiserver', () => {
 
   it('sets NodeReady=False NodeStartupTimeout when the Node does not come up within nodeStartupTimeout', async () => {
     await createMachine(cluster, 'slow', { nodeStartupTimeout: '2s' });
-    await until('NodeStartupTimeout', async () => cond(await machine(cluster, 'slow'), 'NodeReady')?.reason === 'NodeStartupTimeout', 30_000);
+    await until('NodeStartupTimeout', async () => conditionOf(await machine(cluster, 'slow'), 'NodeReady')?.reason === 'NodeStartupTimeout', 30_000);
     const m = await machine(cluster, 'slow');
-    assert.equal(cond(m, 'NodeReady')?.status, 'False');
-    assert.match(cond(m, 'NodeReady')?.message ?? '', /nodeStartupTimeout 2s/);
-    assert.equal(cond(m, 'Ready')?.reason, 'NodeNotRegistered');
+    assert.equal(conditionOf(m, 'NodeReady')?.status, 'False');
+    assert.match(conditionOf(m, 'NodeReady')?.message ?? '', /nodeStartupTimeout 2s/);
+    assert.equal(conditionOf(m, 'Ready')?.reason, 'NodeNotRegistered');
     await until('NodeStartupTimeout event', async () => (await eventsFor(cluster, 'slow')).some((e) => e.reason === 'NodeStartupTimeout' && e.type === 'Warning'), 30_000);
   });
 
   it('refuses a nodeStartupTimeout that is not a duration', async () => {
-    const r = await cluster.request('POST', MACHINES, { body: { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name: 'bad-timeout' }, spec: { nodeStartupTimeout: 'soon' } } });
+    const r = await cluster.request('POST', MACHINES_PATH, { body: { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name: 'bad-timeout' }, spec: { nodeStartupTimeout: 'soon' } } });
     assert.equal(r.status, 422, r.body);
     assert.match(r.body, /nodeStartupTimeout/);
   });
@@ -166,7 +157,7 @@ describe('Machine lifecycle on a real apiserver', () => {
 
     // Someone else labels the Node; the Machine drops b and its taint and corrects a.
     await patch(cluster, '/api/v1/nodes/lt', { metadata: { labels: { late: 'yes' } } });
-    await patch(cluster, `${MACHINES}/lt`, { spec: { labels: { a: '3', b: null }, taints: [] } });
+    await patch(cluster, `${MACHINES_PATH}/lt`, { spec: { labels: { a: '3', b: null }, taints: [] } });
     await until('b removed', async () => (await node(cluster, 'lt')).metadata.labels?.b === undefined, 30_000);
     await until('taint removed', async () => !(await node(cluster, 'lt')).spec?.taints?.some((t) => t.key === 'kubenode.io/gpu'), 30_000);
     n = await node(cluster, 'lt');
@@ -201,12 +192,12 @@ describe('Machine lifecycle: a Node write that meets a newer Node', () => {
     const stale = await node(cluster, 'c1');
     await patch(cluster, '/api/v1/nodes/c1', { metadata: { labels: { theirs: 'yes' } } });
     const { client } = await adminKube(cluster);
-    const machines = new Map([['c1', await must<MachineObject>(cluster, 'GET', `${MACHINES}/c1`)]]);
+    const machines = new Map([['c1', await must<MachineObject>(cluster, 'GET', `${MACHINES_PATH}/c1`)]]);
     const nodes = new Map([['c1', stale]]);
     const lifecycle = new MachineLifecycle({ client, caches: { machines: cache(machines), nodes: cache(nodes), components: cache(new Map()) }, clock: systemClock, log, mayWrite: () => true });
     try {
       const again = await lifecycle.reconcile('c1');
-      const held = await must<MachineObject & { metadata: { finalizers?: string[] } }>(cluster, 'GET', `${MACHINES}/c1`);
+      const held = await must<MachineObject & { metadata: { finalizers?: string[] } }>(cluster, 'GET', `${MACHINES_PATH}/c1`);
       assert.deepEqual(held.metadata.finalizers, [MACHINE_FINALIZER], 'the deletion finalizer is put on in the same pass');
       machines.set('c1', held);
       assert.ok(again !== undefined && again > 0, 'looked at again soon');

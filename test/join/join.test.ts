@@ -13,17 +13,16 @@ import { BOOTSTRAP_APISERVER_ARGS, BOOTSTRAP_CONTROLLERS, caCertHash, createBoot
 import { runAgent } from '../helpers/cli.ts';
 import { TempRoot } from '../helpers/host-root.ts';
 import { installCrds } from '../helpers/kube-objects.ts';
+import { CSRS_PATH, MACHINES_PATH } from '../helpers/kube-api.ts';
 import { ensureNamespace, listen, must, selfSigned, until } from '../controller/helpers.ts';
 
 const log = createLogger(process.env.KUBENODE_TEST_LOG === '1' ? 'debug' : 'silent');
-const MACHINES = '/apis/kubenode.io/v1alpha1/machines';
-const CSRS = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
 
 interface Csr { metadata: { name: string; uid: string }; spec: { username: string; usages: string[] }; status?: { conditions?: { type: string; reason?: string }[]; certificate?: string } }
 interface Event { involvedObject: { kind: string; name: string }; reason: string; message: string }
 
 const addMachine = (cluster: Cluster, name: string): Promise<unknown> =>
-  must(cluster, 'POST', MACHINES, { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name }, spec: {} });
+  must(cluster, 'POST', MACHINES_PATH, { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name }, spec: {} });
 
 const csrEvents = async (cluster: Cluster, name: string): Promise<Event[]> =>
   (await must<{ items: Event[] }>(cluster, 'GET', '/api/v1/namespaces/default/events')).items.filter((e) => e.involvedObject.kind === 'CertificateSigningRequest' && e.involvedObject.name === name);
@@ -85,7 +84,7 @@ describe('kubenode-agent join against a real apiserver and kube-controller-manag
     // The agent's RBAC applies to it: it may read its Machine.
     const get = await cluster.kubectl(['get', 'machine', 'node-a', '-o', 'name'], { kubeconfig });
     assert.equal(get.code, 0, get.stderr);
-    const csrs = (await must<{ items: Csr[] }>(cluster, 'GET', CSRS)).items.filter((c) => c.spec.username === `system:bootstrap:${token.id}`);
+    const csrs = (await must<{ items: Csr[] }>(cluster, 'GET', CSRS_PATH)).items.filter((c) => c.spec.username === `system:bootstrap:${token.id}`);
     assert.equal(csrs.length, 1);
     assert.deepEqual(csrs[0]?.status?.conditions?.map((c) => [c.type, c.reason]), [['Approved', 'AgentBootstrap']]);
     // Joining twice is refused and changes nothing.
@@ -154,7 +153,7 @@ describe('kubenode-agent join against a real apiserver and kube-controller-manag
     const joining = runAgent(joinArgs(root, 'node-nomachine'), { timeoutMs: 90_000 });
     let csr: Csr | undefined;
     await until('a pending CSR with an Event', async () => {
-      csr = (await must<{ items: Csr[] }>(cluster, 'GET', CSRS)).items.find((c) => c.metadata.name.startsWith('kubenode-agent-node-nomachine-'));
+      csr = (await must<{ items: Csr[] }>(cluster, 'GET', CSRS_PATH)).items.find((c) => c.metadata.name.startsWith('kubenode-agent-node-nomachine-'));
       return csr !== undefined && (await csrEvents(cluster, csr.metadata.name)).length > 0;
     }, 30_000);
     const name = (csr as Csr).metadata.name;
@@ -173,7 +172,7 @@ describe('kubenode-agent join against a real apiserver and kube-controller-manag
     await addMachine(cluster, 'node-usages');
     const { buildCsr, generateAgentKey } = await import('../../src/join/csr.ts');
     const key = generateAgentKey();
-    const created = await cluster.request('POST', CSRS, {
+    const created = await cluster.request('POST', CSRS_PATH, {
       token: token.token,
       body: {
         apiVersion: 'certificates.k8s.io/v1',
@@ -187,7 +186,7 @@ describe('kubenode-agent join against a real apiserver and kube-controller-manag
     await until('an Event on the CSR', async () => (await csrEvents(cluster, name)).length > 0, 30_000);
     const [event] = await csrEvents(cluster, name);
     assert.match(event?.message ?? '', /key usages must be exactly \[client auth\]/);
-    const now = await must<Csr>(cluster, 'GET', `${CSRS}/${name}`);
+    const now = await must<Csr>(cluster, 'GET', `${CSRS_PATH}/${name}`);
     assert.equal(now.status?.conditions, undefined);
   });
 });
