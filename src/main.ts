@@ -1,20 +1,5 @@
 import './cli/early-sighup.ts';
 import { Command, CommanderError } from 'commander';
-import { applyCommand } from './cli/apply.ts';
-import { selfUpgradeCommand } from './cli/self-upgrade.ts';
-import { checkCommand } from './cli/check.ts';
-import { configCommand } from './cli/config.ts';
-import { joinCommand } from './cli/join.ts';
-import { controllerCommand } from './cli/controller.ts';
-import { rolloutCommand } from './cli/rollout.ts';
-import { releaseCommand } from './cli/release.ts';
-import { planCommand } from './cli/plan.ts';
-import { remedyCommand } from './cli/remedy.ts';
-import { remediesCommand } from './cli/remedies.ts';
-import { runCommand } from './cli/run.ts';
-import { statusCommand } from './cli/status.ts';
-import { versionCommand } from './cli/version.ts';
-import { completionCommand } from './cli/completion.ts';
 import { AgentError, errorMessage, type AgentErrorCode } from './errors.ts';
 import { version } from './version.ts';
 
@@ -71,6 +56,35 @@ function programName(argv: readonly string[]): string {
   return [process.argv0, ...argv.slice(0, 2)].some((a) => /(^|[/\\])kubectl-kubenode(\.[a-z]+)?$/.test(a)) ? 'kubectl kubenode' : 'kubenode-agent';
 }
 
+/**
+ * Each command's module, in the order help lists them. Only the module of the command being run is
+ * loaded (and with it only what that command imports); help, completion and anything commander
+ * must match against every name get them all.
+ */
+const COMMANDS: readonly { name: string; hidden?: boolean; load: (program: () => Command) => Promise<Command> }[] = [
+  { name: 'check', load: async () => (await import('./cli/check.ts')).checkCommand(exitWith) },
+  { name: 'run', load: async () => (await import('./cli/run.ts')).runCommand() },
+  { name: 'config', load: async () => (await import('./cli/config.ts')).configCommand() },
+  { name: 'version', load: async () => (await import('./cli/version.ts')).versionCommand() },
+  { name: 'plan', load: async () => (await import('./cli/plan.ts')).planCommand(exitWith) },
+  { name: 'apply', load: async () => (await import('./cli/apply.ts')).applyCommand(exitWith) },
+  { name: 'status', load: async () => (await import('./cli/status.ts')).statusCommand() },
+  { name: 'remedy', load: async () => (await import('./cli/remedy.ts')).remedyCommand(exitWith) },
+  { name: 'remedies', load: async () => (await import('./cli/remedies.ts')).remediesCommand() },
+  { name: 'controller', load: async () => (await import('./cli/controller.ts')).controllerCommand() },
+  { name: 'rollout', load: async () => (await import('./cli/rollout.ts')).rolloutCommand(exitWith) },
+  { name: 'release', load: async () => (await import('./cli/release.ts')).releaseCommand(exitWith) },
+  { name: 'join', load: async () => (await import('./cli/join.ts')).joinCommand(exitWith) },
+  { name: 'completion', load: async (program) => (await import('./cli/completion.ts')).completionCommand(program) },
+  { name: 'self-upgrade', hidden: true, load: async () => (await import('./cli/self-upgrade.ts')).selfUpgradeCommand(exitWith) },
+];
+
+/** The commands to register for these arguments: the one named first, else (help, completion, a typo) all of them. */
+async function commandsFor(args: readonly string[], program: () => Command): Promise<{ command: Command; hidden: boolean }[]> {
+  const named = COMMANDS.find((c) => c.name === args[0] && c.name !== 'completion');
+  return Promise.all((named === undefined ? COMMANDS : [named]).map(async ({ load, hidden }) => ({ command: await load(program), hidden: hidden === true })));
+}
+
 const oneLine = (text: string): string => text.replace(/\s*\n\s*/g, ' ').trim();
 
 export async function main(argv: string[]): Promise<void> {
@@ -80,28 +94,14 @@ export async function main(argv: string[]): Promise<void> {
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(`kubenode-agent: ${oneLine(text.replace(/^error: /, ''))}\n`) })
     .showHelpAfterError(false);
-  program.addCommand(checkCommand(exitWith));
-  program.addCommand(runCommand());
-  program.addCommand(configCommand());
-  program.addCommand(versionCommand());
-  program.addCommand(planCommand(exitWith));
-  program.addCommand(applyCommand(exitWith));
-  program.addCommand(statusCommand());
-  program.addCommand(remedyCommand(exitWith));
-  program.addCommand(remediesCommand());
-  program.addCommand(controllerCommand());
-  program.addCommand(rolloutCommand(exitWith));
-  program.addCommand(releaseCommand(exitWith));
-  program.addCommand(joinCommand(exitWith));
-  program.addCommand(completionCommand(() => program));
-  program.addCommand(selfUpgradeCommand(exitWith), { hidden: true });
   // Subcommands added with addCommand do not inherit these: every level exits through main, in one line.
   const override = (cmd: Command): void => {
     cmd.exitOverride().configureOutput({ outputError: (text, write) => write(`kubenode-agent: ${oneLine(text.replace(/^error: /, ''))}\n`) });
     cmd.commands.forEach(override);
   };
-  program.commands.forEach(override);
   try {
+    for (const { command, hidden } of await commandsFor(argv.slice(2), () => program)) program.addCommand(command, { hidden });
+    program.commands.forEach(override);
     await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
