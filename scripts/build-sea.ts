@@ -2,8 +2,9 @@
 //
 //   node scripts/build-sea.ts [--out DIR]
 //
-// One esbuild bundle (CommonJS: a SEA main script cannot be ESM) is injected into the official
-// Node binary of each arch. The output is byte-for-byte reproducible: no timestamps, relative
+// The esbuild bundle (CommonJS: a SEA main script cannot be ESM) is injected into the official
+// Node binary of each arch, with the Kubernetes client (scripts/build.ts) as a SEA asset that
+// src/kube/client.ts compiles only when a command needs it. The output is byte-for-byte reproducible: no timestamps, relative
 // paths only, and the version and commit come from package.json and git (or $KUBENODE_COMMIT).
 //
 // Needs an x86-64 Linux host with Debian's binutils-aarch64-linux-gnu, qemu-user-static,
@@ -15,8 +16,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync }
 import { createRequire } from 'node:module';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { build } from 'esbuild';
-import { bundleOptions } from './build.ts';
+import { BUNDLE, buildBundle, KUBE_CHUNK } from './build.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const POSTJECT_CLI = createRequire(import.meta.url).resolve('postject/dist/cli.js');
@@ -73,12 +73,6 @@ export function officialNode(arch: SeaArch): string {
   return node;
 }
 
-// The bundle options are shared with scripts/build.ts, so the binary runs the same code that
-// `node dist/kubenode-agent.cjs` does (the package tests compare the two).
-export async function bundle(outfile: string): Promise<void> {
-  await build({ ...bundleOptions, absWorkingDir: ROOT, outfile });
-}
-
 // Runs as root: nothing from NODE_OPTIONS or --node-options may add code or flags
 // (execArgvExtension 'none'), and SIGUSR1 must not open an unauthenticated inspector port.
 // Detectors match untrusted log lines against user-supplied patterns: the 'l' flag needs V8's
@@ -96,7 +90,8 @@ function makeBlob(work: string, arch: SeaArch, node: string): string {
   writeFileSync(
     join(work, config),
     JSON.stringify({
-      main: 'kubenode-agent.cjs',
+      main: BUNDLE,
+      assets: { [KUBE_CHUNK]: KUBE_CHUNK },
       output: blob,
       disableExperimentalSEAWarning: true,
       useSnapshot: false,
@@ -115,7 +110,9 @@ export async function buildSea(out: string): Promise<Record<SeaArch, string>> {
   const work = join(out, 'sea');
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
-  await bundle(join(work, 'kubenode-agent.cjs'));
+  // Built as scripts/build.ts builds dist/, so the binary runs the same code that
+  // `node dist/kubenode-agent.cjs` does (the package tests compare the two).
+  await buildBundle(work, { absWorkingDir: ROOT });
 
   const sums: string[] = [];
   const binaries = {} as Record<SeaArch, string>;

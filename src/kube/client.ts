@@ -4,6 +4,11 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { Agent, request as httpsRequest, type AgentOptions, type RequestOptions } from 'node:https';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import { getAsset, isSea } from 'node:sea';
+import { debuglog } from 'node:util';
+import { compileFunction } from 'node:vm';
 import { AgentError, ConfigError } from '../errors.ts';
 import { version } from '../version.ts';
 
@@ -12,9 +17,36 @@ export interface KubeOptions { kubeconfig?: string; inCluster?: boolean; }
 type ClientNode = typeof import('@kubernetes/client-node');
 let clientNode: Promise<ClientNode> | undefined;
 
+// Set by scripts/build.ts: a bundle carries client-node as a file of its own (a SEA asset inside
+// the executable), three quarters of the agent's code that no command without a kubeconfig should
+// read or compile.
+declare const __KUBENODE_KUBE_CHUNK__: string | undefined;
+
+// NODE_DEBUG=kubenode reports where the client came from (the tests' observable).
+const debug = debuglog('kubenode');
+
+function loadKubeChunk(file: string): ClientNode {
+  const load = createRequire(import.meta.url);
+  if (!isSea()) {
+    debug('loading the Kubernetes client from %s', file);
+    try {
+      return load(`./${file}`) as ClientNode;
+    } catch (err) {
+      throw new AgentError('IO', `cannot load the Kubernetes client (${file}, shipped next to the agent's bundle): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+  }
+  debug('loading the Kubernetes client from the executable (asset %s)', file);
+  // A SEA's own require() reaches built-in modules only, which is all the chunk needs. Compiled as
+  // CommonJS's wrapper function would be, without copying the 5 MB source into a wrapper string.
+  const module = { exports: {} as ClientNode };
+  const wrapper = compileFunction(getAsset(file, 'utf8'), ['exports', 'require', 'module', '__filename', '__dirname'], { filename: file });
+  wrapper(module.exports, load, module, process.execPath, dirname(process.execPath));
+  return module.exports;
+}
+
 /** The client-node module, imported on first use. */
 export function kubeModule(): Promise<ClientNode> {
-  clientNode ??= import('@kubernetes/client-node');
+  clientNode ??= typeof __KUBENODE_KUBE_CHUNK__ === 'string' ? Promise.resolve(__KUBENODE_KUBE_CHUNK__).then(loadKubeChunk) : import('@kubernetes/client-node');
   return clientNode;
 }
 

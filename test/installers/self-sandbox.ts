@@ -7,8 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { build } from 'esbuild';
-import { bundleOptions } from '../../scripts/build.ts';
+import { BUNDLE, buildBundle, KUBE_CHUNK } from '../../scripts/build.ts';
 import { REPO } from '../helpers/cli.ts';
 import { makeSandbox, tempDir } from './helpers.ts';
 
@@ -98,12 +97,12 @@ export type PackageType = 'deb' | 'rpm';
 
 const bundles = new Map<string, string>();
 
-/** The agent's own bundle with its version stamped as a release build stamps it. */
+/** The agent's own bundle (and the Kubernetes client next to it) with its version stamped as a release build stamps it; the folder holding both. */
 export async function agentBundle(version: string): Promise<string> {
   const have = bundles.get(version);
   if (have !== undefined) return have;
-  const out = path.join(tempDir('bundle'), 'kubenode-agent.cjs');
-  await build({ ...bundleOptions, absWorkingDir: REPO, outfile: out, define: { ...bundleOptions.define, __KUBENODE_VERSION__: JSON.stringify(version) } });
+  const out = tempDir('bundle');
+  await buildBundle(out, { absWorkingDir: REPO, define: { __KUBENODE_VERSION__: JSON.stringify(version) } });
   bundles.set(version, out);
   return out;
 }
@@ -122,7 +121,8 @@ export async function agentPackage(type: PackageType, version: string, options: 
   const dir = tempDir(`self-${type}`);
   const files: [string, string, number][] = [
     ['usr/bin/kubenode-agent', wrapper(options.broken === true), 0o755],
-    ['usr/lib/kubenode-agent/kubenode-agent.cjs', readFileSync(bundle, 'utf8'), 0o644],
+    ['usr/lib/kubenode-agent/kubenode-agent.cjs', readFileSync(path.join(bundle, BUNDLE), 'utf8'), 0o644],
+    [`usr/lib/kubenode-agent/${KUBE_CHUNK}`, readFileSync(path.join(bundle, KUBE_CHUNK), 'utf8'), 0o644],
     ['usr/lib/systemd/system/kubenode-agent.service', readFileSync(path.join(REPO, 'packaging/kubenode-agent.service'), 'utf8'), 0o644],
   ];
   if (type === 'deb') {

@@ -5,10 +5,20 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { KUBE_CHUNK } from '../../scripts/build.ts';
 import { SEA_ARCHES } from '../../scripts/build-sea.ts';
-import { agentRunners, artifact, bundle, checkRoots, type Result } from './artifacts.ts';
+import { agentRunners, artifact, bundle, checkRoots, DIST, type Result } from './artifacts.ts';
 
 const roots = checkRoots();
+// A valid kubeconfig for an apiserver that is not there: the Kubernetes client is loaded and used, and the call is refused.
+const kubeconfig = join(mkdtempSync(join(tmpdir(), 'kubenode-sea-kube-')), 'kubeconfig');
+writeFileSync(kubeconfig, `apiVersion: v1
+kind: Config
+clusters: [{ name: c, cluster: { server: 'https://127.0.0.1:9' } }]
+users: [{ name: u, user: { token: t } }]
+contexts: [{ name: c, context: { cluster: c, user: u } }]
+current-context: c
+`);
 const caseList = (arch: string): { name: string; args: string[]; json?: boolean }[] => [
   { name: 'version', args: ['version'] },
   { name: 'version --json', args: ['version', '--json'] },
@@ -16,6 +26,7 @@ const caseList = (arch: string): { name: string; args: string[]; json?: boolean 
   { name: 'check --help', args: ['check', '--help'] },
   { name: 'config defaults', args: ['config', 'defaults'] },
   { name: 'unknown command', args: ['no-such-command'] },
+  { name: 'rollout status with a kubeconfig', args: ['rollout', 'status', 'x', '--kubeconfig', kubeconfig] },
   // Under qemu (seconds a run) one host is enough to show that the same code runs.
   ...(arch === 'x64' ? roots : roots.slice(0, 1)).map((root) => ({
     name: `check --json --root <${root.name}>`,
@@ -33,9 +44,11 @@ function blankTimings(key: string, value: unknown): unknown {
   return /(At|Time|Ms)$/.test(key) ? '<timing>' : value;
 }
 
-test('the binaries embed the bundle that the other tests run', () => {
+test('the binaries embed the bundle and the Kubernetes client that the other tests run', () => {
   const embedded = artifact('sea/kubenode-agent.cjs', 'npm run build:sea');
   assert.ok(readFileSync(embedded).equals(readFileSync(bundle())), 'dist/ binaries are stale: run `npm run build:sea`');
+  const chunk = artifact(`sea/${KUBE_CHUNK}`, 'npm run build:sea');
+  assert.ok(readFileSync(chunk).equals(readFileSync(join(DIST, KUBE_CHUNK))), 'dist/ binaries are stale: run `npm run build:sea`');
 });
 
 for (const arch of SEA_ARCHES) {
@@ -58,6 +71,18 @@ for (const arch of SEA_ARCHES) {
       assert.equal(info.arch, arch);
       assert.equal(info.node, '26.12.1');
       assert.notEqual(info.version, '0.0.0-dev');
+    });
+
+    // NODE_DEBUG=kubenode: src/kube/client.ts reports each load of the client.
+    test('loads the Kubernetes client from its own asset, and only for a command that needs it', () => {
+      const debug = { NODE_DEBUG: 'kubenode' };
+      for (const args of [['version'], ['check', '--json', '--root', roots[0]!.dir]]) {
+        assert.doesNotMatch(run.binary(args, debug).stderr, /loading the Kubernetes client/, args.join(' '));
+      }
+      const r = run.binary(['rollout', 'status', 'x', '--kubeconfig', kubeconfig], debug);
+      assert.match(r.stderr, new RegExp(`loading the Kubernetes client from the executable \\(asset ${KUBE_CHUNK.replaceAll('.', '\\.')}\\)\n`));
+      assert.match(r.stderr, /ECONNREFUSED 127\.0\.0\.1:9\n$/);
+      assert.equal(r.code, 1);
     });
 
     test('NODE_OPTIONS and --node-options inject nothing', () => {

@@ -1,0 +1,111 @@
+// The Kubernetes client (@kubernetes/client-node, three quarters of the agent's code) ships as its
+// own file next to the bundle and is loaded only by a command that talks to an apiserver.
+// Observables: NODE_DEBUG=kubenode, where src/kube/client.ts reports every load, and a bundle
+// copied without the client, which can only run what never reaches for it.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { KUBE_CHUNK } from '../../scripts/build.ts';
+import { AGENT, FIXTURES, REPO } from '../helpers/cli.ts';
+import { agentRoot } from '../helpers/daemon.ts';
+
+const LOADED = 'loading the Kubernetes client';
+
+const scratch = mkdtempSync(join(tmpdir(), 'kubenode-lazy-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+const alone = join(scratch, 'kubenode-agent.cjs');
+copyFileSync(AGENT, alone);
+
+// A valid kubeconfig for an apiserver that is not there: the client is loaded and used, the call is refused.
+const kubeconfig = join(scratch, 'kubeconfig');
+writeFileSync(kubeconfig, `apiVersion: v1
+kind: Config
+clusters: [{ name: c, cluster: { server: 'https://127.0.0.1:9' } }]
+users: [{ name: u, user: { token: t } }]
+contexts: [{ name: c, context: { cluster: c, user: u } }]
+current-context: c
+`);
+
+interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `node BUNDLE ARGS` with NODE_DEBUG=kubenode; `until`, when given, is awaited on the
+ * output so far and then the process is sent SIGTERM.
+ */
+function agent(bundle: string, args: readonly string[], until?: RegExp): Promise<Ran> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bundle, ...args], { cwd: REPO, env: { ...process.env, NODE_DEBUG: 'kubenode', NO_COLOR: '1' } });
+    let stdout = '';
+    let stderr = '';
+    let stopped = false;
+    const seen = (): void => {
+      if (!stopped && until !== undefined && until.test(stdout)) stopped = child.kill('SIGTERM');
+    };
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      seen();
+    });
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${args.join(' ')} did not finish\n${stdout}${stderr}`));
+    }, 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+test('the build puts the Kubernetes client next to the bundle, and the bundle does not carry it', () => {
+  assert.ok(existsSync(join(dirname(AGENT), KUBE_CHUNK)), `${KUBE_CHUNK} is missing: run \`npm run build\``);
+  assert.ok(!existsSync(join(scratch, KUBE_CHUNK)));
+});
+
+for (const [where, bundle] of [['the bundle in dist/', AGENT], ['the bundle without the client next to it', alone]] as const) {
+  describe(`${where}: commands without a kubeconfig never load the client`, () => {
+    test('version', async () => {
+      const r = await agent(bundle, ['version']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^kubenode-agent \S+ \(commit /);
+      assert.equal(r.stderr, '');
+    });
+
+    test('check --json --root <npd-kernel-5.x>', async () => {
+      const r = await agent(bundle, ['check', '--json', '--root', join(FIXTURES, 'hosts', 'npd-kernel-5.x')]);
+      assert.ok(r.code === 0 || r.code === 1 || r.code === 2, `exit ${r.code}: ${r.stderr}`);
+      assert.ok((JSON.parse(r.stdout) as { results: unknown[] }).results.length > 0);
+      assert.doesNotMatch(r.stderr, new RegExp(LOADED));
+    });
+
+    test('run, up to "Agent started" and a clean stop', async () => {
+      const root = agentRoot('node-lazy');
+      const r = await agent(bundle, ['run', '--root', root.dir, '--listen', '127.0.0.1:0', '--log-format', 'json'], /"msg":"Agent started"/);
+      assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, /"msg":"Agent stopped"/);
+      assert.doesNotMatch(r.stderr, new RegExp(LOADED));
+    });
+  });
+}
+
+test('a command with a kubeconfig loads the client from the file next to the bundle, and uses it', async () => {
+  const r = await agent(AGENT, ['rollout', 'status', 'x', '--kubeconfig', kubeconfig]);
+  assert.match(r.stderr, new RegExp(`${LOADED} from ${KUBE_CHUNK.replaceAll('.', '\\.')}\\n`));
+  assert.match(r.stderr, /kubenode-agent: GET \/apis\/kubenode\.io\/v1alpha1\/machinecomponentsets\/x: connect ECONNREFUSED 127\.0\.0\.1:9\n$/);
+  assert.equal(r.code, 1);
+});
+
+test('without the client next to it, such a command says which file is missing (one line, exit 74)', async () => {
+  const r = await agent(alone, ['rollout', 'status', 'x', '--kubeconfig', kubeconfig]);
+  assert.match(r.stderr, new RegExp(`kubenode-agent: cannot load the Kubernetes client \\(${KUBE_CHUNK.replaceAll('.', '\\.')}, shipped next to the agent's bundle\\): Cannot find module`));
+  assert.equal(r.stderr.trimEnd().split('\n').filter((l) => l.startsWith('kubenode-agent:')).length, 1);
+  assert.equal(r.code, 74);
+});
