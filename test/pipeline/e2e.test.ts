@@ -361,6 +361,29 @@ describe('release pipelines across a management and three member apiservers', ()
     assert.equal((await memberSet('test', 'demo6'))?.status?.phase, 'Completed');
   });
 
+  it('a member that stops answering for a while is Unknown, then, answering again, is Progressing and finishes', async () => {
+    await must(mgmt, 'POST', `${API}/releasepipelines`, {
+      apiVersion: 'kubenode.io/v1alpha1',
+      kind: 'ReleasePipeline',
+      metadata: { name: 'blip' },
+      spec: { stages: [{ name: 'only', clusters: ['staging'], deadline: '10m', rolloutOverride: { batches: [1, '100%'], bakeTime: '3s' } }] },
+    });
+    await createRelease('r8', 'blip', 'demo8', '1.0.0');
+    await until('staging progressing', async () => stage(await statusOf('r8'), 'only')?.clusters[0]?.state === 'Progressing', 60_000);
+    const pid = member('staging').cluster.pid as number;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      await until('staging Unknown', async () => stage(await statusOf('r8'), 'only')?.clusters[0]?.state === 'Unknown', 30_000);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await until('r8 succeeds', async () => (await statusOf('r8')).phase === 'Succeeded', 120_000);
+    assert.equal(stage(await statusOf('r8'), 'only')?.clusters[0]?.reachable, 'True');
+    const events = await must<{ items: { reason: string; involvedObject: { name: string } }[] }>(mgmt, 'GET', '/api/v1/namespaces/default/events');
+    const reasons = new Set(events.items.filter((e) => e.involvedObject.name === 'r8').map((e) => e.reason));
+    for (const r of ['ClusterUnreachable', 'ClusterReachable', 'ClusterFinished']) assert.ok(reasons.has(r), `Event ${r} (have ${[...reasons].join(', ')})`);
+  });
+
   it('a release stopped while a member does not answer pauses that member once it answers again', async () => {
     await must(mgmt, 'POST', `${API}/releasepipelines`, {
       apiVersion: 'kubenode.io/v1alpha1',

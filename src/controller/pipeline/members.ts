@@ -227,7 +227,7 @@ export class MemberClusters {
    */
   async call<T>(name: string, fn: (client: KubeClient) => Promise<T>): Promise<T> {
     const member = await this.check(name);
-    return this.#record(this.#entries.get(name) as Entry, () => fn(member.client));
+    return this.#record(name, this.#entries.get(name) as Entry, () => fn(member.client));
   }
 
   /**
@@ -241,7 +241,7 @@ export class MemberClusters {
     const entry = this.#entries.get(name) as Entry;
     const now = this.#o.clock.now();
     if (entry.health.reachable !== 'True' || entry.health.lastSeen === undefined || now - entry.health.lastSeen >= this.#o.probeIntervalMs) {
-      await this.#record(entry, () => probe(member.client, this.#o.requestTimeoutMs));
+      await this.#record(name, entry, () => probe(member.client, this.#o.requestTimeoutMs));
     }
     return member;
   }
@@ -252,9 +252,12 @@ export class MemberClusters {
     return seen === undefined ? Number.NaN : seen + this.#o.probeIntervalMs;
   }
 
-  async #record<T>(entry: Entry, fn: () => Promise<T>): Promise<T> {
+  async #record<T>(name: string, entry: Entry, fn: () => Promise<T>): Promise<T> {
     try {
       const out = await fn();
+      // Back from unreachable: its watches may have sat on a dead connection that has not
+      // stalled out yet, their caches as old as the outage. They start again with a fresh list.
+      if (entry.health.reachable === 'False') for (const [key, w] of this.#watched) if (w.cluster === name) this.#unwatch(key, w);
       entry.health = { reachable: 'True', lastSeen: this.#o.clock.now(), message: '' };
       return out;
     } catch (err) {
