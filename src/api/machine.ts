@@ -88,6 +88,14 @@ export const LifecycleConditions = ['NodeRegistered', 'NodeReady', 'ComponentsRe
 /** Condition types the controller writes while a Machine is being deleted. */
 export const DeletionConditions = ['Drained', 'ComponentsRemoved'] as const;
 
+/**
+ * Written by the central remedies: True while the Machine is marked for replacement (annotation
+ * kubenode.io/replace) because its agent stayed unreachable through every central step; False
+ * once a person removes the annotation. Cluster API's remediation, an inventory system or a
+ * person selects on it.
+ */
+export const REPLACEMENT_CONDITION = 'ReplacementRequested';
+
 /** GOARCH names, as the Node's kubernetes.io/arch label has them. */
 export const Architectures = ['amd64', 'arm64', 'arm', 'ppc64le', 's390x', 'riscv64', 'loong64'] as const;
 
@@ -168,7 +176,7 @@ export const MachineStatus = Type.Object(
   },
   {
     additionalProperties: false,
-    description: "What the agent found on the node (phase, facts, the Node's problem conditions), and the controller's lifecycle: lifecycle, importedTime and the NodeRegistered, NodeReady, ComponentsReady and Ready conditions, each writer under its own field manager",
+    description: "What the agent found on the node (phase, facts, the Node's problem conditions), and the controller's lifecycle: lifecycle, importedTime and the NodeRegistered, NodeReady, ComponentsReady and Ready conditions, and the central remedies' ReplacementRequested condition, each writer under its own field manager",
   },
 );
 export type MachineStatus = Static<typeof MachineStatus>;

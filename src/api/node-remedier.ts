@@ -151,10 +151,10 @@ export type NodeRemedierSpec = Static<typeof NodeRemedierSpec>;
 export const NodeRemedierStatus = Type.Object(
   {
     observedGeneration: Type.Optional(Type.Integer({ minimum: 0, description: 'metadata.generation the counts are for' })),
-    matchedNodes: Type.Integer({ minimum: 0, default: 0, description: 'Nodes the nodeSelector matches' }),
-    activeOperations: Type.Integer({ minimum: 0, default: 0, description: "RemedyOperations of this NodeRemedier's rules not finished yet" }),
-    succeeded: Type.Integer({ minimum: 0, default: 0, description: 'RemedyOperations that fixed the problem' }),
-    failed: Type.Integer({ minimum: 0, default: 0, description: 'RemedyOperations that failed or did not fix it' }),
+    matchedNodes: Type.Integer({ minimum: 0, default: 0, description: 'Nodes the nodeSelector matches; written by the controller' }),
+    activeOperations: Type.Integer({ minimum: 0, default: 0, description: "RemedyOperations of this NodeRemedier (its agents' rules and its central steps) not finished yet; written by the controller" }),
+    succeeded: Type.Integer({ minimum: 0, default: 0, description: 'Of the RemedyOperations of this NodeRemedier the API holds: those that succeeded (result Fixed, or a central cordon done); written by the controller' }),
+    failed: Type.Integer({ minimum: 0, default: 0, description: 'Of the RemedyOperations of this NodeRemedier the API holds: those that failed, or ended NotFixed (a replacement request among them); written by the controller' }),
     stormBreaker: Type.Object(
       {
         state: StringEnum(BreakerStates, { default: 'Closed', description: 'Closed (operations as the risk gate allows) or Open (no new operation, by agents or the controller)' }),

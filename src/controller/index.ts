@@ -16,7 +16,7 @@
 //   coordination.k8s.io    leases (kube-node-lease)      get list watch            (agent liveness)
 //   coordination.k8s.io    leases (leader namespace)     get list create update    (leader election; per-node coordination Leases)
 //   kubenode.io            noderemediers                 get list watch            (central remedies)
-//   kubenode.io            noderemediers/status          get update                (storm breaker)
+//   kubenode.io            noderemediers/status          get update                (counts, storm breaker)
 //   kubenode.io            remedyoperations              get list watch create patch
 //   kubenode.io            remedyoperations/status       patch
 //   kubenode.io            riskpolicies                  get list; /status update  (permits for central steps)
@@ -81,6 +81,8 @@ export interface ControllerOptions extends KubeOptions {
   remedySweepMs?: number;
   /** How soon a central step refused by the risk gate, or deferred by a rollout, is asked again. */
   remedyRetryMs?: number;
+  /** The least time between two writes of one NodeRemedier's counts (default 2 s). */
+  remedyStatusEveryMs?: number;
 }
 
 type Ended = 'lost' | 'stopped';
@@ -385,7 +387,7 @@ export class Controller {
     // The agents' gate, less the node-local budget: the same RiskPolicies and storm breakers.
     const policy = new RiskPolicyClient(client, this.#clock, log);
     const gate = new RiskGate({ host, log, stages: [policyStage(policy), stormStage(remedierStorm(client))], policy });
-    const central = new CentralRemedies({ client, caches: rc, host, gate, coordinator, events, clock: this.#clock, log, mayWrite, ...(this.#o.remedyRetryMs === undefined ? {} : { retryMs: this.#o.remedyRetryMs }) });
+    const central = new CentralRemedies({ client, caches: rc, host, gate, coordinator, events, clock: this.#clock, log, mayWrite, ...(this.#o.remedyRetryMs === undefined ? {} : { retryMs: this.#o.remedyRetryMs }), ...(this.#o.remedyStatusEveryMs === undefined ? {} : { statusEveryMs: this.#o.remedyStatusEveryMs }) });
     this.remedies = central;
     const queue = new WorkQueue({ workers: this.#o.workers ?? 4, log: log.child({ component: 'remedy-queue' }), handle: (key) => central.reconcile(key) });
     this.#remedyQueue = queue;
@@ -393,9 +395,8 @@ export class Controller {
       if (this.#synced) queue.add(key);
     };
     rc.remediers.on((e) => (e.type === 'synced' ? undefined : add(`remedier/${e.object.metadata.name}`)));
-    rc.operations.on((e) => {
-      if (e.type === 'add' && e.object.spec.remedier !== undefined) add(`remedier/${e.object.spec.remedier}`);
-    });
+    rc.operations.on((e) => central.keysForOperation(e).forEach(add));
+    rc.nodes.on((e) => central.keysForNode(e).forEach(add));
     caches.leases.on((e) => {
       if (e.type !== 'synced' && central.active.has(e.object.metadata.name.replace(/^kubenode-agent-/, ''))) add(`node/${e.object.metadata.name.replace(/^kubenode-agent-/, '')}`);
     });

@@ -1,10 +1,6 @@
 // Central remedies against a real apiserver and a real BMC (OpenIPMI's ipmi_sim on 127.0.0.1,
-// driven by the real ipmitool): the controller in this process, agents played by the test — each
-// renews its kubenode-agent Lease while alive; a "dead" one stops and its Node goes Ready=Unknown
-// (written as the node lifecycle controller would); when ipmi_sim's chassis log shows its power
-// back on, it boots: a new boot ID in its Machine's status, its Lease renewed, its Node Ready.
+// driven by the real ipmitool): the controller in this process, agents played by the test (fleet.ts).
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +10,6 @@ import { Controller } from '../../src/controller/index.ts';
 import { NodeCoordinator } from '../../src/controller/remedy/coordination.ts';
 import { createKubeClient, loadKubeConfig } from '../../src/kube/client.ts';
 import { createLogger } from '../../src/log.ts';
-import { microTime } from '../../src/report/kube/lease.ts';
 import { systemClock } from '../../src/host/clock.ts';
 import { createHost } from '../../src/host/host.ts';
 import { decodeSection } from '../../src/config/decode.ts';
@@ -27,127 +22,10 @@ import { TcpProxy } from '../watch/helpers.ts';
 import { ensureNamespace, must, MCS_PATH, until } from '../controller/helpers.ts';
 import { riskGate, silent } from '../remedies/helpers.ts';
 import { BMC_PASSWORD, BMC_USER, removeSim, startBmcSim, unusedUdpPort, type BmcSim } from './bmc.ts';
+import { central, Fleet, ops, remedier, TAINT, type NodeObj, type Op } from './fleet.ts';
 
 const log = createLogger(process.env.KUBENODE_TEST_LOG === '1' ? 'debug' : 'silent');
 const NS = 'kubenode-system';
-const OPS = '/apis/kubenode.io/v1alpha1/remedyoperations';
-const LEASE_S = 3;
-const TAINT = 'node.kubenode.io/unreachable';
-
-interface Op {
-  metadata: { name: string; labels?: Record<string, string> };
-  spec: { node: string; action: string; step: number; remedier?: string; actor?: string };
-  status?: { phase?: string; result?: string; message?: string; startTime?: string; endTime?: string; gate?: { gate: string; allowed: boolean } };
-}
-interface NodeObj {
-  metadata: { name: string; annotations?: Record<string, string> };
-  spec?: { unschedulable?: boolean; taints?: { key: string; effect: string }[] };
-}
-
-const ops = async (cluster: Cluster, node?: string): Promise<Op[]> =>
-  (await must<{ items: Op[] }>(cluster, 'GET', `${OPS}${node === undefined ? '' : `?labelSelector=kubenode.io/node=${node}`}`)).items.filter((o) => node === undefined || o.spec.node === node);
-
-/** The agents, played by the test. */
-class Fleet {
-  readonly dead = new Set<string>();
-  readonly boots = new Map<string, number[]>();
-  readonly cycles = new Map<string, number[]>();
-  #stop = false;
-  #loop: Promise<void> | undefined;
-  #seen = 0;
-  readonly #cluster: Cluster;
-  readonly #sim: BmcSim;
-  readonly #machines: string[] = [];
-  /** Dead machines that stay dead after a power cycle (a board that never comes back). */
-  readonly neverBoot = new Set<string>();
-
-  constructor(cluster: Cluster, sim: BmcSim) {
-    this.#cluster = cluster;
-    this.#sim = sim;
-  }
-
-  async add(name: string, pool: string, bmc: Record<string, unknown> | undefined): Promise<void> {
-    await must(this.#cluster, 'POST', '/apis/kubenode.io/v1alpha1/machines', { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name, labels: { pool } }, spec: bmc === undefined ? {} : { bmc } });
-    await this.#bootId(name);
-    await must(this.#cluster, 'POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { pool } } });
-    await this.ready(name, 'True');
-    await must(this.#cluster, 'POST', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', {
-      apiVersion: 'coordination.k8s.io/v1',
-      kind: 'Lease',
-      metadata: { name: `kubenode-agent-${name}` },
-      spec: { holderIdentity: name, leaseDurationSeconds: LEASE_S, renewTime: microTime(Date.now()) },
-    });
-    this.#machines.push(name);
-  }
-
-  async #bootId(name: string): Promise<void> {
-    const r = await this.#cluster.request('PATCH', `/apis/kubenode.io/v1alpha1/machines/${name}/status`, {
-      body: { status: { node: { kernelVersion: '6.1.0-28-amd64', osImage: 'Debian GNU/Linux 12 (bookworm)', architecture: 'amd64', cpus: 4, memoryBytes: 8589934592, bootId: randomUUID() } } },
-      headers: { 'content-type': 'application/merge-patch+json' },
-    });
-    if (r.status !== 200) throw new Error(`machine status: ${r.status} ${r.body}`);
-  }
-
-  async ready(name: string, status: 'True' | 'Unknown'): Promise<void> {
-    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-    const r = await this.#cluster.request('PATCH', `/api/v1/nodes/${name}/status`, {
-      body: { status: { conditions: [{ type: 'Ready', status, reason: status === 'True' ? 'KubeletReady' : 'NodeStatusUnknown', message: status === 'True' ? 'kubelet is posting ready status' : 'Kubelet stopped posting node status.', lastHeartbeatTime: now, lastTransitionTime: now }] } },
-      headers: { 'content-type': 'application/merge-patch+json' },
-    });
-    if (r.status !== 200) throw new Error(`node status: ${r.status} ${r.body}`);
-  }
-
-  async kill(name: string): Promise<void> {
-    this.dead.add(name);
-    await this.ready(name, 'Unknown');
-  }
-
-  start(): void {
-    this.#loop = (async () => {
-      while (!this.#stop) {
-        await this.#pass().catch(() => undefined);
-        await new Promise((r) => setTimeout(r, 700));
-      }
-    })();
-  }
-
-  async #pass(): Promise<void> {
-    const entries = this.#sim.log();
-    for (const e of entries.slice(this.#seen)) {
-      if (e.op !== 'set' || e.parm !== 'power') continue;
-      if (e.value === '0') this.cycles.set(e.machine, [...(this.cycles.get(e.machine) ?? []), e.at]);
-      if (e.value === '1' && this.dead.has(e.machine) && !this.neverBoot.has(e.machine)) {
-        // The machine boots: a new boot ID, then the agent renews and the kubelet reports Ready.
-        await new Promise((r) => setTimeout(r, 300));
-        await this.#bootId(e.machine);
-        this.dead.delete(e.machine);
-        await this.#renew(e.machine);
-        await this.ready(e.machine, 'True');
-        this.boots.set(e.machine, [...(this.boots.get(e.machine) ?? []), Date.now()]);
-      }
-    }
-    this.#seen = entries.length;
-    await Promise.all(this.#machines.filter((m) => !this.dead.has(m)).map((m) => this.#renew(m)));
-  }
-
-  async #renew(name: string): Promise<void> {
-    await this.#cluster.request('PATCH', `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/kubenode-agent-${name}`, {
-      body: { spec: { renewTime: microTime(Date.now()), leaseDurationSeconds: LEASE_S } },
-      headers: { 'content-type': 'application/merge-patch+json' },
-    });
-  }
-
-  async stop(): Promise<void> {
-    this.#stop = true;
-    await this.#loop;
-  }
-}
-
-async function remedier(cluster: Cluster, name: string, spec: Record<string, unknown>): Promise<void> {
-  await must(cluster, 'POST', '/apis/kubenode.io/v1alpha1/noderemediers', { apiVersion: 'kubenode.io/v1alpha1', kind: 'NodeRemedier', metadata: { name }, spec: { nodeSelector: { matchLabels: { pool: name } }, ...spec } });
-}
-
-const central = (steps: { action: string; timeout?: string }[]) => ({ central: { unreachableFor: '10s', steps } });
 
 describe('central remedies on a real apiserver with a real BMC', () => {
   let cluster: Cluster;
@@ -266,7 +144,8 @@ describe('central remedies on a real apiserver with a real BMC', () => {
     await fleet.kill('p2-0');
     await fleet.kill('p2-1');
     for (const m of ['p2-0', 'p2-1']) {
-      await until(`${m} is marked for replacement`, async () => (await must<{ metadata: { annotations?: Record<string, string> } }>(cluster, 'GET', `/apis/kubenode.io/v1alpha1/machines/${m}`)).metadata.annotations?.['kubenode.io/replace'] !== undefined, 90_000);
+      await until(`${m} is marked for replacement`, async () => (await ops(cluster, m)).some((o) => o.spec.action === 'replace' && o.status?.phase === 'Succeeded'), 90_000);
+      assert.match((await must<{ metadata: { annotations?: Record<string, string> } }>(cluster, 'GET', `/apis/kubenode.io/v1alpha1/machines/${m}`)).metadata.annotations?.['kubenode.io/replace'] ?? '', /NodeRemedier p2/);
       const list = (await ops(cluster, m)).sort((a, b) => a.spec.step - b.spec.step);
       assert.deepEqual(list.map((o) => [o.spec.action, o.status?.phase]), [['power-cycle', 'Failed'], ['replace', 'Succeeded']]);
       assert.match(list[0]?.status?.message ?? '', /ipmitool chassis power cycle on BMC 127\.0\.0\.1:\d+ failed \(wrong credentials, or the BMC does not answer\)|did not answer/);

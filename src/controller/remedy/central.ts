@@ -10,7 +10,7 @@
 // storm breaker. Every write checks leadership first.
 import { Buffer } from 'node:buffer';
 import type { CentralRemedy, CentralStep } from '../../api/node-remedier.ts';
-import type { Bmc } from '../../api/machine.ts';
+import { REPLACEMENT_CONDITION, type Bmc } from '../../api/machine.ts';
 import type { Condition, LabelSelector } from '../../api/common.ts';
 import { AgentError, errorMessage } from '../../errors.ts';
 import type { Clock } from '../../host/clock.ts';
@@ -18,12 +18,13 @@ import type { Host } from '../../host/host.ts';
 import { classifyKubeError, type KubeClient } from '../../kube/client.ts';
 import type { Logger } from '../../log.ts';
 import { LEASE_NAMESPACE } from '../../report/kube/lease.ts';
+import { kubeTime } from '../../report/kube/node-conditions.ts';
 import { addTaint, AGENT_ID, cordon, CORDONED_BY, uncordon } from '../../remedies/node-ops.ts';
 import type { RiskGate } from '../../risk/gate.ts';
 import { gateStatus } from '../../remedies/record.ts';
 import { selectorMatches } from '../../risk/policy.ts';
 import { durationMs } from '../../util/duration.ts';
-import type { Informer, KubeObject } from '../../watch/informer.ts';
+import type { Informer, InformerEvent, KubeObject } from '../../watch/informer.ts';
 import type { EventRecorder, EventTarget } from '../events.ts';
 import type { NodeCoordinator } from './coordination.ts';
 import { centralRemedierFor, unreachable, type Unreachable } from './detect.ts';
@@ -43,13 +44,15 @@ const ANN_BOOT_BEFORE = 'kubenode.io/boot-id-before';
 export const ANNOTATION_REPLACE = 'kubenode.io/replace';
 export const ANNOTATION_REPLACE_AT = 'kubenode.io/replace-requested-at';
 export const STORM_CONDITION = 'StormBreakerTripped';
+/** Server-side apply manager of the Machine condition this writes, apart from the lifecycle's. */
+export const REMEDY_FIELD_MANAGER = 'kubenode-controller-remedy';
 const FINISHED = new Set(['Succeeded', 'Failed', 'Skipped', 'Denied']);
 const MERGE = 'application/merge-patch+json';
 
 export interface RemedierObject extends KubeObject {
-  metadata: KubeObject['metadata'] & { uid?: string };
+  metadata: KubeObject['metadata'] & { uid?: string; generation?: number };
   spec: { nodeSelector?: LabelSelector; paused?: boolean; dryRun?: boolean; central?: CentralRemedy; stormBreaker?: { maxShare: number; window: string } };
-  status?: { stormBreaker?: { state?: 'Open' | 'Closed'; trippedAt?: string; reason?: string; resetBy?: string; resetAt?: string }; conditions?: Condition[] };
+  status?: { stormBreaker?: { state?: 'Open' | 'Closed'; trippedAt?: string; reason?: string; resetBy?: string; resetAt?: string }; conditions?: Condition[] } & Partial<RemedierCounts>;
 }
 export interface OperationObject extends KubeObject {
   metadata: KubeObject['metadata'] & { creationTimestamp?: string; annotations?: Record<string, string> };
@@ -67,7 +70,7 @@ interface LeaseObj extends KubeObject {
 interface MachineObj extends KubeObject {
   metadata: KubeObject['metadata'] & { annotations?: Record<string, string> };
   spec?: { bmc?: Bmc };
-  status?: { node?: { bootId?: string } };
+  status?: { node?: { bootId?: string }; conditions?: Condition[] };
 }
 
 export interface RemedyCaches {
@@ -93,6 +96,8 @@ export interface CentralRemedyOptions {
   ipmiTimeoutMs?: number;
   /** How soon a step refused by the gate or deferred by a rollout is asked again. */
   retryMs?: number;
+  /** The least time between two writes of one NodeRemedier's counts. */
+  statusEveryMs?: number;
 }
 
 class NotLeader extends AgentError {
@@ -107,6 +112,10 @@ export class CentralRemedies {
   readonly #o: CentralRemedyOptions;
   /** Objects we wrote, used until the cache moves past the version they were written on. */
   readonly #written = new Map<string, { fromRv: string | undefined; obj: OperationObject }>();
+  readonly #remediersWritten = new Map<string, { fromRv: string | undefined; obj: RemedierObject }>();
+  /** When each NodeRemedier's status was last written. */
+  readonly #statusAt = new Map<string, number>();
+  #swept = false;
   /** Nodes with a ladder in progress: an agent Lease renewal there is worth a look at once. */
   readonly active = new Set<string>();
   readonly stats = { steps: 0, powerCycles: 0, deferred: 0, denied: 0, partitioned: 0 };
@@ -120,18 +129,32 @@ export class CentralRemedies {
     const now = this.#o.clock.now();
     const keys: string[] = [];
     const { nodes, leases, remediers } = this.#o.caches;
+    // The first sweep also looks at every NodeRemedier: what happened while nobody led (agents'
+    // operations ending, nodes coming and going) is not in its status yet.
+    if (!this.#swept) {
+      this.#swept = true;
+      for (const r of remediers.snapshot().values()) keys.push(`remedier/${r.metadata.name}`);
+    }
     const withCentral = [...remediers.snapshot().values()].filter((r) => r.spec.central !== undefined);
-    if (withCentral.length === 0) return [...this.active].map((n) => `node/${n}`);
+    if (withCentral.length === 0) return [...keys, ...[...this.active].map((n) => `node/${n}`)];
+    const taints = new Set(withCentral.map((r) => taintId(r.spec.central?.taint)));
     for (const node of nodes.snapshot().values()) {
       const name = node.metadata.name;
-      if (this.active.has(name) || unreachable(node, leases.get(`${LEASE_NAMESPACE}/kubenode-agent-${name}`), now) !== undefined) keys.push(`node/${name}`);
+      if (
+        this.active.has(name) ||
+        unreachable(node, leases.get(`${LEASE_NAMESPACE}/kubenode-agent-${name}`), now) !== undefined ||
+        // Ours to hand back: a node left with our taint once its ladder ran out, or a replacement request withdrawn.
+        (node.spec?.taints ?? []).some((t) => taints.has(taintId(t))) ||
+        this.#withdrawnRequest(name) !== undefined
+      )
+        keys.push(`node/${name}`);
     }
     return keys;
   }
 
   async reconcile(key: string): Promise<number | undefined> {
     try {
-      if (key.startsWith('remedier/')) return await this.#storm(key.slice('remedier/'.length));
+      if (key.startsWith('remedier/')) return await this.#remedier(key.slice('remedier/'.length));
       return await this.#node(key.slice('node/'.length));
     } catch (err) {
       if (err instanceof NotLeader) return undefined;
@@ -183,9 +206,15 @@ export class CentralRemedies {
     const remedier = centralRemedierFor(caches.remediers.snapshot().values(), node?.metadata.labels ?? {});
     const down = unreachable(node, lease, now);
     const open = this.#unfinished(name);
+    await this.#withdraw(name);
     if (down === undefined || remedier === undefined || remedier.spec.central === undefined) {
       if (open.length > 0) await this.#recovered(name, open, remedier);
-      else this.active.delete(name);
+      else {
+        // Back after a ladder that ran out (or a withdrawn replacement): our cordon and taint go.
+        const c = remedier?.spec.central;
+        if (down === undefined && c !== undefined && remedier !== undefined && (node?.spec?.taints ?? []).some((t) => taintId(t) === taintId(c.taint)) && !this.#marked(name)) await this.#restore(name, remedier, c);
+        this.active.delete(name);
+      }
       return undefined;
     }
     const central = remedier.spec.central;
@@ -366,7 +395,8 @@ export class CentralRemedies {
             contentType: MERGE,
             body: { metadata: { annotations: { [ANNOTATION_REPLACE]: `NodeRemedier ${r.metadata.name}: agent unreachable since ${iso(down.since)}; earlier steps did not bring it back`.slice(0, 1024), [ANNOTATION_REPLACE_AT]: iso(this.#o.clock.now()) } } },
           });
-          await this.#finish(op, 'Succeeded', 'NotFixed', `Machine ${node} marked for replacement (annotation ${ANNOTATION_REPLACE})`);
+          await this.#replacement(node, 'True', 'AgentUnreachable', `agent unreachable since ${iso(down.since)}; NodeRemedier ${r.metadata.name} tried every central step before this; remove annotation ${ANNOTATION_REPLACE} to withdraw`);
+          await this.#finish(op, 'Succeeded', 'NotFixed', `Machine ${node} marked for replacement (annotation ${ANNOTATION_REPLACE}, condition ${REPLACEMENT_CONDITION}=True)`);
           this.#event({ apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', name: node, uid: String(this.#o.caches.machines.get(node)?.metadata.uid ?? node) }, 'Warning', 'ReplacementRequested', `agent unreachable since ${iso(down.since)}; central remedies exhausted`, `replace/${op.metadata.name}`);
           return 0;
         }
@@ -454,6 +484,32 @@ export class CentralRemedies {
     this.active.delete(node);
   }
 
+  #marked(node: string): boolean {
+    return this.#o.caches.machines.get(node)?.metadata.annotations?.[ANNOTATION_REPLACE] !== undefined;
+  }
+
+  /** The ReplacementRequested=True condition of a Machine whose annotation a person removed. */
+  #withdrawnRequest(node: string): Condition | undefined {
+    const m = this.#o.caches.machines.get(node);
+    const c = m?.status?.conditions?.find((x) => x.type === REPLACEMENT_CONDITION);
+    return c?.status === 'True' && m?.metadata.annotations?.[ANNOTATION_REPLACE] === undefined ? c : undefined;
+  }
+
+  async #withdraw(node: string): Promise<void> {
+    if (this.#withdrawnRequest(node) === undefined) return;
+    await this.#replacement(node, 'False', 'ReplacementWithdrawn', `annotation ${ANNOTATION_REPLACE} was removed: the Machine is no longer marked for replacement`);
+    this.#event({ apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', name: node, uid: String(this.#o.caches.machines.get(node)?.metadata.uid ?? node) }, 'Normal', 'ReplacementWithdrawn', `annotation ${ANNOTATION_REPLACE} removed; the Machine is no longer marked for replacement`, `withdrawn/${this.#o.clock.now()}`);
+  }
+
+  /** The Machine's ReplacementRequested condition, by server-side apply under our own manager (the lifecycle's conditions stay the lifecycle's). */
+  async #replacement(node: string, status: 'True' | 'False', reason: string, message: string): Promise<void> {
+    this.#guard();
+    const prior = this.#o.caches.machines.get(node)?.status?.conditions?.find((c) => c.type === REPLACEMENT_CONDITION);
+    const lastTransitionTime = prior !== undefined && prior.status === status ? prior.lastTransitionTime : kubeTime(this.#o.clock.now());
+    const body = { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name: node }, status: { conditions: [{ type: REPLACEMENT_CONDITION, status, reason, message: message.slice(0, 32768), lastTransitionTime }] } };
+    await this.#o.client.patch(`${MACHINES}/${encodeURIComponent(node)}/status`, body, 'apply', { query: { fieldManager: REMEDY_FIELD_MANAGER, force: 'true' } });
+  }
+
   /** Uncordons (only our own cordon) and removes our taint; hands the node Lease back. */
   async #restore(node: string, r: RemedierObject, central: CentralRemedy): Promise<void> {
     this.#guard();
@@ -475,37 +531,169 @@ export class CentralRemedies {
     await this.#o.coordinator.release(node, holderOf(r));
   }
 
-  /** The storm breaker of one NodeRemedier: opened by the count, closed only by a person. */
-  async #storm(name: string): Promise<number | undefined> {
-    const r = this.#o.caches.remediers.get(name);
-    if (r === undefined || r.spec.stormBreaker === undefined) return undefined;
+  /**
+   * One NodeRemedier's status: its counts (derived from the nodes and the RemedyOperations in the
+   * API, so a new leader computes the same) and its storm breaker, in one write. A change of the
+   * counts alone waits until statusEveryMs after the last write: a burst of operations is one write.
+   */
+  async #remedier(name: string): Promise<number | undefined> {
+    const r = this.#remedierView(name);
+    if (r === undefined) {
+      this.#remediersWritten.delete(name);
+      this.#statusAt.delete(name);
+      return undefined;
+    }
     const now = this.#o.clock.now();
+    const storm = this.#stormChange(r, now);
+    const counts = this.#counts(r);
+    const changed = !sameCounts(r, counts);
+    if (storm.write === undefined && !changed) return storm.wake;
+    if (storm.write === undefined) {
+      const wait = (this.#statusAt.get(name) ?? -Infinity) + this.#statusEveryMs() - now;
+      if (wait > 0) return Math.min(wait, storm.wake ?? wait);
+    }
+    await this.#remedierStatus(r, { ...counts, ...(storm.write?.status ?? {}) }, storm.write?.conditions ?? r.status?.conditions ?? []);
+    this.#statusAt.set(name, now);
+    storm.write?.after();
+    return storm.wake;
+  }
+
+  #statusEveryMs(): number {
+    return this.#o.statusEveryMs ?? 2000;
+  }
+
+  /** The NodeRemedier as last written by us, until the cache moves past it. */
+  #remedierView(name: string): RemedierObject | undefined {
+    const cached = this.#o.caches.remediers.get(name);
+    const w = this.#remediersWritten.get(name);
+    if (w === undefined || cached === undefined) return cached;
+    if (cached.metadata.resourceVersion === w.fromRv) return w.obj;
+    this.#remediersWritten.delete(name);
+    return cached;
+  }
+
+  /** Every RemedyOperation as we know it: the cache, and what we wrote that it does not show yet. */
+  *#operations(): Iterable<OperationObject> {
+    for (const o of this.#o.caches.operations.snapshot().values()) if (!this.#written.has(o.metadata.name)) yield o;
+    for (const name of [...this.#written.keys()]) {
+      const o = this.#op(name);
+      if (o !== undefined) yield o;
+    }
+  }
+
+  #counts(r: RemedierObject): RemedierCounts {
+    let matchedNodes = 0;
+    for (const n of this.#o.caches.nodes.snapshot().values()) if (selectorMatches(r.spec.nodeSelector, n.metadata.labels ?? {})) matchedNodes += 1;
+    let activeOperations = 0;
+    let succeeded = 0;
+    let failed = 0;
+    for (const o of this.#operations()) {
+      if (o.spec.remedier !== r.metadata.name) continue;
+      const phase = o.status?.phase ?? 'Pending';
+      if (!FINISHED.has(phase)) activeOperations += 1;
+      else if (phase === 'Failed' || (phase === 'Succeeded' && o.status?.result === 'NotFixed')) failed += 1;
+      else if (phase === 'Succeeded') succeeded += 1;
+    }
+    return { ...(r.metadata.generation === undefined ? {} : { observedGeneration: r.metadata.generation }), matchedNodes, activeOperations, succeeded, failed };
+  }
+
+  /** NodeRemedier keys whose status a change of this RemedyOperation may move. */
+  keysForOperation(e: InformerEvent<OperationObject>): string[] {
+    if (e.type === 'synced') return [];
+    const names = new Set<string>();
+    const add = (o: OperationObject): void => {
+      if (o.spec.remedier !== undefined) names.add(o.spec.remedier);
+    };
+    if (e.type === 'update') {
+      if (e.old.status?.phase === e.object.status?.phase && e.old.status?.result === e.object.status?.result && e.old.spec.remedier === e.object.spec.remedier) return [];
+      add(e.old);
+    }
+    add(e.object);
+    return [...names].map((n) => `remedier/${n}`);
+  }
+
+  /** NodeRemedier keys whose matchedNodes a change of this Node may move: only a new, gone or relabelled Node does. */
+  keysForNode(e: InformerEvent<NodeObj>): string[] {
+    if (e.type === 'synced') return [];
+    const labels = e.object.metadata.labels ?? {};
+    const old = e.type === 'update' ? (e.old.metadata.labels ?? {}) : undefined;
+    if (old !== undefined && sameLabels(old, labels)) return [];
+    const keys: string[] = [];
+    for (const r of this.#o.caches.remediers.snapshot().values()) {
+      if (selectorMatches(r.spec.nodeSelector, labels) || (old !== undefined && selectorMatches(r.spec.nodeSelector, old))) keys.push(`remedier/${r.metadata.name}`);
+    }
+    return keys;
+  }
+
+  /** The storm breaker of one NodeRemedier: opened by the count, closed only by a person. */
+  #stormChange(r: RemedierObject, now: number): StormChange {
+    if (r.spec.stormBreaker === undefined) return {};
+    const name = r.metadata.name;
     const b = r.status?.stormBreaker ?? {};
     const trippedAt = Date.parse(b.trippedAt ?? '');
     let resetAt = Date.parse(b.resetAt ?? '');
     if (b.state !== 'Open' && Number.isFinite(trippedAt) && !(resetAt >= trippedAt)) {
       // A person closed it without saying when: from now on, the operations before do not count.
       resetAt = now;
-      await this.#remedierStatus(r, { stormBreaker: { ...b, state: 'Closed', resetAt: iso(now), resetBy: b.resetBy ?? 'unknown' } }, condition(r, 'False', 'Reset', `closed ${iso(now)} by ${b.resetBy ?? 'a person'}`, now));
-      this.#event(remedierTarget(r), 'Normal', 'StormBreakerReset', `storm breaker closed by ${b.resetBy ?? 'a person'}; operations resume`, `reset/${iso(now)}`);
-      return undefined;
+      return {
+        write: {
+          status: { stormBreaker: { ...b, state: 'Closed', resetAt: iso(now), resetBy: b.resetBy ?? 'unknown' } },
+          conditions: condition(r, 'False', 'Reset', `closed ${iso(now)} by ${b.resetBy ?? 'a person'}`, now),
+          after: () => this.#event(remedierTarget(r), 'Normal', 'StormBreakerReset', `storm breaker closed by ${b.resetBy ?? 'a person'}; operations resume`, `reset/${iso(now)}`),
+        },
+      };
     }
-    if (b.state === 'Open') return undefined;
+    if (b.state === 'Open') return {};
     const selected = [...this.#o.caches.nodes.snapshot().values()].filter((n) => selectorMatches(r.spec.nodeSelector, n.metadata.labels ?? {})).length;
-    const v = stormVerdict(name, r.spec.stormBreaker, this.#o.caches.operations.snapshot().values(), selected, now, Number.isFinite(resetAt) ? resetAt : undefined);
-    if (!v.trip) return durationMs(r.spec.stormBreaker.window);
-    await this.#remedierStatus(r, { stormBreaker: { state: 'Open', trippedAt: iso(now), reason: v.reason.slice(0, 1024), ...(b.resetAt === undefined ? {} : { resetAt: b.resetAt }), ...(b.resetBy === undefined ? {} : { resetBy: b.resetBy }) } }, condition(r, 'True', 'TooManyOperations', v.reason, now));
-    this.#event(remedierTarget(r), 'Warning', STORM_CONDITION, `storm breaker open: ${v.reason}; agents and the controller start no operation of this NodeRemedier until a person sets status.stormBreaker.state=Closed`, `trip/${iso(now)}`);
-    this.#o.log.warn({ remedier: name, nodes: v.nodes.length, selected }, 'Storm breaker tripped');
-    return undefined;
+    const v = stormVerdict(name, r.spec.stormBreaker, this.#operations(), selected, now, Number.isFinite(resetAt) ? resetAt : undefined);
+    if (!v.trip) return { wake: durationMs(r.spec.stormBreaker.window) };
+    return {
+      write: {
+        status: { stormBreaker: { state: 'Open', trippedAt: iso(now), reason: v.reason.slice(0, 1024), ...(b.resetAt === undefined ? {} : { resetAt: b.resetAt }), ...(b.resetBy === undefined ? {} : { resetBy: b.resetBy }) } },
+        conditions: condition(r, 'True', 'TooManyOperations', v.reason, now),
+        after: () => {
+          this.#event(remedierTarget(r), 'Warning', STORM_CONDITION, `storm breaker open: ${v.reason}; agents and the controller start no operation of this NodeRemedier until a person sets status.stormBreaker.state=Closed`, `trip/${iso(now)}`);
+          this.#o.log.warn({ remedier: name, nodes: v.nodes.length, selected }, 'Storm breaker tripped');
+        },
+      },
+    };
   }
 
   async #remedierStatus(r: RemedierObject, status: Record<string, unknown>, conditions: Condition[]): Promise<void> {
     this.#guard();
-    await this.#o.client.request('PUT', `${REMEDIERS}/${encodeURIComponent(r.metadata.name)}/status`, {
+    const out = await this.#o.client.request<RemedierObject>('PUT', `${REMEDIERS}/${encodeURIComponent(r.metadata.name)}/status`, {
       body: { ...r, status: { ...(r.status ?? {}), ...status, conditions } },
     });
+    this.#remediersWritten.set(r.metadata.name, { fromRv: this.#o.caches.remediers.get(r.metadata.name)?.metadata.resourceVersion, obj: out });
   }
+}
+
+interface StormChange {
+  write?: { status: Record<string, unknown>; conditions: Condition[]; after: () => void };
+  /** When to count again. */
+  wake?: number;
+}
+
+export interface RemedierCounts {
+  observedGeneration?: number;
+  matchedNodes: number;
+  activeOperations: number;
+  succeeded: number;
+  failed: number;
+}
+
+function sameCounts(r: RemedierObject, c: RemedierCounts): boolean {
+  const s = r.status ?? {};
+  return s.observedGeneration === c.observedGeneration && s.matchedNodes === c.matchedNodes && s.activeOperations === c.activeOperations && s.succeeded === c.succeeded && s.failed === c.failed;
+}
+
+function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+}
+
+function taintId(t: { key: string; effect: string } | undefined): string {
+  return t === undefined ? '' : `${t.key}:${t.effect}`;
 }
 
 function holderOf(r: RemedierObject): string {
