@@ -54,19 +54,35 @@ function table(rows: string[][]): string[] {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd());
 }
 
-/** The report as lines: what `remedies` prints. */
-export function remediesReport(operations: readonly OperationView[], remediers: readonly RemedierView[], now: number, f: ReportFilter): string[] {
-  const out: string[] = [];
+export interface OperationRow {
+  name: string;
+  node: string;
+  rule: string;
+  action: string;
+  actor: string;
+  phase: string;
+  result?: string;
+  created?: string;
+  ended?: string;
+  message: string;
+}
+
+/** What `remedies` finds, before it is drawn: `--json` prints this. */
+export interface RemediesSummary {
+  tripped: { name: string; trippedAt?: string; reason?: string }[];
+  /** Operations per rule created in the last 24 h. */
+  rates: { rule: string; lastHour: number; last24h: number; failed24h: number; nodes24h: number }[];
+  current: OperationRow[];
+  /** Finished within recentMs, newest first. */
+  recent: OperationRow[];
+  recentMs: number;
+}
+
+export function remediesSummary(operations: readonly OperationView[], remediers: readonly RemedierView[], now: number, f: ReportFilter): RemediesSummary {
   const ops = operations.filter((o) => matches(o, f));
-  const tripped = remediers.filter((r) => r.status?.stormBreaker?.state === 'Open' && (f.rule === undefined || f.rule === r.metadata.name || f.rule.startsWith(`${r.metadata.name}/`)));
-  out.push('TRIPPED RULES');
-  if (tripped.length === 0) out.push('  none');
-  for (const r of tripped) {
-    const b = r.status?.stormBreaker ?? {};
-    out.push(`  ${r.metadata.name}: storm breaker open since ${b.trippedAt ?? '?'}: ${b.reason ?? ''}`);
-    out.push(`    reset: kubectl patch noderemedier ${r.metadata.name} --subresource=status --type=merge -p '{"status":{"stormBreaker":{"state":"Closed","resetBy":"<you>"}}}'`);
-  }
-  out.push('', 'RATES');
+  const tripped = remediers
+    .filter((r) => r.status?.stormBreaker?.state === 'Open' && (f.rule === undefined || f.rule === r.metadata.name || f.rule.startsWith(`${r.metadata.name}/`)))
+    .map((r) => ({ name: r.metadata.name, ...(r.status?.stormBreaker?.trippedAt === undefined ? {} : { trippedAt: r.status.stormBreaker.trippedAt }), ...(r.status?.stormBreaker?.reason === undefined ? {} : { reason: r.status.stormBreaker.reason }) }));
   const rules = new Map<string, { hour: number; day: number; failed: number; nodes: Set<string> }>();
   for (const o of ops) {
     const at = Date.parse(o.metadata.creationTimestamp ?? '');
@@ -78,19 +94,45 @@ export function remediesReport(operations: readonly OperationView[], remediers: 
     e.nodes.add(o.spec.node);
     rules.set(ruleOf(o), e);
   }
-  if (rules.size === 0) out.push('  no operations in the last 24h');
-  else out.push(...table([['RULE', 'LAST 1H', 'LAST 24H', 'FAILED 24H', 'NODES 24H'], ...[...rules.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([r, e]) => [r, String(e.hour), String(e.day), String(e.failed), String(e.nodes.size)])]).map((l) => `  ${l}`));
-  const row = (o: OperationView): string[] => [o.spec.node, ruleOf(o), o.spec.action, o.spec.actor ?? 'agent', o.status?.phase ?? 'Pending', age(o.metadata.creationTimestamp, now), (o.status?.message ?? '').replace(/\s+/g, ' ').slice(0, 120)];
-  const header = ['NODE', 'RULE', 'ACTION', 'ACTOR', 'PHASE', 'AGE', 'MESSAGE'];
+  const rates = [...rules.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([rule, e]) => ({ rule, lastHour: e.hour, last24h: e.day, failed24h: e.failed, nodes24h: e.nodes.size }));
+  const row = (o: OperationView): OperationRow => ({
+    name: o.metadata.name,
+    node: o.spec.node,
+    rule: ruleOf(o),
+    action: o.spec.action,
+    actor: o.spec.actor ?? 'agent',
+    phase: o.status?.phase ?? 'Pending',
+    ...(o.status?.result === undefined ? {} : { result: o.status.result }),
+    ...(o.metadata.creationTimestamp === undefined ? {} : { created: o.metadata.creationTimestamp }),
+    ...(o.status?.endTime === undefined ? {} : { ended: o.status.endTime }),
+    message: o.status?.message ?? '',
+  });
   const byTime = (a: OperationView, b: OperationView): number => (b.metadata.creationTimestamp ?? '').localeCompare(a.metadata.creationTimestamp ?? '');
-  const current = ops.filter((o) => !FINISHED.has(o.status?.phase ?? 'Pending')).sort(byTime);
+  const current = ops.filter((o) => !FINISHED.has(o.status?.phase ?? 'Pending')).sort(byTime).map(row);
+  const recent = ops.filter((o) => FINISHED.has(o.status?.phase ?? 'Pending') && now - Date.parse(o.status?.endTime ?? o.metadata.creationTimestamp ?? '') <= f.recentMs).sort(byTime).map(row);
+  return { tripped, rates, current, recent, recentMs: f.recentMs };
+}
+
+/** The report as lines: what `remedies` prints. */
+export function remediesReport(operations: readonly OperationView[], remediers: readonly RemedierView[], now: number, f: ReportFilter): string[] {
+  const s = remediesSummary(operations, remediers, now, f);
+  const out: string[] = ['TRIPPED RULES'];
+  if (s.tripped.length === 0) out.push('  none');
+  for (const t of s.tripped) {
+    out.push(`  ${t.name}: storm breaker open since ${t.trippedAt ?? '?'}: ${t.reason ?? ''}`);
+    out.push(`    reset: kubectl patch noderemedier ${t.name} --subresource=status --type=merge -p '{"status":{"stormBreaker":{"state":"Closed","resetBy":"<you>"}}}'`);
+  }
+  out.push('', 'RATES');
+  if (s.rates.length === 0) out.push('  no operations in the last 24h');
+  else out.push(...table([['RULE', 'LAST 1H', 'LAST 24H', 'FAILED 24H', 'NODES 24H'], ...s.rates.map((r) => [r.rule, String(r.lastHour), String(r.last24h), String(r.failed24h), String(r.nodes24h)])]).map((l) => `  ${l}`));
+  const row = (o: OperationRow): string[] => [o.node, o.rule, o.action, o.actor, o.phase, age(o.created, now), o.message.replace(/\s+/g, ' ').slice(0, 120)];
+  const header = ['NODE', 'RULE', 'ACTION', 'ACTOR', 'PHASE', 'AGE', 'MESSAGE'];
   out.push('', 'CURRENT');
-  if (current.length === 0) out.push('  none');
-  else out.push(...table([header, ...current.map(row)]).map((l) => `  ${l}`));
-  const recent = ops.filter((o) => FINISHED.has(o.status?.phase ?? 'Pending') && now - Date.parse(o.status?.endTime ?? o.metadata.creationTimestamp ?? '') <= f.recentMs).sort(byTime);
-  out.push('', `RECENT (ended within ${Math.round(f.recentMs / HOUR)}h, newest first${recent.length > 50 ? `, 50 of ${recent.length}` : ''})`);
-  if (recent.length === 0) out.push('  none');
-  else out.push(...table([header, ...recent.slice(0, 50).map(row)]).map((l) => `  ${l}`));
+  if (s.current.length === 0) out.push('  none');
+  else out.push(...table([header, ...s.current.map(row)]).map((l) => `  ${l}`));
+  out.push('', `RECENT (ended within ${Math.round(s.recentMs / HOUR)}h, newest first${s.recent.length > 50 ? `, 50 of ${s.recent.length}` : ''})`);
+  if (s.recent.length === 0) out.push('  none');
+  else out.push(...table([header, ...s.recent.slice(0, 50).map(row)]).map((l) => `  ${l}`));
   return out;
 }
 
@@ -99,6 +141,7 @@ interface RemediesFlags {
   node?: string;
   rule?: string;
   since: string;
+  json?: boolean;
 }
 
 export function remediesCommand(): Command {
@@ -108,18 +151,22 @@ export function remediesCommand(): Command {
     .option('--node <name>', 'only operations on this node')
     .option('--rule <name>', 'only this NodeRemedier, or one rule of it (NODEREMEDIER/RULE)')
     .option('--since <duration>', 'recent operations: those ended within this', '24h')
+    .option('--json', 'print JSON (every recent operation, not the newest 50) instead of tables')
     .action(async (flags: RemediesFlags) => {
-      const [{ decodeFlag }, { Duration }, { createKubeClient, loadKubeConfig }] = await Promise.all([import('../config/decode.ts'), import('../util/duration-schema.ts'), import('../kube/client.ts')]);
+      const [{ decodeFlag }, { Duration }, { createKubeClient, loadKubeConfig }, { NODE_NAME_PATTERN }] = await Promise.all([import('../config/decode.ts'), import('../util/duration-schema.ts'), import('../kube/client.ts'), import('../api/common.ts')]);
       const recentMs = decodeFlag('--since', Duration({ min: '1m', max: '8760h' }), flags.since);
       if (flags.rule === '') throw new UsageError('--rule: expected a NodeRemedier name or NODEREMEDIER/RULE');
+      if (flags.node !== undefined && (flags.node.length > 253 || !new RegExp(NODE_NAME_PATTERN).test(flags.node))) throw new UsageError(`--node: ${JSON.stringify(flags.node)} is not a node name (lowercase letters, digits, '-' and '.', at most 253)`);
       const client = createKubeClient(await loadKubeConfig({ kubeconfig: kubeconfigPath(flags.kubeconfig) }));
       try {
+        // A label value holds at most 63 characters: a longer name is matched here, not by the apiserver.
+        const query = flags.node !== undefined && flags.node.length <= 63 ? { query: { labelSelector: `kubenode.io/node=${flags.node}` } } : {};
         const [ops, remediers] = await Promise.all([
-          client.get<{ items: OperationView[] }>('/apis/kubenode.io/v1alpha1/remedyoperations', flags.node === undefined ? {} : { query: { labelSelector: `kubenode.io/node=${flags.node}` } }),
+          client.get<{ items: OperationView[] }>('/apis/kubenode.io/v1alpha1/remedyoperations', query),
           client.get<{ items: RemedierView[] }>('/apis/kubenode.io/v1alpha1/noderemediers'),
         ]);
-        const lines = remediesReport(ops.items, remediers.items, Date.now(), { recentMs, ...(flags.node === undefined ? {} : { node: flags.node }), ...(flags.rule === undefined ? {} : { rule: flags.rule }) });
-        process.stdout.write(`${lines.join('\n')}\n`);
+        const filter: ReportFilter = { recentMs, ...(flags.node === undefined ? {} : { node: flags.node }), ...(flags.rule === undefined ? {} : { rule: flags.rule }) };
+        process.stdout.write(flags.json === true ? `${JSON.stringify(remediesSummary(ops.items, remediers.items, Date.now(), filter), null, 2)}\n` : `${remediesReport(ops.items, remediers.items, Date.now(), filter).join('\n')}\n`);
       } finally {
         client.close();
       }

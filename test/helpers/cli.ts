@@ -1,4 +1,7 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -34,4 +37,15 @@ export function runAgent(args: readonly string[], options: { env?: NodeJS.Proces
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/**
+ * A new temp directory holding what the packages install for kubectl: an executable named
+ * kubectl-kubenode that runs the built CLI (exec -a keeps the plugin name in argv0). Put it first
+ * on kubectl's PATH; the caller removes it.
+ */
+export function kubectlPluginDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'kubenode-plugin-'));
+  writeFileSync(join(dir, 'kubectl-kubenode'), `#!/bin/bash\nexec -a kubectl-kubenode ${process.execPath} ${AGENT} "$@"\n`, { mode: 0o755 });
+  return dir;
 }
