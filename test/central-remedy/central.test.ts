@@ -20,6 +20,7 @@ import { startCluster, type Cluster } from '../harness/cluster.ts';
 import { installCrds } from '../helpers/kube-objects.ts';
 import { TcpProxy } from '../watch/helpers.ts';
 import { ensureNamespace, must, MCS_PATH, until } from '../controller/helpers.ts';
+import { MERGE_PATCH } from '../helpers/kube-api.ts';
 import { riskGate, silent } from '../remedies/helpers.ts';
 import { BMC_PASSWORD, BMC_USER, removeSim, startBmcSim, unusedUdpPort, type BmcSim } from './bmc.ts';
 import { central, Fleet, ops, remedier, TAINT, type NodeObj, type Op } from './fleet.ts';
@@ -227,7 +228,7 @@ describe('central remedies on a real apiserver with a real BMC', () => {
     assert.equal(denied.kind === 'denied' ? denied.decision.gate : '', 'storm');
     assert.notEqual((await must<NodeObj>(cluster, 'GET', '/api/v1/nodes/p5-4')).spec?.unschedulable, true);
     // A person resets it: status.stormBreaker.state=Closed; the operations before no longer count.
-    const rr = await cluster.request('PATCH', '/apis/kubenode.io/v1alpha1/noderemediers/p5/status', { body: { status: { stormBreaker: { state: 'Closed', resetBy: 'alice' } } }, headers: { 'content-type': 'application/merge-patch+json' } });
+    const rr = await cluster.request('PATCH', '/apis/kubenode.io/v1alpha1/noderemediers/p5/status', { body: { status: { stormBreaker: { state: 'Closed', resetBy: 'alice' } } }, headers: MERGE_PATCH });
     assert.equal(rr.status, 200, rr.body);
     await until('the reset is recorded', async () => (await must<{ status?: { stormBreaker?: { resetAt?: string } } }>(cluster, 'GET', '/apis/kubenode.io/v1alpha1/noderemediers/p5')).status?.stormBreaker?.resetAt !== undefined, 20_000);
     assert.equal((await fire('p5-5')).kind, 'acted', 'after the reset agents act again');

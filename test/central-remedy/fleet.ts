@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { microTime } from '../../src/report/kube/lease.ts';
 import type { Cluster } from '../harness/cluster.ts';
 import { must } from '../controller/helpers.ts';
+import { MERGE_PATCH } from '../helpers/kube-api.ts';
 import type { BmcSim } from './bmc.ts';
 
 export const OPS = '/apis/kubenode.io/v1alpha1/remedyoperations';
@@ -61,7 +62,7 @@ export class Fleet {
   async #bootId(name: string): Promise<void> {
     const r = await this.#cluster.request('PATCH', `/apis/kubenode.io/v1alpha1/machines/${name}/status`, {
       body: { status: { node: { kernelVersion: '6.1.0-28-amd64', osImage: 'Debian GNU/Linux 12 (bookworm)', architecture: 'amd64', cpus: 4, memoryBytes: 8589934592, bootId: randomUUID() } } },
-      headers: { 'content-type': 'application/merge-patch+json' },
+      headers: MERGE_PATCH,
     });
     if (r.status !== 200) throw new Error(`machine status: ${r.status} ${r.body}`);
   }
@@ -70,7 +71,7 @@ export class Fleet {
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     const r = await this.#cluster.request('PATCH', `/api/v1/nodes/${name}/status`, {
       body: { status: { conditions: [{ type: 'Ready', status, reason: status === 'True' ? 'KubeletReady' : 'NodeStatusUnknown', message: status === 'True' ? 'kubelet is posting ready status' : 'Kubelet stopped posting node status.', lastHeartbeatTime: now, lastTransitionTime: now }] } },
-      headers: { 'content-type': 'application/merge-patch+json' },
+      headers: MERGE_PATCH,
     });
     if (r.status !== 200) throw new Error(`node status: ${r.status} ${r.body}`);
   }
@@ -120,7 +121,7 @@ export class Fleet {
   async #renew(name: string): Promise<void> {
     await this.#cluster.request('PATCH', `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/kubenode-agent-${name}`, {
       body: { spec: { renewTime: microTime(Date.now()), leaseDurationSeconds: LEASE_S } },
-      headers: { 'content-type': 'application/merge-patch+json' },
+      headers: MERGE_PATCH,
     });
   }
 

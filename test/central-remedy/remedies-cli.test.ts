@@ -13,6 +13,7 @@ import { kubectl } from '../harness/kubectl.ts';
 import { installCrds } from '../helpers/kube-objects.ts';
 import { kubectlPluginDir, runAgent } from '../helpers/cli.ts';
 import { must } from '../controller/helpers.ts';
+import { MERGE_PATCH } from '../helpers/kube-api.ts';
 
 const now = Date.parse('2026-12-02T12:00:00Z');
 const ago = (min: number): string => new Date(now - min * 60_000).toISOString().replace(/\.\d+Z$/, 'Z');
@@ -80,7 +81,7 @@ describe('kubenode-agent remedies and kubectl kubenode remedies on a real apiser
       spec: { node, problem: { conditionType: 'AgentUnreachable', reason: 'NodeStatusUnknown', message: '' }, risk: 'disruptive', step: 0, dryRun: false, ...spec },
     });
     if (status === undefined) return;
-    const r = await cluster.request('PATCH', `/apis/kubenode.io/v1alpha1/remedyoperations/${name}/status`, { body: { status }, headers: { 'content-type': 'application/merge-patch+json' } });
+    const r = await cluster.request('PATCH', `/apis/kubenode.io/v1alpha1/remedyoperations/${name}/status`, { body: { status }, headers: MERGE_PATCH });
     assert.equal(r.status, 200, r.body);
   };
 
@@ -96,7 +97,7 @@ describe('kubenode-agent remedies and kubectl kubenode remedies on a real apiser
       metadata: { name: 'runtime' },
       spec: { rules: [{ name: 'containerd-down', condition: { type: 'ContainerRuntimeUnhealthy' }, steps: [{ action: 'restart-runtime' }] }], stormBreaker: { maxShare: 0.3, window: '1h' } },
     });
-    const tripped = await cluster.request('PATCH', '/apis/kubenode.io/v1alpha1/noderemediers/runtime/status', { body: { status: { stormBreaker: { state: 'Open', trippedAt: stamp(5), reason: '4 of 10 selected nodes had operations within 1h' } } }, headers: { 'content-type': 'application/merge-patch+json' } });
+    const tripped = await cluster.request('PATCH', '/apis/kubenode.io/v1alpha1/noderemediers/runtime/status', { body: { status: { stormBreaker: { state: 'Open', trippedAt: stamp(5), reason: '4 of 10 selected nodes had operations within 1h' } } }, headers: MERGE_PATCH });
     assert.equal(tripped.status, 200, tripped.body);
     const gate = { gate: 'policy', allowed: true, decidedAt: stamp(30) };
     await record('n1-cordon', 'n1', { action: 'cordon', actor: 'controller', remedier: 'workers', rule: 'central' }, { phase: 'Succeeded', gate, startTime: stamp(30), endTime: stamp(30), message: 'cordon: cordoned' });

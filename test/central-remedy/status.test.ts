@@ -11,6 +11,7 @@ import { Informer, type KubeObject } from '../../src/watch/informer.ts';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
 import { installCrds } from '../helpers/kube-objects.ts';
 import { ensureNamespace, must, until } from '../controller/helpers.ts';
+import { MERGE_PATCH } from '../helpers/kube-api.ts';
 import { BMC_PASSWORD, BMC_USER, removeSim, startBmcSim, type BmcSim } from './bmc.ts';
 import { central, Fleet, ops, OPS, remedier, TAINT, type NodeObj } from './fleet.ts';
 
@@ -156,7 +157,7 @@ describe('NodeRemedier status and the Machine replacement condition on a real ap
     // While no controller runs, agents finish some of their operations.
     const end = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     for (const [i, phase, result] of [[0, 'Succeeded', 'Fixed'], [1, 'Succeeded', 'Fixed'], [2, 'Failed', 'NotFixed']] as const) {
-      const r = await cluster.request('PATCH', `${OPS}/burst-${i}/status`, { body: { status: { phase, result, startTime: end, endTime: end, gate: { gate: 'local', allowed: true, decidedAt: end } } }, headers: { 'content-type': 'application/merge-patch+json' } });
+      const r = await cluster.request('PATCH', `${OPS}/burst-${i}/status`, { body: { status: { phase, result, startTime: end, endTime: end, gate: { gate: 'local', allowed: true, decidedAt: end } } }, headers: MERGE_PATCH });
       assert.equal(r.status, 200, r.body);
     }
     assert.deepEqual(counts((await status()).status), counts(held.status), 'nobody wrote while no controller ran');
@@ -170,7 +171,7 @@ describe('NodeRemedier status and the Machine replacement condition on a real ap
     await new Promise((r) => setTimeout(r, 2.5 * EVERY_MS));
     assert.equal((await status()).metadata.resourceVersion, rv, 'no write at steady state after the restart');
     // A relabelled node moves matchedNodes.
-    const r = await cluster.request('PATCH', '/api/v1/nodes/s-0', { body: { metadata: { labels: { pool: 'elsewhere' } } }, headers: { 'content-type': 'application/merge-patch+json' } });
+    const r = await cluster.request('PATCH', '/api/v1/nodes/s-0', { body: { metadata: { labels: { pool: 'elsewhere' } } }, headers: MERGE_PATCH });
     assert.equal(r.status, 200, r.body);
     await until('the relabelled node is no longer counted', async () => (await status()).status?.matchedNodes === 2, 30_000);
   });
@@ -203,7 +204,7 @@ describe('NodeRemedier status and the Machine replacement condition on a real ap
     assert.equal(held.spec?.unschedulable, true, 'a Machine marked for replacement stays cordoned');
 
     // A person withdraws the request: the condition goes False, and the node, back, is handed back.
-    const r = await cluster.request('PATCH', '/apis/kubenode.io/v1alpha1/machines/s-2', { body: { metadata: { annotations: { 'kubenode.io/replace': null, 'kubenode.io/replace-requested-at': null } } }, headers: { 'content-type': 'application/merge-patch+json' } });
+    const r = await cluster.request('PATCH', '/apis/kubenode.io/v1alpha1/machines/s-2', { body: { metadata: { annotations: { 'kubenode.io/replace': null, 'kubenode.io/replace-requested-at': null } } }, headers: MERGE_PATCH });
     assert.equal(r.status, 200, r.body);
     await until('the condition is cleared', async () => (await replacement('s-2'))?.status === 'False', 30_000);
     const cleared = await replacement('s-2');
