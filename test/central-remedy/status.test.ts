@@ -217,4 +217,22 @@ describe('NodeRemedier status and the Machine replacement condition on a real ap
     const events = await must<{ items: { reason: string; involvedObject: { kind: string; name: string } }[] }>(cluster, 'GET', '/api/v1/namespaces/default/events');
     assert.ok(events.items.some((e) => e.reason === 'ReplacementWithdrawn' && e.involvedObject.kind === 'Machine' && e.involvedObject.name === 's-2'));
   });
+
+  it('a node name longer than a label value: one cordon, not one per pass, and handed back when it returns', async () => {
+    assert.ok(controller !== undefined);
+    const long = `l-${'0123456789'.repeat(7)}`;
+    await fleet.add(long, 'l', undefined);
+    await remedier(cluster, 'l', central([{ action: 'cordon', timeout: '1m' }]));
+    await fleet.kill(long);
+    await until('the long-named node is cordoned', async () => (await must<NodeObj>(cluster, 'GET', `/api/v1/nodes/${long}`)).spec?.unschedulable === true, 60_000);
+    await new Promise((r) => setTimeout(r, 3000));
+    const list = (await ops(cluster)).filter((o) => o.spec.node === long);
+    assert.deepEqual(list.map((o) => [o.spec.action, o.status?.phase, o.metadata.labels?.['kubenode.io/node']]), [['cordon', 'Succeeded', long.slice(0, 63)]]);
+    assert.equal((await must<{ status?: { attempts?: number } }>(cluster, 'GET', `${OPS}/${list[0]?.metadata.name ?? ''}`)).status?.attempts, 1, 'the cordon ran once');
+    await fleet.revive(long);
+    await until('the long-named node is handed back', async () => {
+      const n = await must<NodeObj>(cluster, 'GET', `/api/v1/nodes/${long}`);
+      return n.spec?.unschedulable !== true && !(n.spec?.taints ?? []).some((t) => t.key === TAINT);
+    }, 30_000);
+  });
 });

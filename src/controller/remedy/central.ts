@@ -179,7 +179,7 @@ export class CentralRemedies {
     const out = new Map<string, OperationObject>();
     const consider = (o: OperationObject): void => {
       const l = o.metadata.labels ?? {};
-      if (l[LABEL_NODE] === node && l[LABEL_ACTOR] === 'controller' && l[LABEL_REMEDIER] === remedier && l[LABEL_EPISODE] === episode) out.set(o.metadata.name, this.#op(o.metadata.name) ?? o);
+      if (o.spec.node === node && l[LABEL_ACTOR] === 'controller' && o.spec.remedier === remedier && l[LABEL_EPISODE] === episode) out.set(o.metadata.name, this.#op(o.metadata.name) ?? o);
     };
     for (const o of this.#o.caches.operations.snapshot().values()) consider(o);
     for (const w of this.#written.values()) consider(w.obj);
@@ -191,7 +191,7 @@ export class CentralRemedies {
     const out = new Map<string, OperationObject>();
     for (const o of [...this.#o.caches.operations.snapshot().values(), ...[...this.#written.values()].map((w) => w.obj)]) {
       const l = o.metadata.labels ?? {};
-      if (l[LABEL_NODE] !== node || l[LABEL_ACTOR] !== 'controller') continue;
+      if (o.spec.node !== node || l[LABEL_ACTOR] !== 'controller') continue;
       const cur = this.#op(o.metadata.name) ?? o;
       if (!FINISHED.has(cur.status?.phase ?? 'Pending')) out.set(cur.metadata.name, cur);
     }
@@ -278,7 +278,7 @@ export class CentralRemedies {
     const body = {
       apiVersion: 'kubenode.io/v1alpha1',
       kind: 'RemedyOperation',
-      metadata: { name, labels: { [LABEL_NODE]: node.slice(0, 63), [LABEL_ACTOR]: 'controller', [LABEL_REMEDIER]: r.metadata.name.slice(0, 63), [LABEL_EPISODE]: episode } },
+      metadata: { name, labels: { [LABEL_NODE]: labelPrefix(node), [LABEL_ACTOR]: 'controller', [LABEL_REMEDIER]: labelPrefix(r.metadata.name), [LABEL_EPISODE]: episode } },
       spec: {
         node,
         actor: 'controller',
@@ -690,6 +690,15 @@ function sameCounts(r: RemedierObject, c: RemedierCounts): boolean {
 function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
   const ka = Object.keys(a);
   return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+}
+
+/**
+ * A name as a label value (at most 63 characters, alphanumeric at both ends): the name itself, or
+ * its first 63 characters for a longer one. The labels are for people's selectors; this code
+ * matches on spec.node and spec.remedier.
+ */
+function labelPrefix(name: string): string {
+  return name.length <= 63 ? name : name.slice(0, 63).replace(/[^a-z0-9]+$/, '');
 }
 
 function taintId(t: { key: string; effect: string } | undefined): string {
