@@ -1,9 +1,10 @@
 // The central remedy operator: repairs nodes whose agent cannot act, with the escalation ladder
-// of the NodeRemedier selecting them (spec.central), and keeps each NodeRemedier's storm breaker.
+// of the NodeRemedier selecting them (spec.central), and keeps each NodeRemedier's status: its
+// counts and its storm breaker.
 //
 // One reconcile per node (queue key node/<name>) and per NodeRemedier (remedier/<name>). A node's
 // ladder lives in the API: one RemedyOperation per step, named after the node, the step and the
-// episode (when both unreachability signals first held), labelled so the next leader finds them.
+// episode (when both unreachability signals first held), so the next leader finds them.
 // Before a step starts: the node Lease is claimed (a rollout batch holding it defers the remedy),
 // the Lease and Node are read live (a controller cut off from the apiserver sees every Lease go
 // stale in its cache: it must act on nothing), and the risk gate asks the RiskPolicies and the
@@ -544,8 +545,8 @@ export class CentralRemedies {
       return undefined;
     }
     const now = this.#o.clock.now();
-    const storm = this.#stormChange(r, now);
     const counts = this.#counts(r);
+    const storm = this.#stormChange(r, counts.matchedNodes, now);
     const changed = !sameCounts(r, counts);
     if (storm.write === undefined && !changed) return storm.wake;
     if (storm.write === undefined) {
@@ -626,7 +627,7 @@ export class CentralRemedies {
   }
 
   /** The storm breaker of one NodeRemedier: opened by the count, closed only by a person. */
-  #stormChange(r: RemedierObject, now: number): StormChange {
+  #stormChange(r: RemedierObject, selected: number, now: number): StormChange {
     if (r.spec.stormBreaker === undefined) return {};
     const name = r.metadata.name;
     const b = r.status?.stormBreaker ?? {};
@@ -644,7 +645,6 @@ export class CentralRemedies {
       };
     }
     if (b.state === 'Open') return {};
-    const selected = [...this.#o.caches.nodes.snapshot().values()].filter((n) => selectorMatches(r.spec.nodeSelector, n.metadata.labels ?? {})).length;
     const v = stormVerdict(name, r.spec.stormBreaker, this.#operations(), selected, now, Number.isFinite(resetAt) ? resetAt : undefined);
     if (!v.trip) return { wake: durationMs(r.spec.stormBreaker.window) };
     return {
