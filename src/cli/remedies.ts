@@ -73,7 +73,7 @@ export interface RemediesSummary {
   /** Operations per rule created in the last 24 h. */
   rates: { rule: string; lastHour: number; last24h: number; failed24h: number; nodes24h: number }[];
   current: OperationRow[];
-  /** Finished within recentMs, newest first. */
+  /** Finished within recentMs, the last to end first. */
   recent: OperationRow[];
   recentMs: number;
 }
@@ -107,9 +107,11 @@ export function remediesSummary(operations: readonly OperationView[], remediers:
     ...(o.status?.endTime === undefined ? {} : { ended: o.status.endTime }),
     message: o.status?.message ?? '',
   });
-  const byTime = (a: OperationView, b: OperationView): number => (b.metadata.creationTimestamp ?? '').localeCompare(a.metadata.creationTimestamp ?? '');
-  const current = ops.filter((o) => !FINISHED.has(o.status?.phase ?? 'Pending')).sort(byTime).map(row);
-  const recent = ops.filter((o) => FINISHED.has(o.status?.phase ?? 'Pending') && now - Date.parse(o.status?.endTime ?? o.metadata.creationTimestamp ?? '') <= f.recentMs).sort(byTime).map(row);
+  // Newest first: current by creation, recent by their end; timestamps have seconds, the name breaks ties.
+  const newest = (at: (o: OperationView) => string | undefined) => (a: OperationView, b: OperationView): number => (at(b) ?? '').localeCompare(at(a) ?? '') || a.metadata.name.localeCompare(b.metadata.name);
+  const ended = (o: OperationView): string | undefined => o.status?.endTime ?? o.metadata.creationTimestamp;
+  const current = ops.filter((o) => !FINISHED.has(o.status?.phase ?? 'Pending')).sort(newest((o) => o.metadata.creationTimestamp)).map(row);
+  const recent = ops.filter((o) => FINISHED.has(o.status?.phase ?? 'Pending') && now - Date.parse(ended(o) ?? '') <= f.recentMs).sort(newest(ended)).map(row);
   return { tripped, rates, current, recent, recentMs: f.recentMs };
 }
 
