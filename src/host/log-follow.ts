@@ -1,10 +1,9 @@
 import { spawn } from 'node:child_process';
-import { watch, type FSWatcher } from 'node:fs';
-import { constants as fsc } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, openSync, readSync, watch, type FSWatcher } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
+import { Socket, type SocketConstructorOpts } from 'node:net';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import { Worker } from 'node:worker_threads';
 
 /**
  * Follows a log: /dev/kmsg records or a file's lines. read() hands out at most one bounded chunk,
@@ -22,8 +21,6 @@ export interface LogReader {
 export const LOG_CHUNK_BYTES = 256 * 1024;
 /** inotify can miss changes (network filesystems, overlay quirks): re-check a quiet file this often anyway. */
 const FILE_RECHECK_MS = 30_000;
-/** How often the device's worker looks for a new record: the latency from a kernel record to its readers. */
-const DEVICE_POLL_MS = 250;
 /** The bytes before the read offset we remember to notice a copytruncate that grew back past it. */
 const FINGERPRINT_BYTES = 64;
 
@@ -32,7 +29,7 @@ function isErrno(err: unknown, code: string): boolean {
 }
 
 /** Resolves on `wake()` or abort; one promise shared by every waiter until it fires. */
-class Wakeup {
+export class Wakeup {
   #pending: { promise: Promise<void>; resolve: () => void } | undefined;
   /** Bumped on every wake: a waiter that saw an older value has missed one and returns at once. */
   generation = 0;
@@ -68,60 +65,62 @@ class Wakeup {
 // ---------------------------------------------------------------- /dev/kmsg
 
 // The kernel keeps one read position per open /dev/kmsg, so each reader pulls records from its own
-// non-blocking descriptor and nothing is buffered here. What is shared, per device, is the wait:
-// one unref'd worker thread watches its own descriptor and wakes every waiting reader when a record
-// arrives, so the main thread sleeps until there is something to read. The worker does not block in
-// read(2): a read blocked in the kernel can be interrupted neither from JavaScript nor by
-// worker.terminate(), and Node joins its threads (the threadpool's too) at exit, so a blocking read
-// kept `check` and a stopping daemon from ever exiting on a real node. It reads non-blocking and
-// sleeps in Atomics.wait between tries, which terminate() does interrupt.
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const fs = require('node:fs');
-const buf = Buffer.alloc(8192);
-const seqOf = (n) => { const m = /^\\d+,(\\d+),/.exec(buf.toString('latin1', 0, Math.min(n, 48))); return m === null ? -1 : Number(m[1]); };
-function drain(fd) {
-  let last = -1;
-  for (;;) {
-    try { const n = fs.readSync(fd, buf); if (n === 0) return last; last = Math.max(last, seqOf(n)); }
-    catch (e) { if (e.code === 'EAGAIN') return last; if (e.code !== 'EPIPE') throw e; }
-  }
-}
-const idle = new Int32Array(new SharedArrayBuffer(4));
-try {
-  // A FIFO (the tests' stand-in for the device) has nothing to read until its writer has opened it;
-  // a blocking open waits for that, and returns at once on the device.
-  const gate = fs.openSync(workerData.file, fs.constants.O_RDONLY);
-  const fd = fs.openSync(workerData.file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-  fs.closeSync(gate);
-  // Skip what is already in the buffer without waking anyone: the readers read that themselves.
-  let last = drain(fd);
-  for (;;) {
-    let n;
-    try { n = fs.readSync(fd, buf); } catch (e) {
-      if (e.code === 'EAGAIN') { Atomics.wait(idle, 0, 0, workerData.pollMs); continue; }
-      if (e.code === 'EPIPE') continue;
-      throw e;
-    }
-    if (n === 0) break;
-    const seq = seqOf(n);
-    if (seq > last) { last = seq; parentPort.postMessage(seq); }
-  }
-  parentPort.postMessage({ ended: true });
-} catch (e) {
-  parentPort.postMessage({ error: String(e && e.message || e) });
-}
-`;
+// non-blocking descriptor and nothing is buffered here. What is shared, per device, is the wait: one
+// more descriptor of the device sits in the event loop's epoll set, and each record the kernel logs
+// makes it readable, which wakes every waiting reader. Nothing blocks in read(2) (a read blocked in
+// the kernel can be interrupted neither from JavaScript nor by worker.terminate(), and Node joins
+// its threads at exit, so a thread in one kept `check` and a stopping daemon from ever exiting) and
+// nothing polls: an idle agent sleeps in epoll_wait, as NPD sleeps in its read.
 
-interface DeviceWatch {
+/** /dev/kmsg is character device 1:11 (Documentation/admin-guide/devices.txt). */
+const KMSG_DEVICE = { major: 1, minor: 11 };
+
+/**
+ * Whether epoll can watch the file. libuv aborts the process when epoll refuses a descriptor (a
+ * character device without poll support, such as /dev/null), so only files known to support it
+ * are watched: the kernel log and FIFOs (the tests' stand-in for it).
+ */
+function pollable(info: { isFIFO(): boolean; isCharacterDevice(): boolean; rdev: number }): boolean {
+  if (info.isFIFO()) return true;
+  if (!info.isCharacterDevice()) return false;
+  // Linux's dev_t: the minor's low 8 bits, then 12 bits of major, then the rest of the minor.
+  const major = Math.floor(info.rdev / 256) & 0xfff;
+  const minor = (info.rdev & 0xff) | (Math.floor(info.rdev / 4096) & ~0xff);
+  return major === KMSG_DEVICE.major && minor === KMSG_DEVICE.minor;
+}
+
+interface PipeBinding {
+  Pipe: new (type: number) => { open(fd: number): number };
+  constants: { SOCKET: number };
+}
+
+/**
+ * A stream on any pollable descriptor. net.Socket takes only pipes and sockets when given a
+ * descriptor, but libuv's pipe handle streams any descriptor epoll accepts; the handle comes from
+ * the binding child_process uses for its pipes (process.binding, deprecated in documentation
+ * only, DEP0111). Throws when the binding is missing, so that the caller falls back.
+ */
+function pollStream(fd: number, onRecord: () => void): Socket {
+  const { Pipe, constants } = (process as unknown as { binding(name: string): PipeBinding }).binding('pipe_wrap');
+  const handle = new Pipe(constants.SOCKET);
+  const status = handle.open(fd);
+  if (status !== 0) throw new Error(`cannot watch descriptor ${fd}: libuv error ${status}`);
+  // One buffer for every read: a kmsg record is at most 8 KiB with its dictionary, and the device
+  // refuses (EINVAL) a read into less than the record.
+  const buffer = Buffer.alloc(16 * 1024);
+  const options = { handle, readable: true, writable: false, onread: { buffer, callback: (): boolean => (onRecord(), true) } };
+  return new Socket(options as unknown as SocketConstructorOpts);
+}
+
+export interface DeviceWatch {
   wakeup: Wakeup;
-  /** Set when the blocking reader failed; readers then fall back to a slow re-check. */
+  /** Set when the device cannot be watched; readers then fall back to a slow re-check. */
   failed: boolean;
 }
 
 const deviceWatches = new Map<string, DeviceWatch>();
 
-/** The one blocking reader of a device, started on first use and kept for the life of the process. */
+/** The one watch of a device, started on first use and kept for the life of the process. */
 function deviceWatch(file: string): DeviceWatch {
   let dw = deviceWatches.get(file);
   if (dw !== undefined) return dw;
@@ -132,33 +131,39 @@ function deviceWatch(file: string): DeviceWatch {
     deviceWatches.delete(file);
     created.wakeup.wake();
   };
-  let worker: Worker;
-  try {
-    worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { file, pollMs: DEVICE_POLL_MS } });
-  } catch {
-    // No thread to block in: readers fall back to re-reading every FILE_RECHECK_MS.
-    fail();
-    return created;
-  }
-  worker.on('message', (msg: unknown) => {
-    if (typeof msg === 'number') created.wakeup.wake();
-    else fail();
-  });
-  worker.on('error', fail);
-  // After the listeners: adding a 'message' listener refs the worker's port again, and a ref'd port
-  // keeps the process from ever exiting.
-  worker.unref();
+  const watch = (): void => {
+    let fd: number | undefined;
+    let stream: Socket;
+    try {
+      fd = openSync(file, fsc.O_RDONLY | fsc.O_NONBLOCK);
+      if (!pollable(fstatSync(fd))) throw new Error(`${file} is not a device epoll can watch`);
+      stream = pollStream(fd, () => created.wakeup.wake());
+    } catch {
+      if (fd !== undefined) closeSync(fd);
+      fail();
+      return;
+    }
+    // EPIPE: the kernel overwrote records before this descriptor read them (a flood while the
+    // loop was busy). The position cannot be moved back, so the watch starts over on a new
+    // descriptor. A descriptor that ends (a FIFO's writer went away) or fails otherwise is given up.
+    let broken = false;
+    stream.once('error', (err) => (broken = isErrno(err, 'EPIPE')));
+    stream.once('close', () => (broken ? watch() : fail()));
+    stream.unref();
+  };
+  watch();
   dw = created;
   return dw;
 }
 
-/** Exported for tests: the shared wakeup of a record device (a FIFO stands in for /dev/kmsg there). */
-export function deviceWakeup(file: string): Wakeup {
-  return deviceWatch(file).wakeup;
+/** Exported for tests: the shared watch of a record device (a FIFO stands in for /dev/kmsg there). */
+export function watchDevice(file: string): DeviceWatch {
+  return deviceWatch(file);
 }
 
 export async function openDeviceLog(file: string): Promise<LogReader> {
-  // /dev/kmsg hands out one record per read(2), and EAGAIN at the end when non-blocking.
+  // /dev/kmsg hands out one record per read(2), and EAGAIN at the end when non-blocking. A
+  // non-blocking read never waits, so it is made on this thread: no threadpool round trip per record.
   const handle = await open(file, fsc.O_RDONLY | fsc.O_NONBLOCK);
   const buffer = Buffer.alloc(16 * 1024);
   let seen = -1;
@@ -171,7 +176,7 @@ export async function openDeviceLog(file: string): Promise<LogReader> {
       let size = 0;
       while (size < LOG_CHUNK_BYTES) {
         try {
-          const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+          const bytesRead = readSync(handle.fd, buffer, 0, buffer.length, null);
           if (bytesRead === 0) break;
           parts.push(buffer.toString('utf8', 0, bytesRead));
           size += bytesRead;
