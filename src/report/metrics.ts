@@ -3,17 +3,21 @@ import type { NpdProblem } from '../detectors/engine/types.ts';
 import type { Condition, ConditionStatus, ProblemEvent } from '../types.ts';
 import { RemedyMetrics } from '../remedies/metrics.ts';
 import { RiskMetrics } from '../risk/metrics.ts';
+import { MAX_TIMER_MS } from '../util/duration.ts';
 import { commit, version } from '../version.ts';
 import { ComponentMetrics } from './component-metrics.ts';
 
 const CONDITION_STATUSES: readonly ConditionStatus[] = ['True', 'False', 'Unknown'];
 
 /**
- * prom-client samples event-loop delay with a timer at this period. Its default, 10 ms, wakes
- * an otherwise idle agent 100 times a second on every node. Once a second measures sustained
- * lag; a short stall between two samples goes unseen.
+ * prom-client's event-loop delay histogram (nodejs_eventloop_lag_{min,max,mean,stddev,p50,p90,p99}_seconds)
+ * is fed by a timer at this period: at its default, 10 ms, it would wake an idle agent 100 times a
+ * second on every node, and once a second still makes it the only thing that wakes one. It cannot
+ * be left out of the default collectors, so its timer is set to the longest a Node timer holds and
+ * its series are dropped; nodejs_eventloop_lag_seconds, measured when scraped, stays.
  */
-const EVENT_LOOP_SAMPLE_MS = 1000;
+const EVENT_LOOP_SAMPLE_MS = MAX_TIMER_MS;
+const EVENT_LOOP_HISTOGRAM = ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'].map((s) => `nodejs_eventloop_lag_${s}_seconds`);
 
 /**
  * prom-client's defaults also export the sums of nodejs_active_handles, _requests and _resources
@@ -79,7 +83,7 @@ export class AgentMetrics {
     new Gauge({ name: 'kubenode_build_info', help: 'Agent build; always 1.', labelNames: ['version', 'commit', 'node_version'], registers: [this.registry] })
       .set({ version, commit, node_version: process.versions.node }, 1);
     collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
-    for (const name of MISNAMED_DEFAULTS) this.registry.removeSingleMetric(name);
+    for (const name of [...MISNAMED_DEFAULTS, ...EVENT_LOOP_HISTOGRAM]) this.registry.removeSingleMetric(name);
   }
 
   /** Each detector seen, with the condition types it reported: what a reload that drops it must forget. */

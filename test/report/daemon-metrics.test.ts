@@ -113,7 +113,7 @@ test('a full scrape: every family present; promtool clean with the built-in dete
     'process_cpu_seconds_total',
     'process_resident_memory_bytes',
     'nodejs_heap_size_used_bytes',
-    'nodejs_eventloop_lag_p99_seconds',
+    'nodejs_eventloop_lag_seconds',
     'nodejs_gc_duration_seconds',
   ];
   for (const f of families) {
