@@ -2,7 +2,7 @@ import { Type, type StaticDecode } from '@sinclair/typebox';
 import { errorMessage } from '../errors.ts';
 import { isErrno, type Host } from '../host/host.ts';
 import type { Condition, DetectorResult, ProblemEvent, Severity } from '../types.ts';
-import { CountWindow } from './engine/window.ts';
+import { CountWindow, waitOrExpire } from './engine/window.ts';
 import type { Detector, DetectorContext, DetectorDefinition } from './engine/types.ts';
 import { KernelLog, KMSG_PATH } from './engine/kmsg.ts';
 import { compileRe2, type Re2Regex } from '../util/re2.ts';
@@ -318,6 +318,17 @@ export class KernelLogState {
     return events;
   }
 
+  /** When the next True condition expires without a new match (epoch ms), or undefined when none will. */
+  nextExpiry(): number | undefined {
+    let next: number | undefined;
+    for (const spec of KERNEL_CONDITIONS) {
+      const ms = this.#s.expiryMs.get(spec.type) ?? 0;
+      const last = this.#lastMatch.get(spec.type);
+      if (ms > 0 && last !== undefined && this.#conditions.get(spec.type)?.status === 'True') next = Math.min(next ?? Infinity, last + ms);
+    }
+    return next;
+  }
+
   /** Clears True conditions whose configured expiry has passed without a new match. */
   expire(now: number): ProblemEvent[] {
     const events: ProblemEvent[] = [];
@@ -499,7 +510,7 @@ export function createKernelDetector(config: KernelConfig, ctx: DetectorContext)
         const first = [...previousBoot, ...(await catchUp(log, eventsFrom(now), now, false)), ...state.expire(now)];
         emit(result(first));
         while (!signal.aborted) {
-          await log.wait(signal);
+          await waitOrExpire(host.clock, (s) => log.wait(s), state.nextExpiry(), signal);
           if (signal.aborted) break;
           const t = host.clock.now();
           const events = [...(await catchUp(log, Number.NEGATIVE_INFINITY, t, false)), ...state.expire(t)];

@@ -456,6 +456,41 @@ test('watch follows appended records and raises each new problem once', async ()
   }
 });
 
+test('watch: a True condition with a conditionExpiry clears when it expires, with no new record to wake the follower', async (t) => {
+  const root = mkdtempSync(path.join(tmpdir(), 'kernel-watch-'));
+  try {
+    cpSync(path.join(FIXTURES, 'hosts', 'kernel-healthy'), root, { recursive: true });
+    writeFileSync(path.join(root, 'proc', 'uptime'), '86400.00 1654321.00\n');
+    const clock = new FakeClock(NOW);
+    const host = createHost({ root, clock });
+    const detector = createKernelDetector(config({ conditionExpiry: { ReadonlyFilesystem: '1m' } }), { host, log: pino({ level: 'silent' }), nodeName: 'n', mode: 'run', previous: [], silenced: new Set() });
+    const results: DetectorResult[] = [];
+    const controller = new AbortController();
+    const done = detector.watch?.((r) => results.push(r), controller.signal);
+    t.after(() => controller.abort());
+    const settle = async (): Promise<void> => {
+      for (let i = 0; i < 50; i++) await new Promise((r) => setTimeout(r, 5));
+    };
+    const readonly = (): string | undefined => results.at(-1)?.conditions.find((c) => c.type === 'ReadonlyFilesystem')?.status;
+    await settle();
+    appendFileSync(path.join(root, 'dev', 'kmsg'), '2,2000,86399000000,-;EXT4-fs (sdb): Remounting filesystem read-only\n');
+    for (let i = 0; i < 40 && readonly() !== 'True'; i++) await settle();
+    assert.equal(readonly(), 'True');
+    // The fake clock moves only the expiry's timer: the file's own re-check is 30 s of real time away.
+    await clock.advance(30_000);
+    await settle();
+    assert.equal(readonly(), 'True', 'cleared before its expiry');
+    await clock.advance(30_000);
+    await settle();
+    assert.equal(readonly(), 'False');
+    assert.deepEqual(results.at(-1)?.events.map((e) => e.reason), ['FilesystemIsNotReadOnly']);
+    controller.abort();
+    await done;
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('the daemon publishes what the start-up lookback found, as check does, on the same fixture', async () => {
   const fixture = path.join(FIXTURES, 'hosts', 'kernel-hung-task-deadlock');
   // check

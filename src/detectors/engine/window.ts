@@ -1,3 +1,5 @@
+import type { Clock } from '../../host/clock.ts';
+
 /**
  * Counts occurrences inside a sliding time window: "at least N in W" thresholds,
  * so that one transient blip does not turn a condition.
@@ -55,5 +57,21 @@ export class Debounce {
 
   get failures(): number {
     return this.#failures;
+  }
+}
+
+/**
+ * Waits until a followed log may have more (`wait`), or until `expiry` (epoch ms on the clock)
+ * when a True condition expires then: a quiet log must still let it clear on time. Without an
+ * expiry only the log wakes the follower, so an idle log costs no timer.
+ */
+export async function waitOrExpire(clock: Clock, wait: (signal: AbortSignal) => Promise<void>, expiry: number | undefined, signal: AbortSignal): Promise<void> {
+  if (expiry === undefined) return wait(signal);
+  const done = new AbortController();
+  const either = AbortSignal.any([signal, done.signal]);
+  try {
+    await Promise.race([wait(either), clock.sleep(Math.max(0, expiry - clock.now()), either).catch(() => undefined)]);
+  } finally {
+    done.abort();
   }
 }

@@ -105,6 +105,16 @@ export class LogRuleEngine {
     return events;
   }
 
+  /** When the next True condition expires without a new match (epoch ms), or undefined when none will. */
+  nextExpiry(): number | undefined {
+    let next: number | undefined;
+    for (const [type, ms] of Object.entries(this.#recovery.expiryMs)) {
+      const last = this.#lastMatch.get(type);
+      if (this.#conditions.get(type)?.status === 'True' && last !== undefined && ms > 0) next = Math.min(next ?? Infinity, last + ms);
+    }
+    return next;
+  }
+
   /** Clears True conditions whose expiry has passed; returns the change events. */
   expire(now: number): ProblemEvent[] {
     const events: ProblemEvent[] = [];

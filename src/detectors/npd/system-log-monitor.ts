@@ -1,5 +1,6 @@
 import type { DetectorResult, ProblemEvent } from '../../types.ts';
 import type { Detector, DetectorContext } from '../engine/types.ts';
+import { waitOrExpire } from '../engine/window.ts';
 import type { ParsedLogMonitor } from './config.ts';
 import { LogRuleEngine, type Recovery } from './log-rules.ts';
 import { openLogSource, type LogSource } from './log-sources.ts';
@@ -31,12 +32,13 @@ export function createSystemLogMonitor(monitor: ParsedLogMonitor, recovery: Reco
     async watch(emit, signal) {
       let source: LogSource | undefined;
       try {
-        source = await openLogSource(host, monitor);
-        emit(result(await catchUp(source, signal, false)));
+        const opened = await openLogSource(host, monitor);
+        source = opened;
+        emit(result(await catchUp(opened, signal, false)));
         while (!signal.aborted) {
-          await source.wait(signal);
+          await waitOrExpire(host.clock, (s) => opened.wait(s), engine.nextExpiry(), signal);
           if (signal.aborted) break;
-          const events = [...(await catchUp(source, signal, false)), ...engine.expire(host.clock.now())];
+          const events = [...(await catchUp(opened, signal, false)), ...engine.expire(host.clock.now())];
           if (events.length > 0) emit(result(events));
         }
       } finally {

@@ -86,6 +86,26 @@ test('kmsg in the daemon: a record appended later is picked up, an unfinished on
   assert.equal(results.at(-1)?.conditions[0]?.status, 'True');
 });
 
+test('kmsg in the daemon: a True condition with an expiry clears on time while the log stays quiet, with no record to wake it', async (t) => {
+  const root = newRoot();
+  root.write('/proc/uptime', '100.00 100.00\n');
+  root.write('/dev/kmsg', '3,1,99900000,-;EXT4-fs (dm-4): Remounting filesystem read-only\n');
+  const host = createHost({ root: root.dir });
+  const detector = createSystemLogMonitor(referenceMonitor('readonly-monitor.json'), { expiryMs: { ReadonlyFilesystem: 1_000 }, patterns: [] }, { host, log: createLogger('silent'), nodeName: 'n', mode: 'run', previous: [], silenced: new Set() });
+  const controller = new AbortController();
+  const results: DetectorResult[] = [];
+  const watching = detector.watch!((r) => results.push(r), controller.signal);
+  t.after(() => controller.abort());
+  const status = (): string | undefined => results.at(-1)?.conditions.find((c) => c.type === 'ReadonlyFilesystem')?.status;
+  for (let i = 0; i < 50 && status() !== 'True'; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(status(), 'True');
+  // Nothing more is logged: a file is re-checked every 30 s, so only the expiry's own timer clears it within 10 s.
+  for (let i = 0; i < 100 && status() !== 'False'; i++) await new Promise((r) => setTimeout(r, 100));
+  controller.abort();
+  await watching;
+  assert.equal(status(), 'False', 'still True 10 s after its 1 s expiry');
+});
+
 test('journald: real journalctl over a real journal, filtered by identifier and lookback', async () => {
   const root = newRoot();
   const now = Date.now() * 1000;
