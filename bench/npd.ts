@@ -2,7 +2,8 @@
 // through NPD (a binary the person running this provides) and through the agent, alternating,
 // several runs each; medians and ratios printed as a table.
 //
-//   npm run bench:npd -- --npd PATH [--runs 3] [--records 1000000] [--idle 60] [--only start,idle,kmsg,filelog]
+//   npm run bench:npd -- --npd PATH [--runs 3] [--records 1000000] [--idle 60] [--warmup 10] [--only start,idle,kmsg,filelog]
+//   npm run bench:npd -- --npd PATH --only idle,each [--strace]     idle wakeups side by side, then each built-in detector's own
 //   npm run bench:npd -- --npd PATH --callgrind [--records 100000]   instructions, counted by valgrind
 //   npm run bench:npd -- --npd PATH --correctness [--npd-testdata DIR] every real line through both
 //   npm run bench:npd                                                  the agent alone
@@ -35,6 +36,8 @@ const { values: opt } = parseArgs({
     runs: { type: 'string', default: '3' },
     records: { type: 'string' },
     idle: { type: 'string', default: '60' },
+    warmup: { type: 'string', default: '10' },
+    strace: { type: 'boolean', default: false },
     only: { type: 'string', default: 'start,idle,kmsg,filelog' },
     callgrind: { type: 'boolean', default: false },
     correctness: { type: 'boolean', default: false },
@@ -46,6 +49,7 @@ const repo = new URL('../', import.meta.url).pathname;
 const RUNS = Number(opt.runs);
 const RECORDS = Number(opt.records ?? (opt.callgrind ? 100_000 : 1_000_000));
 const IDLE_S = Number(opt.idle);
+const WARMUP_S = Number(opt.warmup);
 const ONLY = new Set(opt.only.split(','));
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'bench-npd-'));
 process.on('exit', () => rmSync(scratch, { recursive: true, force: true }));
@@ -63,6 +67,12 @@ const npdOnlyConfig = path.join(scratch, 'npd-only.yaml');
 writeFileSync(npdOnlyConfig, `detectors:\n${DETECTORS.map((d) => `  ${d}:\n    enabled: false\n`).join('')}`);
 const allConfig = path.join(scratch, 'all.yaml');
 writeFileSync(allConfig, 'detection:\n  maxConcurrent: 4\n');
+/** NPD's configs and one built-in detector: what that detector alone adds to an idle daemon. */
+function oneDetectorConfig(detector: string): string {
+  const file = path.join(scratch, `only-${detector}.yaml`);
+  writeFileSync(file, `detectors:\n${DETECTORS.filter((d) => d !== detector).map((d) => `  ${d}:\n    enabled: false\n`).join('')}`);
+  return file;
+}
 
 // ---------------------------------------------------------------- real lines for the inputs
 
@@ -119,6 +129,41 @@ async function generateKernLog(root: string, records: number): Promise<string> {
 
 // ---------------------------------------------------------------- processes
 
+/**
+ * Over every thread of the process: voluntary context switches (each one a sleep the thread woke
+ * from: the wakeups, whatever the load) and time on a CPU in ns from schedstat (not rounded to
+ * 10 ms ticks). A thread that ends between two readings takes its counts with it.
+ */
+function threadTotals(pid: number): { wakeups: number; cpuNs: number } {
+  let wakeups = 0;
+  let cpuNs = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      wakeups += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))?.[1] ?? 0);
+      cpuNs += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // The thread ended while being read.
+    }
+  }
+  return { wakeups, cpuNs };
+}
+
+/** `strace -f -c` attached for `seconds`: calls per syscall, every thread together. */
+async function syscallCounts(pid: number, seconds: number): Promise<Record<string, number>> {
+  const out = path.join(scratch, `strace.${pid}.${Date.now()}`);
+  const tracer = spawn('strace', ['-f', '-c', '-qq', '-o', out, '-p', String(pid)], { stdio: 'ignore' });
+  const exited = new Promise<void>((r) => tracer.once('exit', () => r()));
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  tracer.kill('SIGINT');
+  await exited;
+  const counts: Record<string, number> = {};
+  for (const line of existsSync(out) ? readFileSync(out, 'utf8').split('\n') : []) {
+    const f = line.trim().split(/\s+/);
+    // "% time  seconds  usecs/call  calls  [errors]  syscall"
+    if (f.length >= 5 && /^\d/.test(f[0] as string) && f.at(-1) !== 'total') counts[f.at(-1) as string] = Number(f[3]);
+  }
+  return counts;
+}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -191,7 +236,9 @@ async function until(r: Running, test: (metrics: string) => boolean, timeoutMs: 
 const ready = (text: string): boolean => /^problem_counter\{/m.test(text);
 
 type Subject = 'npd' | 'agent';
-type Scenario = 'idle' | 'kmsg' | 'filelog' | 'idle-all';
+/** `idle+DETECTOR`: NPD's configs and that one built-in detector. */
+type Scenario = 'idle' | 'kmsg' | 'filelog' | 'idle-all' | `idle+${string}`;
+const isIdle = (s: Scenario): boolean => s === 'idle' || s === 'idle-all' || s.startsWith('idle+');
 
 const FEEDER = `
 import os, sys, fcntl
@@ -263,6 +310,12 @@ interface Sample {
   hwmMb: number;
   doneMs?: number;
   instructions?: number;
+  /** idle: voluntary context switches per minute, every thread. */
+  wakeupsPerMin?: number;
+  /** idle: CPU per minute from schedstat, ms. */
+  cpuMsPerMin?: number;
+  /** idle with --strace: calls per minute, by syscall, over a second window of the same length. */
+  syscallsPerMin?: Record<string, number>;
 }
 
 /** A scratch root through which the agent sees the real machine, as bench/daemon.ts does. */
@@ -315,7 +368,8 @@ async function runOnce(subject: Subject, scenario: Scenario, input: { root: stri
     const root = input?.root ?? liveRoot();
     if (input !== undefined) logRoot(root);
     const monitors = scenario === 'filelog' ? [CONFIG.filelog] : scenario === 'kmsg' ? KMSG_FED : CONFIG.kmsg;
-    argv = [...wrap, ...base, 'run', '--root', root, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn', '--config', scenario === 'idle-all' ? allConfig : npdOnlyConfig, `--config.system-log-monitor=${monitors.join(',')}`];
+    const config = scenario === 'idle-all' ? allConfig : scenario.startsWith('idle+') ? oneDetectorConfig(scenario.slice('idle+'.length)) : npdOnlyConfig;
+    argv = [...wrap, ...base, 'run', '--root', root, '--listen', `127.0.0.1:${port}`, '--log-level', 'warn', '--config', config, `--config.system-log-monitor=${monitors.join(',')}`];
   }
   const t0 = performance.now();
   const r = start(argv, port);
@@ -325,21 +379,32 @@ async function runOnce(subject: Subject, scenario: Scenario, input: { root: stri
     const readyMs = performance.now() - t0;
     const readyCpu = procStats(r.pid).cpuSeconds;
     const readyRssMb = procStats(r.pid).rssMiB;
-    if (scenario === 'idle' || scenario === 'idle-all') {
+    if (isIdle(scenario)) {
       if (cg !== undefined) {
         await r.stop();
         return { readyMs, readyCpu, readyRssMb, cpu: 0, rssMb: readyRssMb, hwmMb: readyRssMb, instructions: callgrindTotal(cg) };
       }
-      if (!ONLY.has('idle')) {
+      if (!ONLY.has('idle') && !scenario.startsWith('idle+')) {
         return { readyMs, readyCpu, readyRssMb, cpu: 0, rssMb: readyRssMb, hwmMb: procStats(r.pid).hwmMiB };
       }
-      await new Promise((res) => setTimeout(res, 10_000));
+      await new Promise((res) => setTimeout(res, WARMUP_S * 1000));
       const c0 = procStats(r.pid).cpuSeconds;
+      const before = threadTotals(r.pid);
       const w0 = performance.now();
       await new Promise((res) => setTimeout(res, IDLE_S * 1000));
       const cpu = procStats(r.pid).cpuSeconds - c0;
+      const after = threadTotals(r.pid);
       const wall = (performance.now() - w0) / 1000;
-      return { readyMs, readyCpu, readyRssMb, cpu, share: cpu / wall, rssMb: procStats(r.pid).rssMiB, hwmMb: procStats(r.pid).hwmMiB };
+      const perMin = 60 / wall;
+      const sample: Sample = { readyMs, readyCpu, readyRssMb, cpu, share: cpu / wall, rssMb: procStats(r.pid).rssMiB, hwmMb: procStats(r.pid).hwmMiB };
+      sample.wakeupsPerMin = (after.wakeups - before.wakeups) * perMin;
+      sample.cpuMsPerMin = ((after.cpuNs - before.cpuNs) / 1e6) * perMin;
+      if (opt.strace) {
+        // A window of its own: tracing stops every thread at each syscall, which would skew the counts above.
+        const calls = await syscallCounts(r.pid, IDLE_S);
+        sample.syscallsPerMin = Object.fromEntries(Object.entries(calls).map(([k, v]) => [k, (v * 60) / IDLE_S]));
+      }
+      return sample;
     }
     const want = expectedEvents(RECORDS);
     await until(r, (text) => counter(text, 'OOMKilling') >= want, 600_000 * slow, cg === undefined ? 50 : 500);
@@ -369,6 +434,15 @@ function row(what: string, npd: number | undefined, agent: number | undefined, u
   const f = (v: number | undefined): string => (v === undefined ? '—' : `${v.toFixed(digits)} ${unit}`);
   const ratio = npd !== undefined && agent !== undefined && npd > 0 ? `${(agent / npd).toFixed(2)}×` : '—';
   rows.push(`| ${what} | ${f(npd)} | ${f(agent)} | ${ratio} |`);
+}
+
+/** The idle window's counts: wakeups, CPU from schedstat, and with --strace the syscalls that matter for sleeping. */
+function idleRows(what: string, npd: Sample[], agent: Sample[]): void {
+  row(`${what}: wakeups (voluntary context switches, every thread) per minute`, pick(npd, (s) => s.wakeupsPerMin), pick(agent, (s) => s.wakeupsPerMin), '', 0);
+  row(`${what}: CPU per minute (schedstat)`, pick(npd, (s) => s.cpuMsPerMin), pick(agent, (s) => s.cpuMsPerMin), 'ms', 2);
+  if (!opt.strace) return;
+  const calls = (name: string) => (s: Sample): number | undefined => (s.syscallsPerMin === undefined ? undefined : name === 'all' ? Object.values(s.syscallsPerMin).reduce((a, b) => a + b, 0) : (s.syscallsPerMin[name] ?? 0));
+  for (const name of ['all', 'epoll_pwait', 'futex', 'read', 'nanosleep', 'openat']) row(`${what}: ${name === 'all' ? 'syscalls' : name} per minute (strace -f -c)`, pick(npd, calls(name)), pick(agent, calls(name)), '', 0);
 }
 
 async function scenario(name: Scenario, subjects: Subject[], prepare: ((root: string) => Promise<string>) | undefined): Promise<Record<Subject, Sample[]>> {
@@ -420,12 +494,21 @@ async function benchmarks(): Promise<void> {
       row(`idle, NPD configs only: CPU share of one core over ${IDLE_S} s`, pick(r.npd, (s) => (s.share ?? 0) * 100), pick(r.agent, (s) => (s.share ?? 0) * 100), '%', 3);
       row('idle, NPD configs only: RSS at the end', pick(r.npd, (s) => s.rssMb), pick(r.agent, (s) => s.rssMb), 'MB');
       row('idle, NPD configs only: peak RSS', pick(r.npd, (s) => s.hwmMb), pick(r.agent, (s) => s.hwmMb), 'MB');
+      if (ONLY.has('idle')) idleRows('idle, NPD configs only', r.npd, r.agent);
     }
   }
   if (ONLY.has('idle') && !opt.callgrind) {
     const r = await scenario('idle-all', ['agent'], undefined);
     row(`idle, every built-in detector + NPD configs: CPU share over ${IDLE_S} s`, undefined, pick(r.agent, (s) => (s.share ?? 0) * 100), '%', 3);
     row('idle, every built-in detector + NPD configs: RSS at the end', undefined, pick(r.agent, (s) => s.rssMb), 'MB');
+    idleRows('idle, every built-in detector + NPD configs', [], r.agent);
+  }
+  if (ONLY.has('each') && !opt.callgrind) {
+    // What each detector adds: NPD's configs and that detector alone, against NPD's configs alone (above).
+    for (const detector of DETECTORS) {
+      const r = await scenario(`idle+${detector}`, ['agent'], undefined);
+      idleRows(`idle, NPD configs + ${detector}`, [], r.agent);
+    }
   }
   for (const kind of ['kmsg', 'filelog'] as const) {
     if (!ONLY.has(kind)) continue;
