@@ -15,6 +15,7 @@ import { installCrds } from '../test/helpers/kube-objects.ts';
 import { ensureNamespace, must } from '../test/controller/helpers.ts';
 import { eachBounded } from '../src/util/parallel.ts';
 import { counter, procStats as proc, startController } from './helpers.ts';
+import { KUBENODE_API, MACHINES_PATH, NODE_LEASES_PATH, MERGE_PATCH } from '../test/helpers/kube-api.ts';
 
 const nodes = Number(process.argv[2] ?? 5000);
 const windowSeconds = Number(process.argv[3] ?? 60);
@@ -34,12 +35,12 @@ try {
     return { status: { conditions: [{ type: 'Ready', status, reason: status === 'True' ? 'KubeletReady' : 'NodeStatusUnknown', message: '', lastHeartbeatTime: t, lastTransitionTime: t }] } };
   };
   await eachBounded(names, 32, async (name) => {
-    await must(cluster, 'POST', '/apis/kubenode.io/v1alpha1/machines', { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name, labels: { pool: 'bench' } }, spec: {} });
+    await must(cluster, 'POST', MACHINES_PATH, { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name, labels: { pool: 'bench' } }, spec: {} });
     await must(cluster, 'POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { pool: 'bench' } } });
-    await cluster.request('PATCH', `/api/v1/nodes/${name}/status`, { body: ready('True'), headers: { 'content-type': 'application/merge-patch+json' } });
-    await must(cluster, 'POST', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: `kubenode-agent-${name}` }, spec: { holderIdentity: name, leaseDurationSeconds: LEASE_S, renewTime: microTime(Date.now()) } });
+    await cluster.request('PATCH', `/api/v1/nodes/${name}/status`, { body: ready('True'), headers: MERGE_PATCH });
+    await must(cluster, 'POST', NODE_LEASES_PATH, { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: `kubenode-agent-${name}` }, spec: { holderIdentity: name, leaseDurationSeconds: LEASE_S, renewTime: microTime(Date.now()) } });
   });
-  await must(cluster, 'POST', '/apis/kubenode.io/v1alpha1/noderemediers', {
+  await must(cluster, 'POST', `${KUBENODE_API}/noderemediers`, {
     apiVersion: 'kubenode.io/v1alpha1',
     kind: 'NodeRemedier',
     metadata: { name: 'bench' },
@@ -57,7 +58,7 @@ try {
       await eachBounded(alive, 16, async (name) => {
         if (dead.has(name)) return;
         const at = Date.now();
-        const r = await cluster.request('PATCH', `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/kubenode-agent-${name}`, { body: { spec: { renewTime: microTime(at) } }, headers: { 'content-type': 'application/merge-patch+json' } });
+        const r = await cluster.request('PATCH', `${NODE_LEASES_PATH}/kubenode-agent-${name}`, { body: { spec: { renewTime: microTime(at) } }, headers: MERGE_PATCH });
         if (r.status === 200 && !dead.has(name)) lastRenew.set(name, at);
       });
       await sleep(Math.max(0, renewSeconds * 1000 - (Date.now() - t0)));
@@ -94,12 +95,12 @@ try {
   // The dead: Leases stop, Nodes go Unknown; the first step is the cordon operation's startTime.
   const victims = names.slice(0, deadCount);
   for (const v of victims) dead.add(v);
-  await Promise.all(victims.map((v) => cluster.request('PATCH', `/api/v1/nodes/${v}/status`, { body: ready('Unknown'), headers: { 'content-type': 'application/merge-patch+json' } })));
+  await Promise.all(victims.map((v) => cluster.request('PATCH', `/api/v1/nodes/${v}/status`, { body: ready('Unknown'), headers: MERGE_PATCH })));
   const delays: number[] = [];
   const deadline = Date.now() + (LEASE_S + GRACE_S + 120) * 1000;
   while (delays.length < victims.length && Date.now() < deadline) {
     await sleep(1000);
-    const ops = (await must<{ items: { spec: { node: string }; status?: { startTime?: string } }[] }>(cluster, 'GET', '/apis/kubenode.io/v1alpha1/remedyoperations')).items;
+    const ops = (await must<{ items: { spec: { node: string }; status?: { startTime?: string } }[] }>(cluster, 'GET', `${KUBENODE_API}/remedyoperations`)).items;
     delays.length = 0;
     for (const v of victims) {
       const op = ops.find((o) => o.spec.node === v && o.status?.startTime !== undefined);

@@ -27,14 +27,14 @@ import { makeSandbox, makeTar, sha256, startArtifactServer } from '../test/insta
 import { ensureNamespace, must, setNodeReady } from '../test/controller/helpers.ts';
 import { eachBounded } from '../src/util/parallel.ts';
 import { pct, procStats as proc, startController } from './helpers.ts';
+import { KUBENODE_API, MACHINES_PATH } from '../test/helpers/kube-api.ts';
 
 const NS = 'kubenode-system';
-const MACHINES = '/apis/kubenode.io/v1alpha1/machines';
 const log = createLogger('silent');
 const mode = process.argv[2] ?? 'join';
 
 async function lifecycle(cluster: Cluster, name: string): Promise<string | undefined> {
-  return (await must<{ status?: { lifecycle?: string } }>(cluster, 'GET', `${MACHINES}/${name}`)).status?.lifecycle;
+  return (await must<{ status?: { lifecycle?: string } }>(cluster, 'GET', `${MACHINES_PATH}/${name}`)).status?.lifecycle;
 }
 
 async function benchJoin(): Promise<void> {
@@ -52,9 +52,9 @@ async function benchJoin(): Promise<void> {
     const tar = (c: string): Buffer => makeTar([{ path: `${c}/`, type: 'Directory' }, { path: `${c}/bin/`, type: 'Directory' }, { path: `${c}/bin/${c}`, mode: 0o755, content: '#!/bin/sh\nexit 0\n' }]);
     for (const c of ['alpha', 'beta']) artifacts.put(`${c}.tar.gz`, tar(c));
     const name = 'bench-join';
-    await must(cluster, 'POST', MACHINES, { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name }, spec: { components: ['alpha', 'beta'] } });
+    await must(cluster, 'POST', MACHINES_PATH, { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name }, spec: { components: ['alpha', 'beta'] } });
     for (const c of ['alpha', 'beta']) {
-      await must(cluster, 'POST', '/apis/kubenode.io/v1alpha1/machinecomponents', {
+      await must(cluster, 'POST', `${KUBENODE_API}/machinecomponents`, {
         apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponent', metadata: { name: `${name}-${c}`, labels: { 'kubenode.io/machine': name } },
         spec: { component: c, version: '1.0.0', source: { type: 'tarball', url: artifacts.url(`${c}.tar.gz`), sha256: sha256(tar(c)), stripComponents: 1 }, install: { links: [{ path: `/usr/local/bin/${c}`, target: `bin/${c}` }] } },
       });
@@ -112,12 +112,12 @@ async function benchImport(n: number): Promise<void> {
     const t0 = performance.now();
     await eachBounded(names, 64, async (name) => {
       created.set(name, performance.now());
-      await must(cluster, 'POST', MACHINES, { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name }, spec: { labels: { 'kubenode.io/pool': 'bench' } } });
+      await must(cluster, 'POST', MACHINES_PATH, { apiVersion: 'kubenode.io/v1alpha1', kind: 'Machine', metadata: { name }, spec: { labels: { 'kubenode.io/pool': 'bench' } } });
     });
     const running = new Map<string, number>();
     let peak = 0;
     while (running.size < n) {
-      const list = await must<{ items: { metadata: { name: string }; status?: { lifecycle?: string } }[] }>(cluster, 'GET', MACHINES);
+      const list = await must<{ items: { metadata: { name: string }; status?: { lifecycle?: string } }[] }>(cluster, 'GET', MACHINES_PATH);
       const now = performance.now();
       for (const m of list.items) if (m.status?.lifecycle === 'Running' && !running.has(m.metadata.name)) running.set(m.metadata.name, now);
       peak = Math.max(peak, proc(child.pid as number).hwmMiB);

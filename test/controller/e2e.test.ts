@@ -22,6 +22,7 @@ import { grantAgentRbac, installCrds } from '../helpers/kube-objects.ts';
 import { makeSandbox, makeTar, sha256, startArtifactServer, type ArtifactServer } from '../installers/helpers.ts';
 import { agentKube } from '../watch/helpers.ts';
 import { addMachine, ensureNamespace, listMcs, MCS_PATH, must, patchSet, until } from './helpers.ts';
+import { MERGE_PATCH } from '../helpers/kube-api.ts';
 
 const N = 100;
 const NS = 'kubenode-system';
@@ -98,7 +99,7 @@ describe('a rollout across 100 real agents', () => {
     const gen1 = new Map((await listMcs(cluster)).map((mc) => [mc.metadata.name, mc.metadata.generation]));
 
     // The order the controller will use for v2, from the revision name the defaulted template hashes to.
-    const dry = await cluster.request('PATCH', `${MCS_PATH}/demo?dryRun=All`, { body: { spec: { template: template('2.0.0') } }, headers: { 'content-type': 'application/merge-patch+json' } });
+    const dry = await cluster.request('PATCH', `${MCS_PATH}/demo?dryRun=All`, { body: { spec: { template: template('2.0.0') } }, headers: MERGE_PATCH });
     assert.equal(dry.status, 200, dry.body);
     const revision = `demo-${templateHash((JSON.parse(dry.body) as { spec: { template: unknown } }).spec.template)}`;
     const order = selectionOrder(Array.from({ length: N }, (_, i) => ({ name: machine(i), labels: { pool: 'e2e' }, abandoned: false })), revision).map((c) => c.name);

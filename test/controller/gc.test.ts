@@ -6,6 +6,7 @@ import { Controller } from '../../src/controller/index.ts';
 import { createLogger } from '../../src/log.ts';
 import type { Cluster } from '../harness/cluster.ts';
 import { listMcs, MCS_PATH, must, rolloutCluster, type SimulatedAgents, until } from './helpers.ts';
+import { MERGE_PATCH } from '../helpers/kube-api.ts';
 
 const NS = 'kubenode-system';
 const SHA = 'a'.repeat(64);
@@ -48,7 +49,7 @@ describe('deleting a set cascades through the real garbage collector', () => {
   it('keeps revisionHistoryLimit old revisions besides the current one', async () => {
     const ofKept = async () => (await must<{ items: { revision: number; metadata: { labels: Record<string, string> } }[] }>(cluster, 'GET', `/apis/apps/v1/namespaces/${NS}/controllerrevisions`)).items.filter((r) => r.metadata.labels['kubenode.io/component-set'] === 'kept');
     for (const v of ['2.0.0', '3.0.0', '4.0.0']) {
-      const r = await cluster.request('PATCH', `${MCS_PATH}/kept`, { body: { spec: { revisionHistoryLimit: 1, template: { spec: { version: v } } } }, headers: { 'content-type': 'application/merge-patch+json' } });
+      const r = await cluster.request('PATCH', `${MCS_PATH}/kept`, { body: { spec: { revisionHistoryLimit: 1, template: { spec: { version: v } } } }, headers: MERGE_PATCH });
       assert.equal(r.status, 200, r.body);
       await until(`${v} completes`, async () => (await listMcs(cluster)).filter((mc) => mc.spec.version === v).length === 3 && (await must<{ status?: { phase?: string; observedGeneration?: number }; metadata: { generation: number } }>(cluster, 'GET', `${MCS_PATH}/kept`)).status?.phase === 'Completed', 60_000);
     }

@@ -18,9 +18,9 @@ import { Informer, type KubeObject, type ResourceRef } from '../../src/watch/inf
 import { startCluster, type Cluster } from '../harness/cluster.ts';
 import { installCrds } from '../helpers/kube-objects.ts';
 import { addMachine, ensureNamespace, MCS_PATH, must, until } from './helpers.ts';
+import { MC_PATH } from '../helpers/kube-api.ts';
 
 const NS = 'kubenode-system';
-const MC_PATH = '/apis/kubenode.io/v1alpha1/machinecomponents';
 const log = createLogger('silent');
 
 describe('objects the reconciler wrote, against a faster watch', () => {

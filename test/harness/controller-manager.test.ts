@@ -10,8 +10,8 @@ import { after, before, describe, test } from 'node:test';
 import { clone, goodObjects, installCrds } from '../helpers/kube-objects.ts';
 import { startCluster } from './cluster.ts';
 import type { Cluster } from './cluster.ts';
+import { KUBENODE_API, MERGE_PATCH } from '../helpers/kube-api.ts';
 
-const API = '/apis/kubenode.io/v1alpha1';
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -58,14 +58,14 @@ describe('kube-controller-manager in the test cluster', () => {
   test('garbage collector: deleting a MachineComponentSet cascades to the MachineComponents and ConfigMaps it owns', async () => {
     const objs = goodObjects();
     const set = clone(objs.machinecomponentsets!);
-    const created = await cluster.request('POST', `${API}/machinecomponentsets`, { body: set });
+    const created = await cluster.request('POST', `${KUBENODE_API}/machinecomponentsets`, { body: set });
     assert.equal(created.status, 201, created.body);
     const owner = json<{ metadata: { uid: string; name: string } }>(created.body).metadata;
     const ownerRef = { apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponentSet', name: owner.name, uid: owner.uid, controller: true, blockOwnerDeletion: true };
 
     const mc = clone(objs.machinecomponents!) as { metadata: Record<string, unknown> };
     mc.metadata.ownerReferences = [ownerRef];
-    const mcRes = await cluster.request('POST', `${API}/machinecomponents`, { body: mc });
+    const mcRes = await cluster.request('POST', `${KUBENODE_API}/machinecomponents`, { body: mc });
     assert.equal(mcRes.status, 201, mcRes.body);
     const cmRes = await cluster.request('POST', '/api/v1/namespaces/default/configmaps', {
       body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'owned-by-set', ownerReferences: [ownerRef] }, data: { a: 'b' } },
@@ -78,12 +78,12 @@ describe('kube-controller-manager in the test cluster', () => {
     assert.equal(bystander.status, 201, bystander.body);
 
     // Foreground: the owner stays, with the collector's finalizer, until its dependents are gone.
-    const del = await cluster.request('DELETE', `${API}/machinecomponentsets/${owner.name}?propagationPolicy=Foreground`);
+    const del = await cluster.request('DELETE', `${KUBENODE_API}/machinecomponentsets/${owner.name}?propagationPolicy=Foreground`);
     assert.ok(del.status === 200 || del.status === 202, del.body);
     assert.deepEqual(json<{ metadata: { finalizers?: string[] } }>(del.body).metadata.finalizers, ['foregroundDeletion']);
 
     const mcName = (mc.metadata as { name: string }).name;
-    for (const path of [`${API}/machinecomponents/${mcName}`, '/api/v1/namespaces/default/configmaps/owned-by-set', `${API}/machinecomponentsets/${owner.name}`]) {
+    for (const path of [`${KUBENODE_API}/machinecomponents/${mcName}`, '/api/v1/namespaces/default/configmaps/owned-by-set', `${KUBENODE_API}/machinecomponentsets/${owner.name}`]) {
       await until(`${path} deleted by the garbage collector`, async () => ((await cluster.request('GET', path)).status === 404 ? true : undefined));
     }
     assert.equal((await cluster.request('GET', '/api/v1/namespaces/default/configmaps/bystander')).status, 200);
@@ -115,7 +115,7 @@ describe('kube-controller-manager in the test cluster', () => {
     const now = new Date().toISOString();
     for (const name of ['web-0', 'web-1']) {
       const res = await cluster.request('PATCH', `${ns}/pods/${name}/status`, {
-        headers: { 'content-type': 'application/merge-patch+json' },
+        headers: MERGE_PATCH,
         body: { status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: now }] } },
       });
       assert.equal(res.status, 200, res.body);

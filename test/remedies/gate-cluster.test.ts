@@ -23,8 +23,9 @@ import { grantAgentRbac, installCrds } from '../helpers/kube-objects.ts';
 import { createNode, must, setReady } from './cluster-fixture.ts';
 import { actionContext, recordingRoot, riskGate, silent } from './helpers.ts';
 import { decodeSection } from '../../src/config/decode.ts';
+import { KUBENODE_API, MERGE_PATCH } from '../helpers/kube-api.ts';
 
-const RP = '/apis/kubenode.io/v1alpha1/riskpolicies';
+const RP = `${KUBENODE_API}/riskpolicies`;
 
 async function policy(cluster: Cluster, name: string, spec: Record<string, unknown>): Promise<void> {
   await must(cluster, 'POST', RP, { apiVersion: 'kubenode.io/v1alpha1', kind: 'RiskPolicy', metadata: { name }, spec });
@@ -86,7 +87,7 @@ describe('risk gate and node actions against a real apiserver', () => {
         const held = (obj.status?.permits ?? []).filter((p: any) => p.releasedAt === undefined && Date.parse(p.expiresAt) > now).length;
         maxPermits = Math.max(maxPermits, held);
       }),
-      watch(cluster, '/apis/kubenode.io/v1alpha1/remedyoperations', (type, obj) => {
+      watch(cluster, `${KUBENODE_API}/remedyoperations`, (type, obj) => {
         if (obj?.metadata?.name === undefined) return;
         if (type === 'DELETED') phases.delete(obj.metadata.name);
         else if (obj.spec?.risk === 'disruptive') phases.set(obj.metadata.name, obj.status?.phase ?? 'Pending');
@@ -142,7 +143,7 @@ describe('risk gate and node actions against a real apiserver', () => {
         total.trials += 1;
       }
       await new Promise((r) => setTimeout(r, 300));
-      const ops = (await must(cluster, 'GET', '/apis/kubenode.io/v1alpha1/remedyoperations')).items as any[];
+      const ops = (await must(cluster, 'GET', `${KUBENODE_API}/remedyoperations`)).items as any[];
       const succeeded = ops.filter((o) => o.status?.phase === 'Succeeded' && o.status?.result === 'Fixed');
       assert.equal(succeeded.length, 45);
       assert.ok(ops.some((o) => o.status?.phase === 'Denied'), 'some agents were made to wait by the policy');
@@ -226,7 +227,7 @@ describe('risk gate and node actions against a real apiserver', () => {
     const gate = new RiskPolicyClient(await agent(35), systemClock, silent);
     const req = (op: string) => ({ node: 'node-35', action: 'reboot', risk: 'disruptive' as const, operation: op });
     const mark = (name: string, on: boolean) =>
-      must(cluster, 'PATCH', `/api/v1/nodes/${name}`, { spec: { unschedulable: on ? true : null }, metadata: { annotations: { [CORDONED_BY]: on ? 'kubenode-agent' : null, [CORDONED_AT]: on ? new Date().toISOString() : null } } }, { 'content-type': 'application/merge-patch+json' });
+      must(cluster, 'PATCH', `/api/v1/nodes/${name}`, { spec: { unschedulable: on ? true : null }, metadata: { annotations: { [CORDONED_BY]: on ? 'kubenode-agent' : null, [CORDONED_AT]: on ? new Date().toISOString() : null } } }, MERGE_PATCH);
     await mark('node-36', true);
     await mark('node-37', true);
     const tripped = await gate.acquire(req('op-1'));
@@ -335,7 +336,7 @@ describe('risk gate and node actions against a real apiserver', () => {
   });
 
   test('a NodeRemedier reboot: drain, intent, systemctl reboot at the seam; after a new boot_id verify, uncordon, release the permit', async () => {
-    await must(cluster, 'POST', '/apis/kubenode.io/v1alpha1/noderemediers', {
+    await must(cluster, 'POST', `${KUBENODE_API}/noderemediers`, {
       apiVersion: 'kubenode.io/v1alpha1',
       kind: 'NodeRemedier',
       metadata: { name: 'kernel' },
@@ -360,7 +361,7 @@ describe('risk gate and node actions against a real apiserver', () => {
       const held = () => must(cluster, 'GET', `${RP}/health`).then((p: any) => p.status.permits.filter((x: any) => x.holder === 'node-32' && x.releasedAt === undefined));
       assert.equal((await held()).length, 1, 'permit held across the reboot');
       const op = (await held())[0].operation;
-      assert.equal((await must(cluster, 'GET', `/apis/kubenode.io/v1alpha1/remedyoperations/${op}`)).status.phase, 'Running');
+      assert.equal((await must(cluster, 'GET', `${KUBENODE_API}/remedyoperations/${op}`)).status.phase, 'Running');
 
       // The machine comes back with a new boot_id.
       const afterBoot = await make('boot-2');
@@ -371,7 +372,7 @@ describe('risk gate and node actions against a real apiserver', () => {
       afterBoot.engine.observe([{ type: 'KernelDeadlock', status: 'False', reason: 'NoDeadlock', message: '', transitionTime: Date.now() }]);
       await afterBoot.engine.tick();
       assert.equal((await held()).length, 0, 'permit released once verified');
-      const record = await must(cluster, 'GET', `/apis/kubenode.io/v1alpha1/remedyoperations/${op}`);
+      const record = await must(cluster, 'GET', `${KUBENODE_API}/remedyoperations/${op}`);
       assert.deepEqual([record.spec.remedier, record.spec.rule, record.status.phase, record.status.result], ['kernel', 'kernel/hung', 'Succeeded', 'Fixed']);
       assert.equal(record.status.gate.gate, 'policy');
     } finally {
@@ -398,7 +399,7 @@ describe('risk gate and node actions against a real apiserver', () => {
   });
 
   test('uncordon never touches a node someone else cordoned', async () => {
-    await must(cluster, 'PATCH', '/api/v1/nodes/node-31', { spec: { unschedulable: true } }, { 'content-type': 'application/merge-patch+json' });
+    await must(cluster, 'PATCH', '/api/v1/nodes/node-31', { spec: { unschedulable: true } }, MERGE_PATCH);
     const root = recordingRoot();
     const ctx = actionContext(root, { kube: await agent(31), nodeName: 'node-31' });
     assert.deepEqual(await actions.uncordon.stillNeeded(ctx, {}), { needed: false, why: 'node was cordoned by someone else; leaving it' });

@@ -10,8 +10,9 @@ import { startCluster, type Cluster } from '../harness/cluster.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 import { grantAgentRbac, installCrds } from '../helpers/kube-objects.ts';
 import { createNode, must } from '../remedies/cluster-fixture.ts';
+import { KUBENODE_API, MERGE_PATCH } from '../helpers/kube-api.ts';
 
-const RP = '/apis/kubenode.io/v1alpha1/riskpolicies';
+const RP = `${KUBENODE_API}/riskpolicies`;
 
 class RecordingClock extends FakeClock {
   readonly sleeps: number[] = [];
@@ -45,7 +46,7 @@ test('a conflicting write to the RiskPolicy is retried after a jittered wait on 
       if (verb === 'PUT' && path.endsWith('/status') && raceNext) {
         raceNext = false;
         bumps++;
-        await must(cluster, 'PATCH', `${RP}/conflict`, { metadata: { annotations: { bumped: String(bumps) } } }, { 'content-type': 'application/merge-patch+json' });
+        await must(cluster, 'PATCH', `${RP}/conflict`, { metadata: { annotations: { bumped: String(bumps) } } }, MERGE_PATCH);
       }
       return kube.request<T>(verb, path, options);
     },

@@ -12,6 +12,7 @@ import { Informer, type InformerEvent, type KubeObject } from '../../src/watch/i
 import { machineInformer } from '../../src/watch/sources.ts';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
 import { agentKube, createMc, deleteMc, grantAgents, installCrd, MC_PATH, patchMc, TcpProxy, until } from './helpers.ts';
+import { MACHINES_PATH, MERGE_PATCH } from '../helpers/kube-api.ts';
 
 const log = createLogger('silent');
 const resource = { group: 'kubenode.io', version: 'v1alpha1', plural: 'machinecomponents' };
@@ -82,7 +83,7 @@ describe('informer on a real apiserver', () => {
       spec: { labels: {}, taints: [], components: [], paused },
     });
     for (const n of ['node-5', 'node-6']) {
-      const r = await cluster.request('POST', '/apis/kubenode.io/v1alpha1/machines', { body: machine(n, false) });
+      const r = await cluster.request('POST', MACHINES_PATH, { body: machine(n, false) });
       assert.equal(r.status, 201, r.body);
     }
     const { kc, client } = await agentKube(cluster, 5);
@@ -94,7 +95,7 @@ describe('informer on a real apiserver', () => {
       await informer.waitForSync();
       assert.deepEqual([...informer.snapshot().keys()], ['node-5']);
       for (const n of ['node-6', 'node-5']) {
-        const r = await cluster.request('PATCH', `/apis/kubenode.io/v1alpha1/machines/${n}`, { body: { spec: { paused: true } }, headers: { 'content-type': 'application/merge-patch+json' } });
+        const r = await cluster.request('PATCH', `${MACHINES_PATH}/${n}`, { body: { spec: { paused: true } }, headers: MERGE_PATCH });
         assert.equal(r.status, 200, r.body);
       }
       await until('update of node-5', () => events.some((e) => e.type === 'update'));
