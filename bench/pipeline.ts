@@ -20,10 +20,10 @@ import { installCrds } from '../test/helpers/kube-objects.ts';
 import { addMachine, ensureNamespace, must, SimulatedAgents, until } from '../test/controller/helpers.ts';
 import { procStats } from './helpers.ts';
 import { AUDIT_POLICY, memberKubeconfig, pipelineRequests } from '../test/pipeline/helpers.ts';
+import { KUBENODE_API } from '../test/helpers/kube-api.ts';
 
 const N = Number(process.argv[2] ?? 4);
 const NS = 'kubenode-system';
-const API = '/apis/kubenode.io/v1alpha1';
 const log = createLogger('silent');
 const PORT = 20000 + Math.floor(Math.random() * 20000);
 
@@ -58,7 +58,7 @@ try {
       data: { kubeconfig: Buffer.from(await memberKubeconfig(c)).toString('base64') },
     });
   }
-  await must(mgmt, 'POST', `${API}/releasepipelines`, {
+  await must(mgmt, 'POST', `${KUBENODE_API}/releasepipelines`, {
     apiVersion: 'kubenode.io/v1alpha1',
     kind: 'ReleasePipeline',
     metadata: { name: 'bench' },
@@ -78,7 +78,7 @@ try {
   await new Promise((r) => setTimeout(r, 2000));
   const idle = { ...stat(), ...(await metrics()) };
   const started = Date.now();
-  await must(mgmt, 'POST', `${API}/releases`, {
+  await must(mgmt, 'POST', `${KUBENODE_API}/releases`, {
     apiVersion: 'kubenode.io/v1alpha1',
     kind: 'Release',
     metadata: { name: 'bench-1' },
@@ -93,7 +93,7 @@ try {
   type St = { phase: string; stages: { name: string; finishedTime?: string; clusters: { startTime?: string; endTime?: string }[] }[] };
   let status: St | undefined;
   await until('release succeeds', async () => {
-    status = (await must<{ status?: St }>(mgmt, 'GET', `${API}/releases/bench-1`)).status;
+    status = (await must<{ status?: St }>(mgmt, 'GET', `${KUBENODE_API}/releases/bench-1`)).status;
     return status?.phase === 'Succeeded';
   }, 600_000);
   const took = (Date.now() - started) / 1000;
@@ -102,17 +102,17 @@ try {
   const rest = status?.stages[1];
   const firstRest = Math.min(...(rest?.clusters ?? []).map((c) => Date.parse(c.startTime as string)));
   // When the member's own status said finished: its last batch's observation window end (the member controller's clock).
-  const m0 = await must<{ status: { batches: { observationEndTime?: string; endTime?: string }[] } }>(members[0] as Cluster, 'GET', `${API}/machinecomponentsets/demo`);
+  const m0 = await must<{ status: { batches: { observationEndTime?: string; endTime?: string }[] } }>(members[0] as Cluster, 'GET', `${KUBENODE_API}/machinecomponentsets/demo`);
   const memberDone = Math.max(...m0.status.batches.map((b) => Date.parse(b.endTime ?? b.observationEndTime ?? '')).filter((t) => !Number.isNaN(t)));
 
   // Steady state: every member in a long bake, nothing to do but notice when it ends.
-  await must(mgmt, 'POST', `${API}/releasepipelines`, {
+  await must(mgmt, 'POST', `${KUBENODE_API}/releasepipelines`, {
     apiVersion: 'kubenode.io/v1alpha1',
     kind: 'ReleasePipeline',
     metadata: { name: 'steady' },
     spec: { stages: [{ name: 'all', clusterSelector: {}, maxConcurrency: '100%' }] },
   });
-  await must(mgmt, 'POST', `${API}/releases`, {
+  await must(mgmt, 'POST', `${KUBENODE_API}/releases`, {
     apiVersion: 'kubenode.io/v1alpha1',
     kind: 'Release',
     metadata: { name: 'bench-steady' },
@@ -126,7 +126,7 @@ try {
   });
   type Steady = { stages: { clusters: { state: string; updated?: number; matched?: number }[] }[] };
   await until('every member baking', async () => {
-    const s = (await must<{ status?: Steady }>(mgmt, 'GET', `${API}/releases/bench-steady`)).status;
+    const s = (await must<{ status?: Steady }>(mgmt, 'GET', `${KUBENODE_API}/releases/bench-steady`)).status;
     const cs = s?.stages[0]?.clusters ?? [];
     return cs.length === N && cs.every((c) => c.state === 'Progressing' && c.updated === 3 && c.matched === 3);
   }, 300_000);

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
 import { installCrds } from '../helpers/kube-objects.ts';
+import { KUBENODE_API, MERGE_PATCH } from '../helpers/kube-api.ts';
 
-const API = '/apis/kubenode.io/v1alpha1';
 
 const pipeline = (name: string, stages: unknown[]) => ({ apiVersion: 'kubenode.io/v1alpha1', kind: 'ReleasePipeline', metadata: { name }, spec: { stages } });
 const release = (name: string, spec: Record<string, unknown> = {}) => ({
@@ -24,8 +24,8 @@ const release = (name: string, spec: Record<string, unknown> = {}) => ({
 
 describe('release pipeline CRDs on a real apiserver', () => {
   let cluster: Cluster;
-  const post = (plural: string, body: unknown) => cluster.request('POST', `${API}/${plural}`, { body });
-  const patch = (plural: string, name: string, body: unknown) => cluster.request('PATCH', `${API}/${plural}/${name}`, { body, headers: { 'content-type': 'application/merge-patch+json' } });
+  const post = (plural: string, body: unknown) => cluster.request('POST', `${KUBENODE_API}/${plural}`, { body });
+  const patch = (plural: string, name: string, body: unknown) => cluster.request('PATCH', `${KUBENODE_API}/${plural}/${name}`, { body, headers: MERGE_PATCH });
 
   before(async () => {
     cluster = await startCluster({ agents: 1 });

@@ -12,24 +12,24 @@ import { createLogger } from '../../src/log.ts';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
 import { installCrds } from '../helpers/kube-objects.ts';
 import { ensureNamespace, must, until } from '../controller/helpers.ts';
+import { KUBENODE_API, MERGE_PATCH } from '../helpers/kube-api.ts';
 
 const NS = 'kubenode-system';
-const API = '/apis/kubenode.io/v1alpha1';
 
 describe('release start rules', () => {
   let cluster: Cluster;
   let controller: Controller;
   const secret = (name: string, labels: Record<string, string>, kubeconfig = 'bm90IGEga3ViZWNvbmZpZw==') =>
     must(cluster, 'POST', `/api/v1/namespaces/${NS}/secrets`, { apiVersion: 'v1', kind: 'Secret', metadata: { name, labels }, data: { kubeconfig } });
-  const pipeline = (name: string, stages: unknown[]) => must(cluster, 'POST', `${API}/releasepipelines`, { apiVersion: 'kubenode.io/v1alpha1', kind: 'ReleasePipeline', metadata: { name }, spec: { stages } });
+  const pipeline = (name: string, stages: unknown[]) => must(cluster, 'POST', `${KUBENODE_API}/releasepipelines`, { apiVersion: 'kubenode.io/v1alpha1', kind: 'ReleasePipeline', metadata: { name }, spec: { stages } });
   const release = (name: string, pipelineName: string, set: string) =>
-    must(cluster, 'POST', `${API}/releases`, {
+    must(cluster, 'POST', `${KUBENODE_API}/releases`, {
       apiVersion: 'kubenode.io/v1alpha1',
       kind: 'Release',
       metadata: { name },
       spec: { pipeline: pipelineName, componentSet: set, selector: {}, template: { spec: { component: set, version: '1.0.0', source: { type: 'binary', url: `https://example.com/${set}`, sha256: 'a'.repeat(64) } } } },
     });
-  const statusOf = async (name: string): Promise<ReleaseStatus | undefined> => (await must<{ status?: ReleaseStatus }>(cluster, 'GET', `${API}/releases/${name}`)).status;
+  const statusOf = async (name: string): Promise<ReleaseStatus | undefined> => (await must<{ status?: ReleaseStatus }>(cluster, 'GET', `${KUBENODE_API}/releases/${name}`)).status;
   const reason = async (name: string): Promise<string | undefined> => (await statusOf(name))?.conditions?.find((c) => c.type === 'Initialized')?.reason;
 
   before(async () => {
@@ -80,15 +80,15 @@ describe('release start rules', () => {
     await release('r-overlap', 'overlap', 'set-b');
     await until('ClusterInTwoStages', async () => (await reason('r-overlap')) === 'ClusterInTwoStages');
     assert.match((await statusOf('r-overlap'))?.message ?? '', /cluster one is in stages a and b/);
-    const fixed = await cluster.request('PATCH', `${API}/releasepipelines/overlap`, { body: { spec: { stages: [{ name: 'a', clusters: ['one'] }, { name: 'b', clusterSelector: { matchLabels: { env: 'prod' } }, sortingLabelKey: 'order' }] } }, headers: { 'content-type': 'application/merge-patch+json' } });
+    const fixed = await cluster.request('PATCH', `${KUBENODE_API}/releasepipelines/overlap`, { body: { spec: { stages: [{ name: 'a', clusters: ['one'] }, { name: 'b', clusterSelector: { matchLabels: { env: 'prod' } }, sortingLabelKey: 'order' }] } }, headers: MERGE_PATCH });
     assert.equal(fixed.status, 200, fixed.body);
     // Still an overlap (one is env=prod): the fix is a selector that leaves it out.
     await until('still overlapping', async () => (await reason('r-overlap')) === 'ClusterInTwoStages');
-    const narrowed = await cluster.request('PATCH', `${API}/releasepipelines/overlap`, { body: { spec: { stages: [{ name: 'a', clusters: ['one'] }, { name: 'b', clusterSelector: { matchExpressions: [{ key: 'kubenode.io/member-cluster', operator: 'NotIn', values: ['one'] }], matchLabels: { env: 'prod' } } }] } }, headers: { 'content-type': 'application/merge-patch+json' } });
+    const narrowed = await cluster.request('PATCH', `${KUBENODE_API}/releasepipelines/overlap`, { body: { spec: { stages: [{ name: 'a', clusters: ['one'] }, { name: 'b', clusterSelector: { matchExpressions: [{ key: 'kubenode.io/member-cluster', operator: 'NotIn', values: ['one'] }], matchLabels: { env: 'prod' } } }] } }, headers: MERGE_PATCH });
     assert.equal(narrowed.status, 200, narrowed.body);
     await until('overlap release started', async () => (await reason('r-overlap')) === 'Started');
     assert.deepEqual((await statusOf('r-overlap'))?.stages.map((s) => s.clusters.map((c) => c.name)), [['one'], ['two']]);
-    const pipe = await must<{ status?: { lastRelease?: string } }>(cluster, 'GET', `${API}/releasepipelines/overlap`);
+    const pipe = await must<{ status?: { lastRelease?: string } }>(cluster, 'GET', `${KUBENODE_API}/releasepipelines/overlap`);
     assert.equal(pipe.status?.lastRelease, 'r-overlap');
   });
 });
