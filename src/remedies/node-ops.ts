@@ -149,9 +149,13 @@ export async function drain(kube: KubeApi, name: string, options: DrainOptions):
     if (why !== undefined) skipped.push(`${pod.metadata.namespace}/${pod.metadata.name} (${why})`);
   }
   const skippedUids = new Set(initial.filter((p) => skipReason(p) !== undefined).map((p) => p.metadata.uid));
+  // The first round works on the list just read; later ones read again.
+  let listed: PodObject[] | undefined = initial;
   for (;;) {
-    const pods = (await listNodePods(kube, name)).filter((p) => !skippedUids.has(p.metadata.uid) && skipReason(p) === undefined);
+    const pods = (listed ?? (await listNodePods(kube, name))).filter((p) => !skippedUids.has(p.metadata.uid) && skipReason(p) === undefined);
+    listed = undefined;
     if (pods.length === 0) return { ok: true, evicted: [...evicted], skipped, blocked: [] };
+    let changed = false;
     for (const pod of pods) {
       const id = `${pod.metadata.namespace}/${pod.metadata.name}`;
       if (pod.metadata.deletionTimestamp !== undefined) {
@@ -164,14 +168,19 @@ export async function drain(kube: KubeApi, name: string, options: DrainOptions):
         });
         evicted.add(id);
         lastReason.set(id, 'evicted; terminating');
+        changed = true;
       } catch (err) {
-        if (isNotFound(err)) continue;
+        if (isNotFound(err)) {
+          changed = true;
+          continue;
+        }
         if (isTooManyRequests(err)) lastReason.set(id, `PodDisruptionBudget: ${errorMessage(err)}`);
         else throw err;
       }
     }
     if (options.clock.now() + delay > deadline) {
-      const left = (await listNodePods(kube, name)).filter((p) => !skippedUids.has(p.metadata.uid) && skipReason(p) === undefined);
+      // Nothing evicted or gone this round: the list just read is still where the node stands.
+      const left = changed ? (await listNodePods(kube, name)).filter((p) => !skippedUids.has(p.metadata.uid) && skipReason(p) === undefined) : pods;
       if (left.length === 0) return { ok: true, evicted: [...evicted], skipped, blocked: [] };
       const blocked = left.map((p) => {
         const id = `${p.metadata.namespace}/${p.metadata.name}`;

@@ -11,9 +11,11 @@ import { after, before, describe, it } from 'node:test';
 import { UNINSTALL_FINALIZER } from '../../src/api/common.ts';
 import { validateConfig } from '../../src/config/load.ts';
 import { Controller } from '../../src/controller/index.ts';
-import { ANNOTATION_FORCE_DELETE, MACHINE_FINALIZER } from '../../src/controller/machines/deletion.ts';
+import { ANNOTATION_FORCE_DELETE, DELETION_POLL_MAX_MS, DELETION_POLL_MS, deletionPollMs, MACHINE_FINALIZER, MachineDeletion } from '../../src/controller/machines/deletion.ts';
+import type { MachineObject, NodeObject } from '../../src/controller/machines/lifecycle.ts';
 import { createHost } from '../../src/host/host.ts';
 import { createInstallContext } from '../../src/installers/context.ts';
+import { createKubeClient, loadKubeConfig } from '../../src/kube/client.ts';
 import { startKubeInstaller } from '../../src/installers/kube-source.ts';
 import type { InstallReconciler } from '../../src/installers/reconciler.ts';
 import { createLogger } from '../../src/log.ts';
@@ -74,8 +76,8 @@ describe('a Machine deleted: drained (PDB respected), uninstalled by its agent, 
     await setNodeReady(cluster, name, 'True');
   };
   /** A pod bound to a node, Running and Ready as a kubelet would report it (the Eviction API ignores PDBs for pods not Ready). */
-  const runPod = async (name: string, nodeName: string): Promise<void> => {
-    await must(cluster, 'POST', `/api/v1/namespaces/${APPS}/pods`, { metadata: { name, namespace: APPS, labels: { app: 'web' } }, spec: { nodeName, containers: [{ name: 'c', image: 'registry.invalid/web:1' }] } });
+  const runPod = async (name: string, nodeName: string, app = 'web'): Promise<void> => {
+    await must(cluster, 'POST', `/api/v1/namespaces/${APPS}/pods`, { metadata: { name, namespace: APPS, labels: { app } }, spec: { nodeName, containers: [{ name: 'c', image: 'registry.invalid/web:1' }] } });
     const cur = await must<Record<string, unknown>>(cluster, 'GET', `/api/v1/namespaces/${APPS}/pods/${name}`);
     const at = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     await must(cluster, 'PUT', `/api/v1/namespaces/${APPS}/pods/${name}/status`, { ...cur, status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: at }] } });
@@ -217,5 +219,72 @@ describe('a Machine deleted: drained (PDB respected), uninstalled by its agent, 
     const n = await get<{ spec: { unschedulable?: boolean } }>(`/api/v1/nodes/${name}`);
     assert.ok(n !== undefined, 'Node kept: deleteNode is false');
     assert.equal(n.spec.unschedulable, true, 'left cordoned: the machine was retired');
+  });
+
+  it('a waiting deletion lists the node\'s pods once a pass, none once drained, and looks again less often the longer it waits', async () => {
+    const name = 'node-2';
+    await createNode(name);
+    await must(cluster, 'POST', `/apis/policy/v1/namespaces/${APPS}/poddisruptionbudgets`, { metadata: { name: 'held', namespace: APPS }, spec: { minAvailable: 1, selector: { matchLabels: { app: 'held' } } } });
+    await runPod('held-1', name, 'held');
+    await until('the budget allows none', async () => (await must<{ status?: { disruptionsAllowed?: number; currentHealthy?: number } }>(cluster, 'GET', `/apis/policy/v1/namespaces/${APPS}/poddisruptionbudgets/held`)).status?.currentHealthy === 1, 60_000);
+
+    // The deletion's passes, run directly (not a Machine the controller sees) on a client that counts.
+    const lists: string[] = [];
+    const client = createKubeClient(await loadKubeConfig({ kubeconfig: cluster.adminKubeconfig }), { observe: (verb, p) => void (verb === 'GET' && p.startsWith('/api/v1/pods') && lists.push(p)) });
+    const deletion = new MachineDeletion({ client, log, now: () => Date.now() });
+    const deletedAt = new Date(Date.now() - 1000).toISOString();
+    const gone: MachineObject = { metadata: { name, uid: 'not-a-stored-machine', deletionTimestamp: deletedAt, finalizers: [MACHINE_FINALIZER] }, spec: { deletionTimeout: '1h' } } as unknown as MachineObject;
+    const node = async (): Promise<NodeObject> => must<NodeObject>(cluster, 'GET', `/api/v1/nodes/${name}`);
+    const pass = async (m: MachineObject = gone): Promise<Awaited<ReturnType<MachineDeletion['step']>>> => {
+      lists.length = 0;
+      return deletion.step(m, await node(), []);
+    };
+
+    let r = await pass();
+    assert.equal(r.drained.reason, 'DrainBlocked', r.drained.message);
+    assert.equal(lists.length, 1, `a pass that finds every pod held by its budget lists once: ${lists.join(', ')}`);
+    assert.equal(r.wakeIn, DELETION_POLL_MS);
+    r = await pass();
+    assert.equal(r.drained.reason, 'DrainBlocked');
+    assert.equal(lists.length, 1, 'and so does the next');
+
+    // The budget goes: the pod is evicted (a list to see what is left), then gone (the kubelet's part).
+    await must(cluster, 'DELETE', `/apis/policy/v1/namespaces/${APPS}/poddisruptionbudgets/held`);
+    await until('the eviction goes through', async () => {
+      r = await pass();
+      return r.drained.reason !== 'DrainBlocked';
+    });
+    assert.equal(r.drained.reason, 'Draining', r.drained.message);
+    assert.match(r.drained.message, /held-1 \(evicted; terminating\)/);
+    assert.equal(lists.length, 2, `an evicting pass lists, evicts, lists again: ${lists.join(', ')}`);
+    await must(cluster, 'DELETE', `/api/v1/namespaces/${APPS}/pods/held-1?gracePeriodSeconds=0`);
+    r = await pass();
+    assert.equal(r.drained.reason, 'Drained', r.drained.message);
+    assert.equal(lists.length, 1);
+    assert.equal(r.done, true, 'no components and no Node to delete: the finalizer goes (this Machine is not stored: its 404 is done)');
+
+    // Drained recorded: the passes that wait on the uninstall list no pods at all...
+    const drained = { ...gone, status: { conditions: [{ type: 'Drained', status: 'True', reason: 'Drained', message: r.drained.message, lastTransitionTime: deletedAt }] } } as unknown as MachineObject;
+    r = await pass(drained);
+    assert.deepEqual(lists, []);
+    assert.equal(r.drained.reason, 'Drained');
+    // ...unless someone uncordoned the node: then it is cordoned and drained again.
+    const p = await cluster.request('PATCH', `/api/v1/nodes/${name}`, { body: { spec: { unschedulable: false } }, headers: MERGE_PATCH });
+    assert.equal(p.status, 200, p.body);
+    r = await pass(drained);
+    assert.equal(lists.length, 1);
+    assert.equal((await node() as { spec?: { unschedulable?: boolean } }).spec?.unschedulable, true, 'cordoned again');
+
+    // The longer it waits, the less often it looks: 5 s at first, a tenth of the wait later, at most 30 s.
+    assert.equal(deletionPollMs(0), DELETION_POLL_MS);
+    assert.equal(deletionPollMs(50_000), DELETION_POLL_MS);
+    assert.equal(deletionPollMs(120_000), 12_000);
+    assert.equal(deletionPollMs(3_600_000), DELETION_POLL_MAX_MS);
+    await must(cluster, 'POST', `/apis/policy/v1/namespaces/${APPS}/poddisruptionbudgets`, { metadata: { name: 'held', namespace: APPS }, spec: { minAvailable: 1, selector: { matchLabels: { app: 'held' } } } });
+    const longAgo = { ...gone, metadata: { ...gone.metadata, deletionTimestamp: new Date(Date.now() - 600_000).toISOString() } } as unknown as MachineObject;
+    await runPod('held-2', name, 'held');
+    r = await pass(longAgo);
+    assert.notEqual(r.drained.status, 'True');
+    assert.equal(r.wakeIn, DELETION_POLL_MAX_MS, 'a deletion waiting 10 minutes looks again in 30 s');
   });
 });

@@ -23,8 +23,19 @@ export const MACHINE_FINALIZER = 'kubenode.io/machine-deletion';
 /** "true": drain and uninstall are not waited for any more (components may stay on the node). */
 export const ANNOTATION_FORCE_DELETE = 'kubenode.io/force-delete';
 const DEFAULT_DELETION_TIMEOUT = '20m';
-/** A pass that waits looks again this soon (pods terminating, PDBs, the agent uninstalling). */
+/** A pass that waits looks again this soon (pods terminating, PDBs, the agent uninstalling)... */
 export const DELETION_POLL_MS = 5000;
+/** ...and, a deletion that waits long, a tenth of how long it has waited, up to this. */
+export const DELETION_POLL_MAX_MS = 30_000;
+
+/**
+ * When a waiting deletion looks again: every 5 s at first, then less often the longer it waits (a
+ * PDB that holds for an hour, an agent that is down), so a hundred stuck deletions do not cost
+ * the apiserver a pod list each every 5 s. Stateless: from the deletionTimestamp alone.
+ */
+export function deletionPollMs(deletingForMs: number): number {
+  return Math.min(DELETION_POLL_MAX_MS, Math.max(DELETION_POLL_MS, Math.floor(deletingForMs / 10)));
+}
 
 const MC_PATH = `/apis/${GROUP}/${VERSION}/machinecomponents`;
 const MACHINE_PATH = `/apis/${GROUP}/${VERSION}/machines`;
@@ -67,6 +78,12 @@ export async function addMachineFinalizer(client: KubeClient, m: MachineObject):
   }
 }
 
+/** The Drained condition a past pass of this deletion recorded True, if any. */
+function drainedBefore(m: MachineObject): Step | undefined {
+  const c = m.status?.conditions?.find((x) => x.type === 'Drained');
+  return c?.status === 'True' && c.reason === 'Drained' ? { status: 'True', reason: c.reason, message: c.message } : undefined;
+}
+
 export class MachineDeletion {
   readonly #o: DeletionOptions;
 
@@ -84,13 +101,15 @@ export class MachineDeletion {
     const late = Number.isFinite(deadline) && now >= deadline;
     const forced = meta.annotations?.[ANNOTATION_FORCE_DELETE] === 'true';
     const target = { name, uid: meta.uid ?? '', apiVersion: `${GROUP}/${VERSION}`, kind: 'Machine' };
-    const waitIn = late ? DELETION_POLL_MS : Math.min(DELETION_POLL_MS, Math.max(1, deadline - now));
+    const waited = now - Date.parse(meta.deletionTimestamp ?? '');
+    const poll = deletionPollMs(Number.isFinite(waited) ? waited : 0);
+    const waitIn = late ? poll : Math.min(poll, Math.max(1, deadline - now));
     const stalled = (reason: string, message: string): void => {
       this.#o.events?.record(target, 'Warning', 'DeletionStalled', message, `stalled/${reason}`);
       this.#o.log.warn({ machine: name, reason }, message);
     };
 
-    const drained = await this.#drain(name, node, { late, forced, timeout });
+    const drained = await this.#drain(name, node, { late, forced, timeout, recorded: drainedBefore(machine) });
     if (drained.status !== 'True') {
       if (drained.reason === 'DrainTimeout') stalled('DrainTimeout', drained.message);
       return { drained, removed: { status: 'False', reason: 'WaitingForDrain', message: 'components are uninstalled once the node is drained' }, done: false, wakeIn: waitIn };
@@ -113,9 +132,12 @@ export class MachineDeletion {
     return { drained, removed, done: true };
   }
 
-  async #drain(name: string, node: NodeObject | undefined, w: { late: boolean; forced: boolean; timeout: string }): Promise<Step> {
+  async #drain(name: string, node: NodeObject | undefined, w: { late: boolean; forced: boolean; timeout: string; recorded: Step | undefined }): Promise<Step> {
     if (node === undefined) return { status: 'True', reason: 'NodeGone', message: `no Node ${name}: nothing to drain` };
     if (w.forced) return { status: 'True', reason: 'Forced', message: `drain not waited for: annotation ${ANNOTATION_FORCE_DELETE}=true` };
+    // Drained once, the cordoned node stays so (only DaemonSet and mirror pods come, which a drain
+    // leaves anyway): the passes that wait for the uninstall list no pods.
+    if (w.recorded !== undefined && (node as { spec?: { unschedulable?: boolean } }).spec?.unschedulable === true) return w.recorded;
     const kube = this.#o.client;
     if ((node as { spec?: { unschedulable?: boolean } }).spec?.unschedulable !== true) await cordon(kube, name, systemClock);
     // One eviction pass (timeout 0): the queue brings the Machine back, so no worker sleeps here.
