@@ -9,13 +9,21 @@
 //                  Node: time from creation to lifecycle Running per machine (p50/p99, wall clock),
 //                  the controller's REST requests by verb (its own counter), its peak RSS and CPU
 //                  seconds (/proc).
-// Run (after npm run build): node bench/machines.ts join | node bench/machines.ts import 1000
+//   delete N:      N deleting Machines, each with a Node holding one pod a PodDisruptionBudget keeps
+//                  there (the real kube-controller-manager keeps the budget's status): the pod lists
+//                  (GET /api/v1/pods, counted by the client) of one deletion pass per Machine while
+//                  the drain is blocked, then of one pass once Drained is recorded (waiting for the
+//                  agent to uninstall), and how soon each pass asks to look again. No timings.
+// Run (after npm run build): node bench/machines.ts join | node bench/machines.ts import 1000 | node bench/machines.ts delete 100
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { validateConfig } from '../src/config/load.ts';
 import { createHost } from '../src/host/host.ts';
 import { createInstallContext } from '../src/installers/context.ts';
 import { startKubeInstaller } from '../src/installers/kube-source.ts';
+import { MACHINE_LABEL, UNINSTALL_FINALIZER } from '../src/api/common.ts';
+import { MACHINE_FINALIZER, MachineDeletion } from '../src/controller/machines/deletion.ts';
+import type { ComponentObject, MachineObject, NodeObject } from '../src/controller/machines/lifecycle.ts';
 import { createKubeClient, loadKubeConfig } from '../src/kube/client.ts';
 import { createLogger } from '../src/log.ts';
 import { allowAll } from '../src/risk/gate.ts';
@@ -144,6 +152,64 @@ async function benchImport(n: number): Promise<void> {
   }
 }
 
+async function benchDelete(n: number): Promise<void> {
+  const cluster = await startCluster({ agents: 1, controllerManager: true, apiserverArgs: ['--max-requests-inflight=2000', '--max-mutating-requests-inflight=1000'] });
+  try {
+    const apps = 'held';
+    await ensureNamespace(cluster, apps);
+    const names = Array.from({ length: n }, (_, i) => `del-${String(i).padStart(5, '0')}`);
+    await must(cluster, 'POST', `/apis/policy/v1/namespaces/${apps}/poddisruptionbudgets`, { metadata: { name: 'held', namespace: apps }, spec: { minAvailable: n, selector: { matchLabels: { app: 'held' } } } });
+    await eachBounded(names, 16, async (name) => {
+      await must(cluster, 'POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name } });
+      await setNodeReady(cluster, name, 'True');
+      await must(cluster, 'POST', `/api/v1/namespaces/${apps}/pods`, { metadata: { name, namespace: apps, labels: { app: 'held' } }, spec: { nodeName: name, containers: [{ name: 'c', image: 'registry.invalid/held:1' }] } });
+      const cur = await must<Record<string, unknown>>(cluster, 'GET', `/api/v1/namespaces/${apps}/pods/${name}`);
+      await must(cluster, 'PUT', `/api/v1/namespaces/${apps}/pods/${name}/status`, { ...cur, status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') }] } });
+    });
+    for (;;) {
+      const pdb = await must<{ status?: { currentHealthy?: number } }>(cluster, 'GET', `/apis/policy/v1/namespaces/${apps}/poddisruptionbudgets/held`);
+      if (pdb.status?.currentHealthy === n) break;
+      await sleep(200);
+    }
+    let lists = 0;
+    const client = createKubeClient(await loadKubeConfig({ kubeconfig: cluster.adminKubeconfig }), { observe: (verb, p) => void (verb === 'GET' && p.startsWith('/api/v1/pods') && lists++) });
+    const deletion = new MachineDeletion({ client, log, now: () => Date.now() });
+    const machine = (name: string, agoMs: number, drained: boolean): MachineObject =>
+      ({
+        metadata: { name, uid: 'bench', deletionTimestamp: new Date(Date.now() - agoMs).toISOString(), finalizers: [MACHINE_FINALIZER] },
+        spec: { deletionTimeout: '2h' },
+        ...(drained ? { status: { conditions: [{ type: 'Drained', status: 'True', reason: 'Drained', message: 'drained', lastTransitionTime: new Date().toISOString() }] } } : {}),
+      }) as unknown as MachineObject;
+    // What the agent has not uninstalled yet: already deleted, held by its finalizer (nothing to write).
+    const pending = (name: string): ComponentObject => ({ metadata: { name: `${name}-demo`, labels: { [MACHINE_LABEL]: name }, deletionTimestamp: new Date().toISOString(), finalizers: [UNINSTALL_FINALIZER] } }) as unknown as ComponentObject;
+    const nodes = new Map<string, NodeObject>();
+    for (const name of names) nodes.set(name, await must<NodeObject>(cluster, 'GET', `/api/v1/nodes/${name}`));
+    const passes = async (agoMs: number, drained: boolean): Promise<{ lists: number; wakeIn: number[]; reasons: Set<string> }> => {
+      lists = 0;
+      const wakeIn: number[] = [];
+      const reasons = new Set<string>();
+      for (const name of names) {
+        const r = await deletion.step(machine(name, agoMs, drained), nodes.get(name), [pending(name)]);
+        wakeIn.push(r.wakeIn ?? NaN);
+        reasons.add(`${r.drained.reason}/${r.removed.reason}`);
+      }
+      return { lists, wakeIn, reasons };
+    };
+    // The first pass cordons: the Nodes as read afterwards, as the informer would have them.
+    await passes(1000, false);
+    for (const name of names) nodes.set(name, await must<NodeObject>(cluster, 'GET', `/api/v1/nodes/${name}`));
+    for (const [what, agoMs, drained] of [['drain blocked by the budget, 10 s into the deletion', 10_000, false], ['drain blocked, 10 min into the deletion', 600_000, false], ['drained, waiting for the agent to uninstall', 10_000, true]] as const) {
+      if (drained) await eachBounded(names, 16, async (name) => void (await must(cluster, 'DELETE', `/api/v1/namespaces/${apps}/pods/${name}?gracePeriodSeconds=0`)));
+      const r = await passes(agoMs, drained);
+      const wake = pct(r.wakeIn, 0.5);
+      process.stdout.write(`${what}: ${n} passes, ${r.lists} pod lists (${(r.lists / n).toFixed(2)} per Machine per pass); next pass in ${(wake / 1000).toFixed(0)} s → ${((r.lists / n) * (60_000 / wake)).toFixed(1)} pod lists per Machine per minute [${[...r.reasons].join(', ')}]\n`);
+    }
+  } finally {
+    await cluster.stop();
+  }
+}
+
 if (mode === 'join') await benchJoin();
+else if (mode === 'delete') await benchDelete(Number(process.argv[3] ?? 100));
 else if (mode === 'import') await benchImport(Number(process.argv[3] ?? 1000));
-else throw new Error(`usage: node bench/machines.ts join | import [N]`);
+else throw new Error(`usage: node bench/machines.ts join | import [N] | delete [N]`);
