@@ -1,7 +1,7 @@
 // File operations the installers need, on host paths re-rooted under host.root (never outside it).
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { chmod, chown, copyFile, link, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, stat, symlink, utimes } from 'node:fs/promises';
+import { chmod, chown, copyFile, link, lstat, mkdir, open, readdir, readFile, readlink, realpath, rename, rm, stat, symlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import { isErrno, type Host } from './host.ts';
 import { fsyncDir, renameIntoPlace, resolveInRoot, TEMP_NAME, tempName, writeAtomicReal, type AtomicWriteOptions } from './jail.ts';
@@ -156,18 +156,21 @@ export async function removeTempSiblings(host: Host, dirHostPath: string): Promi
 /**
  * Keeps a file of this machine (the agent's own executable) at a host path, whole or not at all: a
  * hard link when both are on one filesystem (the inode survives a package replacing the original),
- * else a copy; either way made under a temp name, synced, and renamed into place.
+ * else a copy; either way made under a temp name, synced, and renamed into place. A link is
+ * followed: what is kept is the file (…/1.0.0/kubenode-agent), not a link (/usr/bin/kubenode-agent)
+ * whose target may change.
  */
 export async function keepLocalFile(host: Host, localPath: string, hostPath: string, mode: number): Promise<void> {
+  const source = await realpath(localPath);
   const dest = await writablePath(host, hostPath, false);
   await mkdir(path.dirname(dest), { recursive: true, mode: 0o700 });
   const tmp = path.join(path.dirname(dest), tempName(path.basename(dest)));
   try {
     try {
-      await link(localPath, tmp);
+      await link(source, tmp);
     } catch (err) {
       if (!isErrno(err, 'EXDEV') && !isErrno(err, 'EPERM')) throw err;
-      await copyFile(localPath, tmp);
+      await copyFile(source, tmp);
       await chmod(tmp, mode);
       const fh = await open(tmp, 'r');
       try {

@@ -482,7 +482,7 @@ export class Engine {
       durationMs: Math.round(performance.now() - started),
     });
 
-    if (handsOff(this.#ctx, spec, undefined, journal !== undefined)) {
+    if (handsOff(this.#ctx, spec, undefined, journal !== undefined, record.lastGood !== undefined)) {
       const handed = await handOff(this.#ctx, target, record, journal, status);
       return outcome(handed.result, [], handed.message);
     }
@@ -511,7 +511,7 @@ export class Engine {
     }
     const converged = evaluated.run.length === 0 && journal === undefined && status.phase === 'Installed' && status.specHash === target.specHash;
     if (converged) return outcome('unchanged', []);
-    if (handsOff(this.#ctx, spec, evaluated.run, false)) {
+    if (handsOff(this.#ctx, spec, evaluated.run, false, record.lastGood !== undefined)) {
       const handed = await handOff(this.#ctx, target, record, undefined, status);
       return outcome(handed.result, [], handed.message);
     }

@@ -7,7 +7,7 @@ import { createRiskGate } from '../risk/index.ts';
 import { createInstallContext } from './context.ts';
 import { Engine, INSTALL_LOCK, type ApplyOutcome } from './engine.ts';
 import { Journal } from './journal.ts';
-import { arm, disarm } from './self-upgrade.ts';
+import { agentCommand, arm, disarm } from './self-upgrade.ts';
 
 /**
  * Finishes the journaled upgrade (or its rollback) of `component`. finished: the result is recorded
@@ -28,7 +28,8 @@ export async function runSelfUpgrade(s: Bootstrap, component: string): Promise<{
       log.info({ component }, 'Self-upgrade: nothing journaled; nothing to do');
       return { finished: true };
     }
-    await arm(host, config.stateDir, journal);
+    // This very command line (the kept previous program and its flags) is what a boot resumes with.
+    await arm(host, config.stateDir, journal, [...agentCommand(), ...process.argv.slice(2)]);
     const [outcome] = await new Engine(ctx).apply([journal.data.target], { only: true });
     // Only once the result is recorded (the journal finished): a crash before this resumes the run.
     const finished = (await Journal.load(host, config.stateDir, component)) === undefined;

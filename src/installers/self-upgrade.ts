@@ -12,7 +12,7 @@ import { isSea } from 'node:sea';
 import { Type } from '@sinclair/typebox';
 import type { MachineComponentSpec, MachineComponentStatus } from '../api/machine-component.ts';
 import { errorMessage, execFailure } from '../errors.ts';
-import { keepLocalFile, removePath, statPath } from '../host/files.ts';
+import { keepLocalFile, removePath, statPath, swapSymlink } from '../host/files.ts';
 import type { Host } from '../host/host.ts';
 import { httpGetStatus } from '../host/http.ts';
 import type { Logger } from '../log.ts';
@@ -20,6 +20,7 @@ import { formatDuration } from '../util/duration.ts';
 import { ensureArtifact } from './download.ts';
 import { verify, versionMatches, type VerifyResult } from './health.ts';
 import { crashPoint, Journal } from './journal.ts';
+import { UNIT_DIR } from './systemd.ts';
 import type { ComponentRecord, JournalData, Target } from './state.ts';
 import { readInstallerState, setCondition, setPhase, writeStatus } from './status.ts';
 import type { InstallContext, Step } from './types.ts';
@@ -28,9 +29,22 @@ import type { InstallContext, Step } from './types.ts';
 export const SELF_PACKAGE = 'kubenode-agent';
 /** The transient unit the upgrade runs in: one at a time, by name. */
 export const SELF_UNIT = 'kubenode-agent-self-upgrade.service';
+/**
+ * A transient unit does not outlive a reboot, and a new version broken enough never to reach its
+ * first pass would never start one again: so while an upgrade is armed, this unit, enabled for the
+ * next boot, runs the same kept program to resume it (and so roll back past the deadline).
+ */
+export const RESUME_UNIT = 'kubenode-agent-self-upgrade-resume.service';
+const RESUME_FILE = `${UNIT_DIR}/${RESUME_UNIT}`;
+const RESUME_WANTS = `${UNIT_DIR}/multi-user.target.wants/${RESUME_UNIT}`;
 
-/** How this process takes part: the daemon (and `apply`) hand the run off; the transient unit runs it. */
-export type SelfUpgradeRole = { mode: 'hand-off'; agentArgs: string[] } | { mode: 'run' };
+/**
+ * How this process takes part: the daemon (and `apply`) hand the run off; the transient unit runs
+ * it. `apply` (a person at the node, outside the service) runs a first install itself: with no
+ * earlier version recorded there is nothing to roll back to, and that is how a node whose agent
+ * is a binary or tarball (nothing dpkg or rpm put there first) gets its first one.
+ */
+export type SelfUpgradeRole = { mode: 'hand-off'; agentArgs: string[]; firstInstall?: 'direct' } | { mode: 'run' };
 
 export function isSelf(spec: MachineComponentSpec): boolean {
   const pkg = spec.source.type === 'deb' || spec.source.type === 'rpm' ? (spec.source.package ?? spec.component) : undefined;
@@ -41,8 +55,9 @@ export function isSelf(spec: MachineComponentSpec): boolean {
 const SWITCHING = new Set(['install', 'activate', 'restart']);
 
 /** True when this engine must not run the component's steps itself but hand them to the transient unit. */
-export function handsOff(ctx: InstallContext, spec: MachineComponentSpec, run: readonly Step[] | undefined, journaled: boolean): boolean {
+export function handsOff(ctx: InstallContext, spec: MachineComponentSpec, run: readonly Step[] | undefined, journaled: boolean, lastGood: boolean): boolean {
   if (!isSelf(spec) || ctx.selfUpgrade?.mode === 'run') return false;
+  if (ctx.selfUpgrade?.firstInstall === 'direct' && !lastGood) return false;
   return journaled || (run ?? []).some((s) => SWITCHING.has(s.id));
 }
 
@@ -69,11 +84,11 @@ const keptDir = (stateDir: string): string => `${selfDir(stateDir)}/previous`;
  * The command the self-upgrade unit runs: this agent's own program file kept under the state dir,
  * so that the unit, restarted after a crash, runs the version that started it, not whatever the
  * package put in /usr/bin since (a new version broken enough to fail here too could not roll
- * itself back). Run from a source tree (development) there is no one file to keep.
+ * itself back). Run from a source tree (development, a .ts entry) there is no one file to keep.
  */
 async function keptCommand(host: Host, stateDir: string): Promise<string[]> {
   const [exe, script] = agentCommand() as [string, string | undefined];
-  if (script !== undefined && !script.endsWith('.cjs')) return [exe, script];
+  if (script !== undefined && script.endsWith('.ts')) return [exe, script];
   const program = script ?? exe;
   const kept = `${keptDir(stateDir)}/${path.basename(program)}`;
   if ((await statPath(host, kept))?.type !== 'file') await keepLocalFile(host, program, kept, 0o755);
@@ -124,7 +139,7 @@ export async function handOff(ctx: InstallContext, target: Target, record: Compo
     if (journal === undefined) {
       const good = record.lastGood;
       if (good === undefined || good.specHash === target.specHash) {
-        return await fail(`no earlier healthy version of the agent is recorded to roll back to: declare the version installed now (${SELF_PACKAGE} as installed) first, so that it is recorded, then the new one; nothing was changed`);
+        return await fail(`no earlier healthy version of the agent is recorded to roll back to: declare the version installed now first (a package already installed is recorded as it is; a binary or tarball is installed once by \`kubenode-agent apply\`), then the new one; nothing was changed`);
       }
       for (const s of [good.spec, spec]) {
         if (s.source.url !== undefined && s.source.sha256 !== undefined) await ensureArtifact(ctx, s.component, s.source.url, s.source.sha256, s.source.maxBytes);
@@ -167,16 +182,53 @@ export async function handOff(ctx: InstallContext, target: Target, record: Compo
   }
 }
 
-/** The transient unit's side, before it switches: agents that start from now on confirm their health. */
-export async function arm(host: Host, stateDir: string, journal: Journal): Promise<void> {
-  const d = journal.data;
-  const current = await readInstallerState(host, armedFile(stateDir), Armed, {});
-  if (current?.attempt === d.startedAt) return;
-  await writeJson(host, armedFile(stateDir), { version: 1, component: d.component, attempt: d.startedAt, from: d.lastGood?.spec.version ?? '', to: (d.failed?.version ?? d.target.spec.version), pid: process.pid });
+/** One ExecStart= word: quoted when it must be, with systemd's specifiers (%) and variables ($) escaped. */
+function unitWord(word: string): string {
+  const escaped = word.replace(/%/g, '%%').replace(/\$/g, '$$$$');
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? escaped : `"${escaped.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
-/** After the run is recorded (journal finished): nothing left for an agent to confirm. */
+/** The resume unit: the command line this unit runs (the kept previous program), at the next boot. */
+function resumeUnit(component: string, argv: readonly string[]): string {
+  return [
+    '# Written by kubenode-agent while it upgrades itself; removed once the upgrade is done or rolled back.',
+    '[Unit]',
+    `Description=kubenode-agent: resume the self-upgrade of ${component} after a reboot`,
+    'After=network-online.target',
+    'Wants=network-online.target',
+    '',
+    '[Service]',
+    'Type=simple',
+    `ExecStart=${argv.map(unitWord).join(' ')}`,
+    'Restart=on-failure',
+    'RestartSec=5s',
+    '',
+    '[Install]',
+    'WantedBy=multi-user.target',
+    '',
+  ].join('\n');
+}
+
+/**
+ * The transient unit's side, before it switches: agents that start from now on confirm their
+ * health, and a reboot before the result is recorded resumes the run (the resume unit, enabled
+ * as `systemctl enable` would: the file and its multi-user.target.wants link; only the next boot
+ * reads them, so no daemon-reload).
+ */
+export async function arm(host: Host, stateDir: string, journal: Journal, argv: readonly string[]): Promise<void> {
+  const d = journal.data;
+  const current = await readInstallerState(host, armedFile(stateDir), Armed, {});
+  if (current?.attempt !== d.startedAt) {
+    await writeJson(host, armedFile(stateDir), { version: 1, component: d.component, attempt: d.startedAt, from: d.lastGood?.spec.version ?? '', to: (d.failed?.version ?? d.target.spec.version), pid: process.pid });
+  }
+  await host.writeFileAtomic(RESUME_FILE, resumeUnit(d.component, argv), 0o644);
+  if ((await statPath(host, RESUME_WANTS))?.type !== 'symlink') await swapSymlink(host, RESUME_WANTS, RESUME_FILE);
+}
+
+/** After the run is recorded (journal finished): nothing left for an agent to confirm, or for a boot to resume. */
 export async function disarm(host: Host, stateDir: string): Promise<void> {
+  await removePath(host, RESUME_WANTS);
+  await removePath(host, RESUME_FILE);
   await removePath(host, selfDir(stateDir));
 }
 
@@ -239,6 +291,7 @@ export async function confirmSelfUpgrade(o: ConfirmOptions): Promise<void> {
   const armed = await readInstallerState(o.host, armedFile(o.stateDir), Armed, {});
   if (armed === undefined) return;
   o.log.info({ component: armed.component, from: armed.from, to: armed.to }, 'Self-upgrade in progress: confirming this agent is healthy');
+  let waitingForLease = false;
   while (!o.signal.aborted) {
     let ok = false;
     try {
@@ -249,8 +302,13 @@ export async function confirmSelfUpgrade(o: ConfirmOptions): Promise<void> {
     const lease = o.leaseRenewed?.() ?? false;
     if (ok && (o.leaseRenewed === undefined || lease)) {
       await writeJson(o.host, confirmedFile(o.stateDir), { version: 1, agentVersion: o.agentVersion, pid: process.pid, startedAt: o.startedAt, confirmedAt: new Date(o.host.clock.now()).toISOString(), lease });
-      o.log.info({ version: o.agentVersion }, 'Self-upgrade: confirmed healthy');
+      o.log.info({ version: o.agentVersion, lease }, 'Self-upgrade: confirmed healthy');
       return;
+    }
+    if (ok && !waitingForLease) {
+      // Said once: an agent that answers but cannot reach its apiserver is rolled back at the deadline.
+      waitingForLease = true;
+      o.log.warn({ version: o.agentVersion }, 'Self-upgrade: /healthz ok, waiting for the node Lease to be renewed before confirming');
     }
     try {
       await o.host.clock.sleep(500, o.signal);

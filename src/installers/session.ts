@@ -34,7 +34,7 @@ export async function openInstallerSession(options: InstallerSessionOptions, s: 
   const log = s.log;
   const kube = options.kubeconfig === undefined ? undefined : createKubeClient(await loadKubeConfig({ kubeconfig: options.kubeconfig }));
   const risk = createRiskGate({ host: s.host, config: s.risk, stateDir: s.stateDir, log, ...(kube === undefined ? {} : { kube }) }).forInstallers(s.nodeName);
-  const ctx = createInstallContext(s.host, { installers: s.installers, stateDir: s.stateDir, nodeName: s.nodeName }, log, { risk, selfUpgrade: { mode: 'hand-off', agentArgs: hostArgs(options) }, ...(progress === undefined ? {} : { progress }) });
+  const ctx = createInstallContext(s.host, { installers: s.installers, stateDir: s.stateDir, nodeName: s.nodeName }, log, { risk, selfUpgrade: { mode: 'hand-off', agentArgs: hostArgs(options), firstInstall: 'direct' }, ...(progress === undefined ? {} : { progress }) });
   const dir = options.manifests === undefined ? ctx.config.manifestDir : path.resolve(options.manifests);
   const manifests = await loadManifestDir(manifestReader(s.host, options.manifests !== undefined), dir);
   return { engine: new Engine(ctx), manifests, log, nodeName: s.nodeName, close: () => kube?.close() };

@@ -1,15 +1,15 @@
 // A sandbox root for the agent upgrading itself: a real `kubenode-agent` deb or rpm of the agent's own
-// bundle at a chosen version, and scripted stand-ins for the two systemd commands this machine cannot
+// bundle at a chosen version (or the same bundle as one executable, or as a tarball), and scripted stand-ins for the two systemd commands this machine cannot
 // run for real (its PID 1 is not systemd): `systemctl` starts and restarts the sandbox's agent as a
 // service (restarted when it exits, as Restart=always does) and `systemd-run` starts a transient unit
 // in its own session, outside the caller's process group (as a unit is outside the agent's cgroup),
 // restarted on failure when asked to. Both only act on processes they started, named in run/units.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BUNDLE, buildBundle, KUBE_CHUNK } from '../../scripts/build.ts';
 import { REPO } from '../helpers/cli.ts';
-import { makeSandbox, tempDir } from './helpers.ts';
+import { makeSandbox, makeTar, tempDir } from './helpers.ts';
 
 const SYSTEMCTL = `#!/bin/sh
 # systemctl stand-in (test/installers/self-sandbox.ts): --root calls go to the real systemctl, which
@@ -94,6 +94,8 @@ i=0; while [ ! -s "$U/$unit.pid" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1));
 `;
 
 export type PackageType = 'deb' | 'rpm';
+/** How the agent gets onto the node: its deb or rpm, one executable (binary), or a tarball. */
+export type AgentSource = PackageType | 'binary' | 'tarball';
 
 const bundles = new Map<string, string>();
 
@@ -113,6 +115,38 @@ function wrapper(broken: boolean): string {
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 ${broken ? 'if [ "$1" = run ]; then echo "kubenode-agent: this build cannot start (test: a broken release)" >&2; exit 1; fi\n' : ''}exec "${process.execPath}" "$ROOT/usr/lib/kubenode-agent/kubenode-agent.cjs" "$@"
 `;
+}
+
+const BROKEN = 'echo "kubenode-agent: this build cannot start (test: a broken release)" >&2; exit 1';
+
+/**
+ * The agent as one executable, as a binary source installs it: the bundle behind a #! line naming
+ * the pinned node (the release's single executable is node and the bundle in one file too). A broken
+ * build is a script that answers --version and cannot start.
+ */
+export async function agentBinary(version: string, options: { broken?: boolean } = {}): Promise<Buffer> {
+  if (options.broken === true) return Buffer.from(`#!/bin/sh\nif [ "$1" = run ]; then ${BROKEN}; fi\necho ${version}\n`);
+  return Buffer.from(`#!${process.execPath}\n${readFileSync(await agentBundle(version), 'utf8')}`);
+}
+
+/** The agent as a tarball: kubenode-agent-VERSION/{bin/kubenode-agent (a wrapper), lib/kubenode-agent.cjs}. */
+export async function agentTarball(version: string, options: { broken?: boolean } = {}): Promise<Buffer> {
+  const top = `kubenode-agent-${version}`;
+  const bin = `#!/bin/sh\n${options.broken === true ? `if [ "$1" = run ]; then ${BROKEN}; fi\n` : ''}exec "${process.execPath}" "$(dirname "$(readlink -f "$0")")/../lib/kubenode-agent.cjs" "$@"\n`;
+  return makeTar([
+    { path: `${top}/`, type: 'Directory' },
+    { path: `${top}/bin/`, type: 'Directory' },
+    { path: `${top}/lib/`, type: 'Directory' },
+    { path: `${top}/bin/kubenode-agent`, mode: 0o755, content: bin },
+    { path: `${top}/lib/kubenode-agent.cjs`, mode: 0o644, content: readFileSync(await agentBundle(version), 'utf8') },
+  ]);
+}
+
+/** The agent at `version` in the form `source` installs. */
+export function agentArtifact(source: AgentSource, version: string, options: { broken?: boolean } = {}): Promise<Buffer> {
+  if (source === 'binary') return agentBinary(version, options);
+  if (source === 'tarball') return agentTarball(version, options);
+  return agentPackage(source, version, options);
 }
 
 /** A kubenode-agent package (deb or rpm, built with dpkg-deb or rpmbuild) holding the agent at `version`. */
@@ -170,15 +204,34 @@ export async function agentPackage(type: PackageType, version: string, options: 
 
 export interface SelfSandbox {
   root: string;
-  /** Installs a package file directly, as bootstrap does before the agent runs. */
+  /** Installs a package file directly, as bootstrap does before the agent runs (deb, rpm). */
   bootstrapInstall(file: string): void;
+  /** What dpkg or rpm has installed (VERSION-RELEASE), or, for a binary or tarball, where DIR/current points. */
   installedVersion(): string | undefined;
   systemctl(...args: string[]): void;
   /** Lines of a log under var/log. */
   log(name: string): string[];
+  /** The JSON lines of a log under var/log (the agent's pino lines; anything else skipped). */
+  jsonLog(name: string): Record<string, unknown>[];
+  /** The power goes: every process the stand-ins started is killed at once, and /run is emptied (a tmpfs). */
+  powerLoss(): void;
+  /**
+   * The next boot, as systemd would run it for these units: kubenode-agent.service started, and
+   * every other unit linked in /etc/systemd/system/multi-user.target.wants run by its ExecStart=
+   * in a session of its own (restarted on failure, through the systemd-run stand-in).
+   */
+  boot(): void;
 }
 
-export function makeSelfSandbox(type: PackageType, config: Record<string, unknown>): SelfSandbox {
+/** The words of an ExecStart= line: "quoted" words with \\ escapes, %% and $$ unescaped. */
+export function execStartWords(line: string): string[] {
+  const words: string[] = [];
+  const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
+  for (const m of line.matchAll(re)) words.push((m[1] === undefined ? (m[2] as string) : m[1].replace(/\\(.)/g, '$1')).replace(/%%/g, '%').replace(/\$\$/g, '$'));
+  return words;
+}
+
+export function makeSelfSandbox(type: AgentSource, config: Record<string, unknown>): SelfSandbox {
   const root = makeSandbox({ systemctl: false });
   writeFileSync(path.join(root, 'usr/bin/systemctl'), SYSTEMCTL);
   writeFileSync(path.join(root, 'usr/bin/systemd-run'), SYSTEMD_RUN);
@@ -191,16 +244,28 @@ export function makeSelfSandbox(type: PackageType, config: Record<string, unknow
   if (type === 'deb') {
     for (const d of ['var/lib/dpkg/info', 'var/lib/dpkg/updates']) mkdirSync(path.join(root, d), { recursive: true });
     writeFileSync(path.join(root, 'var/lib/dpkg/status'), '');
-  } else {
+  } else if (type === 'rpm') {
     execFileSync('rpm', [...rpmArgs, '--initdb'], { stdio: 'ignore' });
+  } else {
+    // No package brings the unit: the node's image has it, as it has the agent's config.
+    mkdirSync(path.join(root, 'usr/lib/systemd/system'), { recursive: true });
+    writeFileSync(path.join(root, 'usr/lib/systemd/system/kubenode-agent.service'), readFileSync(path.join(REPO, 'packaging/kubenode-agent.service'), 'utf8'));
   }
   return {
     root,
     bootstrapInstall(file) {
       if (type === 'deb') execFileSync('dpkg', [...dpkgArgs, '-i', file], { stdio: 'ignore' });
-      else execFileSync('rpm', [...rpmArgs, '-U', file], { stdio: 'ignore' });
+      else if (type === 'rpm') execFileSync('rpm', [...rpmArgs, '-U', file], { stdio: 'ignore' });
+      else throw new Error(`a ${type} agent is installed the first time by kubenode-agent apply, not by hand`);
     },
     installedVersion() {
+      if (type === 'binary' || type === 'tarball') {
+        try {
+          return readlinkSync(path.join(root, 'opt/kubenode/kubenode-agent/current'));
+        } catch {
+          return undefined;
+        }
+      }
       try {
         if (type === 'deb') {
           const [v, ...status] = execFileSync('dpkg-query', [`--admindir=${root}/var/lib/dpkg`, '-W', '-f', '${Version} ${Status}', 'kubenode-agent'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split(' ');
@@ -218,6 +283,32 @@ export function makeSelfSandbox(type: PackageType, config: Record<string, unknow
     log(name) {
       const file = path.join(root, 'var/log', name);
       return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l !== '') : [];
+    },
+    jsonLog(name) {
+      return this.log(name).flatMap((l) => {
+        try {
+          return [JSON.parse(l) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      });
+    },
+    powerLoss() {
+      stopSandboxUnits(root);
+      rmSync(path.join(root, 'run'), { recursive: true, force: true });
+      mkdirSync(path.join(root, 'run'));
+    },
+    boot() {
+      execFileSync(path.join(root, 'usr/bin/systemctl'), ['start', 'kubenode-agent.service'], { stdio: 'ignore' });
+      const wants = path.join(root, 'etc/systemd/system/multi-user.target.wants');
+      for (const name of existsSync(wants) ? readdirSync(wants) : []) {
+        if (name === 'kubenode-agent.service') continue;
+        // The link names the unit by its host path.
+        const unit = readFileSync(path.join(root, readlinkSync(path.join(wants, name))), 'utf8');
+        const exec = /^ExecStart=(.*)$/m.exec(unit)?.[1];
+        if (exec === undefined) throw new Error(`${name}: no ExecStart=`);
+        execFileSync(path.join(root, 'usr/bin/systemd-run'), [`--unit=${name}`, '--property=Restart=on-failure', '--', ...execStartWords(exec)], { stdio: 'ignore' });
+      }
     },
   };
 }

@@ -1,17 +1,19 @@
 // The agent upgrading itself, end to end in a sandbox root: real kubenode-agent debs and rpms of the
-// agent's own bundle, installed by real dpkg/rpm; the agent runs as the sandbox's service (daemon,
+// agent's own bundle, installed by real dpkg/rpm, and the same bundle as a binary source (one
+// executable) and as a tarball source, installed by the agent's own steps; the agent runs as the sandbox's service (daemon,
 // standalone mode, manifest directory) and hands its own upgrade to the transient unit through
 // systemd-run. Only systemctl and systemd-run are stand-ins (test/installers/self-sandbox.ts): this
 // machine's PID 1 is not systemd. Nothing outside the temp dirs is touched.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, lstatSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import { readJson, sha256, startArtifactServer, tempDir, type ArtifactServer } from './helpers.ts';
 import { missingTools, skipOutsideCi } from '../helpers/prerequisites.ts';
-import { agentPackage, makeSelfSandbox, stopSandboxUnits, type PackageType, type SelfSandbox } from './self-sandbox.ts';
+import { readJson, sha256, startArtifactServer, tempDir, type ArtifactServer } from './helpers.ts';
+import { agentArtifact, agentBundle, makeSelfSandbox, stopSandboxUnits, type AgentSource, type SelfSandbox } from './self-sandbox.ts';
 
 const UNIT = 'kubenode-agent-self-upgrade.service';
 const STATE = 'var/lib/kubenode';
@@ -32,9 +34,48 @@ const config = {
   risk: { local: { maxDisruptive: 100 } },
 };
 
-const kinds: { type: PackageType; tools: string[] }[] = [
-  { type: 'deb', tools: ['dpkg', 'dpkg-deb', 'dpkg-query'] },
-  { type: 'rpm', tools: ['rpm', 'rpmbuild'] },
+interface Kind {
+  type: AgentSource;
+  tools: string[];
+  /** The source and install sections of the agent's MachineComponent. */
+  spec: (url: string, sha: string) => Record<string, unknown>;
+  /** What the sandbox reports installed for `version`. */
+  installed: (version: string) => string;
+  /** The file name the transient unit runs the kept previous program from. */
+  kept: string;
+  /** The steps the unit runs to switch, in order: a kill -9 after each (then after verification). */
+  switching: string[];
+}
+
+const packaged = (type: 'deb' | 'rpm', tools: string[]): Kind => ({
+  type,
+  tools,
+  spec: (url, sha) => ({ source: { type, url, sha256: sha, package: 'kubenode-agent' } }),
+  installed: (v) => `${v}-1`,
+  kept: 'kubenode-agent\\.cjs',
+  switching: ['the package install', 'the restart'],
+});
+
+const kinds: Kind[] = [
+  packaged('deb', ['dpkg', 'dpkg-deb', 'dpkg-query']),
+  packaged('rpm', ['rpm', 'rpmbuild']),
+  {
+    type: 'binary',
+    tools: [],
+    spec: (url, sha) => ({ source: { type: 'binary', url, sha256: sha, binaryName: 'kubenode-agent' }, install: { links: [{ path: '/usr/bin/kubenode-agent', target: 'kubenode-agent' }] } }),
+    installed: (v) => v,
+    // The versioned file itself (…/VERSION/kubenode-agent), not the link the upgrade switches.
+    kept: 'kubenode-agent',
+    switching: ['installing the version directory', 'switching current to it', 'the restart'],
+  },
+  {
+    type: 'tarball',
+    tools: [],
+    spec: (url, sha) => ({ source: { type: 'tarball', url, sha256: sha, stripComponents: 1 }, install: { links: [{ path: '/usr/bin/kubenode-agent', target: 'bin/kubenode-agent' }] } }),
+    installed: (v) => v,
+    kept: 'kubenode-agent\\.cjs',
+    switching: ['unpacking the version directory', 'switching current to it', 'the restart'],
+  },
 ];
 
 for (const kind of kinds) {
@@ -50,14 +91,7 @@ for (const kind of kinds) {
     const journaled = (): boolean => existsSync(file(`${STATE}/installers/journal/kubenode-agent.json`));
     const armed = (): boolean => existsSync(file(`${STATE}/installers/self-upgrade`));
     const unitExits = (): string[] => box.log(`${UNIT}.log.exits`);
-    const agentLog = (): Record<string, unknown>[] =>
-      box.log('kubenode-agent.log').flatMap((l) => {
-        try {
-          return [JSON.parse(l) as Record<string, unknown>];
-        } catch {
-          return [];
-        }
-      });
+    const agentLog = (): Record<string, unknown>[] => box.jsonLog('kubenode-agent.log');
 
     const diagnostics = (): string =>
       [
@@ -78,10 +112,20 @@ for (const kind of kinds) {
     }
 
     /** Declares kubenode-agent at `version` (a changed salt makes a new spec of the same version). */
-    function declare(version: string, options: { broken?: boolean } = {}): void {
+    /** The agent's artifact at `version`, built once. */
+    async function artifact(version: string, broken: boolean): Promise<Buffer> {
+      const key = `${version}${broken ? '-broken' : ''}`;
+      const have = packages.get(key);
+      if (have !== undefined) return have;
+      const built = await agentArtifact(kind.type, version, { broken });
+      packages.set(key, built);
+      return built;
+    }
+
+    async function declare(version: string, options: { broken?: boolean } = {}): Promise<void> {
       const key = `${version}${options.broken === true ? '-broken' : ''}`;
-      const body = packages.get(key) as Buffer;
-      const name = `kubenode-agent-${key}.${kind.type}`;
+      const body = await artifact(version, options.broken === true);
+      const name = `kubenode-agent-${key}.${kind.type === 'tarball' ? 'tar.gz' : kind.type}`;
       server.put(name, body);
       salt += 1;
       writeFileSync(
@@ -93,7 +137,7 @@ for (const kind of kinds) {
           spec: {
             component: 'kubenode-agent',
             version,
-            source: { type: kind.type, url: server.url(name), sha256: sha256(body), package: 'kubenode-agent' },
+            ...kind.spec(server.url(name), sha256(body)),
             unit: { name: 'kubenode-agent.service' },
             versionProbe: { argv: ['/usr/bin/kubenode-agent', '--version'], regex: '^([0-9][^\\s]*)' },
             // Only to tell the specs of one version apart between cases.
@@ -105,7 +149,7 @@ for (const kind of kinds) {
 
     const settled = (version: string, phase: 'Installed' | 'Failed'): boolean => {
       const s = status();
-      return s?.phase === phase && s.installedVersion === version && !journaled() && !armed() && box.installedVersion() === `${version}-1`;
+      return s?.phase === phase && s.installedVersion === version && !journaled() && !armed() && box.installedVersion() === kind.installed(version);
     };
 
     /** The agent running now answers /healthz, and it is `version`. */
@@ -119,17 +163,23 @@ for (const kind of kinds) {
     }
 
     before(async () => {
-      for (const [key, version, broken] of [['1.0.0', '1.0.0', false], ['1.1.0', '1.1.0', false], ['1.2.0-broken', '1.2.0', true]] as const) {
-        packages.set(key, await agentPackage(kind.type, version, { broken }));
-      }
       server = await startArtifactServer();
       box = makeSelfSandbox(kind.type, config);
-      // As a node is bootstrapped: the package installed by hand, then the agent started.
-      const first = path.join(tempDir('bootstrap'), `agent.${kind.type}`);
-      writeFileSync(first, packages.get('1.0.0') as Buffer);
-      box.bootstrapInstall(first);
-      declare('1.0.0');
-      box.systemctl('start', 'kubenode-agent.service');
+      if (kind.type === 'deb' || kind.type === 'rpm') {
+        // As a node is bootstrapped: the package installed by hand, then the agent started.
+        const first = path.join(tempDir('bootstrap'), `agent.${kind.type}`);
+        writeFileSync(first, await artifact('1.0.0', false));
+        box.bootstrapInstall(first);
+        await declare('1.0.0');
+        box.systemctl('start', 'kubenode-agent.service');
+      } else {
+        // Nothing put the agent there before it runs: its first install is one `apply` by hand
+        // (a downloaded copy of the agent), which starts the service; nothing to roll back to yet.
+        await declare('1.0.0');
+        // Async: the artifact server answering the download is in this process.
+        await promisify(execFile)(process.execPath, [await agentBundle('1.0.0'), 'apply', '--root', box.root], { timeout: 120_000 });
+        assert.equal(box.log('systemd-run.calls').length, 0, 'a first install runs in apply itself');
+      }
       await waitFor('1.0.0 recorded as installed and healthy', () => settled('1.0.0', 'Installed'));
     });
 
@@ -142,13 +192,15 @@ for (const kind of kinds) {
     });
 
     it('a healthy new version: the upgrade runs in the transient unit, the new agent confirms, the rollback is disarmed', async () => {
-      declare('1.1.0');
+      await declare('1.1.0');
       await waitFor('1.1.0 installed', () => settled('1.1.0', 'Installed'));
       const calls = box.log('systemd-run.calls');
       assert.equal(calls.length, 1, calls.join('\n'));
-      assert.match(calls[0] as string, new RegExp(`--unit=${UNIT} .*--property=Restart=on-failure .*-- \\S+ \\S+installers/self-upgrade/previous/kubenode-agent\\.cjs self-upgrade --component kubenode-agent --root ${box.root}$`));
+      assert.match(calls[0] as string, new RegExp(`--unit=${UNIT} .*--property=Restart=on-failure .*-- \\S+ \\S+installers/self-upgrade/previous/${kind.kept} self-upgrade --component kubenode-agent --root ${box.root}$`));
       const confirmed = agentLog().find((l) => l.msg === 'Self-upgrade: confirmed healthy') as { version?: string } | undefined;
       assert.equal(confirmed?.version, '1.1.0');
+      // The unit records the result, then exits: its exit may come a moment after.
+      await waitFor('the unit exited', () => unitExits().length > 0);
       assert.deepEqual(unitExits(), ['exit 0']);
       await runningIs('1.1.0');
       assert.equal(status()?.conditions.find((c) => c.type === 'Ready')?.status, 'True');
@@ -156,7 +208,7 @@ for (const kind of kinds) {
 
     it('a new version that never reports healthy: the previous one is restored after the deadline, and the bad one is held', async () => {
       const callsBefore = box.log('systemd-run.calls').length;
-      declare('1.2.0', { broken: true });
+      await declare('1.2.0', { broken: true });
       await waitFor('rolled back to 1.1.0', () => settled('1.1.0', 'Failed'));
       const s = status() as Status;
       const ready = s.conditions.find((c) => c.type === 'Ready');
@@ -170,18 +222,19 @@ for (const kind of kinds) {
       assert.match(plan.components.find((p) => p.component === 'kubenode-agent')?.held ?? '', /^1\.2\.0 failed at .* and was rolled back: no kubenode-agent 1\.2\.0 reported healthy/);
     });
 
-    // Each case kills one process at one step boundary, then lets the agent converge by itself.
-    const upgradeCases = [
-      { who: 'unit', after: 1, what: 'after the package install, before the restart' },
-      { who: 'unit', after: 2, what: 'after the restart, while waiting for the new agent' },
-      { who: 'unit', after: 3, what: 'after verification, before the result is recorded' },
+    // Each case kills one process at one step boundary, then lets the agent converge by itself. Each
+    // goes to a version not on the node yet, so every step runs (a binary's or tarball's version
+    // directory, once there, is not installed again).
+    const upgradeCases: { who: 'unit' | 'agent'; after: number; what: string }[] = [
+      ...kind.switching.map((step, i) => ({ who: 'unit' as const, after: i + 1, what: `after ${step}${i === kind.switching.length - 1 ? ', while waiting for the new agent' : ''}` })),
+      { who: 'unit', after: kind.switching.length + 1, what: 'after verification, before the result is recorded' },
       { who: 'agent', after: 1, what: 'the daemon, after the journal is written, before systemd-run' },
       { who: 'agent', after: 2, what: 'the daemon, right after systemd-run' },
-    ] as const;
+    ];
     let current = '1.1.0';
-    for (const c of upgradeCases) {
+    for (const [i, c] of upgradeCases.entries()) {
       it(`kill -9 of ${c.who === 'unit' ? 'the transient unit ' : ''}${c.what} converges to the new version`, async () => {
-        const next = current === '1.1.0' ? '1.0.0' : '1.1.0';
+        const next = `1.3.${i}`;
         if (c.who === 'unit') writeFileSync(file('run/unit-crash-after'), `${c.after}\n`);
         else {
           writeFileSync(file('run/agent-crash-after'), `${c.after}\n`);
@@ -191,7 +244,7 @@ for (const kind of kinds) {
         }
         rmSync(file(`var/log/${UNIT}.log.exits`), { force: true });
         rmSync(file('var/log/kubenode-agent.exits'), { force: true });
-        declare(next);
+        await declare(next);
         await waitFor(`${next} installed`, () => settled(next, 'Installed'));
         const killed = c.who === 'unit' ? unitExits() : box.log('kubenode-agent.exits');
         assert.ok(killed.includes('exit 137'), `the ${c.who} was killed: ${killed.join(', ')}`);
@@ -200,26 +253,50 @@ for (const kind of kinds) {
       });
     }
 
-    const rollbackCases = [1, 2, 3, 4, 5].map((after) => ({
-      after,
-      what: ['after installing the broken version', 'after restarting into it', 'after its verification failed', "after the rollback's install", "after the rollback's restart"][after - 1],
-    }));
-    for (const c of rollbackCases) {
+    const rollbackSteps = kind.type === 'deb' || kind.type === 'rpm'
+      ? ['after installing the broken version', 'after restarting into it', 'after its verification failed', "after the rollback's install", "after the rollback's restart"]
+      // The previous version's directory is still there: the rollback switches current back and restarts.
+      : ['after installing the broken version', 'after switching current to it', 'after restarting into it', 'after its verification failed', "after the rollback's switch back", "after the rollback's restart"];
+    const rollbackCases = rollbackSteps.map((what, i) => ({ after: i + 1, what }));
+    for (const [i, c] of rollbackCases.entries()) {
       it(`kill -9 of the transient unit ${c.what} still ends on the previous version`, async () => {
         writeFileSync(file('run/unit-crash-after'), `${c.after}\n`);
         rmSync(file(`var/log/${UNIT}.log.exits`), { force: true });
         const last = status()?.history[0]?.at;
-        declare('1.2.0', { broken: true });
+        await declare(`1.4.${i}`, { broken: true });
         await waitFor(`rolled back to ${current}`, () => settled(current, 'Failed') && status()?.history[0]?.at !== last && status()?.history[0]?.result === 'RolledBack');
         assert.ok(unitExits().includes('exit 137'), `the unit was killed: ${unitExits().join(', ')}`);
         await runningIs(current);
       });
     }
 
+    it('power lost while waiting on a new version that never gets to its first pass: the next boot resumes the upgrade from the kept program, which rolls back', async () => {
+      const resume = file('etc/systemd/system/kubenode-agent-self-upgrade-resume.service');
+      const wants = file('etc/systemd/system/multi-user.target.wants/kubenode-agent-self-upgrade-resume.service');
+      rmSync(file('var/log/kubenode-agent.exits'), { force: true });
+      const last = status()?.history[0]?.at;
+      await declare('1.5.0', { broken: true });
+      // The link names its unit by the host path: present, not followed here.
+      const linked = (): boolean => lstatSync(wants, { throwIfNoEntry: false }) !== undefined;
+      await waitFor('the unit waiting on the broken 1.5.0', () => armed() && linked() && box.log('kubenode-agent.exits').length > 0);
+      assert.equal(readlinkSync(wants), '/etc/systemd/system/kubenode-agent-self-upgrade-resume.service');
+      assert.match(readFileSync(resume, 'utf8'), new RegExp(`^ExecStart=\\S+ \\S+installers/self-upgrade/previous/${kind.kept} self-upgrade --component kubenode-agent --root ${box.root}$`, 'm'));
+      box.powerLoss();
+      // What a boot finds: the broken version in place and the upgrade still journaled.
+      assert.equal(box.installedVersion(), kind.installed('1.5.0'));
+      assert.ok(journaled() && armed());
+      box.boot();
+      await waitFor(`rolled back to ${current} after the boot`, () => settled(current, 'Failed') && status()?.history[0]?.at !== last && status()?.history[0]?.result === 'RolledBack');
+      assert.match(status()?.lastError ?? '', /no kubenode-agent 1\.5\.0 reported healthy/);
+      assert.equal(existsSync(resume), false, 'the resume unit is removed with the upgrade done');
+      assert.equal(linked(), false);
+      await runningIs(current);
+    });
+
     it('no longer declared: the agent forgets itself but never uninstalls itself', async () => {
       rmSync(file('etc/kubenode/components/kubenode-agent.yaml'));
       await waitFor('the agent component forgotten', () => status() === undefined && !existsSync(file(`${STATE}/installers/records/kubenode-agent.json`)));
-      assert.equal(box.installedVersion(), `${current}-1`);
+      assert.equal(box.installedVersion(), kind.installed(current));
       await runningIs(current);
     });
   });
