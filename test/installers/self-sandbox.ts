@@ -119,26 +119,40 @@ ${broken ? 'if [ "$1" = run ]; then echo "kubenode-agent: this build cannot star
 
 const BROKEN = 'echo "kubenode-agent: this build cannot start (test: a broken release)" >&2; exit 1';
 
+/** The bundle file of the agent at `version` (agentBundle's folder holds it and the Kubernetes client). */
+export async function agentBundleFile(version: string): Promise<string> {
+  return path.join(await agentBundle(version), BUNDLE);
+}
+
 /**
  * The agent as one executable, as a binary source installs it: the bundle behind a #! line naming
  * the pinned node (the release's single executable is node and the bundle in one file too). A broken
- * build is a script that answers --version and cannot start.
+ * build is a script that answers --version and cannot start. Standalone only: the release carries
+ * the Kubernetes client inside as an asset, this one file has no room for it (the cluster test
+ * uses the tarball).
  */
 export async function agentBinary(version: string, options: { broken?: boolean } = {}): Promise<Buffer> {
   if (options.broken === true) return Buffer.from(`#!/bin/sh\nif [ "$1" = run ]; then ${BROKEN}; fi\necho ${version}\n`);
-  return Buffer.from(`#!${process.execPath}\n${readFileSync(await agentBundle(version), 'utf8')}`);
+  return Buffer.from(`#!${process.execPath}\n${readFileSync(await agentBundleFile(version), 'utf8')}`);
 }
 
-/** The agent as a tarball: kubenode-agent-VERSION/{bin/kubenode-agent (a wrapper), lib/kubenode-agent.cjs}. */
-export async function agentTarball(version: string, options: { broken?: boolean } = {}): Promise<Buffer> {
+/**
+ * The agent as a tarball: kubenode-agent-VERSION/{bin/kubenode-agent (a wrapper), lib/ (the bundle
+ * and the Kubernetes client)}. runFlags go after `run` (a release with a setting baked in).
+ */
+export async function agentTarball(version: string, options: { broken?: boolean; runFlags?: string } = {}): Promise<Buffer> {
   const top = `kubenode-agent-${version}`;
-  const bin = `#!/bin/sh\n${options.broken === true ? `if [ "$1" = run ]; then ${BROKEN}; fi\n` : ''}exec "${process.execPath}" "$(dirname "$(readlink -f "$0")")/../lib/kubenode-agent.cjs" "$@"\n`;
+  const lib = '"$(dirname "$(readlink -f "$0")")/../lib/kubenode-agent.cjs"';
+  const flags = options.runFlags === undefined ? '' : `if [ "$1" = run ]; then shift; exec "${process.execPath}" ${lib} run ${options.runFlags} "$@"; fi\n`;
+  const bin = `#!/bin/sh\n${options.broken === true ? `if [ "$1" = run ]; then ${BROKEN}; fi\n` : ''}${flags}exec "${process.execPath}" ${lib} "$@"\n`;
+  const dir = await agentBundle(version);
   return makeTar([
     { path: `${top}/`, type: 'Directory' },
     { path: `${top}/bin/`, type: 'Directory' },
     { path: `${top}/lib/`, type: 'Directory' },
     { path: `${top}/bin/kubenode-agent`, mode: 0o755, content: bin },
-    { path: `${top}/lib/kubenode-agent.cjs`, mode: 0o644, content: readFileSync(await agentBundle(version), 'utf8') },
+    { path: `${top}/lib/${BUNDLE}`, mode: 0o644, content: readFileSync(path.join(dir, BUNDLE), 'utf8') },
+    { path: `${top}/lib/${KUBE_CHUNK}`, mode: 0o644, content: readFileSync(path.join(dir, KUBE_CHUNK), 'utf8') },
   ]);
 }
 

@@ -1,5 +1,5 @@
-// The agent upgrading itself in a cluster, on the real test apiserver: the agent (a binary source,
-// the bundle as one executable, in a sandbox root) runs in cluster mode on its own identity, its
+// The agent upgrading itself in a cluster, on the real test apiserver: the agent (a tarball source:
+// the bundle, the Kubernetes client and a wrapper, in a sandbox root) runs in cluster mode on its own identity, its
 // MachineComponent comes from the apiserver, and a new version confirms only once its /healthz is
 // ok and it has renewed its node Lease there. A new version that answers /healthz but never renews
 // (its cluster client cannot reach the apiserver) is rolled back at the deadline. systemctl and
@@ -16,7 +16,7 @@ import { goodObjects, grantAgentRbac, installCrds } from '../helpers/kube-object
 import { createNode } from '../report/kube/rbac.ts';
 import { createMc, patchMc } from '../watch/helpers.ts';
 import { readJson, sha256, startArtifactServer, type ArtifactServer } from './helpers.ts';
-import { agentBinary, agentBundle, makeSelfSandbox, stopSandboxUnits, type SelfSandbox } from './self-sandbox.ts';
+import { agentBundleFile, agentTarball, makeSelfSandbox, stopSandboxUnits, type SelfSandbox } from './self-sandbox.ts';
 
 const NODE = 'node-0';
 const STATE = 'var/lib/kubenode';
@@ -70,8 +70,8 @@ describe('the agent upgrades itself in a cluster: the new version confirms by re
     return {
       component: 'kubenode-agent',
       version,
-      source: { type: 'binary', url: server.url(name), sha256: sha256(body), binaryName: 'kubenode-agent' },
-      install: { links: [{ path: '/usr/bin/kubenode-agent', target: 'kubenode-agent' }] },
+      source: { type: 'tarball', url: server.url(name), sha256: sha256(body), stripComponents: 1 },
+      install: { links: [{ path: '/usr/bin/kubenode-agent', target: 'bin/kubenode-agent' }] },
       unit: { name: 'kubenode-agent.service' },
       versionProbe: { argv: ['/usr/bin/kubenode-agent', '--version'], regex: '^([0-9][^\\s]*)' },
     };
@@ -85,8 +85,7 @@ describe('the agent upgrades itself in a cluster: the new version confirms by re
     const kc = parse(readFileSync(file('etc/kubenode/kubeconfig'), 'utf8')) as { clusters: { cluster: { server: string } }[] };
     for (const c of kc.clusters) c.cluster.server = 'https://127.0.0.1:1';
     writeFileSync(file('etc/kubenode/unreachable.kubeconfig'), stringify(kc));
-    const bundle = await agentBundle(version);
-    return Buffer.from(`#!/bin/sh\nif [ "$1" = run ]; then shift; exec "${process.execPath}" "${bundle}" run --kubeconfig "${file('etc/kubenode/unreachable.kubeconfig')}" "$@"; fi\nexec "${process.execPath}" "${bundle}" "$@"\n`);
+    return agentTarball(version, { runFlags: `--kubeconfig "${file('etc/kubenode/unreachable.kubeconfig')}"` });
   }
 
   before(async () => {
@@ -97,7 +96,7 @@ describe('the agent upgrades itself in a cluster: the new version confirms by re
     const m = await cluster.request('POST', '/apis/kubenode.io/v1alpha1/machines', { body: goodObjects(NODE).machines });
     assert.equal(m.status, 201, m.body);
     server = await startArtifactServer();
-    box = makeSelfSandbox('binary', {
+    box = makeSelfSandbox('tarball', {
       nodeName: NODE,
       cluster: { kubeconfig: '/etc/kubenode/kubeconfig' },
       listen: '127.0.0.1:0',
@@ -107,11 +106,11 @@ describe('the agent upgrades itself in a cluster: the new version confirms by re
     });
     // The identity join would have written: the harness's agent kubeconfig for node-0.
     writeFileSync(file('etc/kubenode/kubeconfig'), readFileSync(cluster.agentKubeconfig(0), 'utf8'));
-    const first = spec('1.0.0', await agentBinary('1.0.0'));
+    const first = spec('1.0.0', await agentTarball('1.0.0'));
     await createMc(cluster, { name: `${NODE}-kubenode-agent`, node: NODE, version: '1.0.0', spec: first });
     // The first install, by hand, from the same spec (nothing to roll back to yet); it starts the service.
     writeFileSync(file('etc/kubenode/components/kubenode-agent.yaml'), stringify({ apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponent', metadata: { name: `${NODE}-kubenode-agent` }, spec: first }));
-    await promisify(execFile)(process.execPath, [await agentBundle('1.0.0'), 'apply', '--root', box.root], { timeout: 120_000 });
+    await promisify(execFile)(process.execPath, [await agentBundleFile('1.0.0'), 'apply', '--root', box.root], { timeout: 120_000 });
     rmSync(file('etc/kubenode/components/kubenode-agent.yaml'));
     await waitFor('1.0.0 installed and reporting to the cluster', async () => settled('1.0.0', 'Installed') && agentLog().some((l) => l.msg === 'Reporting to the cluster'));
   });
@@ -127,7 +126,7 @@ describe('the agent upgrades itself in a cluster: the new version confirms by re
 
   it('a healthy new version renews the Lease, and only then confirms', async () => {
     const since = Date.now();
-    await patchMc(cluster, `${NODE}-kubenode-agent`, spec('1.1.0', await agentBinary('1.1.0')));
+    await patchMc(cluster, `${NODE}-kubenode-agent`, spec('1.1.0', await agentTarball('1.1.0')));
     await waitFor('1.1.0 installed', () => settled('1.1.0', 'Installed'));
     const confirmed = agentLog().find((l) => l.msg === 'Self-upgrade: confirmed healthy') as { version?: string; lease?: boolean } | undefined;
     assert.equal(confirmed?.version, '1.1.0');

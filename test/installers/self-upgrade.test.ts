@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { missingTools, skipOutsideCi } from '../helpers/prerequisites.ts';
 import { readJson, sha256, startArtifactServer, tempDir, type ArtifactServer } from './helpers.ts';
-import { agentArtifact, agentBundle, makeSelfSandbox, stopSandboxUnits, type AgentSource, type SelfSandbox } from './self-sandbox.ts';
+import { agentArtifact, agentBundleFile, makeSelfSandbox, stopSandboxUnits, type AgentSource, type SelfSandbox } from './self-sandbox.ts';
 
 const UNIT = 'kubenode-agent-self-upgrade.service';
 const STATE = 'var/lib/kubenode';
@@ -177,7 +177,7 @@ for (const kind of kinds) {
         // (a downloaded copy of the agent), which starts the service; nothing to roll back to yet.
         await declare('1.0.0');
         // Async: the artifact server answering the download is in this process.
-        await promisify(execFile)(process.execPath, [await agentBundle('1.0.0'), 'apply', '--root', box.root], { timeout: 120_000 });
+        await promisify(execFile)(process.execPath, [await agentBundleFile('1.0.0'), 'apply', '--root', box.root], { timeout: 120_000 });
         assert.equal(box.log('systemd-run.calls').length, 0, 'a first install runs in apply itself');
       }
       await waitFor('1.0.0 recorded as installed and healthy', () => settled('1.0.0', 'Installed'));
