@@ -14,7 +14,7 @@
 //   ""                     nodes                         get list watch patch delete  (Machine labels and taints; spec.deleteNode)
 //   ""                     pods; pods/eviction           list; create              (draining a retired Machine's Node)
 //   coordination.k8s.io    leases (kube-node-lease)      get list watch            (agent liveness)
-//   coordination.k8s.io    leases (leader namespace)     get list create update    (leader election; per-node coordination Leases)
+//   coordination.k8s.io    leases (leader namespace)     get list watch create update  (leader election; per-node coordination Leases)
 //   kubenode.io            noderemediers                 get list watch            (central remedies)
 //   kubenode.io            noderemediers/status          get update                (counts, storm breaker)
 //   kubenode.io            remedyoperations              get list watch create patch
@@ -50,7 +50,7 @@ import { LeaseClock } from './rollout/lease-clock.ts';
 import { LABEL_SET, RolloutReconciler, type RolloutCaches } from './rollout/reconciler.ts';
 import { createPipelineController, type PipelineController, type PipelineSettings } from './pipeline/index.ts';
 import { CentralRemedies, type RemedyCaches } from './remedy/central.ts';
-import { NodeCoordinator } from './remedy/coordination.ts';
+import { COORDINATION_SELECTOR, isRolloutHolder, NodeCoordinator, type CoordinationLease } from './remedy/coordination.ts';
 import { createHost, type Host } from '../host/host.ts';
 import { policyStage, RiskGate, stormStage } from '../risk/gate.ts';
 import { remedierStorm } from '../risk/index.ts';
@@ -237,7 +237,8 @@ export class Controller {
     };
     const mayWrite = (): boolean => !signal.aborted && this.isLeader();
     const events = new EventRecorder(this.#client as KubeClient, this.#clock, log.child({ component: 'events' }), this.#identity, mayWrite);
-    const coordinator = new NodeCoordinator(this.#client as KubeClient, this.#o.namespace, this.#clock, log.child({ component: 'node-lease' }));
+    const nodeLeases = inf<CoordinationLease>({ group: 'coordination.k8s.io', version: 'v1', plural: 'leases', namespace: this.#o.namespace }, { labelSelector: COORDINATION_SELECTOR });
+    const coordinator = new NodeCoordinator(this.#client as KubeClient, this.#o.namespace, this.#clock, log.child({ component: 'node-lease' }), nodeLeases);
     const reconciler = new RolloutReconciler({ client: this.#client as KubeClient, caches, namespace: this.#o.namespace, events, clock: this.#clock, log: log.child({ component: 'rollout' }), mayWrite, coordinator });
     this.#startRemedies(caches, inf, events, coordinator, mayWrite, signal);
     const queue = new WorkQueue({
@@ -309,8 +310,9 @@ export class Controller {
       if (e.type === 'synced') return all();
       // Our own status writes come back too: only spec, labels or deletion matter.
       if (e.type === 'update' && e.old.metadata.generation === e.object.metadata.generation && e.object.metadata.deletionTimestamp === undefined) return;
+      // A deleted set gets one more pass too: it hands back its node Leases.
       if (e.type === 'delete') queue.forget(e.object.metadata.name);
-      else enqueue(e.object.metadata.name);
+      enqueue(e.object.metadata.name);
       // A set that goes or changes its component frees machines other sets were refused on.
       for (const name of caches.sets.snapshot().keys()) if (name !== e.object.metadata.name) enqueue(name);
     });
@@ -337,6 +339,10 @@ export class Controller {
       // Heartbeats change nothing a rollout reads; a condition's status does.
       if (e.type === 'update' && conditionStatuses(e.old) === conditionStatuses(e.object)) return;
       for (const s of reconciler.setsForMachine(e.object.metadata.name)) enqueue(s);
+    });
+    // A remedy handing a node back lets the rollouts that deferred the machine go on at once.
+    coordinator.onRelease((node, holder) => {
+      if (!isRolloutHolder(holder)) for (const s of reconciler.setsForMachine(node)) enqueue(s);
     });
     // Leases renew every few seconds on every node: only an agent turning fresh or stale queues its sets.
     const leaseClock = new LeaseClock({ clock: this.#clock, changed: (machine) => { for (const s of reconciler.setsForMachine(machine)) enqueue(s); } });

@@ -20,7 +20,7 @@ import type { EventRecorder } from '../events.ts';
 import { callWebhook, measurePrometheus, renderQuery, type GateOutcome } from './gates.ts';
 import { agentLeaseKey, leaseFresh } from './lease-clock.ts';
 import { eachBounded } from '../../util/parallel.ts';
-import { ROLLOUT_HOLDER_PREFIX, type RolloutCoordination } from '../remedy/coordination.ts';
+import { ROLLOUT_HOLDER_PREFIX, type ClaimResult, type RolloutCoordination } from '../remedy/coordination.ts';
 import { componentHealth, componentName, matchesSelector, planBatches, resolveIntOrPercent, selectionOrder, templateHash, type BatchPlan, type ComponentHealth } from './plan.ts';
 
 export const LABEL_SET = 'kubenode.io/component-set';
@@ -84,6 +84,11 @@ export interface RolloutReconcilerOptions {
   mayWrite: () => boolean;
   /** Per-node Leases: a batch claims its machines; a machine a remedy holds is deferred. */
   coordinator?: RolloutCoordination;
+}
+
+/** The holder identity of a set's batches on the per-node coordination Leases. */
+export function rolloutHolder(set: string): string {
+  return `${ROLLOUT_HOLDER_PREFIX}${set}`;
 }
 
 /**
@@ -177,6 +182,8 @@ export class RolloutReconciler {
     const set = this.#set(name);
     if (set === undefined || set.metadata.deletionTimestamp !== undefined) {
       this.#writtenSets.delete(name);
+      // A set that goes hands back what its batch held (nothing, most passes: read from the cache).
+      if (this.#o.mayWrite()) await this.#o.coordinator?.releaseExcept(rolloutHolder(name), new Set());
       return undefined;
     }
     const pass = new Pass(this, this.#o, set, signal);
@@ -184,6 +191,18 @@ export class RolloutReconciler {
   }
 
   // Writers used by Pass; each checks leadership first and remembers what it wrote.
+
+  /** Claims a machine's node Lease for the set's active batch. */
+  async claimNode(set: string, machine: string, ttlMs: number): Promise<ClaimResult> {
+    this.#guard();
+    return this.#o.coordinator === undefined ? { ok: true } : this.#o.coordinator.claim(machine, rolloutHolder(set), ttlMs);
+  }
+
+  /** Hands back every node Lease the set holds but those of its active batch. */
+  async releaseNodes(set: string, keep: ReadonlySet<string>): Promise<void> {
+    this.#guard();
+    await this.#o.coordinator?.releaseExcept(rolloutHolder(set), keep);
+  }
 
   async writeStatus(set: SetObject, status: MachineComponentSetStatus): Promise<SetObject> {
     this.#guard();
@@ -271,6 +290,8 @@ class Pass {
   readonly status: MachineComponentSetStatus;
   readonly #now: number;
   #wakeAt: number | undefined;
+  /** The machines of the active batch once the step is taken: the node Leases the set keeps. */
+  #holding: ReadonlySet<string> = new Set();
 
   constructor(r: RolloutReconciler, o: RolloutReconcilerOptions, set: SetObject, signal: AbortSignal) {
     this.#r = r;
@@ -333,6 +354,9 @@ class Pass {
       // After the step: the revisions it keeps depend on where the pass left current and update.
       await this.#pruneRevisions();
       await this.#save();
+      // Last, off the path from one batch to the next: what the set no longer needs goes back. Read
+      // from the Leases themselves, so a pass after a crash hands back what the last one held.
+      await this.#r.releaseNodes(this.#name, this.#holding);
     } catch (err) {
       if (err instanceof NotLeaderError) return undefined;
       throw err;
@@ -438,7 +462,17 @@ class Pass {
       return;
     }
 
-    await this.#advance(views, plan, revision, hash);
+    await this.#advance(views, plan, revision, hash, false);
+    this.#holding = this.#activeBatch(views);
+  }
+
+  /** The machines written for the current batch while it runs; none once it ended, failed or the rollout stopped. */
+  #activeBatch(views: MachineView[]): Set<string> {
+    const status = this.status;
+    const k = status.currentBatch;
+    const entry = status.batches.find((b) => b.index === k);
+    if (status.failure !== undefined || entry === undefined || entry.state === 'Succeeded' || entry.state === 'Failed') return new Set();
+    return new Set(views.filter((v) => v.updated && v.mc?.metadata.labels?.[LABEL_BATCH] === String(k)).map((v) => v.name));
   }
 
   #lastBatchSucceeded(plan: BatchPlan): boolean {
@@ -680,7 +714,8 @@ class Pass {
     await this.#r.writeRevision(rev, { ...rev, metadata: { ...rev.metadata, annotations: { ...(rev.metadata.annotations ?? {}), [ANNOTATION_FAILED]: reason } } });
   }
 
-  async #advance(views: MachineView[], plan: BatchPlan, revision: RevisionObject, hash: string): Promise<void> {
+  /** chained: this pass already ended the previous batch (the next one starts in the same pass, once). */
+  async #advance(views: MachineView[], plan: BatchPlan, revision: RevisionObject, hash: string, chained: boolean): Promise<void> {
     const status = this.status;
     const spec = this.#set.spec;
     const k = status.currentBatch;
@@ -691,8 +726,9 @@ class Pass {
       if (userPaused) return this.#pause('Paused', 'spec.paused is true: no new batch starts');
       if (spec.rollout.partition !== undefined && k >= spec.rollout.partition) return this.#pause('Partition', `spec.rollout.partition is ${spec.rollout.partition}: raise it to release batch ${k}`);
       // The pre-batch hooks (the Kube Defender check) say whether any batch may start now.
-      const nextNames = this.#choose(views, plan.target(k) - status.updated, Number.POSITIVE_INFINITY, revision).map((v) => v.name);
-      for (const hook of spec.rollout.healthGate.webhooks.filter((w) => w.phase === 'PreBatch')) {
+      const hooks = spec.rollout.healthGate.webhooks.filter((w) => w.phase === 'PreBatch');
+      const nextNames = hooks.length === 0 ? [] : this.#choose(views, plan.target(k) - status.updated, Number.POSITIVE_INFINITY, revision).map((v) => v.name);
+      for (const hook of hooks) {
         const r = await callWebhook(hook, this.#review(hook.phase, k, nextNames), this.#signal);
         if (r.outcome === 'failure') {
           // The hook's answer has no watch event: it is asked again after its interval.
@@ -731,23 +767,33 @@ class Pass {
         const maxU = resolveIntOrPercent(spec.rollout.maxUnavailable, status.matched);
         const budget = maxU - status.unavailable - status.deferred;
         const picked = this.#choose(views, need, Math.max(0, budget), revision);
-        const held = (await this.#o.coordinator?.claimAll(picked.map((v) => v.name), `${ROLLOUT_HOLDER_PREFIX}${this.#name}`, durationMs(spec.rollout.progressDeadline) + durationMs(spec.rollout.bakeTime))) ?? new Map<string, string>();
-        for (const v of picked) if (held.has(v.name)) v.deferred = `under repair (node Lease held by ${held.get(v.name) as string})`;
-        const chosen = picked.filter((v) => !held.has(v.name));
-        // What frees budget (a component ready, a Node Ready, an agent Lease fresh again) queues the set; a
-        // node Lease runs out or is handed back with no event here, so a machine deferred for one needs a timer.
-        if (held.size > 0) this.#wake(15_000);
-        if (chosen.length === 0 && status.unavailable === 0) {
-          return this.#pause('InsufficientBudget', `${need} machine(s) still to update in batch ${k} but none can be chosen: maxUnavailable ${maxU}, ${status.deferred} deferred (${status.deferredMachines.slice(0, 3).join('; ')})`);
-        }
-        await eachBounded(chosen, WRITE_PARALLELISM, async (v) => {
+        const insufficient = (): void =>
+          this.#pause('InsufficientBudget', `${need} machine(s) still to update in batch ${k} but none can be chosen: maxUnavailable ${maxU}, ${status.deferred} deferred (${status.deferredMachines.slice(0, 3).join('; ')})`);
+        if (picked.length === 0 && status.unavailable === 0) return insufficient();
+        // Each machine is claimed and then written at once, so the batch's first write waits on one
+        // claim, not on all of them.
+        const ttlMs = durationMs(spec.rollout.progressDeadline) + durationMs(spec.rollout.bakeTime);
+        let written = 0;
+        let heldUntil = Number.POSITIVE_INFINITY;
+        await eachBounded(picked, WRITE_PARALLELISM, async (v) => {
+          const claim = await this.#r.claimNode(this.#name, v.name, ttlMs);
+          if (!claim.ok) {
+            v.deferred = `under repair (node Lease held by ${claim.holder})`;
+            heldUntil = Math.min(heldUntil, Date.parse(claim.until));
+            return;
+          }
           v.mc = await this.#r.writeComponent(v.mc, this.#desired(v.name, revision, k));
           v.updated = true;
           v.revisionHash = hash;
           v.health = 'progressing';
           v.deferred = undefined;
+          written += 1;
         });
+        // The holder's release comes as a watch event on the Lease (which queues the set); a claim
+        // that only runs out has none, so the set looks again when the earliest refusal ends.
+        if (Number.isFinite(heldUntil)) this.#wake(heldUntil - this.#now + 1);
         this.#count(views, status.matched);
+        if (written === 0 && status.unavailable === 0) return insufficient();
       }
       if (status.updated >= plan.target(k)) batch.state = 'Verifying';
     }
@@ -811,10 +857,12 @@ class Pass {
       if (this.#now >= end && allReady && countsMet) {
         batch.state = 'Succeeded';
         batch.endTime = iso(this.#now);
-        await this.#o.coordinator?.releaseAll(`${ROLLOUT_HOLDER_PREFIX}${this.#name}`);
         this.#event('Normal', 'BatchSucceeded', `batch ${k} succeeded: ${status.updated}/${status.matched} machine(s) on ${spec.template.spec.version}`, `batch/${revision.metadata.name}/${k}/ok/${batch.startTime}`);
         if (status.updated >= status.matched) return this.#complete(revision);
         status.currentBatch = k + 1;
+        // The next batch starts in this pass: its status write carries this batch's end, and no
+        // second pass stands between the bake's end and the next machines.
+        if (!chained) return this.#advance(views, plan, revision, hash, true);
         this.#wake(0);
       } else if (this.#now < end) this.#wake(end - this.#now);
     }
