@@ -6,11 +6,16 @@
 //   3. The controller's REST requests by verb during the rollout, and per minute at steady state
 //      (after the rollout, nothing changing), from its own counter (watches are long-lived and not
 //      counted).
-//   4. Batch-to-batch delay: the last status write of batch k + bakeTime → the first
-//      MachineComponent write of batch k+1, p50/p99 over the batches.
+//   4. Batch-to-batch delay: the last agent status write of batch k + bakeTime → the first
+//      MachineComponent write of batch k+1, p50/p99 over the batches, both timed by the apiserver
+//      (its audit log), and the controller's requests inside that window by verb and resource: the
+//      work on the critical path between batches, which, unlike the time, does not move with load.
 // Run: npm run bench:controller (5,000 then 1,000 machines), or after npm run build:
 //   node bench/controller.ts [machines=5000] [steadySeconds=60] [bakeMs=1000]
 // Run it twice (e.g. 1000 and 5000) to see how the overhead grows with machines.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createKubeClient, loadKubeConfig } from '../src/kube/client.ts';
 import { createLogger } from '../src/log.ts';
@@ -43,7 +48,17 @@ function histogramQuantile(text: string, name: string, q: number): number {
   return buckets.find((b) => b[1] >= q * total)?.[0] ?? NaN;
 }
 
-const cluster = await startCluster({ agents: 1, apiserverArgs: ['--max-requests-inflight=2000', '--max-mutating-requests-inflight=1000'] });
+// Every request at Metadata level, once complete: who (user agent), what, and the apiserver's times.
+const auditDir = mkdtempSync(join(tmpdir(), 'bench-audit-'));
+const auditLog = join(auditDir, 'audit.log');
+writeFileSync(join(auditDir, 'policy.yaml'), 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n');
+const DRIVER_AGENT = 'kubenode-bench-driver';
+interface AuditEvent { verb: string; userAgent?: string; objectRef?: { resource?: string; subresource?: string; name?: string }; requestReceivedTimestamp: string; stageTimestamp: string }
+
+const cluster = await startCluster({
+  agents: 1,
+  apiserverArgs: ['--max-requests-inflight=2000', '--max-mutating-requests-inflight=1000', `--audit-policy-file=${join(auditDir, 'policy.yaml')}`, `--audit-log-path=${auditLog}`, '--audit-log-format=json'],
+});
 try {
   await installCrds(cluster);
   await ensureNamespace(cluster, NS);
@@ -60,9 +75,8 @@ try {
 
   // The driver: an informer on MachineComponents; each spec change gets an Installed status after 50 ms.
   const kc = await loadKubeConfig({ kubeconfig: cluster.adminKubeconfig });
-  const driverClient = createKubeClient(kc);
+  const driverClient = createKubeClient(kc, { userAgent: DRIVER_AGENT });
   const mcs = new Informer<KubeObject & { spec: { version: string }; status?: { observedGeneration?: number } }>({ client: createKubeClient(kc), kubeConfig: kc, resource: { group: 'kubenode.io', version: 'v1alpha1', plural: 'machinecomponents' }, log });
-  const lastWrite = new Map<string, number>();
   let driverWrites = 0;
   mcs.on((e) => {
     if (e.type !== 'add' && e.type !== 'update') return;
@@ -74,8 +88,6 @@ try {
       driverClient.request('PUT', `/apis/kubenode.io/v1alpha1/machinecomponents/${mc.metadata.name}/status`, { body: { ...mc, status } }).then(
         () => {
           driverWrites += 1;
-          const batch = `${mc.metadata.labels?.['kubenode.io/revision']}/${mc.metadata.labels?.['kubenode.io/batch']}`;
-          lastWrite.set(batch, Math.max(lastWrite.get(batch) ?? 0, Date.now()));
         },
         () => {},
       );
@@ -105,16 +117,35 @@ try {
   const rolloutS = (Date.now() - start) / 1000;
   const cpu1 = proc(child.pid as number);
   const m1 = await metrics();
-  // Batch-to-batch delay from the objects: last status write of batch k + bake → first spec write of batch k+1.
-  const firstWrite = new Map<string, number>();
-  for (const mc of mcs.snapshot().values()) {
-    const batch = `${mc.metadata.labels?.['kubenode.io/revision']}/${mc.metadata.labels?.['kubenode.io/batch']}`;
-    const at = Date.parse((mc.metadata as { annotations?: Record<string, string> }).annotations?.['kubenode.io/updated-at'] ?? '');
-    firstWrite.set(batch, Math.min(firstWrite.get(batch) ?? Number.POSITIVE_INFINITY, at));
+  // Batch-to-batch delay from the audit log: the apiserver's completion of the last agent status
+  // write of batch k, + bake, to its receipt of the controller's first write of a batch k+1
+  // MachineComponent; and the controller's requests received in between.
+  const batchOf = new Map<string, number>();
+  for (const mc of mcs.snapshot().values()) batchOf.set(mc.metadata.name, Number(mc.metadata.labels?.['kubenode.io/batch']));
+  const audit = readFileSync(auditLog, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as AuditEvent);
+  const lastAgent = new Map<number, number>();
+  const firstWrite = new Map<number, number>();
+  const controllerRequests: { at: number; key: string }[] = [];
+  for (const e of audit) {
+    const r = e.objectRef ?? {};
+    const k = batchOf.get(r.name ?? '');
+    if (e.userAgent === DRIVER_AGENT && k !== undefined) lastAgent.set(k, Math.max(lastAgent.get(k) ?? 0, Date.parse(e.stageTimestamp)));
+    if (!e.userAgent?.startsWith('kubenode-agent/') || e.verb === 'watch') continue;
+    const at = Date.parse(e.requestReceivedTimestamp);
+    controllerRequests.push({ at, key: `${e.verb} ${r.resource ?? e.verb}${r.subresource === undefined ? '' : `/${r.subresource}`}` });
+    if (r.resource === 'machinecomponents' && r.subresource === undefined && (e.verb === 'create' || e.verb === 'update') && k !== undefined) firstWrite.set(k, Math.min(firstWrite.get(k) ?? Number.POSITIVE_INFINITY, at));
   }
   const delays: number[] = [];
-  const rev = [...firstWrite.keys()][0]?.split('/')[0];
-  for (let k = 0; firstWrite.has(`${rev}/${k + 1}`); k++) delays.push((firstWrite.get(`${rev}/${k + 1}`) as number) - ((lastWrite.get(`${rev}/${k}`) ?? NaN) + bakeMs));
+  const onPath: Map<string, number>[] = [];
+  for (let k = 0; firstWrite.has(k + 1) && lastAgent.has(k); k++) {
+    const from = (lastAgent.get(k) as number) + bakeMs;
+    const to = firstWrite.get(k + 1) as number;
+    delays.push(to - from);
+    const counts = new Map<string, number>();
+    for (const r of controllerRequests) if (r.at >= from && r.at < to) counts.set(r.key, (counts.get(r.key) ?? 0) + 1);
+    onPath.push(counts);
+  }
+  const transitions = onPath.map((c, k) => `  ${k}→${k + 1} (${delays[k]} ms): ${[...c.entries()].sort().map(([key, n]) => `${key} ${n}`).join(', ') || 'none'}`);
 
   // Steady state: nothing changes; count requests. The Machine lifecycle's writes (conditions,
   // the importing taint, Events for 'machines' machines) may still be draining: wait until the
@@ -146,7 +177,9 @@ try {
       `controller CPU during the rollout: ${(cpu1.cpuSeconds - cpu0.cpuSeconds).toFixed(1)} s; RSS peak ${peakRss.toFixed(0)} MiB, at steady state ${rss.toFixed(0)} MiB`,
       `controller REST requests during the rollout: ${byVerb}; driver status writes ${driverWrites}`,
       `controller REST requests per minute at steady state: ${steady.toFixed(1)} over ${steadySeconds} s, from ${quietS.toFixed(0)} s after completion (leader election off; watches not counted)`,
-      `batch-to-batch delay (last machine healthy + bake → next batch's first write): p50 ${pct(delays, 0.5)} ms, p99 ${pct(delays, 0.99)} ms`,
+      `batch-to-batch delay (last machine healthy + bake → next batch's first write, apiserver times): p50 ${pct(delays, 0.5)} ms, p99 ${pct(delays, 0.99)} ms`,
+      'controller requests inside each batch-to-batch window, by verb and resource:',
+      ...transitions,
       '',
     ].join('\n'),
   );
@@ -154,4 +187,5 @@ try {
   await mcs.stop();
 } finally {
   await cluster.stop();
+  rmSync(auditDir, { recursive: true, force: true });
 }

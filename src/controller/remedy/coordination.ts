@@ -55,7 +55,7 @@ export type ClaimResult = { ok: true } | { ok: false; holder: string; until: str
 export interface RolloutCoordination {
   /** Takes or renews the machine for holder; refused while a remedy's claim on it runs. */
   claim(machine: string, holder: string, ttlMs: number): Promise<ClaimResult>;
-  /** Hands back every machine holder has except those in keep (its active batch). */
+  /** Hands back every machine holder has except those in keep (its active batch), which is read at each release. */
   releaseExcept(holder: string, keep: ReadonlySet<string>): Promise<void>;
 }
 
@@ -124,8 +124,14 @@ export class NodeCoordinator implements RolloutCoordination {
 
   /** Hands the node back if holder has it: the holder struck off, and the Lease emptied when it was the last. */
   async release(node: string, holder: string): Promise<void> {
+    await this.#release(node, holder, new Set());
+  }
+
+  /** keep is asked before every write: a claim made for it meanwhile is not undone by a retry. */
+  async #release(node: string, holder: string, keep: ReadonlySet<string>): Promise<void> {
     const name = nodeLeaseName(node);
     for (let attempt = 1; ; attempt++) {
+      if (keep.has(node)) return;
       const now = this.#clock.now();
       const current = attempt === 1 && this.#cache !== undefined ? this.#cached(name) : await this.#read(name);
       if (current === undefined) return;
@@ -152,12 +158,13 @@ export class NodeCoordinator implements RolloutCoordination {
     return until === undefined ? undefined : { holder: identity, until: new Date(until).toISOString() };
   }
 
+  /** keep is read at each release, so the caller may add to it while this runs. */
   async releaseExcept(holder: string, keep: ReadonlySet<string>): Promise<void> {
     const now = this.#clock.now();
     const mine = (await this.#all()).filter((l) => mentions(l, holder) && liveHolders(l, now).has(holder)).map(nodeOf).filter((n) => !keep.has(n));
     await eachBounded(mine, CLAIMS_IN_FLIGHT, async (node) => {
       try {
-        await this.release(node, holder);
+        await this.#release(node, holder, keep);
       } catch (err) {
         // It runs out on its own, and the next pass tries again.
         this.#log.warn({ node, holder, err: errorMessage(err) }, 'Cannot release a node Lease');

@@ -124,6 +124,9 @@ export class RolloutReconciler {
   readonly #writtenSets = new Map<string, Written<SetObject>>();
   readonly #writtenMcs = new Map<string, Written<McObject>>();
   readonly #writtenRevisions = new Map<string, Written<RevisionObject>>();
+  /** Per set: the machines whose node Leases it keeps (read by a release while it runs). */
+  readonly #keep = new Map<string, Set<string>>();
+  readonly #releasing = new Map<string, { again: boolean }>();
 
   constructor(options: RolloutReconcilerOptions) {
     this.#o = options;
@@ -183,7 +186,7 @@ export class RolloutReconciler {
     if (set === undefined || set.metadata.deletionTimestamp !== undefined) {
       this.#writtenSets.delete(name);
       // A set that goes hands back what its batch held (nothing, most passes: read from the cache).
-      if (this.#o.mayWrite()) await this.#o.coordinator?.releaseExcept(rolloutHolder(name), new Set());
+      if (this.#o.mayWrite()) this.releaseNodes(name, new Set());
       return undefined;
     }
     const pass = new Pass(this, this.#o, set, signal);
@@ -195,13 +198,47 @@ export class RolloutReconciler {
   /** Claims a machine's node Lease for the set's active batch. */
   async claimNode(set: string, machine: string, ttlMs: number): Promise<ClaimResult> {
     this.#guard();
-    return this.#o.coordinator === undefined ? { ok: true } : this.#o.coordinator.claim(machine, rolloutHolder(set), ttlMs);
+    if (this.#o.coordinator === undefined) return { ok: true };
+    // Kept before it is claimed: a release still running for this set must not take it back.
+    this.#kept(set).add(machine);
+    return this.#o.coordinator.claim(machine, rolloutHolder(set), ttlMs);
   }
 
-  /** Hands back every node Lease the set holds but those of its active batch. */
-  async releaseNodes(set: string, keep: ReadonlySet<string>): Promise<void> {
+  /**
+   * Hands back every node Lease the set holds but those of its active batch, in the background: a
+   * batch of 500 released 16 at a time held the set's next pass (and so the next batch) back by
+   * seconds. One release runs per set; a pass that ends meanwhile has it go round once more. What
+   * fails is left to the next pass (the Leases say what is held) or to the claims running out.
+   */
+  releaseNodes(set: string, keep: ReadonlySet<string>): void {
     this.#guard();
-    await this.#o.coordinator?.releaseExcept(rolloutHolder(set), keep);
+    const coordinator = this.#o.coordinator;
+    if (coordinator === undefined) return;
+    const kept = this.#kept(set);
+    kept.clear();
+    for (const m of keep) kept.add(m);
+    const running = this.#releasing.get(set);
+    if (running !== undefined) {
+      running.again = true;
+      return;
+    }
+    const job = { again: false };
+    this.#releasing.set(set, job);
+    void (async () => {
+      do {
+        job.again = false;
+        if (!this.#o.mayWrite()) break;
+        await coordinator.releaseExcept(rolloutHolder(set), kept).catch((err: unknown) => this.#o.log.warn({ set, err: errorMessage(err) }, 'Cannot release node Leases; the next pass tries again'));
+      } while (job.again);
+      this.#releasing.delete(set);
+      if (kept.size === 0) this.#keep.delete(set);
+    })();
+  }
+
+  #kept(set: string): Set<string> {
+    let kept = this.#keep.get(set);
+    if (kept === undefined) this.#keep.set(set, (kept = new Set()));
+    return kept;
   }
 
   async writeStatus(set: SetObject, status: MachineComponentSetStatus): Promise<SetObject> {
@@ -290,8 +327,8 @@ class Pass {
   readonly status: MachineComponentSetStatus;
   readonly #now: number;
   #wakeAt: number | undefined;
-  /** The machines of the active batch once the step is taken: the node Leases the set keeps. */
-  #holding: ReadonlySet<string> = new Set();
+  /** The machines of the set as the step left them (none when it stopped before reading them). */
+  #views: MachineView[] = [];
 
   constructor(r: RolloutReconciler, o: RolloutReconcilerOptions, set: SetObject, signal: AbortSignal) {
     this.#r = r;
@@ -356,7 +393,7 @@ class Pass {
       await this.#save();
       // Last, off the path from one batch to the next: what the set no longer needs goes back. Read
       // from the Leases themselves, so a pass after a crash hands back what the last one held.
-      await this.#r.releaseNodes(this.#name, this.#holding);
+      this.#r.releaseNodes(this.#name, this.#activeBatch());
     } catch (err) {
       if (err instanceof NotLeaderError) return undefined;
       throw err;
@@ -425,6 +462,7 @@ class Pass {
     }
 
     const views = this.#classify(selected, ours, hash);
+    this.#views = views;
     const stableRev = status.currentRevision === undefined ? undefined : this.#r.revisions(this.#name).find((r) => r.metadata.name === status.currentRevision);
 
     // Machines without a component get the stable revision at once (a new machine is no change to the fleet).
@@ -463,16 +501,19 @@ class Pass {
     }
 
     await this.#advance(views, plan, revision, hash, false);
-    this.#holding = this.#activeBatch(views);
   }
 
-  /** The machines written for the current batch while it runs; none once it ended, failed or the rollout stopped. */
-  #activeBatch(views: MachineView[]): Set<string> {
+  /**
+   * The machines of the batch the rollout is not done with: the current one while it runs, or the
+   * one that failed while its failure waits (a remedy must not act during a rollback or before
+   * someone looked; the claims run out on their own). None once a batch succeeded or all are done.
+   */
+  #activeBatch(): Set<string> {
     const status = this.status;
-    const k = status.currentBatch;
+    const k = status.failure?.batch ?? status.currentBatch;
     const entry = status.batches.find((b) => b.index === k);
-    if (status.failure !== undefined || entry === undefined || entry.state === 'Succeeded' || entry.state === 'Failed') return new Set();
-    return new Set(views.filter((v) => v.updated && v.mc?.metadata.labels?.[LABEL_BATCH] === String(k)).map((v) => v.name));
+    if (status.phase === 'Completed' || (status.failure === undefined && (entry === undefined || entry.state === 'Succeeded' || entry.state === 'Failed'))) return new Set();
+    return new Set(this.#views.filter((v) => v.updated && v.mc?.metadata.labels?.[LABEL_BATCH] === String(k)).map((v) => v.name));
   }
 
   #lastBatchSucceeded(plan: BatchPlan): boolean {
