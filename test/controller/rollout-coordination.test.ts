@@ -13,13 +13,13 @@ import { createKubeClient, loadKubeConfig } from '../../src/kube/client.ts';
 import { createLogger } from '../../src/log.ts';
 import { Informer } from '../../src/watch/informer.ts';
 import type { Cluster } from '../harness/cluster.ts';
-import { listMcs, MCS_PATH, must, rolloutCluster, type Mc, type SimulatedAgents, until } from './helpers.ts';
+import { MC_PATH, MCS_PATH } from '../helpers/kube-api.ts';
+import { listMcs, must, rolloutCluster, type Mc, type SimulatedAgents, until } from './helpers.ts';
 
 const log = createLogger(process.env.KUBENODE_TEST_LOG === '1' ? 'debug' : 'silent');
 const NS = 'kubenode-system';
 const SHA = 'd'.repeat(64);
 const LEASES = `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases`;
-const MC_PATH = '/apis/kubenode.io/v1alpha1/machinecomponents';
 
 const lease = async (cluster: Cluster, node: string): Promise<CoordinationLease | undefined> => {
   const r = await cluster.request('GET', `${LEASES}/${nodeLeaseName(node)}`);
