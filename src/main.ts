@@ -63,7 +63,7 @@ function programName(argv: readonly string[]): string {
  */
 const COMMANDS: readonly { name: string; hidden?: boolean; load: (program: () => Command) => Promise<Command> }[] = [
   { name: 'check', load: async () => (await import('./cli/check.ts')).checkCommand(exitWith) },
-  { name: 'run', load: async () => (await import('./cli/run.ts')).runCommand() },
+  { name: 'run', load: async () => (await import('./cli/run.ts')).runCommand(exitWith) },
   { name: 'config', load: async () => (await import('./cli/config.ts')).configCommand() },
   { name: 'version', load: async () => (await import('./cli/version.ts')).versionCommand() },
   { name: 'plan', load: async () => (await import('./cli/plan.ts')).planCommand(exitWith) },
@@ -71,7 +71,7 @@ const COMMANDS: readonly { name: string; hidden?: boolean; load: (program: () =>
   { name: 'status', load: async () => (await import('./cli/status.ts')).statusCommand() },
   { name: 'remedy', load: async () => (await import('./cli/remedy.ts')).remedyCommand(exitWith) },
   { name: 'remedies', load: async () => (await import('./cli/remedies.ts')).remediesCommand() },
-  { name: 'controller', load: async () => (await import('./cli/controller.ts')).controllerCommand() },
+  { name: 'controller', load: async () => (await import('./cli/controller.ts')).controllerCommand(exitWith) },
   { name: 'rollout', load: async () => (await import('./cli/rollout.ts')).rolloutCommand(exitWith) },
   { name: 'release', load: async () => (await import('./cli/release.ts')).releaseCommand(exitWith) },
   { name: 'join', load: async () => (await import('./cli/join.ts')).joinCommand(exitWith) },

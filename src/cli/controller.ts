@@ -20,7 +20,7 @@ interface ControllerFlags {
   importNodeSelector?: string;
 }
 
-export function controllerCommand(): Command {
+export function controllerCommand(exitWith: (code: number) => never): Command {
   return new Command('controller')
     .description('run the fleet controller: MachineComponentSet rollouts in batches with health gates; /metrics, /healthz, /readyz on --listen')
     .option('--kubeconfig <file>', 'talk to the cluster with this kubeconfig')
@@ -79,18 +79,24 @@ export function controllerCommand(): Command {
       const [{ Controller }, { createLogger }] = await Promise.all([import('../controller/index.ts'), import('../log.ts')]);
       const log = createLogger(flags.logLevel as 'info');
       const controller = new Controller(options, log);
+      // The first signal stops; later ones find the stop under way.
+      let stopping: Promise<void> | undefined;
       const stop = (signal: string): void => {
+        if (stopping !== undefined) return;
         log.info({ signal }, 'Stopping');
-        void controller.stop();
+        stopping = controller.stop();
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
       await controller.start();
-      const how = await controller.ended();
-      if (how === 'lost') {
+      if ((await controller.ended()) === 'lost') {
         await controller.stop();
         // The supervisor (systemd, the Deployment) starts a fresh candidate, as client-go controllers exit.
-        process.exitCode = 1;
+        exitWith(1);
       }
+      await stopping;
+      // Exit here rather than when the event loop drains: Node closes its signal handles while it
+      // tears down, and a repeated SIGTERM in that window killed a cleanly stopped process (143).
+      exitWith(0);
     });
 }

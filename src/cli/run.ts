@@ -4,7 +4,7 @@ import { UsageError } from '../errors.ts';
 import { takeEarlySighup } from './early-sighup.ts';
 import { addHostOptions, addLogOptions, logOptions, type LogFlags } from './common.ts';
 
-export function runCommand(): Command {
+export function runCommand(exitWith: (code: number) => never): Command {
   const cmd = new Command('run')
     .description('run the agent: detectors on their intervals, metrics and /healthz on --listen')
     .option('--listen <addr>', 'metrics and health address (default: listen in the config, 127.0.0.1:9746)')
@@ -26,22 +26,19 @@ Signals: SIGHUP reloads the configuration (at any moment, start-up included); SI
   return cmd.action(async (options: DaemonOptions & LogFlags) => {
     // Registered before anything is read: a reload asked for during start-up waits for it, and a
     // stop asked for then lets the start finish and then stops.
-    let daemon: { requestReload(): Promise<boolean>; stop(): Promise<void> } | undefined;
+    let daemon: { requestReload(): Promise<boolean> } | undefined;
     let pendingReload = false;
-    let pendingStop: string | undefined;
     process.on('SIGHUP', () => {
       if (daemon === undefined) pendingReload = true;
       else void daemon.requestReload();
     });
     if (takeEarlySighup()) pendingReload = true;
-    const stop = (signal: string): void => {
-      if (daemon === undefined) pendingStop = signal;
-      else void daemon.stop();
-    };
-    // Listeners stay registered: execa's child cleanup (signal-exit) re-raises a signal that no
-    // other listener holds, which would kill the agent halfway through stopping.
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+    // The first signal stops; later ones find the stop under way. Listeners stay registered:
+    // execa's child cleanup (signal-exit) re-raises a signal that no other listener holds, which
+    // would kill the agent halfway through stopping.
+    const stopAsked = Promise.withResolvers<string>();
+    process.on('SIGTERM', () => stopAsked.resolve('SIGTERM'));
+    process.on('SIGINT', () => stopAsked.resolve('SIGINT'));
     const logging = logOptions(options);
     if (options.kubeconfig !== undefined && options.inCluster === true) throw new UsageError('--kubeconfig and --in-cluster exclude each other');
     if (options.listen !== undefined) {
@@ -54,11 +51,12 @@ Signals: SIGHUP reloads the configuration (at any moment, start-up included); SI
     const d = new Daemon(options, boot);
     await d.start();
     daemon = d;
-    if (pendingStop !== undefined) {
-      boot.log.info({ signal: pendingStop }, 'Stopping');
-      await d.stop();
-      return;
-    }
     if (pendingReload) void d.requestReload();
+    const signal = await stopAsked.promise;
+    boot.log.info({ signal }, 'Stopping');
+    await d.stop();
+    // Exit here rather than when the event loop drains: Node closes its signal handles while it
+    // tears down, and a repeated SIGTERM in that window killed a cleanly stopped agent (143).
+    exitWith(0);
   });
 }

@@ -57,6 +57,18 @@ test('the daemon serves health and metrics, turns a new kernel fault into a cond
   assert.ok(agent.logs.some((l) => l.msg === 'Agent stopped'));
 });
 
+test('SIGTERMs repeated while the daemon stops find the stop under way: it still exits 0', async () => {
+  const root = agentRoot('node-sigterms');
+  const agent = await startAgent(root, root.write('/agent.yaml', CONFIG));
+  let exited = false;
+  void agent.exited.then(() => (exited = true));
+  // Signals every few ms until the process is gone, so one lands in every phase of the stop,
+  // Node's own tear-down at the end included (a cleanly stopped agent died of one there, 143).
+  while (!exited && agent.child.kill('SIGTERM')) await sleep(3);
+  assert.equal(await agent.exited, 0);
+  assert.ok(agent.logs.some((l) => l.msg === 'Agent stopped'));
+});
+
 test('a restart keeps the condition without announcing it again; a new boot clears it', async () => {
   const root = agentRoot('node-run');
   const config = root.write('/agent.yaml', CONFIG);

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { LEADER_LEASE_NAME } from '../../src/controller/index.ts';
 import type { Cluster } from '../harness/cluster.ts';
 import { listMcs, MCS_PATH, must, patchSet, rolloutCluster, type SimulatedAgents, until } from './helpers.ts';
 
@@ -159,6 +160,21 @@ describe('controller processes: SIGKILL and handover', () => {
     assert.ok(watcher.maxUnavailable >= 1, 'the watcher saw updates in flight');
     // One spec change per revision: created at 1.0.0, three updates after.
     for (const mc of await listMcs(cluster)) assert.equal(mc.metadata.generation, versions.length, `${mc.metadata.name} generation`);
+  });
+
+  it('SIGTERMs repeated while the leader stops: it hands its Lease back and exits 0', async () => {
+    const a = startController(cluster, HANDOVER);
+    procs.push(a);
+    await a.address;
+    await until('a leads', async () => a.out.some((l) => l.includes('Became leader')), 20_000);
+    const code = new Promise<number | string | null>((r) => a.child.once('exit', (c, signal) => r(c ?? signal)));
+    let exited = false;
+    void a.exited.then(() => (exited = true));
+    // One signal lands in every phase of the stop, Node's own tear-down at the end included.
+    while (!exited && a.child.kill('SIGTERM')) await sleep(3);
+    assert.equal(await code, 0, a.out.join('\n'));
+    const lease = await must<{ spec: { holderIdentity?: string } }>(cluster, 'GET', `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/${LEADER_LEASE_NAME}`);
+    assert.ok(!lease.spec.holderIdentity, `the Lease is handed back, holder ${lease.spec.holderIdentity}`);
   });
 
   it('of two replicas only the leader writes; killing it hands over within the lease duration', async () => {
