@@ -380,7 +380,9 @@ export class Daemon {
     for (const change of store.update(detector, conditions, instance.logDerived)) {
       if (instance.metricsReporting) this.#metrics.observeCondition(change);
       const { type, status, reason, message } = change.after;
-      this.#log[status === 'True' ? 'warn' : 'info']({ detector, type, status, reason, message }, 'Condition');
+      // Only a new status or reason is news; a message with fresh figures in it is not.
+      const news = change.before === undefined || change.before.status !== status || change.before.reason !== reason;
+      this.#log[!news ? 'debug' : status === 'True' ? 'warn' : 'info']({ detector, type, status, reason, message }, 'Condition');
     }
     this.#cluster?.setConditions(detector, conditions);
     this.#cluster?.recordEvents(detector, result.events);

@@ -69,7 +69,7 @@ export class ConditionStore {
     return (this.#state.detectors[detector]?.conditions ?? []).map((c) => ({ ...c }));
   }
 
-  /** Replaces a detector's conditions; returns what changed status or reason. */
+  /** Replaces a detector's conditions; returns what changed status, reason or message. */
   update(detector: string, conditions: readonly Condition[], clearsOnReboot: boolean): ConditionChange[] {
     const before = new Map((this.#state.detectors[detector]?.conditions ?? []).map((c) => [c.type, c]));
     const changes: ConditionChange[] = [];

@@ -69,6 +69,30 @@ test('SIGTERMs repeated while the daemon stops find the stop under way: it still
   assert.ok(agent.logs.some((l) => l.msg === 'Agent stopped'));
 });
 
+test('a condition whose message alone moves (fresh PSI figures) is logged once, not at every probe', async () => {
+  const root = agentRoot('node-psi');
+  const psi = (avg: string): string => `some avg10=52.31 avg60=${avg} avg300=20.11 total=41234567\nfull avg10=30.02 avg60=24.51 avg300=9.87 total=19876543\n`;
+  // Figures of test/fixtures/hosts/pressure-memory.
+  root.write('/proc/pressure/memory', psi('45.30'));
+  root.write('/proc/meminfo', readFileSync(fileURLToPath(new URL('../fixtures/hosts/pressure-memory/proc/meminfo', import.meta.url)), 'utf8'));
+  const config = root.write(
+    '/agent.yaml',
+    ['listen: 127.0.0.1:0', 'monitors:', '  systemLog: []', 'detectors:', ...Object.keys(detectors).map((name) => (name === 'pressure' ? '  pressure: { interval: 1s }' : `  ${name}: { enabled: false }`)), ''].join('\n'),
+  );
+  const agent = await startAgent(root, config);
+  const announced = (): Record<string, unknown>[] => agent.logs.filter((l) => l.msg === 'Condition' && l.type === 'HighMemoryPressure' && l.status === 'True');
+  await waitFor(() => announced().length > 0 || undefined, () => `never True: ${agent.output()}`);
+  const probes = async (): Promise<number> => Number(/^kubenode_detector_duration_seconds_count\{detector="pressure"\} (\d+)$/m.exec(await metrics(agent))?.[1] ?? 0);
+  for (const avg of ['45.90', '46.70', '47.10']) {
+    const before = await probes();
+    root.write('/proc/pressure/memory', psi(avg));
+    await waitFor(async () => (await probes()) > before || undefined, () => 'no further probe');
+  }
+  assert.equal(announced().length, 1, JSON.stringify(announced()));
+  agent.child.kill('SIGTERM');
+  assert.equal(await agent.exited, 0);
+});
+
 test('a restart keeps the condition without announcing it again; a new boot clears it', async () => {
   const root = agentRoot('node-run');
   const config = root.write('/agent.yaml', CONFIG);

@@ -173,6 +173,9 @@ export class NodeConditionsReporter {
     const next = mergeConditions(this.#byDetector, this.#merged);
     const changed = next.length !== this.#merged.size || next.some((c) => !sameCondition(c, this.#merged.get(c.type)));
     this.#merged = new Map(next.map((c) => [c.type, c]));
+    // A message that only carries fresh figures (PSI averages, free memory) waits for the
+    // heartbeat: written at once it would patch every Node under pressure at every probe. A
+    // change in which detectors see the condition is written at once.
     if (changed) this.#writer.set(next);
   }
 
@@ -206,5 +209,5 @@ export class NodeConditionsReporter {
 }
 
 function sameCondition(a: MergedCondition, b: MergedCondition | undefined): boolean {
-  return b !== undefined && a.status === b.status && a.reason === b.reason && a.message === b.message && a.transitionTime === b.transitionTime;
+  return b !== undefined && a.status === b.status && a.reason === b.reason && a.transitionTime === b.transitionTime && a.sources.join() === b.sources.join();
 }

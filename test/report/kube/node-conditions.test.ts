@@ -68,7 +68,7 @@ describe('Node conditions (real apiserver)', () => {
     assert.equal(r.stats.writes, 1);
   });
 
-  test('the heartbeat resync moves lastHeartbeatTime but not lastTransitionTime; an unchanged set is not rewritten', async () => {
+  test('the heartbeat resync moves lastHeartbeatTime but not lastTransitionTime; an unchanged set, or one whose message alone moved, waits for it', async () => {
     const clock = new FakeClock(Date.UTC(2026, 1, 1));
     const r = await reporterFor(1, clock);
     r.start();
@@ -83,14 +83,21 @@ describe('Node conditions (real apiserver)', () => {
     r.setDetector('pressure', [cond('HighMemoryPressure', 'False', 'NoMemoryPressure', 'ok', Date.UTC(2026, 0, 15))]);
     await r.settled();
     assert.equal(r.stats.writes, 1);
+    // Only the figures in the message moved: news for the heartbeat, not for a write per probe.
+    await clock.advance(60_000);
+    r.setDetector('pressure', [cond('HighMemoryPressure', 'False', 'NoMemoryPressure', 'ok, avg60=3.10%', Date.UTC(2026, 0, 15))]);
+    await r.settled();
+    assert.equal(r.stats.writes, 1);
+    assert.equal((await nodeConditions(cluster, 'node-1')).get('HighMemoryPressure')?.message, 'ok');
 
-    await clock.advance(4 * 60_000); // 5 min after start: NPD's default heartbeat period
+    await clock.advance(3 * 60_000); // 5 min after start: NPD's default heartbeat period
     await r.settled();
     assert.equal(r.stats.writes, 2);
     const second = (await nodeConditions(cluster, 'node-1')).get('HighMemoryPressure');
     assert.equal(second?.lastHeartbeatTime, '2026-02-01T00:05:00Z');
     assert.equal(second?.lastTransitionTime, '2026-01-15T00:00:00Z');
     assert.equal(second?.status, 'False');
+    assert.equal(second?.message, 'ok, avg60=3.10%');
   });
 
   test('two detectors reporting one type make one Node condition: True wins, earliest transition, both sources named', async () => {
