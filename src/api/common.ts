@@ -1,6 +1,7 @@
 // Pieces shared by the kubenode.io/v1alpha1 kinds. Every schema here must stay expressible as a
 // Kubernetes structural schema (see scripts/gen-crds.ts): no anyOf/oneOf/const, enums as
 // `type: string` + `enum`, RE2 patterns, cross-field rules as CEL in x-kubernetes-validations.
+import { createHash } from 'node:crypto';
 import { Type, type SchemaOptions, type Static, type TSchema } from '@sinclair/typebox';
 import { DurationText, type DurationOptions } from '../util/duration-schema.ts';
 import { StringEnum } from './machine-component.ts';
@@ -9,6 +10,20 @@ export { StringEnum, SHA256_PATTERN, VERSION_PATTERN, COMPONENT_NAME_PATTERN, AP
 
 export const GROUP = 'kubenode.io';
 export const VERSION = 'v1alpha1';
+/** Label naming the node a RemedyOperation or coordination Lease is about (value: labelValueOf). */
+export const NODE_LABEL = 'kubenode.io/node';
+
+/**
+ * A name as a label value, which holds at most 63 characters where a node or object name may
+ * have 253: the name itself when it fits, else a prefix of it and a hash of the whole, so a
+ * selector still finds exactly that name's objects and a person still recognises it.
+ */
+export function labelValueOf(name: string): string {
+  if (name.length <= 63) return name;
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 16);
+  return `${name.slice(0, 46).replace(/[^a-zA-Z0-9]+$/, '')}-${hash}`;
+}
+
 /** Label a MachineComponent carries to name its Machine (= Node name). */
 export const MACHINE_LABEL = 'kubenode.io/machine';
 /**

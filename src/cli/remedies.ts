@@ -155,14 +155,14 @@ export function remediesCommand(): Command {
     .option('--since <duration>', 'recent operations: those ended within this', '24h')
     .option('--json', 'print JSON (every recent operation, not the newest 50) instead of tables')
     .action(async (flags: RemediesFlags) => {
-      const [{ decodeFlag }, { Duration }, { createKubeClient, loadKubeConfig }, { NODE_NAME_PATTERN }] = await Promise.all([import('../config/decode.ts'), import('../util/duration-schema.ts'), import('../kube/client.ts'), import('../api/common.ts')]);
+      const [{ decodeFlag }, { Duration }, { createKubeClient, loadKubeConfig }, { NODE_NAME_PATTERN, NODE_LABEL, labelValueOf }] = await Promise.all([import('../config/decode.ts'), import('../util/duration-schema.ts'), import('../kube/client.ts'), import('../api/common.ts')]);
       const recentMs = decodeFlag('--since', Duration({ min: '1m', max: '8760h' }), flags.since);
       if (flags.rule === '') throw new UsageError('--rule: expected a NodeRemedier name or NODEREMEDIER/RULE');
       if (flags.node !== undefined && (flags.node.length > 253 || !new RegExp(NODE_NAME_PATTERN).test(flags.node))) throw new UsageError(`--node: ${JSON.stringify(flags.node)} is not a node name (lowercase letters, digits, '-' and '.', at most 253)`);
       const client = createKubeClient(await loadKubeConfig({ kubeconfig: kubeconfigPath(flags.kubeconfig) }));
       try {
-        // A label value holds at most 63 characters: a longer name is matched here, not by the apiserver.
-        const query = flags.node !== undefined && flags.node.length <= 63 ? { query: { labelSelector: `kubenode.io/node=${flags.node}` } } : {};
+        // The label narrows the list; the report still matches spec.node, the full name.
+        const query = flags.node === undefined ? {} : { query: { labelSelector: `${NODE_LABEL}=${labelValueOf(flags.node)}` } };
         const [ops, remediers] = await Promise.all([
           client.get<{ items: OperationView[] }>('/apis/kubenode.io/v1alpha1/remedyoperations', query),
           client.get<{ items: RemedierView[] }>('/apis/kubenode.io/v1alpha1/noderemediers'),

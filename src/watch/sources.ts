@@ -4,11 +4,10 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { KubeClient } from '../kube/client.ts';
 import type { Logger } from '../log.ts';
+import { GROUP, MACHINE_LABEL, VERSION } from '../api/common.ts';
 import { Informer, type InformerOptions, type KubeObject } from './informer.ts';
 
-export const GROUP = 'kubenode.io';
-export const VERSION = 'v1alpha1';
-export const MACHINE_LABEL = 'kubenode.io/machine';
+export { GROUP, MACHINE_LABEL, VERSION };
 
 type Tuning = Partial<Pick<InformerOptions, 'resyncMs' | 'stallMs' | 'backoffMs' | 'maxBackoffMs' | 'listTimeoutMs' | 'clock'>>;
 

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { microTime } from '../../src/report/kube/lease.ts';
 import type { Cluster } from '../harness/cluster.ts';
+import { labelValueOf, NODE_LABEL } from '../../src/api/common.ts';
 import { must } from '../controller/helpers.ts';
 import { MERGE_PATCH } from '../helpers/kube-api.ts';
 import type { BmcSim } from './bmc.ts';
@@ -24,7 +25,7 @@ export interface NodeObj {
 }
 
 export const ops = async (cluster: Cluster, node?: string): Promise<Op[]> =>
-  (await must<{ items: Op[] }>(cluster, 'GET', `${OPS}${node === undefined ? '' : `?labelSelector=kubenode.io/node=${node}`}`)).items.filter((o) => node === undefined || o.spec.node === node);
+  (await must<{ items: Op[] }>(cluster, 'GET', `${OPS}${node === undefined ? '' : `?labelSelector=${NODE_LABEL}=${labelValueOf(node)}`}`)).items.filter((o) => node === undefined || o.spec.node === node);
 
 /** The agents, played by the test. */
 export class Fleet {

@@ -10,6 +10,7 @@ import { parse, stringify } from 'yaml';
 import { remediesReport, type OperationView, type RemediesSummary, type RemedierView } from '../../src/cli/remedies.ts';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
 import { kubectl } from '../harness/kubectl.ts';
+import { labelValueOf, NODE_LABEL } from '../../src/api/common.ts';
 import { installCrds } from '../helpers/kube-objects.ts';
 import { kubectlPluginDir, runAgent } from '../helpers/cli.ts';
 import { must } from '../controller/helpers.ts';
@@ -77,7 +78,7 @@ describe('kubenode-agent remedies and kubectl kubenode remedies on a real apiser
     await must(cluster, 'POST', '/apis/kubenode.io/v1alpha1/remedyoperations', {
       apiVersion: 'kubenode.io/v1alpha1',
       kind: 'RemedyOperation',
-      metadata: { name, ...(node.length <= 63 ? { labels: { 'kubenode.io/node': node } } : {}) },
+      metadata: { name, labels: { [NODE_LABEL]: labelValueOf(node) } },
       spec: { node, problem: { conditionType: 'AgentUnreachable', reason: 'NodeStatusUnknown', message: '' }, risk: 'disruptive', step: 0, dryRun: false, ...spec },
     });
     if (status === undefined) return;

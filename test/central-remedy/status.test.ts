@@ -9,6 +9,7 @@ import { createKubeClient, loadKubeConfig } from '../../src/kube/client.ts';
 import { createLogger } from '../../src/log.ts';
 import { Informer, type KubeObject } from '../../src/watch/informer.ts';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
+import { labelValueOf, NODE_LABEL } from '../../src/api/common.ts';
 import { installCrds } from '../helpers/kube-objects.ts';
 import { ensureNamespace, must, until } from '../controller/helpers.ts';
 import { MERGE_PATCH } from '../helpers/kube-api.ts';
@@ -227,7 +228,7 @@ describe('NodeRemedier status and the Machine replacement condition on a real ap
     await until('the long-named node is cordoned', async () => (await must<NodeObj>(cluster, 'GET', `/api/v1/nodes/${long}`)).spec?.unschedulable === true, 60_000);
     await new Promise((r) => setTimeout(r, 3000));
     const list = (await ops(cluster)).filter((o) => o.spec.node === long);
-    assert.deepEqual(list.map((o) => [o.spec.action, o.status?.phase, o.metadata.labels?.['kubenode.io/node']]), [['cordon', 'Succeeded', long.slice(0, 63)]]);
+    assert.deepEqual(list.map((o) => [o.spec.action, o.status?.phase, o.metadata.labels?.[NODE_LABEL]]), [['cordon', 'Succeeded', labelValueOf(long)]]);
     assert.equal((await must<{ status?: { attempts?: number } }>(cluster, 'GET', `${OPS}/${list[0]?.metadata.name ?? ''}`)).status?.attempts, 1, 'the cordon ran once');
     await fleet.revive(long);
     await until('the long-named node is handed back', async () => {

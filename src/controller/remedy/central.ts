@@ -12,7 +12,7 @@
 import { Buffer } from 'node:buffer';
 import type { CentralRemedy, CentralStep } from '../../api/node-remedier.ts';
 import { REPLACEMENT_CONDITION, type Bmc } from '../../api/machine.ts';
-import type { Condition, LabelSelector } from '../../api/common.ts';
+import { labelValueOf, NODE_LABEL, type Condition, type LabelSelector } from '../../api/common.ts';
 import { AgentError, errorMessage } from '../../errors.ts';
 import type { Clock } from '../../host/clock.ts';
 import type { Host } from '../../host/host.ts';
@@ -35,7 +35,6 @@ import { stormVerdict } from './storm.ts';
 const OPS = '/apis/kubenode.io/v1alpha1/remedyoperations';
 const REMEDIERS = '/apis/kubenode.io/v1alpha1/noderemediers';
 const MACHINES = '/apis/kubenode.io/v1alpha1/machines';
-export const LABEL_NODE = 'kubenode.io/node';
 export const LABEL_ACTOR = 'kubenode.io/actor';
 export const LABEL_REMEDIER = 'kubenode.io/remedier';
 export const LABEL_EPISODE = 'kubenode.io/episode';
@@ -279,7 +278,7 @@ export class CentralRemedies {
     const body = {
       apiVersion: 'kubenode.io/v1alpha1',
       kind: 'RemedyOperation',
-      metadata: { name, labels: { [LABEL_NODE]: labelPrefix(node), [LABEL_ACTOR]: 'controller', [LABEL_REMEDIER]: labelPrefix(r.metadata.name), [LABEL_EPISODE]: episode } },
+      metadata: { name, labels: { [NODE_LABEL]: labelValueOf(node), [LABEL_ACTOR]: 'controller', [LABEL_REMEDIER]: labelValueOf(r.metadata.name), [LABEL_EPISODE]: episode } },
       spec: {
         node,
         actor: 'controller',
@@ -697,9 +696,6 @@ function sameLabels(a: Record<string, string>, b: Record<string, string>): boole
  * its first 63 characters for a longer one. The labels are for people's selectors; this code
  * matches on spec.node and spec.remedier.
  */
-function labelPrefix(name: string): string {
-  return name.length <= 63 ? name : name.slice(0, 63).replace(/[^a-z0-9]+$/, '');
-}
 
 function taintId(t: { key: string; effect: string } | undefined): string {
   return t === undefined ? '' : `${t.key}:${t.effect}`;

@@ -14,6 +14,7 @@
 // With the controller's informer on these Leases, a claim or release is one write against the
 // cached resourceVersion (a POST when there is no Lease yet); only a conflict costs a read.
 import { createHash } from 'node:crypto';
+import { labelValueOf, NODE_LABEL } from '../../api/common.ts';
 import { errorMessage } from '../../errors.ts';
 import type { Clock } from '../../host/clock.ts';
 import { classifyKubeError, type KubeClient } from '../../kube/client.ts';
@@ -28,7 +29,6 @@ export const ROLLOUT_HOLDER_PREFIX = 'rollout/';
 /** The label selecting the coordination Leases (what the controller's informer on them watches). */
 export const COORDINATION_SELECTOR = 'kubenode.io/coordination=node';
 const LABEL = 'kubenode.io/coordination';
-const NODE_LABEL = 'kubenode.io/node';
 /** The node's full name (the label holds a hash of a name past 63 characters). */
 const NODE_ANNOTATION = 'kubenode.io/node';
 /** JSON: holder → when its claim runs out (RFC 3339). */
@@ -226,7 +226,7 @@ export class NodeCoordinator implements RolloutCoordination {
       out =
         current === undefined
           ? await this.#client.request<CoordinationLease>('POST', this.#path, {
-              body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: this.#namespace, labels: { [LABEL]: 'node', [NODE_LABEL]: labelValue(node) }, annotations }, spec: { ...spec, leaseTransitions: 0 } },
+              body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace: this.#namespace, labels: { [LABEL]: 'node', [NODE_LABEL]: labelValueOf(node) }, annotations }, spec: { ...spec, leaseTransitions: 0 } },
             })
           : await this.#client.request<CoordinationLease>('PUT', `${this.#path}/${encodeURIComponent(name)}`, { body: { ...current, metadata: { ...current.metadata, annotations }, spec } });
     } catch (err) {
@@ -296,7 +296,3 @@ function nodeOf(lease: CoordinationLease): string {
   return lease.metadata.annotations?.[NODE_ANNOTATION] ?? lease.metadata.name.slice(NODE_LEASE_PREFIX.length);
 }
 
-/** A node name as a label value: itself when it fits (63 characters), else a hash. */
-function labelValue(node: string): string {
-  return node.length <= 63 ? node : createHash('sha256').update(node).digest('hex').slice(0, 63);
-}
