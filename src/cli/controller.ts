@@ -1,3 +1,4 @@
+import type { Re2Regex } from '../util/re2.ts';
 import { Command } from 'commander';
 import { UsageError } from '../errors.ts';
 
@@ -15,6 +16,7 @@ interface ControllerFlags {
   workers: string;
   logLevel: string;
   csrImportNodes?: string;
+  remedyOperationRetention: string;
   pipelines?: boolean;
   pipelineProbeInterval: string;
   importNodeSelector?: string;
@@ -35,6 +37,7 @@ export function controllerCommand(exitWith: (code: number) => never): Command {
     .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
     .option('--pipelines', 'also run the release pipeline controller: Releases in this (management) cluster written into member clusters from their kubeconfig Secrets; off so a member cluster never runs it')
     .option('--pipeline-probe-interval <d>', 'a member cluster of a running stage that sent no watch event for this long answers /readyz (how soon a stopped member apiserver is found Unknown)', '10s')
+    .option('--remedy-operation-retention <d>', 'finished RemedyOperations (agents\' and central) are deleted this long after they ended; at least 168h, the longest window that counts them', '336h')
     .option('--csr-import-nodes <regex>', "approve agents' first certificates for node names matching this (anchored) RE without an importing Machine")
     .option('--import-node-selector <selector>', 'import policy: create a Machine for every Node matching this label selector (kubectl -l syntax), which approves its agent\'s first certificate')
     .action(async (flags: ControllerFlags) => {
@@ -53,17 +56,23 @@ export function controllerCommand(exitWith: (code: number) => never): Command {
       // client-go's rules: the leader must give up before its lease can expire, and retry within that.
       if (renewDeadlineMs >= leaseDurationMs) throw new UsageError(`--leader-elect-renew-deadline (${flags.leaderElectRenewDeadline}) must be shorter than --leader-elect-lease-duration (${flags.leaderElectLeaseDuration})`);
       if (retryPeriodMs >= renewDeadlineMs) throw new UsageError(`--leader-elect-retry-period (${flags.leaderElectRetryPeriod}) must be shorter than --leader-elect-renew-deadline (${flags.leaderElectRenewDeadline})`);
-      let csrImportNodes: RegExp | undefined;
-      try {
-        csrImportNodes = flags.csrImportNodes === undefined ? undefined : new RegExp(`^(?:${flags.csrImportNodes})$`);
-      } catch (err) {
-        throw new UsageError(`--csr-import-nodes: not a regular expression: ${err instanceof Error ? err.message : String(err)}`);
+      let csrImportNodes: Re2Regex | undefined;
+      if (flags.csrImportNodes !== undefined) {
+        // Node names come from agents' certificate requests: the pattern runs on the linear-time engine, as every configured one does.
+        const { compileRe2 } = await import('../util/re2.ts');
+        try {
+          csrImportNodes = compileRe2(`^(?:${flags.csrImportNodes})$`);
+        } catch (err) {
+          throw new UsageError(`--csr-import-nodes: not an RE2 regular expression: ${err instanceof Error ? err.message : String(err)}`);
+        }
       }
+      const remedyOperationRetentionMs = decodeFlag('--remedy-operation-retention', Duration({ min: '168h', max: '8760h' }), flags.remedyOperationRetention);
       const probeIntervalMs = decodeFlag('--pipeline-probe-interval', Duration({ min: '100ms', max: '10m' }), flags.pipelineProbeInterval);
       const { parseNodeSelector } = await import('../controller/machines/import.ts');
       const importNodeSelector = flags.importNodeSelector === undefined ? undefined : parseNodeSelector(flags.importNodeSelector);
       const options = {
         ...(flags.pipelines === true ? { pipelines: { probeIntervalMs } } : {}),
+        remedyOperationRetentionMs,
         ...(csrImportNodes === undefined ? {} : { csrImportNodes }),
         ...(importNodeSelector === undefined ? {} : { importNodeSelector }),
         ...(flags.kubeconfig === undefined ? {} : { kubeconfig: flags.kubeconfig }),

@@ -26,6 +26,7 @@
 //   ""                     events (default)              create patch
 //   certificates.k8s.io    certificatesigningrequests    get list watch; /approval update;
 //                          signers kubernetes.io/kube-apiserver-client approve   (machines/csr.ts)
+import type { Re2Regex } from '../util/re2.ts';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Server } from 'node:http';
@@ -70,7 +71,7 @@ export interface ControllerOptions extends KubeOptions {
   identity?: string;
   clock?: Clock;
   /** Node names (anchored) whose agents' first certificates are approved without an importing Machine. */
-  csrImportNodes?: RegExp;
+  csrImportNodes?: Pick<Re2Regex, 'test'>;
   /** Run the release pipeline controller (management clusters only; src/controller/pipeline/). */
   pipelines?: PipelineSettings;
   /** The import policy: Nodes matching it get a Machine (machines/import.ts). */
@@ -83,6 +84,8 @@ export interface ControllerOptions extends KubeOptions {
   remedyRetryMs?: number;
   /** The least time between two writes of one NodeRemedier's counts (default 2 s). */
   remedyStatusEveryMs?: number;
+  /** How long after it ended a finished RemedyOperation is deleted (default 14 days, at least 168h). */
+  remedyOperationRetentionMs?: number;
 }
 
 type Ended = 'lost' | 'stopped';
@@ -393,7 +396,7 @@ export class Controller {
     // The agents' gate, less the node-local budget: the same RiskPolicies and storm breakers.
     const policy = new RiskPolicyClient(client, this.#clock, log);
     const gate = new RiskGate({ host, log, stages: [policyStage(policy), stormStage(remedierStorm(client))], policy });
-    const central = new CentralRemedies({ client, caches: rc, host, gate, coordinator, events, clock: this.#clock, log, mayWrite, ...(this.#o.remedyRetryMs === undefined ? {} : { retryMs: this.#o.remedyRetryMs }), ...(this.#o.remedyStatusEveryMs === undefined ? {} : { statusEveryMs: this.#o.remedyStatusEveryMs }) });
+    const central = new CentralRemedies({ client, caches: rc, host, gate, coordinator, events, clock: this.#clock, log, mayWrite, ...(this.#o.remedyRetryMs === undefined ? {} : { retryMs: this.#o.remedyRetryMs }), ...(this.#o.remedyStatusEveryMs === undefined ? {} : { statusEveryMs: this.#o.remedyStatusEveryMs }), ...(this.#o.remedyOperationRetentionMs === undefined ? {} : { retentionMs: this.#o.remedyOperationRetentionMs }) });
     this.remedies = central;
     const queue = new WorkQueue({ workers: this.#o.workers ?? 4, log: log.child({ component: 'remedy-queue' }), handle: (key) => central.reconcile(key) });
     this.#remedyQueue = queue;
@@ -410,6 +413,7 @@ export class Controller {
     const timer = setInterval(() => {
       if (!this.#synced || signal.aborted) return;
       for (const key of central.sweep()) queue.add(key);
+      void central.prune().catch((err: unknown) => log.warn({ err: errorMessage(err) }, 'Pruning RemedyOperations failed'));
     }, every);
     timer.unref();
     signal.addEventListener('abort', () => clearInterval(timer), { once: true });

@@ -149,6 +149,8 @@ describe('deploy/ with kubectl apply -k', () => {
       // Central remedies: operations, storm breakers, BMC credentials, the replacement mark.
       ['create', 'remedyoperations.kubenode.io'],
       ['patch', 'remedyoperations.kubenode.io', '--subresource=status'],
+      // Retention: finished operations past --remedy-operation-retention.
+      ['delete', 'remedyoperations.kubenode.io'],
       ['update', 'noderemediers.kubenode.io', '--subresource=status'],
       ['update', 'riskpolicies.kubenode.io', '--subresource=status'],
       ['get', 'secrets', '-n', 'kubenode-system'],
@@ -162,7 +164,7 @@ describe('deploy/ with kubectl apply -k', () => {
       ['delete', 'pods'],
       ['update', 'nodes'],
       ['update', 'noderemediers.kubenode.io'],
-      ['delete', 'remedyoperations.kubenode.io'],
+      ['deletecollection', 'remedyoperations.kubenode.io'],
       ['delete', 'machines.kubenode.io'],
       ['update', 'leases.coordination.k8s.io', '-n', 'kube-node-lease'],
       ['create', 'controllerrevisions.apps', '-n', 'default'],

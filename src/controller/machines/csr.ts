@@ -51,7 +51,7 @@ function settled(csr: Csr): boolean {
 
 export interface CsrPolicy {
   /** Node names (anchored RE) whose bootstrap CSRs are approved without an importing Machine. */
-  importNodeNames?: RegExp;
+  importNodeNames?: { test(name: string): boolean };
 }
 
 /** Whether and why a CSR is approved: a pure function of the CSR, the Machine cache and the policy. */

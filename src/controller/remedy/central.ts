@@ -25,6 +25,7 @@ import type { RiskGate } from '../../risk/gate.ts';
 import { gateStatus } from '../../remedies/record.ts';
 import { selectorMatches } from '../../risk/policy.ts';
 import { durationMs } from '../../util/duration.ts';
+import { eachBounded } from '../../util/parallel.ts';
 import type { Informer, InformerEvent, KubeObject } from '../../watch/informer.ts';
 import type { EventRecorder, EventTarget } from '../events.ts';
 import type { NodeCoordinator } from './coordination.ts';
@@ -98,7 +99,16 @@ export interface CentralRemedyOptions {
   retryMs?: number;
   /** The least time between two writes of one NodeRemedier's counts. */
   statusEveryMs?: number;
+  /** How long after it ended a finished RemedyOperation is deleted (default 14 days). */
+  retentionMs?: number;
 }
+
+/** Longer than any window that counts operations (the storm breaker's and RiskPolicy budgets' 168h at most). */
+export const MIN_OPERATION_RETENTION_MS = 168 * 3_600_000;
+const DEFAULT_OPERATION_RETENTION_MS = 14 * 24 * 3_600_000;
+/** Finished operations are looked over for deletion this often, and at most this many go in one look. */
+const PRUNE_EVERY_MS = 10 * 60_000;
+const PRUNE_BATCH = 500;
 
 class NotLeader extends AgentError {
   constructor() {
@@ -116,6 +126,7 @@ export class CentralRemedies {
   /** When each NodeRemedier's status was last written. */
   readonly #statusAt = new Map<string, number>();
   #swept = false;
+  #prunedAt = Number.NEGATIVE_INFINITY;
   /** Nodes with a ladder in progress: an agent Lease renewal there is worth a look at once. */
   readonly active = new Set<string>();
   readonly stats = { steps: 0, powerCycles: 0, deferred: 0, denied: 0, partitioned: 0 };
@@ -150,6 +161,42 @@ export class CentralRemedies {
         keys.push(`node/${name}`);
     }
     return keys;
+  }
+
+  /**
+   * Deletes finished operations, agents' and ours, that ended more than the retention ago: nothing
+   * else does, and etcd, every cache of them and every count over them would grow for ever. A
+   * node with a ladder in progress, or unreachable now, keeps its own: they are where its ladder
+   * stands. Returns how many went.
+   */
+  async prune(): Promise<number> {
+    const now = this.#o.clock.now();
+    if (!this.#o.mayWrite() || now - this.#prunedAt < PRUNE_EVERY_MS) return 0;
+    this.#prunedAt = now;
+    const before = now - Math.max(this.#o.retentionMs ?? DEFAULT_OPERATION_RETENTION_MS, MIN_OPERATION_RETENTION_MS);
+    const doomed = [...this.#o.caches.operations.snapshot().values()]
+      .filter((o) => FINISHED.has(o.status?.phase ?? 'Pending') && Date.parse(o.status?.endTime ?? '') < before && !this.#ladderMayNeed(o.spec.node, now))
+      .slice(0, PRUNE_BATCH);
+    let deleted = 0;
+    await eachBounded(doomed, 8, async (o) => {
+      this.#guard();
+      try {
+        // Only the version looked at: one that changed since is not old news any more.
+        await this.#o.client.request('DELETE', `${OPS}/${encodeURIComponent(o.metadata.name)}`, { body: { kind: 'DeleteOptions', apiVersion: 'v1', preconditions: { resourceVersion: o.metadata.resourceVersion } } });
+        deleted++;
+      } catch (err) {
+        const kind = classifyKubeError(err);
+        if (kind !== 'not-found' && kind !== 'conflict') this.#o.log.warn({ operation: o.metadata.name, err: errorMessage(err) }, 'Cannot delete an old RemedyOperation');
+      }
+    });
+    if (deleted > 0) this.#o.log.info({ deleted, endedBefore: iso(before) }, 'Deleted finished RemedyOperations past their retention');
+    return deleted;
+  }
+
+  #ladderMayNeed(node: string, now: number): boolean {
+    if (this.active.has(node)) return true;
+    const n = this.#o.caches.nodes.get(node);
+    return n !== undefined && unreachable(n, this.#o.caches.leases.get(`${LEASE_NAMESPACE}/kubenode-agent-${node}`), now) !== undefined;
   }
 
   async reconcile(key: string): Promise<number | undefined> {
