@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { RiskLevel } from '../api/node-remedier.ts';
 import type { OperationPhase } from '../api/remedy-operation.ts';
 import { errorMessage } from '../errors.ts';
+import { removeOlderThan } from '../host/cleanup.ts';
 import type { Host } from '../host/host.ts';
 import type { GateDecision } from '../risk/gate.ts';
 import type { KubeApi } from './kube-api.ts';
@@ -137,6 +138,12 @@ export class ClusterRecorder implements OperationRecorder {
 /** Where StateDirRecorder keeps one JSON file per operation. */
 export const operationsDir = (stateDir: string): string => `${stateDir.replace(/\/+$/, '')}/remedies/operations`;
 
+/**
+ * How long a local record stays after its last write. The cluster's RemedyOperations have the
+ * controller's retention; these files have nobody else to remove them.
+ */
+export const LOCAL_RECORD_RETENTION_MS = 14 * 24 * 3_600_000;
+
 export class StateDirRecorder implements OperationRecorder {
   readonly #host: Host;
   readonly #dir: string;
@@ -154,6 +161,7 @@ export class StateDirRecorder implements OperationRecorder {
     const record = { id, spec: input, status: { phase: 'Pending' } };
     this.#records.set(id, record);
     await this.#host.writeFileAtomic(`${this.#dir}/${id}.json`, JSON.stringify(record, null, 1), 0o600);
+    await removeOlderThan(this.#host, this.#dir, LOCAL_RECORD_RETENTION_MS, now).catch((err: unknown) => this.#log.warn({ err: errorMessage(err), dir: this.#host.path(this.#dir) }, 'Cannot remove old remedy records'));
     return id;
   }
 
