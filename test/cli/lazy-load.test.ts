@@ -4,12 +4,12 @@
 // copied without the client, which can only run what never reaches for it.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { KUBE_CHUNK } from '../../scripts/build.ts';
-import { AGENT, FIXTURES, REPO } from '../helpers/cli.ts';
+import { AGENT, FIXTURES, REPO, unreachableKubeconfig } from '../helpers/cli.ts';
 import { agentRoot } from '../helpers/daemon.ts';
 
 const LOADED = 'loading the Kubernetes client';
@@ -19,15 +19,7 @@ after(() => rmSync(scratch, { recursive: true, force: true }));
 const alone = join(scratch, 'kubenode-agent.cjs');
 copyFileSync(AGENT, alone);
 
-// A valid kubeconfig for an apiserver that is not there: the client is loaded and used, the call is refused.
-const kubeconfig = join(scratch, 'kubeconfig');
-writeFileSync(kubeconfig, `apiVersion: v1
-kind: Config
-clusters: [{ name: c, cluster: { server: 'https://127.0.0.1:9' } }]
-users: [{ name: u, user: { token: t } }]
-contexts: [{ name: c, context: { cluster: c, user: u } }]
-current-context: c
-`);
+const kubeconfig = unreachableKubeconfig(scratch);
 
 interface Ran {
   code: number | null;

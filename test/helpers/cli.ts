@@ -49,3 +49,19 @@ export function kubectlPluginDir(): string {
   writeFileSync(join(dir, 'kubectl-kubenode'), `#!/bin/bash\nexec -a kubectl-kubenode ${process.execPath} ${AGENT} "$@"\n`, { mode: 0o755 });
   return dir;
 }
+
+/**
+ * Writes DIR/kubeconfig: valid, for an apiserver that is not there, so a command loads and uses
+ * the Kubernetes client and its call is refused. Returns the file.
+ */
+export function unreachableKubeconfig(dir: string): string {
+  const file = join(dir, 'kubeconfig');
+  writeFileSync(file, `apiVersion: v1
+kind: Config
+clusters: [{ name: c, cluster: { server: 'https://127.0.0.1:9' } }]
+users: [{ name: u, user: { token: t } }]
+contexts: [{ name: c, context: { cluster: c, user: u } }]
+current-context: c
+`);
+  return file;
+}

@@ -7,18 +7,11 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { KUBE_CHUNK } from '../../scripts/build.ts';
 import { SEA_ARCHES } from '../../scripts/build-sea.ts';
+import { unreachableKubeconfig } from '../helpers/cli.ts';
 import { agentRunners, artifact, bundle, checkRoots, DIST, type Result } from './artifacts.ts';
 
 const roots = checkRoots();
-// A valid kubeconfig for an apiserver that is not there: the Kubernetes client is loaded and used, and the call is refused.
-const kubeconfig = join(mkdtempSync(join(tmpdir(), 'kubenode-sea-kube-')), 'kubeconfig');
-writeFileSync(kubeconfig, `apiVersion: v1
-kind: Config
-clusters: [{ name: c, cluster: { server: 'https://127.0.0.1:9' } }]
-users: [{ name: u, user: { token: t } }]
-contexts: [{ name: c, context: { cluster: c, user: u } }]
-current-context: c
-`);
+const kubeconfig = unreachableKubeconfig(mkdtempSync(join(tmpdir(), 'kubenode-sea-kube-')));
 const caseList = (arch: string): { name: string; args: string[]; json?: boolean }[] => [
   { name: 'version', args: ['version'] },
   { name: 'version --json', args: ['version', '--json'] },
