@@ -14,7 +14,7 @@ import { startCluster } from '../test/harness/cluster.ts';
 import { installCrds } from '../test/helpers/kube-objects.ts';
 import { ensureNamespace, must } from '../test/controller/helpers.ts';
 import { eachBounded } from '../src/util/parallel.ts';
-import { counter, procStats as proc, startController } from './helpers.ts';
+import { counter, procStats as proc, startController, untilRequestsQuiet } from './helpers.ts';
 import { KUBENODE_API, MACHINES_PATH, NODE_LEASES_PATH, MERGE_PATCH } from '../test/helpers/kube-api.ts';
 
 const nodes = Number(process.argv[2] ?? 5000);
@@ -69,15 +69,7 @@ try {
   // Synced, then quiet: the Machine lifecycle's first writes for N new Machines are not the
   // remedies' cost. Quiet = the request count stood still for 15 s (at most 10 min).
   await sleep(15_000);
-  const quiet0 = Date.now();
-  let seen = counter(await metrics(), 'kubenode_controller_api_requests_total');
-  for (;;) {
-    await sleep(15_000);
-    const n = counter(await metrics(), 'kubenode_controller_api_requests_total');
-    if (n === seen || Date.now() - quiet0 > 10 * 60_000) break;
-    seen = n;
-  }
-  const quietS = (Date.now() - quiet0) / 1000;
+  const quietS = await untilRequestsQuiet(metrics, 10 * 60_000);
   const c0 = proc(child.pid as number);
   const m0 = await metrics();
   const r0 = counter(m0, 'kubenode_controller_api_requests_total');

@@ -24,7 +24,7 @@ import { startCluster } from '../test/harness/cluster.ts';
 import { installCrds } from '../test/helpers/kube-objects.ts';
 import { ensureNamespace, must } from '../test/controller/helpers.ts';
 import { eachBounded } from '../src/util/parallel.ts';
-import { counter, pct, procStats as proc, startController } from './helpers.ts';
+import { counter, pct, procStats as proc, startController, untilRequestsQuiet } from './helpers.ts';
 
 const machines = Number(process.argv[2] ?? 5000);
 const steadySeconds = Number(process.argv[3] ?? 60);
@@ -150,15 +150,7 @@ try {
   // Steady state: nothing changes; count requests. The Machine lifecycle's writes (conditions,
   // the importing taint, Events for 'machines' machines) may still be draining: wait until the
   // controller's request count stands still for 15 s.
-  const quiet0 = Date.now();
-  let seen = counter(m1, 'kubenode_controller_api_requests_total');
-  for (;;) {
-    await sleep(15_000);
-    const n = counter(await metrics(), 'kubenode_controller_api_requests_total');
-    if (n === seen || Date.now() - quiet0 > 15 * 60_000) break;
-    seen = n;
-  }
-  const quietS = (Date.now() - quiet0) / 1000;
+  const quietS = await untilRequestsQuiet(metrics, 15 * 60_000, m1);
   const before = { ctl: counter(await metrics(), 'kubenode_controller_api_requests_total'), driver: driverWrites };
   await sleep(steadySeconds * 1000);
   const m2 = await metrics();

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const CLI = resolve(import.meta.dirname, '../dist/kubenode-agent.cjs');
 const USER_HZ = 100;
@@ -52,3 +53,19 @@ export const pct = (xs: readonly number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(s.length * p))] ?? NaN;
 };
+
+/**
+ * Waits until the controller's request count has stood still for 15 s (at most maxMs), so that a
+ * steady-state window starts after the start-up writes have drained; returns the seconds waited.
+ */
+export async function untilRequestsQuiet(scrape: () => Promise<string>, maxMs: number, first?: string): Promise<number> {
+  const quiet0 = Date.now();
+  let seen = counter(first ?? (await scrape()), 'kubenode_controller_api_requests_total');
+  for (;;) {
+    await sleep(15_000);
+    const n = counter(await scrape(), 'kubenode_controller_api_requests_total');
+    if (n === seen || Date.now() - quiet0 > maxMs) break;
+    seen = n;
+  }
+  return (Date.now() - quiet0) / 1000;
+}
