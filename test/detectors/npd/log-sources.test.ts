@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, renameSync } from 'node:fs';
 import { after, test } from 'node:test';
 import type { LogLine } from '../../../src/detectors/npd/log-rules.ts';
 import { openLogSource, type LogSource } from '../../../src/detectors/npd/log-sources.ts';
@@ -134,9 +134,13 @@ test('journald in the daemon: one journalctl -f stays open, a new entry comes th
     `__REALTIME_TIMESTAMP=${usec}\n__MONOTONIC_TIMESTAMP=${usec % 1_000_000_000}\n_BOOT_ID=6c1f2d0e4b1a4f449d6e0a8f3b2c1d00\nMESSAGE=${message}\nSYSLOG_IDENTIFIER=${id}\nPRIORITY=6\n\n`;
   const dir = root.path('/var/log/journal/0123456789abcdef0123456789abcdef');
   execFileSync('mkdir', ['-p', dir]);
-  // systemd's own unit messages as systemd 252 prints them, written into journal files by systemd-journal-remote.
+  // systemd's own unit messages as systemd 252 prints them, written into journal files by systemd-journal-remote. Each file is
+  // finished beside the journal and renamed in, as journald rotates: a follower that opens a file systemd-journal-remote is still
+  // writing may skip it.
   const journal = (name: string, exported: string): void => {
-    execFileSync('/lib/systemd/systemd-journal-remote', ['-o', `${dir}/${name}`, '-'], { input: exported, stdio: ['pipe', 'ignore', 'ignore'] });
+    const staged = root.path(`/${name}`);
+    execFileSync('/lib/systemd/systemd-journal-remote', ['-o', staged, '-'], { input: exported, stdio: ['pipe', 'ignore', 'ignore'] });
+    renameSync(staged, `${dir}/${name}`);
   };
   journal('system.journal', entry(now - 60_000_000, 'systemd', 'Started kubelet.service - kubelet: The Kubernetes Node Agent.'));
   // Each start of journalctl leaves its pid here.
