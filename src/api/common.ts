@@ -4,9 +4,9 @@
 import { createHash } from 'node:crypto';
 import { Type, type SchemaOptions, type Static, type TSchema } from '@sinclair/typebox';
 import { DurationText, type DurationOptions } from '../util/duration-schema.ts';
-import { StringEnum } from './machine-component.ts';
+import { NODE_NAME_PATTERN, StringEnum } from './machine-component.ts';
 
-export { StringEnum, SHA256_PATTERN, VERSION_PATTERN, COMPONENT_NAME_PATTERN, API_VERSION } from './machine-component.ts';
+export { StringEnum, SHA256_PATTERN, VERSION_PATTERN, COMPONENT_NAME_PATTERN, NODE_NAME_PATTERN, API_VERSION } from './machine-component.ts';
 
 export const GROUP = 'kubenode.io';
 export const VERSION = 'v1alpha1';
@@ -19,21 +19,36 @@ export const NODE_LABEL = 'kubenode.io/node';
  * selector still finds exactly that name's objects and a person still recognises it.
  */
 export function labelValueOf(name: string): string {
-  if (name.length <= 63) return name;
-  const hash = createHash('sha256').update(name).digest('hex').slice(0, 16);
-  return `${name.slice(0, 46).replace(/[^a-zA-Z0-9]+$/, '')}-${hash}`;
+  return fitName(name, 63, 16);
 }
 
-/** Label a MachineComponent carries to name its Machine (= Node name). */
+/**
+ * A name at most max characters long: the name when it fits, else a prefix of it (ending
+ * alphanumeric, so a DNS name stays one) and hashChars of the hash of the whole.
+ */
+export function fitName(name: string, max: number, hashChars = 10): string {
+  if (name.length <= max) return name;
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, hashChars);
+  return `${name.slice(0, max - hashChars - 1).replace(/[^a-zA-Z0-9]+$/, '')}-${hash}`;
+}
+
+/**
+ * Label a MachineComponent carries to name its Machine (= Node name), value labelValueOf(machine).
+ * Where that is not the name itself, spec.machine holds the name (see machineOf).
+ */
 export const MACHINE_LABEL = 'kubenode.io/machine';
+
+/** The Machine a MachineComponent is for: spec.machine when set, else its kubenode.io/machine label. */
+export function machineOf(mc: { metadata: { labels?: Record<string, string> }; spec?: unknown }): string | undefined {
+  const machine = (mc.spec as { machine?: unknown } | undefined)?.machine;
+  return typeof machine === 'string' ? machine : mc.metadata.labels?.[MACHINE_LABEL];
+}
 /**
  * On a MachineComponent of a Machine being deleted: the controller adds it before the delete, and
  * the node's agent removes it once the component is uninstalled (or, removalPolicy Orphan, let go).
  */
 export const UNINSTALL_FINALIZER = 'kubenode.io/uninstall';
 
-/** DNS-1123 subdomain: Node, Machine and most object names. */
-export const NODE_NAME_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
 /** metav1.Condition's reason rule. */
 export const REASON_PATTERN = '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$';
 /** Qualified name (label keys, condition types): optional DNS prefix, then a name segment. */

@@ -154,7 +154,8 @@ export const ComponentTemplate = Type.Object(
         { additionalProperties: false, description: 'Metadata of the MachineComponents written from the template' },
       ),
     ),
-    spec: MachineComponentSpec,
+    // spec.machine is the controller's, per machine.
+    spec: Type.Omit(MachineComponentSpec, ['machine']),
   },
   { additionalProperties: false, description: 'The MachineComponent written for each matched Machine' },
 );

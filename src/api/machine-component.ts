@@ -25,6 +25,8 @@ export const ABS_PATH_PATTERN = '^/[^\\x00]*$';
 /** A path segment is never `..` or `.` (checked in code and by CEL, RE2 has no lookahead). */
 const NO_DOT_SEGMENTS = "!self.matches('(^|/)\\\\.\\\\.?(/|$)')";
 export const COMPONENT_NAME_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+/** DNS-1123 subdomain: Node, Machine and most object names. */
+export const NODE_NAME_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
 export const UNIT_NAME_PATTERN = '^[A-Za-z0-9:_.@\\\\-]+\\.(service|socket|timer|path|mount|target)$';
 export const FILE_MODE_PATTERN = '^0?[0-7]{3,4}$';
 /** user[:group] as names or numbers. */
@@ -166,6 +168,15 @@ export const ComponentHooks = Type.Object(
 export const MachineComponentSpec = Type.Object(
   {
     component: Type.String({ minLength: 1, maxLength: 63, pattern: COMPONENT_NAME_PATTERN, description: 'Component name, unique on a machine' }),
+    machine: Type.Optional(
+      Type.String({
+        minLength: 64,
+        maxLength: 253,
+        pattern: NODE_NAME_PATTERN,
+        description:
+          "The Machine (= Node) this is for, set by the controller when the name is too long for a label value (over 63 characters) and the kubenode.io/machine label holds a shortened form of it; that node's agent alone may write the status",
+      }),
+    ),
     version: Type.String({ minLength: 1, maxLength: 128, pattern: VERSION_PATTERN, description: 'Version to install, e.g. 1.8.2, v1.30.1, 1.7.13-1' }),
     disruptive: Type.Boolean({ default: false, description: 'Restarting it disturbs workloads (kubelet, container runtime): asks the risk gate first' }),
     source: ComponentSource,

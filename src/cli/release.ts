@@ -125,7 +125,7 @@ export function releaseCommand(exitWith: (code: number) => never): Command {
       .option('--comment <text>', 'why, for the record'),
   ).action(async (name: string, flags: CommonFlags & { stage?: string; by: string; comment?: string }) => {
     const { client } = await connectWithConfig(flags);
-    const { classifyKubeError } = await import('../kube/client.ts');
+    const [{ classifyKubeError }, { labelValueOf }] = await Promise.all([import('../kube/client.ts'), import('../api/common.ts')]);
     const r = await getRelease(client, name);
     const waiting = waitingApproval(r.status);
     const stage = flags.stage ?? waiting?.stage;
@@ -148,7 +148,7 @@ export function releaseCommand(exitWith: (code: number) => never): Command {
         body: {
           apiVersion: 'kubenode.io/v1alpha1',
           kind: 'ReleaseApproval',
-          metadata: { name: approvalName, labels: { 'kubenode.io/release': name }, ownerReferences: [{ apiVersion: 'kubenode.io/v1alpha1', kind: 'Release', name, uid: r.metadata.uid }] },
+          metadata: { name: approvalName, labels: { 'kubenode.io/release': labelValueOf(name) }, ownerReferences: [{ apiVersion: 'kubenode.io/v1alpha1', kind: 'Release', name, uid: r.metadata.uid }] },
           spec: { release: name, releaseUID: r.metadata.uid, stage, ...grant },
         },
       });

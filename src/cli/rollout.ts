@@ -68,7 +68,8 @@ async function getSet(client: KubeClient, name: string): Promise<SetView> {
 }
 
 async function revisionsOf(client: KubeClient, namespace: string, name: string): Promise<RevisionView[]> {
-  const list = await client.get<{ items: RevisionView[] }>(`/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/controllerrevisions`, { query: { labelSelector: `kubenode.io/component-set=${name}` } });
+  const { labelValueOf } = await import('../api/common.ts');
+  const list = await client.get<{ items: RevisionView[] }>(`/apis/apps/v1/namespaces/${encodeURIComponent(namespace)}/controllerrevisions`, { query: { labelSelector: `kubenode.io/component-set=${labelValueOf(name)}` } });
   return list.items.sort((a, b) => a.revision - b.revision);
 }
 

@@ -45,10 +45,10 @@ import { CSR_FIELD_SELECTOR, CSR_RESOURCE, CsrApprover, type Csr } from './machi
 import { MachineLifecycle, nodeFingerprint, type LifecycleCaches, type NodeObject } from './machines/lifecycle.ts';
 import { NodeImporter, type NodeSelector } from './machines/import.ts';
 import { WorkQueue } from './queue.ts';
-import { MACHINE_LABEL } from '../api/common.ts';
+import { machineOf, MACHINE_LABEL } from '../api/common.ts';
 import { LEASE_NAMESPACE } from '../report/kube/lease.ts';
 import { LeaseClock } from './rollout/lease-clock.ts';
-import { LABEL_SET, RolloutReconciler, type RolloutCaches } from './rollout/reconciler.ts';
+import { LABEL_SET, RolloutReconciler, setOf, type RolloutCaches } from './rollout/reconciler.ts';
 import { createPipelineController, type PipelineController, type PipelineSettings } from './pipeline/index.ts';
 import { CentralRemedies, type RemedyCaches } from './remedy/central.ts';
 import { COORDINATION_SELECTOR, isRolloutHolder, NodeCoordinator, type CoordinationLease } from './remedy/coordination.ts';
@@ -321,13 +321,13 @@ export class Controller {
     });
     caches.components.on((e) => {
       if (e.type === 'synced') return all();
-      const set = e.object.metadata.labels?.[LABEL_SET];
+      const set = setOf(e.object);
       if (set !== undefined) enqueue(set);
-      else for (const s of reconciler.setsForMachine(e.object.metadata.labels?.[MACHINE_LABEL] ?? '')) enqueue(s);
+      else for (const s of reconciler.setsForMachine(machineOf(e.object) ?? '')) enqueue(s);
     });
     caches.revisions.on((e) => {
       if (e.type !== 'synced') {
-        const set = e.object.metadata.labels?.[LABEL_SET];
+        const set = setOf(e.object);
         if (set !== undefined) enqueue(set);
       }
     });

@@ -1,7 +1,8 @@
 // The cluster as the source of desired state: this node's MachineComponents (label
-// kubenode.io/machine=NODE), watched by a resilient informer, feed the same InstallReconciler and
-// Engine as the manifest directory does; after each pass each component's status (as the engine
-// recorded it in the state dir) is written to the MachineComponent's status subresource.
+// kubenode.io/machine=labelValueOf(NODE), and machineOf naming NODE), watched by a resilient
+// informer, feed the same InstallReconciler and Engine as the manifest directory does; after each
+// pass each component's status (as the engine recorded it in the state dir) is written to the
+// MachineComponent's status subresource.
 import type { KubeConfig } from '@kubernetes/client-node';
 import { API_VERSION, KIND, type ComponentCondition, type MachineComponentSpec, type MachineComponentStatus } from '../api/machine-component.ts';
 import { ConfigError, errorMessage } from '../errors.ts';
@@ -9,7 +10,7 @@ import { classifyKubeError, type KubeClient } from '../kube/client.ts';
 import type { Logger } from '../log.ts';
 import type { Informer, InformerStats, KubeObject } from '../watch/informer.ts';
 import { GROUP, MACHINE_LABEL, VERSION, machineComponentInformer } from '../watch/sources.ts';
-import { UNINSTALL_FINALIZER } from '../api/common.ts';
+import { machineOf, UNINSTALL_FINALIZER } from '../api/common.ts';
 import type { ApplyOutcome } from './engine.ts';
 import { parseManifestText } from './manifests.ts';
 import { InstallReconciler, type Desired, type DesiredSource } from './reconciler.ts';
@@ -88,6 +89,8 @@ export class KubeComponentSource implements DesiredSource {
   #owners = new Map<string, { name: string; generation: number; specHash: string }>();
   /** Objects refused at the last load, with why. */
   #refused = new Map<string, ConfigError>();
+  /** Objects the selector found that are for another machine (spec.machine), as of the last load. */
+  #foreign = new Set<string>();
   #unsubscribe: (() => void) | undefined;
 
   constructor(options: KubeSourceOptions) {
@@ -125,8 +128,16 @@ export class KubeComponentSource implements DesiredSource {
     const errors: ConfigError[] = [];
     const owners = new Map<string, { name: string; generation: number; specHash: string }>();
     this.#refused = new Map();
+    const foreign = new Set<string>();
     const objects = [...this.informer.snapshot().values()].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
     for (const obj of objects) {
+      // The label of a name too long for one is a shortened form that another name could share (or
+      // a machine could be named): spec.machine says whose it is. Its status is not ours to write.
+      if (!this.#mine(obj)) {
+        if (!this.#foreign.has(obj.metadata.name)) this.#o.log.warn({ object: obj.metadata.name, machine: machineOf(obj) }, 'MachineComponent labelled for this node is for another machine; ignored');
+        foreign.add(obj.metadata.name);
+        continue;
+      }
       // Being deleted (its Machine retired): no longer declared, so the engine removes it.
       if (obj.metadata.deletionTimestamp !== undefined) continue;
       const where = `${KIND}/${obj.metadata.name}`;
@@ -147,7 +158,12 @@ export class KubeComponentSource implements DesiredSource {
       }
     }
     this.#owners = owners;
+    this.#foreign = foreign;
     return { targets, errors };
+  }
+
+  #mine(obj: MachineComponentObject): boolean {
+    return machineOf(obj) === this.#o.nodeName;
   }
 
   /** Writes each declared component's status when our part of it differs from the object's. */
@@ -199,7 +215,7 @@ export class KubeComponentSource implements DesiredSource {
     for (const obj of this.informer.snapshot().values()) {
       const held = ((obj.metadata.finalizers as string[] | undefined) ?? []).indexOf(UNINSTALL_FINALIZER);
       const component = obj.spec?.component;
-      if (obj.metadata.deletionTimestamp === undefined || held < 0 || component === undefined) continue;
+      if (obj.metadata.deletionTimestamp === undefined || held < 0 || component === undefined || !this.#mine(obj)) continue;
       if (this.#owners.has(component) || (await readStatus(ctx.host, ctx.config.stateDir, component)) !== undefined) continue;
       try {
         // test-then-remove: a list that changed since it was read is a 422, tried again next pass.

@@ -9,7 +9,7 @@
 // says so (DrainTimeout, RemovalTimeout, a Warning Event) and the controller keeps waiting, since
 // going on would break a PodDisruptionBudget or leave software on a node nobody manages any more.
 // An operator who accepts that annotates the Machine kubenode.io/force-delete=true.
-import { GROUP, MACHINE_LABEL, UNINSTALL_FINALIZER, VERSION } from '../../api/common.ts';
+import { GROUP, machineOf, UNINSTALL_FINALIZER, VERSION } from '../../api/common.ts';
 import { systemClock } from '../../host/clock.ts';
 import { classifyKubeError, type KubeClient } from '../../kube/client.ts';
 import type { Logger } from '../../log.ts';
@@ -151,7 +151,7 @@ export class MachineDeletion {
   }
 
   async #uninstall(name: string, node: NodeObject | undefined, components: readonly ComponentObject[], w: { late: boolean; forced: boolean; timeout: string }): Promise<Step> {
-    const mine = components.filter((mc) => mc.metadata.labels?.[MACHINE_LABEL] === name);
+    const mine = components.filter((mc) => machineOf(mc) === name);
     // No Node: no agent of this cluster runs there to uninstall, and a wait would be endless.
     const release = node === undefined || w.forced;
     for (const mc of mine) {

@@ -1,6 +1,7 @@
 // Machine lifecycle: the controller's view of each Machine, from the Machine, its Node (same name)
-// and the MachineComponents labelled kubenode.io/machine=<name>. Conditions are the truth
-// (NodeRegistered, NodeReady, ComponentsReady, Ready); status.lifecycle is for display.
+// and its MachineComponents (machineOf: label kubenode.io/machine, or spec.machine for a name too
+// long for a label). Conditions are the truth (NodeRegistered, NodeReady, ComponentsReady, Ready);
+// status.lifecycle is for display.
 //
 // Writers never fight: the agent owns status.phase, its facts and the Node's problem conditions
 // (server-side apply, manager kubenode-agent); this controller applies lifecycle, importedTime and
@@ -10,7 +11,7 @@
 // it set are recorded on the Node (kubenode.io/owned-labels, kubenode.io/owned-taints), and every
 // Node write is a merge patch preconditioned on the resourceVersion it was computed from: a
 // concurrent writer makes it a 409, and the key is looked at again from a fresher cache.
-import { GROUP, MACHINE_LABEL, VERSION } from '../../api/common.ts';
+import { GROUP, machineOf, VERSION } from '../../api/common.ts';
 import type { Condition } from '../../api/common.ts';
 import { DeletionConditions, LifecycleConditions, type LifecyclePhase, type Machine, type Taint } from '../../api/machine.ts';
 import { classifyKubeError, type KubeClient } from '../../kube/client.ts';
@@ -95,8 +96,8 @@ export class MachineLifecycle {
   /** The machine a component event concerns (and the index kept up to date). */
   componentEvent(type: 'add' | 'update' | 'delete', mc: ComponentObject, old?: ComponentObject): string[] {
     const machines = new Set<string>();
-    const before = old?.metadata.labels?.[MACHINE_LABEL];
-    const now = mc.metadata.labels?.[MACHINE_LABEL];
+    const before = old === undefined ? undefined : machineOf(old);
+    const now = machineOf(mc);
     if (before !== undefined) {
       this.#byMachine.get(before)?.delete(mc.metadata.name);
       machines.add(before);
@@ -113,7 +114,7 @@ export class MachineLifecycle {
   componentsSynced(): void {
     this.#byMachine.clear();
     for (const mc of this.#o.caches.components.snapshot().values()) {
-      const m = mc.metadata.labels?.[MACHINE_LABEL];
+      const m = machineOf(mc);
       if (m !== undefined) this.#index(m).add(mc.metadata.name);
     }
   }

@@ -21,7 +21,7 @@
 //   starts, nothing is rolled back — the member controller's own pause. Pause is undone by Run
 //   (the pause lifted, stage deadlines moved on by the time paused); Stop is final, and the
 //   next release's write of the set lifts the pause, since it does not carry the field.
-import type { Condition, LabelSelector } from '../../api/common.ts';
+import { labelValueOf, type Condition, type LabelSelector } from '../../api/common.ts';
 import { RELEASE_LABEL, RELEASE_ANNOTATION, type PipelineStage, type ReleasePipelineSpec, type RolloutOverride } from '../../api/release-pipeline.ts';
 import type { ClusterStatus, ReleasePhase, ReleaseSpec, ReleaseStatus, StageStatus } from '../../api/release.ts';
 import type { ReleaseApprovalSpec } from '../../api/release-approval.ts';
@@ -682,7 +682,7 @@ class Pass {
     const body = {
       apiVersion: 'kubenode.io/v1alpha1',
       kind: 'ReleaseApproval',
-      metadata: { name, labels: { [RELEASE_LABEL]: m.name }, ownerReferences: [{ apiVersion: 'kubenode.io/v1alpha1', kind: 'Release', name: m.name, uid: m.uid }] },
+      metadata: { name, labels: { [RELEASE_LABEL]: labelValueOf(m.name) }, ownerReferences: [{ apiVersion: 'kubenode.io/v1alpha1', kind: 'Release', name: m.name, uid: m.uid }] },
       spec: { release: m.name, releaseUID: m.uid, stage, approved: false },
     };
     try {

@@ -738,12 +738,6 @@ function sameLabels(a: Record<string, string>, b: Record<string, string>): boole
   return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
 }
 
-/**
- * A name as a label value (at most 63 characters, alphanumeric at both ends): the name itself, or
- * its first 63 characters for a longer one. The labels are for people's selectors; this code
- * matches on spec.node and spec.remedier.
- */
-
 function taintId(t: { key: string; effect: string } | undefined): string {
   return t === undefined ? '' : `${t.key}:${t.effect}`;
 }

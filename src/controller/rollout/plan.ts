@@ -1,7 +1,7 @@
 // The pure part of a rollout: batch sizes, selection order, label selectors, revision hashes and
 // how a MachineComponent's status reads. No I/O, so every rule here is table-tested.
 import { createHash } from 'node:crypto';
-import type { LabelSelector } from '../../api/common.ts';
+import { fitName, type LabelSelector } from '../../api/common.ts';
 
 /** A count, or a percentage of `total` rounded up (Kruise, Karpenter: no off-by-one debates). */
 export function resolveIntOrPercent(value: number | string, total: number): number {
@@ -136,7 +136,10 @@ export function componentHealth(mc: ComponentView): { health: ComponentHealth; m
 
 /** A MachineComponent name for a set on a machine: the set's name and the machine's, shortened with a hash past 253 characters. */
 export function componentName(set: string, machine: string): string {
-  const name = `${set}-${machine}`;
-  if (name.length <= 253) return name;
-  return `${name.slice(0, 242)}-${createHash('sha256').update(name).digest('hex').slice(0, 10)}`;
+  return fitName(`${set}-${machine}`, 253);
+}
+
+/** A set's ControllerRevision name: the set's name (shortened with a hash past 242 characters) and the template hash. */
+export function revisionName(set: string, hash: string): string {
+  return `${fitName(set, 242)}-${hash}`;
 }

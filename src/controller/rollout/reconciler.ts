@@ -9,7 +9,7 @@
 // and update time go in one write preconditioned on the resourceVersion last seen, so no spec is
 // ever written twice for one revision.
 import type { BatchStatus, GateResult, MachineComponentSet, MachineComponentSetStatus, RolloutFailure } from '../../api/machine-component-set.ts';
-import { MACHINE_LABEL, type Condition } from '../../api/common.ts';
+import { labelValueOf, machineOf, MACHINE_LABEL, type Condition } from '../../api/common.ts';
 import { AgentError, errorMessage } from '../../errors.ts';
 import type { Clock } from '../../host/clock.ts';
 import { classifyKubeError, type KubeClient } from '../../kube/client.ts';
@@ -21,8 +21,9 @@ import { callWebhook, measurePrometheus, renderQuery, type GateOutcome } from '.
 import { agentLeaseKey, leaseFresh } from './lease-clock.ts';
 import { eachBounded } from '../../util/parallel.ts';
 import { ROLLOUT_HOLDER_PREFIX, type ClaimResult, type RolloutCoordination } from '../remedy/coordination.ts';
-import { componentHealth, componentName, matchesSelector, planBatches, resolveIntOrPercent, selectionOrder, templateHash, type BatchPlan, type ComponentHealth } from './plan.ts';
+import { componentHealth, componentName, matchesSelector, planBatches, resolveIntOrPercent, revisionName, selectionOrder, templateHash, type BatchPlan, type ComponentHealth } from './plan.ts';
 
+/** On a set's MachineComponents and ControllerRevisions: labelValueOf(set name); setOf reads the name back. */
 export const LABEL_SET = 'kubenode.io/component-set';
 export const LABEL_REVISION = 'kubenode.io/revision';
 export const LABEL_BATCH = 'kubenode.io/batch';
@@ -138,7 +139,7 @@ export class RolloutReconciler {
     const out: string[] = [];
     for (const s of this.#o.caches.sets.snapshot().values()) {
       if (m === undefined || matchesSelector(s.spec.selector, m.metadata.labels)) out.push(s.metadata.name);
-      else if ([...this.#o.caches.components.snapshot().values()].some((mc) => mc.metadata.labels?.[LABEL_SET] === s.metadata.name && mc.metadata.labels?.[MACHINE_LABEL] === machine)) out.push(s.metadata.name);
+      else if ([...this.#o.caches.components.snapshot().values()].some((mc) => mc.metadata.labels?.[LABEL_SET] === labelValueOf(s.metadata.name) && machineOf(mc) === machine)) out.push(s.metadata.name);
     }
     return out;
   }
@@ -168,11 +169,12 @@ export class RolloutReconciler {
 
   #revisions(set: string): RevisionObject[] {
     const out: RevisionObject[] = [];
+    const label = labelValueOf(set);
     for (const [k, v] of this.#o.caches.revisions.snapshot()) {
       const r = this.#overlay(this.#writtenRevisions, k, v);
-      if (r !== undefined && r.metadata.labels?.[LABEL_SET] === set) out.push(r);
+      if (r !== undefined && r.metadata.labels?.[LABEL_SET] === label) out.push(r);
     }
-    for (const [k, w] of this.#writtenRevisions) if (!this.#o.caches.revisions.snapshot().has(k) && w.fromRv === undefined && w.obj.metadata.labels?.[LABEL_SET] === set) out.push(w.obj);
+    for (const [k, w] of this.#writtenRevisions) if (!this.#o.caches.revisions.snapshot().has(k) && w.fromRv === undefined && w.obj.metadata.labels?.[LABEL_SET] === label) out.push(w.obj);
     return out.sort((a, b) => a.revision - b.revision);
   }
 
@@ -350,6 +352,11 @@ class Pass {
     return this.#set.metadata.name;
   }
 
+  /** The set's kubenode.io/component-set label value. */
+  get #label(): string {
+    return labelValueOf(this.#set.metadata.name);
+  }
+
   #wake(inMs: number): void {
     const at = this.#now + Math.max(0, inMs);
     if (this.#wakeAt === undefined || at < this.#wakeAt) this.#wakeAt = at;
@@ -431,7 +438,10 @@ class Pass {
     // 2. Machines: selected, conflicting, classified.
     const components = this.#r.components();
     const ours = new Map<string, McObject>();
-    for (const mc of components.values()) if (mc.metadata.labels?.[LABEL_SET] === this.#name && mc.metadata.labels[MACHINE_LABEL] !== undefined) ours.set(mc.metadata.labels[MACHINE_LABEL], mc);
+    for (const mc of components.values()) {
+      const machine = machineOf(mc);
+      if (mc.metadata.labels?.[LABEL_SET] === this.#label && machine !== undefined) ours.set(machine, mc);
+    }
     const { selected, conflicts } = this.#selectMachines(components, ours);
     status.conflicts = conflicts.slice(0, 20);
     if (conflicts.length > 0) this.#condition('Conflict', 'True', 'ComponentClaimed', `${conflicts.length} machine(s) refused: ${conflicts.slice(0, 5).join('; ')}`);
@@ -536,7 +546,7 @@ class Pass {
   async #ensureRevision(): Promise<RevisionObject | undefined> {
     const spec = this.#set.spec;
     const hash = templateHash(spec.template);
-    const name = `${this.#name.slice(0, 242)}-${hash}`;
+    const name = revisionName(this.#name, hash);
     const all = this.#r.revisions(this.#name);
     const max = all.reduce((m, r) => Math.max(m, r.revision), 0);
     let rev = all.find((r) => r.metadata.name === name);
@@ -544,11 +554,11 @@ class Pass {
       const desired: RevisionObject = {
         apiVersion: 'apps/v1',
         kind: 'ControllerRevision',
-        metadata: { name, namespace: this.#o.namespace, labels: { [LABEL_SET]: this.#name, [LABEL_REVISION]: hash }, ownerReferences: [this.#ownerRef()] } as RevisionObject['metadata'],
+        metadata: { name, namespace: this.#o.namespace, labels: { [LABEL_SET]: this.#label, [LABEL_REVISION]: hash }, ownerReferences: [this.#ownerRef()] } as RevisionObject['metadata'],
         revision: max + 1,
         data: { template: spec.template },
       };
-      const refused = await this.#r.dryRunComponent(this.#desiredFrom(`${this.#name}-dry-run`, 'dry-run', spec.template, hash, undefined));
+      const refused = await this.#r.dryRunComponent(this.#desiredFrom(componentName(this.#name, 'dry-run'), 'dry-run', spec.template, hash, undefined));
       if (refused !== undefined) {
         desired.metadata.annotations = { [ANNOTATION_INVALID]: refused.slice(0, 2000) };
         this.#event('Warning', 'InvalidTemplate', `spec.template is refused as a MachineComponent: ${refused}`, `invalid/${name}`);
@@ -570,7 +580,7 @@ class Pass {
     const all = this.#r.revisions(this.#name);
     const keep = new Set([this.status.currentRevision, this.status.updateRevision]);
     const inUse = new Set<string>();
-    for (const mc of this.#r.components().values()) if (mc.metadata.labels?.[LABEL_SET] === this.#name) inUse.add(mc.metadata.labels[LABEL_REVISION] ?? '');
+    for (const mc of this.#r.components().values()) if (mc.metadata.labels?.[LABEL_SET] === this.#label) inUse.add(mc.metadata.labels[LABEL_REVISION] ?? '');
     const old = all.filter((r) => !keep.has(r.metadata.name) && !inUse.has(revisionHashOf(r)));
     const excess = old.length - this.#set.spec.revisionHistoryLimit;
     for (const r of old.slice(0, Math.max(0, excess))) await this.#r.deleteRevision(r);
@@ -585,13 +595,15 @@ class Pass {
   }
 
   #desiredFrom(name: string, machine: string, template: MachineComponentSet['spec']['template'], hash: string, batch: number | undefined): McObject {
-    const labels: Record<string, string> = { ...(template.metadata?.labels ?? {}), [MACHINE_LABEL]: machine, [LABEL_SET]: this.#name, [LABEL_REVISION]: hash };
+    const machineLabel = labelValueOf(machine);
+    const labels: Record<string, string> = { ...(template.metadata?.labels ?? {}), [MACHINE_LABEL]: machineLabel, [LABEL_SET]: this.#label, [LABEL_REVISION]: hash };
     if (batch !== undefined) labels[LABEL_BATCH] = String(batch);
     return {
       apiVersion: 'kubenode.io/v1alpha1',
       kind: 'MachineComponent',
       metadata: { name, labels, annotations: { ...(template.metadata?.annotations ?? {}), [ANNOTATION_UPDATED_AT]: iso(this.#now) }, ownerReferences: [this.#ownerRef()] },
-      spec: template.spec as McObject['spec'],
+      // The label alone names a machine whose name fits it; a longer name goes in spec.machine, for the agent and its admission policy.
+      spec: (machineLabel === machine ? template.spec : { ...template.spec, machine }) as McObject['spec'],
     };
   }
 
@@ -602,9 +614,10 @@ class Pass {
     const conflicts: string[] = [];
     const claimedBy = new Map<string, string>();
     for (const mc of components.values()) {
-      const m = mc.metadata.labels?.[MACHINE_LABEL];
-      if (m === undefined || mc.spec?.component !== component || mc.metadata.labels?.[LABEL_SET] === this.#name) continue;
-      claimedBy.set(m, mc.metadata.labels?.[LABEL_SET] === undefined ? `MachineComponent/${mc.metadata.name}` : `MachineComponentSet/${mc.metadata.labels[LABEL_SET]}`);
+      const m = machineOf(mc);
+      if (m === undefined || mc.spec?.component !== component || mc.metadata.labels?.[LABEL_SET] === this.#label) continue;
+      const set = setOf(mc);
+      claimedBy.set(m, set === undefined ? `MachineComponent/${mc.metadata.name}` : `MachineComponentSet/${set}`);
     }
     const mine = this.#set.metadata;
     const older = [...this.#o.caches.sets.snapshot().values()].filter(
@@ -1015,6 +1028,16 @@ class Pass {
     }
     return undefined;
   }
+}
+
+/**
+ * The set a MachineComponent or ControllerRevision belongs to: its controlling owner, which names
+ * the set in full (the label holds labelValueOf of it), else the label.
+ */
+export function setOf(obj: { metadata: { labels?: Record<string, string>; ownerReferences?: readonly { kind: string; name: string; controller?: boolean }[] } }): string | undefined {
+  const label = obj.metadata.labels?.[LABEL_SET];
+  if (label === undefined) return undefined;
+  return obj.metadata.ownerReferences?.find((r) => r.kind === 'MachineComponentSet' && r.controller === true && labelValueOf(r.name) === label)?.name ?? label;
 }
 
 /** The hash part of a revision's name (what the MachineComponents' revision label holds). */
