@@ -2,7 +2,7 @@
 // selectors, stable selection order, how a MachineComponent's status reads.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { componentHealth, componentName, matchesSelector, planBatches, resolveIntOrPercent, selectionOrder, templateHash } from '../../src/controller/rollout/plan.ts';
+import { componentHealth, componentName, matchesSelector, planBatches, resolveIntOrPercent, revisionName, selectionOrder, templateHash } from '../../src/controller/rollout/plan.ts';
 
 describe('batch plan', () => {
   const cases: { batches: (number | string)[]; total: number; targets: number[] }[] = [
@@ -105,5 +105,25 @@ describe('names and hashes', () => {
     const long = componentName('s'.repeat(200), 'm'.repeat(200));
     assert.equal(long.length, 253);
     assert.notEqual(long, componentName('s'.repeat(200), `${'m'.repeat(199)}x`));
+  });
+  const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+  it('cuts a long name where it stays a DNS subdomain (never ending in . or -)', () => {
+    // The set's 242nd character is a dot: the cut of SET-MACHINE at 242 ends there.
+    const set = `${'a'.repeat(241)}.bbbbbbbb`;
+    const name = componentName(set, 'node-0');
+    assert.ok(name.length <= 253, name);
+    assert.match(name, DNS_SUBDOMAIN);
+  });
+  it('names revisions SET-HASH, the set shortened past 242 characters, distinct per set', () => {
+    assert.equal(revisionName('ne', '0123456789'), 'ne-0123456789');
+    assert.equal(revisionName('s'.repeat(242), '0123456789'), `${'s'.repeat(242)}-0123456789`);
+    const a = revisionName(`${'s'.repeat(241)}.aaaaaaaaaaa`, '0123456789');
+    const b = revisionName(`${'s'.repeat(241)}.bbbbbbbbbbb`, '0123456789');
+    for (const r of [a, b]) {
+      assert.ok(r.length <= 253, r);
+      assert.match(r, DNS_SUBDOMAIN);
+      assert.ok(r.endsWith('-0123456789'), r);
+    }
+    assert.notEqual(a, b, 'two sets sharing their first 242 characters');
   });
 });
