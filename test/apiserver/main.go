@@ -202,6 +202,10 @@ func run(dirArg string, agents int, extraArgs []string) int {
 		"--endpoint-reconciler-type=none",
 		"--allow-privileged=true",
 		"--profiling=false",
+		// Without it an open watch holds the HTTP server's graceful stop until
+		// its request timeout (1 min) and shutdownTimeout ends the process
+		// first (exit 3); with it the watches are ended when the stop begins.
+		"--shutdown-watch-termination-grace-period=5s",
 	}
 	args = append(args, extraArgs...)
 	cmd.SetArgs(args)

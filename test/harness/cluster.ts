@@ -94,8 +94,12 @@ export interface Cluster {
   startControllerManager(options?: ControllerManagerOptions): Promise<ControllerManager>;
   /** The running kube-controller-manager, if one was started. */
   readonly controllerManager: ControllerManager | undefined;
-  /** Clean stop and start against the same etcd data, certificates and tokens (a controller manager keeps running and reconnects). */
-  restart(): Promise<void>;
+  /**
+   * Clean stop and start against the same etcd data, certificates and tokens (a controller
+   * manager keeps running and reconnects). whileDown runs after the old process has exited and
+   * before the new one starts: an outage of the test's choosing, with the old audit log complete.
+   */
+  restart(options?: { whileDown?: () => Promise<void> }): Promise<void>;
   /** Stops the controller manager, then SIGTERM, wait for exit, remove the directory. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -311,11 +315,15 @@ class TestCluster implements Cluster {
     return undefined;
   }
 
-  async restart(): Promise<void> {
+  async restart(options: { whileDown?: () => Promise<void> } = {}): Promise<void> {
     if (this.#stopped) throw new Error('test cluster was stopped');
     const problem = await this.#terminate();
     if (problem !== undefined) throw new Error(`restart: kubenode-testcluster ${problem}; ${this.logFile}:\n${await this.#logTail()}`);
-    await this.start();
+    try {
+      await options.whileDown?.();
+    } finally {
+      await this.start();
+    }
   }
 
   async stop(): Promise<void> {
