@@ -139,7 +139,7 @@ export class Controller {
       registers: [r],
     });
     this.#requests = new Counter({ name: 'kubenode_controller_api_requests_total', help: 'Apiserver requests by verb and outcome.', labelNames: ['verb', 'result'], registers: [r] });
-    this.#memberRequests = new Counter({ name: 'kubenode_controller_member_requests_total', help: 'Requests of the pipeline controller to member clusters by verb and outcome.', labelNames: ['verb', 'result'], registers: [r] });
+    this.#memberRequests = new Counter({ name: 'kubenode_controller_member_requests_total', help: 'HTTP requests of the pipeline controller to member clusters by verb and outcome: reads, applies, /readyz probes and the list pages of set watches. Watch connections are not counted.', labelNames: ['verb', 'result'], registers: [r] });
     this.#depth = new Gauge({ name: 'kubenode_controller_queue_depth', help: 'Sets waiting for a worker.', registers: [r], collect: () => this.#depth.set(this.#queue?.depth ?? 0) });
     const expired = new Gauge({
       name: 'kubenode_controller_machines_agent_certificate_expired',

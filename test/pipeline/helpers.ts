@@ -5,8 +5,11 @@
 // pipeline controller's alone, which is how a member's audit log tells them apart.
 import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
+import { Controller } from '../../src/controller/index.ts';
+import type { Logger } from '../../src/log.ts';
 import type { Cluster } from '../harness/cluster.ts';
-import { ensureNamespace, must } from '../controller/helpers.ts';
+import { installCrds } from '../helpers/kube-objects.ts';
+import { addMachine, ensureNamespace, must, SimulatedAgents } from '../controller/helpers.ts';
 
 export const PIPELINE_RBAC = new URL('../../deploy/controller/pipeline-rbac.yaml', import.meta.url);
 export const MEMBER_ROLE = 'kubenode:pipeline-member';
@@ -58,6 +61,7 @@ export interface AuditEntry {
   verb: string;
   requestURI: string;
   user: { username: string };
+  responseStatus?: { code?: number };
 }
 
 /** Requests of the pipeline controller in a member's audit log (written with omitStages [RequestReceived]): a watch counts when it starts. */
@@ -70,3 +74,26 @@ export function pipelineRequests(auditLog: string): AuditEntry[] {
 }
 
 export const AUDIT_POLICY = 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n  - level: Metadata\n';
+
+/**
+ * Makes the cluster a member `name` of the management cluster: the CRDs, Machines
+ * `<name>-node-0..2` labelled pool=<pool>, agents played by the caller's process, its own
+ * in-cluster controller, and its kubeconfig Secret (labelled kubenode.io/member-cluster=<name>
+ * and `labels`) in the management cluster's namespace `ns`.
+ */
+export async function addMember(mgmt: Cluster, cluster: Cluster, o: { name: string; ns: string; pool: string; labels?: Record<string, string>; log: Logger }): Promise<{ agents: SimulatedAgents; controller: Controller }> {
+  await installCrds(cluster);
+  await ensureNamespace(cluster, o.ns);
+  for (let m = 0; m < 3; m++) await addMachine(cluster, `${o.name}-node-${m}`, { pool: o.pool });
+  const agents = new SimulatedAgents(cluster);
+  agents.start();
+  const controller = new Controller({ kubeconfig: cluster.adminKubeconfig, leaderElect: false, namespace: o.ns, listen: '127.0.0.1:0' }, o.log);
+  await controller.start();
+  await must(mgmt, 'POST', `/api/v1/namespaces/${o.ns}/secrets`, {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: `cluster-${o.name}`, labels: { 'kubenode.io/member-cluster': o.name, ...o.labels } },
+    data: { kubeconfig: Buffer.from(await memberKubeconfig(cluster)).toString('base64') },
+  });
+  return { agents, controller };
+}

@@ -6,6 +6,9 @@
 // Cluster API. A set whose rollout a release is following is watched (one informer per cluster
 // and set, field-selected to that set, started when a release starts the cluster and stopped
 // when no release needs it), so hundreds of members cost nothing while no release runs there.
+// A cluster that stops answering has its watches stopped; the first look after it answers again
+// starts each afresh with one list and one watch, instead of reconnect attempts against a dead
+// address while it is away and, once it is back, a reconnect racing a restart.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { MachineComponentSetStatus } from '../../api/machine-component-set.ts';
 import { MEMBER_CLUSTER_LABEL, MEMBER_KUBECONFIG_KEY } from '../../api/release-pipeline.ts';
@@ -23,6 +26,8 @@ export interface SecretObject extends KubeObject {
 export interface MemberHealth {
   reachable: 'True' | 'False' | 'Unknown';
   lastSeen: number | undefined;
+  /** When it last failed to answer: the next probe of an unreachable cluster is a probe interval after it. */
+  lastFailed?: number;
   message: string;
 }
 
@@ -246,24 +251,30 @@ export class MemberClusters {
     return member;
   }
 
-  /** When the cluster's health is next in question (its last answer plus the probe interval). */
+  /**
+   * When the cluster's health is next in question: its last answer plus the probe interval, or,
+   * unreachable, its last failure plus the interval (a refused connection fails at once, and
+   * the last answer of an unreachable cluster is always past: that asked again at once, without end).
+   */
   nextProbe(name: string): number {
-    const seen = this.#entries.get(name)?.health.lastSeen;
-    return seen === undefined ? Number.NaN : seen + this.#o.probeIntervalMs;
+    const h = this.#entries.get(name)?.health;
+    const at = h?.reachable === 'False' ? h.lastFailed : h?.lastSeen;
+    return at === undefined ? Number.NaN : at + this.#o.probeIntervalMs;
   }
 
   async #record<T>(name: string, entry: Entry, fn: () => Promise<T>): Promise<T> {
     try {
       const out = await fn();
-      // Back from unreachable: its watches may have sat on a dead connection that has not
-      // stalled out yet, their caches as old as the outage. They start again with a fresh list.
-      if (entry.health.reachable === 'False') for (const [key, w] of this.#watched) if (w.cluster === name) this.#unwatch(key, w);
       entry.health = { reachable: 'True', lastSeen: this.#o.clock.now(), message: '' };
       return out;
     } catch (err) {
       const kind = classifyKubeError(err);
-      if (kind === 'network' || kind === 'server') entry.health = { reachable: 'False', lastSeen: entry.health.lastSeen, message: errorMessage(err) };
-      else entry.health = { reachable: 'True', lastSeen: this.#o.clock.now(), message: '' };
+      if (kind === 'network' || kind === 'server') {
+        entry.health = { reachable: 'False', lastSeen: entry.health.lastSeen, lastFailed: this.#o.clock.now(), message: errorMessage(err) };
+        // Its watches would reconnect against a dead address with backoff, and may sit on a dead
+        // connection that has not stalled out yet (a hung apiserver), caches as old as the outage.
+        for (const [key, w] of this.#watched) if (w.cluster === name) this.#unwatch(key, w);
+      } else entry.health = { reachable: 'True', lastSeen: this.#o.clock.now(), message: '' };
       throw err;
     }
   }
