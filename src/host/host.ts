@@ -1,4 +1,4 @@
-import { constants as fsc } from 'node:fs';
+import { constants as fsc, readdirSync, readFileSync } from 'node:fs';
 import { access, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execFailure, hostWriteError, type ExecOutcome } from '../errors.ts';
@@ -45,6 +45,13 @@ export interface Host {
   tryReadText(hostPath: string): Promise<string | undefined>;
   exists(hostPath: string): Promise<boolean>;
   readDir(hostPath: string): Promise<string[]>;
+  /**
+   * One of the kernel pseudo-files in PSEUDO_FILES, read synchronously on the calling thread;
+   * undefined when it does not exist (or its process has exited). Throws for any other path.
+   */
+  readPseudoFile(hostPath: string): string | undefined;
+  /** The process IDs under /proc, listed synchronously (PSEUDO_FILES says why that cannot block). */
+  listProcessIds(): string[];
   resolveCommand(command: string): Promise<string | undefined>;
   exec(argv: readonly string[], options: ExecOptions): Promise<ExecResult>;
   /** Follows a log from its start, or from its end (`fromStart: false`, for a file; a device always replays its buffer). */
@@ -54,6 +61,28 @@ export interface Host {
   /** Writes through a temp file, fsync and rename, creating parent directories; never through a symlink out of the root. */
   writeFileAtomic(hostPath: string, data: string, mode?: number): Promise<void>;
 }
+
+/**
+ * The kernel pseudo-files read on the event loop's own thread (Host.readPseudoFile). A probe reads
+ * them every interval, a few hundred /proc/PID/stat among them; through the threadpool each file
+ * is four hand-offs to a pool thread and back (open, fstat, read, close), two wakeups each. Each
+ * file here is generated from in-memory state under spinlocks, RCU or a mutex held only for a
+ * computation (psi's avgs_lock), so reading it cannot wait on another task, whatever that task is
+ * stuck in. Listing /proc walks the task list under RCU (Host.listProcessIds).
+ *
+ * Never add: /proc/PID/cmdline, environ, maps, smaps or mem (they take the target's mmap lock,
+ * which a task stuck in D state can hold indefinitely: the reason `ps` hangs); /proc/mounts (the mount namespace's semaphore, held across a mount that
+ * waits on a dead NFS server); sysfs device attributes (their show() may ask the hardware); any
+ * file on a real filesystem. A synchronous read that hangs wedges the whole agent, on every node.
+ */
+const PSEUDO_FILES: readonly RegExp[] = [
+  /^\/proc\/(?:meminfo|loadavg)$/,
+  /^\/proc\/pressure\/(?:cpu|memory|io)$/,
+  /^\/proc\/sys\/kernel\/(?:pid_max|threads-max)$/,
+  /^\/proc\/sys\/fs\/file-nr$/,
+  /^\/proc\/sys\/net\/netfilter\/nf_conntrack_(?:count|max)$/,
+  /^\/proc\/\d+\/stat$/,
+];
 
 const ROOT_BIN_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 
@@ -111,6 +140,21 @@ class LocalHost implements Host {
 
   readDir(hostPath: string): Promise<string[]> {
     return readdir(this.path(hostPath));
+  }
+
+  readPseudoFile(hostPath: string): string | undefined {
+    if (!PSEUDO_FILES.some((re) => re.test(hostPath))) throw new Error(`${hostPath} is not a pseudo-file that can be read without blocking (host.ts PSEUDO_FILES)`);
+    try {
+      return readFileSync(this.path(hostPath), 'utf8');
+    } catch (err) {
+      // ESRCH: the process exited between listing /proc and reading its file.
+      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR') || isErrno(err, 'ESRCH')) return undefined;
+      throw err;
+    }
+  }
+
+  listProcessIds(): string[] {
+    return readdirSync(this.path('/proc')).filter((name) => /^\d+$/.test(name));
   }
 
   async resolveCommand(command: string): Promise<string | undefined> {
