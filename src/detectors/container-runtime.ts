@@ -5,6 +5,7 @@ import type { DetectorResult, ProblemEvent } from '../types.ts';
 import { Conditions } from './engine/conditions.ts';
 import { Debounce } from './engine/window.ts';
 import type { DetectorDefinition } from './engine/types.ts';
+import { readProcesses, type ProcStat } from './engine/procs.ts';
 import { ExecError } from '../errors.ts';
 import { Duration } from '../util/duration-schema.ts';
 
@@ -53,23 +54,6 @@ export const configSchema = Type.Object(
 );
 
 // ---- pure parsers ----
-
-export interface ProcStat {
-  pid: number;
-  comm: string;
-  state: string;
-}
-
-/** /proc/PID/stat: "pid (comm) state ..."; comm may hold spaces and parentheses, so split at the last ')'. */
-export function parseProcStat(text: string): ProcStat | undefined {
-  const open = text.indexOf('(');
-  const close = text.lastIndexOf(')');
-  if (open < 0 || close < open) return undefined;
-  const pid = Number(text.slice(0, open).trim());
-  const state = text.slice(close + 1).trim().split(/\s+/)[0];
-  if (!Number.isInteger(pid) || state === undefined || state === '') return undefined;
-  return { pid, comm: text.slice(open + 1, close), state };
-}
 
 export function nameMatches(comm: string, patterns: readonly string[]): boolean {
   return patterns.some((p) => (p.endsWith('*') ? comm.startsWith(p.slice(0, -1)) : comm === p));
@@ -174,28 +158,6 @@ async function lookPing(name: 'docker' | 'pouch', socket: string, c: LookContext
   return { ok: true, reason: '', message: '' };
 }
 
-async function readProcs(host: Host): Promise<ProcStat[]> {
-  let entries: string[];
-  try {
-    entries = await host.readDir('/proc');
-  } catch {
-    return [];
-  }
-  const procs = await Promise.all(
-    entries
-      .filter((e) => /^\d+$/.test(e))
-      .map(async (pid) => {
-        try {
-          const text = await host.tryReadText(`/proc/${pid}/stat`);
-          return text === undefined ? undefined : parseProcStat(text);
-        } catch {
-          return undefined;
-        }
-      }),
-  );
-  return procs.filter((p): p is ProcStat => p !== undefined);
-}
-
 // ---- the detector ----
 
 type Config = StaticDecode<typeof configSchema>;
@@ -217,7 +179,12 @@ export const containerRuntime: DetectorDefinition<typeof configSchema> = {
 
     /** One look at every runtime that is present or expected; undefined for those not looked at. */
     const lookAll = async (signal: AbortSignal, only?: ReadonlySet<Key>): Promise<Map<Key, Look>> => {
-      const procs = await readProcs(host);
+      let procs: ProcStat[] = [];
+      try {
+        procs = readProcesses(host);
+      } catch {
+        // no /proc under the root: no daemon is seen running
+      }
       const running = (daemon: string): boolean => procs.some((p) => p.comm === daemon);
       const looks = new Map<Key, Look>();
       const c: LookContext = { host, deadlineMs, signal };

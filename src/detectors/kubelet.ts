@@ -6,7 +6,7 @@ import type { DetectorResult, ProblemEvent } from '../types.ts';
 import { Conditions } from './engine/conditions.ts';
 import { Debounce } from './engine/window.ts';
 import type { DetectorDefinition } from './engine/types.ts';
-import { parseProcStat } from './container-runtime.ts';
+import { readProcesses } from './engine/procs.ts';
 import { ExecError } from '../errors.ts';
 import { Duration } from '../util/duration-schema.ts';
 
@@ -77,17 +77,13 @@ export function plegLines(text: string): string[] {
 const UNIT_FILES = ['/etc/systemd/system/kubelet.service', '/lib/systemd/system/kubelet.service', '/usr/lib/systemd/system/kubelet.service'];
 
 async function kubeletPresent(host: Host, config: Config): Promise<boolean> {
-  for (const p of [...UNIT_FILES, config.clientCertPath, '/var/lib/kubelet/config.yaml']) if (await host.exists(p)) return true;
+  const files = await Promise.all([...UNIT_FILES, config.clientCertPath, '/var/lib/kubelet/config.yaml'].map((p) => host.exists(p)));
+  if (files.includes(true)) return true;
   try {
-    for (const e of await host.readDir('/proc')) {
-      if (!/^\d+$/.test(e)) continue;
-      const text = await host.tryReadText(`/proc/${e}/stat`).catch(() => undefined);
-      if (text !== undefined && parseProcStat(text)?.comm === 'kubelet') return true;
-    }
+    return readProcesses(host).some((p) => p.comm === 'kubelet');
   } catch {
-    // no /proc under the root
+    return false; // no /proc under the root
   }
-  return false;
 }
 
 interface HealthLook {

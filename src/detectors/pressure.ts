@@ -1,8 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
-import type { Host } from '../host/host.ts';
 import type { DetectorResult } from '../types.ts';
 import { Conditions, tripAfter, type ConditionSpec, type Finding } from './engine/conditions.ts';
 import type { DetectorDefinition } from './engine/types.ts';
+import { readProcesses } from './engine/procs.ts';
 
 // ---------------------------------------------------------------- parsers (pure)
 
@@ -45,13 +45,6 @@ export function parseFileNr(text: string): { allocated: number; unused: number; 
   const f = text.trim().split(/\s+/).map(Number);
   if (f.length < 3 || f.some((n) => !Number.isFinite(n))) return undefined;
   return { allocated: f[0] as number, unused: f[1] as number, max: f[2] as number };
-}
-
-/** The state letter of /proc/[pid]/stat: the field after the last ')' (comm may itself hold spaces and parentheses). */
-export function parseStatState(text: string): string | undefined {
-  const close = text.lastIndexOf(')');
-  if (close < 0) return undefined;
-  return text.slice(close + 1).trim().split(/\s+/)[0];
 }
 
 const parseIntText = (text: string | undefined): number | undefined => {
@@ -117,21 +110,6 @@ function psiFindings(resource: string, text: string | undefined, limits: { someA
   return out;
 }
 
-async function countZombies(host: Host, signal: AbortSignal): Promise<{ zombies: number; processes: number }> {
-  const names = (await host.readDir('/proc')).filter((n) => /^\d+$/.test(n));
-  let zombies = 0;
-  let processes = 0;
-  for (const pid of names) {
-    if (signal.aborted) break;
-    // A process can exit between readdir and read: that is not an error.
-    const stat = await host.tryReadText(`/proc/${pid}/stat`).catch(() => undefined);
-    if (stat === undefined) continue;
-    processes += 1;
-    if (parseStatState(stat) === 'Z') zombies += 1;
-  }
-  return { zombies, processes };
-}
-
 export const pressure: DetectorDefinition<typeof configSchema> = {
   description: 'Memory, CPU and I/O pressure (MemAvailable, PSI), and PIDs, file handles, conntrack entries and zombies against their kernel limits',
   configSchema,
@@ -139,15 +117,22 @@ export const pressure: DetectorDefinition<typeof configSchema> = {
   create(config, ctx) {
     const { host } = ctx;
     const tracker = new Conditions(PRESSURE_CONDITIONS, ctx, { failuresToTrip: tripAfter(ctx.mode, config.failuresToTrip), successesToClear: config.successesToClear });
-    const read = (p: string): Promise<string | undefined> => host.tryReadText(p).catch(() => undefined);
+    // Every file this probe reads is one of the host's pseudo-files, read without the threadpool.
+    const read = (p: string): string | undefined => {
+      try {
+        return host.readPseudoFile(p);
+      } catch {
+        return undefined;
+      }
+    };
 
     return {
-      async probe(signal): Promise<DetectorResult> {
+      async probe(): Promise<DetectorResult> {
         const findings: Finding[] = [];
         const unknown = new Map<string, string>();
 
         // Memory: MemAvailable (3.14+) against MemTotal.
-        const meminfoText = await read('/proc/meminfo');
+        const meminfoText = read('/proc/meminfo');
         if (meminfoText === undefined) unknown.set('HighMemoryPressure', '/proc/meminfo is not readable');
         else if (config.memoryAvailablePercent > 0) {
           const mem = parseMeminfo(meminfoText);
@@ -162,15 +147,15 @@ export const pressure: DetectorDefinition<typeof configSchema> = {
         }
 
         // PSI: absent before 4.20 or without psi=1: those checks are skipped, not unknown.
-        const [psiMem, psiCpu, psiIo] = await Promise.all(['memory', 'cpu', 'io'].map((r) => read(`/proc/pressure/${r}`)));
+        const [psiMem, psiCpu, psiIo] = ['memory', 'cpu', 'io'].map((r) => read(`/proc/pressure/${r}`));
         findings.push(...psiFindings('memory', psiMem, config.psiMemory, 'HighMemoryPressure', 'MemoryPSIHigh'));
         findings.push(...psiFindings('CPU', psiCpu, config.psiCpu, 'HighCPUPressure', 'CPUPSIHigh'));
         findings.push(...psiFindings('I/O', psiIo, config.psiIo, 'HighIOPressure', 'IOPSIHigh'));
 
         // PIDs and threads: every thread takes a PID, so the loadavg task total is what counts against both limits.
-        const tasks = parseLoadavgTasks((await read('/proc/loadavg')) ?? '');
-        const pidMax = parseIntText(await read('/proc/sys/kernel/pid_max'));
-        const threadsMax = parseIntText(await read('/proc/sys/kernel/threads-max'));
+        const tasks = parseLoadavgTasks(read('/proc/loadavg') ?? '');
+        const pidMax = parseIntText(read('/proc/sys/kernel/pid_max'));
+        const threadsMax = parseIntText(read('/proc/sys/kernel/threads-max'));
         if (tasks === undefined) unknown.set('PIDExhaustion', '/proc/loadavg is not readable');
         else {
           if (pidMax !== undefined && pidMax > 0 && (tasks.total / pidMax) * 100 >= config.pidsPercent) {
@@ -181,7 +166,7 @@ export const pressure: DetectorDefinition<typeof configSchema> = {
           }
         }
 
-        const fileNr = parseFileNr((await read('/proc/sys/fs/file-nr')) ?? '');
+        const fileNr = parseFileNr(read('/proc/sys/fs/file-nr') ?? '');
         if (fileNr === undefined) unknown.set('FileDescriptorExhaustion', '/proc/sys/fs/file-nr is not readable');
         else if (fileNr.max > 0 && ((fileNr.allocated - fileNr.unused) / fileNr.max) * 100 >= config.fileDescriptorsPercent) {
           const used = fileNr.allocated - fileNr.unused;
@@ -189,15 +174,20 @@ export const pressure: DetectorDefinition<typeof configSchema> = {
         }
 
         // Conntrack: absent when nf_conntrack is not loaded; then there is no table to fill.
-        const ctCount = parseIntText(await read('/proc/sys/net/netfilter/nf_conntrack_count'));
-        const ctMax = parseIntText(await read('/proc/sys/net/netfilter/nf_conntrack_max'));
+        const ctCount = parseIntText(read('/proc/sys/net/netfilter/nf_conntrack_count'));
+        const ctMax = parseIntText(read('/proc/sys/net/netfilter/nf_conntrack_max'));
         if (ctCount !== undefined && ctMax !== undefined && ctMax > 0 && (ctCount / ctMax) * 100 >= config.conntrackPercent) {
           findings.push({ type: 'ConntrackExhaustion', reason: 'ConntrackTableNearFull', message: `nf_conntrack_count ${ctCount} is ${pct((ctCount / ctMax) * 100)} of nf_conntrack_max ${ctMax} (threshold ${config.conntrackPercent}%)` });
         }
 
-        if (config.zombieCount > 0) {
+        // Zombies: loadavg's total counts every task not yet reaped, zombies included (one leaves the
+        // count only when its parent reaps it), so fewer tasks than zombieCount cannot hold that many
+        // zombies, and the scan of every /proc/PID/stat is skipped.
+        if (config.zombieCount > 0 && (tasks === undefined || tasks.total >= config.zombieCount)) {
           try {
-            const { zombies, processes } = await countZombies(host, signal);
+            const procs = readProcesses(host);
+            const zombies = procs.filter((p) => p.state === 'Z').length;
+            const processes = procs.length;
             if (zombies >= config.zombieCount) {
               findings.push({ type: 'ZombieProcesses', reason: 'TooManyZombies', message: `${zombies} of ${processes} processes are zombies (threshold ${config.zombieCount}); their parents do not reap them` });
             }

@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
-import { containerRuntime, crictlError, nameMatches, parseCrictlInfo, parseProcStat } from '../../src/detectors/container-runtime.ts';
+import { containerRuntime, crictlError, nameMatches, parseCrictlInfo } from '../../src/detectors/container-runtime.ts';
+import { parseProcStat } from '../../src/detectors/engine/procs.ts';
 import { createHost } from '../../src/host/host.ts';
 import { FIXTURES, runAgent } from '../helpers/cli.ts';
 

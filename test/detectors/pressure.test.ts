@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { parseFileNr, parseLoadavgTasks, parseMeminfo, parsePsi, parseStatState, pressure } from '../../src/detectors/pressure.ts';
+import { parseProcStat } from '../../src/detectors/engine/procs.ts';
+import { parseFileNr, parseLoadavgTasks, parseMeminfo, parsePsi, pressure } from '../../src/detectors/pressure.ts';
 import { runAgent } from '../helpers/cli.ts';
 import { condition, copyHost, HOSTS, makeDetector, signal } from './probed.ts';
 
@@ -22,13 +23,13 @@ test('parsePsi reads some/full lines, and a cpu file without "full" (kernels bef
   assert.deepEqual(parsePsi(''), {});
 });
 
-test('parseLoadavgTasks, parseFileNr and parseStatState read captured files', () => {
+test('parseLoadavgTasks, parseFileNr and parseProcStat read captured files', () => {
   assert.deepEqual(parseLoadavgTasks(read('pressure-limits/proc/loadavg')), { running: 3, total: 30000 });
   assert.deepEqual(parseFileNr(read('pressure-limits/proc/sys/fs/file-nr')), { allocated: 2300000, unused: 0, max: 2466170 });
-  assert.equal(parseStatState(read('pressure-limits/proc/11303/stat')), 'Z');
-  assert.equal(parseStatState(read('pressure-limits/proc/11262/stat')), 'R');
+  assert.equal(parseProcStat(read('pressure-limits/proc/11303/stat'))?.state, 'Z');
+  assert.equal(parseProcStat(read('pressure-limits/proc/11262/stat'))?.state, 'R');
   // comm may hold spaces and parentheses: the state follows the last ')'.
-  assert.equal(parseStatState('4242 (a) Z (b)) S 1 4242 4242 0 -1'), 'S');
+  assert.equal(parseProcStat('4242 (a) Z (b)) S 1 4242 4242 0 -1')?.state, 'S');
 });
 
 interface Report {
@@ -111,4 +112,18 @@ test('a condition persisted True before a restart keeps its transition time', as
   const detector = makeDetector(pressure, path.join(HOSTS, 'pressure-limits'), { mode: 'run', previous });
   const c = condition(await detector.probe(signal()), 'ConntrackExhaustion');
   assert.deepEqual([c.status, c.transitionTime], ['True', 1234]);
+});
+
+test('zombies are not scanned for when loadavg counts fewer tasks than zombieCount (zombies count among them)', async () => {
+  const host = copyHost('pressure-limits');
+  try {
+    const loadavg = path.join(host.root, 'proc/loadavg');
+    const detector = (): ReturnType<typeof makeDetector> => makeDetector(pressure, host.root, { config: { zombieCount: 3 } });
+    assert.equal(condition(await detector().probe(signal()), 'ZombieProcesses').status, 'True', 'scanned: 30000 tasks');
+    // The captured zombies stay in proc/, so a scan would still find them: False proves there was none.
+    writeFileSync(loadavg, readFileSync(loadavg, 'utf8').replace('3/30000', '1/2'));
+    assert.equal(condition(await detector().probe(signal()), 'ZombieProcesses').status, 'False');
+  } finally {
+    host.cleanup();
+  }
 });

@@ -1,0 +1,22 @@
+import assert from 'node:assert/strict';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { readProcesses } from '../../../src/detectors/engine/procs.ts';
+import { createHost } from '../../../src/host/host.ts';
+import { FIXTURES } from '../../helpers/cli.ts';
+
+test('readProcesses: every readable stat line, leaving out a process that exited and one it cannot parse', () => {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'kn-procs-'));
+  try {
+    // 3976 is a containerd in D state, captured (test/fixtures/hosts/runtime-dstate).
+    cpSync(path.join(FIXTURES, 'hosts/runtime-dstate/proc/3976'), path.join(root, 'proc/3976'), { recursive: true });
+    mkdirSync(path.join(root, 'proc/3977'), { recursive: true }); // exited: its directory, no stat
+    mkdirSync(path.join(root, 'proc/3978'), { recursive: true });
+    writeFileSync(path.join(root, 'proc/3978/stat'), 'not a stat line');
+    assert.deepEqual(readProcesses(createHost({ root })), [{ pid: 3976, comm: 'containerd', state: 'D' }]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
