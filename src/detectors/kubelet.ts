@@ -108,7 +108,7 @@ export const kubelet: DetectorDefinition<typeof configSchema> = {
       ],
       ctx,
     );
-    const healthz = new Debounce(config.failuresToTrip, config.successesToClear, book.get(UNHEALTHY)?.reason === 'KubeletHealthzFailed');
+    let healthz = new Debounce(config.failuresToTrip, config.successesToClear, book.get(UNHEALTHY)?.reason === 'KubeletHealthzFailed');
     let lastBad: HealthLook | undefined;
 
     const lookHealthz = async (signal: AbortSignal): Promise<HealthLook> => {
@@ -128,6 +128,15 @@ export const kubelet: DetectorDefinition<typeof configSchema> = {
           return { conditions: book.list(), events };
         }
         const present = await kubeletPresent(host, config);
+        if (!present && config.expected === 'auto') {
+          // Nothing to look at: no /healthz request to a port nobody listens on every interval, and
+          // a kubelet installed later starts its count of failed looks afresh.
+          healthz = new Debounce(config.failuresToTrip, config.successesToClear);
+          lastBad = undefined;
+          book.ok(UNHEALTHY, 'no kubelet on this node (not expected)');
+          book.ok(CERT, 'no kubelet on this node');
+          return { conditions: book.list(), events };
+        }
 
         // /healthz, debounced.
         let look = await lookHealthz(signal);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -203,5 +203,39 @@ describe('a node without kubelet', () => {
     const expected = await check(root, { healthzUrl: url, expected: 'true' });
     assert.equal(expected.status, 'problem');
     assert.equal(cond(expected, 'KubeletUnhealthy')?.reason, 'KubeletNotRunning');
+  });
+
+  test('auto: no /healthz request while no kubelet is there; one as soon as a kubelet process runs', async () => {
+    const root = path.join(tmp, 'kubelet-appears');
+    await mkdir(path.join(root, 'proc'), { recursive: true });
+    const server = await healthz('syncloop');
+    try {
+      const absent = await check(root, { healthzUrl: server.url });
+      assert.equal(absent.status, 'ok', JSON.stringify(absent));
+      assert.equal(server.requests(), 0, 'nothing to look at: no request');
+
+      // A real process named kubelet (a copy of sleep): its /proc/PID/stat, copied into the root.
+      const bin = path.join(tmp, 'kubelet');
+      await cp('/bin/sleep', bin);
+      const child = spawn(bin, ['30'], { stdio: 'ignore' });
+      try {
+        const pid = String(child.pid);
+        // The kernel renames the child in exec, which may finish just after spawn returns.
+        let stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+        while (!stat.includes('(kubelet)')) {
+          await new Promise((resolve) => setTimeout(resolve, 10));
+          stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+        }
+        await mkdir(path.join(root, 'proc', pid), { recursive: true });
+        await writeFile(path.join(root, 'proc', pid, 'stat'), stat);
+      } finally {
+        child.kill();
+      }
+      const running = await check(root, { healthzUrl: server.url, failuresToTrip: 1 });
+      assert.ok(server.requests() >= 1, 'a kubelet process is looked at');
+      assert.equal(cond(running, 'KubeletUnhealthy')?.reason, 'KubeletHealthzFailed', JSON.stringify(running));
+    } finally {
+      await server.close();
+    }
   });
 });
