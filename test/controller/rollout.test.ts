@@ -183,14 +183,19 @@ describe('MachineComponentSet rollout on a real apiserver', () => {
   it('an agent Lease that goes stale defers its machine at that moment, with no other event; renewed, the rollout goes on', async () => {
     const ls = ['l-0', 'l-1', 'l-2'];
     for (const m of ls) await addMachine(cluster, m, { pool: 'l' });
-    await renewLease(cluster, 'l-0', 6);
     // Paused: nothing but the Lease's expiry can make the controller look at the set again.
     await must(cluster, 'POST', MCS_PATH, { apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponentSet', metadata: { name: 'lz' }, spec: { paused: true, selector: { matchLabels: { pool: 'l' } }, template: template('1.0.0', 'lz'), rollout: { batches: [3], maxUnavailable: 1, bakeTime: '200ms' } } });
     type Deferred = { status?: { matched?: number; deferred?: number; deferredMachines?: string[] } };
+    // Every Lease is good for an hour here, so however long the controller takes to first look at
+    // the set, it finds nothing deferred (a short Lease written before the set could run out first).
     await until('seen, nothing deferred', async () => {
       const s = (await must<Deferred>(cluster, 'GET', `${MCS_PATH}/lz`)).status;
       return s?.matched === 3 && s.deferred === 0;
-    }, 5_000);
+    }, 30_000);
+    // Renewed fresh for 5 s: a renewal that keeps a Lease fresh queues nothing, so the expiry alone
+    // brings the deferral (an informer more than 5 s behind would queue the set on the renewal
+    // instead; lease-clock.test.ts holds the timer to the moment under a fake clock).
+    await renewLease(cluster, 'l-0', 5);
     await until('deferred when the Lease expires', async () => (await must<Deferred>(cluster, 'GET', `${MCS_PATH}/lz`)).status?.deferred === 1, 30_000);
     assert.deepEqual((await must<Deferred>(cluster, 'GET', `${MCS_PATH}/lz`)).status?.deferredMachines, ['l-0: agent Lease stale']);
     await patchSet(cluster, 'lz', { spec: { paused: false } });
