@@ -34,6 +34,8 @@ export class Fleet {
   readonly cycles = new Map<string, number[]>();
   #stop = false;
   #loop: Promise<void> | undefined;
+  /** The pass under way: its renewals were sent for the machines alive when it began. */
+  #passing: Promise<void> = Promise.resolve();
   #seen = 0;
   readonly #cluster: Cluster;
   readonly #sim: BmcSim;
@@ -86,15 +88,23 @@ export class Fleet {
     await this.ready(name, 'True');
   }
 
+  /**
+   * The agent dies: no renewal lands after its Node goes Unknown. The pass under way may still be
+   * renewing its Lease (under load a pass takes seconds); landing after the death, that renewal
+   * moves when the node went down (a new episode) or, later still, brings it back mid-ladder, which
+   * ends the ladder and starts another. So the death waits for that pass.
+   */
   async kill(name: string): Promise<void> {
     this.dead.add(name);
+    await this.#passing;
     await this.ready(name, 'Unknown');
   }
 
   start(): void {
     this.#loop = (async () => {
       while (!this.#stop) {
-        await this.#pass().catch(() => undefined);
+        this.#passing = this.#pass().catch(() => undefined);
+        await this.#passing;
         await new Promise((r) => setTimeout(r, 700));
       }
     })();
