@@ -26,13 +26,21 @@ interface Status {
   history: { version: string; specHash: string; result: string; at: string }[];
 }
 
-const config = {
+// A broken version is rolled back at the deadline, so its cases wait it out: the least allowed. A
+// good version must confirm within it, which on a loaded 2-core runner (the new agent started by
+// the stand-in, then its first /healthz) took 3-5 s in tests and could pass 10 s: its cases get a
+// minute, still inside waitFor's 2 minutes, so a good version that never confirms fails the case
+// as rolled back. The transient unit reads agent.yaml when it starts, so declare() writes the one
+// the case needs before the manifest; the running agent reads it only at its own start.
+const BROKEN_DEADLINE = '10s';
+const GOOD_DEADLINE = '1m';
+const config = (selfUpgradeTimeout: string) => ({
   nodeName: 'node-a',
   listen: '127.0.0.1:0',
   monitors: { systemLog: [], customPlugin: [] },
-  installers: { selfUpgradeTimeout: '10s', reconcileDebounce: '100ms', reconcileInterval: '2s', lockTimeout: '2s', downloadBackoff: '20ms' },
+  installers: { selfUpgradeTimeout, reconcileDebounce: '100ms', reconcileInterval: '2s', lockTimeout: '2s', downloadBackoff: '20ms' },
   risk: { local: { maxDisruptive: 100 } },
-};
+});
 
 interface Kind {
   type: AgentSource;
@@ -128,6 +136,7 @@ for (const kind of kinds) {
       const name = `kubenode-agent-${key}.${kind.type === 'tarball' ? 'tar.gz' : kind.type}`;
       server.put(name, body);
       salt += 1;
+      writeFileSync(file('etc/kubenode/agent.yaml'), `${JSON.stringify(config(options.broken === true ? BROKEN_DEADLINE : GOOD_DEADLINE))}\n`);
       writeFileSync(
         file('etc/kubenode/components/kubenode-agent.yaml'),
         stringify({
@@ -164,7 +173,7 @@ for (const kind of kinds) {
 
     before(async () => {
       server = await startArtifactServer();
-      box = makeSelfSandbox(kind.type, config);
+      box = makeSelfSandbox(kind.type, config(GOOD_DEADLINE));
       if (kind.type === 'deb' || kind.type === 'rpm') {
         // As a node is bootstrapped: the package installed by hand, then the agent started.
         const first = path.join(tempDir('bootstrap'), `agent.${kind.type}`);
@@ -213,7 +222,7 @@ for (const kind of kinds) {
       const s = status() as Status;
       const ready = s.conditions.find((c) => c.type === 'Ready');
       assert.equal(ready?.reason, 'RolledBack');
-      assert.match(s.lastError ?? '', /no kubenode-agent 1\.2\.0 reported healthy within 10s .*rolled back to 1\.1\.0/);
+      assert.match(s.lastError ?? '', new RegExp(`no kubenode-agent 1\\.2\\.0 reported healthy within ${BROKEN_DEADLINE} .*rolled back to 1\\.1\\.0`));
       assert.ok(box.log('kubenode-agent.exits').length > 0, 'the broken version was started and failed');
       await runningIs('1.1.0');
       assert.equal(box.log('systemd-run.calls').length, callsBefore + 1);
