@@ -226,6 +226,9 @@ describe('NodeRemedier status and the Machine replacement condition on a real ap
     await remedier(cluster, 'l', central([{ action: 'cordon', timeout: '1m' }]));
     await fleet.kill(long);
     await until('the long-named node is cordoned', async () => (await must<NodeObj>(cluster, 'GET', `/api/v1/nodes/${long}`)).spec?.unschedulable === true, 60_000);
+    // The operation's Succeeded is written after the cordon and the taint: waited for, not assumed.
+    await until('its cordon recorded as done', async () => (await ops(cluster)).some((o) => o.spec.node === long && o.status?.phase === 'Succeeded'), 30_000);
+    // Passes go on (sweep 300 ms): a second cordon would show by now.
     await new Promise((r) => setTimeout(r, 3000));
     const list = (await ops(cluster)).filter((o) => o.spec.node === long);
     assert.deepEqual(list.map((o) => [o.spec.action, o.status?.phase, o.metadata.labels?.[NODE_LABEL]]), [['cordon', 'Succeeded', labelValueOf(long)]]);

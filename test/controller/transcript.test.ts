@@ -145,6 +145,9 @@ describe('the README rollout transcript, run for real', () => {
 
     const onRev1 = async () => (await listMcs(cluster)).filter((mc) => mc.spec.version === '1.8.1');
     await until('batch 0 written', async () => (await onRev1()).length > 0, 60_000);
+    // The set's status follows its batch's writes: waited for, not assumed after a sleep.
+    await until('batch 0 verifying in the status', async () => (await status()).batches.some((b) => b.index === 0 && b.state === 'Verifying'), 30_000);
+    // Then passes go on while batch 0 stays unhealthy: another machine written would show by now.
     await new Promise((r) => setTimeout(r, 3000));
     const held = await status();
     assert.equal(held.updateRevision, rev1?.metadata.name, 'the undo reuses revision 1’s ControllerRevision');
