@@ -251,6 +251,8 @@ export interface Re2Regex {
   readonly maxLineBreaks: number;
   /** Whether a match must begin where the text begins (^, \A outside multi-line mode). */
   readonly anchoredStart: boolean;
+  /** re2js's compilation of the pattern (with \z under anchorEnd), what decides it is valid RE2; the log rules' reach filter runs its program. */
+  readonly re2js: RE2JS;
   exec(text: string): RegExpExecArray | null;
   test(text: string): boolean;
 }
@@ -382,8 +384,8 @@ type LineShape = ReturnType<typeof lineShape>;
 /** What is assumed of a pattern whose shape is not worked out: anything. */
 const ANY_SHAPE: LineShape = { maxLineBreaks: Infinity, anchoredStart: true };
 
-function wrapRegExp(pattern: string, engine: Re2Engine, regex: RegExp, shape: LineShape): Re2Regex {
-  return { pattern, engine, ...shape, exec: (text) => regex.exec(text), test: (text) => regex.test(text) };
+function wrapRegExp(pattern: string, engine: Re2Engine, regex: RegExp, shape: LineShape, re2js: RE2JS): Re2Regex {
+  return { pattern, engine, ...shape, re2js, exec: (text) => regex.exec(text), test: (text) => regex.test(text) };
 }
 
 function wrapRe2js(pattern: string, compiled: RE2JS, shape: LineShape): Re2Regex {
@@ -397,7 +399,7 @@ function wrapRe2js(pattern: string, compiled: RE2JS, shape: LineShape): Re2Regex
     for (const [name, index] of names) groups[name] = result[index];
     return Object.assign(result, { index: m.start(), input: text, groups: names.length > 0 ? groups : undefined }) as unknown as RegExpExecArray;
   };
-  return { pattern, engine: 're2js', ...shape, exec, test: (text) => compiled.matcher(text).find() };
+  return { pattern, engine: 're2js', ...shape, re2js: compiled, exec, test: (text) => compiled.matcher(text).find() };
 }
 
 /**
@@ -427,9 +429,9 @@ export function compileRe2(pattern: string, options: { anchorEnd?: boolean } = {
   if (source === undefined) return wrapRe2js(pattern, reference, ANY_SHAPE);
   const tokens = tokenize(source);
   const lines = lineShape(tokens);
-  if (isDeterministic(tokens)) return wrapRegExp(pattern, 'backtracking', new RegExp(source), lines);
+  if (isDeterministic(tokens)) return wrapRegExp(pattern, 'backtracking', new RegExp(source), lines, reference);
   try {
-    return wrapRegExp(pattern, 'linear', new RegExp(source, 'l'), lines);
+    return wrapRegExp(pattern, 'linear', new RegExp(source, 'l'), lines, reference);
   } catch {
     // V8's linear engine refuses some valid RE2 (a counted repetition over 16, nested counts).
     return wrapRe2js(pattern, reference, lines);
