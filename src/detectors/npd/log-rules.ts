@@ -1,6 +1,7 @@
 import type { Condition, ConditionStatus, ProblemEvent } from '../../types.ts';
 import type { ParsedLogMonitor } from './config.ts';
 import { requiredLiteral, type Re2Regex } from '../../util/re2.ts';
+import { ReachFilter } from './reach-filter.ts';
 
 export interface LogLine {
   /** Epoch ms. */
@@ -23,6 +24,13 @@ interface CompiledRule {
   regex: Re2Regex;
   /** Index into the literal table; -1 when the rule has no literal to prefilter on. */
   literal: number;
+  /** For a pattern whose reach has no bound: whether a match can end at the newest line, fed every line. */
+  reach: ReachFilter | undefined;
+}
+
+export interface LogRuleEngineOptions {
+  /** false searches the whole buffer after every line for rules of unbounded reach, as before the filter: for the benchmark's "before". */
+  reachFilter?: boolean;
 }
 
 /** NPD's condition-change event (pkg/util GenerateConditionChangeEvent): warn when the condition turns True, else info. */
@@ -64,7 +72,7 @@ export class LogRuleEngine {
   readonly #lastMatch = new Map<string, number>();
   #lineNo = 0;
 
-  constructor(monitor: ParsedLogMonitor, recovery: Recovery, previous: readonly Condition[], now: number) {
+  constructor(monitor: ParsedLogMonitor, recovery: Recovery, previous: readonly Condition[], now: number, options: LogRuleEngineOptions = {}) {
     this.#bufferSize = monitor.bufferSize;
     this.#recovery = recovery;
     const literals = new Map<string, number>();
@@ -72,14 +80,16 @@ export class LogRuleEngine {
       const literal = requiredLiteral(rule.pattern);
       if (literal !== undefined && !literals.has(literal)) literals.set(literal, literals.size);
       const literalIndex = literal === undefined ? -1 : (literals.get(literal) as number);
+      const regex = monitor.patterns[index] as Re2Regex;
       return {
         index,
         type: rule.type,
         condition: rule.condition,
         reason: rule.reason,
         suffix: rule.patternGeneratedMessageSuffix ?? '',
-        regex: monitor.patterns[index] as Re2Regex,
+        regex,
         literal: literalIndex,
+        reach: options.reachFilter !== false && regex.maxLineBreaks === Infinity ? new ReachFilter(regex, monitor.bufferSize) : undefined,
       };
     });
     this.#literals = [...literals.keys()];
@@ -139,8 +149,10 @@ export class LogRuleEngine {
     for (const rule of this.#rules) {
       // A match ends at the end of the buffer, so one with at most k newlines lies in the last
       // k+1 lines, and only they are searched: the work per line then grows with the pattern's
-      // reach, not with bufferSize (all of the buffer only for a reach without bound). One
-      // anchored at the buffer's start must span the whole buffer.
+      // reach, not with bufferSize. One anchored at the buffer's start must span the whole buffer.
+      // A reach without bound spans the whole buffer: such a rule's filter, fed each line once,
+      // lets the search run only after a line where a match can end and start inside the buffer.
+      if (rule.reach !== undefined && !rule.reach.pushLine(line.message)) continue;
       const { maxLineBreaks, anchoredStart } = rule.regex;
       if (anchoredStart && this.#buffer.length > maxLineBreaks + 1) continue;
       const span = anchoredStart ? this.#buffer.length : Math.min(this.#buffer.length, maxLineBreaks + 1);
