@@ -90,7 +90,47 @@ export async function runLogSource(kind: 'kmsg' | 'filelog'): Promise<{ lines: n
   }
 }
 
+// A rule that can span any number of lines and has no literal to prefilter on (the hung-task
+// report and the kernel's hint that follows it, (?i) and (?s)), bufferSize 1000, over the same
+// records: with the reach filter off, as before it, every line searches the whole buffer.
+const reachMonitor = parseSystemLogMonitor(
+  'reach.json',
+  JSON.stringify({
+    plugin: 'kmsg',
+    source: 'bench',
+    bufferSize: 1000,
+    conditions: [],
+    rules: [{ type: 'temporary', reason: 'HungTaskHint', pattern: '(?is)task \\S+ blocked for more than \\d+ seconds\\..*hung_task_timeout_secs" disables this message\\.' }],
+  }),
+);
+
+export function runUnboundedRule(reachFilter: boolean, lines: number): { lines: number; seconds: number; perSecond: number; events: number } {
+  const engine = new LogRuleEngine(reachMonitor, { expiryMs: {}, patterns: [] }, [], 0, { reachFilter });
+  const batch = Array.from({ length: 1000 }, () => ({ timestamp: 0, message: '' }));
+  const started = performance.now();
+  let events = 0;
+  for (let i = 0; i < lines; i += batch.length) {
+    for (let j = 0; j < batch.length; j++) {
+      const n = i + j;
+      (batch[j] as { message: string }).message = (n % 1000 === 999 ? faults[(n / 1000) % faults.length | 0] : healthy[n % healthy.length]) as string;
+    }
+    events += engine.process(batch).length;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  return { lines, seconds, perSecond: lines / seconds, events };
+}
+
 const kind = process.argv[2];
 if (import.meta.url === `file://${process.argv[1]}` && (kind === 'kmsg' || kind === 'filelog')) {
   console.log(JSON.stringify(await runLogSource(kind)));
+}
+// `node bench/log-rules.ts reach`: the unbounded rule with the filter (100,000 lines) and without
+// it (BENCH_BEFORE_LINES, 5,000 by default: about 300 lines/s), then kernel-monitor.json, median of 3.
+if (import.meta.url === `file://${process.argv[1]}` && kind === 'reach') {
+  const before = Number(process.env.BENCH_BEFORE_LINES ?? 5000);
+  console.log(JSON.stringify({ filter: 'on', ...runUnboundedRule(true, 100_000) }));
+  console.log(JSON.stringify({ filter: 'off', ...runUnboundedRule(false, before) }));
+  runLogRules();
+  const kernel = [runLogRules(), runLogRules(), runLogRules()].sort((a, b) => a.perSecond - b.perSecond)[1];
+  console.log(JSON.stringify({ monitor: 'kernel-monitor.json', ...kernel }));
 }
