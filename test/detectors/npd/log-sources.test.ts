@@ -106,11 +106,16 @@ test('kmsg in the daemon: a True condition with an expiry clears on time while t
   assert.equal(status(), 'False', 'still True 10 s after its 1 s expiry');
 });
 
+// One entry in journald's export format, of a boot that began a day before the test. The journal orders entries of one boot by
+// their monotonic time, so it must grow with the realtime: a monotonic clock wrapping between two entries (as usec modulo a
+// constant did, once in about 16 runs) put the later one before journalctl -f's position, and it was never shown.
+const bootUsec = Date.now() * 1000 - 86_400_000_000;
+const entry = (usec: number, id: string, message: string): string =>
+  `__REALTIME_TIMESTAMP=${usec}\n__MONOTONIC_TIMESTAMP=${usec - bootUsec}\n_BOOT_ID=6c1f2d0e4b1a4f449d6e0a8f3b2c1d00\nMESSAGE=${message}\nSYSLOG_IDENTIFIER=${id}\nPRIORITY=6\n\n`;
+
 test('journald: real journalctl over a real journal, filtered by identifier and lookback', async () => {
   const root = newRoot();
   const now = Date.now() * 1000;
-  const entry = (usec: number, id: string, message: string): string =>
-    `__REALTIME_TIMESTAMP=${usec}\n__MONOTONIC_TIMESTAMP=${usec % 1_000_000_000}\n_BOOT_ID=6c1f2d0e4b1a4f449d6e0a8f3b2c1d00\nMESSAGE=${message}\nSYSLOG_IDENTIFIER=${id}\nPRIORITY=6\n\n`;
   // systemd's own unit messages as systemd 252 prints them, written into a journal file by systemd-journal-remote.
   const exported =
     entry(now - 3_600_000_000, 'systemd', 'Started kubelet.service - kubelet: The Kubernetes Node Agent.') +
@@ -130,8 +135,6 @@ test('journald: real journalctl over a real journal, filtered by identifier and 
 test('journald in the daemon: one journalctl -f stays open, a new entry comes through it, and it ends with the watch', async () => {
   const root = newRoot();
   const now = Date.now() * 1000;
-  const entry = (usec: number, id: string, message: string): string =>
-    `__REALTIME_TIMESTAMP=${usec}\n__MONOTONIC_TIMESTAMP=${usec % 1_000_000_000}\n_BOOT_ID=6c1f2d0e4b1a4f449d6e0a8f3b2c1d00\nMESSAGE=${message}\nSYSLOG_IDENTIFIER=${id}\nPRIORITY=6\n\n`;
   const dir = root.path('/var/log/journal/0123456789abcdef0123456789abcdef');
   execFileSync('mkdir', ['-p', dir]);
   // systemd's own unit messages as systemd 252 prints them, written into journal files by systemd-journal-remote. Each file is
