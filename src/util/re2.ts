@@ -46,19 +46,56 @@ interface Flags {
   s: boolean;
 }
 
-function caseFold(ch: string): string {
+// RE2's (?i) folds by Unicode's simple case folding orbits. Two ASCII letters have a third member
+// outside ASCII: k with the Kelvin sign, s with the long s. Every other ASCII letter's orbit is its
+// two cases; a cased letter beyond ASCII is left to re2js (toUpperCase is no folding: 'ß' gives
+// 'SS', dotless 'ı' gives 'I').
+const FOLD_EXTRA: Readonly<Record<string, string>> = { k: '\u212a', s: '\u017f' };
+
+/** The characters (?i) makes an ASCII letter match; other characters as they are. */
+function foldSet(ch: string): string {
+  if (!/^[A-Za-z]$/.test(ch)) return ch;
   const lower = ch.toLowerCase();
-  const upper = ch.toUpperCase();
-  if (lower === upper || ch.length !== 1) return ch;
-  return `[${lower}${upper}]`;
+  return `${lower}${ch.toUpperCase()}${FOLD_EXTRA[lower] ?? ''}`;
+}
+
+const casedBeyondAscii = (code: number): boolean => {
+  const c = String.fromCharCode(code);
+  return code > 0x7f && c.toLowerCase() !== c.toUpperCase();
+};
+
+const beyondAsciiFold = (what: string): PatternError => new PatternError(`${what}: RE2 case folding beyond ASCII is left to re2js`);
+
+/** The code unit a translated atom stands for (a character, \uXXXX, \xXX), or undefined for anything else (\d, \., a class). */
+function codeOf(atom: string): number | undefined {
+  if (atom.length === 1) return atom.charCodeAt(0);
+  const m = /^\\(?:u([0-9a-fA-F]{4})|x([0-9a-fA-F]{2}))$/.exec(atom);
+  return m === null ? undefined : parseInt((m[1] ?? m[2]) as string, 16);
+}
+
+/** What a translated atom matches under (?i), as a class body. */
+function foldedBody(atom: string): string {
+  const code = codeOf(atom);
+  if (code === undefined) return atom;
+  if (casedBeyondAscii(code)) throw beyondAsciiFold(JSON.stringify(atom));
+  const set = foldSet(String.fromCharCode(code));
+  return set.length === 1 ? atom : set;
+}
+
+function caseFold(atom: string): string {
+  const body = foldedBody(atom);
+  return body === atom ? atom : `[${body}]`;
 }
 
 function foldRange(from: string, to: string): string {
-  // Only ASCII letter ranges need their mirror; others are left as written.
-  const mirror = (c: string): string => (c >= 'a' && c <= 'z' ? c.toUpperCase() : c >= 'A' && c <= 'Z' ? c.toLowerCase() : c);
-  const letters = (c: string): boolean => /[A-Za-z]/.test(c);
-  if (letters(from) && letters(to) && mirror(from) !== from) return `${from}-${to}${mirror(from)}-${mirror(to)}`;
-  return `${from}-${to}`;
+  const [a, b] = [codeOf(from), codeOf(to)];
+  if (a === undefined || b === undefined) return `${from}-${to}`;
+  let extra = '';
+  for (let c = a; c <= b; c++) {
+    if (casedBeyondAscii(c)) throw beyondAsciiFold(`range ${from}-${to}`);
+    extra += foldSet(String.fromCharCode(c)).slice(1);
+  }
+  return `${from}-${to}${extra}`;
 }
 
 /** Translates an RE2 pattern into an equivalent JavaScript pattern without inline modifiers. */
@@ -150,7 +187,7 @@ export function translateRe2(pattern: string): string {
         body += ci ? foldRange(atom, to) : `${atom}-${to}`;
         continue;
       }
-      body += ci && atom.length === 1 && /[A-Za-z]/.test(atom) ? `${atom.toLowerCase()}${atom.toUpperCase()}` : atom;
+      body += ci ? foldedBody(atom) : atom;
     }
     return fail('unterminated character class');
   };
@@ -177,7 +214,8 @@ export function translateRe2(pattern: string): string {
         for (const c of literal) out += flags().i ? caseFold(c) : c.replace(/[\\^$.|?*+()[\]{}/]/, '\\$&');
         continue;
       }
-      out += readEscape(false);
+      const escape = readEscape(false);
+      out += flags().i ? caseFold(escape) : escape;
       continue;
     }
     if (ch === '[') {

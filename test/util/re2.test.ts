@@ -4,6 +4,7 @@ import type { MachineComponentSpec } from '../../src/api/machine-component.ts';
 import { createHost } from '../../src/host/host.ts';
 import { probeVersion } from '../../src/installers/health.ts';
 import type { InstallContext } from '../../src/installers/types.ts';
+import { RE2JS } from 're2js';
 import { compileRe2, PatternError, requiredLiteral, translateRe2 } from '../../src/util/re2.ts';
 import { TempRoot } from '../helpers/host-root.ts';
 
@@ -30,6 +31,24 @@ const matches: [string, string, boolean][] = [
 for (const [pattern, input, expected] of matches) {
   test(`RE2 ${JSON.stringify(pattern)} ${expected ? 'matches' : 'does not match'} ${JSON.stringify(input)}`, () => {
     assert.equal(compileRe2(pattern).test(input), expected);
+  });
+}
+
+// (?i) is RE2's simple case folding: the Kelvin sign is a k, the long s an s, and 'ß', 'ı' and 'ǰ' fold to
+// no ASCII letter (toUpperCase makes 'SS', 'I' and 'J̌' of them, which a translation by case mapping matched).
+// Each pattern on the engine compileRe2 picks agrees with re2js, RE2 itself, on every character of the BMP.
+const folded = ['(?i)k', '(?i)s', '(?i)[k]', '(?i)[^s]', '(?i)[j-t]', '(?i)[a-c]', '(?i)\\Qk\\E', '(?i)ß', '(?i)ı', '(?i)ǰ', '(?i)[à-ÿ]', '(?i)é', '(?i)\\x{e9}', '(?i)[\\x{c0}-\\x{de}]', '(?i)[\\x41]', '(?i)\\x4b'];
+for (const pattern of folded) {
+  test(`RE2 ${JSON.stringify(pattern)} folds case as RE2 does, on every BMP character`, () => {
+    const mine = compileRe2(`^(?:${pattern})$`);
+    const reference = RE2JS.compile(`^(?:${pattern})$`);
+    const differ: string[] = [];
+    for (let c = 0; c < 0x10000; c++) {
+      if (c >= 0xd800 && c <= 0xdfff) continue;
+      const ch = String.fromCharCode(c);
+      if (mine.test(ch) !== reference.matches(ch)) differ.push(`U+${c.toString(16).padStart(4, '0')}`);
+    }
+    assert.deepEqual(differ, []);
   });
 }
 
