@@ -125,7 +125,12 @@ describe('a member watch that breaks mid-release', () => {
     });
     assert.equal(cluster.server, server, 'the member came back on the same address (its Secret names it)');
 
-    await until('restart succeeds', async () => (await statusOf('restart'))?.phase === 'Succeeded', 120_000);
+    // Failed twice in 5 loaded runs (once in CI) without a cause found: a failure says where the release, the member's set and its /readyz stood.
+    await until('restart succeeds', async () => (await statusOf('restart'))?.phase === 'Succeeded', 120_000).catch(async (err: unknown) => {
+      const readyz = await cluster.request('GET', '/readyz?verbose');
+      const seen = { release: await clusterOf('restart'), memberSet: (await memberSet('restarted', 'restart')).status, readyz: `${readyz.status} ${readyz.body.split('\n').filter((l) => l.startsWith('[-]')).join('; ')}`, log: logLines.slice(-20) };
+      throw new Error(`${(err as Error).message}: ${JSON.stringify(seen)}`);
+    });
     const done = await clusterOf('restart');
     assert.equal(done?.reachable, 'True');
     assert.equal(done?.state, 'Finished');
