@@ -211,7 +211,10 @@ export function translateRe2(pattern: string): string {
         const end = pattern.indexOf('\\E', pos + 2);
         const literal = pattern.slice(pos + 2, end < 0 ? undefined : end);
         pos = end < 0 ? pattern.length : end + 2;
-        for (const c of literal) out += flags().i ? caseFold(c) : c.replace(/[\\^$.|?*+()[\]{}/]/, '\\$&');
+        for (const c of literal) {
+          const escaped = c.replace(/[\\^$.|?*+()[\]{}/]/, '\\$&');
+          out += flags().i ? caseFold(escaped) : escaped;
+        }
         continue;
       }
       const escape = readEscape(false);

@@ -19,6 +19,8 @@ const matches: [string, string, boolean][] = [
   ['(?P<dev>sd[a-z]+)', 'sdb', true],
   ['\\Qa.b\\E', 'a.b', true],
   ['\\Qa.b\\E', 'axb', false],
+  ['(?i)\\QA.b\\E', 'a.B', true],
+  ['(?i)\\QA.b\\E', 'axb', false],
   ['(?s)a.b', 'a\nb', true],
   ['a.b', 'a\nb', false],
   ['end\\z', 'the end', true],
