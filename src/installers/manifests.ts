@@ -135,6 +135,10 @@ export async function loadManifestDir(reader: ManifestReader, dir: string): Prom
     const file = path.join(dir, name);
     try {
       const targets = parseManifestText(file, await reader.read(file));
+      // A file truncated and then written in place (an editor, `cat >`, config management) is empty
+      // for a moment: read then as "nothing declared", it uninstalled what it declares. Refused
+      // instead, which also keeps every undeclared component until the next read.
+      if (targets.length === 0) throw new ConfigError(file, '', 'declares no MachineComponent (read as a file still being written); to remove what it declared, delete the file');
       const clash = targets.find((t) => owner.has(t.spec.component));
       if (clash !== undefined) throw new ConfigError(file, 'spec.component', `${clash.spec.component} is already declared in ${owner.get(clash.spec.component)}`);
       for (const t of targets) owner.set(t.spec.component, file);

@@ -91,6 +91,19 @@ describe('manifest validation', () => {
     assert.match(loaded.errors[1]?.message ?? '', /c\.yml: spec\.component: demo is already declared in .*a\.yaml/);
     assert.match(loaded.errors[2]?.message ?? '', /d\.yaml: invalid YAML/);
   });
+
+  it('a file that declares nothing (truncated mid-write, or only comments) is refused, so nothing it declared reads as undeclared', async () => {
+    const dir = tempDir('manifests');
+    writeFileSync(path.join(dir, 'a.yaml'), good(base));
+    writeFileSync(path.join(dir, 'b.yaml'), '');
+    writeFileSync(path.join(dir, 'c.yaml'), '# kubelet\n---\n');
+    const loaded = await loadManifestDir({ list: readLocalDir, read: readLocalFile }, dir);
+    assert.deepEqual(loaded.targets.map((t) => t.spec.component), ['demo']);
+    assert.deepEqual(
+      loaded.errors.map((e) => e.message.replace(dir, 'DIR')),
+      ['DIR/b.yaml: declares no MachineComponent (read as a file still being written); to remove what it declared, delete the file', 'DIR/c.yaml: declares no MachineComponent (read as a file still being written); to remove what it declared, delete the file'],
+    );
+  });
 });
 
 describe('pure helpers', () => {
