@@ -31,6 +31,12 @@ const common: BuildOptions = {
   define: { 'import.meta.url': '__import_meta_url' },
   alias: { punycode: 'punycode/' },
   logLevel: 'warning',
+  // Whitespace and syntax minified (the client 14.6 MB to 5.4 MB, the agent 3.4 to 2.3 MB: less to
+  // read, hold and compile); names are kept, so stack traces stay readable. ASCII only: V8 holds a
+  // script with one character beyond Latin-1 at two bytes per character (4.5 MB more for `version`).
+  minifyWhitespace: true,
+  minifySyntax: true,
+  charset: 'ascii',
 };
 
 export const bundleOptions: BuildOptions = {
@@ -45,9 +51,17 @@ export const bundleOptions: BuildOptions = {
   },
 };
 
-// Whitespace and syntax minified (14.6 MB to 5.4 MB: less to read, hold and compile); names are
-// kept, so stack traces through the client stay readable.
-export const kubeChunkOptions: BuildOptions = { ...common, entryPoints: ['@kubernetes/client-node'], minifyWhitespace: true, minifySyntax: true };
+export const kubeChunkOptions: BuildOptions = { ...common, entryPoints: ['@kubernetes/client-node'] };
+
+// esbuild's `charset: 'ascii'` escapes strings but leaves regexp literals as written.
+function assertAscii(file: string): void {
+  const text = readFileSync(file, 'latin1');
+  const at = text.search(/[^\x00-\x7f]/);
+  if (at >= 0) {
+    const line = text.slice(0, at).split('\n').length;
+    throw new Error(`${file}:${line}: a character beyond ASCII (${JSON.stringify(text.slice(Math.max(0, at - 40), at + 10))}); write it as a \\u escape in the source`);
+  }
+}
 
 /** Writes the bundle and the Kubernetes client next to it into `dir`; `define` adds to the bundle's. */
 export async function buildBundle(dir: string, options: { absWorkingDir?: string; define?: Record<string, string> } = {}): Promise<void> {
@@ -56,6 +70,7 @@ export async function buildBundle(dir: string, options: { absWorkingDir?: string
     build({ ...bundleOptions, ...cwd, define: { ...bundleOptions.define, ...options.define }, outfile: join(dir, BUNDLE) }),
     build({ ...kubeChunkOptions, ...cwd, outfile: join(dir, KUBE_CHUNK) }),
   ]);
+  for (const file of [BUNDLE, KUBE_CHUNK]) assertAscii(join(dir, file));
 }
 
 if (import.meta.main) {

@@ -24,7 +24,7 @@ export interface UnitRow {
 export function parseListUnits(text: string): UnitRow[] {
   const rows: UnitRow[] = [];
   for (const raw of text.split('\n')) {
-    const line = raw.replace(/^\s*[●*]\s+/, '').trim();
+    const line = raw.replace(/^\s*[\u25cf*]\s+/, '').trim();
     if (line === '') continue;
     const m = /^(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*(.*)$/.exec(line);
     if (m === null) continue;

@@ -1,7 +1,7 @@
 // Durations are written as Go writes them (NPD's configs use "5m", "86400s", "1h30m"): one grammar
 // for agent.yaml, NPD monitor files, manifests and custom resources.
 const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-const TERM = /^(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/;
+const TERM = /^(\d+(?:\.\d+)?)(ns|us|\u00b5s|ms|s|m|h)/;
 
 /** The grammar as a regular expression, for schemas (RE2-compatible, so the apiserver can check it too). */
 export const DURATION_PATTERN = '^(0|([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$';
