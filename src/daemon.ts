@@ -69,10 +69,14 @@ export class Daemon {
   #filters: Filters | undefined;
   readonly #lastOutcome = new Map<string, { at: string; ok: boolean; error?: string }>();
   /**
-   * Per detector, the newest event already reported. A detector restarted by a reload reads its
-   * log's lookback again; what it finds there was counted and sent before and is not reported twice.
+   * Per detector, the newest timestamp already reported and how many of each event were reported
+   * at it. A detector restarted by a reload (or a watch restarted after a failure) reads its log's
+   * lookback again; what it finds there was counted and sent before and is not reported twice.
+   * Older events are dropped by their timestamp; at the newest one, a pass from the start drops as
+   * many of each event as were reported, and no more: syslog stamps have one-second resolution,
+   * and two faults in one second, even with the same text, read in two batches, are two events.
    */
-  readonly #reportedUntil = new Map<string, number>();
+  readonly #reported = new Map<string, { at: number; counts: Map<string, number>; replayed: Map<string, number> }>();
   #current: Configuration | undefined;
   #bootId = 'unknown';
   #address = '';
@@ -341,21 +345,32 @@ export class Daemon {
         previous: store.previous(instance.name),
         silenced: (this.#filters as Filters).silenced,
       }),
-      onOutcome: (detector, outcome, durationMs) => this.#onOutcome(byName.get(detector) as DetectorInstance, outcome, durationMs),
+      onOutcome: (detector, outcome, durationMs, fromStart) => this.#onOutcome(byName.get(detector) as DetectorInstance, outcome, durationMs, fromStart),
     });
     scheduler.start(instances);
     return { scheduler, instances };
   }
 
-  #freshEvents(detector: string, events: readonly ProblemEvent[]): ProblemEvent[] {
-    const until = this.#reportedUntil.get(detector);
-    const fresh = until === undefined ? [...events] : events.filter((e) => e.timestamp > until);
-    const newest = Math.max(until ?? Number.NEGATIVE_INFINITY, ...fresh.map((e) => e.timestamp));
-    if (Number.isFinite(newest)) this.#reportedUntil.set(detector, newest);
+  #freshEvents(detector: string, events: readonly ProblemEvent[], fromStart: boolean): ProblemEvent[] {
+    const key = (e: ProblemEvent): string => `${e.reason}\u0000${e.message}`;
+    const seen = this.#reported.get(detector) ?? { at: Number.NEGATIVE_INFINITY, counts: new Map<string, number>(), replayed: new Map<string, number>() };
+    if (fromStart) seen.replayed = new Map(seen.counts);
+    const { at } = seen;
+    const fresh = events.filter((e) => {
+      if (e.timestamp !== at) return e.timestamp > at;
+      const left = seen.replayed.get(key(e)) ?? 0;
+      if (left > 0) seen.replayed.set(key(e), left - 1);
+      return left === 0;
+    });
+    for (const e of fresh) {
+      if (e.timestamp > seen.at) Object.assign(seen, { at: e.timestamp, counts: new Map(), replayed: new Map() });
+      if (e.timestamp === seen.at) seen.counts.set(key(e), (seen.counts.get(key(e)) ?? 0) + 1);
+    }
+    if (Number.isFinite(seen.at)) this.#reported.set(detector, seen);
     return fresh;
   }
 
-  #onOutcome(instance: DetectorInstance, outcome: ProbeOutcome, durationMs: number): void {
+  #onOutcome(instance: DetectorInstance, outcome: ProbeOutcome, durationMs: number, fromStart: boolean): void {
     const detector = instance.name;
     const store = this.#store as ConditionStore;
     this.#metrics.observeProbe(detector, durationMs, !outcome.ok);
@@ -369,7 +384,7 @@ export class Daemon {
       return;
     }
     const filters = this.#filters as Filters;
-    const fresh = this.#freshEvents(detector, outcome.result.events);
+    const fresh = this.#freshEvents(detector, outcome.result.events, fromStart);
     const result = silence({ ...outcome.result, events: fresh }, filters.silenced);
     const now = (this.#host as Host).clock.now();
     const conditions = filters.hold.apply(detector, result.conditions, store.previous(detector), now);

@@ -8,6 +8,7 @@ import { KernelLog, KMSG_PATH } from './engine/kmsg.ts';
 import { compileRe2, type Re2Regex } from '../util/re2.ts';
 import { Duration } from '../util/duration-schema.ts';
 import { Re2Pattern } from '../util/re2-schema.ts';
+import { detach } from '../util/strings.ts';
 
 // ---------------------------------------------------------------- the rule catalogue (data)
 
@@ -344,10 +345,13 @@ export class KernelLogState {
     return events;
   }
 
-  #record(record: TimedRecord, inLookback: boolean, now: number, events: ProblemEvent[]): void {
-    const match = matchKernelMessage(record.message);
+  #record(read: TimedRecord, inLookback: boolean, now: number, events: ProblemEvent[]): void {
+    const match = matchKernelMessage(read.message);
     if (match === undefined) return;
-    const { rule, groups } = match;
+    // What a matched record leaves behind (messages, OOM context) outlives the read chunk it was cut from.
+    const record = { ...read, message: detach(read.message) };
+    const { rule } = match;
+    const groups = Object.fromEntries(Object.entries(match.groups).map(([k, v]) => [k, detach(v)]));
     if (rule.kind === 'context') {
       if (rule.id === 'oom-kill-summary') {
         const ctx: OomContext = {};

@@ -263,6 +263,25 @@ test('SIGHUP never reports again an event the start-up lookback already reported
   assert.equal(await agent.exited, 0);
 });
 
+test("two faults logged in the same second, even with the same text, and read in two batches are two events (syslog stamps have one-second resolution)", async () => {
+  const root = agentRoot('node-run');
+  // NPD's shipped monitor, reading /var/log/kern.log under the root.
+  root.write('/var/log/kern.log', '');
+  const agent = await startAgent(root, root.write('/agent.yaml', configWith(fileURLToPath(new URL('../fixtures/npd/config/kernel-monitor-filelog.json', import.meta.url)))));
+  // One stamp for both lines, as rsyslog writes kern.log ("Jan _2 15:04:05", local time).
+  const d = new Date();
+  const pad = (n: number): string => String(n).padStart(2, '0');
+  const stamp = `${d.toLocaleString('en-US', { month: 'short' })} ${String(d.getDate()).padStart(2, ' ')} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  // The OOM killer's line as 3.10-5.0 kernels print it (also in the lookback test above).
+  const oom = `${stamp} node-1 kernel: [ 95.000000] Killed process 2592 (stress) total-vm:1060908kB, anon-rss:1037216kB, file-rss:0kB\n`;
+  for (const n of [1, 2]) {
+    appendFileSync(root.path('/var/log/kern.log'), oom);
+    await waitFor(async () => new RegExp(`^problem_counter\\{reason="OOMKilling"\\} ${n}$`, 'm').test(await metrics(agent)), () => `OOM kill ${n} was never counted:\n${agent.output()}`, 15_000);
+  }
+  agent.child.kill('SIGTERM');
+  assert.equal(await agent.exited, 0);
+});
+
 /** Whether the process catches SIGHUP (bit 0 of SigCgt in /proc/PID/status). */
 function catchesSighup(pid: number): boolean {
   const mask = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];

@@ -21,6 +21,7 @@ import { isKernelRecord, KernelLog, parseKmsgLines } from '../../src/detectors/e
 import { createHost } from '../../src/host/host.ts';
 import type { DetectorResult } from '../../src/types.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
+import { lineCutFromChunk, retainedBy } from '../helpers/heap.ts';
 import { AGENT, FIXTURES, runAgent } from '../helpers/cli.ts';
 import { detectors } from '../../src/detectors/index.ts';
 import { decodeSection } from '../../src/config/decode.ts';
@@ -537,4 +538,23 @@ test('the daemon publishes what the start-up lookback found, as check does, on t
     child.kill('SIGKILL');
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+test("an event's message and what a match keeps (OOM context) do not hold the read chunk the record was cut from", () => {
+  const s = state();
+  // 200 chunks of 256 KiB: 51 MiB if each match kept its chunk alive.
+  const { bytes, result } = retainedBy(() =>
+    Array.from({ length: 200 }, (_, i) =>
+      s.process(
+        [
+          at(10, lineCutFromChunk(`oom-kill:constraint=CONSTRAINT_MEMCG,nodemask=(null),cpuset=/,mems_allowed=0,oom_memcg=/kubepods/pod${i},task_memcg=/kubepods/pod${i}/c,task=uwsgi,pid=${3000 + i},uid=33`)),
+          at(10, lineCutFromChunk(`Memory cgroup out of memory: Killed process ${3000 + i} (uwsgi) total-vm:517892kB, anon-rss:263092kB, file-rss:29128kB, shmem-rss:0kB, UID:33 pgtables:740kB oom_score_adj:0`)),
+        ],
+        NOW - 300_000,
+        NOW,
+      ),
+    ).flat(),
+  );
+  assert.equal((result as unknown[]).length, 200);
+  assert.ok(bytes < 8 * 1024 * 1024, `200 OOM kills retain ${(bytes / 1048576).toFixed(1)} MiB`);
 });

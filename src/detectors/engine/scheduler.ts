@@ -9,7 +9,12 @@ export interface SchedulerOptions {
   clock: Clock;
   log: Logger;
   context: (instance: DetectorInstance) => DetectorContext;
-  onOutcome: (detector: string, outcome: ProbeOutcome, durationMs: number) => void;
+  /**
+   * `fromStart`: the result is the first of a pass that read its source from the start of its
+   * window (every probe; a watch's first report, after a start or restart), so its events may
+   * repeat what an earlier pass reported.
+   */
+  onOutcome: (detector: string, outcome: ProbeOutcome, durationMs: number, fromStart: boolean) => void;
 }
 
 const WATCH_BACKOFF_MIN_MS = 1_000;
@@ -52,14 +57,16 @@ export class Scheduler {
       let backoff = WATCH_BACKOFF_MIN_MS;
       while (!signal.aborted) {
         const started = performance.now();
+        let fromStart = true;
         try {
           await detector.watch((result) => {
             backoff = WATCH_BACKOFF_MIN_MS;
-            onOutcome(instance.name, { ok: true, result }, performance.now() - started);
+            onOutcome(instance.name, { ok: true, result }, performance.now() - started, fromStart);
+            fromStart = false;
           }, signal);
         } catch (err) {
           if (signal.aborted) break;
-          onOutcome(instance.name, { ok: false, error: errorMessage(err) }, performance.now() - started);
+          onOutcome(instance.name, { ok: false, error: errorMessage(err) }, performance.now() - started, fromStart);
         }
         await sleep(backoff);
         backoff = Math.min(backoff * 2, WATCH_BACKOFF_MAX_MS);
@@ -78,7 +85,7 @@ export class Scheduler {
         release();
       }
       if (signal.aborted) break;
-      onOutcome(instance.name, outcome, performance.now() - started);
+      onOutcome(instance.name, outcome, performance.now() - started, true);
       await sleep(instance.settings.intervalMs);
     }
   }

@@ -2,6 +2,7 @@ import type { Condition, ConditionStatus, ProblemEvent } from '../../types.ts';
 import type { ParsedLogMonitor } from './config.ts';
 import { requiredLiteral, type Re2Regex } from '../../util/re2.ts';
 import { ReachFilter } from './reach-filter.ts';
+import { detach } from '../../util/strings.ts';
 
 export interface LogLine {
   /** Epoch ms. */
@@ -169,7 +170,7 @@ export class LogRuleEngine {
         if (m === null) continue;
         matched = linesFrom(window, m.index);
       }
-      const message = matched.map((l) => l.message).join(' ') + rule.suffix;
+      const message = detach(matched.map((l) => l.message).join(' ') + rule.suffix);
       const timestamp = (matched[0] as LogLine).timestamp;
       if (rule.type === 'temporary') {
         events.push({ severity: 'warn', reason: rule.reason, message, timestamp });
@@ -179,7 +180,7 @@ export class LogRuleEngine {
     }
     for (const { condition, regex } of this.#recovery.patterns) {
       if (this.#conditions.get(condition)?.status === 'True' && regex.test(line.message)) {
-        this.#reset(condition, line.timestamp, line.message, events);
+        this.#reset(condition, line.timestamp, detach(line.message), events);
       }
     }
   }

@@ -10,11 +10,9 @@ export function createSystemLogMonitor(monitor: ParsedLogMonitor, recovery: Reco
   const { host } = ctx;
   const engine = new LogRuleEngine(monitor, recovery, ctx.previous, host.clock.now());
   const result = (events: ProblemEvent[]): DetectorResult => ({ conditions: engine.conditions, events });
-  /** Everything the source holds now, one bounded batch at a time. */
-  const catchUp = async (source: LogSource, signal: AbortSignal, final: boolean): Promise<ProblemEvent[]> => {
-    const events: ProblemEvent[] = [];
-    for (let batch = await source.read(signal, final); batch !== undefined; batch = await source.read(signal, final)) events.push(...engine.process(batch));
-    return events;
+  /** Everything the source holds now, one bounded batch at a time; each batch's events go to `take`, so a long backlog is never held. */
+  const catchUp = async (source: LogSource, signal: AbortSignal, final: boolean, take: (events: ProblemEvent[]) => void): Promise<void> => {
+    for (let batch = await source.read(signal, final); batch !== undefined; batch = await source.read(signal, final)) take(engine.process(batch));
   };
 
   return {
@@ -22,7 +20,8 @@ export function createSystemLogMonitor(monitor: ParsedLogMonitor, recovery: Reco
       // One pass over what the log holds now, within the lookback window.
       const source = await openLogSource(host, monitor);
       try {
-        const events = await catchUp(source, signal, true);
+        const events: ProblemEvent[] = [];
+        await catchUp(source, signal, true, (batch) => events.push(...batch));
         return result([...events, ...engine.expire(host.clock.now())]);
       } finally {
         await source.close();
@@ -34,12 +33,21 @@ export function createSystemLogMonitor(monitor: ParsedLogMonitor, recovery: Reco
       try {
         const opened = await openLogSource(host, monitor);
         source = opened;
-        emit(result(await catchUp(opened, signal, false)));
+        const emitEvents = (events: ProblemEvent[]): void => {
+          if (events.length > 0) emit(result(events));
+        };
+        let reported = false;
+        await catchUp(opened, signal, false, (events) => {
+          reported ||= events.length > 0;
+          emitEvents(events);
+        });
+        // The first report after start carries the conditions even when the backlog raised nothing.
+        if (!reported) emit(result([]));
         while (!signal.aborted) {
           await waitOrExpire(host.clock, (s) => opened.wait(s), engine.nextExpiry(), signal);
           if (signal.aborted) break;
-          const events = [...(await catchUp(opened, signal, false)), ...engine.expire(host.clock.now())];
-          if (events.length > 0) emit(result(events));
+          await catchUp(opened, signal, false, emitEvents);
+          emitEvents(engine.expire(host.clock.now()));
         }
       } finally {
         await source?.close();

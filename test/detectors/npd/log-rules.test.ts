@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { lineCutFromChunk, retainedBy } from '../../helpers/heap.ts';
 import { LogRuleEngine } from '../../../src/detectors/npd/log-rules.ts';
 import { compileRe2 } from '../../../src/util/re2.ts';
 import { at, inlineMonitor } from './helpers.ts';
@@ -146,4 +147,12 @@ test('with bufferSize 1000, a pattern that spans at most k lines breaks searches
   assert.ok((searched.Counted as number) <= 3 * (line.length + 1), `searched ${searched.Counted} characters`);
   assert.equal(searched.FromStart, 'only\nthis'.length, 'a pattern anchored at the start is not searched once the buffer holds more lines than it can span');
   assert.deepEqual(events.map((e) => [e.reason, e.message]), [['FromStart', 'only this'], ['ThreeLines', 'x middle aby'], ['Counted', 'q q z']]);
+});
+
+test("an event's message does not hold the read chunk its line was cut from", () => {
+  const engine = new LogRuleEngine(monitor, noRecovery, [], 0);
+  // 200 chunks of 256 KiB: 51 MiB if each event kept its chunk alive.
+  const { bytes, result } = retainedBy(() => Array.from({ length: 200 }, (_, i) => engine.process([at(i, lineCutFromChunk(`a line long enough to be a view: blip ${i}`))])).flat());
+  assert.equal((result as unknown[]).length, 200);
+  assert.ok(bytes < 8 * 1024 * 1024, `200 events retain ${(bytes / 1048576).toFixed(1)} MiB`);
 });
