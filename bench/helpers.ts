@@ -34,11 +34,12 @@ export async function startController(kubeconfig: string, extraArgs: readonly st
 }
 
 /** A process's CPU seconds (user + system), resident and peak resident memory, from /proc. */
-export function procStats(pid: number): { cpuSeconds: number; rssMiB: number; hwmMiB: number } {
+/** CPU seconds and memory of a live process; RSS split into anonymous (its own heap) and file-backed (mapped executable and libraries, shared with the page cache). */
+export function procStats(pid: number): { cpuSeconds: number; rssMiB: number; hwmMiB: number; anonMiB: number; fileMiB: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
-  return { cpuSeconds: (Number(stat[11]) + Number(stat[12])) / USER_HZ, rssMiB: kib('VmRSS') / 1024, hwmMiB: kib('VmHWM') / 1024 };
+  return { cpuSeconds: (Number(stat[11]) + Number(stat[12])) / USER_HZ, rssMiB: kib('VmRSS') / 1024, hwmMiB: kib('VmHWM') / 1024, anonMiB: kib('RssAnon') / 1024, fileMiB: kib('RssFile') / 1024 };
 }
 
 /** The sum of every series of metric name in a Prometheus text scrape whose labels pass filter. */

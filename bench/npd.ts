@@ -308,6 +308,9 @@ interface Sample {
   share?: number;
   rssMb: number;
   hwmMb: number;
+  /** RSS at the end, anonymous and file-backed (idle runs). */
+  anonMb?: number;
+  fileMb?: number;
   doneMs?: number;
   instructions?: number;
   /** idle: voluntary context switches per minute, every thread. */
@@ -396,7 +399,8 @@ async function runOnce(subject: Subject, scenario: Scenario, input: { root: stri
       const after = threadTotals(r.pid);
       const wall = (performance.now() - w0) / 1000;
       const perMin = 60 / wall;
-      const sample: Sample = { readyMs, readyCpu, readyRssMb, cpu, share: cpu / wall, rssMb: procStats(r.pid).rssMiB, hwmMb: procStats(r.pid).hwmMiB };
+      const end = procStats(r.pid);
+      const sample: Sample = { readyMs, readyCpu, readyRssMb, cpu, share: cpu / wall, rssMb: end.rssMiB, hwmMb: end.hwmMiB, anonMb: end.anonMiB, fileMb: end.fileMiB };
       sample.wakeupsPerMin = (after.wakeups - before.wakeups) * perMin;
       sample.cpuMsPerMin = ((after.cpuNs - before.cpuNs) / 1e6) * perMin;
       if (opt.strace) {
@@ -494,6 +498,8 @@ async function benchmarks(): Promise<void> {
       row(`idle, NPD configs only: CPU share of one core over ${IDLE_S} s`, pick(r.npd, (s) => (s.share ?? 0) * 100), pick(r.agent, (s) => (s.share ?? 0) * 100), '%', 3);
       row('idle, NPD configs only: RSS at the end', pick(r.npd, (s) => s.rssMb), pick(r.agent, (s) => s.rssMb), 'MB');
       row('idle, NPD configs only: peak RSS', pick(r.npd, (s) => s.hwmMb), pick(r.agent, (s) => s.hwmMb), 'MB');
+      row('idle, NPD configs only: RSS at the end, anonymous', pick(r.npd, (s) => s.anonMb), pick(r.agent, (s) => s.anonMb), 'MB');
+      row('idle, NPD configs only: RSS at the end, file-backed', pick(r.npd, (s) => s.fileMb), pick(r.agent, (s) => s.fileMb), 'MB');
       if (ONLY.has('idle')) idleRows('idle, NPD configs only', r.npd, r.agent);
     }
   }
@@ -501,6 +507,8 @@ async function benchmarks(): Promise<void> {
     const r = await scenario('idle-all', ['agent'], undefined);
     row(`idle, every built-in detector + NPD configs: CPU share over ${IDLE_S} s`, undefined, pick(r.agent, (s) => (s.share ?? 0) * 100), '%', 3);
     row('idle, every built-in detector + NPD configs: RSS at the end', undefined, pick(r.agent, (s) => s.rssMb), 'MB');
+    row('idle, every built-in detector + NPD configs: RSS at the end, anonymous', undefined, pick(r.agent, (s) => s.anonMb), 'MB');
+    row('idle, every built-in detector + NPD configs: RSS at the end, file-backed', undefined, pick(r.agent, (s) => s.fileMb), 'MB');
     idleRows('idle, every built-in detector + NPD configs', [], r.agent);
   }
   if (ONLY.has('each') && !opt.callgrind) {

@@ -77,8 +77,19 @@ export function officialNode(arch: SeaArch): string {
 // (execArgvExtension 'none'), and SIGUSR1 must not open an unauthenticated inspector port.
 // Detectors match untrusted log lines against user-supplied patterns: the 'l' flag needs V8's
 // linear-time regexp engine. A 1 MB semi-space (V8's default is sized for throughput, not for a
-// small resident daemon) takes 3-7 MB off every command's resident memory (BENCHMARKS.md, issue 15).
-const EXEC_ARGV = ['--enable-experimental-regexp-engine', '--disable-sigusr1', '--max-semi-space-size=1'];
+// small resident daemon) takes 3-7 MB off every command's resident memory; a heap growing factor
+// of 2 (V8 picks up to 4 for a small heap) keeps the garbage of a streamed log awaiting a full GC
+// to tens of MB; --single-threaded (no V8 worker threads: the collector runs on the main thread)
+// saves 4 MB at the same CPU (BENCHMARKS.md, issue 15). src/util/re2.ts also sets the backtrack
+// fallback at run time; it is given here so the code cache is made under the flags it runs with.
+const EXEC_ARGV = [
+  '--enable-experimental-regexp-engine',
+  '--enable-experimental-regexp-engine-on-excessive-backtracks',
+  '--disable-sigusr1',
+  '--max-semi-space-size=1',
+  '--heap-growing-percent=100',
+  '--single-threaded',
+];
 
 // The code cache (about 30 ms off every start) is CPU-arch specific, so each arch's blob is made
 // by its own node, arm64 under qemu-user. It is rejected unless made under the same V8 flags as
