@@ -77,18 +77,17 @@ export function officialNode(arch: SeaArch): string {
 // (execArgvExtension 'none'), and SIGUSR1 must not open an unauthenticated inspector port.
 // Detectors match untrusted log lines against user-supplied patterns: the 'l' flag needs V8's
 // linear-time regexp engine. A 1 MB semi-space (V8's default is sized for throughput, not for a
-// small resident daemon) takes 3-7 MB off every command's resident memory; a heap growing factor
-// of 2 (V8 picks up to 4 for a small heap) keeps the garbage of a streamed log awaiting a full GC
-// to tens of MB; --single-threaded (no V8 worker threads: the collector runs on the main thread)
-// saves 4 MB at the same CPU (BENCHMARKS.md, issue 15). src/util/re2.ts also sets the backtrack
-// fallback at run time; it is given here so the code cache is made under the flags it runs with.
+// small resident daemon) takes 3-7 MB off every command's resident memory, and a heap growing
+// factor of 2 (V8 picks up to 4 for a small heap) keeps the garbage of a streamed log awaiting a
+// full GC to tens of MB (BENCHMARKS.md, issue 15; --single-threaded, also measured there, saves 4 MB
+// idle but lets a streamed log's garbage grow by 50 MB more). src/util/re2.ts also sets the
+// backtrack fallback at run time; it is given here so the code cache is made under the flags it runs with.
 const EXEC_ARGV = [
   '--enable-experimental-regexp-engine',
   '--enable-experimental-regexp-engine-on-excessive-backtracks',
   '--disable-sigusr1',
   '--max-semi-space-size=1',
   '--heap-growing-percent=100',
-  '--single-threaded',
 ];
 
 // The code cache (about 30 ms off every start) is CPU-arch specific, so each arch's blob is made
