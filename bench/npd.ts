@@ -27,6 +27,7 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { syslogStamp } from '../test/helpers/syslog.ts';
 import { procStats } from './helpers.ts';
 
 const { values: opt } = parseArgs({
@@ -97,13 +98,6 @@ function uptimeSeconds(): number {
   return Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
 }
 
-/** Syslog's `Jan _2 15:04:05` in local time, as rsyslog writes kern.log. */
-function syslogStamp(ms: number): string {
-  const d = new Date(ms);
-  const month = d.toLocaleString('en-US', { month: 'short' });
-  const pad = (n: number): string => String(n).padStart(2, '0');
-  return `${month} ${String(d.getDate()).padStart(2, ' ')} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-}
 
 async function writeLines(file: string, count: number, line: (i: number) => string): Promise<void> {
   mkdirSync(path.dirname(file), { recursive: true });

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import { detectors } from '../../src/detectors/index.ts';
 import { REPO } from '../helpers/cli.ts';
 import { agentRoot, spawnAgent, startAgent, waitFor, type Agent } from '../helpers/daemon.ts';
+import { syslogStamp } from '../helpers/syslog.ts';
 
 
 // Only the embedded NPD monitors, so that the daemon's behaviour, not the detectors', is under test.
@@ -269,9 +270,7 @@ test("two faults logged in the same second, even with the same text, and read in
   root.write('/var/log/kern.log', '');
   const agent = await startAgent(root, root.write('/agent.yaml', configWith(fileURLToPath(new URL('../fixtures/npd/config/kernel-monitor-filelog.json', import.meta.url)))));
   // One stamp for both lines, as rsyslog writes kern.log ("Jan _2 15:04:05", local time).
-  const d = new Date();
-  const pad = (n: number): string => String(n).padStart(2, '0');
-  const stamp = `${d.toLocaleString('en-US', { month: 'short' })} ${String(d.getDate()).padStart(2, ' ')} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  const stamp = syslogStamp(Date.now());
   // The OOM killer's line as 3.10-5.0 kernels print it (also in the lookback test above).
   const oom = `${stamp} node-1 kernel: [ 95.000000] Killed process 2592 (stress) total-vm:1060908kB, anon-rss:1037216kB, file-rss:0kB\n`;
   for (const n of [1, 2]) {

@@ -9,6 +9,7 @@ import { createHost } from '../../../src/host/host.ts';
 import { createLogger } from '../../../src/log.ts';
 import type { DetectorResult } from '../../../src/types.ts';
 import { TempRoot } from '../../helpers/host-root.ts';
+import { syslogStamp } from '../../helpers/syslog.ts';
 import { inlineMonitor, NPD_CONFIG_DIR, referenceMonitor } from './helpers.ts';
 
 const roots: TempRoot[] = [];
@@ -25,14 +26,6 @@ async function readAll(source: LogSource): Promise<LogLine[]> {
   const lines: LogLine[] = [];
   for (let batch = await source.read(signal, true); batch !== undefined; batch = await source.read(signal, true)) lines.push(...batch);
   return lines;
-}
-
-/** "Nov  7 09:12:44" for a moment, as syslog writes it. */
-function syslogStamp(ms: number): string {
-  const d = new Date(ms);
-  const month = d.toLocaleString('en-US', { month: 'short' });
-  const pad = (n: number): string => String(n).padStart(2, '0');
-  return `${month} ${String(d.getDate()).padStart(2, ' ')} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
 test("filelog: NPD's kernel-monitor-filelog.json on a kern.log, with its lookback", async () => {
