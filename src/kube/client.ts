@@ -94,11 +94,14 @@ export class KubeApiError extends AgentError {
   readonly status: number | undefined;
   /** metav1.Status reason (NotFound, Conflict, AlreadyExists…) when the apiserver sent one. */
   readonly reason: string | undefined;
+  /** What the apiserver (or the connection) said, without the request in front. */
+  readonly detail: string;
   constructor(verb: string, path: string, kind: KubeErrorKind, status: number | undefined, reason: string | undefined, detail: string, options?: { cause?: unknown }) {
     super('KUBE', `${verb} ${path}: ${status === undefined ? '' : `${status} `}${detail}`, options);
     this.kind = kind;
     this.status = status;
     this.reason = reason;
+    this.detail = detail;
   }
 }
 

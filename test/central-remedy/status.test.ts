@@ -103,9 +103,12 @@ describe('NodeRemedier status and the Machine replacement condition on a real ap
 
     await fleet.kill('s-1');
     await fleet.kill('s-2');
-    await until('an operation is counted active while the ladders run', async () => ((await status()).status?.activeOperations ?? 0) >= 1, 60_000);
-    const during = await ops(cluster);
-    assert.ok(during.some((o) => !['Succeeded', 'Failed', 'Skipped', 'Denied'].includes(o.status?.phase ?? 'Pending')), 'read while an operation was unfinished');
+    // The count is written at most once per EVERY_MS, so the operation it counts may have finished
+    // (and the next step not yet begun) by the time the list is read: both are asked until both stand.
+    await until('an operation is counted active while one is unfinished', async () => {
+      const unfinished = (await ops(cluster)).some((o) => !['Succeeded', 'Failed', 'Skipped', 'Denied'].includes(o.status?.phase ?? 'Pending'));
+      return unfinished && ((await status()).status?.activeOperations ?? 0) >= 1;
+    }, 60_000);
 
     await until('s-2 is marked for replacement', async () => (await replacement('s-2'))?.status === 'True', 120_000);
     await until('the run is counted', async () => {

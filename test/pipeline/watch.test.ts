@@ -4,7 +4,8 @@
 // last resourceVersion is answered 410 Gone. Real apiservers throughout: a management cluster with
 // the pipeline controller in this process (its metrics and log read directly), two members with
 // their own in-cluster controllers and agents played by the test, each writing an audit log in
-// which the pipeline controller's requests are counted on the member itself.
+// which the pipeline controller's requests are counted on the member itself. A member refusing
+// /readyz (its RBAC not serving yet) is kept apart from one refusing the pipeline's writes.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +19,7 @@ import { startCluster, type Cluster } from '../harness/cluster.ts';
 import { installCrds } from '../helpers/kube-objects.ts';
 import { KUBENODE_API, MCS_PATH } from '../helpers/kube-api.ts';
 import { ensureNamespace, must, type SimulatedAgents, until } from '../controller/helpers.ts';
-import { addMember, AUDIT_POLICY, pipelineRequests } from './helpers.ts';
+import { addMember, AUDIT_POLICY, MEMBER_ROLE, pipelineRequests } from './helpers.ts';
 
 const NS = 'kubenode-system';
 const PROBE_MS = 1000;
@@ -125,7 +126,7 @@ describe('a member watch that breaks mid-release', () => {
     });
     assert.equal(cluster.server, server, 'the member came back on the same address (its Secret names it)');
 
-    // Failed twice in 5 loaded runs (once in CI) without a cause found: a failure says where the release, the member's set and its /readyz stood.
+    // A failure says where the release, the member's set and its /readyz stood (how the 403 of a member just started, failing the release, was found).
     await until('restart succeeds', async () => (await statusOf('restart'))?.phase === 'Succeeded', 120_000).catch(async (err: unknown) => {
       const readyz = await cluster.request('GET', '/readyz?verbose');
       const seen = { release: await clusterOf('restart'), memberSet: (await memberSet('restarted', 'restart')).status, readyz: `${readyz.status} ${readyz.body.split('\n').filter((l) => l.startsWith('[-]')).join('; ')}`, log: logLines.slice(-20) };
@@ -141,6 +142,46 @@ describe('a member watch that breaks mid-release', () => {
     const events = await must<{ items: { reason: string; involvedObject: { name: string } }[] }>(mgmt, 'GET', '/api/v1/namespaces/default/events');
     const reasons = new Set(events.items.filter((e) => e.involvedObject.name === 'restart').map((e) => e.reason));
     for (const r of ['ClusterUnreachable', 'ClusterReachable', 'ClusterFinished']) assert.ok(reasons.has(r), `Event ${r} (have ${[...reasons].join(', ')})`);
+  });
+
+  it('a member that refuses even /readyz, as one just started does until its RBAC caches fill, is not ready rather than failed: it waits until the member answers, then the release goes on; a refusal from a ready member fails the cluster', async () => {
+    const { cluster } = member('restarted');
+    const CRB = '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings';
+    type Binding = { apiVersion: string; kind: string; metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> }; roleRef: unknown; subjects?: unknown };
+    const take = async (names: string[]): Promise<() => Promise<void>> => {
+      const kept = await Promise.all(names.map((n) => must<Binding>(cluster, 'GET', `${CRB}/${n}`)));
+      for (const b of kept) await must(cluster, 'DELETE', `${CRB}/${b.metadata.name}`);
+      return async () => {
+        for (const b of kept) await must(cluster, 'POST', CRB, { apiVersion: b.apiVersion, kind: b.kind, metadata: { name: b.metadata.name, labels: b.metadata.labels, annotations: b.metadata.annotations }, roleRef: b.roleRef, subjects: b.subjects });
+      };
+    };
+    // The two bindings that let every authenticated user read /readyz.
+    const giveReadyz = await take(['system:public-info-viewer', 'system:discovery']);
+    // Heard from within a probe interval (the last test's release), the member would be written without a probe.
+    await new Promise((r) => setTimeout(r, 2 * PROBE_MS));
+    await release('notready', 'restarted', '1s');
+    await until('notready not ready', async () => (await clusterOf('notready'))?.reachable === 'False', 60_000);
+    assert.match((await clusterOf('notready'))?.message ?? '', /^unreachable: GET \/readyz: 403 not ready: forbidden: User "system:serviceaccount:kubenode-system:kubenode-pipeline" cannot get path "\/readyz"/);
+    await new Promise((r) => setTimeout(r, 3 * PROBE_MS));
+    // Its first request was the probe: the set was never written, and the cluster waits to start.
+    assert.equal((await clusterOf('notready'))?.state, 'Pending', 'still waiting for it after three probe intervals');
+    assert.equal((await statusOf('notready'))?.phase, 'Progressing');
+    await giveReadyz();
+    await until('notready succeeds', async () => (await statusOf('notready'))?.phase === 'Succeeded', 120_000);
+    assert.equal((await clusterOf('notready'))?.updated, 3);
+
+    // Ready, but the pipeline's own rights in the member are gone: its write is refused, and that fails the cluster at once.
+    const giveRole = await take([MEMBER_ROLE]);
+    const mark = pipelineRequests(auditLog('restarted')).length;
+    await release('forbidden', 'restarted', '1s');
+    await until('forbidden Failed', async () => (await clusterOf('forbidden'))?.state === 'Failed', 60_000);
+    assert.match((await clusterOf('forbidden'))?.message ?? '', /^the cluster refused forbidden: PATCH \/apis\/kubenode\.io\/v1alpha1\/machinecomponentsets\/forbidden: 403 .* cannot patch resource "machinecomponentsets"/);
+    assert.equal((await clusterOf('forbidden'))?.reachable, 'True');
+    // The refusal was believed only once /readyz answered right after it.
+    const asked = pipelineRequests(auditLog('restarted')).slice(mark).filter((e) => e.verb !== 'list' && e.verb !== 'watch').map((e) => `${e.verb} ${e.requestURI.split('?')[0] ?? ''} ${e.responseStatus?.code ?? '?'}`);
+    const refused = asked.indexOf('patch /apis/kubenode.io/v1alpha1/machinecomponentsets/forbidden 403');
+    assert.ok(refused >= 0 && asked[refused + 1] === 'get /readyz 200', asked.join(', '));
+    await giveRole();
   });
 
   it('a re-watch answered 410 Gone lists again and misses nothing: the rollout that went on meanwhile reaches the release', async () => {

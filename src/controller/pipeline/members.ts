@@ -228,11 +228,23 @@ export class MemberClusters {
   /**
    * Runs fn against the cluster and records what the answer says about its health: any HTTP
    * answer means reachable; no answer (refused, reset, timeout) means not. A cluster last heard
-   * from more than a probe interval ago answers /readyz first.
+   * from more than a probe interval ago answers /readyz first, and a refusal (401, 403) is taken
+   * as one only when /readyz answers after it; otherwise the cluster is not ready.
    */
   async call<T>(name: string, fn: (client: KubeClient) => Promise<T>): Promise<T> {
     const member = await this.check(name);
-    return this.#record(name, this.#entries.get(name) as Entry, () => fn(member.client));
+    const entry = this.#entries.get(name) as Entry;
+    return this.#record(name, entry, async () => {
+      try {
+        return await fn(member.client);
+      } catch (err) {
+        // An apiserver that has just started, or one behind a load balancer mid-upgrade, refuses
+        // everyone until its RBAC and token caches fill: a refusal counts only from one that is ready.
+        const kind = classifyKubeError(err);
+        if (kind === 'forbidden' || kind === 'unauthorized') await probe(member.client, this.#o.requestTimeoutMs);
+        throw err;
+      }
+    });
   }
 
   /**
@@ -295,11 +307,19 @@ export class MemberClusters {
   }
 }
 
-/** /readyz answers 200 with the text "ok", which the JSON client reports as a non-JSON answer: that is the healthy case. */
+/**
+ * /readyz answers 200 with the text "ok", which the JSON client reports as a non-JSON answer: that
+ * is the healthy case. Any other answer is an apiserver not ready to serve, whatever its status: one
+ * just started answers 403 until its RBAC caches fill (and 401 until its token caches do), and a
+ * refusal from it says nothing about the rights a member's kubeconfig has.
+ */
 async function probe(client: KubeClient, timeoutMs: number): Promise<void> {
   try {
     await client.request('GET', '/readyz', { timeoutMs });
   } catch (err) {
-    if (!(err instanceof KubeApiError && err.status === 200)) throw err;
+    if (!(err instanceof KubeApiError)) throw err;
+    if (err.status === 200) return;
+    if (err.status === undefined) throw err;
+    throw new KubeApiError('GET', '/readyz', 'server', err.status, err.reason, `not ready: ${err.detail}`);
   }
 }
