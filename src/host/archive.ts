@@ -4,7 +4,7 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { createGunzip } from 'node:zlib';
-import { Parser, Unpack, type ReadEntry } from 'tar';
+import type { Parser, ReadEntry } from 'tar';
 import { AgentError } from '../errors.ts';
 import type { Host } from './host.ts';
 
@@ -123,6 +123,10 @@ async function stream(file: string, parser: Parser, bind: (stop: (err: Error) =>
   });
 }
 
+/** Loaded on the first archive: a daemon with no tarball to install never parses it (about 10 ms of its start). */
+let tarModule: Promise<typeof import('tar')> | undefined;
+const tar = (): Promise<typeof import('tar')> => (tarModule ??= import('tar'));
+
 /** Counts entries and their sizes as they stream past; throws ArchiveError at the first limit passed. */
 function limiter(limits: ArchiveLimits): (size: number) => void {
   let entries = 0;
@@ -140,6 +144,7 @@ export async function inspectTarball(host: Host, fileHostPath: string, options: 
   const entries: ArchiveEntry[] = [];
   const count = limiter(options);
   let stop: (err: Error) => void = () => undefined;
+  const { Parser } = await tar();
   const parser = new Parser({
     strict: true,
     onReadEntry: (e: ReadEntry) => {
@@ -173,6 +178,7 @@ export async function extractTarball(host: Host, fileHostPath: string, destHostP
   const count = limiter(options);
   let stop: (err: Error) => void = () => undefined;
   let warning: string | undefined;
+  const { Unpack } = await tar();
   const unpack = new Unpack({
     cwd: host.path(destHostPath),
     strip: options.strip,

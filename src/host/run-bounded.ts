@@ -2,7 +2,6 @@
 // so that none of them, nor anything they leave behind, can outlive its deadline.
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
-import { execa } from 'execa';
 
 export interface BoundedOptions {
   timeoutMs: number;
@@ -61,6 +60,10 @@ async function killTagged(tag: string): Promise<void> {
   }
 }
 
+/** Loaded on the first command: a daemon whose configuration runs none never parses it (about 13 ms of its start). */
+let execaModule: Promise<typeof import('execa')> | undefined;
+const loadExeca = (): Promise<typeof import('execa')> => (execaModule ??= import('execa'));
+
 /** Keeps a stream's first `max` bytes and reads past the rest, so the writer never blocks. */
 function keepHead(stream: NodeJS.ReadableStream | null, max: number): { text(): string } {
   const chunks: Buffer[] = [];
@@ -86,6 +89,7 @@ export async function runBounded(file: string, args: readonly string[], options:
   const tag = randomBytes(12).toString('hex');
   const maxOutputBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
   const truncate = options.overflow === 'truncate';
+  const { execa } = await loadExeca();
   const subprocess = execa(file, args, {
     reject: false,
     env: { [EXEC_TAG]: tag },

@@ -8,7 +8,7 @@ import { watchDir, type DirWatch } from '../host/watch.ts';
 import type { Logger } from '../log.ts';
 import type { ComponentObserver } from '../report/component-metrics.ts';
 import { createInstallContext, manifestReader, type InstallersSlice } from './context.ts';
-import { Engine, type ApplyOutcome } from './engine.ts';
+import type { ApplyOutcome, Engine } from './engine.ts';
 import { loadManifestDir } from './manifests.ts';
 import type { InstallerGate } from '../risk/gate.ts';
 import { listStatuses } from './status.ts';
@@ -77,7 +77,8 @@ export interface ReconcilerOptions {
 
 export class InstallReconciler {
   readonly #ctx: InstallContext;
-  readonly #engine: Engine;
+  /** Loaded on the first pass with something declared: a node with no manifest directory never parses it. */
+  #engine: Engine | undefined;
   readonly #options: ReconcilerOptions;
   readonly #abort = new AbortController();
   readonly #source: DesiredSource;
@@ -92,7 +93,6 @@ export class InstallReconciler {
 
   constructor(ctx: Omit<InstallContext, 'signal'>, options: ReconcilerOptions) {
     this.#ctx = { ...ctx, signal: this.#abort.signal };
-    this.#engine = new Engine(this.#ctx);
     this.#options = options;
     this.#source = options.source ?? new ManifestDirSource(ctx.host, options.manifestDir ?? ctx.config.manifestDir, options.debounceMs, ctx.log);
   }
@@ -133,6 +133,7 @@ export class InstallReconciler {
         return;
       }
       for (const err of manifests.errors) log.error({ file: err.file, field: err.field, err: err.message }, 'Manifest refused');
+      this.#engine ??= new (await import('./engine.ts')).Engine(this.#ctx);
       let lock;
       try {
         lock = await this.#engine.lock('kubenode-agent run (installers)');

@@ -3,6 +3,9 @@ import { test } from 'node:test';
 import { ConfigError } from '../../src/errors.ts';
 import { fieldPath } from '../../src/config/decode.ts';
 import { defaultConfig, parseConfigText } from '../../src/config/load.ts';
+import { AgentConfig } from '../../src/config/schema.ts';
+import { compileRe2 } from '../../src/util/re2.ts';
+import { isRe2Schema } from '../../src/util/re2-schema.ts';
 
 test('defaults come from the schema', () => {
   const config = defaultConfig();
@@ -11,6 +14,21 @@ test('defaults come from the schema', () => {
   assert.equal(config.check.timeout, 30_000, 'durations are decoded to milliseconds once, at load');
   assert.equal(config.detection.maxConcurrent, 4);
   assert.deepEqual(config.monitors.customPlugin, []);
+});
+
+test('every RE2 default in the configuration compiles (loading a configuration takes a default as valid without compiling it)', () => {
+  const found: string[] = [];
+  const walk = (schema: unknown, at: string): void => {
+    if (typeof schema !== 'object' || schema === null) return;
+    const s = schema as Record<string, unknown>;
+    if (isRe2Schema(s) && typeof s.default === 'string') {
+      assert.doesNotThrow(() => compileRe2(s.default as string), at);
+      found.push(at);
+    }
+    for (const [k, v] of Object.entries(s)) if (typeof v === 'object') walk(v, `${at}.${k}`);
+  };
+  walk(AgentConfig, 'AgentConfig');
+  assert.deepEqual(found.map((f) => f.replace(/\.properties\./g, '.')), ['AgentConfig.detectors.kernel.ignoreDevices', 'AgentConfig.detectors.storage.ignoreBlockDevices']);
 });
 
 test('a partial file keeps the defaults of what it leaves out', () => {
