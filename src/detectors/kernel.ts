@@ -215,7 +215,7 @@ interface CompiledRule extends KernelRule {
 
 let compiled: CompiledRule[] | undefined;
 function compiledRules(): CompiledRule[] {
-  compiled ??= KERNEL_RULES.map((rule) => ({ ...rule, regex: compileRe2(rule.pattern) }));
+  compiled ??= KERNEL_RULES.map((rule) => ({ ...rule, regex: compileRe2(rule.pattern, { builtIn: true }) }));
   return compiled;
 }
 

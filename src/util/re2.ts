@@ -425,8 +425,17 @@ type LineShape = ReturnType<typeof lineShape>;
 /** What is assumed of a pattern whose shape is not worked out: anything. */
 const ANY_SHAPE: LineShape = { maxLineBreaks: Infinity, anchoredStart: true };
 
-function wrapRegExp(pattern: string, engine: Re2Engine, regex: RegExp, shape: LineShape, re2js: RE2JS): Re2Regex {
-  return { pattern, engine, ...shape, re2js, exec: (text) => regex.exec(text), test: (text) => regex.test(text) };
+function wrapRegExp(pattern: string, engine: Re2Engine, regex: RegExp, shape: LineShape, re2js: () => RE2JS): Re2Regex {
+  return {
+    pattern,
+    engine,
+    ...shape,
+    get re2js() {
+      return re2js();
+    },
+    exec: (text) => regex.exec(text),
+    test: (text) => regex.test(text),
+  };
 }
 
 function wrapRe2js(pattern: string, compiled: RE2JS, shape: LineShape): Re2Regex {
@@ -446,9 +455,11 @@ function wrapRe2js(pattern: string, compiled: RE2JS, shape: LineShape): Re2Regex
 /**
  * Compiles an RE2 pattern from configuration. `anchorEnd` appends RE2's \z the way NPD's log
  * buffer does (expr + `\z`, so it binds to the last alternative). Throws PatternError naming the
- * problem for anything RE2 refuses.
+ * problem for anything RE2 refuses. `builtIn`: one of the agent's own patterns, proved valid RE2 by
+ * its tests, which re2js then compiles only if asked for (its parse is most of the compile: 12 ms
+ * of `check` for the kernel detector's rules).
  */
-export function compileRe2(pattern: string, options: { anchorEnd?: boolean } = {}): Re2Regex {
+export function compileRe2(pattern: string, options: { anchorEnd?: boolean; builtIn?: boolean } = {}): Re2Regex {
   setRegexpFlags();
   const full = options.anchorEnd === true ? `${pattern}\\z` : pattern;
   let source: string | undefined;
@@ -459,23 +470,26 @@ export function compileRe2(pattern: string, options: { anchorEnd?: boolean } = {
     if (!(err instanceof PatternError)) throw err;
     untranslatable = err;
   }
-  let reference: RE2JS;
-  try {
-    reference = RE2JS.compile(full);
-  } catch (err) {
-    // Both refuse it: the translator's message says where, in the pattern as written.
-    throw untranslatable ?? new PatternError(`invalid RE2 pattern ${JSON.stringify(pattern)}: ${(err as Error).message}`);
+  let reference: RE2JS | undefined;
+  const re2js = (): RE2JS => (reference ??= RE2JS.compile(full));
+  if (options.builtIn !== true || source === undefined) {
+    try {
+      re2js();
+    } catch (err) {
+      // Both refuse it: the translator's message says where, in the pattern as written.
+      throw untranslatable ?? new PatternError(`invalid RE2 pattern ${JSON.stringify(pattern)}: ${(err as Error).message}`);
+    }
   }
   // Valid RE2 without a JavaScript equivalent here (\pL, (?U), (?m), …): re2js runs it as written.
-  if (source === undefined) return wrapRe2js(pattern, reference, ANY_SHAPE);
+  if (source === undefined) return wrapRe2js(pattern, re2js(), ANY_SHAPE);
   const tokens = tokenize(source);
   const lines = lineShape(tokens);
-  if (isDeterministic(tokens)) return wrapRegExp(pattern, 'backtracking', new RegExp(source), lines, reference);
+  if (isDeterministic(tokens)) return wrapRegExp(pattern, 'backtracking', new RegExp(source), lines, re2js);
   try {
-    return wrapRegExp(pattern, 'linear', new RegExp(source, 'l'), lines, reference);
+    return wrapRegExp(pattern, 'linear', new RegExp(source, 'l'), lines, re2js);
   } catch {
     // V8's linear engine refuses some valid RE2 (a counted repetition over 16, nested counts).
-    return wrapRe2js(pattern, reference, lines);
+    return wrapRe2js(pattern, re2js(), lines);
   }
 }
 

@@ -25,6 +25,7 @@ import { lineCutFromChunk, retainedBy } from '../helpers/heap.ts';
 import { AGENT, FIXTURES, runAgent } from '../helpers/cli.ts';
 import { detectors } from '../../src/detectors/index.ts';
 import { decodeSection } from '../../src/config/decode.ts';
+import { compileRe2 } from '../../src/util/re2.ts';
 
 // Real kernel lines (text exactly as published; the source of each is in
 // test/fixtures/hosts/kernel-*/SOURCE.md or named here). kernel: the version the reporter gave,
@@ -152,6 +153,8 @@ test('every rule compiles, has a prefilter literal its pattern needs, and a real
     assert.ok(!ids.has(rule.id), `duplicate rule id ${rule.id}`);
     ids.add(rule.id);
     assert.ok(rule.literals.length > 0, `${rule.id}: a literal prefilter`);
+    // The detector compiles its rules as built in, without re2js's verdict: this is that verdict.
+    assert.doesNotThrow(() => compileRe2(rule.pattern), rule.id);
     for (const generation of rule.generations) {
       assert.ok(SAMPLES.some((s) => s.rule === rule.id && s.generation === generation), `${rule.id}: no captured ${generation} line`);
     }

@@ -132,6 +132,32 @@ test('a pattern that provably never backtracks runs on the fast engine; anything
   for (const [pattern, engine] of engines) assert.equal(compileRe2(pattern).engine, engine, pattern);
 });
 
+test('a built-in pattern skips re2js until its program is asked for, and matches as a checked one does', () => {
+  const original = RE2JS.compile;
+  const compile = original.bind(RE2JS);
+  let calls = 0;
+  RE2JS.compile = ((...args: Parameters<typeof compile>) => {
+    calls += 1;
+    return compile(...args);
+  }) as typeof RE2JS.compile;
+  try {
+    const pattern = 'Killed process (\\d+) \\((.+)\\) total-vm';
+    const built = compileRe2(pattern, { builtIn: true });
+    assert.equal(calls, 0, 'no re2js parse for a built-in pattern');
+    const checked = compileRe2(pattern);
+    assert.equal(calls, 1, 'a configured one is parsed by re2js: its verdict');
+    const line = 'Out of memory: Killed process 4242 (stress-ng) total-vm:8589934592kB';
+    assert.deepEqual([...(built.exec(line) ?? [])], [...(checked.exec(line) ?? [])]);
+    assert.equal(built.engine, checked.engine);
+    assert.equal(built.re2js.groupCount(), 2);
+    assert.equal(calls, 2, 'compiled when its program is asked for');
+    compileRe2('\\pL+', { builtIn: true });
+    assert.equal(calls, 3, 'one only re2js can run is compiled by it at once');
+  } finally {
+    RE2JS.compile = original;
+  }
+});
+
 test('RE2 semantics where JavaScript differs: . stops only at \\n, \\s is ASCII whitespace', () => {
   assert.equal(compileRe2('a.b').test('a\rb'), true);
   assert.equal(compileRe2('a\\sb').test('a\u00a0b'), false);
