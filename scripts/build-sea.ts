@@ -16,6 +16,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync }
 import { createRequire } from 'node:module';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { REGEXP_FLAGS } from '../src/util/re2.ts';
 import { BUNDLE, buildBundle, KUBE_CHUNK } from './build.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -75,16 +76,15 @@ export function officialNode(arch: SeaArch): string {
 
 // Runs as root: nothing from NODE_OPTIONS or --node-options may add code or flags
 // (execArgvExtension 'none'), and SIGUSR1 must not open an unauthenticated inspector port.
-// Detectors match untrusted log lines against user-supplied patterns: the 'l' flag needs V8's
-// linear-time regexp engine. A 1 MB semi-space (V8's default is sized for throughput, not for a
+// Detectors match untrusted log lines against user-supplied patterns: V8's linear-time regexp
+// engine and the bound after which a match falls back to it (REGEXP_FLAGS). A 1 MB semi-space (V8's default is sized for throughput, not for a
 // small resident daemon) takes 3-7 MB off every command's resident memory, and a heap growing
 // factor of 2 (V8 picks up to 4 for a small heap) keeps the garbage of a streamed log awaiting a
 // full GC to tens of MB (BENCHMARKS.md, issue 15; --single-threaded, also measured there, saves 4 MB
 // idle but lets a streamed log's garbage grow by 50 MB more). src/util/re2.ts also sets the
-// backtrack fallback at run time; it is given here so the code cache is made under the flags it runs with.
+// regexp flags at run time; they are given here so the code cache is made under the flags it runs with.
 const EXEC_ARGV = [
-  '--enable-experimental-regexp-engine',
-  '--enable-experimental-regexp-engine-on-excessive-backtracks',
+  ...REGEXP_FLAGS,
   '--disable-sigusr1',
   '--max-semi-space-size=1',
   '--heap-growing-percent=100',

@@ -58,7 +58,7 @@ export function controllerCommand(exitWith: (code: number) => never): Command {
       if (retryPeriodMs >= renewDeadlineMs) throw new UsageError(`--leader-elect-retry-period (${flags.leaderElectRetryPeriod}) must be shorter than --leader-elect-renew-deadline (${flags.leaderElectRenewDeadline})`);
       let csrImportNodes: Re2Regex | undefined;
       if (flags.csrImportNodes !== undefined) {
-        // Node names come from agents' certificate requests: the pattern runs on the linear-time engine, as every configured one does.
+        // Node names come from agents' certificate requests: the pattern runs in linear time, as every configured one does.
         const { compileRe2 } = await import('../util/re2.ts');
         try {
           csrImportNodes = compileRe2(`^(?:${flags.csrImportNodes})$`);

@@ -32,7 +32,7 @@ export interface KernelRule {
   condition?: ConditionType;
   /** A record must contain one of these before the pattern is tried: the cheap prefilter. */
   literals: readonly string[];
-  /** RE2 syntax, compiled for V8's linear-time engine. */
+  /** RE2 syntax, compiled by compileRe2 (linear time on every engine it picks). */
   pattern: string;
   generations: readonly Generation[];
   /** Named group whose value keys count-in-window thresholds (one count per device or interface). */

@@ -7,14 +7,24 @@ import { AgentError } from '../errors.ts';
 // compileRe2() is the one door: re2js (a port of RE2) decides what is valid RE2, then the pattern
 // runs on the cheapest engine that keeps the guarantee:
 // - V8's backtracking engine when the pattern is provably free of backtracking (see isDeterministic);
-// - else V8's linear-time engine (the `l` flag);
+// - else, when V8's linear-time engine can run it, its backtracking engine bounded: past
+//   BACKTRACKS_BEFORE_FALLBACK backtracks in one match V8 runs that match again on the linear
+//   engine, so a line costs at most that much above linear time. A usual log pattern
+//   (`kernel: \[.*\] (.*)`) backtracks a few dozen times a line and never falls back: on the
+//   linear engine alone it was most of the filelog path's CPU;
 // - else (counted repetitions over 16, Unicode classes, … which V8's linear engine refuses) re2js.
-// V8 is also told to fall back to its linear engine on excessive backtracking, for every regexp.
+// The bound holds for every regexp in the process that the linear engine can run.
 let flagsSet = false;
+
+/** What one match may backtrack before V8 runs it on its linear engine (V8's default is 50,000). */
+export const BACKTRACKS_BEFORE_FALLBACK = 1000;
+
+/** The V8 flags behind the bound; the executables start with them (scripts/build-sea.ts). */
+export const REGEXP_FLAGS = ['--enable-experimental-regexp-engine', '--enable-experimental-regexp-engine-on-excessive-backtracks', `--regexp-backtracks-before-fallback=${BACKTRACKS_BEFORE_FALLBACK}`] as const;
+
 function setRegexpFlags(): void {
   if (flagsSet) return;
-  setFlagsFromString('--enable-experimental-regexp-engine');
-  setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
+  for (const flag of REGEXP_FLAGS) setFlagsFromString(flag);
   flagsSet = true;
 }
 
@@ -278,7 +288,8 @@ export function translateRe2(pattern: string): string {
   return out;
 }
 
-export type Re2Engine = 'backtracking' | 'linear' | 're2js';
+/** backtracking: provably never backtracks; bounded: backtracking, then linear past the bound; re2js: RE2's own. */
+export type Re2Engine = 'backtracking' | 'bounded' | 're2js';
 
 /** A compiled configuration pattern: exec() and test() as RegExp's, on the engine chosen for it. */
 export interface Re2Regex {
@@ -486,11 +497,13 @@ export function compileRe2(pattern: string, options: { anchorEnd?: boolean; buil
   const lines = lineShape(tokens);
   if (isDeterministic(tokens)) return wrapRegExp(pattern, 'backtracking', new RegExp(source), lines, re2js);
   try {
-    return wrapRegExp(pattern, 'linear', new RegExp(source, 'l'), lines, re2js);
+    // Compiled only to ask: V8 falls back only for a regexp its linear engine can run.
+    new RegExp(source, 'l');
   } catch {
     // V8's linear engine refuses some valid RE2 (a counted repetition over 16, nested counts).
     return wrapRe2js(pattern, re2js(), lines);
   }
+  return wrapRegExp(pattern, 'bounded', new RegExp(source), lines, re2js);
 }
 
 /**
