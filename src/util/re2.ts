@@ -17,7 +17,7 @@ import { AgentError } from '../errors.ts';
 let flagsSet = false;
 
 /** What one match may backtrack before V8 runs it on its linear engine (V8's default is 50,000). */
-export const BACKTRACKS_BEFORE_FALLBACK = 1000;
+const BACKTRACKS_BEFORE_FALLBACK = 1000;
 
 /** The V8 flags behind the bound; the executables start with them (scripts/build-sea.ts). */
 export const REGEXP_FLAGS = ['--enable-experimental-regexp-engine', '--enable-experimental-regexp-engine-on-excessive-backtracks', `--regexp-backtracks-before-fallback=${BACKTRACKS_BEFORE_FALLBACK}`] as const;
