@@ -123,10 +123,6 @@ async function stream(file: string, parser: Parser, bind: (stop: (err: Error) =>
   });
 }
 
-/** Loaded on the first archive: a daemon with no tarball to install never parses it (about 10 ms of its start). */
-let tarModule: Promise<typeof import('tar')> | undefined;
-const tar = (): Promise<typeof import('tar')> => (tarModule ??= import('tar'));
-
 /** Counts entries and their sizes as they stream past; throws ArchiveError at the first limit passed. */
 function limiter(limits: ArchiveLimits): (size: number) => void {
   let entries = 0;
@@ -144,7 +140,8 @@ export async function inspectTarball(host: Host, fileHostPath: string, options: 
   const entries: ArchiveEntry[] = [];
   const count = limiter(options);
   let stop: (err: Error) => void = () => undefined;
-  const { Parser } = await tar();
+  // Loaded on the first archive: a daemon with no tarball to install never parses it (about 10 ms of its start).
+  const { Parser } = await import('tar');
   const parser = new Parser({
     strict: true,
     onReadEntry: (e: ReadEntry) => {
@@ -178,7 +175,7 @@ export async function extractTarball(host: Host, fileHostPath: string, destHostP
   const count = limiter(options);
   let stop: (err: Error) => void = () => undefined;
   let warning: string | undefined;
-  const { Unpack } = await tar();
+  const { Unpack } = await import('tar');
   const unpack = new Unpack({
     cwd: host.path(destHostPath),
     strip: options.strip,

@@ -60,10 +60,6 @@ async function killTagged(tag: string): Promise<void> {
   }
 }
 
-/** Loaded on the first command: a daemon whose configuration runs none never parses it (about 13 ms of its start). */
-let execaModule: Promise<typeof import('execa')> | undefined;
-const loadExeca = (): Promise<typeof import('execa')> => (execaModule ??= import('execa'));
-
 /** Keeps a stream's first `max` bytes and reads past the rest, so the writer never blocks. */
 function keepHead(stream: NodeJS.ReadableStream | null, max: number): { text(): string } {
   const chunks: Buffer[] = [];
@@ -89,7 +85,8 @@ export async function runBounded(file: string, args: readonly string[], options:
   const tag = randomBytes(12).toString('hex');
   const maxOutputBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
   const truncate = options.overflow === 'truncate';
-  const { execa } = await loadExeca();
+  // Loaded on the first command: a daemon whose configuration runs none never parses it (about 13 ms of its start).
+  const { execa } = await import('execa');
   const subprocess = execa(file, args, {
     reject: false,
     env: { [EXEC_TAG]: tag },
