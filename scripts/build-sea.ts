@@ -83,8 +83,15 @@ export function officialNode(arch: SeaArch): string {
 // full GC to tens of MB (BENCHMARKS.md, issue 15; --single-threaded, also measured there, saves 4 MB
 // idle but lets a streamed log's garbage grow by 50 MB more). src/util/re2.ts also sets the
 // regexp flags at run time; they are given here so the code cache is made under the flags it runs with.
+// V8's optimising compilers take over a function after a few hundred calls, thresholds sized for
+// long-running hot code; the agent's start-up code (schema checks, re2js's compiler) crosses them
+// once and never runs again, and the compilers' own machine code, paged in from the executable for
+// it, then stays resident: ten times the thresholds keep 10 MB of an idle agent out of memory and
+// cost a streamed log 5-10 % of its CPU (BENCHMARKS.md, issue 15, 2026-12-05).
+const TIERING_FLAGS = ['--invocation-count-for-maglev=4000', '--invocation-count-for-maglev-osr=1000', '--invocation-count-for-turbofan=30000', '--invocation-count-for-osr=5000'] as const;
 const EXEC_ARGV = [
   ...REGEXP_FLAGS,
+  ...TIERING_FLAGS,
   '--disable-sigusr1',
   '--max-semi-space-size=1',
   '--heap-growing-percent=100',
