@@ -25,6 +25,11 @@ export class FakeClock implements Clock {
     });
   }
 
+  /** How many sleeps are waiting for the clock to move: a loop that failed is backing off once its sleep is here. */
+  get sleeping(): number {
+    return this.#sleepers.length;
+  }
+
   async advance(ms: number): Promise<void> {
     this.#now += ms;
     const due = this.#sleepers.filter((s) => s.at <= this.#now);

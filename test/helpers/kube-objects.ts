@@ -142,3 +142,28 @@ function collectionPath(obj: { apiVersion: string; kind: string; metadata: { nam
   const base = obj.apiVersion.includes('/') ? `/apis/${obj.apiVersion}` : `/api/${obj.apiVersion}`;
   return obj.metadata.namespace ? `${base}/namespaces/${obj.metadata.namespace}/${resource}` : `${base}/${resource}`;
 }
+
+/** The two bindings that let every authenticated user read /readyz: without them it answers 403, as an apiserver just started does until its RBAC caches fill. */
+export const READYZ_BINDINGS = ['system:public-info-viewer', 'system:discovery'] as const;
+
+/** Deletes ClusterRoleBindings (as the admin); the function returned puts them back as they were. */
+export async function takeClusterRoleBindings(cluster: Cluster, names: readonly string[]): Promise<() => Promise<void>> {
+  const CRB = '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings';
+  type Binding = { apiVersion: string; kind: string; metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> }; roleRef: unknown; subjects?: unknown };
+  const kept: Binding[] = [];
+  for (const name of names) {
+    const res = await cluster.request('GET', `${CRB}/${name}`);
+    if (res.status !== 200) throw new Error(`GET clusterrolebinding ${name}: ${res.status} ${res.body}`);
+    kept.push(JSON.parse(res.body) as Binding);
+  }
+  for (const b of kept) {
+    const res = await cluster.request('DELETE', `${CRB}/${b.metadata.name}`);
+    if (res.status !== 200) throw new Error(`DELETE clusterrolebinding ${b.metadata.name}: ${res.status} ${res.body}`);
+  }
+  return async () => {
+    for (const b of kept) {
+      const res = await cluster.request('POST', CRB, { body: { apiVersion: b.apiVersion, kind: b.kind, metadata: { name: b.metadata.name, labels: b.metadata.labels, annotations: b.metadata.annotations }, roleRef: b.roleRef, subjects: b.subjects } });
+      if (res.status !== 201) throw new Error(`POST clusterrolebinding ${b.metadata.name}: ${res.status} ${res.body}`);
+    }
+  };
+}

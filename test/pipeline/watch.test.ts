@@ -16,7 +16,7 @@ import type { ReleaseStatus } from '../../src/api/release.ts';
 import { Controller } from '../../src/controller/index.ts';
 import { createLogger } from '../../src/log.ts';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
-import { installCrds } from '../helpers/kube-objects.ts';
+import { installCrds, READYZ_BINDINGS, takeClusterRoleBindings } from '../helpers/kube-objects.ts';
 import { KUBENODE_API, MCS_PATH } from '../helpers/kube-api.ts';
 import { ensureNamespace, must, type SimulatedAgents, until } from '../controller/helpers.ts';
 import { addMember, AUDIT_POLICY, MEMBER_ROLE, pipelineRequests } from './helpers.ts';
@@ -146,17 +146,8 @@ describe('a member watch that breaks mid-release', () => {
 
   it('a member that refuses even /readyz, as one just started does until its RBAC caches fill, is not ready rather than failed: it waits until the member answers, then the release goes on; a refusal from a ready member fails the cluster', async () => {
     const { cluster } = member('restarted');
-    const CRB = '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings';
-    type Binding = { apiVersion: string; kind: string; metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> }; roleRef: unknown; subjects?: unknown };
-    const take = async (names: string[]): Promise<() => Promise<void>> => {
-      const kept = await Promise.all(names.map((n) => must<Binding>(cluster, 'GET', `${CRB}/${n}`)));
-      for (const b of kept) await must(cluster, 'DELETE', `${CRB}/${b.metadata.name}`);
-      return async () => {
-        for (const b of kept) await must(cluster, 'POST', CRB, { apiVersion: b.apiVersion, kind: b.kind, metadata: { name: b.metadata.name, labels: b.metadata.labels, annotations: b.metadata.annotations }, roleRef: b.roleRef, subjects: b.subjects });
-      };
-    };
-    // The two bindings that let every authenticated user read /readyz.
-    const giveReadyz = await take(['system:public-info-viewer', 'system:discovery']);
+    const take = (names: readonly string[]): Promise<() => Promise<void>> => takeClusterRoleBindings(cluster, names);
+    const giveReadyz = await take(READYZ_BINDINGS);
     // Heard from within a probe interval (the last test's release), the member would be written without a probe.
     await new Promise((r) => setTimeout(r, 2 * PROBE_MS));
     await release('notready', 'restarted', '1s');

@@ -14,7 +14,8 @@ import type { MachineComponentSetStatus } from '../../api/machine-component-set.
 import { MEMBER_CLUSTER_LABEL, MEMBER_KUBECONFIG_KEY } from '../../api/release-pipeline.ts';
 import { AgentError, errorMessage } from '../../errors.ts';
 import type { Clock } from '../../host/clock.ts';
-import { classifyKubeError, createKubeClient, KubeApiError, kubeModule, type KubeClient, type RequestObserver } from '../../kube/client.ts';
+import { classifyKubeError, createKubeClient, kubeModule, type KubeClient, type RequestObserver } from '../../kube/client.ts';
+import { judgeRefusal, probeReadyz } from '../../kube/readyz.ts';
 import type { Logger } from '../../log.ts';
 import { Informer, type KubeObject } from '../../watch/informer.ts';
 
@@ -238,11 +239,8 @@ export class MemberClusters {
       try {
         return await fn(member.client);
       } catch (err) {
-        // An apiserver that has just started, or one behind a load balancer mid-upgrade, refuses
-        // everyone until its RBAC and token caches fill: a refusal counts only from one that is ready.
-        const kind = classifyKubeError(err);
-        if (kind === 'forbidden' || kind === 'unauthorized') await probe(member.client, this.#o.requestTimeoutMs);
-        throw err;
+        // A refusal counts only from a cluster that is ready (src/kube/readyz.ts).
+        throw await judgeRefusal(member.client, err, this.#o.requestTimeoutMs);
       }
     });
   }
@@ -258,7 +256,7 @@ export class MemberClusters {
     const entry = this.#entries.get(name) as Entry;
     const now = this.#o.clock.now();
     if (entry.health.reachable !== 'True' || entry.health.lastSeen === undefined || now - entry.health.lastSeen >= this.#o.probeIntervalMs) {
-      await this.#record(name, entry, () => probe(member.client, this.#o.requestTimeoutMs));
+      await this.#record(name, entry, () => probeReadyz(member.client, this.#o.requestTimeoutMs));
     }
     return member;
   }
@@ -304,22 +302,5 @@ export class MemberClusters {
     this.#watched.clear();
     for (const name of [...this.#entries.keys()]) this.#close(name);
     await Promise.all(stopping);
-  }
-}
-
-/**
- * /readyz answers 200 with the text "ok", which the JSON client reports as a non-JSON answer: that
- * is the healthy case. Any other answer is an apiserver not ready to serve, whatever its status: one
- * just started answers 403 until its RBAC caches fill (and 401 until its token caches do), and a
- * refusal from it says nothing about the rights a member's kubeconfig has.
- */
-async function probe(client: KubeClient, timeoutMs: number): Promise<void> {
-  try {
-    await client.request('GET', '/readyz', { timeoutMs });
-  } catch (err) {
-    if (!(err instanceof KubeApiError)) throw err;
-    if (err.status === 200) return;
-    if (err.status === undefined) throw err;
-    throw new KubeApiError('GET', '/readyz', 'server', err.status, err.reason, `not ready: ${err.detail}`);
   }
 }

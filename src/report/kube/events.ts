@@ -6,11 +6,14 @@
 //  - a token bucket (burst 25, one token back every 5 s) for all writes. client-go
 //    refills one per 5 min per object, which would drop most of a busy node's
 //    problems for the rest of the hour; 5 s still caps a node at 12 writes a minute.
-// record() never waits: events queue (bounded) and one loop sends them.
+// record() never waits: events queue (bounded) and one loop sends them. A 401 or 403 drops an
+// event only when /readyz answers 200 right after it; from an apiserver still filling its RBAC
+// caches (one just restarted refuses everyone) it is tried again like any other failure.
 import type { Logger } from 'pino';
 import type { Clock } from '../../host/clock.ts';
 import { errorMessage } from '../../errors.ts';
 import { classifyKubeError, type KubeClient } from '../../kube/client.ts';
+import { judgeRefusal } from '../../kube/readyz.ts';
 import type { ProblemEvent } from '../../types.ts';
 import { kubeTime } from './node-conditions.ts';
 import type { WriteObserver } from './latest-writer.ts';
@@ -23,7 +26,7 @@ export interface EventStats {
   patched: number;
   /** Refused by the rate limit or pushed out of a full queue. */
   dropped: number;
-  /** Given up after retries. */
+  /** Given up: refused by an apiserver that is ready (so the refusal is real), invalid, or still failing after every try. */
   failed: number;
 }
 
@@ -140,14 +143,22 @@ export class NodeEventsReporter {
           await this.#send(job);
           this.#o.observe?.('events', true);
           break;
-        } catch (err) {
+        } catch (failure) {
           this.#o.observe?.('events', false);
+          // A refusal from an apiserver that is not ready yet (its RBAC caches filling) is tried again.
+          const err = await judgeRefusal(this.#o.client, failure);
           const kind = classifyKubeError(err);
-          if (attempt + 1 >= this.#o.attempts || kind === 'forbidden' || kind === 'invalid') {
+          if (kind === 'forbidden' || kind === 'unauthorized' || kind === 'invalid') {
             this.stats.failed++;
-            this.#o.log.warn({ detector: job.detector, reason: job.event.reason, err: errorMessage(err), kind }, 'Cannot record Event; dropped');
+            this.#o.log.warn({ detector: job.detector, reason: job.event.reason, err: errorMessage(err), kind }, 'Apiserver refused the Event; dropped');
             break;
           }
+          if (attempt + 1 >= this.#o.attempts) {
+            this.stats.failed++;
+            this.#o.log.warn({ detector: job.detector, reason: job.event.reason, err: errorMessage(err), kind, attempts: attempt + 1 }, 'Cannot record Event; dropped');
+            break;
+          }
+          this.#o.log.debug({ detector: job.detector, reason: job.event.reason, err: errorMessage(err), kind, attempt: attempt + 1 }, 'Cannot record Event yet; will retry');
           try {
             await this.#o.clock.sleep(backoffDelay(attempt, this.#o.backoffBaseMs, 30_000, this.#o.random), this.#abort.signal);
           } catch {
@@ -206,14 +217,20 @@ export class NodeEventsReporter {
     if (this.#seen.size > MAX_SEEN) this.#seen.delete(this.#seen.keys().next().value as string);
   }
 
-  /** The Node's uid, read once; the node name until the Node can be read (what the kubelet and NPD put there). */
+  /**
+   * The Node's uid, read once; the node name until the Node can be read (what the kubelet and NPD
+   * put there). Refused by an apiserver that is not ready yet, the write waits for a real answer
+   * instead of carrying the name where the uid belongs.
+   */
   async #uid(): Promise<string> {
     if (this.#nodeUid !== undefined) return this.#nodeUid;
     try {
       const node = await this.#o.client.get<{ metadata: { uid: string } }>(`/api/v1/nodes/${encodeURIComponent(this.#o.nodeName)}`);
       this.#nodeUid = node.metadata.uid;
       return this.#nodeUid;
-    } catch {
+    } catch (err) {
+      const judged = await judgeRefusal(this.#o.client, err);
+      if (judged !== err) throw judged;
       return this.#o.nodeName;
     }
   }

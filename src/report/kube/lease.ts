@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../../host/clock.ts';
 import { errorMessage } from '../../errors.ts';
 import { classifyKubeError, type KubeClient } from '../../kube/client.ts';
+import { judgeRefusal } from '../../kube/readyz.ts';
 import type { WriteObserver } from './latest-writer.ts';
 import { backoffDelay } from '../../util/backoff.ts';
 
@@ -130,8 +131,12 @@ export class LeaseHeartbeat {
     try {
       const node = await this.#o.client.get<{ metadata: { uid: string } }>(`/api/v1/nodes/${encodeURIComponent(this.#o.nodeName)}`);
       lease.metadata.ownerReferences = [{ apiVersion: 'v1', kind: 'Node', name: this.#o.nodeName, uid: node.metadata.uid }];
-    } catch {
-      // No Node yet (or no right to read it): an unowned lease still tells liveness.
+    } catch (err) {
+      // No Node yet (or no right to read it): an unowned lease still tells liveness. A refusal from
+      // an apiserver that is not ready yet says neither, and the Lease would stay unowned for good:
+      // this renewal fails and the next one asks again.
+      const judged = await judgeRefusal(this.#o.client, err);
+      if (judged !== err) throw judged;
     }
     return lease;
   }

@@ -6,9 +6,10 @@ import { NodeEventsReporter } from '../../../src/report/kube/events.ts';
 import type { ProblemEvent } from '../../../src/types.ts';
 import { startCluster, type Cluster } from '../../harness/cluster.ts';
 import { FakeClock } from '../../helpers/fake-clock.ts';
-import { quietLog, waitAllowed } from './helpers.ts';
+import { captureLog, quietLog, waitAllowed, waitForbidden } from './helpers.ts';
 import { createNode } from './rbac.ts';
-import { grantAgentRbac } from '../../helpers/kube-objects.ts';
+import { grantAgentRbac, READYZ_BINDINGS, takeClusterRoleBindings } from '../../helpers/kube-objects.ts';
+import { until } from '../../watch/helpers.ts';
 
 interface EventJson {
   metadata: { name: string; namespace: string };
@@ -31,9 +32,9 @@ describe('Node Events (real apiserver)', () => {
   const reporters: NodeEventsReporter[] = [];
 
   before(async () => {
-    cluster = await startCluster({ agents: 3 });
+    cluster = await startCluster({ agents: 4 });
     await grantAgentRbac(cluster);
-    for (const i of [0, 1, 2]) uids.set(`node-${i}`, await createNode(cluster, `node-${i}`));
+    for (const i of [0, 1, 2, 3]) uids.set(`node-${i}`, await createNode(cluster, `node-${i}`));
     await waitAllowed(cluster, 0, '/api/v1/nodes/node-0');
   });
   after(async () => {
@@ -128,5 +129,66 @@ describe('Node Events (real apiserver)', () => {
     const items = await eventsOf('node-2');
     assert.equal(items.length, 1);
     assert.equal(items[0]?.count, 3);
+  });
+  test('refused while /readyz is not ready (an apiserver just started refuses everyone until its RBAC caches fill), an event is tried again and lands; refused by a ready apiserver, it is dropped with one line', async () => {
+    const clock = new FakeClock(Date.UTC(2026, 3, 4));
+    const { log, lines } = captureLog();
+    const tries: boolean[] = [];
+    const client = createKubeClient(await loadKubeConfig({ kubeconfig: cluster.agentKubeconfig(3) }), { timeoutMs: 5000 });
+    clients.push(client);
+    // random 1: the backoff is exactly 1 s, then 2 s.
+    const r = new NodeEventsReporter({ client, nodeName: 'node-3', clock, log, random: () => 1, observe: (_, ok) => tries.push(ok) });
+    reporters.push(r);
+    r.record('kernel', ev('KernelOops', 'written while allowed'));
+    await r.settled();
+    assert.equal(r.stats.created, 1, 'the Node uid is read');
+    const NODE = '/api/v1/nodes/node-3';
+    const refusedLines = () => lines.filter((l) => l.msg === 'Apiserver refused the Event; dropped');
+
+    // The agent's rights (events create, with nodes get) and everyone's /readyz gone: every answer is 403.
+    let giveAgent: (() => Promise<void>) | undefined = await takeClusterRoleBindings(cluster, ['kubenode:agent']);
+    let giveReadyz: (() => Promise<void>) | undefined = await takeClusterRoleBindings(cluster, READYZ_BINDINGS);
+    try {
+      await waitForbidden(cluster, 3, NODE);
+      await waitForbidden(cluster, 3, '/readyz');
+      r.record('kernel', ev('KernelOops', 'refused while not ready'));
+      await until('the first try refused and the retry waiting', () => tries.length === 2 && clock.sleeping === 1);
+      assert.deepEqual({ ...r.stats, tries }, { created: 1, patched: 0, dropped: 0, failed: 0, tries: [true, false] }, 'not dropped');
+      const waiting = lines.filter((l) => l.msg === 'Cannot record Event yet; will retry');
+      assert.equal(waiting.length, 1);
+      assert.match(String(waiting[0]?.err), /^GET \/readyz: 403 not ready: forbidden/);
+      await clock.advance(1000);
+      await until('the second try refused and the next waiting', () => tries.length === 3 && clock.sleeping === 1);
+      assert.equal(r.stats.failed, 0);
+
+      // The rights come back while /readyz still refuses: the third try lands.
+      await giveAgent();
+      giveAgent = undefined;
+      await waitAllowed(cluster, 3, NODE);
+      await clock.advance(2000);
+      await r.settled();
+      assert.deepEqual({ ...r.stats, tries: tries.slice(1) }, { created: 2, patched: 0, dropped: 0, failed: 0, tries: [false, false, true] });
+      assert.ok((await eventsOf('node-3')).some((e) => e.message === 'refused while not ready' && e.count === 1));
+      assert.equal(refusedLines().length, 0);
+
+      // /readyz answers 200 and the agent is refused: the refusal is real, the event dropped at once.
+      await giveReadyz();
+      giveReadyz = undefined;
+      await waitAllowed(cluster, 3, '/readyz');
+      giveAgent = await takeClusterRoleBindings(cluster, ['kubenode:agent']);
+      await waitForbidden(cluster, 3, NODE);
+      r.record('kernel', ev('KernelOops', 'refused by a ready apiserver'));
+      await r.settled();
+      assert.equal(clock.sleeping, 0, 'no retry');
+      assert.deepEqual({ ...r.stats, tries: tries.slice(4) }, { created: 2, patched: 0, dropped: 0, failed: 1, tries: [false] });
+      const refused = refusedLines();
+      assert.equal(refused.length, 1);
+      assert.equal(refused[0]?.kind, 'forbidden');
+      assert.match(String(refused[0]?.err), /^POST \/api\/v1\/namespaces\/default\/events: 403 .*cannot create resource "events"/);
+      assert.ok(!(await eventsOf('node-3')).some((e) => e.message === 'refused by a ready apiserver'));
+    } finally {
+      await giveReadyz?.();
+      await giveAgent?.();
+    }
   });
 });

@@ -13,6 +13,22 @@ export async function waitAllowed(cluster: Cluster, agent: number, path: string)
   }
 }
 
+/** The other way round: a binding taken away stops applying a moment later. */
+export async function waitForbidden(cluster: Cluster, agent: number, path: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    const res = await cluster.request('GET', path, { token: cluster.agentToken(agent) });
+    if (res.status === 403) return;
+    if (i > 100) throw new Error(`agent ${agent} still allowed GET ${path}: ${res.status}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Log lines as JSON objects, for a test to read what a component said. */
+export function captureLog(): { log: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  return { lines, log: pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }) };
+}
+
 export interface NodeConditionJson {
   type: string;
   status: string;

@@ -5,9 +5,9 @@ import { createKubeClient, loadKubeConfig, type KubeClient } from '../../../src/
 import { LeaseHeartbeat, microTime, type LeaseObject } from '../../../src/report/kube/lease.ts';
 import { startCluster, type Cluster } from '../../harness/cluster.ts';
 import { FakeClock } from '../../helpers/fake-clock.ts';
-import { quietLog, waitAllowed } from './helpers.ts';
+import { quietLog, waitAllowed, waitForbidden } from './helpers.ts';
 import { createNode } from './rbac.ts';
-import { grantAgentRbac } from '../../helpers/kube-objects.ts';
+import { grantAgentRbac, READYZ_BINDINGS, takeClusterRoleBindings } from '../../helpers/kube-objects.ts';
 
 describe('Lease heartbeat (real apiserver)', () => {
   let cluster: Cluster;
@@ -16,9 +16,9 @@ describe('Lease heartbeat (real apiserver)', () => {
   const leases: LeaseHeartbeat[] = [];
 
   before(async () => {
-    cluster = await startCluster({ agents: 2 });
+    cluster = await startCluster({ agents: 3 });
     await grantAgentRbac(cluster);
-    for (const i of [0, 1]) uids.set(`node-${i}`, await createNode(cluster, `node-${i}`));
+    for (const i of [0, 1, 2]) uids.set(`node-${i}`, await createNode(cluster, `node-${i}`));
     await waitAllowed(cluster, 0, '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/kubenode-agent-node-0');
   });
   after(async () => {
@@ -93,5 +93,32 @@ describe('Lease heartbeat (real apiserver)', () => {
     assert.equal(stored.metadata.resourceVersion, lease.metadata.resourceVersion);
     assert.equal(stored.metadata.labels?.['example.com/audited'], 'yes', 'the other writer\'s change survived');
     assert.equal(stored.spec.renewTime, microTime(Date.UTC(2026, 4, 2) + 10_000));
+  });
+  test('the Node refused while /readyz is not ready: no Lease yet (it would stay unowned for good), the next renewal asks again; refused by a ready apiserver, the Lease is created unowned', async () => {
+    const h = await heartbeatFor(2, new FakeClock(Date.UTC(2026, 4, 3)));
+    const NODE = '/api/v1/nodes/node-2';
+    const LEASE = '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/kubenode-agent-node-2';
+    // The Lease's own Role stays: only reading the Node (and everyone's /readyz) is refused.
+    const giveAgent = await takeClusterRoleBindings(cluster, ['kubenode:agent']);
+    let giveReadyz: (() => Promise<void>) | undefined = await takeClusterRoleBindings(cluster, READYZ_BINDINGS);
+    try {
+      await waitForbidden(cluster, 2, NODE);
+      await waitForbidden(cluster, 2, '/readyz');
+      await assert.rejects(h.renew(), /^KubeApiError: GET \/readyz: 403 not ready: forbidden/);
+      assert.equal((await cluster.request('GET', LEASE)).status, 404, 'not created without its owner');
+      assert.equal(h.stats.creates, 0);
+
+      await giveReadyz();
+      giveReadyz = undefined;
+      await waitAllowed(cluster, 2, '/readyz');
+      await h.renew();
+      assert.equal(h.stats.creates, 1);
+      const lease = await readLease('kubenode-agent-node-2');
+      assert.equal(lease.metadata.ownerReferences, undefined, 'a real refusal: unowned, as with no right to read the Node');
+      assert.equal(lease.spec.holderIdentity, 'node-2');
+    } finally {
+      await giveReadyz?.();
+      await giveAgent();
+    }
   });
 });

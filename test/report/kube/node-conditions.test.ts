@@ -11,9 +11,10 @@ import { systemClock, type Clock } from '../../../src/host/clock.ts';
 import type { Condition } from '../../../src/types.ts';
 import { startCluster, type Cluster } from '../../harness/cluster.ts';
 import { FakeClock } from '../../helpers/fake-clock.ts';
-import { nodeConditions, quietLog, waitAllowed } from './helpers.ts';
+import { nodeConditions, quietLog, waitAllowed, waitForbidden } from './helpers.ts';
 import { createNode } from './rbac.ts';
-import { grantAgentRbac } from '../../helpers/kube-objects.ts';
+import { grantAgentRbac, READYZ_BINDINGS, takeClusterRoleBindings } from '../../helpers/kube-objects.ts';
+import { until } from '../../watch/helpers.ts';
 
 const cond = (type: string, status: Condition['status'], reason: string, message: string, transitionTime: number): Condition => ({ type, status, reason, message, transitionTime });
 
@@ -23,9 +24,9 @@ describe('Node conditions (real apiserver)', () => {
   const reporters: NodeConditionsReporter[] = [];
 
   before(async () => {
-    cluster = await startCluster({ agents: 5 });
+    cluster = await startCluster({ agents: 6 });
     await grantAgentRbac(cluster);
-    for (const i of [0, 1, 2, 3, 4]) await createNode(cluster, `node-${i}`);
+    for (const i of [0, 1, 2, 3, 4, 5]) await createNode(cluster, `node-${i}`);
     await waitAllowed(cluster, 0, '/api/v1/nodes/node-0');
   });
   after(async () => {
@@ -178,6 +179,33 @@ describe('Node conditions (real apiserver)', () => {
     }
   });
 
+  test('refused, whether /readyz is ready or not, the latest conditions are kept and retried, never dropped: they land once the agent may write again', async () => {
+    const clock = new FakeClock(Date.UTC(2026, 0, 5));
+    const r = await reporterFor(5, clock);
+    const NODE = '/api/v1/nodes/node-5';
+    const giveAgent = await takeClusterRoleBindings(cluster, ['kubenode:agent']);
+    let giveReadyz: (() => Promise<void>) | undefined = await takeClusterRoleBindings(cluster, READYZ_BINDINGS);
+    try {
+      await waitForbidden(cluster, 5, NODE);
+      await waitForbidden(cluster, 5, '/readyz');
+      r.setDetector('kernel', [cond('KernelDeadlock', 'True', 'DockerHung', 'refused at first', Date.UTC(2026, 0, 5))]);
+      await until('refused while not ready', () => r.stats.failures >= 1 && clock.sleeping >= 1);
+      await giveReadyz();
+      giveReadyz = undefined;
+      await waitAllowed(cluster, 5, '/readyz');
+      await clock.advance(200);
+      await until('refused by a ready apiserver', () => r.stats.failures >= 2 && clock.sleeping >= 1);
+      assert.equal(r.stats.writes, 0);
+    } finally {
+      await giveReadyz?.();
+      await giveAgent();
+    }
+    await waitAllowed(cluster, 5, NODE);
+    await clock.advance(200);
+    await r.settled();
+    assert.equal(r.stats.writes, 1);
+    assert.equal((await nodeConditions(cluster, 'node-5')).get('KernelDeadlock')?.message, 'refused at first');
+  });
 });
 
 /** Until a TCP connect to the apiserver's port is refused: it is really gone. */
