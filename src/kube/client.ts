@@ -80,8 +80,8 @@ export type KubeErrorKind =
   | 'not-found' // 404
   | 'conflict' // 409: stale resourceVersion, or AlreadyExists on create
   | 'gone' // 410: watch/list resourceVersion too old
-  | 'forbidden' // 403: RBAC or admission says no; retrying will not help
-  | 'unauthorized' // 401
+  | 'forbidden' // 403: RBAC or admission says no, or an apiserver not ready yet says it to everyone (readyz.ts tells which)
+  | 'unauthorized' // 401: credentials not accepted, or token caches not filled yet (as for 403)
   | 'invalid' // 400/422: our request is wrong
   | 'throttled' // 429
   | 'server' // 5xx
@@ -130,11 +130,6 @@ export function classifyKubeError(err: unknown): KubeErrorKind {
   if (e.name === 'AbortError' || e.name === 'TimeoutError') return 'network';
   if (e.cause !== undefined && e.cause !== err) return classifyKubeError(e.cause);
   return 'other';
-}
-
-/** Whether trying the same request again later can succeed. */
-export function isRetryable(kind: KubeErrorKind): boolean {
-  return kind === 'network' || kind === 'server' || kind === 'throttled' || kind === 'conflict' || kind === 'unauthorized' || kind === 'other';
 }
 
 export const PatchType = {
