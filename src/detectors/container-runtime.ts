@@ -179,7 +179,7 @@ export const containerRuntime: DetectorDefinition<typeof configSchema> = {
 
     /** One look at every runtime that is present or expected; undefined for those not looked at. */
     const lookAll = async (signal: AbortSignal, only?: ReadonlySet<Key>): Promise<Map<Key, Look>> => {
-      let procs: ProcStat[] = [];
+      let procs: readonly ProcStat[] = [];
       try {
         procs = readProcesses(host);
       } catch {
