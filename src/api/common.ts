@@ -33,6 +33,24 @@ export function fitName(name: string, max: number, hashChars = 10): string {
 }
 
 /**
+ * How much of a generateName the apiserver keeps: it cuts one to 58 characters and appends 5
+ * random ones (SimpleNameGenerator in k8s.io/apiserver: maxNameLength 63 less randomLength 5).
+ */
+export const GENERATE_NAME_MAX = 58;
+
+/**
+ * A generateName for objects named after name (and suffix, kept whole, as "<name>-<suffix>-"):
+ * at most 58 characters, so the apiserver's own cut never ends it in '.' or leaves '.-' in it,
+ * and ending '-' after an alphanumeric. A name too long for it is shortened by fitName, whose
+ * hash still tells two long names that share a prefix apart.
+ */
+export function generateNameOf(name: string, suffix = ''): string {
+  const tail = suffix === '' ? '' : `-${suffix}`;
+  const room = GENERATE_NAME_MAX - 1 - tail.length;
+  return room >= 16 ? `${fitName(name, room)}${tail}-` : `${fitName(`${name}${tail}`, GENERATE_NAME_MAX - 1)}-`;
+}
+
+/**
  * Label a MachineComponent carries to name its Machine (= Node name), value labelValueOf(machine).
  * Where that is not the name itself, spec.machine holds the name (see machineOf).
  */

@@ -7,6 +7,7 @@ import { createPublicKey, X509Certificate } from 'node:crypto';
 import path from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { stringify as yamlStringify } from 'yaml';
+import { generateNameOf } from '../api/common.ts';
 import { errorMessage } from '../errors.ts';
 import type { Clock } from '../host/clock.ts';
 import type { Host } from '../host/host.ts';
@@ -69,7 +70,7 @@ export async function requestCertificate(client: KubeClient, nodeName: string, o
   const body = {
     apiVersion: 'certificates.k8s.io/v1',
     kind: 'CertificateSigningRequest',
-    metadata: { generateName: `kubenode-agent-${nodeName.slice(0, 200)}-` },
+    metadata: { generateName: generateNameOf(`kubenode-agent-${nodeName}`) },
     spec: { request: Buffer.from(buildCsr(key.privateKey, cn, AGENT_GROUP)).toString('base64'), signerName: CLIENT_SIGNER, usages: ['client auth'] },
   };
   let created: Csr;

@@ -1,6 +1,6 @@
 // Every remedy run leaves a record: a RemedyOperation object in a cluster, a JSON file in the
 // state dir standalone. Both carry the problem, the action, the gate's decision path, times and result.
-import { labelValueOf, NODE_LABEL } from '../api/common.ts';
+import { generateNameOf, labelValueOf, NODE_LABEL } from '../api/common.ts';
 import type { Logger } from 'pino';
 import type { RiskLevel } from '../api/node-remedier.ts';
 import type { OperationPhase } from '../api/remedy-operation.ts';
@@ -98,7 +98,7 @@ export class ClusterRecorder implements OperationRecorder {
       dryRun: input.dryRun,
     };
     const created = await this.#kube.request<{ metadata: { name: string } }>('POST', '/apis/kubenode.io/v1alpha1/remedyoperations', {
-      body: { apiVersion: 'kubenode.io/v1alpha1', kind: 'RemedyOperation', metadata: { generateName: `${input.node}-${input.action}-`.slice(0, 200), labels: { [NODE_LABEL]: labelValueOf(input.node) } }, spec },
+      body: { apiVersion: 'kubenode.io/v1alpha1', kind: 'RemedyOperation', metadata: { generateName: generateNameOf(input.node, input.action), labels: { [NODE_LABEL]: labelValueOf(input.node) } }, spec },
     });
     return created.metadata.name;
   }

@@ -61,4 +61,14 @@ describe('ClusterRecorder (real apiserver)', () => {
     const items = (JSON.parse(r.body) as { items: { metadata: { name: string }; spec: { node: string } }[] }).items;
     assert.deepEqual(items.map((o) => [o.metadata.name, o.spec.node]), [[id, long]]);
   });
+
+  test('a node name of 253 characters with a dot where a cut lands: recorded under a valid name that starts with the node name and says the action', async () => {
+    // Cut at 200 (what the name was cut to before) or at 58 (the apiserver's cut of a generateName), it ends in '.'.
+    const long = `${'rack-07.hall-2.'.repeat(4).slice(0, 57)}.${'b'.repeat(141)}.${'c'.repeat(53)}`;
+    assert.deepEqual([long.length, long[57], long[199]], [253, '.', '.']);
+    const recorder = new ClusterRecorder(kube, long, pino({ level: 'silent' }));
+    const id = await recorder.create(input(long));
+    assert.ok(id.length <= 63 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(id), id);
+    assert.ok(id.startsWith(long.slice(0, 20)) && id.includes('-restart-runtime-'), id);
+  });
 });

@@ -12,7 +12,7 @@
 import { Buffer } from 'node:buffer';
 import type { CentralRemedy, CentralStep } from '../../api/node-remedier.ts';
 import { REPLACEMENT_CONDITION, type Bmc } from '../../api/machine.ts';
-import { labelValueOf, NODE_LABEL, type Condition, type LabelSelector } from '../../api/common.ts';
+import { fitName, labelValueOf, NODE_LABEL, type Condition, type LabelSelector } from '../../api/common.ts';
 import { AgentError, errorMessage } from '../../errors.ts';
 import type { Clock } from '../../host/clock.ts';
 import type { Host } from '../../host/host.ts';
@@ -49,6 +49,17 @@ export const STORM_CONDITION = 'StormBreakerTripped';
 export const REMEDY_FIELD_MANAGER = 'kubenode-controller-remedy';
 const FINISHED = new Set(['Succeeded', 'Failed', 'Skipped', 'Denied']);
 const MERGE = 'application/merge-patch+json';
+
+/**
+ * The RemedyOperation of a node's central step in an episode: the node name, shortened by fitName
+ * where it and the suffix would pass 253 characters (a cut of a long one could end in '.' or '-',
+ * and two nodes sharing its first characters had one name, so one node's step was taken for the
+ * other's).
+ */
+export function centralOperationName(node: string, index: number, episode: string): string {
+  const suffix = `-central-${index}-${episode}`;
+  return `${fitName(node, 253 - suffix.length)}${suffix}`;
+}
 
 export interface RemedierObject extends KubeObject {
   metadata: KubeObject['metadata'] & { uid?: string; generation?: number };
@@ -319,7 +330,7 @@ export class CentralRemedies {
 
   async #create(node: string, r: RemedierObject, step: CentralStep, index: number, episode: string, down: Unreachable): Promise<OperationObject> {
     this.#guard();
-    const name = `${node.slice(0, 200)}-central-${index}-${episode}`;
+    const name = centralOperationName(node, index, episode);
     const existing = this.#op(name);
     if (existing !== undefined) return existing;
     const body = {
