@@ -46,7 +46,7 @@ import { MachineLifecycle, nodeFingerprint, type LifecycleCaches, type NodeObjec
 import { NodeImporter, type NodeSelector } from './machines/import.ts';
 import { WorkQueue } from './queue.ts';
 import { machineOf, MACHINE_LABEL } from '../api/common.ts';
-import { LEASE_NAMESPACE } from '../report/kube/lease.ts';
+import { agentLeaseNode, LEASE_NAMESPACE } from '../report/kube/lease.ts';
 import { LeaseClock } from './rollout/lease-clock.ts';
 import { LABEL_SET, RolloutReconciler, setOf, type RolloutCaches } from './rollout/reconciler.ts';
 import { createPipelineController, type PipelineController, type PipelineSettings } from './pipeline/index.ts';
@@ -407,7 +407,8 @@ export class Controller {
     rc.operations.on((e) => central.keysForOperation(e).forEach(add));
     rc.nodes.on((e) => central.keysForNode(e).forEach(add));
     caches.leases.on((e) => {
-      if (e.type !== 'synced' && central.active.has(e.object.metadata.name.replace(/^kubenode-agent-/, ''))) add(`node/${e.object.metadata.name.replace(/^kubenode-agent-/, '')}`);
+      const node = e.type === 'synced' ? undefined : agentLeaseNode(e.object);
+      if (node !== undefined && central.active.has(node)) add(`node/${node}`);
     });
     const every = this.#o.remedySweepMs ?? 2000;
     const timer = setInterval(() => {

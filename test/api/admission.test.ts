@@ -4,6 +4,7 @@
 // is sound) and as another node's agent (must be refused by the policy, by name).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { agentLeaseName } from '../../src/report/kube/lease.ts';
 import { startCluster, type ApiResponse, type Cluster } from '../harness/cluster.ts';
 import { applyDir, goodObjects, installCrds } from '../helpers/kube-objects.ts';
 import { KUBENODE_API, MERGE_PATCH, NODE_LEASES_PATH } from '../helpers/kube-api.ts';
@@ -291,6 +292,84 @@ describe('agent RBAC and admission policy on a real apiserver', () => {
       else assert.match(r.body, /User \\"kubenode:agent:node-0\\" cannot/);
     });
   }
+
+  describe('the Lease of a node whose name is too long for kubenode-agent-<node> (over 238 characters)', () => {
+    // Agents of nodes the token file does not name: the admin impersonates kubenode:agent:<node>
+    // in group kubenode:agents, which is what the policy and RBAC see of a certificate's CN and O.
+    const LEASE_RULE = /kubenode-agent-restriction.*may only modify Lease kube-node-lease/;
+    const as = (node: string) => ({ 'Impersonate-User': `kubenode:agent:${node}`, 'Impersonate-Group': 'kubenode:agents' });
+    const write = (node: string, method: 'POST' | 'PUT', body: Obj) =>
+      cluster.request(method, method === 'POST' ? NODE_LEASES_PATH : `${NODE_LEASES_PATH}/${body.metadata.name}`, { headers: as(node), body });
+    const named = (name: string, holder: string): Obj => ({ ...lease('x', holder), metadata: { name, namespace: 'kube-node-lease' } });
+    // 253 characters each, the same first 245: the shortened names differ only by the hash.
+    const base = 'gpu-worker-0001.rack-07.hall-2.eu-central-1.'.repeat(6).slice(0, 244);
+    const A = `${base}a.aaaaaaa`;
+    const B = `${base}b.bbbbbbb`;
+    // 238 characters: kubenode-agent-<C> has 253 and is its name, not a shortened one.
+    const C = `${base.slice(0, 237)}c`;
+
+    test('the names: A and B shortened to 253 characters, distinct; C in full', () => {
+      for (const n of [A, B]) assert.equal(n.length, 253);
+      assert.equal(agentLeaseName(A).length, 253);
+      assert.notEqual(agentLeaseName(A), agentLeaseName(B));
+      assert.equal(agentLeaseName(A).slice(0, -10), agentLeaseName(B).slice(0, -10));
+      assert.equal(agentLeaseName(C), `kubenode-agent-${C}`);
+    });
+
+    test('its agent creates and renews the shortened Lease, holderIdentity its node', async () => {
+      const created = await json(write(A, 'POST', named(agentLeaseName(A), A)), 201);
+      created.spec.renewTime = '2025-06-01T12:00:10.000000Z';
+      await json(write(A, 'PUT', created));
+    });
+
+    test('another long-named agent sharing the prefix cannot take it, nor create it in A’s name', async () => {
+      const current = await json(admin('GET', `${NODE_LEASES_PATH}/${agentLeaseName(A)}`));
+      for (const r of [
+        await write(B, 'PUT', { ...current, spec: { ...current.spec, holderIdentity: B } }),
+        await write(B, 'PUT', current),
+      ]) {
+        assert.equal(r.status, 403, r.body);
+        assert.match(r.body, LEASE_RULE);
+      }
+      await json(admin('DELETE', `${NODE_LEASES_PATH}/${agentLeaseName(A)}`));
+      const forged = await write(B, 'POST', named(agentLeaseName(A), A));
+      assert.equal(forged.status, 403, forged.body);
+      assert.match(forged.body, LEASE_RULE);
+      // B's own, as it names it, is B's.
+      await json(write(B, 'POST', named(agentLeaseName(B), B)), 201);
+    });
+
+    test('a short-named agent cannot write it, and the long-named one nothing else', async () => {
+      const cases: [string, Obj][] = [
+        ['node-0', named(agentLeaseName(A), A)],
+        ['node-0', named(agentLeaseName(A), 'node-0')],
+        [A, named('kubenode-agent-node-0', A)],
+        // Not the first 242 characters: one fewer, or one more (253 in all, the hash shortened).
+        [A, named(`${agentLeaseName(A).slice(0, 241)}-${agentLeaseName(A).slice(-10)}`, A)],
+        [A, named(`${`kubenode-agent-${A}`.slice(0, 243)}-${agentLeaseName(A).slice(-9)}`, A)],
+        // No hash where one belongs.
+        [A, named(`kubenode-agent-${A}`.slice(0, 253), A)],
+      ];
+      for (const [node, body] of cases) {
+        const r = await write(node, 'POST', body);
+        assert.equal(r.status, 403, `${node.slice(0, 20)} ${body.metadata.name}: ${r.body}`);
+        assert.match(r.body, LEASE_RULE);
+      }
+    });
+
+    test('a node whose kubenode-agent-<node> fits may use only that name: no shortened form', async () => {
+      const shortened = `${`kubenode-agent-${C}`.slice(0, 242)}-0123456789`;
+      const r = await write(C, 'POST', named(shortened, C));
+      assert.equal(r.status, 403, r.body);
+      assert.match(r.body, LEASE_RULE);
+      await json(write(C, 'POST', named(agentLeaseName(C), C)), 201);
+    });
+
+    test('documented gap: CEL cannot hash, so a long-named agent may create a Lease with its own prefix and any hash, holding it itself', async () => {
+      const r = await write(A, 'POST', named(`${agentLeaseName(A).slice(0, -10)}0000000000`, A));
+      assert.equal(r.status, 201, r.body);
+    });
+  });
 
   test('an agent may trip a closed breaker in its own name, and cannot close it again', async () => {
     const tripped = await putPolicyStatus(token(0), (s) => (s.circuitBreaker = { state: 'Open', trippedAt: NOW, trippedBy: 'node-0', reason: '12% of nodes cordoned' }));

@@ -2,17 +2,25 @@
 // any object name, so a name made of one and a prefix or suffix can pass that, and a cut of it can
 // end in '-' or '.'. Every builder: at most 253 characters (a generateName: 58, the apiserver's
 // cut), a DNS subdomain, distinct for two long names sharing a prefix, and the plain name where it
-// fits (so nothing live is renamed). Then what crosses a real apiserver.
+// fits (so nothing live is renamed). Then what crosses a real apiserver: the join's CSR, and the
+// controller's readers of the agent Lease finding a 253-character node's.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { GENERATE_NAME_MAX, generateNameOf } from '../../src/api/common.ts';
+import { Controller } from '../../src/controller/index.ts';
 import { centralOperationName } from '../../src/controller/remedy/central.ts';
 import { systemClock } from '../../src/host/clock.ts';
 import { requestCertificate } from '../../src/join/identity.ts';
 import { createKubeClient, loadKubeConfig, type KubeClient } from '../../src/kube/client.ts';
-import { startCluster, type Cluster } from '../harness/cluster.ts';
+import { createLogger } from '../../src/log.ts';
+import { agentLeaseKey, agentLeaseName, agentLeaseNode, agentLeaseOf } from '../../src/report/kube/lease.ts';
+import type { Cluster } from '../harness/cluster.ts';
+import { central, ops, remedier, type NodeObj } from '../central-remedy/fleet.ts';
+import { addMachine, ensureNamespace, must, renewLease, rolloutCluster, setNodeReady, until, type SimulatedAgents } from '../controller/helpers.ts';
+import { MCS_PATH, MERGE_PATCH } from '../helpers/kube-api.ts';
 
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const log = createLogger(process.env.KUBENODE_TEST_LOG === '1' ? 'debug' : 'silent');
 
 /** A valid node name of `length` characters whose first length-8 are the same for every tail. */
 const longName = (tail: string, length = 253): string => `${'gpu-worker-0001.rack-07.hall-2.eu-central-1.'.repeat(6).slice(0, length - 8)}${tail.padEnd(8, '0')}`;
@@ -74,15 +82,69 @@ describe('centralOperationName', () => {
   });
 });
 
-describe('on a real apiserver', () => {
+describe('agentLeaseName', () => {
+  test('kubenode-agent-<node> where that fits: every node name up to 238 characters', () => {
+    assert.equal(agentLeaseName('node-1'), 'kubenode-agent-node-1');
+    const fits = longName('a', 238);
+    assert.equal(agentLeaseName(fits), `kubenode-agent-${fits}`);
+    assert.equal(agentLeaseName(fits).length, 253);
+  });
+
+  test('longer: at most 253 characters, a DNS subdomain, the node name recognisable, distinct for names sharing a prefix', () => {
+    const names = [longName('aaaa'), longName('bbbb'), ...shifted()];
+    for (const n of names) {
+      wellFormed(agentLeaseName(n));
+      assert.ok(agentLeaseName(n).startsWith(`kubenode-agent-${n.slice(0, 200)}`));
+    }
+    assert.equal(new Set(names.map(agentLeaseName)).size, names.length);
+    assert.equal(agentLeaseName(longName('aaaa')), agentLeaseName(longName('aaaa')), 'the same name every time');
+  });
+
+  test('read back: by name where it fits, by holderIdentity where shortened; another node’s Lease of that name is not this one’s', () => {
+    const lease = (node: string, holder?: string) => ({ metadata: { name: agentLeaseName(node) }, spec: holder === undefined ? {} : { holderIdentity: holder } });
+    const long = longName('aaaa');
+    assert.equal(agentLeaseNode(lease('node-1')), 'node-1', 'no holderIdentity: the name says');
+    assert.equal(agentLeaseNode(lease('node-1', 'someone')), 'node-1');
+    assert.equal(agentLeaseNode(lease(long, long)), long);
+    assert.equal(agentLeaseNode({ metadata: { name: 'kubelet-lease' } }), undefined);
+    // A node named exactly as another's shortened Lease name less the prefix: one Lease name for two nodes.
+    const lookalike = agentLeaseName(long).slice('kubenode-agent-'.length);
+    assert.equal(agentLeaseName(lookalike), agentLeaseName(long));
+    const cache = new Map([[agentLeaseKey(long), lease(lookalike, lookalike)]]);
+    assert.equal(agentLeaseOf(cache, long), undefined, 'held by the look-alike: not the long node’s');
+    assert.equal(agentLeaseOf(cache, lookalike), cache.get(agentLeaseKey(long)));
+    cache.set(agentLeaseKey(long), lease(long, long));
+    assert.equal(agentLeaseOf(cache, long), cache.get(agentLeaseKey(long)));
+  });
+});
+
+describe('on a real apiserver: a 253-character node', () => {
+  const NS = 'kubenode-system';
+  // Both 253 characters with the same first 245: shortened Lease names that differ by the hash only.
+  const ROLL = longName('roll');
+  const DOWN = longName('down');
   let cluster: Cluster;
+  let agents: SimulatedAgents;
+  let controller: Controller;
   let client: KubeClient;
+  const set = async () => (await must<{ status?: { phase?: string; deferredMachines?: string[]; updated?: number } }>(cluster, 'GET', `${MCS_PATH}/long-node-demo`)).status;
+
   before(async () => {
-    cluster = await startCluster({ agents: 1 });
+    ({ cluster, agents } = await rolloutCluster([]));
+    await ensureNamespace(cluster, NS);
+    await addMachine(cluster, ROLL, { pool: 'roll' });
+    await addMachine(cluster, DOWN, { pool: 'down' });
+    // The NodeRemedier selects by Node labels.
+    const r = await cluster.request('PATCH', `/api/v1/nodes/${DOWN}`, { body: { metadata: { labels: { pool: 'down' } } }, headers: MERGE_PATCH });
+    assert.equal(r.status, 200, r.body);
     client = createKubeClient(await loadKubeConfig({ kubeconfig: cluster.adminKubeconfig }), { timeoutMs: 5000 });
+    controller = new Controller({ kubeconfig: cluster.adminKubeconfig, leaderElect: false, namespace: NS, listen: '127.0.0.1:0', remedySweepMs: 300, remedyRetryMs: 500 }, log);
+    await controller.start();
   });
   after(async () => {
+    await controller?.stop();
     client?.close();
+    await agents?.stop();
     await cluster?.stop();
   });
 
@@ -98,5 +160,31 @@ describe('on a real apiserver', () => {
       wellFormed(name, 63);
       assert.ok(name.startsWith(`kubenode-agent-${node.slice(0, 20)}`), name);
     }
+  });
+
+  test('a rollout reaches it while its Lease is fresh, defers it while stale, and goes on once renewed (the lease clock)', async () => {
+    const template = (version: string) => ({ spec: { component: 'demo', version, source: { type: 'none' }, files: [{ path: '/etc/demo/demo.conf', content: 'x\n' }] } });
+    await must(cluster, 'POST', MCS_PATH, { apiVersion: 'kubenode.io/v1alpha1', kind: 'MachineComponentSet', metadata: { name: 'long-node-demo' }, spec: { selector: { matchLabels: { pool: 'roll' } }, template: template('1.0.0'), rollout: { batches: ['100%'], bakeTime: '1s' } } });
+    await until('the rollout Completed', async () => (await set())?.phase === 'Completed', 60_000);
+    assert.equal((await set())?.updated, 1);
+
+    await renewLease(cluster, ROLL, 1, Date.now() - 10_000);
+    const r = await cluster.request('PATCH', `${MCS_PATH}/long-node-demo`, { body: { spec: { template: template('2.0.0') } }, headers: MERGE_PATCH });
+    assert.equal(r.status, 200, r.body);
+    await until('deferred: agent Lease stale', async () => ((await set())?.deferredMachines ?? []).includes(`${ROLL}: agent Lease stale`), 30_000);
+    await renewLease(cluster, ROLL, 3600);
+    await until('the rollout Completed again', async () => (await set())?.phase === 'Completed' && (await set())?.updated === 1, 60_000);
+  });
+
+  test('central remedies see it unreachable from its stale Lease and NotReady Node, confirm with a live read, and cordon it', async () => {
+    await remedier(cluster, 'down', central([{ action: 'cordon', timeout: '1m' }]));
+    await renewLease(cluster, DOWN, 1, Date.now() - 10_000);
+    await setNodeReady(cluster, DOWN, 'False');
+    await until('the cordon step Succeeded', async () => (await ops(cluster, DOWN)).some((o) => o.spec.action === 'cordon' && o.status?.phase === 'Succeeded'), 60_000);
+    const [op] = await ops(cluster, DOWN);
+    assert.ok(op !== undefined);
+    wellFormed(op.metadata.name);
+    assert.equal((await must<NodeObj>(cluster, 'GET', `/api/v1/nodes/${DOWN}`)).spec?.unschedulable, true);
+    assert.notEqual((await must<NodeObj>(cluster, 'GET', `/api/v1/nodes/${ROLL}`)).spec?.unschedulable, true, 'the other long node, sharing the prefix, is left alone');
   });
 });

@@ -3,7 +3,7 @@
 // controller would); when ipmi_sim's chassis log shows its power back on, it boots: a new boot ID
 // in its Machine's status, its Lease renewed, its Node Ready.
 import { randomUUID } from 'node:crypto';
-import { microTime } from '../../src/report/kube/lease.ts';
+import { agentLeaseName, microTime } from '../../src/report/kube/lease.ts';
 import type { Cluster } from '../harness/cluster.ts';
 import { labelValueOf, NODE_LABEL } from '../../src/api/common.ts';
 import { must } from '../controller/helpers.ts';
@@ -56,7 +56,7 @@ export class Fleet {
     await must(this.#cluster, 'POST', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
-      metadata: { name: `kubenode-agent-${name}` },
+      metadata: { name: agentLeaseName(name) },
       spec: { holderIdentity: name, leaseDurationSeconds: LEASE_S, renewTime: microTime(Date.now()) },
     });
     this.#machines.push(name);
@@ -130,7 +130,7 @@ export class Fleet {
   }
 
   async #renew(name: string): Promise<void> {
-    await this.#cluster.request('PATCH', `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/kubenode-agent-${name}`, {
+    await this.#cluster.request('PATCH', `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${agentLeaseName(name)}`, {
       body: { spec: { renewTime: microTime(Date.now()), leaseDurationSeconds: LEASE_S } },
       headers: MERGE_PATCH,
     });

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { UNINSTALL_FINALIZER } from '../../src/api/common.ts';
 import { createKubeClient, loadKubeConfig, type KubeClient } from '../../src/kube/client.ts';
+import { agentLeaseName } from '../../src/report/kube/lease.ts';
 import { startCluster, type Cluster } from '../harness/cluster.ts';
 import { installCrds } from '../helpers/kube-objects.ts';
 import { MC_PATH, MCS_PATH, MERGE_PATCH } from '../helpers/kube-api.ts';
@@ -62,14 +63,14 @@ export async function addMachine(cluster: Cluster, name: string, labels: Record<
   await must(cluster, 'POST', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', {
     apiVersion: 'coordination.k8s.io/v1',
     kind: 'Lease',
-    metadata: { name: `kubenode-agent-${name}` },
+    metadata: { name: agentLeaseName(name) },
     spec: { holderIdentity: name, leaseDurationSeconds: 3600, renewTime: now },
   });
 }
 
 /** Renews a machine's agent Lease as the agent does (renewTime now), with the given duration. */
 export async function renewLease(cluster: Cluster, machine: string, durationSeconds: number, renewMs = Date.now()): Promise<void> {
-  const path = `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/kubenode-agent-${machine}`;
+  const path = `/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${agentLeaseName(machine)}`;
   const lease = await must<{ spec: Record<string, unknown> }>(cluster, 'GET', path);
   await must(cluster, 'PUT', path, { ...lease, spec: { ...lease.spec, leaseDurationSeconds: durationSeconds, renewTime: new Date(renewMs).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') } });
 }

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { LeaseClock } from '../../src/controller/rollout/lease-clock.ts';
+import { agentLeaseName } from '../../src/report/kube/lease.ts';
 import type { LeaseObject } from '../../src/controller/rollout/reconciler.ts';
 import type { InformerEvent } from '../../src/watch/informer.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
@@ -101,6 +102,47 @@ describe('agent Lease staleness', () => {
     const order = f.changes.map((c) => c.at);
     assert.deepEqual(order, [...order].sort((a, b) => a - b));
     assert.equal(f.lc.watching, 0);
+    f.lc.stop();
+  });
+});
+
+describe('agent Lease staleness for node names too long for kubenode-agent-<node>', () => {
+  // 253 characters, the same first 250: shortened Lease names that differ only by the hash.
+  const long = (tail: string): string => `${'gpu-node.rack-07.example.'.repeat(11).slice(0, 250)}${tail}`;
+  const held = (machine: string, renewMs: number, holder = machine): LeaseObject => ({
+    metadata: { name: agentLeaseName(machine), namespace: 'kube-node-lease' },
+    spec: { holderIdentity: holder, renewTime: new Date(renewMs).toISOString(), leaseDurationSeconds: 40 },
+  });
+
+  it('a shortened name is read back to its machine through holderIdentity', async () => {
+    const clock = new FakeClock();
+    const f = fleet(clock);
+    const [a, b] = [long('aaa'), long('bbb')];
+    assert.ok(agentLeaseName(a).length <= 253 && agentLeaseName(a) !== agentLeaseName(b));
+    f.put(held(a, clock.now()));
+    f.put(held(b, clock.now() + 5000));
+    f.put(lease('short', clock.now() + 2000));
+    assert.deepEqual(f.changes.map((c) => c.machine), [a, b, 'short']);
+    f.changes.length = 0;
+    await clock.advance(46_000);
+    assert.deepEqual(f.changes.map((c) => c.machine), [a, 'short', b], 'each reported stale under its own name');
+    f.lc.stop();
+  });
+
+  it('a Lease whose holderIdentity stops naming its node: it went for that node and came for the one its name says', async () => {
+    const clock = new FakeClock();
+    const f = fleet(clock);
+    const a = long('aaa');
+    f.put(held(a, clock.now()));
+    f.changes.length = 0;
+    // Someone wrote another holder: the name less the prefix is all that is left to go by.
+    f.put(held(a, clock.now(), 'someone'));
+    const fallback = agentLeaseName(a).slice('kubenode-agent-'.length);
+    assert.deepEqual(f.changes.map((c) => c.machine), [a, fallback]);
+    assert.equal(f.lc.watching, 1, 'no entry left behind for the machine it stopped naming');
+    f.changes.length = 0;
+    await clock.advance(41_000);
+    assert.deepEqual(f.changes.map((c) => c.machine), [fallback]);
     f.lc.stop();
   });
 });

@@ -2,6 +2,8 @@
 // install deploy/crds/ into one. Tests copy and break them.
 import { readdirSync, readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
+import { AGENT_GROUP, AGENT_USER_PREFIX } from '../../src/join/csr.ts';
+import { createKubeClient, loadKubeConfig, type KubeClient } from '../../src/kube/client.ts';
 import type { Cluster } from '../harness/cluster.ts';
 
 const SHA = 'a'.repeat(64);
@@ -166,4 +168,20 @@ export async function takeClusterRoleBindings(cluster: Cluster, names: readonly 
       if (res.status !== 201) throw new Error(`POST clusterrolebinding ${b.metadata.name}: ${res.status} ${res.body}`);
     }
   };
+}
+
+/**
+ * A client that is the agent of any node, whatever its name: the admin impersonating user
+ * kubenode:agent:<node> in group kubenode:agents, which is what RBAC and the admission policy see
+ * of an agent's certificate (CN and O). The token file names only node-<i>; a certificate needs
+ * kube-controller-manager's signer (test/controller/long-names.test.ts goes that way).
+ */
+export async function impersonatedAgentClient(cluster: Cluster, node: string): Promise<KubeClient> {
+  const kc = await loadKubeConfig({ kubeconfig: cluster.adminKubeconfig });
+  const apply = kc.applyToHTTPSOptions.bind(kc);
+  kc.applyToHTTPSOptions = async (opts) => {
+    await apply(opts);
+    opts.headers = { ...opts.headers, 'Impersonate-User': `${AGENT_USER_PREFIX}${node}`, 'Impersonate-Group': AGENT_GROUP };
+  };
+  return createKubeClient(kc, { timeoutMs: 5000 });
 }

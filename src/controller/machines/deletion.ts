@@ -14,6 +14,7 @@ import { systemClock } from '../../host/clock.ts';
 import { classifyKubeError, type KubeClient } from '../../kube/client.ts';
 import type { Logger } from '../../log.ts';
 import { cordon, drain } from '../../remedies/node-ops.ts';
+import { agentLeaseName } from '../../report/kube/lease.ts';
 import { durationMs } from '../../util/duration.ts';
 import type { EventRecorder } from '../events.ts';
 import type { ComponentObject, MachineObject, NodeObject } from './lifecycle.ts';
@@ -165,7 +166,7 @@ export class MachineDeletion {
     if (mine.length === 0) return { status: 'True', reason: 'ComponentsRemoved', message: 'every MachineComponent of the machine is gone' };
     const list = mine.slice(0, 5).map((mc) => mc.metadata.name).join(', ') + (mine.length > 5 ? ` and ${mine.length - 5} more` : '');
     if (release) return { status: 'False', reason: node === undefined ? 'NodeGone' : 'Forced', message: `MachineComponents deleted without waiting for the agent: ${list}` };
-    if (w.late) return { status: 'False', reason: 'RemovalTimeout', message: `the agent has not reported ${list} uninstalled within deletionTimeout ${w.timeout} (is it running? kubectl get lease -n kube-node-lease kubenode-agent-${name}); waiting on (annotate ${ANNOTATION_FORCE_DELETE}=true to go on without)` };
+    if (w.late) return { status: 'False', reason: 'RemovalTimeout', message: `the agent has not reported ${list} uninstalled within deletionTimeout ${w.timeout} (is it running? kubectl get lease -n kube-node-lease ${agentLeaseName(name)}); waiting on (annotate ${ANNOTATION_FORCE_DELETE}=true to go on without)` };
     return { status: 'False', reason: 'Uninstalling', message: `waiting for the agent to uninstall ${list}` };
   }
 

@@ -18,7 +18,7 @@ import type { Clock } from '../../host/clock.ts';
 import type { Host } from '../../host/host.ts';
 import { classifyKubeError, type KubeClient } from '../../kube/client.ts';
 import type { Logger } from '../../log.ts';
-import { LEASE_NAMESPACE } from '../../report/kube/lease.ts';
+import { agentLeaseName, agentLeaseNode, agentLeaseOf, LEASE_NAMESPACE } from '../../report/kube/lease.ts';
 import { kubeTime } from '../../report/kube/node-conditions.ts';
 import { addTaint, AGENT_ID, cordon, CORDONED_BY, uncordon } from '../../remedies/node-ops.ts';
 import type { RiskGate } from '../../risk/gate.ts';
@@ -77,7 +77,7 @@ interface NodeObj extends KubeObject {
   status?: { conditions?: { type: string; status: string; lastTransitionTime?: string }[] };
 }
 interface LeaseObj extends KubeObject {
-  spec?: { renewTime?: string; leaseDurationSeconds?: number };
+  spec?: { holderIdentity?: string; renewTime?: string; leaseDurationSeconds?: number };
 }
 interface MachineObj extends KubeObject {
   metadata: KubeObject['metadata'] & { annotations?: Record<string, string> };
@@ -164,7 +164,7 @@ export class CentralRemedies {
       const name = node.metadata.name;
       if (
         this.active.has(name) ||
-        unreachable(node, leases.get(`${LEASE_NAMESPACE}/kubenode-agent-${name}`), now) !== undefined ||
+        unreachable(node, agentLeaseOf(leases, name), now) !== undefined ||
         // Ours to hand back: a node left with our taint once its ladder ran out, or a replacement request withdrawn.
         (node.spec?.taints ?? []).some((t) => taints.has(taintId(t))) ||
         this.#withdrawnRequest(name) !== undefined
@@ -207,7 +207,7 @@ export class CentralRemedies {
   #ladderMayNeed(node: string, now: number): boolean {
     if (this.active.has(node)) return true;
     const n = this.#o.caches.nodes.get(node);
-    return n !== undefined && unreachable(n, this.#o.caches.leases.get(`${LEASE_NAMESPACE}/kubenode-agent-${node}`), now) !== undefined;
+    return n !== undefined && unreachable(n, agentLeaseOf(this.#o.caches.leases, node), now) !== undefined;
   }
 
   async reconcile(key: string): Promise<number | undefined> {
@@ -260,7 +260,7 @@ export class CentralRemedies {
     const { caches, clock } = this.#o;
     const now = clock.now();
     const node = caches.nodes.get(name);
-    const lease = caches.leases.get(`${LEASE_NAMESPACE}/kubenode-agent-${name}`);
+    const lease = agentLeaseOf(caches.leases, name);
     const remedier = centralRemedierFor(caches.remediers.snapshot().values(), node?.metadata.labels ?? {});
     const down = unreachable(node, lease, now);
     const open = this.#unfinished(name);
@@ -310,9 +310,10 @@ export class CentralRemedies {
     try {
       const [n, l] = await Promise.all([
         this.#o.client.get<NodeObj>(`/api/v1/nodes/${encodeURIComponent(node)}`),
-        this.#o.client.get<LeaseObj>(`/apis/coordination.k8s.io/v1/namespaces/${LEASE_NAMESPACE}/leases/kubenode-agent-${encodeURIComponent(node)}`),
+        this.#o.client.get<LeaseObj>(`/apis/coordination.k8s.io/v1/namespaces/${LEASE_NAMESPACE}/leases/${encodeURIComponent(agentLeaseName(node))}`),
       ]);
-      live = unreachable(n, l, this.#o.clock.now());
+      // A Lease of that name that is another node's (agentLeaseOf) vouches for nothing here.
+      live = unreachable(n, agentLeaseNode(l) === node ? l : undefined, this.#o.clock.now());
     } catch (err) {
       this.stats.partitioned += 1;
       throw new Error(`cannot confirm ${node} unreachable with a live read; acting on nothing: ${errorMessage(err)}`, { cause: err });
@@ -523,7 +524,7 @@ export class CentralRemedies {
     const node = op.spec.node;
     const cycledAt = Date.parse(op.metadata.annotations?.[ANN_CYCLED_AT] ?? op.status?.startTime ?? '');
     const before = op.metadata.annotations?.[ANN_BOOT_BEFORE] ?? '';
-    const renewed = Date.parse(this.#o.caches.leases.get(`${LEASE_NAMESPACE}/kubenode-agent-${node}`)?.spec?.renewTime ?? '');
+    const renewed = Date.parse(agentLeaseOf(this.#o.caches.leases, node)?.spec?.renewTime ?? '');
     const boot = this.#o.caches.machines.get(node)?.status?.node?.bootId ?? '';
     if (!(renewed > cycledAt) || boot === '' || boot === before) return undefined;
     return `the agent is back: Lease renewed ${iso(renewed)}, boot ID ${boot.slice(0, 8)} (was ${before === '' ? 'unknown' : before.slice(0, 8)})`;

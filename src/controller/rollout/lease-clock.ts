@@ -7,18 +7,12 @@
 // at the new earliest, so the whole fleet costs at most one idle wakeup per lease duration, never
 // one per node.
 import type { Clock } from '../../host/clock.ts';
-import { LEASE_NAMESPACE } from '../../report/kube/lease.ts';
+import { agentLeaseNode, LEASE_NAMESPACE } from '../../report/kube/lease.ts';
 import type { InformerEvent } from '../../watch/informer.ts';
 import type { LeaseObject } from './reconciler.ts';
 
-const LEASE_PREFIX = 'kubenode-agent-';
 /** What the agent writes; a Lease without leaseDurationSeconds is read with it. */
 const DEFAULT_DURATION_S = 40;
-
-/** The informer's key of a machine's agent Lease. */
-export function agentLeaseKey(machine: string): string {
-  return `${LEASE_NAMESPACE}/${LEASE_PREFIX}${machine}`;
-}
 
 /** When the Lease stops vouching for its agent (epoch ms), or undefined when it never did (no renewTime). */
 export function leaseExpiry(lease: LeaseObject): number | undefined {
@@ -60,9 +54,16 @@ export class LeaseClock {
   /** Feed every event of the kube-node-lease informer. */
   observe(e: InformerEvent<LeaseObject>): void {
     if (e.type === 'synced' || this.#stopped) return;
-    const name = e.object.metadata.name;
-    if (e.object.metadata.namespace !== LEASE_NAMESPACE || !name.startsWith(LEASE_PREFIX)) return;
-    const machine = name.slice(LEASE_PREFIX.length);
+    if (e.object.metadata.namespace !== LEASE_NAMESPACE) return;
+    // The machine comes from the name, or for a shortened name from holderIdentity.
+    const machine = agentLeaseNode(e.object);
+    if (e.type === 'update' && agentLeaseNode(e.old) !== machine) {
+      // Its holder changed what it says: the Lease went for the machine it named and came for this one.
+      this.observe({ type: 'delete', object: e.old });
+      this.observe({ type: 'add', object: e.object });
+      return;
+    }
+    if (machine === undefined) return;
     const now = this.#o.clock.now();
     const next = e.type === 'delete' ? undefined : e.object;
     const before = e.type === 'update' ? leaseFresh(e.old, now) : e.type === 'delete' ? leaseFresh(e.object, now) : false;

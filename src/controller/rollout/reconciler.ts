@@ -18,7 +18,8 @@ import { durationMs } from '../../util/duration.ts';
 import type { Informer, KubeObject } from '../../watch/informer.ts';
 import type { EventRecorder } from '../events.ts';
 import { callWebhook, measurePrometheus, renderQuery, type GateOutcome } from './gates.ts';
-import { agentLeaseKey, leaseFresh } from './lease-clock.ts';
+import { leaseFresh } from './lease-clock.ts';
+import { agentLeaseOf } from '../../report/kube/lease.ts';
 import { eachBounded } from '../../util/parallel.ts';
 import { ROLLOUT_HOLDER_PREFIX, type ClaimResult, type RolloutCoordination } from '../remedy/coordination.ts';
 import { componentHealth, componentName, matchesSelector, planBatches, resolveIntOrPercent, revisionName, selectionOrder, templateHash, type BatchPlan, type ComponentHealth } from './plan.ts';
@@ -61,7 +62,7 @@ export interface NodeObject extends KubeObject {
   status?: { conditions?: { type: string; status: string; reason?: string; lastTransitionTime?: string }[] };
 }
 export interface LeaseObject extends KubeObject {
-  spec?: { renewTime?: string; leaseDurationSeconds?: number };
+  spec?: { holderIdentity?: string; renewTime?: string; leaseDurationSeconds?: number };
 }
 
 export interface RolloutCaches {
@@ -665,7 +666,7 @@ class Pass {
     if (node === undefined) return 'no Node';
     const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
     if (ready?.status !== 'True') return `Node Ready=${ready?.status ?? 'missing'}`;
-    const lease = this.#o.caches.leases.get(agentLeaseKey(machine));
+    const lease = agentLeaseOf(this.#o.caches.leases, machine);
     if (lease === undefined) return 'no agent Lease';
     if (!leaseFresh(lease, this.#now)) return 'agent Lease stale';
     return undefined;

@@ -1,9 +1,10 @@
 // The agent's liveness, as the kubelet's node lease: a coordination.k8s.io/v1
-// Lease kubenode-agent-<node> in kube-node-lease, renewed every 10 s with a 40 s
-// duration. Like the kubelet's lease controller it keeps the last Lease it saw
+// Lease kubenode-agent-<node> in kube-node-lease (agentLeaseName: shortened for a node name
+// over 238 characters), renewed every 10 s with a 40 s duration. Like the kubelet's lease controller it keeps the last Lease it saw
 // and PUTs that (optimistic concurrency on resourceVersion): a 409 means someone
 // else wrote it, so it re-reads and tries again on top of their change.
 import type { Logger } from 'pino';
+import { fitName } from '../../api/common.ts';
 import type { Clock } from '../../host/clock.ts';
 import { errorMessage } from '../../errors.ts';
 import { classifyKubeError, type KubeClient } from '../../kube/client.ts';
@@ -12,6 +13,46 @@ import type { WriteObserver } from './latest-writer.ts';
 import { backoffDelay } from '../../util/backoff.ts';
 
 export const LEASE_NAMESPACE = 'kube-node-lease';
+/** What every agent Lease's name starts with. */
+export const AGENT_LEASE_PREFIX = 'kubenode-agent-';
+
+/**
+ * The name of a node's agent Lease: the prefix and the node name, or, for a node name over 238
+ * characters (the name would pass the 253 an object name may have), fitName's shortened form:
+ * the prefix, the node name's first characters and a hash of the whole. Only holderIdentity says
+ * which node a shortened name is for (agentLeaseNode); the admission policy lets an agent write
+ * one only with its own node there.
+ */
+export function agentLeaseName(node: string): string {
+  return fitName(`${AGENT_LEASE_PREFIX}${node}`, 253);
+}
+
+/** The informer's key (namespace/name) of a node's agent Lease. */
+export function agentLeaseKey(node: string): string {
+  return `${LEASE_NAMESPACE}/${agentLeaseName(node)}`;
+}
+
+/**
+ * The node an agent Lease is for: its holderIdentity where that node's Lease has this name (the
+ * only way back from a shortened name; the agent always writes it), else the name less the
+ * prefix. Undefined for a Lease that is no agent's.
+ */
+export function agentLeaseNode(lease: { metadata: { name: string }; spec?: { holderIdentity?: string } }): string | undefined {
+  const name = lease.metadata.name;
+  if (!name.startsWith(AGENT_LEASE_PREFIX)) return undefined;
+  const holder = lease.spec?.holderIdentity;
+  if (holder !== undefined && holder !== '' && agentLeaseName(holder) === name) return holder;
+  return name.slice(AGENT_LEASE_PREFIX.length);
+}
+
+/**
+ * A node's agent Lease from a cache of kube-node-lease, or undefined where there is none or the
+ * Lease of that name is another node's (a node whose name is another one's shortened form).
+ */
+export function agentLeaseOf<L extends { metadata: { name: string }; spec?: { holderIdentity?: string } }>(cache: { get(key: string): L | undefined }, node: string): L | undefined {
+  const lease = cache.get(agentLeaseKey(node));
+  return lease === undefined || agentLeaseNode(lease) !== node ? undefined : lease;
+}
 
 export interface LeaseObject {
   apiVersion: 'coordination.k8s.io/v1';
@@ -63,7 +104,7 @@ export class LeaseHeartbeat {
 
   constructor(options: LeaseOptions) {
     this.#o = options;
-    this.name = `kubenode-agent-${options.nodeName}`;
+    this.name = agentLeaseName(options.nodeName);
     this.#path = `/apis/coordination.k8s.io/v1/namespaces/${LEASE_NAMESPACE}/leases`;
   }
 

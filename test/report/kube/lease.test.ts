@@ -2,12 +2,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createKubeClient, loadKubeConfig, type KubeClient } from '../../../src/kube/client.ts';
-import { LeaseHeartbeat, microTime, type LeaseObject } from '../../../src/report/kube/lease.ts';
+import { agentLeaseName, LeaseHeartbeat, microTime, type LeaseObject } from '../../../src/report/kube/lease.ts';
 import { startCluster, type Cluster } from '../../harness/cluster.ts';
 import { FakeClock } from '../../helpers/fake-clock.ts';
 import { quietLog, waitAllowed, waitForbidden } from './helpers.ts';
 import { createNode } from './rbac.ts';
-import { grantAgentRbac, READYZ_BINDINGS, takeClusterRoleBindings } from '../../helpers/kube-objects.ts';
+import { grantAgentRbac, impersonatedAgentClient, READYZ_BINDINGS, takeClusterRoleBindings } from '../../helpers/kube-objects.ts';
 
 describe('Lease heartbeat (real apiserver)', () => {
   let cluster: Cluster;
@@ -120,5 +120,39 @@ describe('Lease heartbeat (real apiserver)', () => {
       await giveReadyz?.();
       await giveAgent();
     }
+  });
+
+  test('a node name of 253 characters: its agent creates and renews its Lease under the shortened name, through the admission policy', async () => {
+    const node = `${'worker.rack-07.hall-2.eu-central-1.example.'.repeat(6).slice(0, 252)}z`;
+    assert.equal(node.length, 253);
+    const uid = await createNode(cluster, node);
+    const client = await impersonatedAgentClient(cluster, node);
+    clients.push(client);
+    // The policy is in force for this identity: another node's Lease is refused by name.
+    for (let i = 0; ; i++) {
+      const r = await cluster.request('POST', '/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', {
+        headers: { 'Impersonate-User': `kubenode:agent:${node}`, 'Impersonate-Group': 'kubenode:agents' },
+        body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'kubenode-agent-node-0', namespace: 'kube-node-lease' }, spec: { holderIdentity: node } },
+      });
+      if (r.status === 403 && /may only modify Lease/.test(r.body)) break;
+      assert.ok(i < 100, `policy not in force: ${r.status} ${r.body}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const t0 = Date.UTC(2026, 4, 4);
+    const clock = new FakeClock(t0);
+    const h = new LeaseHeartbeat({ client, nodeName: node, clock, log: quietLog });
+    leases.push(h);
+    assert.equal(h.name, agentLeaseName(node));
+    // 242 characters less the '-' the cut ends on, then '-' and the hash.
+    assert.equal(h.name.length, 252);
+    assert.ok(h.name.startsWith(`kubenode-agent-${node.slice(0, 200)}`), h.name);
+    await h.renew();
+    await clock.advance(10_000);
+    await h.renew();
+    assert.deepEqual({ ...h.stats }, { creates: 1, renewals: 1, conflicts: 0, failures: 0 });
+    const stored = await readLease(h.name);
+    assert.equal(stored.spec.holderIdentity, node);
+    assert.equal(stored.spec.renewTime, microTime(t0 + 10_000));
+    assert.deepEqual(stored.metadata.ownerReferences?.map((o) => ({ kind: o.kind, name: o.name, uid: o.uid })), [{ kind: 'Node', name: node, uid }]);
   });
 });
