@@ -1,8 +1,17 @@
 // ReleaseApproval (kubenode.io/v1alpha1): the grant of one stage's manual approval, a separate
 // object so RBAC can allow approving without allowing edits of the Release.
 import { Type, type Static } from '@sinclair/typebox';
-import { KubeObject, NODE_NAME_PATTERN, Time } from './common.ts';
+import { fitName, KubeObject, NODE_NAME_PATTERN, Time } from './common.ts';
 import { ClusterName } from './release-pipeline.ts';
+
+/**
+ * The ReleaseApproval of one stage of a release: "<release>-<stage>", the release name shortened by
+ * fitName where the two would pass 253 characters (a plain cut could end it in '.' before the '-',
+ * or give two long releases sharing a prefix one approval). The controller and the CLI both use it.
+ */
+export function approvalName(release: string, stage: string): string {
+  return `${fitName(release, 253 - 1 - stage.length)}-${stage}`;
+}
 
 export const ReleaseApprovalSpec = Type.Object(
   {

@@ -125,7 +125,7 @@ export function releaseCommand(exitWith: (code: number) => never): Command {
       .option('--comment <text>', 'why, for the record'),
   ).action(async (name: string, flags: CommonFlags & { stage?: string; by: string; comment?: string }) => {
     const { client } = await connectWithConfig(flags);
-    const [{ classifyKubeError }, { labelValueOf }] = await Promise.all([import('../kube/client.ts'), import('../api/common.ts')]);
+    const [{ classifyKubeError }, { labelValueOf }, { approvalName: approvalNameOf }] = await Promise.all([import('../kube/client.ts'), import('../api/common.ts'), import('../api/release-approval.ts')]);
     const r = await getRelease(client, name);
     const waiting = waitingApproval(r.status);
     const stage = flags.stage ?? waiting?.stage;
@@ -134,7 +134,7 @@ export function releaseCommand(exitWith: (code: number) => never): Command {
     const def = stages?.find((s) => s.name === stage);
     if (stages !== undefined && def === undefined) throw new UsageError(`release ${name} has no stage ${JSON.stringify(stage)} (stages: ${stages.map((s) => s.name).join(', ')})`);
     if (def !== undefined && !def.afterStage.some((t) => t.type === 'Approval')) throw new UsageError(`stage ${stage} of release ${name} has no Approval task`);
-    const approvalName = `${name.slice(0, 189)}-${stage}`;
+    const approvalName = approvalNameOf(name, stage);
     const grant = { approved: true, approvedBy: flags.by, ...(flags.comment === undefined ? {} : { comment: flags.comment }) };
     let existing: ApprovalView | undefined;
     try {

@@ -4,6 +4,7 @@
 // failover creates nothing twice: the second POST is a 409 and is dropped. record() never
 // waits; a bounded queue and one sender keep a burst from holding up a reconcile.
 import { createHash } from 'node:crypto';
+import { fitName } from '../api/common.ts';
 import { errorMessage } from '../errors.ts';
 import type { Clock } from '../host/clock.ts';
 import { classifyKubeError, type KubeClient } from '../kube/client.ts';
@@ -19,6 +20,14 @@ const SENT_MAX = 10_000;
 export interface EventTarget { name: string; uid: string; apiVersion?: string; kind?: string }
 
 interface Job { target: EventTarget; type: 'Normal' | 'Warning'; reason: string; message: string; name: string }
+
+/**
+ * An Event's name: the target's name (shortened by fitName where it and the hash would pass 253
+ * characters: a cut could end in '.' or '-') and a hash of the target's uid and the caller's key.
+ */
+export function eventName(target: EventTarget, key: string): string {
+  return `${fitName(target.name, 253 - 17)}.${createHash('sha256').update(`${target.uid}/${key}`).digest('hex').slice(0, 16)}`;
+}
 
 export class EventRecorder {
   readonly stats = { created: 0, duplicates: 0, dropped: 0, failed: 0 };
@@ -40,7 +49,7 @@ export class EventRecorder {
   }
 
   record(target: EventTarget, type: 'Normal' | 'Warning', reason: string, message: string, key: string): void {
-    const name = `${target.name.slice(0, 200)}.${createHash('sha256').update(`${target.uid}/${key}`).digest('hex').slice(0, 16)}`;
+    const name = eventName(target, key);
     if (this.#sent.has(name)) return;
     if (this.#queue.length >= QUEUE_MAX) {
       this.stats.dropped += 1;

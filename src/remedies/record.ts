@@ -1,6 +1,6 @@
 // Every remedy run leaves a record: a RemedyOperation object in a cluster, a JSON file in the
 // state dir standalone. Both carry the problem, the action, the gate's decision path, times and result.
-import { generateNameOf, labelValueOf, NODE_LABEL } from '../api/common.ts';
+import { fitName, GENERATE_NAME_MAX, generateNameOf, labelValueOf, NODE_LABEL } from '../api/common.ts';
 import type { Logger } from 'pino';
 import type { RiskLevel } from '../api/node-remedier.ts';
 import type { OperationPhase } from '../api/remedy-operation.ts';
@@ -118,7 +118,7 @@ export class ClusterRecorder implements OperationRecorder {
         body: {
           apiVersion: 'v1',
           kind: 'Event',
-          metadata: { generateName: `${this.#node}.` },
+          metadata: { generateName: `${fitName(this.#node, GENERATE_NAME_MAX - 1)}.` },
           involvedObject: { apiVersion: 'v1', kind: 'Node', name: this.#node, uid: this.#node },
           reason,
           message: message.slice(0, 1024),

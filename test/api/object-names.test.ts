@@ -7,12 +7,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { GENERATE_NAME_MAX, generateNameOf } from '../../src/api/common.ts';
+import { approvalName } from '../../src/api/release-approval.ts';
+import { eventName, EventRecorder } from '../../src/controller/events.ts';
 import { Controller } from '../../src/controller/index.ts';
 import { centralOperationName } from '../../src/controller/remedy/central.ts';
 import { systemClock } from '../../src/host/clock.ts';
 import { requestCertificate } from '../../src/join/identity.ts';
 import { createKubeClient, loadKubeConfig, type KubeClient } from '../../src/kube/client.ts';
 import { createLogger } from '../../src/log.ts';
+import { nodeEventName } from '../../src/report/kube/events.ts';
 import { agentLeaseKey, agentLeaseName, agentLeaseNode, agentLeaseOf } from '../../src/report/kube/lease.ts';
 import type { Cluster } from '../harness/cluster.ts';
 import { central, ops, remedier, type NodeObj } from '../central-remedy/fleet.ts';
@@ -118,6 +121,49 @@ describe('agentLeaseName', () => {
   });
 });
 
+describe('Event names', () => {
+  const at = Date.UTC(2026, 11, 6, 12, 0, 0, 123);
+  test("the agent's: <node>.<stamp> where that fits, as client-go names them", () => {
+    assert.equal(nodeEventName('node-1', at, 7), `node-1.${(BigInt(at) * 1_000_000n + 7n).toString(16)}`);
+    const fits = longName('a', 253 - 17);
+    assert.ok(nodeEventName(fits, at, 0).startsWith(`${fits}.`));
+  });
+  test("the controller's: <target>.<hash> where that fits", () => {
+    assert.match(eventName({ name: 'web', uid: 'u1' }, 'rollout/1'), /^web\.[0-9a-f]{16}$/);
+    const fits = longName('a', 236);
+    assert.ok(eventName({ name: fits, uid: 'u1' }, 'k').startsWith(`${fits}.`));
+  });
+  test('long names: at most 253 characters, valid wherever the cut lands, distinct for names sharing a prefix', () => {
+    const names = [...shifted(), ...shifted(240), longName('aaaa'), longName('bbbb')];
+    const agents = names.map((n) => nodeEventName(n, at, 1));
+    const controllers = names.map((n) => eventName({ name: n, uid: 'same-uid' }, 'same-key'));
+    for (const [i, name] of [...agents, ...controllers].entries()) {
+      wellFormed(name);
+      assert.ok(name.startsWith((names[i % names.length] as string).slice(0, 200)), name);
+    }
+    assert.equal(new Set(agents).size, names.length);
+    assert.equal(new Set(controllers).size, names.length);
+  });
+});
+
+describe('approvalName', () => {
+  test('<release>-<stage> where that fits', () => {
+    assert.equal(approvalName('gpu-driver-535', 'production'), 'gpu-driver-535-production');
+    const fits = longName('a', 253 - 1 - 'staging'.length);
+    assert.equal(approvalName(fits, 'staging'), `${fits}-staging`);
+  });
+  test('long release names: at most 253 characters, valid wherever the cut lands, the stage kept, distinct for names sharing a prefix', () => {
+    const names = [...shifted(), ...shifted(240), longName('aaaa'), longName('bbbb')];
+    const stage = 'x'.repeat(63);
+    const approvals = names.map((n) => approvalName(n, stage));
+    for (const [i, name] of approvals.entries()) {
+      wellFormed(name);
+      assert.ok(name.endsWith(`-${stage}`) && name.startsWith((names[i] as string).slice(0, 150)), name);
+    }
+    assert.equal(new Set(approvals).size, names.length);
+  });
+});
+
 describe('on a real apiserver: a 253-character node', () => {
   const NS = 'kubenode-system';
   // Both 253 characters with the same first 245: shortened Lease names that differ by the hash only.
@@ -160,6 +206,17 @@ describe('on a real apiserver: a 253-character node', () => {
       wellFormed(name, 63);
       assert.ok(name.startsWith(`kubenode-agent-${node.slice(0, 20)}`), name);
     }
+  });
+
+  test("the controller's Event about a 253-character node: created under a valid name", async () => {
+    const recorder = new EventRecorder(client, systemClock, log, 'object-names-test', () => true);
+    const node = longName('event');
+    recorder.record({ apiVersion: 'v1', kind: 'Node', name: node, uid: 'u-event' }, 'Warning', 'CentralRemedyExhausted', 'long node', 'exhausted/1');
+    await recorder.flush();
+    assert.equal(recorder.stats.created, 1, JSON.stringify(recorder.stats));
+    const items = (await must<{ items: { metadata: { name: string }; involvedObject: { name: string } }[] }>(cluster, 'GET', '/api/v1/namespaces/default/events')).items.filter((e) => e.involvedObject.name === node);
+    assert.deepEqual(items.map((e) => e.metadata.name), [eventName({ name: node, uid: 'u-event' }, 'exhausted/1')]);
+    wellFormed(items[0]?.metadata.name ?? '');
   });
 
   test('a rollout reaches it while its Lease is fresh, defers it while stale, and goes on once renewed (the lease clock)', async () => {

@@ -71,4 +71,15 @@ describe('ClusterRecorder (real apiserver)', () => {
     assert.ok(id.length <= 63 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(id), id);
     assert.ok(id.startsWith(long.slice(0, 20)) && id.includes('-restart-runtime-'), id);
   });
+
+  test("the agent's remedy Event for a node name of 253 characters: named within the apiserver's cut, starting with the node name", async () => {
+    const long = `${'rack-07.hall-2.'.repeat(4).slice(0, 57)}.${'b'.repeat(141)}.${'c'.repeat(53)}`;
+    await new ClusterRecorder(kube, long, pino({ level: 'silent' })).event('Normal', 'RemedySucceeded', 'long node', Date.UTC(2026, 4, 6));
+    const r = await cluster.request('GET', '/api/v1/namespaces/default/events');
+    const names = (JSON.parse(r.body) as { items: { metadata: { name: string }; involvedObject: { name: string } }[] }).items.filter((e) => e.involvedObject.name === long).map((e) => e.metadata.name);
+    assert.equal(names.length, 1);
+    const [name] = names as [string];
+    assert.ok(name.length <= 63 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(name), name);
+    assert.ok(name.startsWith(long.slice(0, 40)), name);
+  });
 });

@@ -24,7 +24,7 @@
 import { labelValueOf, type Condition, type LabelSelector } from '../../api/common.ts';
 import { RELEASE_LABEL, RELEASE_ANNOTATION, type PipelineStage, type ReleasePipelineSpec, type RolloutOverride } from '../../api/release-pipeline.ts';
 import type { ClusterStatus, ReleasePhase, ReleaseSpec, ReleaseStatus, StageStatus } from '../../api/release.ts';
-import type { ReleaseApprovalSpec } from '../../api/release-approval.ts';
+import { approvalName, type ReleaseApprovalSpec } from '../../api/release-approval.ts';
 import { AgentError, errorMessage } from '../../errors.ts';
 import type { Clock } from '../../host/clock.ts';
 import { classifyKubeError, type KubeClient } from '../../kube/client.ts';
@@ -103,11 +103,6 @@ export function stageClusters(stage: PipelineStage, members: ReadonlyMap<string,
     .filter(([, m]) => matchesSelector(selector, m.labels))
     .sort(([a, ma], [b, mb]) => order(ma.labels) - order(mb.labels) || (a < b ? -1 : a > b ? 1 : 0))
     .map(([name]) => name);
-}
-
-/** ReleaseApproval name for a stage of a release. */
-export function approvalName(release: string, stage: string): string {
-  return `${release.slice(0, 189)}-${stage}`;
 }
 
 export class ReleaseReconciler {

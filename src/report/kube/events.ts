@@ -10,6 +10,7 @@
 // event only when /readyz answers 200 right after it; from an apiserver still filling its RBAC
 // caches (one just restarted refuses everyone) it is tried again like any other failure.
 import type { Logger } from 'pino';
+import { fitName } from '../../api/common.ts';
 import type { Clock } from '../../host/clock.ts';
 import { errorMessage } from '../../errors.ts';
 import { classifyKubeError, type KubeClient } from '../../kube/client.ts';
@@ -63,6 +64,16 @@ interface Job {
 }
 
 const MAX_SEEN = 4096;
+
+/**
+ * client-go's naming of a Node's Event: the node name and a nanosecond-ish stamp in hex (BigInt:
+ * ms × 10⁶ is past 2⁵³; seq tells Events of one millisecond apart), the node name shortened by
+ * fitName where the two would pass the 253 characters of a name.
+ */
+export function nodeEventName(node: string, atMs: number, seq: number): string {
+  const stamp = (BigInt(atMs) * 1_000_000n + BigInt(seq % 1_000_000)).toString(16);
+  return `${fitName(node, 253 - 1 - stamp.length)}.${stamp}`;
+}
 
 export class NodeEventsReporter {
   readonly stats: EventStats = { created: 0, patched: 0, dropped: 0, failed: 0 };
@@ -187,8 +198,7 @@ export class NodeEventsReporter {
         this.#seen.delete(job.key);
       }
     }
-    // client-go's naming: node name and a nanosecond-ish stamp in hex (BigInt: ms × 10⁶ is past 2⁵³).
-    const name = `${this.#o.nodeName}.${(BigInt(job.at) * 1_000_000n + BigInt(this.#seq++ % 1_000_000)).toString(16)}`;
+    const name = nodeEventName(this.#o.nodeName, job.at, this.#seq++);
     const uid = await this.#uid();
     await this.#o.client.request('POST', base, {
       body: {

@@ -8,7 +8,7 @@ import { startCluster, type Cluster } from '../../harness/cluster.ts';
 import { FakeClock } from '../../helpers/fake-clock.ts';
 import { captureLog, quietLog, waitAllowed, waitForbidden } from './helpers.ts';
 import { createNode } from './rbac.ts';
-import { grantAgentRbac, READYZ_BINDINGS, takeClusterRoleBindings } from '../../helpers/kube-objects.ts';
+import { grantAgentRbac, impersonatedAgentClient, READYZ_BINDINGS, takeClusterRoleBindings } from '../../helpers/kube-objects.ts';
 import { until } from '../../watch/helpers.ts';
 
 interface EventJson {
@@ -190,5 +190,23 @@ describe('Node Events (real apiserver)', () => {
       await giveReadyz?.();
       await giveAgent?.();
     }
+  });
+
+  test('a node name of 253 characters: its Events are named within 253 characters, the node name shortened, and counted on repeat', async () => {
+    const node = `${'worker.rack-07.hall-2.eu-central-1.example.'.repeat(6).slice(0, 252)}z`;
+    const uid = await createNode(cluster, node);
+    const client = await impersonatedAgentClient(cluster, node);
+    clients.push(client);
+    const r = new NodeEventsReporter({ client, nodeName: node, clock: new FakeClock(Date.UTC(2026, 4, 5)), log: quietLog });
+    reporters.push(r);
+    r.record('kernel', ev('KernelOops', 'long node'));
+    r.record('kernel', ev('KernelOops', 'long node'));
+    await r.settled();
+    assert.deepEqual({ ...r.stats }, { created: 1, patched: 1, dropped: 0, failed: 0 });
+    const [e] = (await eventsOf(node)).filter((x) => x.message === 'long node');
+    assert.ok(e !== undefined);
+    assert.ok(e.metadata.name.length <= 253 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(e.metadata.name), e.metadata.name);
+    assert.ok(e.metadata.name.startsWith(node.slice(0, 200)), e.metadata.name);
+    assert.deepEqual([e.involvedObject.name, e.involvedObject.uid, e.count], [node, uid, 2]);
   });
 });
