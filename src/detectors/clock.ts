@@ -87,7 +87,7 @@ export const clock: DetectorDefinition<typeof configSchema> = {
     const timeoutMs = config.commandTimeout;
 
     const fromChrony = async (signal: AbortSignal): Promise<Verdict | undefined> => {
-      const run = await host.exec(['chronyc', '-c', 'tracking'], { timeoutMs, signal });
+      const run = await host.exec(['chronyc', '-c', 'tracking'], { timeoutMs, signal, cachedLookup: true });
       if (run.notFound) return undefined;
       if (run.timedOut) return { source: 'chronyc', unusable: new ExecError(run).message };
       const t = run.exitCode === 0 ? parseChronyTracking(run.stdout) : undefined;
@@ -107,7 +107,7 @@ export const clock: DetectorDefinition<typeof configSchema> = {
     };
 
     const fromTimedatectl = async (signal: AbortSignal): Promise<Verdict | undefined> => {
-      const run = await host.exec(['timedatectl', 'show'], { timeoutMs, signal });
+      const run = await host.exec(['timedatectl', 'show'], { timeoutMs, signal, cachedLookup: true });
       if (run.notFound) return undefined;
       if (run.timedOut) return { source: 'timedatectl', unusable: new ExecError(run).message };
       const kv = parseKeyValues(run.stdout);

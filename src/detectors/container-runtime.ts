@@ -122,6 +122,7 @@ async function lookContainerd(socket: string, c: LookContext): Promise<Look> {
   const result = await host.exec(['crictl', '--runtime-endpoint', endpoint, '--timeout', `${seconds}s`, 'info'], {
     timeoutMs: c.deadlineMs + 1_000,
     signal: c.signal,
+    cachedLookup: true,
   });
   if (result.notFound) {
     // Without crictl only the socket can be tried: a refusal is a verdict, an accepted connection is not.

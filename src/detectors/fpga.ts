@@ -101,7 +101,7 @@ async function read(host: Host, file: string): Promise<string | undefined> {
 /** XRT's devices, when XRT is installed; its tool failing or hanging is a problem of its own. */
 async function xrtDevices(host: Host, timeoutMs: number): Promise<{ devices: XrtDevice[]; error?: string }> {
   for (const tool of ['xrt-smi', 'xbutil']) {
-    const result = await host.exec([tool, 'examine'], { timeoutMs });
+    const result = await host.exec([tool, 'examine'], { timeoutMs, cachedLookup: true });
     if (result.notFound) continue;
     if (result.timedOut) return { devices: [], error: new ExecError(result).message };
     const devices = parseXrtDevices(result.stdout);

@@ -282,7 +282,7 @@ export const gpuNvidia: DetectorDefinition<typeof configSchema> = {
         const expected = config.expected === 'true' || expectedCount > 0 || devices.length > 0;
 
         // nvidia-smi.
-        const smiArgs = { timeoutMs: smiTimeoutMs, signal, maxOutputBytes: 16 * 1024 * 1024 };
+        const smiArgs = { timeoutMs: smiTimeoutMs, signal, maxOutputBytes: 16 * 1024 * 1024, cachedLookup: true };
         const [xml, csv] = await Promise.all([
           host.exec(['nvidia-smi', '-q', '-x'], smiArgs),
           host.exec(['nvidia-smi', `--query-gpu=${CSV_FIELDS.join(',')}`, '--format=csv,noheader'], smiArgs),

@@ -166,7 +166,7 @@ export const kubelet: DetectorDefinition<typeof configSchema> = {
         let pleg: string[] = [];
         if (present) {
           const since = Math.floor((host.clock.now() - plegWindowMs) / 1000);
-          const r = await host.exec(['journalctl', '-u', config.unit, `--since=@${since}`, '-o', 'cat', '--no-pager', '-q'], { timeoutMs: journalTimeoutMs, signal });
+          const r = await host.exec(['journalctl', '-u', config.unit, `--since=@${since}`, '-o', 'cat', '--no-pager', '-q'], { timeoutMs: journalTimeoutMs, signal, cachedLookup: true });
           if (r.notFound) unknown.push('journalctl not found: PLEG messages not read');
           else if (r.timedOut || r.exitCode !== 0) unknown.push(new ExecError(r).message);
           else pleg = plegLines(r.stdout);

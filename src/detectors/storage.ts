@@ -290,7 +290,7 @@ export const storage: DetectorDefinition<typeof configSchema> = {
 
     const checkSmart = async (findings: Finding[], unknown: Map<string, string>, notes: string[], signal: AbortSignal): Promise<void> => {
       const timeoutMs = config.smartTimeout;
-      const scan = await host.exec(['smartctl', '--scan-open', '--json'], { timeoutMs, signal });
+      const scan = await host.exec(['smartctl', '--scan-open', '--json'], { timeoutMs, signal, cachedLookup: true });
       if (scan.notFound) {
         notes.push('smartctl is not installed: SMART health not checked');
         return;
@@ -304,7 +304,7 @@ export const storage: DetectorDefinition<typeof configSchema> = {
       }
       const unreadable: string[] = [];
       for (const dev of devices) {
-        const run = await host.exec(['smartctl', '-H', '-A', '--json', '-d', dev.type, dev.name], { timeoutMs, signal });
+        const run = await host.exec(['smartctl', '-H', '-A', '--json', '-d', dev.type, dev.name], { timeoutMs, signal, cachedLookup: true });
         if (run.timedOut) {
           unreadable.push(new ExecError(run).message);
           continue;

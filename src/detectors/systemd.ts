@@ -96,7 +96,7 @@ export const systemd: DetectorDefinition<typeof configSchema> = {
       async probe(signal): Promise<DetectorResult> {
         const findings: Finding[] = [];
         const unknown = new Map<string, string>();
-        const list = await host.exec(['systemctl', 'list-units', '--failed', '--plain', '--no-legend', '--no-pager', '--full'], { timeoutMs, signal });
+        const list = await host.exec(['systemctl', 'list-units', '--failed', '--plain', '--no-legend', '--no-pager', '--full'], { timeoutMs, signal, cachedLookup: true });
         if (list.notFound) {
           const message = 'systemctl is not installed: this host does not run systemd';
           unknown.set('SystemdUnitFailed', message);
@@ -114,7 +114,7 @@ export const systemd: DetectorDefinition<typeof configSchema> = {
 
           const now = host.clock.now();
           for (const unit of config.restartUnits) {
-            const show = await host.exec(['systemctl', 'show', '-p', 'LoadState,NRestarts,ActiveState,SubState', '--no-pager', unit], { timeoutMs, signal });
+            const show = await host.exec(['systemctl', 'show', '-p', 'LoadState,NRestarts,ActiveState,SubState', '--no-pager', unit], { timeoutMs, signal, cachedLookup: true });
             if (show.exitCode !== 0) continue;
             const props = parseShow(show.stdout);
             // NRestarts exists since systemd 235; without it there is nothing to count.

@@ -11,6 +11,14 @@ import { openCommandLog, openDeviceLog, openFileLog, type CommandLog, type LogRe
 export interface ExecOptions extends Omit<BoundedOptions, 'cwd'> {
   /** Host path to run in. */
   cwd?: string;
+  /**
+   * The command's path may come from a lookup up to LOOKUP_MEMO_MS old (a found one is checked to
+   * be there still): for a detector's read-only probe, which would otherwise search every bin
+   * directory for its tools each interval, and for an absent tool find it absent six times over.
+   * A tool installed meanwhile is seen up to a minute late. Never for what acts on the host: a
+   * tool an installer has just put in place must be found at once.
+   */
+  cachedLookup?: boolean;
 }
 
 export interface ExecResult extends ExecOutcome {
@@ -52,7 +60,8 @@ export interface Host {
   readPseudoFile(hostPath: string): string | undefined;
   /** The process IDs under /proc, listed synchronously (PSEUDO_FILES says why that cannot block). */
   listProcessIds(): string[];
-  resolveCommand(command: string): Promise<string | undefined>;
+  /** The file a command name runs, undefined when the host has none; `cached` as ExecOptions.cachedLookup. */
+  resolveCommand(command: string, options?: { cached?: boolean }): Promise<string | undefined>;
   exec(argv: readonly string[], options: ExecOptions): Promise<ExecResult>;
   /** Follows a log from its start, or from its end (`fromStart: false`, for a file; a device always replays its buffer). */
   openLog(hostPath: string, options: { fromStart: boolean }): Promise<LogReader>;
@@ -86,6 +95,9 @@ const PSEUDO_FILES: readonly RegExp[] = [
 
 const ROOT_BIN_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 
+/** How long a cached command lookup (ExecOptions.cachedLookup) stands, on the host's clock. */
+export const LOOKUP_MEMO_MS = 60_000;
+
 export interface LocalHostOptions {
   root?: string;
   clock?: Clock;
@@ -101,6 +113,8 @@ class LocalHost implements Host {
   readonly root: string;
   readonly clock: Clock;
   readonly #searchPath: string[];
+  /** Lookups of the commands probes run (their names come from code and configuration: a bounded set). */
+  readonly #lookups = new Map<string, { file: string | undefined; at: number }>();
 
   constructor(options: LocalHostOptions) {
     this.root = path.resolve(options.root ?? '/');
@@ -157,7 +171,21 @@ class LocalHost implements Host {
     return readdirSync(this.path('/proc')).filter((name) => /^\d+$/.test(name));
   }
 
-  async resolveCommand(command: string): Promise<string | undefined> {
+  async resolveCommand(command: string, options: { cached?: boolean } = {}): Promise<string | undefined> {
+    const now = this.clock.now();
+    const memo = this.#lookups.get(command);
+    if (options.cached === true && memo !== undefined && now >= memo.at && now - memo.at < LOOKUP_MEMO_MS) {
+      if (memo.file === undefined) return undefined;
+      const info = await stat(memo.file).catch(() => undefined);
+      if (info?.isFile() === true && (info.mode & 0o111) !== 0) return memo.file;
+    }
+    const file = await this.#search(command);
+    // A fresh lookup renews a probe's memo too: what an installer has just found, a probe finds next.
+    if (options.cached === true || memo !== undefined) this.#lookups.set(command, { file, at: now });
+    return file;
+  }
+
+  async #search(command: string): Promise<string | undefined> {
     const candidates = command.includes('/')
       ? [this.path(path.resolve('/', command))]
       : this.#searchPath.map((dir) => (this.root === '/' ? path.join(dir, command) : this.path(path.join(dir, command))));
@@ -176,7 +204,7 @@ class LocalHost implements Host {
     const started = performance.now();
     const [command, ...args] = argv;
     const base = { argv: [...argv], stdout: '', stderr: '', signal: null, timedOut: false, timeoutMs: options.timeoutMs };
-    const file = command === undefined ? undefined : await this.resolveCommand(command);
+    const file = command === undefined ? undefined : await this.resolveCommand(command, { cached: options.cachedLookup === true });
     if (file === undefined) {
       return { ...base, exitCode: null, notFound: true, durationMs: performance.now() - started };
     }
