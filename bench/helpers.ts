@@ -18,9 +18,11 @@ export interface ControllerProcess {
 /**
  * `kubenode-agent controller` (the built CLI) against kubeconfig, leader election off, listening on
  * a free port; resolves once its log names the address it listens on. extraArgs go last.
+ * BENCH_NODE_FLAGS (space-separated) go to node before the CLI: e.g. the executables' V8 flags
+ * (scripts/build-sea.ts), to measure the controller as it runs from them.
  */
 export async function startController(kubeconfig: string, extraArgs: readonly string[] = []): Promise<ControllerProcess> {
-  const child = spawn(process.execPath, [CLI, 'controller', '--kubeconfig', kubeconfig, '--listen', '127.0.0.1:0', '--log-level', 'info', '--leader-elect', 'false', ...extraArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), CLI, 'controller', '--kubeconfig', kubeconfig, '--listen', '127.0.0.1:0', '--log-level', 'info', '--leader-elect', 'false', ...extraArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
   const addr = await new Promise<string>((res, rej) => {
     let text = '';
     child.once('exit', (code, signal) => rej(new Error(`controller exited (${signal ?? code}) before it listened`)));

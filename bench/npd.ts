@@ -22,7 +22,7 @@
 // VmHWM from /proc/PID/status. Wall-clock figures are noisy on a shared machine: CPU seconds,
 // peak RSS and (with --callgrind) instruction counts are the figures to compare.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -54,6 +54,30 @@ const WARMUP_S = Number(opt.warmup);
 const ONLY = new Set(opt.only.split(','));
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'bench-npd-'));
 process.on('exit', () => rmSync(scratch, { recursive: true, force: true }));
+
+/**
+ * An executable under test (the agent's or NPD's), laid down as dpkg and rpm install one: written
+ * in 64 KiB pieces. On a kernel whose page cache takes large folios (ext4 from 6.16, xfs), a file
+ * written in one piece, as a build writes it, sits in 2 MB folios that its mappings then map
+ * whole, which would add 25-30 MB of its pages to its RSS (BENCHMARKS.md, 2026-12-07).
+ */
+function asInstalled(file: string, as: string): string {
+  if (file.endsWith('.cjs') || file.endsWith('.js')) return file;
+  const dir = mkdtempSync(path.join(scratch, `${as}-`));
+  const copy = path.join(dir, path.basename(file));
+  const src = openSync(file, 'r');
+  const dst = openSync(copy, 'w', 0o755);
+  const piece = Buffer.alloc(64 * 1024);
+  try {
+    for (let n; (n = readSync(src, piece)) > 0; ) writeSync(dst, piece, 0, n);
+  } finally {
+    closeSync(src);
+    closeSync(dst);
+  }
+  return copy;
+}
+const agentPath = asInstalled(path.resolve(opt.agent), 'agent');
+const npdPath = opt.npd === undefined ? undefined : asInstalled(path.resolve(opt.npd), 'npd');
 
 const CONFIG = {
   kmsg: [path.join(repo, 'test/fixtures/npd/config/kernel-monitor.json'), path.join(repo, 'test/fixtures/npd/config/readonly-monitor.json')],
@@ -348,7 +372,7 @@ async function runOnce(subject: Subject, scenario: Scenario, input: { root: stri
   let feeder: Feeder | undefined;
   let argv: string[];
   if (subject === 'npd') {
-    const npd = opt.npd as string;
+    const npd = npdPath as string;
     if (scenario === 'kmsg') {
       feeder = await startFeeder((input as { file: string }).file);
       argv = npdArgv(npd, port, KMSG_FED, feeder.link, wrap);
@@ -360,7 +384,7 @@ async function runOnce(subject: Subject, scenario: Scenario, input: { root: stri
       argv = npdArgv(npd, port, [file], undefined, wrap);
     } else argv = npdArgv(npd, port, CONFIG.kmsg, undefined, wrap);
   } else {
-    const agent = path.resolve(opt.agent);
+    const agent = agentPath;
     const base = agent.endsWith('.cjs') || agent.endsWith('.js') ? [process.execPath, agent] : [agent];
     const root = input?.root ?? liveRoot();
     if (input !== undefined) logRoot(root);
@@ -577,13 +601,13 @@ async function npdRaised(kind: 'kmsg' | 'filelog', c: Case): Promise<Raised> {
     const up = Math.floor((uptimeSeconds() - 60) * 1e6);
     writeFileSync(path.join(root, 'kmsg'), messages.map((m, i) => `6,${i},${up + i},-;${m}\n`).join(''));
     feeder = await startFeeder(path.join(root, 'kmsg'));
-    argv = npdArgv(opt.npd as string, port, KMSG_FED, feeder.link, []);
+    argv = npdArgv(npdPath as string, port, KMSG_FED, feeder.link, []);
   } else {
     writeFileSync(path.join(root, 'kern.log'), messages.map((m, i) => `${syslogStamp(base)} node-1 kernel: [ ${(i / 1000).toFixed(6)}] ${m}\n`).join(''));
     const cfg = JSON.parse(readFileSync(CONFIG.filelog, 'utf8')) as { logPath: string };
     cfg.logPath = path.join(root, 'kern.log');
     writeFileSync(path.join(root, 'cfg.json'), JSON.stringify(cfg));
-    argv = npdArgv(opt.npd as string, port, [path.join(root, 'cfg.json')], undefined, []);
+    argv = npdArgv(npdPath as string, port, [path.join(root, 'cfg.json')], undefined, []);
   }
   const r = start(argv, port);
   try {

@@ -83,12 +83,14 @@ export function officialNode(arch: SeaArch): string {
 // full GC to tens of MB (BENCHMARKS.md, issue 15; --single-threaded, also measured there, saves 4 MB
 // idle but lets a streamed log's garbage grow by 50 MB more). src/util/re2.ts also sets the
 // regexp flags at run time; they are given here so the code cache is made under the flags it runs with.
-// V8's optimising compilers take over a function after a few hundred calls, thresholds sized for
-// long-running hot code; the agent's start-up code (schema checks, re2js's compiler) crosses them
-// once and never runs again, and the compilers' own machine code, paged in from the executable for
-// it, then stays resident: ten times the thresholds keep 10 MB of an idle agent out of memory and
-// cost a streamed log 5-10 % of its CPU (BENCHMARKS.md, issue 15, 2026-12-05).
-const TIERING_FLAGS = ['--invocation-count-for-maglev=4000', '--invocation-count-for-maglev-osr=1000', '--invocation-count-for-turbofan=30000', '--invocation-count-for-osr=5000'] as const;
+// V8's optimising compilers (Maglev, TurboFan) are left out: whenever either first runs, its own
+// machine code is paged in from the executable and stays resident, and with thresholds sized for
+// hot code even a start-up schema check or a probe called every few seconds reaches them in time.
+// Without them every figure is bound by the interpreter and the baseline compiler: 9 MB less idle
+// memory, at twice the CPU of a streamed log (still tens of times NPD's throughput) and a fifth more
+// for the controller's rollouts (BENCHMARKS.md, issue 15, 2026-12-07; raising the thresholds tenfold,
+// 2026-12-05, only put that off).
+const TIERING_FLAGS = ['--no-maglev', '--no-turbofan'] as const;
 const EXEC_ARGV = [
   ...REGEXP_FLAGS,
   ...TIERING_FLAGS,
