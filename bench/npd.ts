@@ -55,6 +55,9 @@ const ONLY = new Set(opt.only.split(','));
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'bench-npd-'));
 process.on('exit', () => rmSync(scratch, { recursive: true, force: true }));
 
+/** An agent given as the bundle (run by this node) rather than as an executable. */
+const isScript = (file: string): boolean => file.endsWith('.cjs') || file.endsWith('.js');
+
 /**
  * An executable under test (the agent's or NPD's), laid down as dpkg and rpm install one: written
  * in 64 KiB pieces. On a kernel whose page cache takes large folios (ext4 from 6.16, xfs), a file
@@ -62,7 +65,7 @@ process.on('exit', () => rmSync(scratch, { recursive: true, force: true }));
  * whole, which would add 25-30 MB of its pages to its RSS (BENCHMARKS.md, 2026-12-07).
  */
 function asInstalled(file: string, as: string): string {
-  if (file.endsWith('.cjs') || file.endsWith('.js')) return file;
+  if (isScript(file)) return file;
   const dir = mkdtempSync(path.join(scratch, `${as}-`));
   const copy = path.join(dir, path.basename(file));
   const src = openSync(file, 'r');
@@ -385,7 +388,7 @@ async function runOnce(subject: Subject, scenario: Scenario, input: { root: stri
     } else argv = npdArgv(npd, port, CONFIG.kmsg, undefined, wrap);
   } else {
     const agent = agentPath;
-    const base = agent.endsWith('.cjs') || agent.endsWith('.js') ? [process.execPath, agent] : [agent];
+    const base = isScript(agent) ? [process.execPath, agent] : [agent];
     const root = input?.root ?? liveRoot();
     if (input !== undefined) logRoot(root);
     const monitors = scenario === 'filelog' ? [CONFIG.filelog] : scenario === 'kmsg' ? KMSG_FED : CONFIG.kmsg;
