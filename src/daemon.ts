@@ -16,13 +16,13 @@ import { errorMessage, hostWriteError } from './errors.ts';
 import { startInstallReconciler, type InstallReconciler } from './installers/reconciler.ts';
 import type { Host } from './host/host.ts';
 import { ConditionStore } from './report/condition-store.ts';
-import type { RiskGate } from './risk/gate.ts';
-import { createRiskGate } from './risk/index.ts';
+import type { InstallerGate, RiskGate } from './risk/gate.ts';
 import { AgentMetrics } from './report/metrics.ts';
 import { startServer, type HealthSource } from './report/server.ts';
 import { isLoopback, parseListen } from './config/listen.ts';
 import { version } from './version.ts';
-import { confirmSelfUpgrade, hostArgs } from './installers/self-upgrade.ts';
+import { armedFile, hostArgs } from './installers/self-upgrade-paths.ts';
+import type { ConfirmOptions } from './installers/self-upgrade.ts';
 
 export interface DaemonOptions extends HostOptions {
   listen?: string;
@@ -63,8 +63,11 @@ export class Daemon {
   #remedies: Remedies | undefined;
   /** The cluster client of the risk gate and the remedies; absent standalone. */
   #kube: KubeApi | undefined;
-  /** The one risk gate: remedies and installer restarts spend the same budget and permits. */
-  #risk: RiskGate | undefined;
+  /**
+   * The one risk gate: remedies and installer restarts spend the same budget and permits. Built
+   * on first use, so a node with remedies off and nothing to install never loads it.
+   */
+  #risk: Promise<RiskGate> | undefined;
   #stopping = false;
   #filters: Filters | undefined;
   readonly #lastOutcome = new Map<string, { at: string; ok: boolean; error?: string }>();
@@ -149,14 +152,13 @@ export class Daemon {
     if (this.#options.kubeconfig !== undefined || this.#options.inCluster === true) {
       this.#kube = await (await import('./remedies/kube-api.ts')).createKubeApi({ ...(this.#options.kubeconfig === undefined ? {} : { kubeconfig: this.#options.kubeconfig }), inCluster: this.#options.inCluster === true });
     }
-    this.#risk = this.#riskGate(s.host, s.config);
     if (s.config.remedies.enabled) this.#remedies = await this.#startRemedies(s.host, s.config, s.nodeName, bootId);
     this.#installers = await this.#startInstallers(s.host, s.config, s.nodeName);
     this.#filters = filtersFor(s.config);
     this.#running = this.#startScheduler(instances, s.config.detection.maxConcurrent, s.nodeName);
     const abort = new AbortController();
     const cluster = this.#cluster;
-    const done = confirmSelfUpgrade({ host: s.host, stateDir: s.config.stateDir, address, agentVersion: version, startedAt, log: this.#log.child({ component: 'self-upgrade' }), signal: abort.signal, ...(cluster === undefined ? {} : { leaseRenewed: () => cluster.leaseRenewed() }) }).catch((err: unknown) =>
+    const done = this.#confirmSelfUpgrade({ host: s.host, stateDir: s.config.stateDir, address, agentVersion: version, startedAt, log: this.#log.child({ component: 'self-upgrade' }), signal: abort.signal, ...(cluster === undefined ? {} : { leaseRenewed: () => cluster.leaseRenewed() }) }).catch((err: unknown) =>
       this.#log.error({ err: errorMessage(err) }, 'Self-upgrade: could not confirm this agent is healthy'),
     );
     this.#confirm = { abort, done };
@@ -217,7 +219,7 @@ export class Daemon {
     this.#current = next;
     this.#applyLogLevel(next.config);
     await this.#rebind(previous.config.listen, next.config.listen);
-    this.#risk = this.#riskGate(host, next.config);
+    this.#risk = undefined;
     if (next.config.remedies.enabled) this.#remedies = await this.#startRemedies(host, next.config, next.nodeName, this.#bootId);
     this.#installers = await this.#startInstallers(host, next.config, next.nodeName);
     this.#filters = filtersFor(next.config);
@@ -272,11 +274,29 @@ export class Daemon {
     this.#log.info({}, 'Agent stopped');
   }
 
-  /** The remedy engine: rules over the node's conditions, every disruptive step behind the risk gate. */
-  #riskGate(host: Host, config: AgentConfig): RiskGate {
-    return createRiskGate({ host, config: config.risk, stateDir: config.stateDir, log: this.#log, metrics: this.#metrics.risk, ...(this.#kube === undefined ? {} : { kube: this.#kube }) });
+  /** The risk gate of the running configuration (a reload drops it, so the next use takes the new one). */
+  #gate(): Promise<RiskGate> {
+    const host = this.#host as Host;
+    const { config } = this.#current as Configuration;
+    const kube = this.#kube;
+    this.#risk ??= import('./risk/index.ts').then(({ createRiskGate }) =>
+      createRiskGate({ host, config: config.risk, stateDir: config.stateDir, log: this.#log, metrics: this.#metrics.risk, ...(kube === undefined ? {} : { kube }) }),
+    );
+    return this.#risk;
   }
 
+  /** Builds the gate only when an installer restart asks it: most passes restart nothing. */
+  #installerGate(nodeName: string): InstallerGate {
+    return { ask: async (request) => (await this.#gate()).forInstallers(nodeName).ask(request) };
+  }
+
+  /** The upgrade code is loaded only when an upgrade is armed: nothing else on a start needs it. */
+  async #confirmSelfUpgrade(o: ConfirmOptions): Promise<void> {
+    if (!(await o.host.exists(armedFile(o.stateDir)))) return;
+    await (await import('./installers/self-upgrade.ts')).confirmSelfUpgrade(o);
+  }
+
+  /** The remedy engine: rules over the node's conditions, every disruptive step behind the risk gate. */
   async #startRemedies(host: Host, config: AgentConfig, nodeName: string, bootId: string): Promise<Remedies> {
     const { createRemedies } = await import('./remedies/setup.ts');
     const kube = this.#kube;
@@ -288,7 +308,7 @@ export class Daemon {
       nodeName,
       bootId,
       log: this.#log.child({ component: 'remedies' }),
-      gate: this.#risk as RiskGate,
+      gate: await this.#gate(),
       metrics: this.#metrics.remedies,
       ...(kube === undefined ? {} : { kube }),
       publish: (condition) => {
@@ -307,7 +327,7 @@ export class Daemon {
   async #startInstallers(host: Host, config: AgentConfig, nodeName: string): Promise<InstallReconciler> {
     const log = this.#log.child({ component: 'installers', node: nodeName });
     // Disruptive installer restarts ask the same gate as remedies.
-    const options = { risk: (this.#risk as RiskGate).forInstallers(nodeName), metrics: this.#metrics.components, selfUpgrade: { mode: 'hand-off' as const, agentArgs: hostArgs(this.#options) } };
+    const options = { risk: this.#installerGate(nodeName), metrics: this.#metrics.components, selfUpgrade: { mode: 'hand-off' as const, agentArgs: hostArgs(this.#options) } };
     const slice = { installers: config.installers, stateDir: config.stateDir, nodeName };
     if (this.#options.kubeconfig === undefined && this.#options.inCluster !== true) return startInstallReconciler(host, slice, log, options);
     const [{ loadKubeConfig, createKubeClient }, { startKubeInstaller }, { createInstallContext }] = await Promise.all([

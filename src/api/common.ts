@@ -2,11 +2,29 @@
 // Kubernetes structural schema (see scripts/gen-crds.ts): no anyOf/oneOf/const, enums as
 // `type: string` + `enum`, RE2 patterns, cross-field rules as CEL in x-kubernetes-validations.
 import { createHash } from 'node:crypto';
-import { Type, type SchemaOptions, type Static, type TSchema } from '@sinclair/typebox';
+import { FormatRegistry, Kind, Type, TypeRegistry, type SchemaOptions, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox';
 import { DurationText, type DurationOptions } from '../util/duration-schema.ts';
-import { NODE_NAME_PATTERN, StringEnum } from './machine-component.ts';
 
-export { StringEnum, SHA256_PATTERN, VERSION_PATTERN, COMPONENT_NAME_PATTERN, NODE_NAME_PATTERN, API_VERSION } from './machine-component.ts';
+export const API_VERSION = 'kubenode.io/v1alpha1';
+
+if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(v));
+TypeRegistry.Set('StringEnum', (schema: { enum: string[] }, value) => typeof value === 'string' && schema.enum.includes(value));
+
+/** A string enum as `{type: string, enum: [...]}`: structural, unlike TypeBox's anyOf-of-const unions. */
+export function StringEnum<const T extends readonly string[]>(values: T, options: SchemaOptions = {}): TUnsafe<T[number]> {
+  return Type.Unsafe<T[number]>({ ...options, [Kind]: 'StringEnum', type: 'string', enum: [...values] });
+}
+
+export const SHA256_PATTERN = '^[a-f0-9]{64}$';
+/** semver-ish, also Debian and RPM shaped: 1.8.2, v1.30.1, 2.0.0-rc.1, 1.7.13-1, 1:2.3~rc1-4.el9. */
+export const VERSION_PATTERN = '^([0-9]+:)?v?[0-9]+(\\.[0-9]+){0,3}([-+~._][0-9A-Za-z][0-9A-Za-z.+~_-]*)?$';
+export const COMPONENT_NAME_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+/** DNS-1123 subdomain: Node, Machine and most object names. */
+export const NODE_NAME_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
+
+/** A MachineComponent's phases: here, apart from its schema, since the daemon's component metrics name them on every node and a node with nothing to install never loads the schema. */
+export const ComponentPhases = ['Pending', 'Installing', 'Installed', 'Failed', 'RollingBack'] as const;
+export type ComponentPhase = (typeof ComponentPhases)[number];
 
 export const GROUP = 'kubenode.io';
 export const VERSION = 'v1alpha1';

@@ -3,30 +3,16 @@
 // openAPIV3Schema; they stay within Kubernetes structural-schema features: no anyOf/oneOf/const,
 // enums as `type: string` + `enum`, RE2-compatible patterns, cross-field rules as CEL in
 // x-kubernetes-validations (the agent checks the same rules in code: src/installers/manifests.ts).
-import { FormatRegistry, Kind, Type, TypeRegistry, type SchemaOptions, type Static, type TUnsafe } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
+import { API_VERSION, COMPONENT_NAME_PATTERN, ComponentPhases, NODE_NAME_PATTERN, SHA256_PATTERN, StringEnum, VERSION_PATTERN } from './common.ts';
 
-export const API_VERSION = 'kubenode.io/v1alpha1';
 export const KIND = 'MachineComponent';
 
-if (!FormatRegistry.Has('date-time')) FormatRegistry.Set('date-time', (v) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/.test(v));
-TypeRegistry.Set('StringEnum', (schema: { enum: string[] }, value) => typeof value === 'string' && schema.enum.includes(value));
-
-/** A string enum as `{type: string, enum: [...]}`: structural, unlike TypeBox's anyOf-of-const unions. */
-export function StringEnum<const T extends readonly string[]>(values: T, options: SchemaOptions = {}): TUnsafe<T[number]> {
-  return Type.Unsafe<T[number]>({ ...options, [Kind]: 'StringEnum', type: 'string', enum: [...values] });
-}
-
-export const SHA256_PATTERN = '^[a-f0-9]{64}$';
-/** semver-ish, also Debian and RPM shaped: 1.8.2, v1.30.1, 2.0.0-rc.1, 1.7.13-1, 1:2.3~rc1-4.el9. */
-export const VERSION_PATTERN = '^([0-9]+:)?v?[0-9]+(\\.[0-9]+){0,3}([-+~._][0-9A-Za-z][0-9A-Za-z.+~_-]*)?$';
 export const URL_PATTERN = '^(https?://[^\\s/?#@]+(/[^\\s]*)?|file:///[^\\s]*)$';
 export const HTTP_URL_PATTERN = '^https?://[^\\s/?#@]+(/[^\\s]*)?$';
 export const ABS_PATH_PATTERN = '^/[^\\x00]*$';
 /** A path segment is never `..` or `.` (checked in code and by CEL, RE2 has no lookahead). */
 const NO_DOT_SEGMENTS = "!self.matches('(^|/)\\\\.\\\\.?(/|$)')";
-export const COMPONENT_NAME_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
-/** DNS-1123 subdomain: Node, Machine and most object names. */
-export const NODE_NAME_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
 export const UNIT_NAME_PATTERN = '^[A-Za-z0-9:_.@\\\\-]+\\.(service|socket|timer|path|mount|target)$';
 export const FILE_MODE_PATTERN = '^0?[0-7]{3,4}$';
 /** user[:group] as names or numbers. */
@@ -219,9 +205,6 @@ export const MachineComponentMetadata = Type.Object(
   // Objects read back from an apiserver carry more metadata (uid, resourceVersion…).
   { additionalProperties: true },
 );
-
-export const ComponentPhases = ['Pending', 'Installing', 'Installed', 'Failed', 'RollingBack'] as const;
-export type ComponentPhase = (typeof ComponentPhases)[number];
 
 export const ComponentCondition = Type.Object(
   {

@@ -4,7 +4,8 @@
 // pass each component's status (as the engine recorded it in the state dir) is written to the
 // MachineComponent's status subresource.
 import type { KubeConfig } from '@kubernetes/client-node';
-import { API_VERSION, KIND, type ComponentCondition, type MachineComponentSpec, type MachineComponentStatus } from '../api/machine-component.ts';
+import { API_VERSION } from '../api/common.ts';
+import { KIND, type ComponentCondition, type MachineComponentSpec, type MachineComponentStatus } from '../api/machine-component.ts';
 import { ConfigError, errorMessage } from '../errors.ts';
 import { classifyKubeError, type KubeClient } from '../kube/client.ts';
 import type { Logger } from '../log.ts';

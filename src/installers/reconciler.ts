@@ -3,15 +3,12 @@
 // plus a periodic pass that repairs drift; one run at a time, under the node-wide install lock.
 import { errorMessage } from '../errors.ts';
 import type { Host } from '../host/host.ts';
-import { LockBusyError } from '../host/lock.ts';
 import { watchDir, type DirWatch } from '../host/watch.ts';
 import type { Logger } from '../log.ts';
 import type { ComponentObserver } from '../report/component-metrics.ts';
 import { createInstallContext, manifestReader, type InstallersSlice } from './context.ts';
 import type { ApplyOutcome, Engine } from './engine.ts';
-import { loadManifestDir } from './manifests.ts';
 import type { InstallerGate } from '../risk/gate.ts';
-import { listStatuses } from './status.ts';
 import type { InstallContext, Target } from './types.ts';
 import type { ConfigError } from '../errors.ts';
 
@@ -59,6 +56,7 @@ export class ManifestDirSource implements DesiredSource {
       this.#log.debug({ dir: this.#dir }, 'No manifest directory; nothing to install');
       return { targets: [], errors: [], absent: true };
     }
+    const { loadManifestDir } = await import('./manifests.ts');
     return loadManifestDir(manifestReader(this.#host, false), this.#dir);
   }
 
@@ -77,7 +75,7 @@ export interface ReconcilerOptions {
 
 export class InstallReconciler {
   readonly #ctx: InstallContext;
-  /** Loaded on the first pass with something declared: a node with no manifest directory never parses it. */
+  /** Loaded on the first pass with something declared: a node with no manifest directory never loads the engine, the manifest schema or the install lock. */
   #engine: Engine | undefined;
   readonly #options: ReconcilerOptions;
   readonly #abort = new AbortController();
@@ -134,6 +132,7 @@ export class InstallReconciler {
       }
       for (const err of manifests.errors) log.error({ file: err.file, field: err.field, err: err.message }, 'Manifest refused');
       this.#engine ??= new (await import('./engine.ts')).Engine(this.#ctx);
+      const [{ LockBusyError }, { listStatuses }] = await Promise.all([import('../host/lock.ts'), import('./status.ts')]);
       let lock;
       try {
         lock = await this.#engine.lock('kubenode-agent run (installers)');

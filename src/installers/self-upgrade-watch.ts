@@ -7,7 +7,8 @@ import { createRiskGate } from '../risk/index.ts';
 import { createInstallContext } from './context.ts';
 import { Engine, INSTALL_LOCK, type ApplyOutcome } from './engine.ts';
 import { Journal } from './journal.ts';
-import { agentCommand, arm, disarm } from './self-upgrade.ts';
+import { arm, disarm } from './self-upgrade.ts';
+import { agentCommand } from './self-upgrade-paths.ts';
 
 /**
  * Finishes the journaled upgrade (or its rollback) of `component`. finished: the result is recorded

@@ -8,7 +8,6 @@
 // last good version. Every state is in the journal, so a kill -9 or power loss at any point resumes.
 // See README, "The agent upgrades itself".
 import path from 'node:path';
-import { isSea } from 'node:sea';
 import { Type } from '@sinclair/typebox';
 import type { MachineComponentSpec, MachineComponentStatus } from '../api/machine-component.ts';
 import { errorMessage, execFailure } from '../errors.ts';
@@ -24,6 +23,7 @@ import { UNIT_DIR } from './systemd.ts';
 import type { ComponentRecord, JournalData, Target } from './state.ts';
 import { readInstallerState, setCondition, setPhase, writeStatus } from './status.ts';
 import type { InstallContext, Step } from './types.ts';
+import { agentCommand, armedFile, hostArgs, selfDir } from './self-upgrade-paths.ts';
 
 /** The agent's own package name; a component that installs it, or is named so, is the agent itself. */
 export const SELF_PACKAGE = 'kubenode-agent';
@@ -61,22 +61,6 @@ export function handsOff(ctx: InstallContext, spec: MachineComponentSpec, run: r
   return journaled || (run ?? []).some((s) => SWITCHING.has(s.id));
 }
 
-/** The host-selecting flags a command was given, for the transient unit to run with the same ones. */
-export function hostArgs(options: { root?: string; config?: string; nodeName?: string }): string[] {
-  return [
-    ...(options.root === undefined ? [] : ['--root', path.resolve(options.root)]),
-    ...(options.config === undefined ? [] : ['--config', path.resolve(options.config)]),
-    ...(options.nodeName === undefined ? [] : ['--node-name', options.nodeName]),
-  ];
-}
-
-/** How to run this agent again: the single executable, or node and the bundle or entry script. */
-export function agentCommand(): string[] {
-  return isSea() ? [process.execPath] : [process.execPath, path.resolve(process.argv[1] ?? '')];
-}
-
-const selfDir = (stateDir: string): string => `${stateDir}/installers/self-upgrade`;
-const armedFile = (stateDir: string): string => `${selfDir(stateDir)}/armed.json`;
 const confirmedFile = (stateDir: string): string => `${selfDir(stateDir)}/confirmed.json`;
 const keptDir = (stateDir: string): string => `${selfDir(stateDir)}/previous`;
 

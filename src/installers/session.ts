@@ -10,7 +10,7 @@ import type { RiskConfig } from '../risk/config.ts';
 import type { InstallersConfig } from './config.ts';
 import { createInstallContext, manifestReader } from './context.ts';
 import { Engine } from './engine.ts';
-import { hostArgs } from './self-upgrade.ts';
+import { hostArgs } from './self-upgrade-paths.ts';
 import type { InstallProgress } from './types.ts';
 import { loadManifestDir, type LoadedManifests } from './manifests.ts';
 

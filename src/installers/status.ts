@@ -1,5 +1,6 @@
 // Component status in the state dir (standalone mode): the same shape as MachineComponent.status.
-import { MachineComponentStatus, type ComponentCondition, type ComponentPhase } from '../api/machine-component.ts';
+import type { ComponentPhase } from '../api/common.ts';
+import { MachineComponentStatus, type ComponentCondition } from '../api/machine-component.ts';
 import type { Host } from '../host/host.ts';
 import type { Static, TSchema } from '@sinclair/typebox';
 import { listDir, removePath } from '../host/files.ts';

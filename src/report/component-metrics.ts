@@ -2,7 +2,7 @@
 // where each component stands (installed version, phase). The installers call the observer;
 // they need no prom-client and no metric names.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { ComponentPhases } from '../api/machine-component.ts';
+import { ComponentPhases } from '../api/common.ts';
 import type { ApplyResult } from '../installers/engine.ts';
 import { labelValue } from './label-value.ts';
 

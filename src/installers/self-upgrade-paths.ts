@@ -1,0 +1,23 @@
+// What every `run` needs of the self-upgrade — where an upgrade in flight is recorded, and how to
+// run this agent again — apart from the upgrade itself (src/installers/self-upgrade.ts), which a
+// daemon loads only when an upgrade is armed or a pass runs its engine.
+import path from 'node:path';
+import { isSea } from 'node:sea';
+
+export const selfDir = (stateDir: string): string => `${stateDir}/installers/self-upgrade`;
+/** Present from the hand-off until the new agent is confirmed healthy or rolled back. */
+export const armedFile = (stateDir: string): string => `${selfDir(stateDir)}/armed.json`;
+
+/** The host-selecting flags a command was given, for the transient unit to run with the same ones. */
+export function hostArgs(options: { root?: string; config?: string; nodeName?: string }): string[] {
+  return [
+    ...(options.root === undefined ? [] : ['--root', path.resolve(options.root)]),
+    ...(options.config === undefined ? [] : ['--config', path.resolve(options.config)]),
+    ...(options.nodeName === undefined ? [] : ['--node-name', options.nodeName]),
+  ];
+}
+
+/** How to run this agent again: the single executable, or node and the bundle or entry script. */
+export function agentCommand(): string[] {
+  return isSea() ? [process.execPath] : [process.execPath, path.resolve(process.argv[1] ?? '')];
+}
