@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { procStats } from './helpers.ts';
+import { isScript, procStats } from './helpers.ts';
 
 const seconds = Number(process.argv[2] ?? 600);
 const target = process.argv[3] ?? 'dist/kubenode-agent.cjs';
@@ -16,7 +16,7 @@ for (const dir of ['proc', 'sys', 'dev', 'etc', 'run', 'usr', 'bin', 'sbin', 'li
 mkdirSync(path.join(root, 'var/lib'), { recursive: true });
 symlinkSync('/var/log', path.join(root, 'var/log'));
 
-const argv = target.endsWith('.cjs') ? [process.execPath, target] : [target];
+const argv = isScript(target) ? [process.execPath, target] : [target];
 const child = spawn(argv[0] as string, [...argv.slice(1), 'run', '--root', root, '--listen', '127.0.0.1:0', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
 const cpuSeconds = (): number => procStats(child.pid as number).cpuSeconds;
 const rssMb = (): number => procStats(child.pid as number).rssMiB;

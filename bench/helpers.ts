@@ -35,7 +35,9 @@ export async function startController(kubeconfig: string, extraArgs: readonly st
   return { child, pid: child.pid as number, metrics: async () => (await fetch(`http://${addr}/metrics`)).text() };
 }
 
-/** A process's CPU seconds (user + system), resident and peak resident memory, from /proc. */
+/** An agent given as the bundle (run by this node) rather than as an executable. */
+export const isScript = (file: string): boolean => file.endsWith('.cjs') || file.endsWith('.js');
+
 /** CPU seconds and memory of a live process; RSS split into anonymous (its own heap) and file-backed (mapped executable and libraries, shared with the page cache). */
 export function procStats(pid: number): { cpuSeconds: number; rssMiB: number; hwmMiB: number; anonMiB: number; fileMiB: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');

@@ -28,7 +28,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { syslogStamp } from '../test/helpers/syslog.ts';
-import { procStats } from './helpers.ts';
+import { isScript, procStats } from './helpers.ts';
 
 const { values: opt } = parseArgs({
   options: {
@@ -54,9 +54,6 @@ const WARMUP_S = Number(opt.warmup);
 const ONLY = new Set(opt.only.split(','));
 const scratch = mkdtempSync(path.join(os.tmpdir(), 'bench-npd-'));
 process.on('exit', () => rmSync(scratch, { recursive: true, force: true }));
-
-/** An agent given as the bundle (run by this node) rather than as an executable. */
-const isScript = (file: string): boolean => file.endsWith('.cjs') || file.endsWith('.js');
 
 /**
  * An executable under test (the agent's or NPD's), laid down as dpkg and rpm install one: written
