@@ -7,7 +7,7 @@
 // observed on the source, run with test/helpers/record-loads.ts preloaded.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,7 @@ import { agentRoot } from '../helpers/daemon.ts';
 import type { TempRoot } from '../helpers/host-root.ts';
 
 const LOADED = 'loading the Kubernetes client';
+const started = (stdout: string): boolean => stdout.includes('"msg":"Agent started"');
 
 const scratch = mkdtempSync(join(tmpdir(), 'kubenode-lazy-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -33,31 +34,33 @@ interface Ran {
 }
 
 /**
- * Runs `node BUNDLE ARGS` with NODE_DEBUG=kubenode; `until`, when given, is awaited on the
- * output so far and then the process is sent SIGTERM.
+ * Runs `node [NODEARGS] BUNDLE ARGS` with NODE_DEBUG=kubenode; `until`, when given, is asked of
+ * the output so far as it comes, and once it holds the process is sent SIGTERM.
  */
-function agent(bundle: string, args: readonly string[], until?: RegExp): Promise<Ran> {
+function agent(bundle: string, args: readonly string[], o: { until?: (out: Omit<Ran, 'code'>) => boolean; nodeArgs?: readonly string[] } = {}): Promise<Ran> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bundle, ...args], { cwd: REPO, env: { ...process.env, NODE_DEBUG: 'kubenode', NO_COLOR: '1' } });
-    let stdout = '';
-    let stderr = '';
+    const child = spawn(process.execPath, [...(o.nodeArgs ?? []), bundle, ...args], { cwd: REPO, env: { ...process.env, NODE_DEBUG: 'kubenode', NO_COLOR: '1' } });
+    const out = { stdout: '', stderr: '' };
     let stopped = false;
     const seen = (): void => {
-      if (!stopped && until !== undefined && until.test(stdout)) stopped = child.kill('SIGTERM');
+      if (!stopped && o.until?.(out) === true) stopped = child.kill('SIGTERM');
     };
     child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
+      out.stdout += d.toString();
       seen();
     });
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      out.stderr += d.toString();
+      seen();
+    });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`${args.join(' ')} did not finish\n${stdout}${stderr}`));
+      reject(new Error(`${args.join(' ')} did not finish\n${out.stdout}${out.stderr}`));
     }, 60_000);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr });
+      resolve({ code, ...out });
     });
   });
 }
@@ -85,7 +88,7 @@ for (const [where, bundle] of [['the bundle in dist/', AGENT], ['the bundle with
 
     test('run, up to "Agent started" and a clean stop', async () => {
       const root = agentRoot('node-lazy');
-      const r = await agent(bundle, ['run', '--root', root.dir, '--listen', '127.0.0.1:0', '--log-format', 'json'], /"msg":"Agent started"/);
+      const r = await agent(bundle, ['run', '--root', root.dir, '--listen', '127.0.0.1:0', '--log-format', 'json'], { until: (out) => started(out.stdout) });
       assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
       assert.match(r.stdout, /"msg":"Agent stopped"/);
       assert.doesNotMatch(r.stderr, new RegExp(LOADED));
@@ -107,36 +110,29 @@ test('without the client next to it, such a command says which file is missing (
   assert.equal(r.code, 74);
 });
 
+/** What test/helpers/record-loads.ts starts each of its lines with (imported, it would hook this process). */
+const LOADED_PREFIX = 'kubenode-loaded: ';
+
+/** The modules (repository paths) a run under test/helpers/record-loads.ts reported loading so far. */
+function loadsIn(stderr: string): string[] {
+  return stderr.split('\n').flatMap((l) => (l.startsWith(LOADED_PREFIX) ? [relative(REPO, fileURLToPath(l.slice(LOADED_PREFIX.length)))] : []));
+}
+
 /**
  * `node src/main.ts run` on a scratch root, the modules it loads recorded; stopped with SIGTERM
- * once `ready` holds of what it has logged and loaded, and the modules (repository paths) returned
- * after a clean exit, by when every pass and check it had started has finished.
+ * once `ready` holds of what it has logged and loaded, and the modules returned after a clean
+ * exit, by when every pass and check it had started has finished.
  */
 async function runFromSource(root: TempRoot, args: readonly string[], ready: (stdout: string, loaded: readonly string[]) => boolean): Promise<Set<string>> {
-  const out = join(mkdtempSync(join(scratch, 'loads-')), 'loads');
-  writeFileSync(out, '');
-  const read = (): string[] => readFileSync(out, 'utf8').split('\n').filter((l) => l !== '').map((url) => relative(REPO, fileURLToPath(url)));
-  const child = spawn(process.execPath, ['--import', join(REPO, 'test/helpers/record-loads.ts'), join(REPO, 'src/main.ts'), 'run', '--root', root.dir, '--listen', '127.0.0.1:0', '--log-format', 'json', ...args], { cwd: REPO, env: { ...process.env, KUBENODE_LOADS: out } });
-  let stdout = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  const deadline = Date.now() + 60_000;
-  while (!ready(stdout, read())) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`run did not get there (exit ${String(child.exitCode)})\n${stdout}${stderr}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  child.kill('SIGTERM');
-  assert.equal(await exited, 0, `${stdout}${stderr}`);
-  return new Set(read());
+  const r = await agent(join(REPO, 'src/main.ts'), ['run', '--root', root.dir, '--listen', '127.0.0.1:0', '--log-format', 'json', ...args], {
+    nodeArgs: ['--import', join(REPO, 'test/helpers/record-loads.ts')],
+    until: (out) => ready(out.stdout, loadsIn(out.stderr)),
+  });
+  assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+  return new Set(loadsIn(r.stderr));
 }
 
 describe('run loads the risk gate, the installers\' engine and the self-upgrade only when the node needs them', () => {
-  const started = (stdout: string): boolean => stdout.includes('"msg":"Agent started"');
   const ENGINE = ['src/installers/engine.ts', 'src/installers/manifests.ts', 'src/api/machine-component.ts', 'src/host/lock.ts'];
   const RISK = ['src/risk/index.ts', 'src/risk/gate.ts'];
   const SELF_UPGRADE = 'src/installers/self-upgrade.ts';
