@@ -23,7 +23,7 @@ import { UNIT_DIR } from './systemd.ts';
 import type { ComponentRecord, JournalData, Target } from './state.ts';
 import { readInstallerState, setCondition, setPhase, writeStatus } from './status.ts';
 import type { InstallContext, Step } from './types.ts';
-import { agentCommand, armedFile, hostArgs, selfDir } from './self-upgrade-paths.ts';
+import { agentCommand, armedFile, confirmedFile, hostArgs, keptDir, selfDir } from './self-upgrade-paths.ts';
 
 /** The agent's own package name; a component that installs it, or is named so, is the agent itself. */
 export const SELF_PACKAGE = 'kubenode-agent';
@@ -60,9 +60,6 @@ export function handsOff(ctx: InstallContext, spec: MachineComponentSpec, run: r
   if (ctx.selfUpgrade?.firstInstall === 'direct' && !lastGood) return false;
   return journaled || (run ?? []).some((s) => SWITCHING.has(s.id));
 }
-
-const confirmedFile = (stateDir: string): string => `${selfDir(stateDir)}/confirmed.json`;
-const keptDir = (stateDir: string): string => `${selfDir(stateDir)}/previous`;
 
 /**
  * The command the self-upgrade unit runs: this agent's own program file kept under the state dir,
